@@ -1,0 +1,63 @@
+/**
+ * The resolved configuration the node runs with: every default applied, every
+ * duration in milliseconds and every size in bytes. The YAML a user writes is
+ * described by the schema in schema.ts; load.ts turns it into this.
+ */
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export interface SyslogUdpSourceConfig {
+  enabled: boolean;
+  address: string;
+  port: number;
+  /** SO_RCVBUF in bytes; 0 keeps the operating system's default. */
+  receiveBufferBytes: number;
+}
+
+export interface SyslogTcpSourceConfig {
+  enabled: boolean;
+  address: string;
+  port: number;
+  /** A frame longer than this closes its connection. */
+  maxFrameBytes: number;
+}
+
+export interface TenantConfig {
+  id: string;
+  /** CIDR blocks whose unauthenticated traffic belongs to this tenant. */
+  networks: string[];
+}
+
+export interface FileSinkConfig {
+  name: string;
+  type: 'file';
+  /** Tenant ids this sink receives; `['*']` means every tenant. */
+  tenants: string[];
+  /** Root folder; files go to `<path>/<tenant>/`. */
+  path: string;
+  rotateBytes: number;
+  /** 0 disables rotation by time. */
+  rotateIntervalMs: number;
+  /** Rotated files kept per tenant; 0 keeps all. */
+  maxFiles: number;
+  /** Encoded bytes buffered before a write is issued. */
+  batchBytes: number;
+  /** Longest a record waits in the batch before it is written. */
+  batchDelayMs: number;
+  /** Queued bytes per sink above which sources are asked to slow down. */
+  queueHighWaterBytes: number;
+}
+
+export type SinkConfig = FileSinkConfig;
+
+export interface SluiceConfig {
+  dataDir: string;
+  log: { level: LogLevel };
+  sources: {
+    syslogUdp: SyslogUdpSourceConfig;
+    syslogTcp: SyslogTcpSourceConfig;
+  };
+  tenants: TenantConfig[];
+  sinks: SinkConfig[];
+  shutdownTimeoutMs: number;
+}
