@@ -1,0 +1,49 @@
+/**
+ * End-to-end acknowledgement of one batch: a finalizer shared by every sink
+ * the batch was routed to. The source's callback runs once, when the last
+ * sink has settled, with the worst status any sink reported
+ * (failed > dropped > committed).
+ */
+
+export const AckStatus = { Committed: 0, Dropped: 1, Failed: 2 } as const;
+export type AckStatus = (typeof AckStatus)[keyof typeof AckStatus];
+
+export type AckCallback = (status: AckStatus) => void;
+
+export class AckToken {
+  private pending = 0;
+  private status: AckStatus = AckStatus.Committed;
+  private sealed = false;
+
+  constructor(private readonly done: AckCallback) {}
+
+  /** Called by the router once per sink the batch is handed to. */
+  retain(): void {
+    this.pending++;
+  }
+
+  /** Called by the router after handing the batch to every sink. */
+  seal(): void {
+    this.sealed = true;
+    if (this.pending === 0) this.done(this.status);
+  }
+
+  commit(): void {
+    this.settle(AckStatus.Committed);
+  }
+
+  drop(): void {
+    this.settle(AckStatus.Dropped);
+  }
+
+  fail(): void {
+    this.settle(AckStatus.Failed);
+  }
+
+  private settle(status: AckStatus): void {
+    if (this.pending === 0) throw new Error('AckToken settled more times than it was retained');
+    if (status > this.status) this.status = status;
+    this.pending--;
+    if (this.pending === 0 && this.sealed) this.done(this.status);
+  }
+}

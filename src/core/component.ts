@@ -1,0 +1,44 @@
+/**
+ * The one lifecycle every source and sink follows (after the OpenTelemetry
+ * Collector's component contract): start() returns once the component is
+ * serving; stop() drains within a deadline; destroy() forces. stop() and
+ * destroy() are safe before start() and safe to call twice.
+ */
+import type { LogRecord } from './record.js';
+import type { AckToken } from './ack.js';
+
+export interface ComponentHealth {
+  healthy: boolean;
+  detail?: string;
+}
+
+export interface Component {
+  readonly name: string;
+  start(): Promise<void>;
+  /** Drain: stop taking new work, finish what was taken, by `deadline` (epoch ms). */
+  stop(deadline: number): Promise<void>;
+  /** Release everything now, dropping what is in flight. */
+  destroy(): void;
+  health(): ComponentHealth;
+}
+
+export type Source = Component;
+
+export interface Sink extends Component {
+  /** Whether this sink's commit counts towards end-to-end acknowledgement. */
+  readonly acknowledges: boolean;
+  /**
+   * Take a batch of records of one tenant. The sink owns reading them but must
+   * not modify them: the same records go to every sink of the route. Calls
+   * `ack.commit()` once the batch is durable by this sink's definition, or
+   * `ack.fail()`. Returns false when the sink is above its high-water mark;
+   * callers then slow down until `onDrain` fires.
+   */
+  write(tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean;
+  /** Bytes accepted and not yet committed. */
+  queuedBytes(): number;
+  /** True while above the high-water mark (what write() last reported). */
+  congested(): boolean;
+  /** Called whenever the sink falls back below its low-water mark. */
+  onDrain(listener: () => void): void;
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+/**
+ * The `sluice` command.
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { ConfigError, defaultConfig, formatProblem, loadConfigFile, parseConfig } from './config/load.js';
+import type { SluiceConfig } from './config/types.js';
+import { SluiceNode } from './node.js';
+import { createLogger } from './telemetry.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function readConfig(file: string | undefined): SluiceConfig {
+  if (file === undefined) return defaultConfig();
+  try {
+    return loadConfigFile(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+async function start(options: { config?: string }): Promise<void> {
+  const config = readConfig(options.config);
+  const logger = createLogger(config.log.level);
+  const node = new SluiceNode(config, logger);
+  try {
+    await node.start();
+  } catch (err) {
+    node.telemetry.emit('startFailed', { error: (err as Error).message });
+    process.exit(1);
+  }
+  let signalled = false;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (signalled) {
+      logger.warn({ signal }, 'second signal: exiting without waiting for the drain');
+      process.exit(1);
+    }
+    signalled = true;
+    void node.stop().then((complete) => process.exit(complete ? 0 : 1));
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+function validate(options: { config: string }): void {
+  let text: string;
+  try {
+    text = readFileSync(options.config, 'utf8');
+  } catch (err) {
+    process.stderr.write(`${options.config}: cannot read: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const { problems } = parseConfig(text);
+  if (problems.length > 0) {
+    for (const problem of problems) process.stderr.write(`${formatProblem(problem, options.config)}\n`);
+    process.stderr.write(`${options.config}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`${options.config}: valid\n`);
+}
+
+const program = new Command()
+  .name('sluice')
+  .description('A multi-tenant log collector.')
+  .version(pkg.version);
+
+program.command('start')
+  .description('start a node (with no config file, every default applies)')
+  .option('-c, --config <file>', 'YAML configuration file (reference: docs/config.md)')
+  .action(start);
+
+program.command('validate')
+  .description('check a configuration file; exits 1 and lists every problem when it is invalid')
+  .requiredOption('-c, --config <file>', 'YAML configuration file')
+  .action(validate);
+
+await program.parseAsync();

@@ -1,0 +1,555 @@
+/**
+ * Loading the YAML configuration: parse (with positions), validate against
+ * the schema with every problem reported at once and in plain words, apply the
+ * defaults, run the checks a schema cannot express, and resolve the result
+ * into a {@link SluiceConfig} (durations in ms, sizes in bytes, camelCase).
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import {
+  ANNOTATION_KEYWORDS,
+  DURATION_PATTERN,
+  DURATION_UNITS_MS,
+  FORMAT_CIDR,
+  FORMAT_IP_OR_LOCALHOST,
+  SIZE_PATTERN,
+  SIZE_UNITS_BYTES,
+  SluiceConfigSchema,
+  type SluiceConfigFilled,
+} from './schema.js';
+import type { SluiceConfig } from './types.js';
+
+/**
+ * What a problem is about:
+ * - `value`: the value at `path` is wrong (the default when `kind` is absent);
+ * - `unknown-key`: the last segment of `path` is not an allowed key;
+ * - `bad-key`: the last segment of `path` is not a valid map key (an id);
+ * - `syntax`: the text is not valid YAML (`value` holds the parser's message);
+ * - `unreadable`: the file could not be read (`value` holds the reason).
+ */
+export type ConfigProblemKind = 'value' | 'unknown-key' | 'bad-key' | 'syntax' | 'unreadable';
+
+export interface ConfigProblem {
+  /** Dot path of the key, e.g. `sources.syslog_tcp.port`; list items as `networks[1]`; `''` for the whole file. */
+  path: string;
+  /** The offending value as written (for a key problem: the key). */
+  value: unknown;
+  /** What would have been accepted, in plain words, e.g. `an integer from 0 to 65535`. */
+  expected: string;
+  /** 1-based position of the offending node in the file, when known. */
+  line?: number;
+  column?: number;
+  kind?: ConfigProblemKind;
+}
+
+/** A configuration that cannot be used; the message lists every problem. */
+export class ConfigError extends Error {
+  readonly problems: readonly ConfigProblem[];
+  readonly fileName: string | undefined;
+
+  constructor(problems: readonly ConfigProblem[], fileName?: string) {
+    const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
+    const head = fileName === undefined ? `configuration has ${count}` : `configuration ${fileName} has ${count}`;
+    super(`${head}:\n${problems.map((p) => `  ${formatProblem(p, fileName)}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+    this.fileName = fileName;
+  }
+}
+
+/**
+ * One line for one problem, e.g.
+ * `sluice.yaml:12:5: sinks.files.rotate_size: got "abc"; expected a size such as 64KiB, 100MiB or a number of bytes`.
+ */
+export function formatProblem(p: ConfigProblem, fileName?: string): string {
+  let where = '';
+  if (p.line !== undefined) where = `${p.line}:${p.column ?? 1}`;
+  if (fileName !== undefined) where = where === '' ? fileName : `${fileName}:${where}`;
+  const prefix = where === '' ? '' : `${where}: `;
+  const at = p.path === '' ? 'top level' : p.path;
+  switch (p.kind ?? 'value') {
+    case 'syntax':
+      return `${prefix}invalid YAML: ${String(p.value)}`;
+    case 'unreadable':
+      return `${prefix}cannot read the configuration: ${String(p.value)}`;
+    case 'unknown-key':
+      return `${prefix}${at}: unknown key ${showValue(p.value)}; expected ${p.expected}`;
+    case 'bad-key':
+      return `${prefix}${at}: bad key ${showValue(p.value)}; expected ${p.expected}`;
+    case 'value':
+      return `${prefix}${at}: got ${showValue(p.value)}; expected ${p.expected}`;
+  }
+}
+
+/** Parses and validates configuration text; `config` is null when there is any problem. */
+export function parseConfig(text: string): { config: SluiceConfig | null; problems: ConfigProblem[] } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const locate = (segments: readonly string[], atKey: boolean) => position(doc, lineCounter, segments, atKey);
+
+  const syntax: ConfigProblem[] = [...doc.errors, ...doc.warnings].map((e) => {
+    const { line, col } = lineCounter.linePos(e.pos[0]);
+    const message = e.code === 'MULTIPLE_DOCS' ? 'the file holds more than one YAML document (a second "---")' : e.message;
+    return { path: '', value: message, expected: 'valid YAML', line, column: col, kind: 'syntax' };
+  });
+  let data: unknown;
+  if (syntax.length === 0) {
+    try {
+      data = doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      syntax.push({ path: '', value: (e as Error).message, expected: 'valid YAML', line: 1, column: 1, kind: 'syntax' });
+    }
+  }
+  if (syntax.length > 0) return { config: null, problems: sortProblems(syntax) };
+
+  if (data === null || data === undefined) data = {};
+  if (!isPlainObject(data)) {
+    const problem: ConfigProblem = { path: '', value: data, expected: describe(SluiceConfigSchema), ...locate([], false) };
+    return { config: null, problems: [problem] };
+  }
+
+  const original = data;
+  const filled = structuredClone(original);
+  dropNullSections(SluiceConfigSchema, filled);
+  const problems = schemaProblems(filled, original, locate);
+  problems.push(...semanticProblems(filled, original, problems, locate));
+  if (problems.length > 0) return { config: null, problems: sortProblems(problems) };
+
+  return { config: resolve(filled as SluiceConfigFilled, doc), problems: [] };
+}
+
+/** Reads, parses and validates a configuration file; throws {@link ConfigError} listing every problem. */
+export function loadConfigFile(filePath: string): SluiceConfig {
+  let text: string;
+  try {
+    text = readFileSync(filePath, 'utf8');
+  } catch (e) {
+    const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+    throw new ConfigError([{ path: '', value: reason, expected: 'a readable file', kind: 'unreadable' }], filePath);
+  }
+  const { config, problems } = parseConfig(text);
+  if (config === null) throw new ConfigError(problems, filePath);
+  return config;
+}
+
+/** The configuration a node runs with when there is no file: every default. */
+export function defaultConfig(): SluiceConfig {
+  const { config, problems } = parseConfig('');
+  if (config === null) throw new ConfigError(problems, '(defaults)');
+  return config;
+}
+
+/** The user-facing configuration with every default applied (the shape of the example in the docs). */
+export function defaultInput(): SluiceConfigFilled {
+  const data: Record<string, unknown> = {};
+  if (!validate(data)) throw new Error('the schema defaults do not validate');
+  return data as SluiceConfigFilled;
+}
+
+/** Milliseconds for a duration (seconds as a number, or `<number><ms|s|m|h|d>`); null when it is not one. */
+export function parseDuration(value: unknown): number | null {
+  let ms: number;
+  if (typeof value === 'number') {
+    ms = value * 1000;
+  } else if (typeof value === 'string') {
+    const m = DURATION_RE.exec(value);
+    const unit = m?.[2] === undefined ? undefined : DURATION_UNITS_MS[m[2]];
+    if (m?.[1] === undefined || unit === undefined) return null;
+    ms = Number(m[1]) * unit;
+  } else {
+    return null;
+  }
+  if (!Number.isFinite(ms) || ms < 0) return null;
+  const rounded = Math.round(ms);
+  // A positive duration never rounds to 0, which would mean "off" to some settings.
+  return rounded === 0 && ms > 0 ? 1 : rounded;
+}
+
+/** Bytes for a size (an integer of bytes, or `<number><B|KB|MB|GB|KiB|MiB|GiB>`); null when it is not one. */
+export function parseSize(value: unknown): number | null {
+  let bytes: number;
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value)) return null;
+    bytes = value;
+  } else if (typeof value === 'string') {
+    const m = SIZE_RE.exec(value);
+    const unit = m?.[2] === undefined ? undefined : SIZE_UNITS_BYTES[m[2]];
+    if (m?.[1] === undefined || unit === undefined) return null;
+    bytes = Math.round(Number(m[1]) * unit);
+  } else {
+    return null;
+  }
+  return Number.isSafeInteger(bytes) && bytes >= 0 ? bytes : null;
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+
+const DURATION_RE = new RegExp(DURATION_PATTERN, 'u');
+const SIZE_RE = new RegExp(SIZE_PATTERN, 'u');
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true });
+for (const keyword of ANNOTATION_KEYWORDS) ajv.addKeyword({ keyword });
+ajv.addFormat(FORMAT_IP_OR_LOCALHOST, (s: string) => s === 'localhost' || isIP(s) !== 0);
+ajv.addFormat(FORMAT_CIDR, isCidr);
+const validate = ajv.compile(SluiceConfigSchema);
+
+/** A schema node, read as plain JSON Schema. */
+type SchemaNode = { [keyword: string]: unknown };
+
+type Locate = (segments: readonly string[], atKey: boolean) => { line?: number; column?: number };
+
+function isCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  const address = slash === -1 ? s : s.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) return false;
+  if (slash === -1) return true;
+  const prefix = s.slice(slash + 1);
+  if (!/^\d{1,3}$/u.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** A bare address becomes a /32 or /128 block; a block stays as written. */
+function toCidr(s: string): string {
+  if (s.includes('/')) return s;
+  return `${s}/${isIP(s) === 4 ? 32 : 128}`;
+}
+
+function schemaProblems(filled: Record<string, unknown>, original: unknown, locate: Locate): ConfigProblem[] {
+  if (validate(filled)) return [];
+  const errors = validate.errors ?? [];
+  // A failed union reports one error per branch plus its own; keep only the union's.
+  const unions = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => `${e.schemaPath}/`);
+  const seen = new Set<string>();
+  const problems: ConfigProblem[] = [];
+  for (const error of errors) {
+    if (unions.some((prefix) => error.schemaPath.startsWith(prefix))) continue;
+    // A bad map key yields the `propertyNames` error and the inner one that says why; keep the former.
+    if (error.propertyName !== undefined) continue;
+    const problem = errorToProblem(error, original, locate);
+    const id = `${problem.kind ?? 'value'} ${problem.path}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    problems.push(problem);
+  }
+  return problems;
+}
+
+function errorToProblem(error: ErrorObject, original: unknown, locate: Locate): ConfigProblem {
+  const segments = pointerSegments(error.instancePath);
+  const schema = (error.parentSchema ?? {}) as SchemaNode;
+  if (error.keyword === 'propertyNames') {
+    const key = String((error.params as { propertyName: string }).propertyName);
+    const keySegments = [...segments, key];
+    const expected = typeof schema['x-key-expected'] === 'string' ? schema['x-key-expected'] : 'a valid key';
+    return { path: dotPath(keySegments), value: key, expected, kind: 'bad-key', ...locate(keySegments, true) };
+  }
+  if (error.keyword === 'additionalProperties') {
+    const key = String((error.params as { additionalProperty: string }).additionalProperty);
+    const keySegments = [...segments, key];
+    const allowed = Object.keys(isPlainObject(schema['properties']) ? schema['properties'] : {});
+    const expected = `one of: ${allowed.join(', ')}`;
+    return { path: dotPath(keySegments), value: key, expected, kind: 'unknown-key', ...locate(keySegments, true) };
+  }
+  return { path: dotPath(segments), value: valueAt(original, segments), expected: describe(schema), ...locate(segments, false) };
+}
+
+/**
+ * Checks a schema cannot express: sizes and durations within range once
+ * parsed (and finite), and sink tenants that exist. Runs on data that may have
+ * failed validation, so it checks types as it goes and skips paths that
+ * already have a problem.
+ */
+function semanticProblems(
+  filled: Record<string, unknown>,
+  original: unknown,
+  already: readonly ConfigProblem[],
+  locate: Locate,
+): ConfigProblem[] {
+  const taken = new Set(already.map((p) => p.path));
+  const problems: ConfigProblem[] = [];
+  const report = (segments: string[], expected: string) => {
+    const p = dotPath(segments);
+    if (taken.has(p)) return;
+    taken.add(p);
+    problems.push({ path: p, value: valueAt(original, segments), expected, ...locate(segments, false) });
+  };
+
+  walk(SluiceConfigSchema as unknown as SchemaNode, filled, [], (schema, value, segments) => {
+    const type = schema['x-type'];
+    if (type !== 'duration' && type !== 'size') return;
+    if (typeof value !== 'number' && typeof value !== 'string') return;
+    const parsed = type === 'duration' ? parseDuration(value) : parseSize(value);
+    const min = typeof schema['x-min-bytes'] === 'number' ? schema['x-min-bytes'] : 0;
+    const max = typeof schema['x-max-bytes'] === 'number' ? schema['x-max-bytes'] : Infinity;
+    if (parsed === null || parsed < min || parsed > max) report(segments, describe(schema));
+  });
+
+  const tenants = filled['tenants'];
+  const sinks = filled['sinks'];
+  if (isPlainObject(tenants) && isPlainObject(sinks)) {
+    const ids = Object.keys(tenants).filter((id) => !taken.has(dotPath(['tenants', id])));
+    const idSet = new Set(ids);
+    for (const [name, sink] of Object.entries(sinks)) {
+      if (!isPlainObject(sink) || !Array.isArray(sink['tenants'])) continue;
+      sink['tenants'].forEach((id: unknown, i) => {
+        if (typeof id === 'string' && id !== '*' && !idSet.has(id)) {
+          const known = ids.length === 0 ? 'no tenant is defined' : `defined: ${ids.join(', ')}`;
+          report(['sinks', name, 'tenants', String(i)], `"*" or the id of a tenant under tenants (${known})`);
+        }
+      });
+    }
+  }
+  return problems;
+}
+
+/** Visits every node of `value` that `schema` describes, depth first. */
+function walk(
+  schema: SchemaNode,
+  value: unknown,
+  segments: string[],
+  visit: (schema: SchemaNode, value: unknown, segments: string[]) => void,
+): void {
+  visit(schema, value, segments);
+  if (isPlainObject(value)) {
+    for (const [key, child] of Object.entries(value)) {
+      const childSchema = propertySchema(schema, key);
+      if (childSchema !== undefined) walk(childSchema, child, [...segments, key], visit);
+    }
+  } else if (Array.isArray(value) && isPlainObject(schema['items'])) {
+    const items = schema['items'];
+    value.forEach((item: unknown, i) => walk(items, item, [...segments, String(i)], visit));
+  }
+}
+
+function propertySchema(schema: SchemaNode, key: string): SchemaNode | undefined {
+  const properties = schema['properties'];
+  if (isPlainObject(properties) && Object.hasOwn(properties, key)) {
+    const s = properties[key];
+    return isPlainObject(s) ? s : undefined;
+  }
+  const patterns = schema['patternProperties'];
+  if (isPlainObject(patterns)) {
+    for (const [pattern, s] of Object.entries(patterns)) {
+      if (new RegExp(pattern, 'u').test(key) && isPlainObject(s)) return s;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `key:` with nothing after it, on a key whose value is a mapping, means the
+ * same as leaving the key out (a section whose content is all commented out).
+ */
+function dropNullSections(schema: SchemaNode, value: unknown): void {
+  if (!isPlainObject(value)) return;
+  for (const [key, child] of Object.entries(value)) {
+    const childSchema = propertySchema(schema, key);
+    if (childSchema === undefined) continue;
+    if (child === null && childSchema['type'] === 'object') delete value[key];
+    else dropNullSections(childSchema, child);
+  }
+}
+
+/** What a valid value for `schema` looks like, in plain words. */
+function describe(schema: SchemaNode): string {
+  const explicit = schema['x-expected'];
+  if (typeof explicit === 'string') return explicit;
+  if ('const' in schema) return JSON.stringify(schema['const']);
+  const options = Array.isArray(schema['anyOf']) ? (schema['anyOf'] as SchemaNode[]) : undefined;
+  if (options !== undefined && options.every((o) => 'const' in o)) {
+    return `one of: ${options.map((o) => String(o['const'])).join(', ')}`;
+  }
+  if (options !== undefined) return options.map(describe).join(', or ');
+  const min = typeof schema['minimum'] === 'number' ? schema['minimum'] : undefined;
+  const max = typeof schema['maximum'] === 'number' ? schema['maximum'] : undefined;
+  switch (schema['type']) {
+    case 'integer':
+    case 'number': {
+      const noun = schema['type'] === 'integer' ? 'integer' : 'number';
+      if (min !== undefined && max !== undefined) return `an ${noun} from ${min} to ${max}`;
+      if (min === 0) return `a non-negative ${noun}`;
+      if (min !== undefined) return `an ${noun} of at least ${min}`;
+      if (max !== undefined) return `an ${noun} of at most ${max}`;
+      return `a ${noun}`;
+    }
+    case 'boolean':
+      return 'true or false';
+    case 'string':
+      return typeof schema['minLength'] === 'number' && schema['minLength'] > 0 ? 'a non-empty string' : 'a string';
+    case 'null':
+      return 'null';
+    case 'array':
+      return 'a list';
+    case 'object': {
+      const properties = schema['properties'];
+      return isPlainObject(properties) ? `a mapping with the keys: ${Object.keys(properties).join(', ')}` : 'a mapping';
+    }
+    default:
+      return 'a valid value';
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Resolution
+
+function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
+  const duration = (v: number | string) => parseDuration(v) ?? 0;
+  const size = (v: number | string) => parseSize(v) ?? 0;
+  const udp = c.sources.syslog_udp;
+  const tcp = c.sources.syslog_tcp;
+  return {
+    dataDir: c.data_dir,
+    log: { level: c.log.level },
+    sources: {
+      syslogUdp: {
+        enabled: udp.enabled,
+        address: udp.address,
+        port: udp.port,
+        receiveBufferBytes: size(udp.receive_buffer),
+      },
+      syslogTcp: {
+        enabled: tcp.enabled,
+        address: tcp.address,
+        port: tcp.port,
+        maxFrameBytes: size(tcp.max_frame),
+      },
+    },
+    tenants: yamlOrder(doc, 'tenants', c.tenants).map((id) => ({
+      id,
+      networks: (c.tenants[id]?.networks ?? []).map(toCidr),
+    })),
+    sinks: yamlOrder(doc, 'sinks', c.sinks).flatMap((name) => {
+      const s = c.sinks[name];
+      if (s === undefined) return [];
+      return [
+        {
+          name,
+          type: s.type,
+          tenants: [...s.tenants],
+          path: s.path ?? path.join(c.data_dir, 'logs'),
+          rotateBytes: size(s.rotate_size),
+          rotateIntervalMs: duration(s.rotate_interval),
+          maxFiles: s.max_files,
+          batchBytes: size(s.batch_size),
+          batchDelayMs: duration(s.batch_delay),
+          queueHighWaterBytes: size(s.queue_high_water),
+        },
+      ];
+    }),
+    shutdownTimeoutMs: duration(c.shutdown_timeout),
+  };
+}
+
+/**
+ * The keys of a map in the order the file gives them. (Object key order puts
+ * integer-like keys such as `42` first, so it is read from the document.)
+ */
+function yamlOrder(doc: Document, key: string, map: Record<string, unknown>): string[] {
+  const node = doc.getIn([key], true);
+  if (!isMap(node)) return Object.keys(map);
+  const keys = node.items.map((pair) => keyString(pair.key)).filter((k) => Object.hasOwn(map, k));
+  return [...new Set(keys)];
+}
+
+// ---------------------------------------------------------------------------
+// Positions and paths
+
+function position(
+  doc: Document,
+  lineCounter: LineCounter,
+  segments: readonly string[],
+  atKey: boolean,
+): { line?: number; column?: number } {
+  let node: unknown = doc.contents;
+  let keyNode: unknown = undefined;
+  let last: unknown = node;
+  for (const segment of segments) {
+    if (isAlias(node)) node = node.resolve(doc);
+    if (isMap(node)) {
+      const pair = node.items.find((p) => keyString(p.key) === segment);
+      if (pair === undefined) break;
+      keyNode = pair.key;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      keyNode = undefined;
+      node = node.items[Number(segment)];
+      if (node === undefined) break;
+    } else {
+      break;
+    }
+    last = node;
+  }
+  let target = atKey && keyNode !== undefined ? keyNode : last;
+  // `key:` with no value: point at the key rather than past it.
+  if (isScalar(target) && target.range && target.range[0] === target.range[1] && keyNode !== undefined) {
+    target = keyNode;
+  }
+  const range = (target as Node | null | undefined)?.range;
+  if (range === undefined || range === null) return {};
+  const { line, col } = lineCounter.linePos(range[0]);
+  return { line, column: col };
+}
+
+function keyString(key: unknown): string {
+  return isScalar(key) ? String(key.value) : String(key);
+}
+
+function pointerSegments(pointer: string): string[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
+}
+
+/** `sources.syslog_tcp.port`, `tenants.default.networks[1]`, `tenants["Bad id"]`. */
+function dotPath(segments: readonly string[]): string {
+  let out = '';
+  for (const s of segments) {
+    if (/^\d+$/u.test(s) && out !== '') out += `[${s}]`;
+    else if (/^[A-Za-z0-9_-]+$/u.test(s)) out += out === '' ? s : `.${s}`;
+    else out += `[${JSON.stringify(s)}]`;
+  }
+  return out;
+}
+
+function valueAt(root: unknown, segments: readonly string[]): unknown {
+  let value = root;
+  for (const s of segments) {
+    if (Array.isArray(value)) value = value[Number(s)];
+    else if (isPlainObject(value) && Object.hasOwn(value, s)) value = value[s];
+    else return undefined;
+  }
+  return value;
+}
+
+function showValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  let shown: string;
+  try {
+    shown = JSON.stringify(value) ?? String(value);
+  } catch {
+    shown = String(value);
+  }
+  return shown.length > 60 ? `${shown.slice(0, 59)}…` : shown;
+}
+
+function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+  const unknown = Number.MAX_SAFE_INTEGER; // problems without a position go last
+  return problems.sort(
+    (a, b) =>
+      (a.line ?? unknown) - (b.line ?? unknown) ||
+      (a.column ?? 0) - (b.column ?? 0) ||
+      (a.path < b.path ? -1 : a.path > b.path ? 1 : 0),
+  );
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,284 @@
+/**
+ * The YAML configuration as a user writes it: snake_case keys, durations and
+ * sizes in human units, every key optional. TypeBox builds plain JSON Schema
+ * (draft 2020-12 compatible), so the same object drives validation (load.ts),
+ * the reference documentation (docs.ts) and, exported, editor completion.
+ *
+ * Rules every schema node here follows:
+ * - every property has a `description` (it becomes the documentation);
+ * - every leaf has a `default`; objects default to `{}` so their own leaves
+ *   fill in; the two maps (`tenants`, `sinks`) default to a complete entry;
+ * - every object is closed (`additionalProperties: false`); a map takes any
+ *   key through `patternProperties` and checks it with `propertyNames`, so an
+ *   entry under a bad key is still validated (all problems at once).
+ *
+ * Besides standard keywords, nodes carry a few annotations (registered with
+ * Ajv as annotation-only keywords, see {@link ANNOTATION_KEYWORDS}):
+ * - `x-expected`: what a valid value looks like, in plain words, used in
+ *   problem messages ("expected <x-expected>");
+ * - `x-type`: the type name the documentation shows; the values `duration`
+ *   and `size` also tell the loader to parse the value into ms or bytes;
+ * - `x-min-bytes` / `x-max-bytes`: the range of a size, checked after parsing;
+ * - `x-key`: for a map, the placeholder for its keys in documentation (`id`);
+ * - `x-key-expected`: for a map, what a valid key looks like.
+ * Two formats are used and registered with Ajv by the loader: `ip-or-localhost`
+ * and `cidr`.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+export const ANNOTATION_KEYWORDS = [
+  'x-expected',
+  'x-type',
+  'x-min-bytes',
+  'x-max-bytes',
+  'x-key',
+  'x-key-expected',
+] as const;
+
+/** Tenant ids and sink names: they become folder names. */
+export const ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
+export const ID_EXPECTED =
+  '1 to 63 characters of a-z, 0-9, "_" and "-", starting with a letter or a digit';
+
+/** `<number><unit>`; a bare number (seconds) is the other branch of the union. */
+export const DURATION_PATTERN = '^(\\d+(?:\\.\\d+)?)(ms|s|m|h|d)$';
+export const DURATION_EXPECTED = 'a duration such as 10s, 500ms or 1h';
+export const DURATION_UNITS_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/** `<number><unit>`; a bare integer (bytes) is the other branch of the union. */
+export const SIZE_PATTERN = '^(\\d+(?:\\.\\d+)?)(B|KB|MB|GB|KiB|MiB|GiB)$';
+export const SIZE_EXPECTED = 'a size such as 64KiB, 100MiB or a number of bytes';
+export const SIZE_UNITS_BYTES: Readonly<Record<string, number>> = {
+  B: 1,
+  KB: 1000,
+  MB: 1000 ** 2,
+  GB: 1000 ** 3,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+};
+
+/** The formats the loader registers with Ajv. */
+export const FORMAT_IP_OR_LOCALHOST = 'ip-or-localhost';
+export const FORMAT_CIDR = 'cidr';
+
+function duration(def: string, description: string) {
+  return Type.Union([Type.Number({ minimum: 0 }), Type.String({ pattern: DURATION_PATTERN })], {
+    description,
+    default: def,
+    'x-type': 'duration',
+    'x-expected': DURATION_EXPECTED,
+  });
+}
+
+function size(def: string, description: string, range?: { min: number; minText: string; max: number; maxText: string }) {
+  return Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], {
+    description,
+    default: def,
+    'x-type': 'size',
+    'x-expected': range ? `a size from ${range.minText} to ${range.maxText}, such as ${def}` : SIZE_EXPECTED,
+    ...(range ? { 'x-min-bytes': range.min, 'x-max-bytes': range.max } : {}),
+  });
+}
+
+function address(description: string) {
+  return Type.String({
+    description,
+    default: '127.0.0.1',
+    format: FORMAT_IP_OR_LOCALHOST,
+    'x-type': 'IP address or `localhost`',
+    'x-expected': 'an IPv4 or IPv6 address such as 127.0.0.1, 0.0.0.0 or ::1, or "localhost"',
+  });
+}
+
+function port(description: string) {
+  return Type.Integer({ description, default: 5514, minimum: 0, maximum: 65535 });
+}
+
+/** A closed object whose properties are all optional (each has a default). */
+function section<P extends Record<string, TSchema>>(properties: P, description: string) {
+  return Type.Partial(Type.Object(properties), {
+    description,
+    default: {},
+    additionalProperties: false,
+  });
+}
+
+/** The object a closed section's leaf defaults add up to. */
+function leafDefaults(properties: Record<string, TSchema>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(properties).map(([key, schema]) => [key, structuredClone(schema.default)]));
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export const LogSchema = section(
+  {
+    level: Type.Union(
+      LOG_LEVELS.map((level) => Type.Literal(level)),
+      {
+        description: 'Least severe level the node logs about itself; `silent` turns its own logging off.',
+        default: 'info',
+      },
+    ),
+  },
+  "The node's own log, written as JSON lines to standard output.",
+);
+
+export const SyslogUdpSchema = section(
+  {
+    enabled: Type.Boolean({ description: 'Listen for syslog messages over UDP.', default: true }),
+    address: address('Address the UDP socket binds to: an IPv4 or IPv6 literal, or `localhost`.'),
+    port: port('UDP port; 0 picks a free port (useful in tests).'),
+    receive_buffer: size('4MiB', 'Socket receive buffer (SO_RCVBUF); 0 keeps the operating system default.'),
+  },
+  'Syslog over UDP: one message per datagram.',
+);
+
+export const SyslogTcpSchema = section(
+  {
+    enabled: Type.Boolean({ description: 'Listen for syslog messages over TCP.', default: true }),
+    address: address('Address the TCP listener binds to: an IPv4 or IPv6 literal, or `localhost`.'),
+    port: port('TCP port; 0 picks a free port (useful in tests).'),
+    max_frame: size(
+      '64KiB',
+      'Longest message frame accepted; a longer frame closes its connection. From 64 bytes to 16MiB.',
+      { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' },
+    ),
+  },
+  'Syslog over TCP, framed by octet counting or by newlines.',
+);
+
+export const SourcesSchema = section(
+  {
+    syslog_udp: SyslogUdpSchema,
+    syslog_tcp: SyslogTcpSchema,
+  },
+  'Where log records come from.',
+);
+
+const tenantProperties = {
+  networks: Type.Array(
+    Type.String({
+      format: FORMAT_CIDR,
+      'x-expected': 'a CIDR block such as 10.0.0.0/8 or 2001:db8::/32, or a single address',
+    }),
+    {
+      description:
+        'CIDR blocks whose unauthenticated traffic belongs to this tenant; a bare address means /32 (IPv4) or /128 (IPv6).',
+      default: [],
+      'x-type': 'list of CIDR blocks',
+      'x-expected': 'a list of CIDR blocks such as [10.0.0.0/8, "2001:db8::/32"]',
+    },
+  ),
+};
+
+export const TenantSchema = section(tenantProperties, 'One tenant.');
+
+export const TenantsSchema = Type.Record(Type.String(), TenantSchema, {
+  description:
+    'The tenants, by id. Giving `tenants` replaces the default tenant entirely; at least one tenant is needed.',
+  default: { default: { networks: ['127.0.0.0/8', '::1/128'] } },
+  minProperties: 1,
+  propertyNames: { pattern: ID_PATTERN },
+  additionalProperties: false,
+  'x-key': 'id',
+  'x-key-expected': `a tenant id of ${ID_EXPECTED}`,
+  'x-type': 'mapping of tenant id to tenant',
+  'x-expected': 'a mapping of tenant ids to tenant settings, with at least one tenant',
+});
+
+const fileSinkProperties = {
+  type: Type.Literal('file', {
+    description: 'Kind of sink. Only `file` exists for now.',
+    default: 'file',
+  }),
+  tenants: Type.Array(Type.String({ 'x-expected': 'a tenant id or "*"' }), {
+    description: 'Tenants whose records this sink receives, by id; `"*"` means every tenant.',
+    default: ['*'],
+    minItems: 1,
+    'x-type': 'list of tenant ids or `"*"`',
+    'x-expected': 'a non-empty list of tenant ids or "*"',
+  }),
+  path: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+    description:
+      'Folder the files go to, as `<path>/<tenant>/`; a relative path is relative to the working directory. `null` means `<data_dir>/logs`.',
+    default: null,
+    'x-type': 'string or null',
+    'x-expected': 'a folder path, or null for <data_dir>/logs',
+  }),
+  rotate_size: size('100MiB', 'A file is rotated once it reaches this size.'),
+  rotate_interval: duration('1h', 'A file is rotated once it is this old; 0 turns rotation by time off.'),
+  max_files: Type.Integer({
+    description: 'Rotated files kept per tenant; older ones are deleted. 0 keeps all.',
+    default: 0,
+    minimum: 0,
+  }),
+  batch_size: size('256KiB', 'Encoded bytes buffered before a write is issued.'),
+  batch_delay: duration('10ms', 'Longest a record waits in the batch before it is written.'),
+  queue_high_water: size('8MiB', 'Bytes queued for this sink above which the sources are asked to slow down.'),
+};
+
+export const FileSinkSchema = section(fileSinkProperties, 'A sink writing one file per tenant.');
+
+/**
+ * Only one sink type exists. When another arrives, `SinkSchema` becomes a
+ * union discriminated by `type` (note: Ajv applies defaults inside `oneOf` /
+ * `anyOf` branches only with care, so entries may need an if/then layout).
+ */
+export const SinkSchema = FileSinkSchema;
+
+export const SinksSchema = Type.Record(Type.String(), SinkSchema, {
+  description:
+    'The sinks, by name. Giving `sinks` replaces the default sink entirely; at least one sink is needed.',
+  default: { files: leafDefaults(fileSinkProperties) },
+  minProperties: 1,
+  propertyNames: { pattern: ID_PATTERN },
+  additionalProperties: false,
+  'x-key': 'name',
+  'x-key-expected': `a sink name of ${ID_EXPECTED}`,
+  'x-type': 'mapping of sink name to sink',
+  'x-expected': 'a mapping of sink names to sink settings, with at least one sink',
+});
+
+export const SluiceConfigSchema = Type.Partial(
+  Type.Object({
+    data_dir: Type.String({
+      description:
+        'Folder for the data the node keeps; a relative path is relative to the working directory the node starts in.',
+      default: './data',
+      minLength: 1,
+    }),
+    log: LogSchema,
+    shutdown_timeout: duration(
+      '10s',
+      'On shutdown, how long the node waits for queued records to be written before it exits anyway.',
+    ),
+    sources: SourcesSchema,
+    tenants: TenantsSchema,
+    sinks: SinksSchema,
+  }),
+  {
+    $id: 'https://sluice.dev/schema/config.json',
+    title: 'sluice configuration',
+    description: 'The YAML configuration of a sluice node. Every key is optional.',
+    additionalProperties: false,
+  },
+);
+
+/** The configuration as written in YAML (every key optional). */
+export type SluiceConfigInput = Static<typeof SluiceConfigSchema>;
+
+/** Every optional key present: the input once the schema's defaults are applied. */
+export type Filled<T> = T extends readonly (infer U)[]
+  ? Filled<U>[]
+  : T extends object
+    ? { [K in keyof T]-?: Filled<T[K]> }
+    : T;
+
+export type SluiceConfigFilled = Filled<SluiceConfigInput>;

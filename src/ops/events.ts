@@ -1,0 +1,72 @@
+/**
+ * The registry of every event the node logs. Each event has a stable code —
+ * prefix SLU, four digits, severity letter (I info, W warning, E error) — so
+ * operators can grep and alert on codes that never change between versions.
+ * docs/events.md is generated from this table and a test keeps them equal.
+ */
+
+export type EventLevel = 'info' | 'warn' | 'error';
+
+export interface EventDef {
+  readonly code: string;
+  readonly level: EventLevel;
+  readonly text: string;
+  /** The counter this event increments, if any (see telemetry.ts). */
+  readonly counter?: CounterName;
+  /** Log at most once per this many ms per event; the suppressed count rides on the next line. */
+  readonly throttleMs?: number;
+}
+
+export type CounterName = 'connectionsRefused' | 'framesRejected' | 'recordsDropped' | 'sinkErrors';
+
+const THROTTLE_MS = 10_000;
+
+export const EVENTS = {
+  nodeStarting: { code: 'SLU0001I', level: 'info', text: 'node starting' },
+  listening: { code: 'SLU0002I', level: 'info', text: 'source listening' },
+  nodeReady: { code: 'SLU0003I', level: 'info', text: 'node ready' },
+  nodeStopping: { code: 'SLU0004I', level: 'info', text: 'node stopping: no longer accepting, draining' },
+  nodeStopped: { code: 'SLU0005I', level: 'info', text: 'node stopped' },
+  shutdownDeadline: { code: 'SLU0006E', level: 'error', text: 'shutdown deadline passed before everything was flushed' },
+  configInvalid: { code: 'SLU0007E', level: 'error', text: 'configuration is invalid' },
+  startFailed: { code: 'SLU0008E', level: 'error', text: 'node failed to start' },
+
+  connectionRefused: {
+    code: 'SLU0100W', level: 'warn', text: 'connection refused', counter: 'connectionsRefused', throttleMs: THROTTLE_MS,
+  },
+  frameRejected: {
+    code: 'SLU0101W', level: 'warn', text: 'bad frame: connection closed', counter: 'framesRejected', throttleMs: THROTTLE_MS,
+  },
+  recordsDropped: {
+    code: 'SLU0102W', level: 'warn', text: 'records dropped', counter: 'recordsDropped', throttleMs: THROTTLE_MS,
+  },
+  socketError: { code: 'SLU0103W', level: 'warn', text: 'connection error', throttleMs: THROTTLE_MS },
+  sourceError: { code: 'SLU0104E', level: 'error', text: 'source failed' },
+
+  fileRotated: { code: 'SLU0200I', level: 'info', text: 'file rotated' },
+  fileWriteFailed: {
+    code: 'SLU0201E', level: 'error', text: 'file write failed; retrying', counter: 'sinkErrors', throttleMs: THROTTLE_MS,
+  },
+  fileRetentionFailed: { code: 'SLU0202W', level: 'warn', text: 'could not remove an old rotated file', throttleMs: THROTTLE_MS },
+} as const satisfies Record<string, EventDef>;
+
+export type EventName = keyof typeof EVENTS;
+
+export function renderEventDocs(): string {
+  const lines = [
+    '# Log events',
+    '',
+    'Every line sluice logs is JSON (pino) on standard error and carries a stable `code`:',
+    '`SLU`, four digits, and a severity letter (`I` info, `W` warning, `E` error). Codes never',
+    'change meaning between versions. Events marked *throttled* are logged at most once per',
+    '10 s each; the line then carries `suppressed`, the number of occurrences not logged.',
+    'Events with a counter also increment it, in the same call (see the metrics reference).',
+    '',
+    '| code | level | event | message | counter | throttled |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const [name, def] of Object.entries(EVENTS) as [string, EventDef][]) {
+    lines.push(`| ${def.code} | ${def.level} | ${name} | ${def.text} | ${def.counter ?? ''} | ${def.throttleMs ? 'yes' : ''} |`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,109 @@
+/**
+ * One telemetry object per node: the logger, the metric registry and the
+ * event emitter that writes a log line and bumps its counter in one call.
+ *
+ * Hot paths never call emit() per record: they resolve a counter child once
+ * (per session or per source) and increment it once per chunk or batch.
+ */
+import pino, { type Logger } from 'pino';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { EVENTS, type CounterName, type EventName } from './events.js';
+import type { LogLevel } from './config/types.js';
+
+export type EventFields = Record<string, string | number | boolean | null | undefined>;
+
+/** Label sets of the counters that events increment. */
+const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
+  connectionsRefused: ['source', 'reason'],
+  framesRejected: ['source', 'reason'],
+  recordsDropped: ['source', 'reason'],
+  sinkErrors: ['sink'],
+};
+
+export function createLogger(level: LogLevel): Logger {
+  // Synchronous stderr: the node logs events, never records, so volume is small
+  // and a crash must not lose the line that explains it.
+  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.destination({ fd: 2, sync: true }));
+}
+
+export class Telemetry {
+  readonly registry = new Registry();
+
+  readonly recordsReceived: Counter<'source'>;
+  readonly bytesReceived: Counter<'source'>;
+  readonly parseErrors: Counter<'source'>;
+  readonly invalidUtf8: Counter<'source'>;
+  readonly connectionsRefused: Counter<'source' | 'reason'>;
+  readonly framesRejected: Counter<'source' | 'reason'>;
+  readonly recordsDropped: Counter<'source' | 'reason'>;
+  readonly connections: Gauge<'source'>;
+  readonly sinkRecords: Counter<'sink'>;
+  readonly sinkBytes: Counter<'sink'>;
+  readonly sinkErrors: Counter<'sink'>;
+  readonly sinkRotations: Counter<'sink'>;
+  readonly sinkQueuedBytes: Gauge<'sink'>;
+
+  private readonly lastLogged = new Map<string, number>();
+  private readonly suppressed = new Map<string, number>();
+
+  constructor(readonly logger: Logger) {
+    const registers = [this.registry];
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+      new Counter<L>({ name, help, labelNames, registers });
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+      new Gauge<L>({ name, help, labelNames, registers });
+
+    this.recordsReceived = counter('sluice_source_received_records_total', 'Records decoded by a source.', ['source']);
+    this.bytesReceived = counter('sluice_source_received_bytes_total', 'Frame bytes decoded by a source.', ['source']);
+    this.parseErrors = counter('sluice_source_parse_errors_total', 'Records kept raw because they did not parse as syslog.', ['source']);
+    this.invalidUtf8 = counter('sluice_source_invalid_utf8_total', 'Records whose bytes were not valid UTF-8.', ['source']);
+    this.connectionsRefused = counter('sluice_source_refused_total', 'Connections or datagrams refused, by reason.', ['source', 'reason']);
+    this.framesRejected = counter('sluice_source_bad_frames_total', 'Bad frames that closed their connection, by reason.', ['source', 'reason']);
+    this.recordsDropped = counter('sluice_dropped_records_total', 'Records dropped, by where and why.', ['source', 'reason']);
+    this.connections = gauge('sluice_source_connections', 'Open connections.', ['source']);
+    this.sinkRecords = counter('sluice_sink_written_records_total', 'Records a sink has written.', ['sink']);
+    this.sinkBytes = counter('sluice_sink_written_bytes_total', 'Bytes a sink has written.', ['sink']);
+    this.sinkErrors = counter('sluice_sink_errors_total', 'Sink write errors (retried).', ['sink']);
+    this.sinkRotations = counter('sluice_sink_rotations_total', 'Files rotated by a file sink.', ['sink']);
+    this.sinkQueuedBytes = gauge('sluice_sink_queued_bytes', 'Bytes accepted by a sink and not yet written.', ['sink']);
+  }
+
+  /** Log an event with its stable code and increment its counter (by `count`). */
+  emit(name: EventName, fields: EventFields = {}, count = 1): void {
+    const def = EVENTS[name] as (typeof EVENTS)[EventName] & { counter?: CounterName; throttleMs?: number };
+    if (def.counter !== undefined) {
+      const labels: Record<string, string> = {};
+      for (const key of COUNTER_LABELS[def.counter]) labels[key] = String(fields[key] ?? '');
+      (this[def.counter] as Counter<string>).inc(labels, count);
+    }
+    if (!this.logger.isLevelEnabled(def.level)) return;
+    let suppressed = 0;
+    if (def.throttleMs !== undefined) {
+      const key = `${def.code}/${fields.source ?? ''}/${fields.reason ?? ''}`;
+      const now = Date.now();
+      const last = this.lastLogged.get(key);
+      if (last !== undefined && now - last < def.throttleMs) {
+        this.suppressed.set(key, (this.suppressed.get(key) ?? 0) + count);
+        return;
+      }
+      this.lastLogged.set(key, now);
+      suppressed = this.suppressed.get(key) ?? 0;
+      this.suppressed.delete(key);
+    }
+    const line = suppressed > 0 ? { code: def.code, ...fields, suppressed } : { code: def.code, ...fields };
+    this.logger[def.level](line, def.text);
+  }
+
+  /** Current value of a counter or gauge summed over the label sets that match `labels`. */
+  async value(metric: string, labels: Record<string, string> = {}): Promise<number> {
+    const found = this.registry.getSingleMetric(metric);
+    if (!found) throw new Error(`no metric ${metric}`);
+    const { values } = await found.get();
+    let sum = 0;
+    for (const v of values) {
+      if (Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want)) sum += v.value;
+    }
+    return sum;
+  }
+}

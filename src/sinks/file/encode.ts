@@ -1,0 +1,37 @@
+/**
+ * A LogRecord as one NDJSON line. Built by hand (as pino does): the common
+ * string needs no escaping, which one regex test (a single character class,
+ * so no backtracking) proves; only the rest go through JSON.stringify.
+ * Field reference: docs/record.md.
+ */
+import type { LogRecord } from '../../core/record.js';
+
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\]/;
+
+function str(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+}
+
+function strOrNull(s: string | null): string {
+  return s === null ? 'null' : str(s);
+}
+
+export function encodeRecord(rec: LogRecord): string {
+  let line = '{"ts":' + str(rec.ts)
+    + ',"received":"' + rec.received
+    + '","tenant":"' + rec.tenant
+    + '","host":"' + rec.host
+    + '","hostname":' + strOrNull(rec.hostname)
+    + ',"app":' + strOrNull(rec.app)
+    + ',"procid":' + strOrNull(rec.procid)
+    + ',"msgid":' + strOrNull(rec.msgid)
+    + ',"facility":' + rec.facility
+    + ',"severity":' + rec.severity
+    + ',"sd":' + (rec.sd === null ? 'null' : JSON.stringify(rec.sd))
+    + ',"msg":' + str(rec.msg)
+    + ',"source":' + (rec.source === null ? 'null' : rec.source.json);
+  if (rec.meta !== null) line += ',"meta":' + JSON.stringify(rec.meta);
+  if (rec.parseError) line += ',"parse_error":true';
+  if (rec.invalidUtf8) line += ',"invalid_utf8":true';
+  return line + '}\n';
+}

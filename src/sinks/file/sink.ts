@@ -1,0 +1,305 @@
+/**
+ * The file sink: NDJSON per tenant under `<path>/<tenant>/`.
+ *
+ * The active file is `current.ndjson`; rotation (by size, by age) renames it
+ * to the UTC time it was opened, e.g. `20261127T142000.123Z.ndjson`, so names
+ * sort by age. Records are encoded as they arrive and written in batches (one
+ * write in flight per tenant file); a batch is committed, and its acks
+ * settled, once its write has completed.
+ */
+import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Counter, Gauge } from 'prom-client';
+import type { ComponentHealth, Sink } from '../../core/component.js';
+import type { AckToken } from '../../core/ack.js';
+import type { LogRecord } from '../../core/record.js';
+import { backoffDelay } from '../../core/backoff.js';
+import type { FileSinkConfig } from '../../ops/config/types.js';
+import type { Telemetry } from '../../ops/telemetry.js';
+import { encodeRecord } from './encode.js';
+
+export const ACTIVE_FILE = 'current.ndjson';
+const ROTATED_FILE = /^(\d{8}T\d{6}\.\d{3}Z)(?:-(\d{1,6}))?\.ndjson$/;
+const MAINTENANCE_INTERVAL_MS = 1000;
+
+/** `2026-11-27T14:20:00.123Z` → `20261127T142000.123Z`. */
+export function rotatedName(openedAtMs: number, seq: number): string {
+  const iso = new Date(openedAtMs).toISOString();
+  const stamp = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 13) + iso.slice(14, 16) + iso.slice(17);
+  return seq === 0 ? `${stamp}.ndjson` : `${stamp}-${seq}.ndjson`;
+}
+
+/** Rotated files of one folder, oldest first. */
+export function sortRotated(names: readonly string[]): string[] {
+  const parsed: { name: string; stamp: string; seq: number }[] = [];
+  for (const name of names) {
+    const m = ROTATED_FILE.exec(name);
+    if (m) parsed.push({ name, stamp: m[1]!, seq: m[2] === undefined ? 0 : Number(m[2]) });
+  }
+  parsed.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : a.seq - b.seq));
+  return parsed.map((p) => p.name);
+}
+
+/** What one write() call handed over: its encoded lines, settled together. */
+interface Batch {
+  text: string;
+  records: number;
+  ack: AckToken | null;
+}
+
+class TenantFile {
+  handle: FileHandle | null = null;
+  /** Bytes in the active file. */
+  size = 0;
+  openedAt = 0;
+  /** Batches waiting for a write, oldest first. */
+  queue: Batch[] = [];
+  /** The write loop (or a rotation) is running. */
+  writing: Promise<void> | null = null;
+
+  constructor(readonly tenant: string, readonly dir: string) {}
+}
+
+export class FileSink implements Sink {
+  readonly acknowledges = true;
+  readonly name: string;
+  private readonly files = new Map<string, TenantFile>();
+  private queued = 0;
+  private isCongested = false;
+  private readonly drainListeners: (() => void)[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private maintenanceTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private destroyed = false;
+  private readonly written: Counter.Internal;
+  private readonly writtenBytes: Counter.Internal;
+  private readonly rotations: Counter.Internal;
+  private readonly queuedGauge: Gauge.Internal<"sink">;
+
+  constructor(private readonly config: FileSinkConfig, private readonly telemetry: Telemetry) {
+    this.name = config.name;
+    const labels = { sink: config.name };
+    this.written = telemetry.sinkRecords.labels(labels);
+    this.writtenBytes = telemetry.sinkBytes.labels(labels);
+    this.rotations = telemetry.sinkRotations.labels(labels);
+    this.queuedGauge = telemetry.sinkQueuedBytes.labels(labels);
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.config.path, { recursive: true });
+    if (this.config.rotateIntervalMs > 0 && !this.maintenanceTimer) {
+      this.maintenanceTimer = setInterval(this.rotateAged, MAINTENANCE_INTERVAL_MS);
+      this.maintenanceTimer.unref();
+    }
+  }
+
+  write(tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean {
+    let file = this.files.get(tenant);
+    if (file === undefined) {
+      file = new TenantFile(tenant, path.join(this.config.path, tenant));
+      this.files.set(tenant, file);
+    }
+    let text = '';
+    for (let i = 0; i < records.length; i++) text += encodeRecord(records[i]!);
+    file.queue.push({ text, records: records.length, ack });
+    this.queued += text.length;
+    this.queuedGauge.set(this.queued);
+
+    if (this.queued >= this.config.batchBytes) this.startWriting(file);
+    else if (this.flushTimer === null) this.flushTimer = setTimeout(this.flushAll, this.config.batchDelayMs);
+
+    if (this.queued >= this.config.queueHighWaterBytes) this.isCongested = true;
+    return !this.isCongested;
+  }
+
+  queuedBytes(): number {
+    return this.queued;
+  }
+
+  congested(): boolean {
+    return this.isCongested;
+  }
+
+  onDrain(listener: () => void): void {
+    this.drainListeners.push(listener);
+  }
+
+  async stop(deadline: number): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    this.maintenanceTimer = null;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => { timer = setTimeout(() => resolve('expired'), Math.max(0, deadline - Date.now())); });
+    const outcome = await Promise.race([this.idle(), expired]);
+    clearTimeout(timer);
+    if (outcome === 'expired') {
+      this.destroy();
+      throw new Error(`file sink ${this.name}: ${this.queued} bytes not written by the deadline`);
+    }
+    for (const file of this.files.values()) {
+      await file.handle?.close();
+      file.handle = null;
+    }
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    for (const file of this.files.values()) {
+      for (const batch of file.queue) batch.ack?.fail();
+      file.queue = [];
+      void file.handle?.close().catch(() => undefined);
+      file.handle = null;
+    }
+  }
+
+  health(): ComponentHealth {
+    return this.isCongested ? { healthy: true, detail: `congested: ${this.queued} bytes queued` } : { healthy: true };
+  }
+
+  /** Resolves once every tenant file has written all it holds. */
+  private async idle(): Promise<void> {
+    for (;;) {
+      const busy = [...this.files.values()].filter((f) => f.writing !== null || f.queue.length > 0);
+      if (busy.length === 0 || this.destroyed) return;
+      for (const file of busy) this.startWriting(file);
+      await Promise.all(busy.map((f) => f.writing));
+    }
+  }
+
+  private readonly flushAll = (): void => {
+    this.flushTimer = null;
+    for (const file of this.files.values()) if (file.queue.length > 0) this.startWriting(file);
+  };
+
+  private startWriting(file: TenantFile): void {
+    if (file.writing === null) file.writing = this.writeLoop(file).finally(() => { file.writing = null; });
+  }
+
+  /**
+   * Write until the queue is empty, up to batch_size per write (whole
+   * batches only, so a file passes rotate_size by at most one batch). Errors
+   * are retried with backoff; records are never dropped here.
+   */
+  private async writeLoop(file: TenantFile): Promise<void> {
+    let attempt = 0;
+    while (file.queue.length > 0 && !this.destroyed) {
+      let take = 0;
+      let chars = 0;
+      while (take < file.queue.length && (take === 0 || chars + file.queue[take]!.text.length <= this.config.batchBytes)) {
+        chars += file.queue[take]!.text.length;
+        take++;
+      }
+      const batches = file.queue.slice(0, take);
+      const data = Buffer.from(take === 1 ? batches[0]!.text : batches.map((b) => b.text).join(''), 'utf8');
+      try {
+        await this.prepare(file, data.length);
+        const handle = file.handle!;
+        let offset = 0;
+        while (offset < data.length) {
+          const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+          offset += bytesWritten;
+        }
+        file.size += data.length;
+        attempt = 0;
+      } catch (err) {
+        // The batches stay queued; retry once the disk may be back (ENOSPC, EIO).
+        await this.closeQuietly(file);
+        this.telemetry.emit('fileWriteFailed', { sink: this.name, tenant: file.tenant, error: (err as Error).message });
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt++)));
+        continue;
+      }
+      file.queue.splice(0, take);
+      let records = 0;
+      for (const batch of batches) {
+        records += batch.records;
+        batch.ack?.commit();
+      }
+      this.written.inc(records);
+      this.writtenBytes.inc(data.length);
+      this.queued -= chars;
+      this.queuedGauge.set(this.queued);
+      if (this.isCongested && this.queued <= this.config.queueHighWaterBytes / 2) {
+        this.isCongested = false;
+        for (const listener of this.drainListeners) listener();
+      }
+    }
+  }
+
+  /** Open the active file, rotating first when this write would pass the size limit or the file is too old. */
+  private async prepare(file: TenantFile, incoming: number): Promise<void> {
+    if (file.handle !== null && file.size > 0) {
+      const tooBig = file.size + incoming > this.config.rotateBytes;
+      const tooOld = this.config.rotateIntervalMs > 0 && Date.now() - file.openedAt >= this.config.rotateIntervalMs;
+      if (tooBig || tooOld) await this.rotate(file);
+    }
+    if (file.handle === null) {
+      await mkdir(file.dir, { recursive: true });
+      const activePath = path.join(file.dir, ACTIVE_FILE);
+      file.handle = await open(activePath, 'a');
+      const st = await file.handle.stat();
+      file.size = st.size;
+      // A file left by an earlier run keeps its age, so rotation by time stays honest.
+      file.openedAt = st.size > 0 ? Math.min(st.birthtimeMs || st.mtimeMs, Date.now()) : Date.now();
+    }
+  }
+
+  private async rotate(file: TenantFile): Promise<void> {
+    await file.handle?.close();
+    file.handle = null;
+    const activePath = path.join(file.dir, ACTIVE_FILE);
+    let seq = 0;
+    let target = path.join(file.dir, rotatedName(file.openedAt, seq));
+    while (await exists(target)) target = path.join(file.dir, rotatedName(file.openedAt, ++seq));
+    await rename(activePath, target);
+    this.rotations.inc();
+    this.telemetry.emit('fileRotated', { sink: this.name, tenant: file.tenant, file: target, bytes: file.size });
+    file.size = 0;
+    if (this.config.maxFiles > 0) await this.prune(file);
+  }
+
+  private async prune(file: TenantFile): Promise<void> {
+    const rotated = sortRotated(await readdir(file.dir));
+    for (const name of rotated.slice(0, Math.max(0, rotated.length - this.config.maxFiles))) {
+      try {
+        await unlink(path.join(file.dir, name));
+      } catch (err) {
+        this.telemetry.emit('fileRetentionFailed', { sink: this.name, file: name, error: (err as Error).message });
+      }
+    }
+  }
+
+  /** Rotate files that have aged past the interval even when no new records arrive. */
+  private readonly rotateAged = (): void => {
+    const now = Date.now();
+    for (const file of this.files.values()) {
+      if (file.writing === null && file.handle !== null && file.size > 0 && now - file.openedAt >= this.config.rotateIntervalMs) {
+        file.writing = this.rotate(file)
+          .catch((err: Error) => this.telemetry.emit('fileWriteFailed', { sink: this.name, tenant: file.tenant, error: err.message }))
+          .finally(() => {
+            file.writing = null;
+            if (file.queue.length > 0) this.startWriting(file);
+          });
+      }
+    }
+  };
+
+  private async closeQuietly(file: TenantFile): Promise<void> {
+    const handle = file.handle;
+    file.handle = null;
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,564 @@
+/**
+ * Syslog message parser: RFC 5424, RFC 3164 and the variants real senders emit.
+ *
+ * Hot path. Hand-written scanning (charCodeAt/indexOf/startsWith), no regular
+ * expressions, no closures, no try/catch, and no allocation besides the
+ * substrings stored in the record and the structured-data result. Scanner
+ * state is passed back through module-level variables for the same reason.
+ * Every read is bounded by `end` (charCodeAt past the end yields NaN, which
+ * would slip through naive range checks), so no input can make it throw.
+ *
+ * Variant rules, and why:
+ * - Trailing NUL/CR/LF are stripped: senders terminate frames with them, they
+ *   are never part of the message. A leading U+FEFF is stripped because some
+ *   senders prefix the whole frame with a BOM.
+ * - PRI: 1-3 digits, value <= 191. Leading zeros (`<013>`) are accepted because
+ *   rejecting them would drop otherwise useful messages; anything else (`<>`,
+ *   `<ab>`, `<999>`, `<1234>`, `<12` unterminated) is a parse error, as a `<`
+ *   that opens a broken PRI means we cannot trust the rest of the frame.
+ * - RFC 5424 is recognised by `<PRI>` + 1-3 digits + SP (VERSION is at most 3
+ *   digits). Once recognised the grammar is strict, so a broken 5424 message is
+ *   reported instead of half-parsed: VERSION must be 1, header fields are
+ *   non-empty tokens separated by exactly one SP, SD is mandatory. Header tokens
+ *   may hold non-ASCII characters (seen in the wild; rejecting them loses whole
+ *   messages), but no control characters. RFC length limits are not enforced.
+ * - SD values: `\"`, `\\`, `\]` are unescaped; any other backslash is kept
+ *   (RFC 5424 6.3.3). An unescaped `]` inside a quoted value is accepted since
+ *   the quotes make it unambiguous. A repeated SD-ID merges into one object, a
+ *   repeated PARAM-NAME becomes an array. Names are stored as own properties
+ *   even when they are `__proto__`, so hostile input cannot alter prototypes.
+ * - Everything else is treated as RFC 3164 / BSD. The timestamp is either
+ *   `Mmm dd hh:mm:ss` (day space- or zero-padded, or a single digit; month
+ *   case-insensitive; optional `.fraction`; optional `yyyy ` between day and
+ *   time for Cisco gear) or an RFC 3339 timestamp (rsyslog forward format).
+ *   A timestamp must be followed by SP or the end of the message.
+ * - BSD timestamps carry no zone and usually no year: they are read in the
+ *   process's local zone, the year is the one of `nowMs` unless that lands more
+ *   than 7 days in the future (Dec/Jan wrap). A calendar date that does not
+ *   exist (`Feb 30`) keeps the message structure but uses the receive time.
+ *   The last conversion is cached together with the range of `nowMs` for which
+ *   it stays valid, so the steady state allocates no Date.
+ * - After the timestamp the next token is the TAG when it looks like one
+ *   (`app:`, `app[pid]:` or `app[pid]` with a non-empty app), which means the
+ *   sender left the hostname out; otherwise it is the HOSTNAME (`-` → null) and
+ *   the token after it is the TAG if it looks like one, else the message.
+ *   Exactly one SP after the tag is dropped so indentation in MSG survives.
+ * - `<PRI>` followed by no recognisable timestamp is a bare message, not an
+ *   error (common from embedded devices). Without PRI *and* without timestamp
+ *   there is nothing to say it is syslog at all, so it is a parse error.
+ * - On a parse error `msg` is the raw text (trailing NUL/CR/LF stripped, a
+ *   leading BOM kept) and facility/severity come from the PRI if it was valid.
+ */
+import { DEFAULT_FACILITY, DEFAULT_SEVERITY, type LogRecord, type StructuredData } from '../../core/record.js';
+
+const NUL = 0;
+const LF = 10;
+const CR = 13;
+const SP = 32;
+const QUOTE = 34;
+const PLUS = 43;
+const DASH = 45;
+const DOT = 46;
+const COLON = 58;
+const LT = 60;
+const EQ = 61;
+const GT = 62;
+const UPPER_T = 84;
+const UPPER_Z = 90;
+const LBRACKET = 91;
+const BACKSLASH = 92;
+const RBRACKET = 93;
+const LOWER_T = 116;
+const LOWER_Z = 122;
+const DEL = 127;
+const BOM = 0xfeff;
+
+const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
+
+export function parseSyslog(text: string, rec: LogRecord, nowMs: number): void {
+  let end = text.length;
+  while (end > 0) {
+    const c = text.charCodeAt(end - 1);
+    if (c === NUL || c === LF || c === CR) end--;
+    else break;
+  }
+  let p = end > 0 && text.charCodeAt(0) === BOM ? 1 : 0;
+
+  rec.facility = DEFAULT_FACILITY;
+  rec.severity = DEFAULT_SEVERITY;
+  rec.ts = rec.received;
+  rec.hostname = null;
+  rec.app = null;
+  rec.procid = null;
+  rec.msgid = null;
+  rec.sd = null;
+  rec.msg = '';
+  rec.parseError = false;
+
+  let hasPri = false;
+  if (p < end && text.charCodeAt(p) === LT) {
+    let q = p + 1;
+    let pri = 0;
+    while (q < end && q - p <= 3) {
+      const d = text.charCodeAt(q) - 48;
+      if (!(d >= 0 && d <= 9)) break;
+      pri = pri * 10 + d;
+      q++;
+    }
+    if (q === p + 1 || q >= end || text.charCodeAt(q) !== GT || pri > 191) {
+      fail(text, end, rec);
+      return;
+    }
+    rec.facility = pri >> 3;
+    rec.severity = pri & 7;
+    hasPri = true;
+    p = q + 1;
+
+    // RFC 5424: VERSION (1-3 digits) followed by SP.
+    let v = p;
+    while (v < end && v - p < 3) {
+      const d = text.charCodeAt(v) - 48;
+      if (!(d >= 0 && d <= 9)) break;
+      v++;
+    }
+    if (v > p && v < end && text.charCodeAt(v) === SP) {
+      if (v !== p + 1 || text.charCodeAt(p) !== 49 || !parse5424(text, v + 1, end, rec)) fail(text, end, rec);
+      return;
+    }
+  }
+  if (!parse3164(text, p, end, rec, hasPri, nowMs)) fail(text, end, rec);
+}
+
+/** Marks `rec` as unparsable, keeping facility/severity as already set. */
+function fail(text: string, end: number, rec: LogRecord): void {
+  rec.parseError = true;
+  rec.msg = text.slice(0, end);
+  rec.ts = rec.received;
+  rec.hostname = null;
+  rec.app = null;
+  rec.procid = null;
+  rec.msgid = null;
+  rec.sd = null;
+}
+
+// ---------------------------------------------------------------- RFC 5424
+
+function parse5424(text: string, p: number, end: number, rec: LogRecord): boolean {
+  if (p >= end) return false;
+  if (text.charCodeAt(p) === DASH && p + 1 < end && text.charCodeAt(p + 1) === SP) {
+    p += 2;
+  } else {
+    const e = scanRfc3339(text, p, end);
+    if (e < 0 || e >= end || text.charCodeAt(e) !== SP) return false;
+    rec.ts = isoLower ? text.slice(p, e).toUpperCase() : text.slice(p, e);
+    p = e + 1;
+  }
+
+  let e = headerToken(text, p, end);
+  if (e < 0) return false;
+  rec.hostname = e === p + 1 && text.charCodeAt(p) === DASH ? null : text.slice(p, e);
+  p = e + 1;
+  e = headerToken(text, p, end);
+  if (e < 0) return false;
+  rec.app = e === p + 1 && text.charCodeAt(p) === DASH ? null : text.slice(p, e);
+  p = e + 1;
+  e = headerToken(text, p, end);
+  if (e < 0) return false;
+  rec.procid = e === p + 1 && text.charCodeAt(p) === DASH ? null : text.slice(p, e);
+  p = e + 1;
+  e = headerToken(text, p, end);
+  if (e < 0) return false;
+  rec.msgid = e === p + 1 && text.charCodeAt(p) === DASH ? null : text.slice(p, e);
+  p = e + 1;
+
+  if (p >= end) return false;
+  const c = text.charCodeAt(p);
+  if (c === DASH) {
+    p++;
+  } else if (c === LBRACKET) {
+    p = parseStructuredData(text, p, end, rec);
+    if (p < 0) return false;
+  } else {
+    return false;
+  }
+
+  if (p < end) {
+    if (text.charCodeAt(p) !== SP) return false;
+    p++;
+    if (p < end && text.charCodeAt(p) === BOM) p++;
+    rec.msg = text.slice(p, end);
+  }
+  return true;
+}
+
+/** End of a non-empty header token at `p` (the index of the SP after it), or -1. */
+function headerToken(text: string, p: number, end: number): number {
+  let q = p;
+  while (q < end) {
+    const c = text.charCodeAt(q);
+    if (c === SP) break;
+    if (c < SP || c === DEL) return -1;
+    q++;
+  }
+  return q === p || q >= end ? -1 : q;
+}
+
+/** Parses SD-ELEMENTs starting at `[`, sets rec.sd, returns the index after the last `]` or -1. */
+function parseStructuredData(text: string, p: number, end: number, rec: LogRecord): number {
+  const sd: StructuredData = {};
+  for (;;) {
+    // text[p] is '['
+    p++;
+    let q = p;
+    while (q < end) {
+      const c = text.charCodeAt(q);
+      if (c === SP || c === RBRACKET) break;
+      if (c === EQ || c === QUOTE || c < SP || c === DEL) return -1;
+      q++;
+    }
+    if (q === p || q >= end) return -1;
+    const id = text.slice(p, q);
+    let elem = Object.hasOwn(sd, id) ? sd[id] : undefined;
+    if (elem === undefined) {
+      elem = {};
+      setOwn(sd, id, elem);
+    }
+    p = q;
+    while (text.charCodeAt(p) === SP) {
+      p++;
+      q = p;
+      while (q < end) {
+        const c = text.charCodeAt(q);
+        if (c === EQ) break;
+        if (c === SP || c === RBRACKET || c === QUOTE || c < SP || c === DEL) return -1;
+        q++;
+      }
+      if (q === p || q + 1 >= end || text.charCodeAt(q + 1) !== QUOTE) return -1;
+      const name = text.slice(p, q);
+      p = q + 2;
+      let seg = p;
+      let value = '';
+      for (;;) {
+        if (p >= end) return -1;
+        const c = text.charCodeAt(p);
+        if (c === QUOTE) break;
+        if (c === BACKSLASH && p + 1 < end) {
+          const n = text.charCodeAt(p + 1);
+          if (n === QUOTE || n === BACKSLASH || n === RBRACKET) {
+            value += text.slice(seg, p);
+            seg = p + 1;
+            p += 2;
+            continue;
+          }
+        }
+        p++;
+      }
+      value = value === '' ? text.slice(seg, p) : value + text.slice(seg, p);
+      p++; // closing quote
+      if (p >= end) return -1;
+      if (Object.hasOwn(elem, name)) {
+        const prev = elem[name];
+        if (typeof prev === 'string') elem[name] = [prev, value];
+        else if (prev !== undefined) prev.push(value);
+      } else {
+        setOwn(elem, name, value);
+      }
+    }
+    if (text.charCodeAt(p) !== RBRACKET) return -1;
+    p++;
+    if (p >= end || text.charCodeAt(p) !== LBRACKET) break;
+  }
+  rec.sd = sd;
+  return p;
+}
+
+/** Assigns an own property; `__proto__` needs defineProperty or it would replace the prototype. */
+function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__') {
+    Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  } else {
+    obj[key] = value;
+  }
+}
+
+// ---------------------------------------------------------------- RFC 3164
+
+function parse3164(text: string, p: number, end: number, rec: LogRecord, hasPri: boolean, nowMs: number): boolean {
+  let q = -1;
+  if (p < end) {
+    const c = text.charCodeAt(p);
+    if (c >= 48 && c <= 57) {
+      q = scanRfc3339(text, p, end);
+      if (q >= 0 && (q === end || text.charCodeAt(q) === SP)) {
+        rec.ts = isoLower ? text.slice(p, q).toUpperCase() : text.slice(p, q);
+      } else {
+        q = -1;
+      }
+    } else if ((c | 0x20) >= 97 && (c | 0x20) <= 122) {
+      q = scanBsd(text, p, end);
+      if (q >= 0 && (q === end || text.charCodeAt(q) === SP)) {
+        const iso = bsdToIso(text, p, q, nowMs);
+        if (iso !== '') rec.ts = iso;
+      } else {
+        q = -1;
+      }
+    }
+  }
+  if (q < 0) {
+    if (!hasPri) return false;
+    rec.msg = text.slice(p, end);
+    return true;
+  }
+
+  p = q;
+  while (p < end && text.charCodeAt(p) === SP) p++;
+  if (p >= end) return true;
+  let e = text.indexOf(' ', p);
+  if (e < 0 || e > end) e = end;
+  if (!parseTag(text, p, e, rec)) {
+    rec.hostname = e === p + 1 && text.charCodeAt(p) === DASH ? null : text.slice(p, e);
+    p = e;
+    while (p < end && text.charCodeAt(p) === SP) p++;
+    if (p >= end) return true;
+    e = text.indexOf(' ', p);
+    if (e < 0 || e > end) e = end;
+    if (!parseTag(text, p, e, rec)) {
+      rec.msg = text.slice(p, end);
+      return true;
+    }
+  }
+  if (e < end) rec.msg = text.slice(e + 1, end);
+  return true;
+}
+
+/**
+ * Recognises a TAG token text[s, e): `app:`, `app[pid]:` or `app[pid]`, app non-empty.
+ * Sets rec.app/rec.procid and returns true when it is one.
+ */
+function parseTag(text: string, s: number, e: number, rec: LogRecord): boolean {
+  let k = e;
+  if (text.charCodeAt(k - 1) === COLON) k--;
+  const colon = k < e;
+  let appEnd = -1;
+  let procid: string | null = null;
+  if (k - s >= 3 && text.charCodeAt(k - 1) === RBRACKET) {
+    const b = text.indexOf('[', s);
+    if (b > s && b < k - 1) {
+      appEnd = b;
+      if (b + 1 < k - 1) procid = text.slice(b + 1, k - 1);
+    }
+  }
+  if (appEnd < 0) {
+    if (!colon) return false;
+    appEnd = k;
+  }
+  if (appEnd === s) return false;
+  rec.app = text.slice(s, appEnd);
+  rec.procid = procid;
+  return true;
+}
+
+// ---------------------------------------------------------------- timestamps
+
+/** Set by scanRfc3339: the timestamp used a lowercase `t` or `z`. */
+let isoLower = false;
+
+/** Two decimal digits at i (caller guarantees i + 1 < end), or -1. */
+function d2(text: string, i: number): number {
+  const a = text.charCodeAt(i) - 48;
+  const b = text.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/** Scans `YYYY-MM-DDTHH:MM:SS[.1-9 digits](Z|±HH:MM)` at p; returns its end or -1. */
+function scanRfc3339(text: string, p: number, end: number): number {
+  if (end - p < 20) return -1;
+  if (d2(text, p) < 0 || d2(text, p + 2) < 0 || text.charCodeAt(p + 4) !== DASH) return -1;
+  const month = d2(text, p + 5);
+  if (month < 1 || month > 12 || text.charCodeAt(p + 7) !== DASH) return -1;
+  const day = d2(text, p + 8);
+  if (day < 1 || day > 31) return -1;
+  let c = text.charCodeAt(p + 10);
+  let lower = c === LOWER_T;
+  if (c !== UPPER_T && !lower) return -1;
+  const hour = d2(text, p + 11);
+  if (hour < 0 || hour > 23 || text.charCodeAt(p + 13) !== COLON) return -1;
+  const minute = d2(text, p + 14);
+  if (minute < 0 || minute > 59 || text.charCodeAt(p + 16) !== COLON) return -1;
+  const second = d2(text, p + 17);
+  if (second < 0 || second > 60) return -1;
+  let q = p + 19;
+  c = text.charCodeAt(q);
+  if (c === DOT) {
+    q++;
+    const f = q;
+    while (q < end && q - f < 9) {
+      const d = text.charCodeAt(q) - 48;
+      if (!(d >= 0 && d <= 9)) break;
+      q++;
+    }
+    if (q === f || q >= end) return -1;
+    c = text.charCodeAt(q);
+  }
+  if (c === UPPER_Z || c === LOWER_Z) {
+    if (c === LOWER_Z) lower = true;
+    q++;
+  } else if (c === PLUS || c === DASH) {
+    if (end - q < 6) return -1;
+    const oh = d2(text, q + 1);
+    if (oh < 0 || oh > 23 || text.charCodeAt(q + 3) !== COLON) return -1;
+    const om = d2(text, q + 4);
+    if (om < 0 || om > 59) return -1;
+    q += 6;
+  } else {
+    return -1;
+  }
+  isoLower = lower;
+  return q;
+}
+
+// Fields of the last BSD timestamp scanned (module-level to avoid allocation).
+let bsdMonth = 0;
+let bsdDay = 0;
+let bsdYear = -1;
+let bsdHour = 0;
+let bsdMinute = 0;
+let bsdSecond = 0;
+let bsdMs = 0;
+
+/** Month index 0-11 of a case-insensitive English abbreviation, or -1. */
+function monthIndex(a: number, b: number, c: number): number {
+  switch (((a | 0x20) << 16) | ((b | 0x20) << 8) | (c | 0x20)) {
+    case 0x6a616e: return 0; // jan
+    case 0x666562: return 1; // feb
+    case 0x6d6172: return 2; // mar
+    case 0x617072: return 3; // apr
+    case 0x6d6179: return 4; // may
+    case 0x6a756e: return 5; // jun
+    case 0x6a756c: return 6; // jul
+    case 0x617567: return 7; // aug
+    case 0x736570: return 8; // sep
+    case 0x6f6374: return 9; // oct
+    case 0x6e6f76: return 10; // nov
+    case 0x646563: return 11; // dec
+    default: return -1;
+  }
+}
+
+/** Scans `Mmm dd [yyyy ]hh:mm:ss[.frac]` at p; returns its end or -1. */
+function scanBsd(text: string, p: number, end: number): number {
+  if (end - p < 14) return -1;
+  const month = monthIndex(text.charCodeAt(p), text.charCodeAt(p + 1), text.charCodeAt(p + 2));
+  if (month < 0 || text.charCodeAt(p + 3) !== SP) return -1;
+  let q = p + 4;
+  let d = text.charCodeAt(q) - 48;
+  if (d === SP - 48) {
+    q++;
+    d = text.charCodeAt(q) - 48;
+  }
+  if (!(d >= 0 && d <= 9)) return -1;
+  let day = d;
+  q++;
+  d = text.charCodeAt(q) - 48;
+  if (d >= 0 && d <= 9) {
+    day = day * 10 + d;
+    q++;
+  }
+  if (day < 1 || day > 31 || text.charCodeAt(q) !== SP) return -1;
+  q++;
+  let year = -1;
+  if (end - q >= 13 && text.charCodeAt(q + 2) !== COLON && text.charCodeAt(q + 4) === SP) {
+    const hi = d2(text, q);
+    const lo = d2(text, q + 2);
+    if (hi < 0 || lo < 0) return -1;
+    year = hi * 100 + lo;
+    q += 5;
+  }
+  if (end - q < 8) return -1;
+  const hour = d2(text, q);
+  if (hour < 0 || hour > 23 || text.charCodeAt(q + 2) !== COLON) return -1;
+  const minute = d2(text, q + 3);
+  if (minute < 0 || minute > 59 || text.charCodeAt(q + 5) !== COLON) return -1;
+  const second = d2(text, q + 6);
+  if (second < 0 || second > 60) return -1;
+  q += 8;
+  let ms = 0;
+  if (q < end && text.charCodeAt(q) === DOT) {
+    q++;
+    const f = q;
+    let scale = 100;
+    while (q < end && q - f < 9) {
+      d = text.charCodeAt(q) - 48;
+      if (!(d >= 0 && d <= 9)) break;
+      ms += d * scale;
+      scale /= 10;
+      q++;
+    }
+    if (q === f) return -1;
+    ms = Math.floor(ms);
+  }
+  bsdMonth = month;
+  bsdDay = day;
+  bsdYear = year;
+  bsdHour = hour;
+  bsdMinute = minute;
+  bsdSecond = second;
+  bsdMs = ms;
+  return q;
+}
+
+// One-entry cache: the last BSD timestamp text, its ISO result ('' = no such
+// date) and the range [cacheLo, cacheHi) of nowMs for which that result holds.
+let cacheKey = '';
+let cacheIso = '';
+let cacheLo = 0;
+let cacheHi = -1;
+
+/** Local-time ms of the last scanned BSD timestamp in `year`, or NaN if the date does not exist. */
+function bsdLocalMs(year: number): number {
+  const d = new Date(year, bsdMonth, bsdDay, bsdHour, bsdMinute, bsdSecond, bsdMs);
+  if (year < 100) d.setFullYear(year);
+  return d.getMonth() === bsdMonth && d.getDate() === bsdDay ? d.getTime() : NaN;
+}
+
+/** ISO string (UTC, ms) for the BSD timestamp text[p, q) just scanned, or '' if no such date. */
+function bsdToIso(text: string, p: number, q: number, nowMs: number): string {
+  if (q - p === cacheKey.length && nowMs >= cacheLo && nowMs < cacheHi && text.startsWith(cacheKey, p)) {
+    return cacheIso;
+  }
+  let t: number;
+  let lo: number;
+  let hi: number;
+  if (bsdYear >= 0) {
+    t = bsdLocalMs(bsdYear);
+    lo = -Infinity;
+    hi = Infinity;
+  } else {
+    const year = new Date(nowMs).getFullYear();
+    const yearStart = new Date(year, 0, 1).getTime();
+    const yearEnd = new Date(year + 1, 0, 1).getTime();
+    t = bsdLocalMs(year);
+    lo = yearStart;
+    hi = yearEnd;
+    if (t === t) {
+      // Not NaN: pick the previous year when this one is more than 7 days ahead.
+      const threshold = t - SEVEN_DAYS_MS;
+      if (nowMs < threshold) {
+        t = bsdLocalMs(year - 1);
+        hi = threshold;
+      } else {
+        lo = Math.max(yearStart, threshold);
+      }
+    }
+  }
+  const iso = t === t && Math.abs(t) <= 8.64e15 ? new Date(t).toISOString() : '';
+  if (!(nowMs >= lo && nowMs < hi)) {
+    // nowMs is NaN or otherwise outside what was computed: do not cache.
+    return iso;
+  }
+  cacheKey = text.slice(p, q);
+  cacheIso = iso;
+  cacheLo = lo;
+  cacheHi = hi;
+  return iso;
+}

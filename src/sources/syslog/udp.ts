@@ -1,0 +1,161 @@
+/**
+ * Syslog over UDP (RFC 5426): one message per datagram. There is no
+ * connection to resolve a tenant on, so peers are looked up in a bounded
+ * cache. Datagrams that arrive in one event-loop turn are batched per tenant
+ * and submitted together. UDP cannot be slowed down: while the pipeline is
+ * congested, datagrams are dropped and counted.
+ */
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Counter } from 'prom-client';
+import type { Source, ComponentHealth } from '../../core/component.js';
+import type { Pipeline } from '../../core/pipeline.js';
+import { HostKeyCache, normalizeAddress, type Tenant } from '../../core/identity.js';
+import { SourceInfo, type LogRecord } from '../../core/record.js';
+import { isoTime } from '../../core/clock.js';
+import type { SyslogUdpSourceConfig } from '../../ops/config/types.js';
+import type { Telemetry } from '../../ops/telemetry.js';
+import { decodeSyslogFrame } from './decode.js';
+
+const SOURCE = 'syslog_udp';
+const PEER_CACHE_LIMIT = 65_536;
+
+interface Peer {
+  tenant: Tenant | null;
+  source: SourceInfo;
+  hostKeys: HostKeyCache | null;
+}
+
+export class SyslogUdpSource implements Source {
+  readonly name = SOURCE;
+  private socket: dgram.Socket | null = null;
+  private readonly peers = new Map<string, Peer>();
+  private readonly hostKeysByTenant = new Map<string, HostKeyCache>();
+  private pendingTenant: Tenant | null = null;
+  private pending: LogRecord[] = [];
+  private flushScheduled = false;
+  private congested = false;
+  private readonly records: Counter.Internal;
+  private readonly bytes: Counter.Internal;
+  private readonly parseErrors: Counter.Internal;
+  private readonly invalidUtf8: Counter.Internal;
+  private parseErrorCount = 0;
+  private invalidUtf8Count = 0;
+
+  constructor(
+    private readonly config: SyslogUdpSourceConfig,
+    private readonly pipeline: Pipeline,
+    private readonly telemetry: Telemetry,
+  ) {
+    this.records = telemetry.recordsReceived.labels({ source: SOURCE });
+    this.bytes = telemetry.bytesReceived.labels({ source: SOURCE });
+    this.parseErrors = telemetry.parseErrors.labels({ source: SOURCE });
+    this.invalidUtf8 = telemetry.invalidUtf8.labels({ source: SOURCE });
+  }
+
+  address(): { address: string; port: number } | null {
+    return this.socket ? this.socket.address() : null;
+  }
+
+  async start(): Promise<void> {
+    if (this.socket) return;
+    const socket = dgram.createSocket({ type: isIPv6(this.config.address) ? 'udp6' : 'udp4' });
+    this.socket = socket;
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ address: this.config.address, port: this.config.port }, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    if (this.config.receiveBufferBytes > 0) socket.setRecvBufferSize(this.config.receiveBufferBytes);
+    socket.on('message', this.onMessage);
+    socket.on('error', (err) => this.telemetry.emit('sourceError', { source: SOURCE, error: err.message }));
+    const bound = socket.address();
+    this.telemetry.emit('listening', {
+      source: SOURCE, address: bound.address, port: bound.port, receive_buffer: socket.getRecvBufferSize(),
+    });
+  }
+
+  async stop(_deadline: number): Promise<void> {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = null;
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+    this.flush();
+  }
+
+  destroy(): void {
+    this.socket?.close();
+    this.socket = null;
+  }
+
+  health(): ComponentHealth {
+    return this.socket ? { healthy: true } : { healthy: false, detail: 'not bound' };
+  }
+
+  private peer(address: string, port: number): Peer {
+    const key = `${address}|${port}`;
+    let peer = this.peers.get(key);
+    if (peer === undefined) {
+      if (this.peers.size >= PEER_CACHE_LIMIT) this.peers.clear();
+      const normalized = normalizeAddress(address);
+      const tenant = this.pipeline.directory.byAddress(normalized);
+      let hostKeys: HostKeyCache | null = null;
+      if (tenant !== null) {
+        hostKeys = this.hostKeysByTenant.get(tenant.id) ?? new HostKeyCache(tenant.id, 16_384);
+        this.hostKeysByTenant.set(tenant.id, hostKeys);
+      }
+      peer = { tenant, source: new SourceInfo('udp', normalized, port), hostKeys };
+      this.peers.set(key, peer);
+    }
+    return peer;
+  }
+
+  private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+    this.bytes.inc(msg.length);
+    const peer = this.peer(rinfo.address, rinfo.port);
+    if (peer.tenant === null) {
+      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'no_tenant', peer: peer.source.address });
+      return;
+    }
+    if (this.congested) {
+      this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'backpressure', tenant: peer.tenant.id });
+      return;
+    }
+    if (this.pendingTenant !== peer.tenant) {
+      this.flush();
+      this.pendingTenant = peer.tenant;
+    }
+    const nowMs = Date.now();
+    const rec = decodeSyslogFrame(msg, 0, msg.length, peer.tenant.id, peer.hostKeys!, peer.source, isoTime(nowMs), nowMs);
+    if (rec.parseError) this.parseErrorCount++;
+    if (rec.invalidUtf8) this.invalidUtf8Count++;
+    this.pending.push(rec);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  };
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.parseErrorCount > 0) this.parseErrors.inc(this.parseErrorCount);
+    if (this.invalidUtf8Count > 0) this.invalidUtf8.inc(this.invalidUtf8Count);
+    this.parseErrorCount = 0;
+    this.invalidUtf8Count = 0;
+    const tenant = this.pendingTenant;
+    const batch = this.pending;
+    if (tenant === null || batch.length === 0) return;
+    this.pending = [];
+    this.records.inc(batch.length);
+    if (!this.pipeline.submit(SOURCE, tenant, batch, null)) {
+      this.congested = true;
+      this.pipeline.whenDrained(this.clearCongestion);
+    }
+  };
+
+  private readonly clearCongestion = (): void => {
+    this.congested = false;
+  };
+}

@@ -1,0 +1,60 @@
+/** Shared test utilities. */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { spawnSync } from 'node:child_process';
+import { sortRotated } from '../src/sinks/file/sink.js';
+
+export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+
+export function tempDir(t: { after(fn: () => void): void }, prefix = 'sluice-test-'): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A logger that keeps every line in memory, for asserting on events. */
+export function memoryLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+  return { logger, lines };
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Every NDJSON record under a tenant folder, in file order (rotated files oldest first, then current). */
+export function readTenantRecords(logsDir: string, tenant: string): Record<string, unknown>[] {
+  const dir = path.join(logsDir, tenant);
+  if (!existsSync(dir)) return [];
+  const names = sortRotated(readdirSync(dir));
+  if (existsSync(path.join(dir, 'current.ndjson'))) names.push('current.ndjson');
+  const records: Record<string, unknown>[] = [];
+  for (const name of names) {
+    for (const line of readFileSync(path.join(dir, name), 'utf8').split('\n')) {
+      if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
+    }
+  }
+  return records;
+}
+
+/**
+ * Whether an outside program is installed. Missing: the test skips with the
+ * reason, except under CI=true, where a missing program fails the run.
+ */
+export function requireProgram(name: string, hint: string): string | false {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+  if (found) return false;
+  if (process.env.CI === 'true') throw new Error(`${name} is required under CI=true (${hint})`);
+  const reason = `${name} not installed (${hint})`;
+  process.stderr.write(`skipping: ${reason}\n`);
+  return reason;
+}
