@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { sortRotated } from '../src/sinks/file/sink.js';
+import { formatProblem, parseConfig } from '../src/ops/config/load.js';
+import type { SluiceConfig } from '../src/ops/config/types.js';
+import { SluiceNode } from '../src/ops/node.js';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
@@ -17,7 +21,7 @@ export function tempDir(t: { after(fn: () => void): void }, prefix = 'sluice-tes
 /** A logger that keeps every line in memory, for asserting on events. */
 export function memoryLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
   return { logger, lines };
 }
 
@@ -57,4 +61,48 @@ export function requireProgram(name: string, hint: string): string | false {
   const reason = `${name} not installed (${hint})`;
   process.stderr.write(`skipping: ${reason}\n`);
   return reason;
+}
+
+/** A node config from YAML (the real loader), with ports 0 and everything under `dir`. */
+export function testConfig(dir: string, yaml = ''): SluiceConfig {
+  const base = [
+    `data_dir: ${JSON.stringify(dir)}`,
+    'log: { level: warn }',
+    'shutdown_timeout: 5s',
+  ];
+  const text = yaml.includes('sources:') ? [...base, yaml].join('\n')
+    : [...base, 'sources:', '  syslog_udp: { port: 0 }', '  syslog_tcp: { port: 0 }', yaml].join('\n');
+  const { config, problems } = parseConfig(text);
+  if (!config) throw new Error(`bad test config: ${problems.map((p) => formatProblem(p)).join('; ')}`);
+  return config;
+}
+
+/** Start a node in this process; stopped (and its files removed) when the test ends. */
+export async function startTestNode(t: { after(fn: () => void | Promise<void>): void }, yaml = '', dir = tempDir(t)):
+Promise<{ node: SluiceNode; logs: string; lines: Record<string, unknown>[]; tcpPort: number; udpPort: number }> {
+  const { logger, lines } = memoryLogger();
+  const node = new SluiceNode(testConfig(dir, yaml), logger);
+  await node.start();
+  t.after(() => node.stop().then(() => undefined));
+  const addresses = node.addresses();
+  return { node, logs: path.join(dir, 'logs'), lines, tcpPort: addresses.syslogTcp?.port ?? 0, udpPort: addresses.syslogUdp?.port ?? 0 };
+}
+
+/** Open a TCP connection from `localAddress`; resolves when connected. */
+export function connect(port: number, localAddress = '127.0.0.1', host = '127.0.0.1'): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host, localAddress }, () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Resolves when the peer has closed the socket (or it errored). */
+export function closed(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) resolve();
+    socket.once('close', () => resolve());
+  });
 }
