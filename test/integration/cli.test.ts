@@ -1,0 +1,127 @@
+/**
+ * The `sluice` command as an operator runs it: help, version, validate, and
+ * a started node that drains and flushes on SIGTERM.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import dgram from 'node:dgram';
+import { ROOT, closed, connect, readTenantRecords, tempDir, waitFor } from '../helpers.js';
+
+const CLI = path.join(ROOT, 'dist', 'src', 'ops', 'cli.js');
+const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+
+function run(args: string[], cwd = ROOT): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Start `sluice start` and collect its JSON log lines. */
+function startNode(args: string[], cwd: string): { child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [CLI, 'start', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  let buffered = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    buffered += s;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ raw: line });
+      }
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, lines, exited };
+}
+
+test('cli: --help lists the commands; --version prints the package version', () => {
+  const help = run(['--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /start/);
+  assert.match(help.stdout, /validate/);
+  const version = run(['--version']);
+  assert.equal(version.status, 0);
+  assert.equal(version.stdout.trim(), pkg.version);
+});
+
+test('cli: validate accepts a good file and lists every problem of a bad one, exiting 1', (t) => {
+  const dir = tempDir(t);
+  const good = path.join(dir, 'good.yaml');
+  writeFileSync(good, 'sources:\n  syslog_tcp:\n    port: 6000\n');
+  const ok = run(['validate', '-c', good]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /valid/);
+
+  const bad = path.join(dir, 'bad.yaml');
+  writeFileSync(bad, 'sources:\n  syslog_tcp:\n    port: 70000\n  syslog_udp:\n    colour: blue\nlog:\n  level: loud\n');
+  const result = run(['validate', '-c', bad]);
+  assert.equal(result.status, 1);
+  assert.match(result.stderr, /bad\.yaml:3:\d+: sources\.syslog_tcp\.port: got 70000; expected an integer from 0 to 65535/);
+  assert.match(result.stderr, /colour/);
+  assert.match(result.stderr, /log\.level: got "loud"/);
+  assert.match(result.stderr, /3 problems/);
+
+  const missing = run(['validate', '-c', path.join(dir, 'nope.yaml')]);
+  assert.equal(missing.status, 1);
+});
+
+test('cli: start refuses a bad config file with its problems', (t) => {
+  const dir = tempDir(t);
+  const bad = path.join(dir, 'bad.yaml');
+  writeFileSync(bad, 'shutdown_timeout: soon\n');
+  const result = run(['start', '-c', bad]);
+  assert.equal(result.status, 1);
+  assert.match(result.stderr, /shutdown_timeout: got "soon"; expected a duration/);
+});
+
+test('cli: SIGTERM stops accepting, drains, flushes everything and exits 0 within 10 s', async (t) => {
+  const dir = tempDir(t);
+  const config = path.join(dir, 'sluice.yaml');
+  writeFileSync(config, [
+    `data_dir: ${JSON.stringify(dir)}`,
+    'sources:', '  syslog_udp: { port: 0 }', '  syslog_tcp: { port: 0 }',
+    // A long batch delay: only the shutdown flush can write these records.
+    'sinks:', '  files:', '    type: file', '    batch_delay: 60s', '    batch_size: 64MiB',
+  ].join('\n'));
+  const { child, lines, exited } = startNode(['-c', config], dir);
+  t.after(() => child.kill('SIGKILL'));
+  const listening = await waitFor('listening', () => lines.find((l) => l.code === 'SLU0002I' && l.source === 'syslog_tcp'));
+  const socket = await connect(Number(listening.port));
+  const count = 5000;
+  for (let i = 0; i < count; i++) socket.write(`<13>1 - host app - - - msg ${i}\n`);
+  await new Promise<void>((resolve) => socket.end(resolve));
+  await closed(socket);
+  const sentAt = Date.now();
+  child.kill('SIGTERM');
+  const code = await exited;
+  assert.equal(code, 0);
+  assert.ok(Date.now() - sentAt < 10_000);
+  assert.ok(lines.some((l) => l.code === 'SLU0005I'), 'logs that it stopped');
+  const recs = readTenantRecords(path.join(dir, 'logs'), 'default');
+  assert.equal(recs.length, count);
+  assert.deepEqual(recs.map((r) => r.msg), Array.from({ length: count }, (_, i) => `msg ${i}`));
+});
+
+test('cli: zero configuration — `sluice start` in an empty folder takes syslog on 5514 into ./data', async (t) => {
+  const dir = tempDir(t);
+  const { child, lines, exited } = startNode([], dir);
+  t.after(() => child.kill('SIGKILL'));
+  await waitFor('ready', () => lines.some((l) => l.code === 'SLU0003I') || lines.some((l) => l.code === 'SLU0008E'));
+  assert.ok(!lines.some((l) => l.code === 'SLU0008E'), `node failed to start: ${JSON.stringify(lines)}`);
+  const socket = await connect(5514);
+  socket.end('<13>1 - host app - - - over tcp\n');
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => udp.send('<13>1 - host app - - - over udp', 5514, '127.0.0.1', () => resolve()));
+  udp.close();
+  const logs = path.join(dir, 'data', 'logs');
+  await waitFor('both records', () => readTenantRecords(logs, 'default').length === 2);
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  assert.deepEqual(readTenantRecords(logs, 'default').map((r) => r.msg).sort(), ['over tcp', 'over udp']);
+});
