@@ -13,3 +13,8 @@ export function isoTime(ms: number): string {
   }
   return cachedIso;
 }
+
+/** setTimeout fires at once for delays past 2^31-1 ms; configured durations may be longer. */
+export function timerDelay(ms: number): number {
+  return Math.min(Math.max(0, ms), 0x7fffffff);
+}

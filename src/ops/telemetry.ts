@@ -107,3 +107,25 @@ export class Telemetry {
     return sum;
   }
 }
+
+/** Markdown reference of every metric, generated from a node's registry. */
+export function renderMetricDocs(): string {
+  const telemetry = new Telemetry(pino({ level: 'silent' }));
+  const lines = [
+    '# Metrics',
+    '',
+    'Counters and gauges every node keeps (prom-client). Counters are incremented once per',
+    'chunk or batch on the hot path, never per record call. Label values are bounded: sources',
+    'and sinks by configured name, reasons by the fixed sets below.',
+    '',
+    '| metric | type | labels | meaning |',
+    '|---|---|---|---|',
+  ];
+  for (const metric of telemetry.registry.getMetricsAsArray()) {
+    const m = metric as unknown as { name: string; help: string; type: string; labelNames: string[] };
+    lines.push(`| \`${m.name}\` | ${m.type} | ${m.labelNames.join(', ')} | ${m.help} |`);
+  }
+  lines.push('', 'Reasons: refused `no_tenant`; bad frames `too_large`, `bad_octet_count`, `truncated`;',
+    'dropped `backpressure` (UDP while the sinks are congested), `no_route` (a tenant no sink takes).', '');
+  return lines.join('\n');
+}

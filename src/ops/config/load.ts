@@ -342,16 +342,22 @@ function propertySchema(schema: SchemaNode, key: string): SchemaNode | undefined
 }
 
 /**
- * `key:` with nothing after it, on a key whose value is a mapping, means the
- * same as leaving the key out (a section whose content is all commented out).
+ * `key:` with nothing after it, where a mapping is expected, means the same as
+ * leaving the key out (a section whose content is all commented out); for a
+ * map entry (`sinks: { archive: }`) it means an entry with every default.
  */
 function dropNullSections(schema: SchemaNode, value: unknown): void {
   if (!isPlainObject(value)) return;
+  const properties = schema['properties'];
   for (const [key, child] of Object.entries(value)) {
     const childSchema = propertySchema(schema, key);
     if (childSchema === undefined) continue;
-    if (child === null && childSchema['type'] === 'object') delete value[key];
-    else dropNullSections(childSchema, child);
+    if (child === null && childSchema['type'] === 'object') {
+      if (isPlainObject(properties) && Object.hasOwn(properties, key)) delete value[key];
+      else value[key] = {};
+    } else {
+      dropNullSections(childSchema, child);
+    }
   }
 }
 

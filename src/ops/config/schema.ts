@@ -127,7 +127,7 @@ export const LogSchema = section(
       },
     ),
   },
-  "The node's own log, written as JSON lines to standard output.",
+  "The node's own log.",
 );
 
 export const SyslogUdpSchema = section(
@@ -137,7 +137,7 @@ export const SyslogUdpSchema = section(
     port: port('UDP port; 0 picks a free port (useful in tests).'),
     receive_buffer: size('4MiB', 'Socket receive buffer (SO_RCVBUF); 0 keeps the operating system default.'),
   },
-  'Syslog over UDP: one message per datagram.',
+  'Syslog over UDP.',
 );
 
 export const SyslogTcpSchema = section(
@@ -151,7 +151,7 @@ export const SyslogTcpSchema = section(
       { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' },
     ),
   },
-  'Syslog over TCP, framed by octet counting or by newlines.',
+  'Syslog over TCP.',
 );
 
 export const SourcesSchema = section(
@@ -215,7 +215,7 @@ const fileSinkProperties = {
   rotate_size: size('100MiB', 'A file is rotated once it reaches this size.'),
   rotate_interval: duration('1h', 'A file is rotated once it is this old; 0 turns rotation by time off.'),
   max_files: Type.Integer({
-    description: 'Rotated files kept per tenant; older ones are deleted. 0 keeps all.',
+    description: 'Rotated files kept per tenant; 0 keeps all.',
     default: 0,
     minimum: 0,
   }),

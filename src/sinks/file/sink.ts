@@ -14,9 +14,11 @@ import type { ComponentHealth, Sink } from '../../core/component.js';
 import type { AckToken } from '../../core/ack.js';
 import type { LogRecord } from '../../core/record.js';
 import { backoffDelay } from '../../core/backoff.js';
+import { timerDelay } from '../../core/clock.js';
 import type { FileSinkConfig } from '../../ops/config/types.js';
 import type { Telemetry } from '../../ops/telemetry.js';
 import { encodeRecord } from './encode.js';
+import { EncodedQueue } from '../encoded-queue.js';
 
 export const ACTIVE_FILE = 'current.ndjson';
 const ROTATED_FILE = /^(\d{8}T\d{6}\.\d{3}Z)(?:-(\d{1,6}))?\.ndjson$/;
@@ -40,24 +42,18 @@ export function sortRotated(names: readonly string[]): string[] {
   return parsed.map((p) => p.name);
 }
 
-/** What one write() call handed over: its encoded lines, settled together. */
-interface Batch {
-  text: string;
-  records: number;
-  ack: AckToken | null;
-}
-
 class TenantFile {
   handle: FileHandle | null = null;
   /** Bytes in the active file. */
   size = 0;
   openedAt = 0;
-  /** Batches waiting for a write, oldest first. */
-  queue: Batch[] = [];
+  readonly queue: EncodedQueue;
   /** The write loop (or a rotation) is running. */
   writing: Promise<void> | null = null;
 
-  constructor(readonly tenant: string, readonly dir: string) {}
+  constructor(readonly tenant: string, readonly dir: string, chunkSize: number) {
+    this.queue = new EncodedQueue(chunkSize);
+  }
 }
 
 export class FileSink implements Sink {
@@ -96,17 +92,18 @@ export class FileSink implements Sink {
   write(tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean {
     let file = this.files.get(tenant);
     if (file === undefined) {
-      file = new TenantFile(tenant, path.join(this.config.path, tenant));
+      file = new TenantFile(tenant, path.join(this.config.path, tenant), this.config.batchBytes);
       this.files.set(tenant, file);
     }
-    let text = '';
-    for (let i = 0; i < records.length; i++) text += encodeRecord(records[i]!);
-    file.queue.push({ text, records: records.length, ack });
-    this.queued += text.length;
+    const queue = file.queue;
+    const before = queue.bytes;
+    for (let i = 0; i < records.length; i++) queue.append(encodeRecord(records[i]!));
+    queue.mark(records.length, ack);
+    this.queued += queue.bytes - before;
     this.queuedGauge.set(this.queued);
 
-    if (this.queued >= this.config.batchBytes) this.startWriting(file);
-    else if (this.flushTimer === null) this.flushTimer = setTimeout(this.flushAll, this.config.batchDelayMs);
+    if (queue.bytes >= this.config.batchBytes) this.startWriting(file);
+    else if (this.flushTimer === null) this.flushTimer = setTimeout(this.flushAll, timerDelay(this.config.batchDelayMs));
 
     if (this.queued >= this.config.queueHighWaterBytes) this.isCongested = true;
     return !this.isCongested;
@@ -132,7 +129,7 @@ export class FileSink implements Sink {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<'expired'>((resolve) => { timer = setTimeout(() => resolve('expired'), Math.max(0, deadline - Date.now())); });
+    const expired = new Promise<'expired'>((resolve) => { timer = setTimeout(() => resolve('expired'), timerDelay(deadline - Date.now())); });
     const outcome = await Promise.race([this.idle(), expired]);
     clearTimeout(timer);
     if (outcome === 'expired') {
@@ -150,8 +147,7 @@ export class FileSink implements Sink {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
     for (const file of this.files.values()) {
-      for (const batch of file.queue) batch.ack?.fail();
-      file.queue = [];
+      file.queue.failAll();
       void file.handle?.close().catch(() => undefined);
       file.handle = null;
     }
@@ -164,7 +160,7 @@ export class FileSink implements Sink {
   /** Resolves once every tenant file has written all it holds. */
   private async idle(): Promise<void> {
     for (;;) {
-      const busy = [...this.files.values()].filter((f) => f.writing !== null || f.queue.length > 0);
+      const busy = [...this.files.values()].filter((f) => f.writing !== null || !f.queue.empty);
       if (busy.length === 0 || this.destroyed) return;
       for (const file of busy) this.startWriting(file);
       await Promise.all(busy.map((f) => f.writing));
@@ -173,7 +169,7 @@ export class FileSink implements Sink {
 
   private readonly flushAll = (): void => {
     this.flushTimer = null;
-    for (const file of this.files.values()) if (file.queue.length > 0) this.startWriting(file);
+    for (const file of this.files.values()) if (!file.queue.empty) this.startWriting(file);
   };
 
   private startWriting(file: TenantFile): void {
@@ -182,46 +178,30 @@ export class FileSink implements Sink {
 
   /**
    * Write until the queue is empty, up to batch_size per write (whole
-   * batches only, so a file passes rotate_size by at most one batch). Errors
+   * lines only, so a file passes rotate_size by at most one write). Errors
    * are retried with backoff; records are never dropped here.
    */
   private async writeLoop(file: TenantFile): Promise<void> {
     let attempt = 0;
-    while (file.queue.length > 0 && !this.destroyed) {
-      let take = 0;
-      let chars = 0;
-      while (take < file.queue.length && (take === 0 || chars + file.queue[take]!.text.length <= this.config.batchBytes)) {
-        chars += file.queue[take]!.text.length;
-        take++;
-      }
-      const batches = file.queue.slice(0, take);
-      const data = Buffer.from(take === 1 ? batches[0]!.text : batches.map((b) => b.text).join(''), 'utf8');
+    while (!file.queue.empty && !this.destroyed) {
+      const chunks = file.queue.take(this.config.batchBytes);
+      let bytes = 0;
+      for (const chunk of chunks) bytes += chunk.length;
       try {
-        await this.prepare(file, data.length);
-        const handle = file.handle!;
-        let offset = 0;
-        while (offset < data.length) {
-          const { bytesWritten } = await handle.write(data, offset, data.length - offset);
-          offset += bytesWritten;
-        }
-        file.size += data.length;
+        await this.prepare(file, bytes);
+        await writeFully(file.handle!, chunks, bytes);
+        file.size += bytes;
         attempt = 0;
       } catch (err) {
-        // The batches stay queued; retry once the disk may be back (ENOSPC, EIO).
+        // The chunks stay queued; retry once the disk may be back (ENOSPC, EIO).
         await this.closeQuietly(file);
         this.telemetry.emit('fileWriteFailed', { sink: this.name, tenant: file.tenant, error: (err as Error).message });
         await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt++)));
         continue;
       }
-      file.queue.splice(0, take);
-      let records = 0;
-      for (const batch of batches) {
-        records += batch.records;
-        batch.ack?.commit();
-      }
-      this.written.inc(records);
-      this.writtenBytes.inc(data.length);
-      this.queued -= chars;
+      this.written.inc(file.queue.release(chunks.length));
+      this.writtenBytes.inc(bytes);
+      this.queued -= bytes;
       this.queuedGauge.set(this.queued);
       if (this.isCongested && this.queued <= this.config.queueHighWaterBytes / 2) {
         this.isCongested = false;
@@ -282,7 +262,7 @@ export class FileSink implements Sink {
           .catch((err: Error) => this.telemetry.emit('fileWriteFailed', { sink: this.name, tenant: file.tenant, error: err.message }))
           .finally(() => {
             file.writing = null;
-            if (file.queue.length > 0) this.startWriting(file);
+            if (!file.queue.empty) this.startWriting(file);
           });
       }
     }
@@ -292,6 +272,15 @@ export class FileSink implements Sink {
     const handle = file.handle;
     file.handle = null;
     await handle?.close().catch(() => undefined);
+  }
+}
+
+/** writev() until every byte is down (a regular file may take a short write, e.g. near ENOSPC). */
+async function writeFully(handle: FileHandle, chunks: Buffer[], bytes: number): Promise<void> {
+  let { bytesWritten } = await handle.writev(chunks);
+  while (bytesWritten < bytes) {
+    const rest = Buffer.concat(chunks).subarray(bytesWritten);
+    bytesWritten += (await handle.write(rest)).bytesWritten;
   }
 }
 

@@ -54,3 +54,16 @@ test('encode: strings that need escaping round-trip exactly; flags appear only w
   assert.equal(parsed.invalid_utf8, true);
   assert.ok(!('parse_error' in (JSON.parse(encodeRecord(record())) as object)));
 });
+
+test('encode: docs/record.md documents exactly the keys a record can have', async () => {
+  const { readFileSync } = await import('node:fs');
+  const path = await import('node:path');
+  const { ROOT } = await import('../../helpers.js');
+  const doc = readFileSync(path.join(ROOT, 'docs', 'record.md'), 'utf8');
+  const documented = [...doc.matchAll(/^\| `([a-z0-9_]+)` \|/gm)].map((m) => m[1]);
+  const rec = record();
+  rec.meta = { owner: 'x' };
+  rec.parseError = true;
+  rec.invalidUtf8 = true;
+  assert.deepEqual(Object.keys(JSON.parse(encodeRecord(rec)) as object), documented);
+});

@@ -1,0 +1,103 @@
+/**
+ * Encoded records waiting to be written, held as bytes in large chunks
+ * outside the JS heap rather than as strings: a deep queue then costs the
+ * garbage collector nothing, and a write is one writev() of whole chunks.
+ *
+ *   append(line) … mark(batch)  append … mark   append …
+ *   ├──────── chunk 0 ─────────┤├──── chunk 1 ───── (open) ┤
+ *   take(max) → [chunk 0, chunk 1]   written → release(2) → marks settle
+ *
+ * Chunks hold whole lines only, so any prefix of chunks ends on a record
+ * boundary. A mark records where one write() call's records end; once the
+ * bytes up to it are released, its ack commits.
+ */
+import type { AckToken } from '../core/ack.js';
+
+interface Mark {
+  /** Offset, in bytes ever appended, just past this batch's last line. */
+  end: number;
+  records: number;
+  ack: AckToken | null;
+}
+
+export class EncodedQueue {
+  /** Bytes appended and not yet released. */
+  bytes = 0;
+  private readonly chunks: Buffer[] = [];
+  private open: Buffer | null = null;
+  private openUsed = 0;
+  private appended = 0;
+  private released = 0;
+  private readonly marks: Mark[] = [];
+
+  constructor(private readonly chunkSize: number) {}
+
+  append(line: string): void {
+    // A UTF-16 unit encodes to at most 3 UTF-8 bytes: measure exactly only when that bound does not fit.
+    const room = this.open === null ? 0 : this.open.length - this.openUsed;
+    if (line.length * 3 > room && (room === 0 || Buffer.byteLength(line) > room)) {
+      this.seal();
+      this.open = Buffer.allocUnsafeSlow(Math.max(this.chunkSize, Buffer.byteLength(line)));
+    }
+    const written = this.open!.write(line, this.openUsed);
+    this.openUsed += written;
+    this.appended += written;
+    this.bytes += written;
+  }
+
+  /** The records appended since the last mark form one batch, settled by `ack`. */
+  mark(records: number, ack: AckToken | null): void {
+    this.marks.push({ end: this.appended, records, ack });
+  }
+
+  /** Close the open chunk so it can be taken. */
+  seal(): void {
+    if (this.open !== null && this.openUsed > 0) this.chunks.push(this.open.subarray(0, this.openUsed));
+    this.open = null;
+    this.openUsed = 0;
+  }
+
+  get empty(): boolean {
+    return this.bytes === 0;
+  }
+
+  /** The oldest chunks, up to `maxBytes` (at least one). They stay queued until released. */
+  take(maxBytes: number): Buffer[] {
+    if (this.chunks.length === 0) this.seal();
+    const out: Buffer[] = [];
+    let size = 0;
+    for (const chunk of this.chunks) {
+      if (out.length > 0 && size + chunk.length > maxBytes) break;
+      out.push(chunk);
+      size += chunk.length;
+    }
+    return out;
+  }
+
+  /** The first `count` chunks were written: drop them and commit the batches they complete. Returns records committed. */
+  release(count: number): number {
+    for (const chunk of this.chunks.splice(0, count)) {
+      this.released += chunk.length;
+      this.bytes -= chunk.length;
+    }
+    let records = 0;
+    let settled = 0;
+    while (settled < this.marks.length && this.marks[settled]!.end <= this.released) {
+      const mark = this.marks[settled++]!;
+      records += mark.records;
+      mark.ack?.commit();
+    }
+    this.marks.splice(0, settled);
+    return records;
+  }
+
+  /** Give up on everything queued (the sink is destroyed): pending acks fail. */
+  failAll(): void {
+    for (const mark of this.marks) mark.ack?.fail();
+    this.marks.length = 0;
+    this.chunks.length = 0;
+    this.open = null;
+    this.openUsed = 0;
+    this.bytes = 0;
+  }
+}

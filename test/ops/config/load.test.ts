@@ -1,0 +1,608 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { stringify } from 'yaml';
+import {
+  ConfigError,
+  defaultConfig,
+  formatProblem,
+  loadConfigFile,
+  parseConfig,
+  parseDuration,
+  parseSize,
+  type ConfigProblem,
+} from '../../../src/ops/config/load.js';
+import type { SluiceConfig } from '../../../src/ops/config/types.js';
+
+const DEFAULTS: SluiceConfig = {
+  dataDir: './data',
+  log: { level: 'info' },
+  sources: {
+    syslogUdp: { enabled: true, address: '127.0.0.1', port: 5514, receiveBufferBytes: 4 * 1024 * 1024 },
+    syslogTcp: { enabled: true, address: '127.0.0.1', port: 5514, maxFrameBytes: 64 * 1024 },
+  },
+  tenants: [{ id: 'default', networks: ['127.0.0.0/8', '::1/128'] }],
+  sinks: [
+    {
+      name: 'files',
+      type: 'file',
+      tenants: ['*'],
+      path: path.join('./data', 'logs'),
+      rotateBytes: 100 * 1024 * 1024,
+      rotateIntervalMs: 3_600_000,
+      maxFiles: 0,
+      batchBytes: 256 * 1024,
+      batchDelayMs: 10,
+      queueHighWaterBytes: 8 * 1024 * 1024,
+    },
+  ],
+  shutdownTimeoutMs: 10_000,
+};
+
+const DURATION_EXPECTED = 'a duration such as 10s, 500ms or 1h';
+const SIZE_EXPECTED = 'a size such as 64KiB, 100MiB or a number of bytes';
+const CIDR_EXPECTED = 'a CIDR block such as 10.0.0.0/8 or 2001:db8::/32, or a single address';
+
+/** The config of a text that must be valid. */
+function ok(text: string): SluiceConfig {
+  const { config, problems } = parseConfig(text);
+  assert.deepEqual(problems.map((p) => formatProblem(p)), []);
+  assert.ok(config);
+  return config;
+}
+
+/** The problems of a text that must be invalid. */
+function bad(text: string): ConfigProblem[] {
+  const { config, problems } = parseConfig(text);
+  assert.equal(config, null, 'a text with problems yields no config');
+  assert.ok(problems.length > 0);
+  return problems;
+}
+
+/** The single problem of a text that must have exactly one. */
+function one(text: string): ConfigProblem {
+  const problems = bad(text);
+  assert.equal(problems.length, 1, problems.map((p) => formatProblem(p)).join('\n'));
+  return problems[0] as ConfigProblem;
+}
+
+/** path, value and expected, without position and kind. */
+function brief(p: ConfigProblem): { path: string; value: unknown; expected: string } {
+  return { path: p.path, value: p.value, expected: p.expected };
+}
+
+describe('defaults', () => {
+  it('defaultConfig() is the documented default configuration', () => {
+    assert.deepEqual(defaultConfig(), DEFAULTS);
+  });
+
+  it('an empty file, a blank file and a comment-only file mean all defaults', () => {
+    for (const text of ['', '\n\n  \n', '# sluice.yaml\n\n   # nothing set yet\n', '---\n', '~\n']) {
+      assert.deepEqual(ok(text), DEFAULTS, JSON.stringify(text));
+    }
+  });
+
+  it('each call returns a fresh object', () => {
+    const a = defaultConfig();
+    a.tenants[0]?.networks.push('10.0.0.0/8');
+    a.sources.syslogUdp.port = 1;
+    assert.deepEqual(defaultConfig(), DEFAULTS);
+  });
+
+  it('a section left empty counts as left out', () => {
+    assert.deepEqual(ok('log:\nsources:\n  syslog_udp:\n  # port: 1\ntenants:\nsinks:\n'), DEFAULTS);
+  });
+
+  it('a tenant or sink with nothing under it takes every default', () => {
+    const config = ok('tenants:\n  acme:\nsinks:\n  archive:\n');
+    assert.deepEqual(config.tenants, [{ id: 'acme', networks: [] }]);
+    assert.deepEqual(config.sinks, [{ ...DEFAULTS.sinks[0], name: 'archive' }]);
+  });
+
+  it('setting one key keeps every other default', () => {
+    const config = ok('sources:\n  syslog_tcp:\n    port: 6000\n');
+    assert.deepEqual(config, { ...DEFAULTS, sources: { ...DEFAULTS.sources, syslogTcp: { ...DEFAULTS.sources.syslogTcp, port: 6000 } } });
+  });
+});
+
+describe('durations', () => {
+  const good: [unknown, number][] = [
+    [0, 0],
+    [30, 30_000],
+    [0.5, 500],
+    [1.25, 1250],
+    ['0s', 0],
+    ['500ms', 500],
+    ['1.5s', 1500],
+    ['10m', 600_000],
+    ['1h', 3_600_000],
+    ['2d', 172_800_000],
+    ['0.0001s', 1], // a positive duration never becomes 0
+  ];
+  for (const [input, ms] of good) {
+    it(`${JSON.stringify(input)} is ${ms} ms`, () => {
+      assert.equal(parseDuration(input), ms);
+      assert.equal(ok(stringify({ shutdown_timeout: input })).shutdownTimeoutMs, ms);
+      assert.equal(ok(stringify({ sinks: { s: { batch_delay: input } } })).sinks[0]?.batchDelayMs, ms);
+    });
+  }
+
+  const wrong: unknown[] = ['10', '10 s', '10S', '10sec', '1w', '1.s', '.5s', '-1s', '1e3s', '', 'abc', -1, true, [], { s: 1 }, null];
+  for (const input of wrong) {
+    it(`${JSON.stringify(input)} is not a duration`, () => {
+      assert.equal(parseDuration(input), null);
+      assert.deepEqual(brief(one(stringify({ shutdown_timeout: input }))), {
+        path: 'shutdown_timeout',
+        value: input,
+        expected: DURATION_EXPECTED,
+      });
+    });
+  }
+
+  it('.inf is not a duration', () => {
+    assert.deepEqual(brief(one('sinks:\n  s:\n    rotate_interval: .inf\n')), {
+      path: 'sinks.s.rotate_interval',
+      value: Infinity,
+      expected: DURATION_EXPECTED,
+    });
+  });
+
+  it('<n><unit> is n times the unit, for any n', () => {
+    const units = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+    fc.assert(
+      fc.property(fc.nat(100_000), fc.constantFrom(...Object.entries(units)), (n, [unit, factor]) => {
+        assert.equal(parseDuration(`${n}${unit}`), n * factor);
+      }),
+    );
+  });
+});
+
+describe('sizes', () => {
+  const good: [unknown, number][] = [
+    [0, 0],
+    [65536, 65536],
+    ['0B', 0],
+    ['1B', 1],
+    ['1KB', 1000],
+    ['1.5KB', 1500],
+    ['2MB', 2_000_000],
+    ['1GB', 1_000_000_000],
+    ['1KiB', 1024],
+    ['1.5MiB', 1.5 * 1024 * 1024],
+    ['2GiB', 2 * 1024 ** 3],
+    ['1.1KiB', 1126], // rounded to whole bytes
+  ];
+  for (const [input, bytes] of good) {
+    it(`${JSON.stringify(input)} is ${bytes} bytes`, () => {
+      assert.equal(parseSize(input), bytes);
+      assert.equal(ok(stringify({ sinks: { s: { rotate_size: input } } })).sinks[0]?.rotateBytes, bytes);
+    });
+  }
+
+  const wrong: unknown[] = ['1kb', '1kib', '1KIB', '1 KiB', '1K', '1TB', '1.5', '100', '-1B', '1e3B', 'abc', '', -1, 1.5, false, ['1KiB']];
+  for (const input of wrong) {
+    it(`${JSON.stringify(input)} is not a size`, () => {
+      assert.equal(parseSize(input), null);
+      assert.deepEqual(brief(one(stringify({ sources: { syslog_udp: { receive_buffer: input } } }))), {
+        path: 'sources.syslog_udp.receive_buffer',
+        value: input,
+        expected: SIZE_EXPECTED,
+      });
+    });
+  }
+
+  it('max_frame is from 64 bytes to 16MiB', () => {
+    const frame = (v: unknown) => stringify({ sources: { syslog_tcp: { max_frame: v } } });
+    assert.equal(ok(frame('64B')).sources.syslogTcp.maxFrameBytes, 64);
+    assert.equal(ok(frame(64)).sources.syslogTcp.maxFrameBytes, 64);
+    assert.equal(ok(frame('16MiB')).sources.syslogTcp.maxFrameBytes, 16 * 1024 * 1024);
+    for (const v of ['63B', 63, 0, '16777217B', 16 * 1024 * 1024 + 1, '1GiB', 'big']) {
+      assert.deepEqual(brief(one(frame(v))), {
+        path: 'sources.syslog_tcp.max_frame',
+        value: v,
+        expected: 'a size from 64B to 16MiB, such as 64KiB',
+      });
+    }
+  });
+
+  it('<n><unit> is n times the unit, for any n', () => {
+    const units = { B: 1, KB: 1000, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+    fc.assert(
+      fc.property(fc.nat(100_000), fc.constantFrom(...Object.entries(units)), (n, [unit, factor]) => {
+        assert.equal(parseSize(`${n}${unit}`), n * factor);
+      }),
+    );
+  });
+});
+
+describe('unknown keys', () => {
+  const cases: [string, string, string][] = [
+    ['colour: red\n', 'colour', 'data_dir, log, shutdown_timeout, sources, tenants, sinks'],
+    ['log:\n  colour: red\n', 'log.colour', 'level'],
+    ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
+    ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame'],
+    ['sources:\n  colour: red\n', 'sources.colour', 'syslog_udp, syslog_tcp'],
+    ['tenants:\n  a:\n    colour: red\n', 'tenants.a.colour', 'networks'],
+    [
+      'sinks:\n  s:\n    colour: red\n',
+      'sinks.s.colour',
+      'type, tenants, path, rotate_size, rotate_interval, max_files, batch_size, batch_delay, queue_high_water',
+    ],
+  ];
+  for (const [text, keyPath, allowed] of cases) {
+    it(`${keyPath} is reported with the keys allowed there`, () => {
+      const p = one(text);
+      assert.equal(p.kind, 'unknown-key');
+      assert.equal(p.path, keyPath);
+      assert.equal(p.value, 'colour');
+      assert.equal(p.expected, `one of: ${allowed}`);
+      const depth = keyPath.split('.').length - 1;
+      assert.equal(p.line, depth + 1);
+      assert.equal(p.column, depth * 2 + 1);
+      assert.equal(formatProblem(p), `${p.line}:${p.column}: ${keyPath}: unknown key "colour"; expected one of: ${allowed}`);
+    });
+  }
+});
+
+describe('values', () => {
+  it('a bad log level lists the levels', () => {
+    assert.deepEqual(brief(one('log:\n  level: loud\n')), {
+      path: 'log.level',
+      value: 'loud',
+      expected: 'one of: trace, debug, info, warn, error, fatal, silent',
+    });
+    assert.equal(ok('log:\n  level: silent\n').log.level, 'silent');
+  });
+
+  it('a port must be an integer from 0 to 65535', () => {
+    for (const port of [65536, -1, 1.5, '80', true]) {
+      assert.deepEqual(brief(one(stringify({ sources: { syslog_udp: { port } } }))), {
+        path: 'sources.syslog_udp.port',
+        value: port,
+        expected: 'an integer from 0 to 65535',
+      });
+    }
+    assert.equal(ok('sources:\n  syslog_tcp:\n    port: 0\n').sources.syslogTcp.port, 0);
+    assert.equal(ok('sources:\n  syslog_tcp:\n    port: 65535\n').sources.syslogTcp.port, 65535);
+  });
+
+  it('a key with no value is reported at the key', () => {
+    const p = one('sources:\n  syslog_udp:\n    port:\n');
+    assert.deepEqual(brief(p), { path: 'sources.syslog_udp.port', value: null, expected: 'an integer from 0 to 65535' });
+    assert.deepEqual([p.line, p.column], [3, 5]);
+  });
+
+  it('addresses are IP literals or localhost', () => {
+    for (const address of ['localhost', '0.0.0.0', '::', '::1', '10.1.2.3']) {
+      assert.equal(ok(stringify({ sources: { syslog_udp: { address } } })).sources.syslogUdp.address, address);
+    }
+    for (const address of ['example.com', '10.0.0.256', '', 'LOCALHOST', '10.0.0.0/8']) {
+      const p = one(stringify({ sources: { syslog_tcp: { address } } }));
+      assert.equal(p.path, 'sources.syslog_tcp.address');
+      assert.equal(p.expected, 'an IPv4 or IPv6 address such as 127.0.0.1, 0.0.0.0 or ::1, or "localhost"');
+    }
+  });
+
+  it('booleans are true or false, not yes or no', () => {
+    assert.equal(ok('sources:\n  syslog_udp:\n    enabled: false\n').sources.syslogUdp.enabled, false);
+    assert.deepEqual(brief(one('sources:\n  syslog_udp:\n    enabled: no\n')), {
+      path: 'sources.syslog_udp.enabled',
+      value: 'no',
+      expected: 'true or false',
+    });
+  });
+
+  it('a section must be a mapping', () => {
+    assert.deepEqual(brief(one('log: debug\n')), { path: 'log', value: 'debug', expected: 'a mapping with the keys: level' });
+  });
+
+  it('data_dir is kept as given and sinks without a path go under it', () => {
+    const config = ok('data_dir: /var/lib/sluice\n');
+    assert.equal(config.dataDir, '/var/lib/sluice');
+    assert.equal(config.sinks[0]?.path, '/var/lib/sluice/logs');
+    assert.equal(ok('data_dir: state\n').sinks[0]?.path, path.join('state', 'logs'));
+    assert.deepEqual(brief(one('data_dir: ""\n')), { path: 'data_dir', value: '', expected: 'a non-empty string' });
+  });
+
+  it('a sink path is kept as given', () => {
+    const config = ok('sinks:\n  a:\n    path: ./out/../logs\n  b:\n    path: null\n');
+    assert.deepEqual(
+      config.sinks.map((s) => s.path),
+      ['./out/../logs', path.join('./data', 'logs')],
+    );
+    assert.deepEqual(brief(one('sinks:\n  a:\n    path: 5\n')), {
+      path: 'sinks.a.path',
+      value: 5,
+      expected: 'a folder path, or null for <data_dir>/logs',
+    });
+  });
+
+  it('a sink type other than file is reported', () => {
+    assert.deepEqual(brief(one('sinks:\n  a:\n    type: s3\n')), { path: 'sinks.a.type', value: 's3', expected: '"file"' });
+  });
+});
+
+describe('tenants and sinks', () => {
+  it('networks must be CIDR blocks; a bare address becomes a /32 or /128 block', () => {
+    const config = ok(
+      stringify({ tenants: { a: { networks: ['10.0.0.0/8', '2001:db8::/32', '192.168.1.1', '::1', '0.0.0.0/0', '10.1.2.3/24'] } } }),
+    );
+    assert.deepEqual(config.tenants, [
+      { id: 'a', networks: ['10.0.0.0/8', '2001:db8::/32', '192.168.1.1/32', '::1/128', '0.0.0.0/0', '10.1.2.3/24'] },
+    ]);
+    const wrong = ['10.0.0.0/33', '::1/129', 'not-an-ip', '10.0.0.0/', '10.0.0.0/8/8', '10.0.0/8', '10.0.0.0/-1', ' 10.0.0.0/8', '10.0.0.0/1a', 8];
+    const problems = bad(stringify({ tenants: { a: { networks: ['10.0.0.0/8', ...wrong] } } }));
+    assert.deepEqual(
+      problems.map(brief),
+      wrong.map((value, i) => ({ path: `tenants.a.networks[${i + 1}]`, value, expected: CIDR_EXPECTED })),
+    );
+  });
+
+  it('networks must be a list', () => {
+    assert.deepEqual(brief(one('tenants:\n  a:\n    networks: 10.0.0.0/8\n')), {
+      path: 'tenants.a.networks',
+      value: '10.0.0.0/8',
+      expected: 'a list of CIDR blocks such as [10.0.0.0/8, "2001:db8::/32"]',
+    });
+  });
+
+  it('giving tenants replaces the default tenant; a new tenant has no networks', () => {
+    const config = ok('tenants:\n  acme:\n    networks: [10.0.0.0/8]\n  beta: {}\n');
+    assert.deepEqual(config.tenants, [
+      { id: 'acme', networks: ['10.0.0.0/8'] },
+      { id: 'beta', networks: [] },
+    ]);
+    assert.deepEqual(config.sinks, DEFAULTS.sinks);
+  });
+
+  it('giving sinks replaces the default sink; its keys take their defaults', () => {
+    const config = ok('sinks:\n  archive:\n    path: /srv/archive\n    tenants: [default]\n    max_files: 30\n');
+    assert.deepEqual(config.sinks, [
+      { ...DEFAULTS.sinks[0], name: 'archive', path: '/srv/archive', tenants: ['default'], maxFiles: 30 },
+    ]);
+    assert.deepEqual(config.tenants, DEFAULTS.tenants);
+  });
+
+  it('tenants and sinks keep the order of the file, numeric ids included', () => {
+    const config = ok('tenants:\n  zeta: {}\n  "10": {}\n  alpha: {}\n  "2": {}\nsinks:\n  z: {}\n  "1": {}\n  a: {}\n');
+    assert.deepEqual(
+      config.tenants.map((t) => t.id),
+      ['zeta', '10', 'alpha', '2'],
+    );
+    assert.deepEqual(
+      config.sinks.map((s) => s.name),
+      ['z', '1', 'a'],
+    );
+  });
+
+  it('a sink naming an unknown tenant is reported, with the tenants that exist', () => {
+    const problems = bad('tenants:\n  acme: {}\n  beta: {}\nsinks:\n  s:\n    tenants: [acme, gamma, "*", delta]\n');
+    assert.deepEqual(problems.map(brief), [
+      { path: 'sinks.s.tenants[1]', value: 'gamma', expected: '"*" or the id of a tenant under tenants (defined: acme, beta)' },
+      { path: 'sinks.s.tenants[3]', value: 'delta', expected: '"*" or the id of a tenant under tenants (defined: acme, beta)' },
+    ]);
+    assert.deepEqual([problems[0]?.line, problems[0]?.column], [6, 21]);
+  });
+
+  it('a default sink keeps receiving every tenant when tenants change', () => {
+    assert.deepEqual(ok('tenants:\n  acme: {}\n').sinks[0]?.tenants, ['*']);
+  });
+
+  it('a sink needs at least one tenant entry', () => {
+    assert.deepEqual(brief(one('sinks:\n  s:\n    tenants: []\n')), {
+      path: 'sinks.s.tenants',
+      value: [],
+      expected: 'a non-empty list of tenant ids or "*"',
+    });
+  });
+
+  it('at least one tenant and one sink are needed', () => {
+    assert.deepEqual(bad('tenants: {}\nsinks: {}\n').map(brief), [
+      { path: 'tenants', value: {}, expected: 'a mapping of tenant ids to tenant settings, with at least one tenant' },
+      { path: 'sinks', value: {}, expected: 'a mapping of sink names to sink settings, with at least one sink' },
+    ]);
+  });
+
+  it('bad tenant ids and sink names are reported on the key, and their settings are still checked', () => {
+    const good = ['a', '0', 'a_b-c', 'x'.repeat(63)];
+    const config = ok(`tenants:\n${good.map((id) => `  "${id}": {}\n`).join('')}`);
+    assert.deepEqual(
+      config.tenants.map((t) => t.id),
+      good,
+    );
+
+    const wrongIds = ['Acme', '-x', '_x', 'has space', 'x'.repeat(64), 'dot.ted', 'é'];
+    const problems = bad(stringify({ tenants: Object.fromEntries(wrongIds.map((id) => [id, {}])) }));
+    assert.deepEqual(
+      problems.map((p) => [p.kind, p.value]),
+      wrongIds.map((id) => ['bad-key', id]),
+    );
+    assert.equal(
+      problems[0]?.expected,
+      'a tenant id of 1 to 63 characters of a-z, 0-9, "_" and "-", starting with a letter or a digit',
+    );
+
+    const sink = bad('sinks:\n  Out:\n    batch_size: lots\n');
+    assert.deepEqual(
+      sink.map((p) => formatProblem(p)),
+      [
+        '2:3: sinks.Out: bad key "Out"; expected a sink name of 1 to 63 characters of a-z, 0-9, "_" and "-", starting with a letter or a digit',
+        `3:17: sinks.Out.batch_size: got "lots"; expected ${SIZE_EXPECTED}`,
+      ],
+    );
+  });
+});
+
+describe('all problems at once', () => {
+  it('reports every problem of a file, in file order, with its line and column', () => {
+    const text = [
+      'data_dir: ./state', //                   1
+      'log:', //                                2
+      '  level: loud', //                       3
+      'shutdown_timeout: soon', //              4
+      'sources:', //                            5
+      '  syslog_udp:', //                       6
+      '    port: 99999', //                     7
+      '    colour: red', //                     8
+      '  syslog_tcp:', //                       9
+      '    max_frame: 1GiB', //                 10
+      'tenants:', //                            11
+      '  acme:', //                             12
+      '    networks:', //                       13
+      '      - 10.0.0.0/8', //                  14
+      '      - 10.0.0.0/40', //                 15
+      'sinks:', //                              16
+      '  files:', //                            17
+      '    tenants: [acme, nobody]', //         18
+      '    rotate_size: abc', //                19
+      '',
+    ].join('\n');
+    const problems = bad(text);
+    assert.deepEqual(
+      problems.map((p) => [p.path, p.line, p.column]),
+      [
+        ['log.level', 3, 10],
+        ['shutdown_timeout', 4, 19],
+        ['sources.syslog_udp.port', 7, 11],
+        ['sources.syslog_udp.colour', 8, 5],
+        ['sources.syslog_tcp.max_frame', 10, 16],
+        ['tenants.acme.networks[1]', 15, 9],
+        ['sinks.files.tenants[1]', 18, 21],
+        ['sinks.files.rotate_size', 19, 18],
+      ],
+    );
+  });
+
+  it('a value used through an alias is reported for each use, at the anchored value', () => {
+    const problems = bad('tenants:\n  a: &t\n    networks: [bogus]\n  b: *t\n');
+    assert.deepEqual(
+      problems.map((p) => [p.path, p.line, p.column]),
+      [
+        ['tenants.a.networks[0]', 3, 16],
+        ['tenants.b.networks[0]', 3, 16],
+      ],
+    );
+  });
+
+  it('positions point into flow collections', () => {
+    const problems = bad('tenants: {a: {networks: [10.0.0.0/8, nope]}}\nsinks: {s: {max_files: -1}}\n');
+    assert.deepEqual(
+      problems.map((p) => [p.path, p.line, p.column]),
+      [
+        ['tenants.a.networks[1]', 1, 38],
+        ['sinks.s.max_files', 2, 24],
+      ],
+    );
+  });
+});
+
+describe('the file as a whole', () => {
+  it('a YAML syntax error is a problem with its line', () => {
+    const p = one('log:\n  level: info\nsources: [1\nsinks: {}\n');
+    assert.equal(p.kind, 'syntax');
+    assert.equal(p.line, 4);
+    assert.match(formatProblem(p, 'sluice.yaml'), /^sluice\.yaml:4:1: invalid YAML: .+/);
+  });
+
+  it('a duplicate key is a syntax problem at the second key', () => {
+    const p = one('log:\n  level: info\n  level: debug\n');
+    assert.equal(p.kind, 'syntax');
+    assert.deepEqual([p.line, p.column], [3, 3]);
+  });
+
+  it('two YAML documents in one file are a problem', () => {
+    const p = one('log: {}\n---\nlog: {}\n');
+    assert.equal(formatProblem(p), '2:1: invalid YAML: the file holds more than one YAML document (a second "---")');
+  });
+
+  it('a top-level list is one problem', () => {
+    const p = one('- data_dir: ./data\n- log: {}\n');
+    assert.deepEqual(brief(p), {
+      path: '',
+      value: [{ data_dir: './data' }, { log: {} }],
+      expected: 'a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks',
+    });
+    assert.deepEqual([p.line, p.column], [1, 1]);
+  });
+
+  it('a top-level scalar is one problem', () => {
+    assert.equal(
+      formatProblem(one('sluice\n'), 'x.yaml'),
+      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks',
+    );
+  });
+
+  it('never throws, whatever the text', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.json().map((j) => stringify(JSON.parse(j)))), (text) => {
+        const { config, problems } = parseConfig(text);
+        assert.equal(config === null, problems.length > 0);
+        for (const p of problems) assert.equal(typeof formatProblem(p, 'f.yaml'), 'string');
+      }),
+    );
+  });
+});
+
+describe('formatProblem', () => {
+  it('names the file, position, key path, value and what is expected', () => {
+    const p = one('sinks:\n  files:\n    rotate_size: abc\n');
+    assert.equal(
+      formatProblem(p, 'sluice.yaml'),
+      'sluice.yaml:3:18: sinks.files.rotate_size: got "abc"; expected a size such as 64KiB, 100MiB or a number of bytes',
+    );
+  });
+
+  it('works without a file name or a position, and shortens long values', () => {
+    const problem: ConfigProblem = { path: 'tenants.a.networks', value: 'x'.repeat(100), expected: 'a list' };
+    assert.equal(formatProblem(problem), `tenants.a.networks: got "${'x'.repeat(58)}…; expected a list`);
+    assert.equal(formatProblem({ ...problem, value: 7, line: 2, column: 4 }, 'f.yaml'), 'f.yaml:2:4: tenants.a.networks: got 7; expected a list');
+  });
+});
+
+describe('loadConfigFile', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-config-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+
+  it('loads a valid file', () => {
+    const file = path.join(dir, 'ok.yaml');
+    writeFileSync(file, 'log:\n  level: debug\n');
+    assert.deepEqual(loadConfigFile(file), { ...DEFAULTS, log: { level: 'debug' } });
+  });
+
+  it('throws a ConfigError listing every problem with the file name', () => {
+    const file = path.join(dir, 'bad.yaml');
+    writeFileSync(file, 'log:\n  level: loud\nsources:\n  syslog_udp:\n    port: -1\n');
+    assert.throws(
+      () => loadConfigFile(file),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.equal(e.problems.length, 2);
+        assert.equal(
+          e.message,
+          [
+            `configuration ${file} has 2 problems:`,
+            `  ${file}:2:10: log.level: got "loud"; expected one of: trace, debug, info, warn, error, fatal, silent`,
+            `  ${file}:5:11: sources.syslog_udp.port: got -1; expected an integer from 0 to 65535`,
+          ].join('\n'),
+        );
+        return true;
+      },
+    );
+  });
+
+  it('throws a ConfigError for a missing file', () => {
+    const file = path.join(dir, 'missing.yaml');
+    assert.throws(
+      () => loadConfigFile(file),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.equal(e.problems[0]?.kind, 'unreadable');
+        assert.equal(e.message, `configuration ${file} has 1 problem:\n  ${file}: cannot read the configuration: no such file`);
+        return true;
+      },
+    );
+  });
+});
