@@ -61,15 +61,21 @@ export class EncodedQueue {
     return this.bytes === 0;
   }
 
-  /** The oldest chunks, up to `maxBytes` (at least one). They stay queued until released. */
+  /**
+   * The oldest chunks, up to `maxBytes` (at least one), sealing the open
+   * chunk when it fits. They stay queued until released.
+   */
   take(maxBytes: number): Buffer[] {
-    if (this.chunks.length === 0) this.seal();
     const out: Buffer[] = [];
     let size = 0;
     for (const chunk of this.chunks) {
-      if (out.length > 0 && size + chunk.length > maxBytes) break;
+      if (out.length > 0 && size + chunk.length > maxBytes) return out;
       out.push(chunk);
       size += chunk.length;
+    }
+    if (this.openUsed > 0 && (out.length === 0 || size + this.openUsed <= maxBytes)) {
+      this.seal();
+      out.push(this.chunks[this.chunks.length - 1]!);
     }
     return out;
   }
