@@ -1,9 +1,10 @@
 /**
  * Syslog message parser: RFC 5424, RFC 3164 and the variants real senders emit.
  *
- * Hot path. Hand-written scanning (charCodeAt/indexOf/startsWith), no regular
+ * Hot path. Hand-written scanning (charCodeAt/indexOf), no regular
  * expressions, no closures, no try/catch, and no allocation besides the
- * substrings stored in the record and the structured-data result. Scanner
+ * substrings stored in the record and the structured-data result (plus a
+ * throw-away object when an SD name misses the intern cache). Scanner
  * state is passed back through module-level variables for the same reason.
  * Every read is bounded by `end` (charCodeAt past the end yields NaN, which
  * would slip through naive range checks), so no input can make it throw.
@@ -21,7 +22,9 @@
  *   reported instead of half-parsed: VERSION must be 1, header fields are
  *   non-empty tokens separated by exactly one SP, SD is mandatory. Header tokens
  *   may hold non-ASCII characters (seen in the wild; rejecting them loses whole
- *   messages), but no control characters. RFC length limits are not enforced.
+ *   messages) or even control characters: a token is simply a non-empty run
+ *   up to the next SP, found with indexOf, because validating every character
+ *   costs more than the rest of the header. RFC length limits are not enforced.
  * - SD values: `\"`, `\\`, `\]` are unescaped; any other backslash is kept
  *   (RFC 5424 6.3.3). An unescaped `]` inside a quoted value is accepted since
  *   the quotes make it unambiguous. A repeated SD-ID merges into one object, a
@@ -36,8 +39,9 @@
  *   process's local zone, the year is the one of `nowMs` unless that lands more
  *   than 7 days in the future (Dec/Jan wrap). A calendar date that does not
  *   exist (`Feb 30`) keeps the message structure but uses the receive time.
- *   The last conversion is cached together with the range of `nowMs` for which
- *   it stays valid, so the steady state allocates no Date.
+ *   Conversions are cached (64 slots, not 1: see the cache) together with the
+ *   range of `nowMs` for which each stays valid, so the steady state allocates
+ *   no Date.
  * - After the timestamp the next token is the TAG when it looks like one
  *   (`app:`, `app[pid]:` or `app[pid]` with a non-empty app), which means the
  *   sender left the hostname out; otherwise it is the HOSTNAME (`-` → null) and
@@ -46,8 +50,9 @@
  * - `<PRI>` followed by no recognisable timestamp is a bare message, not an
  *   error (common from embedded devices). Without PRI *and* without timestamp
  *   there is nothing to say it is syslog at all, so it is a parse error.
- * - On a parse error `msg` is the raw text (trailing NUL/CR/LF stripped, a
- *   leading BOM kept) and facility/severity come from the PRI if it was valid.
+ * - On a parse error `msg` is the raw text (leading BOM and trailing NUL/CR/LF
+ *   stripped, as docs/record.md promises for every `msg`) and facility/severity
+ *   come from the PRI if it was valid.
  */
 import { DEFAULT_FACILITY, DEFAULT_SEVERITY, type LogRecord, type StructuredData } from '../../core/record.js';
 
@@ -82,7 +87,8 @@ export function parseSyslog(text: string, rec: LogRecord, nowMs: number): void {
     if (c === NUL || c === LF || c === CR) end--;
     else break;
   }
-  let p = end > 0 && text.charCodeAt(0) === BOM ? 1 : 0;
+  const start = end > 0 && text.charCodeAt(0) === BOM ? 1 : 0;
+  let p = start;
 
   rec.facility = DEFAULT_FACILITY;
   rec.severity = DEFAULT_SEVERITY;
@@ -106,7 +112,7 @@ export function parseSyslog(text: string, rec: LogRecord, nowMs: number): void {
       q++;
     }
     if (q === p + 1 || q >= end || text.charCodeAt(q) !== GT || pri > 191) {
-      fail(text, end, rec);
+      fail(text, start, end, rec);
       return;
     }
     rec.facility = pri >> 3;
@@ -122,17 +128,17 @@ export function parseSyslog(text: string, rec: LogRecord, nowMs: number): void {
       v++;
     }
     if (v > p && v < end && text.charCodeAt(v) === SP) {
-      if (v !== p + 1 || text.charCodeAt(p) !== 49 || !parse5424(text, v + 1, end, rec)) fail(text, end, rec);
+      if (v !== p + 1 || text.charCodeAt(p) !== 49 || !parse5424(text, v + 1, end, rec)) fail(text, start, end, rec);
       return;
     }
   }
-  if (!parse3164(text, p, end, rec, hasPri, nowMs)) fail(text, end, rec);
+  if (!parse3164(text, p, end, rec, hasPri, nowMs)) fail(text, start, end, rec);
 }
 
 /** Marks `rec` as unparsable, keeping facility/severity as already set. */
-function fail(text: string, end: number, rec: LogRecord): void {
+function fail(text: string, start: number, end: number, rec: LogRecord): void {
   rec.parseError = true;
-  rec.msg = text.slice(0, end);
+  rec.msg = text.slice(start, end);
   rec.ts = rec.received;
   rec.hostname = null;
   rec.app = null;
@@ -193,19 +199,14 @@ function parse5424(text: string, p: number, end: number, rec: LogRecord): boolea
 
 /** End of a non-empty header token at `p` (the index of the SP after it), or -1. */
 function headerToken(text: string, p: number, end: number): number {
-  let q = p;
-  while (q < end) {
-    const c = text.charCodeAt(q);
-    if (c === SP) break;
-    if (c < SP || c === DEL) return -1;
-    q++;
-  }
-  return q === p || q >= end ? -1 : q;
+  const q = text.indexOf(' ', p);
+  return q <= p || q >= end ? -1 : q;
 }
 
 /** Parses SD-ELEMENTs starting at `[`, sets rec.sd, returns the index after the last `]` or -1. */
 function parseStructuredData(text: string, p: number, end: number, rec: LogRecord): number {
   const sd: StructuredData = {};
+  let backslash = -2; // index of the next backslash, -1 if none, -2 not searched yet
   for (;;) {
     // text[p] is '['
     p++;
@@ -217,7 +218,7 @@ function parseStructuredData(text: string, p: number, end: number, rec: LogRecor
       q++;
     }
     if (q === p || q >= end) return -1;
-    const id = text.slice(p, q);
+    const id = internKey(text, p, q);
     let elem = Object.hasOwn(sd, id) ? sd[id] : undefined;
     if (elem === undefined) {
       elem = {};
@@ -234,26 +235,38 @@ function parseStructuredData(text: string, p: number, end: number, rec: LogRecor
         q++;
       }
       if (q === p || q + 1 >= end || text.charCodeAt(q + 1) !== QUOTE) return -1;
-      const name = text.slice(p, q);
+      const name = internKey(text, p, q);
       p = q + 2;
-      let seg = p;
-      let value = '';
-      for (;;) {
-        if (p >= end) return -1;
-        const c = text.charCodeAt(p);
-        if (c === QUOTE) break;
-        if (c === BACKSLASH && p + 1 < end) {
-          const n = text.charCodeAt(p + 1);
-          if (n === QUOTE || n === BACKSLASH || n === RBRACKET) {
-            value += text.slice(seg, p);
-            seg = p + 1;
-            p += 2;
-            continue;
+      // Fast path: no backslash before the next quote. `backslash` is the next
+      // backslash at or after p, searched again only once p has passed it, so
+      // the whole SD costs one scan for backslashes rather than one per value.
+      if (backslash !== -1 && backslash < p) backslash = text.indexOf('\\', p);
+      const close = text.indexOf('"', p);
+      if (close < 0 || close >= end) return -1;
+      let value: string;
+      if (backslash === -1 || backslash > close) {
+        value = text.slice(p, close);
+        p = close;
+      } else {
+        let seg = p;
+        value = '';
+        for (;;) {
+          if (p >= end) return -1;
+          const c = text.charCodeAt(p);
+          if (c === QUOTE) break;
+          if (c === BACKSLASH && p + 1 < end) {
+            const n = text.charCodeAt(p + 1);
+            if (n === QUOTE || n === BACKSLASH || n === RBRACKET) {
+              value += text.slice(seg, p);
+              seg = p + 1;
+              p += 2;
+              continue;
+            }
           }
+          p++;
         }
-        p++;
+        value += text.slice(seg, p);
       }
-      value = value === '' ? text.slice(seg, p) : value + text.slice(seg, p);
       p++; // closing quote
       if (p >= end) return -1;
       if (Object.hasOwn(elem, name)) {
@@ -270,6 +283,28 @@ function parseStructuredData(text: string, p: number, end: number, rec: LogRecor
   }
   rec.sd = sd;
   return p;
+}
+
+// Direct-mapped cache of recently seen SD-IDs and PARAM-NAMEs, holding
+// internalized strings. A freshly sliced key costs V8 a string-table lookup on
+// every property store; comparing the slice with the interned copy and
+// storing that instead is cheaper. (A comparison slice is cheaper than a
+// charCodeAt loop or text.startsWith(key, p), both measured slower in V8.)
+const KEY_SLOTS = 64;
+const keyCache: string[] = new Array<string>(KEY_SLOTS).fill('');
+
+/** text[p, q) (q > p) as an internalized string, from the cache when possible. */
+function internKey(text: string, p: number, q: number): string {
+  const len = q - p;
+  if (len > 64) return text.slice(p, q); // do not let hostile input pin large strings
+  const slot = (len * 31 + text.charCodeAt(p) * 7 + text.charCodeAt(q - 1)) & (KEY_SLOTS - 1);
+  const cached = keyCache[slot];
+  const key = text.slice(p, q);
+  if (cached === key) return cached;
+  // Property names are internalized; a computed key also keeps `__proto__` an own property.
+  const interned = Object.keys({ [key]: 0 })[0] ?? key;
+  keyCache[slot] = interned;
+  return interned;
 }
 
 /** Assigns an own property; `__proto__` needs defineProperty or it would replace the prototype. */
@@ -297,7 +332,7 @@ function parse3164(text: string, p: number, end: number, rec: LogRecord, hasPri:
     } else if ((c | 0x20) >= 97 && (c | 0x20) <= 122) {
       q = scanBsd(text, p, end);
       if (q >= 0 && (q === end || text.charCodeAt(q) === SP)) {
-        const iso = bsdToIso(text, p, q, nowMs);
+        const iso = bsdToIso(nowMs);
         if (iso !== '') rec.ts = iso;
       } else {
         q = -1;
@@ -507,58 +542,72 @@ function scanBsd(text: string, p: number, end: number): number {
   return q;
 }
 
-// One-entry cache: the last BSD timestamp text, its ISO result ('' = no such
-// date) and the range [cacheLo, cacheHi) of nowMs for which that result holds.
-let cacheKey = '';
-let cacheIso = '';
-let cacheLo = 0;
-let cacheHi = -1;
+// Direct-mapped cache of BSD timestamp → ISO result ('' = no such date), each
+// entry valid for nowMs in [tsLo, tsHi). Many slots rather than one: with
+// thousands of senders whose clocks disagree by a second or two, consecutive
+// messages rarely share a timestamp and a single entry would thrash. The key
+// is the scanned fields packed into one exact integer (< 2^53), not the text,
+// so a hit costs a few number comparisons: no substring, no Date.
+const TS_SLOTS = 64;
+const tsKeys = new Float64Array(TS_SLOTS).fill(-1);
+const tsIsos: string[] = new Array<string>(TS_SLOTS).fill('');
+const tsLo = new Float64Array(TS_SLOTS);
+const tsHi = new Float64Array(TS_SLOTS); // all 0: no slot is valid yet
 
-/** Local-time ms of the last scanned BSD timestamp in `year`, or NaN if the date does not exist. */
-function bsdLocalMs(year: number): number {
+// Local calendar year of nowMs and its bounds, recomputed only when nowMs leaves them.
+let yearOfNow = 0;
+let yearStartMs = 0;
+let yearEndMs = -1;
+
+/** The last scanned BSD timestamp as a local-time Date in `year`, or null if that date does not exist. */
+function bsdLocalDate(year: number): Date | null {
   const d = new Date(year, bsdMonth, bsdDay, bsdHour, bsdMinute, bsdSecond, bsdMs);
   if (year < 100) d.setFullYear(year);
-  return d.getMonth() === bsdMonth && d.getDate() === bsdDay ? d.getTime() : NaN;
+  return d.getMonth() === bsdMonth && d.getDate() === bsdDay ? d : null;
 }
 
-/** ISO string (UTC, ms) for the BSD timestamp text[p, q) just scanned, or '' if no such date. */
-function bsdToIso(text: string, p: number, q: number, nowMs: number): string {
-  if (q - p === cacheKey.length && nowMs >= cacheLo && nowMs < cacheHi && text.startsWith(cacheKey, p)) {
-    return cacheIso;
+/** ISO string (UTC, ms) for the BSD timestamp just scanned, or '' if no such date. */
+function bsdToIso(nowMs: number): string {
+  const slot = (bsdSecond + bsdMinute * 61 + bsdHour * 3721 + bsdDay * 7 + bsdMs) & (TS_SLOTS - 1);
+  // < 12*32*24*60*61 * 1e7 ≈ 3.4e14: exact in a double.
+  const key = (((((bsdMonth * 32 + bsdDay) * 24 + bsdHour) * 60 + bsdMinute) * 61 + bsdSecond) * 10001 + bsdYear + 1) * 1000 + bsdMs;
+  if (tsKeys[slot] === key && nowMs >= (tsLo[slot] ?? 0) && nowMs < (tsHi[slot] ?? 0)) {
+    return tsIsos[slot] ?? '';
   }
-  let t: number;
+  let d: Date | null;
   let lo: number;
   let hi: number;
   if (bsdYear >= 0) {
-    t = bsdLocalMs(bsdYear);
+    d = bsdLocalDate(bsdYear);
     lo = -Infinity;
     hi = Infinity;
   } else {
-    const year = new Date(nowMs).getFullYear();
-    const yearStart = new Date(year, 0, 1).getTime();
-    const yearEnd = new Date(year + 1, 0, 1).getTime();
-    t = bsdLocalMs(year);
-    lo = yearStart;
-    hi = yearEnd;
-    if (t === t) {
-      // Not NaN: pick the previous year when this one is more than 7 days ahead.
-      const threshold = t - SEVEN_DAYS_MS;
+    if (!(nowMs >= yearStartMs && nowMs < yearEndMs)) {
+      yearOfNow = new Date(nowMs).getFullYear();
+      yearStartMs = new Date(yearOfNow, 0, 1).getTime();
+      yearEndMs = new Date(yearOfNow + 1, 0, 1).getTime();
+    }
+    d = bsdLocalDate(yearOfNow);
+    lo = yearStartMs;
+    hi = yearEndMs;
+    if (d !== null) {
+      // Pick the previous year when this one is more than 7 days ahead.
+      const threshold = d.getTime() - SEVEN_DAYS_MS;
       if (nowMs < threshold) {
-        t = bsdLocalMs(year - 1);
+        d = bsdLocalDate(yearOfNow - 1);
         hi = threshold;
       } else {
-        lo = Math.max(yearStart, threshold);
+        lo = Math.max(lo, threshold);
       }
     }
   }
-  const iso = t === t && Math.abs(t) <= 8.64e15 ? new Date(t).toISOString() : '';
-  if (!(nowMs >= lo && nowMs < hi)) {
-    // nowMs is NaN or otherwise outside what was computed: do not cache.
-    return iso;
+  const iso = d === null ? '' : d.toISOString();
+  if (nowMs >= lo && nowMs < hi) {
+    tsKeys[slot] = key;
+    tsIsos[slot] = iso;
+    tsLo[slot] = lo;
+    tsHi[slot] = hi;
   }
-  cacheKey = text.slice(p, q);
-  cacheIso = iso;
-  cacheLo = lo;
-  cacheHi = hi;
+  // else nowMs is NaN or outside what was computed: do not cache.
   return iso;
 }

@@ -151,6 +151,11 @@ const cases: Case[] = [
     expect: { hostname: 'hôte' },
   },
   {
+    name: '5424 control character in a header token is kept (lenient)',
+    input: '<13>1 - h\tx a - - - x',
+    expect: { hostname: 'h\tx', app: 'a', msg: 'x' },
+  },
+  {
     name: '5424 PRI with leading zero accepted leniently',
     input: '<013>1 - h a - - - x',
     expect: { facility: 1, severity: 5, hostname: 'h' },
@@ -164,6 +169,11 @@ const cases: Case[] = [
     name: 'PRI 0',
     input: '<0>1 - h a - - - x',
     expect: { facility: 0, severity: 0 },
+  },
+  {
+    name: '5424 long SD names (not interned) still merge and repeat',
+    input: `<13>1 - h a - - [${'i'.repeat(100)} ${'n'.repeat(80)}="1"][${'i'.repeat(100)} ${'n'.repeat(80)}="2"]`,
+    expect: { sd: { ['i'.repeat(100)]: { ['n'.repeat(80)]: ['1', '2'] } } },
   },
   {
     name: 'SD-ID and param named __proto__ stay plain own properties',
@@ -410,7 +420,8 @@ const cases: Case[] = [
   { name: 'PRI empty', input: '<>x', expect: malformed('<>x') },
   { name: 'PRI unterminated', input: '<12', expect: malformed('<12') },
   { name: 'lone <', input: '<', expect: malformed('<') },
-  { name: 'bad PRI keeps the leading BOM in raw text', input: `${BOM}<x>y\r\n`, expect: malformed(`${BOM}<x>y`) },
+  { name: 'bad PRI: leading BOM stripped from raw text too', input: `${BOM}<x>y\r\n`, expect: malformed('<x>y') },
+  { name: 'only a BOM', input: BOM, expect: malformed('') },
   { name: 'bad PRI, trailing NUL stripped from raw', input: '<1x>y\0', expect: malformed('<1x>y') },
   { name: '5424 version 2', input: '<13>2 - h a - - - x', expect: malformed('<13>2 - h a - - - x') },
   { name: '5424 version 10', input: '<13>10 - h a - - - x', expect: malformed('<13>10 - h a - - - x') },
@@ -429,7 +440,6 @@ const cases: Case[] = [
   { name: '5424 10 fraction digits', input: '<13>1 2003-10-11T22:14:15.1234567890Z h a - - - x', expect: malformed('<13>1 2003-10-11T22:14:15.1234567890Z h a - - - x') },
   { name: '5424 bad offset', input: '<13>1 2003-10-11T22:14:15+2:00 h a - - - x', expect: malformed('<13>1 2003-10-11T22:14:15+2:00 h a - - - x') },
   { name: '5424 double space (empty field)', input: '<13>1 - h  a - - - x', expect: malformed('<13>1 - h  a - - - x') },
-  { name: '5424 control character in header', input: '<13>1 - h\ta - - - x', expect: malformed('<13>1 - h\ta - - - x') },
   { name: '5424 missing SD', input: '<13>1 - h a - -', expect: malformed('<13>1 - h a - -') },
   { name: '5424 truncated header', input: '<13>1 - h', expect: malformed('<13>1 - h') },
   { name: '5424 just version', input: '<13>1 ', expect: malformed('<13>1 ') },
@@ -497,9 +507,11 @@ describe('parseSyslog details', () => {
     assert.equal(parse(input, before).ts, local(2024, 1, 20, 0, 0, 0));
   });
 
-  test('a repeated BSD timestamp constructs no Date', () => {
-    const input = '<13>Mar  3 03:03:03 host app: x';
-    parse(input);
+  test('repeated BSD timestamps construct no Date, even when interleaved', () => {
+    const a = '<13>Mar  3 03:03:03 host app: x';
+    const b = '<13>Mar  3 03:03:04 other app: y';
+    parse(a);
+    parse(b);
     const RealDate = globalThis.Date;
     let constructed = 0;
     globalThis.Date = new Proxy(RealDate, {
@@ -508,14 +520,14 @@ describe('parseSyslog details', () => {
         return Reflect.construct(target, args) as object;
       },
     });
-    let ts: string;
+    const ts: string[] = [];
     try {
-      ts = parse(input, NOW + 1000).ts;
+      ts.push(parse(a, NOW + 1000).ts, parse(b, NOW + 2000).ts, parse(a, NOW + 3000).ts);
     } finally {
       globalThis.Date = RealDate;
     }
     assert.equal(constructed, 0);
-    assert.equal(ts, local(2024, 3, 3, 3, 3, 3));
+    assert.deepStrictEqual(ts, [local(2024, 3, 3, 3, 3, 3), local(2024, 3, 3, 3, 3, 4), local(2024, 3, 3, 3, 3, 3)]);
   });
 
   test('a NaN nowMs does not throw', () => {
