@@ -8,8 +8,8 @@ import { ConfigError, defaultConfig, formatProblem, loadConfigFile, parseConfig 
 import type { SluiceConfig } from './config/types.js';
 import { SluiceNode } from './node.js';
 import { createLogger } from './telemetry.js';
+import { VERSION } from './version.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 function readConfig(file: string | undefined): SluiceConfig {
   if (file === undefined) return defaultConfig();
@@ -67,7 +67,7 @@ function validate(options: { config: string }): void {
 const program = new Command()
   .name('sluice')
   .description('A multi-tenant log collector.')
-  .version(pkg.version);
+  .version(VERSION);
 
 program.command('start')
   .description('start a node (with no config file, every default applies)')

@@ -13,6 +13,7 @@ import { SyslogTcpSource } from '../sources/syslog/tcp.js';
 import { SyslogUdpSource } from '../sources/syslog/udp.js';
 import type { SinkConfig, SluiceConfig } from './config/types.js';
 import { createLogger, Telemetry } from './telemetry.js';
+import { VERSION } from './version.js';
 
 export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
@@ -51,7 +52,7 @@ export class SluiceNode {
   }
 
   async start(): Promise<void> {
-    this.telemetry.emit('nodeStarting', { version: process.env.npm_package_version, data_dir: this.config.dataDir });
+    this.telemetry.emit('nodeStarting', { version: VERSION, data_dir: this.config.dataDir });
     try {
       for (const sink of this.sinks) await sink.start();
       for (const source of this.sources) await source.start();
