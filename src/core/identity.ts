@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { TenantConfig } from '../ops/config/types.js';
 import type { Sink } from './component.js';
+import type { LogRecord } from './record.js';
 
 export class Tenant {
   /** Sinks this tenant's records are routed to, resolved once at start. */
@@ -24,10 +25,30 @@ export function normalizeAddress(address: string): string {
   return address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
 }
 
+/** A client certificate's identity, as the TLS layer reports it after verification. */
+export interface PeerCertificate {
+  cn: string | null;
+  dnsNames: readonly string[];
+}
+
+interface CertificateMatcher {
+  readonly field: 'cn' | 'san';
+  readonly pattern: RegExp;
+  readonly tenant: Tenant;
+}
+
+/** `*.acme.example` → /^.*\.acme\.example$/i (config-time only; hostnames are case-insensitive). */
+function globToRegExp(glob: string): RegExp {
+  const escaped = glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  return new RegExp(`^${escaped}$`, 'i');
+}
+
 export class TenantDirectory {
   readonly tenants = new Map<string, Tenant>();
   /** Most specific network first, so overlapping rules resolve by longest prefix. */
   private readonly rules: NetworkRule[] = [];
+  private readonly byTokenHash = new Map<string, Tenant>();
+  private readonly certificateMatchers: CertificateMatcher[] = [];
 
   constructor(configs: readonly TenantConfig[]) {
     for (const config of configs) {
@@ -42,8 +63,17 @@ export class TenantDirectory {
         match.addSubnet(address, prefix, family);
         this.rules.push({ prefix, match, tenant });
       }
+      for (const hash of config.tokenHashes) this.byTokenHash.set(hash, tenant);
+      for (const rule of config.certificates) {
+        this.certificateMatchers.push({ field: rule.field, pattern: globToRegExp(rule.pattern), tenant });
+      }
     }
     this.rules.sort((a, b) => b.prefix - a.prefix);
+  }
+
+  /** Whether any tenant can be named by a token (so traffic from unknown networks may still carry credentials). */
+  get acceptsTokens(): boolean {
+    return this.byTokenHash.size > 0;
   }
 
   /** The tenant whose networks contain `address`, or null: unauthenticated traffic from elsewhere is refused. */
@@ -52,6 +82,26 @@ export class TenantDirectory {
     const family = isIPv6(normalized) ? 'ipv6' : 'ipv4';
     for (const rule of this.rules) {
       if (rule.match.check(normalized, family)) return rule.tenant;
+    }
+    return null;
+  }
+
+  /** The tenant a token names, or null. Tokens are compared by SHA-256, so no plain token is kept. */
+  byToken(token: string): Tenant | null {
+    return this.byTokenHash.get(createHash('sha256').update(token).digest('hex')) ?? null;
+  }
+
+  /**
+   * The tenant and host identity a verified client certificate maps to: the
+   * first rule (in config order) that matches its CN or one of its DNS SANs.
+   */
+  byCertificate(cert: PeerCertificate): { tenant: Tenant; hostIdentity: string } | null {
+    for (const matcher of this.certificateMatchers) {
+      if (matcher.field === 'cn') {
+        if (cert.cn !== null && matcher.pattern.test(cert.cn)) return { tenant: matcher.tenant, hostIdentity: cert.cn };
+      } else {
+        for (const name of cert.dnsNames) if (matcher.pattern.test(name)) return { tenant: matcher.tenant, hostIdentity: name };
+      }
     }
     return null;
   }
@@ -79,5 +129,85 @@ export class HostKeyCache {
       this.keys.set(hostIdentity, key);
     }
     return key;
+  }
+}
+
+/** SD-ID of the element that carries a tenant token; IANA private enterprise number 32473 is reserved for examples. */
+export const TOKEN_SD_ID = 'sluice@32473';
+
+export type RefusalReason = 'no_credentials' | 'bad_token' | 'ambiguous_credentials' | 'credential_conflict';
+
+/**
+ * Who a connection (or a UDP peer) is, and which tenant each of its records
+ * belongs to. Credentials, strongest first: a verified client certificate
+ * binds the connection to one tenant and host; a token in the record names a
+ * tenant (and must agree with a certificate); otherwise the source network's
+ * tenant, if any. A record is never attributed to a tenant other than the
+ * one its credentials name: anything ambiguous is refused, never guessed.
+ */
+export class SessionIdentity {
+  /** Why the last call to attribute() returned null. */
+  refusal: RefusalReason = 'no_credentials';
+  private readonly hostKeys = new Map<Tenant, HostKeyCache>();
+  private lastToken = '';
+  private lastTokenTenant: Tenant | null = null;
+
+  constructor(
+    private readonly directory: TenantDirectory,
+    /** The tenant of the connection itself (certificate or network), if any. */
+    readonly tenant: Tenant | null,
+    /** A certificate's host identity; overrides the hostname records carry. */
+    private readonly certificateHost: string | null,
+  ) {}
+
+  /** Whether this connection could ever carry an acceptable record. */
+  get canAuthenticate(): boolean {
+    return this.tenant !== null || this.directory.acceptsTokens;
+  }
+
+  /** Sets rec.tenant and rec.host and returns the tenant, or returns null (see `refusal`). Removes the token element. */
+  attribute(rec: LogRecord, peerAddress: string): Tenant | null {
+    let tenant = this.tenant;
+    const sd = rec.sd;
+    if (sd !== null && Object.hasOwn(sd, TOKEN_SD_ID)) {
+      const token = sd[TOKEN_SD_ID]!['token'];
+      delete sd[TOKEN_SD_ID];
+      if (Object.keys(sd).length === 0) rec.sd = null;
+      if (typeof token !== 'string') {
+        this.refusal = token === undefined ? 'bad_token' : 'ambiguous_credentials';
+        return null;
+      }
+      const named = this.tokenTenant(token);
+      if (named === null) {
+        this.refusal = 'bad_token';
+        return null;
+      }
+      if (this.certificateHost !== null && named !== this.tenant) {
+        this.refusal = 'credential_conflict';
+        return null;
+      }
+      tenant = named;
+    }
+    if (tenant === null) {
+      this.refusal = 'no_credentials';
+      return null;
+    }
+    let keys = this.hostKeys.get(tenant);
+    if (keys === undefined) {
+      keys = new HostKeyCache(tenant.id);
+      this.hostKeys.set(tenant, keys);
+    }
+    rec.tenant = tenant.id;
+    rec.host = keys.get(this.certificateHost ?? rec.hostname ?? peerAddress);
+    return tenant;
+  }
+
+  /** Agents send the same token on every record: remember the last one. */
+  private tokenTenant(token: string): Tenant | null {
+    if (token !== this.lastToken) {
+      this.lastToken = token;
+      this.lastTokenTenant = this.directory.byToken(token);
+    }
+    return this.lastTokenTenant;
   }
 }

@@ -42,6 +42,9 @@ export const EVENTS = {
   },
   socketError: { code: 'SLU0103W', level: 'warn', text: 'connection error', throttleMs: THROTTLE_MS },
   sourceError: { code: 'SLU0104E', level: 'error', text: 'source failed' },
+  recordRefused: {
+    code: 'SLU0105W', level: 'warn', text: 'record refused: its credentials name no tenant', counter: 'connectionsRefused', throttleMs: THROTTLE_MS,
+  },
 
   fileRotated: { code: 'SLU0200I', level: 'info', text: 'file rotated' },
   fileWriteFailed: {

@@ -9,7 +9,7 @@ import type { Sink, Source } from '../core/component.js';
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
 import { FileSink } from '../sinks/file/sink.js';
-import { SyslogTcpSource } from '../sources/syslog/tcp.js';
+import { SyslogStreamSource } from '../sources/syslog/tcp.js';
 import { SyslogUdpSource } from '../sources/syslog/udp.js';
 import type { SinkConfig, SluiceConfig } from './config/types.js';
 import { createLogger, Telemetry } from './telemetry.js';
@@ -18,6 +18,7 @@ import { VERSION } from './version.js';
 export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
   syslogTcp: { address: string; port: number } | null;
+  syslogTls: { address: string; port: number } | null;
 }
 
 function buildSink(config: SinkConfig, telemetry: Telemetry): Sink {
@@ -33,7 +34,8 @@ export class SluiceNode {
   private readonly sinks: Sink[];
   private readonly sources: Source[] = [];
   private readonly udp: SyslogUdpSource | null = null;
-  private readonly tcp: SyslogTcpSource | null = null;
+  private readonly tcp: SyslogStreamSource | null = null;
+  private readonly tls: SyslogStreamSource | null = null;
   private stopped: Promise<boolean> | null = null;
 
   constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log.level)) {
@@ -41,14 +43,15 @@ export class SluiceNode {
     this.sinks = config.sinks.map((sink) => buildSink(sink, this.telemetry));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry);
-    const { syslogUdp, syslogTcp } = config.sources;
+    const { syslogUdp, syslogTcp, syslogTls } = config.sources;
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
-    if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogTcpSource(syslogTcp, this.pipeline, this.telemetry));
+    if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogStreamSource(syslogTcp, 'tcp', this.pipeline, this.telemetry));
+    if (syslogTls.enabled) this.sources.push(this.tls = new SyslogStreamSource(syslogTls, 'tls', this.pipeline, this.telemetry));
   }
 
   /** Where the sources are listening (ports may have been configured as 0). */
   addresses(): NodeAddresses {
-    return { syslogUdp: this.udp?.address() ?? null, syslogTcp: this.tcp?.address() ?? null };
+    return { syslogUdp: this.udp?.address() ?? null, syslogTcp: this.tcp?.address() ?? null, syslogTls: this.tls?.address() ?? null };
   }
 
   async start(): Promise<void> {

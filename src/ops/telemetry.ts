@@ -58,7 +58,7 @@ export class Telemetry {
     this.bytesReceived = counter('sluice_source_received_bytes_total', 'Frame bytes decoded by a source.', ['source']);
     this.parseErrors = counter('sluice_source_parse_errors_total', 'Records kept raw because they did not parse as syslog.', ['source']);
     this.invalidUtf8 = counter('sluice_source_invalid_utf8_total', 'Records whose bytes were not valid UTF-8.', ['source']);
-    this.connectionsRefused = counter('sluice_source_refused_total', 'Connections or datagrams refused, by reason.', ['source', 'reason']);
+    this.connectionsRefused = counter('sluice_source_refused_total', 'Connections and records refused for want of credentials, by reason.', ['source', 'reason']);
     this.framesRejected = counter('sluice_source_bad_frames_total', 'Bad frames that closed their connection, by reason.', ['source', 'reason']);
     this.recordsDropped = counter('sluice_dropped_records_total', 'Records dropped, by where and why.', ['source', 'reason']);
     this.connections = gauge('sluice_source_connections', 'Open connections.', ['source']);

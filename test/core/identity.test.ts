@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { HostKeyCache, TenantDirectory, hostKey } from '../../src/core/identity.js';
 
-const zeroConfig = new TenantDirectory([{ id: 'default', networks: ['127.0.0.0/8', '::1/128'] }]);
+const zeroConfig = new TenantDirectory([{ id: 'default', networks: ['127.0.0.0/8', '::1/128'], tokenHashes: [], certificates: [] }]);
 
 test('identity: the zero-config default tenant accepts loopback only', () => {
   for (const address of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) {
@@ -16,8 +16,8 @@ test('identity: the zero-config default tenant accepts loopback only', () => {
 
 test('identity: overlapping networks resolve to the longest prefix', () => {
   const directory = new TenantDirectory([
-    { id: 'wide', networks: ['10.0.0.0/8'] },
-    { id: 'narrow', networks: ['10.1.0.0/16', '10.9.9.9'] },
+    { id: 'wide', networks: ['10.0.0.0/8'], tokenHashes: [], certificates: [] },
+    { id: 'narrow', networks: ['10.1.0.0/16', '10.9.9.9'], tokenHashes: [], certificates: [] },
   ]);
   assert.equal(directory.byAddress('10.1.2.3')?.id, 'narrow');
   assert.equal(directory.byAddress('10.9.9.9')?.id, 'narrow');

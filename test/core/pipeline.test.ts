@@ -35,7 +35,8 @@ class RecordingSink implements Sink {
 
 function setup() {
   const directory = new TenantDirectory([
-    { id: 'a', networks: ['10.0.0.0/8'] }, { id: 'b', networks: ['11.0.0.0/8'] }, { id: 'c', networks: ['12.0.0.0/8'] },
+    { id: 'a', networks: ['10.0.0.0/8'], tokenHashes: [], certificates: [] }, { id: 'b', networks: ['11.0.0.0/8'], tokenHashes: [], certificates: [] },
+    { id: 'c', networks: ['12.0.0.0/8'], tokenHashes: [], certificates: [] },
   ]);
   const all = new RecordingSink('all');
   const onlyB = new RecordingSink('only-b');

@@ -4,6 +4,7 @@
  * defaults, run the checks a schema cannot express, and resolve the result
  * into a {@link SluiceConfig} (durations in ms, sizes in bytes, camelCase).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -213,6 +214,11 @@ function isCidr(s: string): boolean {
   return Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
+/** Tokens are kept only as SHA-256 hex; `sha256:<hex>` in the file is already that. */
+export function tokenHash(token: string): string {
+  return token.startsWith('sha256:') ? token.slice(7) : createHash('sha256').update(token).digest('hex');
+}
+
 /** A bare address becomes a /32 or /128 block; a block stays as written. */
 function toCidr(s: string): string {
   if (s.includes('/')) return s;
@@ -289,8 +295,32 @@ function semanticProblems(
     if (parsed === null || parsed < min || parsed > max) report(segments, describe(schema));
   });
 
+  const tls = (filled['sources'] as Record<string, Record<string, unknown>> | undefined)?.['syslog_tls'];
+  if (isPlainObject(tls)) {
+    const has = (key: string) => typeof tls[key] === 'string';
+    if (has('certificate') !== has('key')) {
+      const missing = has('certificate') ? 'key' : 'certificate';
+      report(['sources', 'syslog_tls', missing], `a file path: certificate and key go together`);
+    }
+    if (tls['client_certificates'] !== 'none' && !has('client_ca')) {
+      report(['sources', 'syslog_tls', 'client_ca'], `a CA file path, since client_certificates is "${String(tls['client_certificates'])}"`);
+    }
+  }
+
   const tenants = filled['tenants'];
   const sinks = filled['sinks'];
+  if (isPlainObject(tenants)) {
+    const owners = new Map<string, string>();
+    for (const [id, tenant] of Object.entries(tenants)) {
+      if (!isPlainObject(tenant) || !Array.isArray(tenant['tokens'])) continue;
+      tenant['tokens'].forEach((token: unknown, i) => {
+        if (typeof token !== 'string') return;
+        const owner = owners.get(tokenHash(token));
+        if (owner !== undefined) report(['tenants', id, 'tokens', String(i)], `a token no other tenant has (tenant ${owner} has this one)`);
+        else owners.set(tokenHash(token), id);
+      });
+    }
+  }
   if (isPlainObject(tenants) && isPlainObject(sinks)) {
     const ids = Object.keys(tenants).filter((id) => !taken.has(dotPath(['tenants', id])));
     const idSet = new Set(ids);
@@ -408,6 +438,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
   const size = (v: number | string) => parseSize(v) ?? 0;
   const udp = c.sources.syslog_udp;
   const tcp = c.sources.syslog_tcp;
+  const tls = c.sources.syslog_tls;
   return {
     dataDir: c.data_dir,
     log: { level: c.log.level },
@@ -424,10 +455,23 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         port: tcp.port,
         maxFrameBytes: size(tcp.max_frame),
       },
+      syslogTls: {
+        enabled: tls.certificate !== null && tls.key !== null,
+        address: tls.address,
+        port: tls.port,
+        certificateFile: tls.certificate,
+        keyFile: tls.key,
+        clientCaFile: tls.client_ca,
+        clientCertificates: tls.client_certificates,
+        maxFrameBytes: size(tls.max_frame),
+      },
     },
     tenants: yamlOrder(doc, 'tenants', c.tenants).map((id) => ({
       id,
       networks: (c.tenants[id]?.networks ?? []).map(toCidr),
+      tokenHashes: (c.tenants[id]?.tokens ?? []).map(tokenHash),
+      certificates: (c.tenants[id]?.certificates ?? []).map((rule) =>
+        'cn' in rule ? { field: 'cn' as const, pattern: rule.cn } : { field: 'san' as const, pattern: rule.san }),
     })),
     sinks: yamlOrder(doc, 'sinks', c.sinks).flatMap((name) => {
       const s = c.sinks[name];

@@ -40,6 +40,9 @@ export const ID_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
 export const ID_EXPECTED =
   '1 to 63 characters of a-z, 0-9, "_" and "-", starting with a letter or a digit';
 
+/** Tokens travel inside SD-PARAM values and HTTP headers: printable ASCII without space, quote or backslash. */
+export const TOKEN_PATTERN = '^(sha256:[0-9a-f]{64}|[\\x21\\x23-\\x5b\\x5d-\\x7e]+)$';
+
 /** `<number><unit>`; a bare number (seconds) is the other branch of the union. */
 export const DURATION_PATTERN = '^(\\d+(?:\\.\\d+)?)(ms|s|m|h|d)$';
 export const DURATION_EXPECTED = 'a duration such as 10s, 500ms or 1h';
@@ -154,10 +157,40 @@ export const SyslogTcpSchema = section(
   'Syslog over TCP.',
 );
 
+const optionalPath = (description: string) =>
+  Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+    description,
+    default: null,
+    'x-type': 'file path or null',
+    'x-expected': 'a file path, or null',
+  });
+
+export const SyslogTlsSchema = section(
+  {
+    address: address('Address the TLS listener binds to: an IPv4 or IPv6 literal, or `localhost`.'),
+    port: Type.Integer({ description: 'TLS port; 0 picks a free port (useful in tests).', default: 6514, minimum: 0, maximum: 65535 }),
+    certificate: optionalPath('PEM file with the server certificate (and chain). The TLS listener runs when `certificate` and `key` are both set.'),
+    key: optionalPath('PEM file with the private key of `certificate`.'),
+    client_ca: optionalPath('PEM file of the CA(s) that sign client certificates; with it, clients can authenticate with a certificate (mTLS).'),
+    client_certificates: Type.Union([Type.Literal('none'), Type.Literal('request'), Type.Literal('require')], {
+      description:
+        '`none`: no client certificate is asked for; `request`: asked for, a connection without one is identified by its network or tokens; `require`: a connection without a valid certificate is refused. Needs `client_ca` unless `none`.',
+      default: 'none',
+    }),
+    max_frame: size(
+      '64KiB',
+      'Longest message frame accepted; a longer frame closes its connection. From 64 bytes to 16MiB.',
+      { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' },
+    ),
+  },
+  'Syslog over TLS (RFC 5425).',
+);
+
 export const SourcesSchema = section(
   {
     syslog_udp: SyslogUdpSchema,
     syslog_tcp: SyslogTcpSchema,
+    syslog_tls: SyslogTlsSchema,
   },
   'Where log records come from.',
 );
@@ -174,6 +207,33 @@ const tenantProperties = {
       default: [],
       'x-type': 'list of CIDR blocks',
       'x-expected': 'a list of CIDR blocks such as [10.0.0.0/8, "2001:db8::/32"]',
+    },
+  ),
+  tokens: Type.Array(
+    Type.String({
+      minLength: 16,
+      pattern: TOKEN_PATTERN,
+      'x-expected': 'a token of at least 16 printable characters without spaces, quotes or backslashes, or sha256:<64 hex digits>',
+    }),
+    {
+      description:
+        'Secrets that name this tenant: an HTTP bearer token, or `token` in a syslog SD element `[sluice@32473 token="…"]` (removed before the record is stored). Write either the token itself or `sha256:<hex>` of it; only the hash is kept in memory.',
+      default: [],
+      'x-type': 'list of tokens',
+      'x-expected': 'a list of tokens',
+    },
+  ),
+  certificates: Type.Array(
+    Type.Union([
+      Type.Object({ cn: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+      Type.Object({ san: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+    ], { 'x-expected': 'a rule with either cn: <pattern> or san: <pattern>' }),
+    {
+      description:
+        'Client certificates (verified against `sources.syslog_tls.client_ca`) that belong to this tenant: `{cn: <pattern>}` matches the subject CN, `{san: <pattern>}` any DNS subject alternative name; `*` in a pattern matches any characters. The value that matched is the host identity.',
+      default: [],
+      'x-type': 'list of certificate rules',
+      'x-expected': 'a list of rules such as [{cn: "*.acme.example"}, {san: "web-*.acme.example"}]',
     },
   ),
 };

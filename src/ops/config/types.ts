@@ -22,10 +22,32 @@ export interface SyslogTcpSourceConfig {
   maxFrameBytes: number;
 }
 
+export interface SyslogTlsSourceConfig {
+  /** True when a certificate and key are configured. */
+  enabled: boolean;
+  address: string;
+  port: number;
+  certificateFile: string | null;
+  keyFile: string | null;
+  clientCaFile: string | null;
+  clientCertificates: 'none' | 'request' | 'require';
+  maxFrameBytes: number;
+}
+
+export interface CertificateRule {
+  /** Which certificate field the pattern is matched against. */
+  field: 'cn' | 'san';
+  /** Glob: `*` matches any run of characters. */
+  pattern: string;
+}
+
 export interface TenantConfig {
   id: string;
-  /** CIDR blocks whose unauthenticated traffic belongs to this tenant. */
+  /** CIDR blocks (always with a prefix) whose unauthenticated traffic belongs to this tenant. */
   networks: string[];
+  /** SHA-256 (hex) of each token that names this tenant. */
+  tokenHashes: string[];
+  certificates: CertificateRule[];
 }
 
 export interface FileSinkConfig {
@@ -56,6 +78,7 @@ export interface SluiceConfig {
   sources: {
     syslogUdp: SyslogUdpSourceConfig;
     syslogTcp: SyslogTcpSourceConfig;
+    syslogTls: SyslogTlsSourceConfig;
   };
   tenants: TenantConfig[];
   sinks: SinkConfig[];

@@ -1,10 +1,9 @@
 /**
- * From a frame's bytes to a LogRecord: decode, parse, attach identity.
- * Shared by every syslog transport.
+ * From a frame's bytes to a LogRecord: decode and parse. Shared by every
+ * syslog transport; attribution (tenant, host key) follows in the session.
  */
 import { isUtf8 } from 'node:buffer';
 import { LogRecord, type SourceInfo } from '../../core/record.js';
-import type { HostKeyCache } from '../../core/identity.js';
 import { parseSyslog } from './parse.js';
 
 const REPLACEMENT = '\uFFFD';
@@ -14,18 +13,13 @@ const REPLACEMENT = '\uFFFD';
  * chunk. U+FFFD in the text is either a sender's own replacement character or
  * our substitution for invalid bytes; only then are the bytes checked.
  */
-export function decodeSyslogFrame(
-  buf: Buffer, start: number, end: number,
-  tenant: string, hostKeys: HostKeyCache, source: SourceInfo, received: string, nowMs: number,
-): LogRecord {
+export function decodeSyslogFrame(buf: Buffer, start: number, end: number, source: SourceInfo, received: string, nowMs: number): LogRecord {
   const text = buf.toString('utf8', start, end);
   const rec = new LogRecord();
-  rec.tenant = tenant;
   rec.received = received;
   rec.source = source;
   rec.size = end - start;
   if (text.indexOf(REPLACEMENT) >= 0 && !isUtf8(buf.subarray(start, end))) rec.invalidUtf8 = true;
   parseSyslog(text, rec, nowMs);
-  rec.host = hostKeys.get(rec.hostname ?? source.address);
   return rec;
 }

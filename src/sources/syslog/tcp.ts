@@ -1,22 +1,24 @@
 /**
- * Syslog over TCP (RFC 6587). One session per connection: the tenant is
- * resolved once when the connection opens, records are built per chunk and
- * submitted as one batch, and a congested pipeline pauses the socket (TCP
- * backpressure reaches the sender) until the sinks drain.
+ * Syslog over a byte stream: plain TCP (RFC 6587) or TLS (RFC 5425). One
+ * session per connection: its identity (certificate, network) is resolved
+ * once when the connection opens, records are built per chunk and submitted
+ * in batches, and a congested pipeline pauses the socket (TCP backpressure
+ * reaches the sender) until the sinks drain.
  */
 import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 import type { Counter } from 'prom-client';
 import type { Source, ComponentHealth } from '../../core/component.js';
 import type { Pipeline } from '../../core/pipeline.js';
-import { HostKeyCache, normalizeAddress, type Tenant } from '../../core/identity.js';
+import { normalizeAddress, SessionIdentity, type PeerCertificate, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
-import type { SyslogTcpSourceConfig } from '../../ops/config/types.js';
+import type { SyslogTcpSourceConfig, SyslogTlsSourceConfig } from '../../ops/config/types.js';
 import type { Telemetry } from '../../ops/telemetry.js';
 import { SyslogFramer } from './framing.js';
 import { decodeSyslogFrame } from './decode.js';
 
-const SOURCE = 'syslog_tcp';
 /** How long a stopping source keeps reading from open connections before closing them. */
 const STOP_GRACE_MS = 1000;
 
@@ -28,27 +30,31 @@ interface SessionCounters {
   invalidUtf8: Counter.Internal;
 }
 
-class TcpSession {
+class StreamSession {
   private readonly framer: SyslogFramer;
-  private readonly hostKeys: HostKeyCache;
   private readonly source: SourceInfo;
+  private readonly peer: string;
   private batch: LogRecord[] = [];
+  private batchTenant: Tenant | null = null;
   private received = '';
   private nowMs = 0;
   private parseErrors = 0;
   private invalidUtf8 = 0;
+  private unauthenticated = false;
 
   constructor(
+    private readonly sourceName: string,
     private readonly socket: net.Socket,
-    private readonly tenant: Tenant,
+    private readonly identity: SessionIdentity,
     private readonly pipeline: Pipeline,
     private readonly telemetry: Telemetry,
     private readonly counters: SessionCounters,
+    protocol: 'tcp' | 'tls',
     maxFrame: number,
-    private readonly onClose: (session: TcpSession) => void,
+    private readonly onClose: (session: StreamSession) => void,
   ) {
-    this.source = new SourceInfo('tcp', normalizeAddress(socket.remoteAddress ?? ''), socket.remotePort ?? 0);
-    this.hostKeys = new HostKeyCache(tenant.id);
+    this.source = new SourceInfo(protocol, normalizeAddress(socket.remoteAddress ?? ''), socket.remotePort ?? 0);
+    this.peer = `${this.source.address}:${this.source.port}`;
     this.framer = new SyslogFramer(maxFrame, this.onFrame);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
@@ -66,9 +72,20 @@ class TcpSession {
   }
 
   private readonly onFrame = (buf: Buffer, start: number, end: number): void => {
-    const rec = decodeSyslogFrame(buf, start, end, this.tenant.id, this.hostKeys, this.source, this.received, this.nowMs);
+    const rec = decodeSyslogFrame(buf, start, end, this.source, this.received, this.nowMs);
     if (rec.parseError) this.parseErrors++;
     if (rec.invalidUtf8) this.invalidUtf8++;
+    const tenant = this.identity.attribute(rec, this.source.address);
+    if (tenant === null) {
+      this.telemetry.emit('recordRefused', { source: this.sourceName, reason: this.identity.refusal, peer: this.peer });
+      // Nothing on this connection can name a tenant: stop reading it.
+      if (this.identity.tenant === null && this.identity.refusal === 'no_credentials') this.unauthenticated = true;
+      return;
+    }
+    if (tenant !== this.batchTenant) {
+      this.submit();
+      this.batchTenant = tenant;
+    }
     this.batch.push(rec);
   };
 
@@ -78,6 +95,7 @@ class TcpSession {
     const ok = this.framer.push(chunk);
     this.flush(chunk.length);
     if (!ok) this.reject();
+    else if (this.unauthenticated) this.socket.destroy();
   };
 
   private readonly onEnd = (): void => {
@@ -96,11 +114,16 @@ class TcpSession {
       this.counters.invalidUtf8.inc(this.invalidUtf8);
       this.invalidUtf8 = 0;
     }
+    this.submit();
+  }
+
+  private submit(): void {
     const batch = this.batch;
-    if (batch.length === 0) return;
+    const tenant = this.batchTenant;
+    if (batch.length === 0 || tenant === null) return;
     this.batch = [];
     this.counters.records.inc(batch.length);
-    if (!this.pipeline.submit(SOURCE, this.tenant, batch, null)) {
+    if (!this.pipeline.submit(this.sourceName, tenant, batch, null)) {
       this.socket.pause();
       this.pipeline.whenDrained(this.resume);
     }
@@ -113,14 +136,14 @@ class TcpSession {
   /** A framing error: records before the bad frame were delivered; the connection goes. */
   private reject(): void {
     this.telemetry.emit('frameRejected', {
-      source: SOURCE, reason: this.framer.error ?? 'unknown', tenant: this.tenant.id,
-      peer: `${this.source.address}:${this.source.port}`, bytes: this.framer.errorBytes,
+      source: this.sourceName, reason: this.framer.error ?? 'unknown', tenant: this.identity.tenant?.id,
+      peer: this.peer, bytes: this.framer.errorBytes,
     });
     this.socket.destroy();
   }
 
   private readonly onError = (err: NodeJS.ErrnoException): void => {
-    this.telemetry.emit('socketError', { source: SOURCE, peer: `${this.source.address}:${this.source.port}`, error: err.code ?? err.message });
+    this.telemetry.emit('socketError', { source: this.sourceName, peer: this.peer, error: err.code ?? err.message });
   };
 
   private readonly onSocketClose = (): void => {
@@ -129,23 +152,58 @@ class TcpSession {
   };
 }
 
-export class SyslogTcpSource implements Source {
-  readonly name = SOURCE;
+/** What a TLS listener needs beyond a plain one. */
+interface TlsSettings {
+  options: tls.TlsOptions;
+  requireCertificate: boolean;
+}
+
+function tlsSettings(config: SyslogTlsSourceConfig): TlsSettings {
+  const request = config.clientCertificates !== 'none';
+  return {
+    options: {
+      cert: readFileSync(config.certificateFile!),
+      key: readFileSync(config.keyFile!),
+      ...(config.clientCaFile !== null ? { ca: readFileSync(config.clientCaFile) } : {}),
+      requestCert: request,
+      // Verification failures are judged per connection (counted), not by a silent handshake abort.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    requireCertificate: config.clientCertificates === 'require',
+  };
+}
+
+/** The certificate a TLS peer presented (null: none), and whether it verified against the configured CA. */
+function peerCertificate(socket: tls.TLSSocket): { cert: PeerCertificate; verified: boolean } | null {
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return null;
+  const cn = typeof cert.subject?.CN === 'string' ? cert.subject.CN : null;
+  const dnsNames = (cert.subjectaltname ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4));
+  return { cert: { cn, dnsNames }, verified: socket.authorized };
+}
+
+export class SyslogStreamSource implements Source {
+  readonly name: string;
   private server: net.Server | null = null;
-  private readonly sessions = new Set<TcpSession>();
+  private readonly sessions = new Set<StreamSession>();
   private readonly counters: SessionCounters;
+  private tls: TlsSettings | null = null;
   private allClosed: (() => void) | null = null;
 
   constructor(
-    private readonly config: SyslogTcpSourceConfig,
+    private readonly config: SyslogTcpSourceConfig | SyslogTlsSourceConfig,
+    private readonly protocol: 'tcp' | 'tls',
     private readonly pipeline: Pipeline,
     private readonly telemetry: Telemetry,
   ) {
+    this.name = protocol === 'tls' ? 'syslog_tls' : 'syslog_tcp';
+    const labels = { source: this.name };
     this.counters = {
-      records: telemetry.recordsReceived.labels({ source: SOURCE }),
-      bytes: telemetry.bytesReceived.labels({ source: SOURCE }),
-      parseErrors: telemetry.parseErrors.labels({ source: SOURCE }),
-      invalidUtf8: telemetry.invalidUtf8.labels({ source: SOURCE }),
+      records: telemetry.recordsReceived.labels(labels),
+      bytes: telemetry.bytesReceived.labels(labels),
+      parseErrors: telemetry.parseErrors.labels(labels),
+      invalidUtf8: telemetry.invalidUtf8.labels(labels),
     };
   }
 
@@ -157,7 +215,20 @@ export class SyslogTcpSource implements Source {
 
   async start(): Promise<void> {
     if (this.server) return;
-    const server = net.createServer({ noDelay: true }, this.onConnection);
+    let server: net.Server;
+    // Read certificates at start, so a missing file is a start failure with its reason.
+    if (this.protocol === 'tls') this.tls = tlsSettings(this.config as SyslogTlsSourceConfig);
+    if (this.tls !== null) {
+      const tlsServer = tls.createServer(this.tls.options, this.onConnection);
+      tlsServer.on('tlsClientError', (err, socket) => {
+        this.telemetry.emit('connectionRefused', {
+          source: this.name, reason: 'tls_handshake', peer: normalizeAddress(socket.remoteAddress ?? ''), error: err.message,
+        });
+      });
+      server = tlsServer;
+    } else {
+      server = net.createServer({ noDelay: true }, this.onConnection);
+    }
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -166,9 +237,9 @@ export class SyslogTcpSource implements Source {
         resolve();
       });
     });
-    server.on('error', (err) => this.telemetry.emit('sourceError', { source: SOURCE, error: err.message }));
+    server.on('error', (err) => this.telemetry.emit('sourceError', { source: this.name, error: err.message }));
     const bound = this.address();
-    this.telemetry.emit('listening', { source: SOURCE, address: bound?.address, port: bound?.port });
+    this.telemetry.emit('listening', { source: this.name, address: bound?.address, port: bound?.port });
   }
 
   async stop(deadline: number): Promise<void> {
@@ -199,22 +270,42 @@ export class SyslogTcpSource implements Source {
   }
 
   private readonly onConnection = (socket: net.Socket): void => {
-    const peer = socket.remoteAddress ?? '';
-    const tenant = this.pipeline.directory.byAddress(peer);
-    if (tenant === null) {
-      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'no_tenant', peer: normalizeAddress(peer) });
+    const identity = this.identify(socket);
+    if (identity === null) {
       socket.destroy();
       return;
     }
-    const session = new TcpSession(socket, tenant, this.pipeline, this.telemetry, this.counters,
-      this.config.maxFrameBytes, this.onSessionClose);
+    const session = new StreamSession(this.name, socket, identity, this.pipeline, this.telemetry, this.counters,
+      this.protocol, this.config.maxFrameBytes, this.onSessionClose);
     this.sessions.add(session);
-    this.telemetry.connections.inc({ source: SOURCE });
+    this.telemetry.connections.inc({ source: this.name });
   };
 
-  private readonly onSessionClose = (session: TcpSession): void => {
+  /** The connection's identity, or null (counted) when it can never carry an acceptable record. */
+  private identify(socket: net.Socket): SessionIdentity | null {
+    const directory = this.pipeline.directory;
+    const peer = normalizeAddress(socket.remoteAddress ?? '');
+    const refuse = (reason: string): null => {
+      this.telemetry.emit('connectionRefused', { source: this.name, reason, peer });
+      return null;
+    };
+    if (this.tls !== null) {
+      const presented = peerCertificate(socket as tls.TLSSocket);
+      if (presented !== null) {
+        if (!presented.verified) return refuse('bad_certificate');
+        const owner = directory.byCertificate(presented.cert);
+        if (owner === null) return refuse('unknown_certificate');
+        return new SessionIdentity(directory, owner.tenant, owner.hostIdentity);
+      }
+      if (this.tls.requireCertificate) return refuse('no_certificate');
+    }
+    const identity = new SessionIdentity(directory, directory.byAddress(peer), null);
+    return identity.canAuthenticate ? identity : refuse('no_tenant');
+  }
+
+  private readonly onSessionClose = (session: StreamSession): void => {
     this.sessions.delete(session);
-    this.telemetry.connections.dec({ source: SOURCE });
+    this.telemetry.connections.dec({ source: this.name });
     if (this.sessions.size === 0 && this.allClosed) {
       this.allClosed();
       this.allClosed = null;

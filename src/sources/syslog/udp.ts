@@ -10,7 +10,7 @@ import { isIPv6 } from 'node:net';
 import type { Counter } from 'prom-client';
 import type { Source, ComponentHealth } from '../../core/component.js';
 import type { Pipeline } from '../../core/pipeline.js';
-import { HostKeyCache, normalizeAddress, type Tenant } from '../../core/identity.js';
+import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
 import type { SyslogUdpSourceConfig } from '../../ops/config/types.js';
@@ -21,16 +21,14 @@ const SOURCE = 'syslog_udp';
 const PEER_CACHE_LIMIT = 65_536;
 
 interface Peer {
-  tenant: Tenant | null;
+  identity: SessionIdentity;
   source: SourceInfo;
-  hostKeys: HostKeyCache | null;
 }
 
 export class SyslogUdpSource implements Source {
   readonly name = SOURCE;
   private socket: dgram.Socket | null = null;
   private readonly peers = new Map<string, Peer>();
-  private readonly hostKeysByTenant = new Map<string, HostKeyCache>();
   private pendingTenant: Tenant | null = null;
   private pending: LogRecord[] = [];
   private flushScheduled = false;
@@ -100,13 +98,8 @@ export class SyslogUdpSource implements Source {
     if (peer === undefined) {
       if (this.peers.size >= PEER_CACHE_LIMIT) this.peers.clear();
       const normalized = normalizeAddress(address);
-      const tenant = this.pipeline.directory.byAddress(normalized);
-      let hostKeys: HostKeyCache | null = null;
-      if (tenant !== null) {
-        hostKeys = this.hostKeysByTenant.get(tenant.id) ?? new HostKeyCache(tenant.id, 16_384);
-        this.hostKeysByTenant.set(tenant.id, hostKeys);
-      }
-      peer = { tenant, source: new SourceInfo('udp', normalized, port), hostKeys };
+      const directory = this.pipeline.directory;
+      peer = { identity: new SessionIdentity(directory, directory.byAddress(normalized), null), source: new SourceInfo('udp', normalized, port) };
       this.peers.set(key, peer);
     }
     return peer;
@@ -115,22 +108,29 @@ export class SyslogUdpSource implements Source {
   private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     this.bytes.inc(msg.length);
     const peer = this.peer(rinfo.address, rinfo.port);
-    if (peer.tenant === null) {
+    const identity = peer.identity;
+    if (!identity.canAuthenticate) {
+      // Not worth parsing: nothing in it could name a tenant.
       this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'no_tenant', peer: peer.source.address });
       return;
     }
     if (this.congested) {
-      this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'backpressure', tenant: peer.tenant.id });
+      this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'backpressure', tenant: identity.tenant?.id });
       return;
     }
-    if (this.pendingTenant !== peer.tenant) {
-      this.flush();
-      this.pendingTenant = peer.tenant;
-    }
     const nowMs = Date.now();
-    const rec = decodeSyslogFrame(msg, 0, msg.length, peer.tenant.id, peer.hostKeys!, peer.source, isoTime(nowMs), nowMs);
+    const rec = decodeSyslogFrame(msg, 0, msg.length, peer.source, isoTime(nowMs), nowMs);
     if (rec.parseError) this.parseErrorCount++;
     if (rec.invalidUtf8) this.invalidUtf8Count++;
+    const tenant = identity.attribute(rec, peer.source.address);
+    if (tenant === null) {
+      this.telemetry.emit('recordRefused', { source: SOURCE, reason: identity.refusal, peer: peer.source.address });
+      return;
+    }
+    if (this.pendingTenant !== tenant) {
+      this.flush();
+      this.pendingTenant = tenant;
+    }
     this.pending.push(rec);
     if (!this.flushScheduled) {
       this.flushScheduled = true;

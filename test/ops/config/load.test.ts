@@ -23,8 +23,12 @@ const DEFAULTS: SluiceConfig = {
   sources: {
     syslogUdp: { enabled: true, address: '127.0.0.1', port: 5514, receiveBufferBytes: 4 * 1024 * 1024 },
     syslogTcp: { enabled: true, address: '127.0.0.1', port: 5514, maxFrameBytes: 64 * 1024 },
+    syslogTls: {
+      enabled: false, address: '127.0.0.1', port: 6514, certificateFile: null, keyFile: null, clientCaFile: null,
+      clientCertificates: 'none', maxFrameBytes: 64 * 1024,
+    },
   },
-  tenants: [{ id: 'default', networks: ['127.0.0.0/8', '::1/128'] }],
+  tenants: [{ id: 'default', networks: ['127.0.0.0/8', '::1/128'], tokenHashes: [], certificates: [] }],
   sinks: [
     {
       name: 'files',
@@ -98,7 +102,7 @@ describe('defaults', () => {
 
   it('a tenant or sink with nothing under it takes every default', () => {
     const config = ok('tenants:\n  acme:\nsinks:\n  archive:\n');
-    assert.deepEqual(config.tenants, [{ id: 'acme', networks: [] }]);
+    assert.deepEqual(config.tenants, [{ id: 'acme', networks: [], tokenHashes: [], certificates: [] }]);
     assert.deepEqual(config.sinks, [{ ...DEFAULTS.sinks[0], name: 'archive' }]);
   });
 
@@ -224,8 +228,8 @@ describe('unknown keys', () => {
     ['log:\n  colour: red\n', 'log.colour', 'level'],
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
     ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame'],
-    ['sources:\n  colour: red\n', 'sources.colour', 'syslog_udp, syslog_tcp'],
-    ['tenants:\n  a:\n    colour: red\n', 'tenants.a.colour', 'networks'],
+    ['sources:\n  colour: red\n', 'sources.colour', 'syslog_udp, syslog_tcp, syslog_tls'],
+    ['tenants:\n  a:\n    colour: red\n', 'tenants.a.colour', 'networks, tokens, certificates'],
     [
       'sinks:\n  s:\n    colour: red\n',
       'sinks.s.colour',
@@ -331,7 +335,7 @@ describe('tenants and sinks', () => {
       stringify({ tenants: { a: { networks: ['10.0.0.0/8', '2001:db8::/32', '192.168.1.1', '::1', '0.0.0.0/0', '10.1.2.3/24'] } } }),
     );
     assert.deepEqual(config.tenants, [
-      { id: 'a', networks: ['10.0.0.0/8', '2001:db8::/32', '192.168.1.1/32', '::1/128', '0.0.0.0/0', '10.1.2.3/24'] },
+      { id: 'a', networks: ['10.0.0.0/8', '2001:db8::/32', '192.168.1.1/32', '::1/128', '0.0.0.0/0', '10.1.2.3/24'], tokenHashes: [], certificates: [] },
     ]);
     const wrong = ['10.0.0.0/33', '::1/129', 'not-an-ip', '10.0.0.0/', '10.0.0.0/8/8', '10.0.0/8', '10.0.0.0/-1', ' 10.0.0.0/8', '10.0.0.0/1a', 8];
     const problems = bad(stringify({ tenants: { a: { networks: ['10.0.0.0/8', ...wrong] } } }));
@@ -352,8 +356,8 @@ describe('tenants and sinks', () => {
   it('giving tenants replaces the default tenant; a new tenant has no networks', () => {
     const config = ok('tenants:\n  acme:\n    networks: [10.0.0.0/8]\n  beta: {}\n');
     assert.deepEqual(config.tenants, [
-      { id: 'acme', networks: ['10.0.0.0/8'] },
-      { id: 'beta', networks: [] },
+      { id: 'acme', networks: ['10.0.0.0/8'], tokenHashes: [], certificates: [] },
+      { id: 'beta', networks: [], tokenHashes: [], certificates: [] },
     ]);
     assert.deepEqual(config.sinks, DEFAULTS.sinks);
   });
