@@ -37,3 +37,90 @@ test('identity: host key is 40 lowercase hex, stable, tenant-scoped and case-ins
   cache.get('b'); // past capacity: cleared, still correct
   assert.equal(cache.get('web-1'), key);
 });
+
+import { LogRecord } from '../../src/core/record.js';
+import { parseSyslog } from '../../src/sources/syslog/parse.js';
+import { SessionIdentity } from '../../src/core/identity.js';
+import { tokenHash } from '../../src/ops/config/load.js';
+
+const TOKEN_A = 'token-of-tenant-a-0123456789';
+const TOKEN_B = 'token-of-tenant-b-0123456789';
+const credentials = new TenantDirectory([
+  { id: 'a', networks: [], tokenHashes: [tokenHash(TOKEN_A)], certificates: [{ field: 'cn', pattern: '*.a.example' }] },
+  { id: 'b', networks: ['10.2.0.0/16'], tokenHashes: [tokenHash(TOKEN_B)], certificates: [{ field: 'san', pattern: 'web-*.b.example' }] },
+]);
+
+function parsed(text: string): LogRecord {
+  const rec = new LogRecord();
+  rec.received = '2026-11-27T00:00:00.000Z';
+  parseSyslog(text, rec, Date.parse(rec.received));
+  return rec;
+}
+
+function attribute(identity: SessionIdentity, text: string): { tenant: string | null; rec: LogRecord; refusal: string } {
+  const rec = parsed(text);
+  const tenant = identity.attribute(rec, '10.2.3.4');
+  return { tenant: tenant?.id ?? null, rec, refusal: identity.refusal };
+}
+
+test('attribution: a token names its tenant, wherever the record comes from; the token element is removed', () => {
+  const fromB = new SessionIdentity(credentials, credentials.byAddress('10.2.3.4'), null);
+  const { tenant, rec } = attribute(fromB, `<13>1 - web-1 app - - [sluice@32473 token="${TOKEN_A}"][x@1 k="v"] hello`);
+  assert.equal(tenant, 'a');
+  assert.equal(rec.tenant, 'a');
+  assert.deepEqual(rec.sd, { 'x@1': { k: 'v' } });
+  assert.equal(JSON.stringify(rec).includes(TOKEN_A), false, 'the token is never stored');
+  const only = attribute(fromB, `<13>1 - web-1 app - - [sluice@32473 token="${TOKEN_A}"] hello`);
+  assert.equal(only.rec.sd, null);
+  // Without a token, the network's tenant.
+  assert.equal(attribute(fromB, '<13>1 - web-1 app - - - hello').tenant, 'b');
+});
+
+test('attribution: a token of A with the hostname of a host of B is a host of A, with its own key', () => {
+  const fromB = new SessionIdentity(credentials, credentials.byAddress('10.2.3.4'), null);
+  const asB = attribute(fromB, '<13>1 - web-1 app - - - hello');
+  const spoof = attribute(fromB, `<13>1 - web-1 app - - [sluice@32473 token="${TOKEN_A}"] hello`);
+  assert.equal(spoof.tenant, 'a');
+  assert.equal(spoof.rec.host, hostKey('a', 'web-1'));
+  assert.notEqual(spoof.rec.host, asB.rec.host);
+});
+
+test('attribution: tokens in the message body are text, never credentials', () => {
+  const anonymous = new SessionIdentity(credentials, null, null);
+  const in5424 = attribute(anonymous, `<13>1 - h app - - - [sluice@32473 token="${TOKEN_A}"] in the body`);
+  assert.equal(in5424.tenant, null);
+  assert.equal(in5424.refusal, 'no_credentials');
+  const in3164 = attribute(anonymous, `<13>Oct 11 22:14:15 h app: [sluice@32473 token="${TOKEN_A}"]`);
+  assert.equal(in3164.tenant, null);
+  const fromB = new SessionIdentity(credentials, credentials.byAddress('10.2.3.4'), null);
+  const bodyOnB = attribute(fromB, `<13>1 - h app - - - [sluice@32473 token="${TOKEN_A}"] body`);
+  assert.equal(bodyOnB.tenant, 'b', 'the network tenant, not the one the body names');
+  assert.match(bodyOnB.rec.msg, /token=/);
+});
+
+test('attribution: two tokens, an unknown token or an element without a token is refused, never guessed', () => {
+  const fromB = new SessionIdentity(credentials, credentials.byAddress('10.2.3.4'), null);
+  const two = attribute(fromB, `<13>1 - h app - - [sluice@32473 token="${TOKEN_A}" token="${TOKEN_B}"] x`);
+  assert.deepEqual([two.tenant, two.refusal], [null, 'ambiguous_credentials']);
+  const twoElements = attribute(fromB, `<13>1 - h app - - [sluice@32473 token="${TOKEN_A}"][sluice@32473 token="${TOKEN_A}"] x`);
+  assert.deepEqual([twoElements.tenant, twoElements.refusal], [null, 'ambiguous_credentials']);
+  const wrong = attribute(fromB, '<13>1 - h app - - [sluice@32473 token="not-a-real-token-000000"] x');
+  assert.deepEqual([wrong.tenant, wrong.refusal], [null, 'bad_token'], 'no fallback to the network tenant');
+  const empty = attribute(fromB, '<13>1 - h app - - [sluice@32473 other="1"] x');
+  assert.deepEqual([empty.tenant, empty.refusal], [null, 'bad_token']);
+});
+
+test('attribution: a certificate binds tenant and host; a token of another tenant conflicts', () => {
+  const owner = credentials.byCertificate({ cn: 'db-1.a.example', dnsNames: [] });
+  assert.deepEqual([owner?.tenant.id, owner?.hostIdentity], ['a', 'db-1.a.example']);
+  assert.equal(credentials.byCertificate({ cn: 'db-1.a.example.evil', dnsNames: [] }), null);
+  assert.equal(credentials.byCertificate({ cn: 'x', dnsNames: ['api.b.example', 'web-7.b.example'] })?.hostIdentity, 'web-7.b.example');
+  const certified = new SessionIdentity(credentials, owner!.tenant, owner!.hostIdentity);
+  const plain = attribute(certified, '<13>1 - claims-another-name app - - - hi');
+  assert.equal(plain.tenant, 'a');
+  assert.equal(plain.rec.host, hostKey('a', 'db-1.a.example'), 'the certificate, not the hostname field, is the host');
+  const conflict = attribute(certified, `<13>1 - h app - - [sluice@32473 token="${TOKEN_B}"] x`);
+  assert.deepEqual([conflict.tenant, conflict.refusal], [null, 'credential_conflict']);
+  const same = attribute(certified, `<13>1 - h app - - [sluice@32473 token="${TOKEN_A}"] x`);
+  assert.equal(same.tenant, 'a');
+});
