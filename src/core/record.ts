@@ -48,6 +48,12 @@ export class LogRecord {
   parseError = false;
   /** The frame held bytes that are not UTF-8; they were replaced by U+FFFD. */
   invalidUtf8 = false;
+  /**
+   * No string field needs JSON escaping: every field is a substring of a
+   * frame that has no quote, backslash or control character, so encoders may
+   * skip their per-field checks. (Structured data is always fully encoded.)
+   */
+  jsonSafe = false;
   /** Size of the frame on the wire, in bytes (for accounting and limits). */
   size = 0;
   /** Host metadata attached by enrichment. */

@@ -17,7 +17,24 @@ function strOrNull(s: string | null): string {
 }
 
 export function encodeRecord(rec: LogRecord): string {
-  let line = '{"ts":' + str(rec.ts)
+  // The frame-level check in decode spares the per-field ones (see LogRecord.jsonSafe).
+  if (rec.jsonSafe) {
+    let line = '{"ts":"' + rec.ts
+      + '","received":"' + rec.received
+      + '","tenant":"' + rec.tenant
+      + '","host":"' + rec.host
+      + '","hostname":' + (rec.hostname === null ? 'null' : '"' + rec.hostname + '"')
+      + ',"app":' + (rec.app === null ? 'null' : '"' + rec.app + '"')
+      + ',"procid":' + (rec.procid === null ? 'null' : '"' + rec.procid + '"')
+      + ',"msgid":' + (rec.msgid === null ? 'null' : '"' + rec.msgid + '"')
+      + ',"facility":' + rec.facility
+      + ',"severity":' + rec.severity
+      + ',"sd":' + (rec.sd === null ? 'null' : JSON.stringify(rec.sd))
+      + ',"msg":"' + rec.msg
+      + '","source":' + (rec.source === null ? 'null' : rec.source.json);
+    return finish(line, rec);
+  }
+  const line = '{"ts":' + str(rec.ts)
     + ',"received":"' + rec.received
     + '","tenant":"' + rec.tenant
     + '","host":"' + rec.host
@@ -30,6 +47,10 @@ export function encodeRecord(rec: LogRecord): string {
     + ',"sd":' + (rec.sd === null ? 'null' : JSON.stringify(rec.sd))
     + ',"msg":' + str(rec.msg)
     + ',"source":' + (rec.source === null ? 'null' : rec.source.json);
+  return finish(line, rec);
+}
+
+function finish(line: string, rec: LogRecord): string {
   if (rec.meta !== null) line += ',"meta":' + JSON.stringify(rec.meta);
   if (rec.parseError) line += ',"parse_error":true';
   if (rec.invalidUtf8) line += ',"invalid_utf8":true';

@@ -67,3 +67,24 @@ test('encode: docs/record.md documents exactly the keys a record can have', asyn
   rec.invalidUtf8 = true;
   assert.deepEqual(Object.keys(JSON.parse(encodeRecord(rec)) as object), documented);
 });
+
+test('encode property: any decoded frame encodes to one line of valid JSON that round-trips its fields', async () => {
+  const fc = (await import('fast-check')).default;
+  const { decodeSyslogFrame } = await import('../../../src/sources/syslog/decode.js');
+  const source = new SourceInfo('tcp', '127.0.0.1', 1);
+  const piece = fc.oneof(
+    fc.constantFrom('<13>1 ', '<165>', '2026-11-27T10:00:00Z ', 'Oct 11 22:14:15 ', 'host ', 'app[12]: ', '- ', '[id@1 k="v\\"q"] ', '"', '\\', '\t', '\u0000'),
+    fc.string({ unit: 'binary', maxLength: 20 }),
+  );
+  fc.assert(fc.property(fc.array(piece, { maxLength: 12 }), (parts) => {
+    const frame = Buffer.from(parts.join(''));
+    const rec = decodeSyslogFrame(frame, 0, frame.length, source, '2026-11-27T00:00:00.000Z', Date.UTC(2026, 10, 27));
+    rec.tenant = 't';
+    rec.host = 'h';
+    const line = encodeRecord(rec);
+    assert.equal(line.indexOf('\n'), line.length - 1);
+    const parsed = JSON.parse(line) as Record<string, unknown>;
+    assert.deepEqual([parsed.ts, parsed.hostname, parsed.app, parsed.procid, parsed.msgid, parsed.msg, parsed.sd],
+      [rec.ts, rec.hostname, rec.app, rec.procid, rec.msgid, rec.msg, rec.sd === null ? null : JSON.parse(JSON.stringify(rec.sd))]);
+  }), { numRuns: 1000 });
+});
