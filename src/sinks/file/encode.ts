@@ -19,7 +19,7 @@ function strOrNull(s: string | null): string {
 export function encodeRecord(rec: LogRecord): string {
   // The frame-level check in decode spares the per-field ones (see LogRecord.jsonSafe).
   if (rec.jsonSafe) {
-    let line = '{"ts":"' + rec.ts
+    const line = '{"ts":"' + rec.ts
       + '","received":"' + rec.received
       + '","tenant":"' + rec.tenant
       + '","host":"' + rec.host
