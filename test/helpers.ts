@@ -70,6 +70,7 @@ export function testConfig(dir: string, yaml = ''): SluiceConfig {
     'log: { level: warn }',
     'shutdown_timeout: 5s',
   ];
+  if (!yaml.includes('hostmeta:')) base.push('hostmeta: { service: { port: 0 } }');
   const text = yaml.includes('sources:') ? [...base, yaml].join('\n')
     : [...base, 'sources:', '  syslog_udp: { port: 0 }', '  syslog_tcp: { port: 0 }', yaml].join('\n');
   const { config, problems } = parseConfig(text);

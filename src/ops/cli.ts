@@ -9,6 +9,7 @@ import type { SluiceConfig } from './config/types.js';
 import { SluiceNode } from './node.js';
 import { createLogger } from './telemetry.js';
 import { VERSION } from './version.js';
+import { registerHostmetaCommand } from '../services/hostmeta/command.js';
 
 
 function readConfig(file: string | undefined): SluiceConfig {
@@ -79,4 +80,5 @@ program.command('validate')
   .requiredOption('-c, --config <file>', 'YAML configuration file')
   .action(validate);
 
+registerHostmetaCommand(program);
 await program.parseAsync();

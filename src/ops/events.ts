@@ -51,6 +51,22 @@ export const EVENTS = {
     code: 'SLU0201E', level: 'error', text: 'file write failed; retrying', counter: 'sinkErrors', throttleMs: THROTTLE_MS,
   },
   fileRetentionFailed: { code: 'SLU0202W', level: 'warn', text: 'could not remove an old rotated file', throttleMs: THROTTLE_MS },
+
+  hostmetaListening: { code: 'SLU0300I', level: 'info', text: 'host metadata service listening' },
+  hostmetaStopped: { code: 'SLU0301I', level: 'info', text: 'host metadata service stopped' },
+  hostmetaMigrated: { code: 'SLU0302I', level: 'info', text: 'host metadata store schema migrated' },
+  hostmetaStartFailed: { code: 'SLU0303E', level: 'error', text: 'host metadata service failed to start' },
+  hostmetaStoreFailed: { code: 'SLU0304E', level: 'error', text: 'host metadata store request failed', throttleMs: THROTTLE_MS },
+  hostmetaLookupFailed: {
+    code: 'SLU0310W', level: 'warn', text: 'host metadata lookup failed; serving the last known value', throttleMs: THROTTLE_MS,
+  },
+  hostmetaResponseMismatch: {
+    code: 'SLU0311E', level: 'error', text: 'host metadata response does not name its request\'s tenant and key; discarded', throttleMs: THROTTLE_MS,
+  },
+  hostmetaTouchFailed: { code: 'SLU0312W', level: 'warn', text: 'host registration or last_seen refresh failed', throttleMs: THROTTLE_MS },
+  hostmetaTouchesDropped: {
+    code: 'SLU0313W', level: 'warn', text: 'host touches dropped: too many registrations in flight', throttleMs: THROTTLE_MS,
+  },
 } as const satisfies Record<string, EventDef>;
 
 export type EventName = keyof typeof EVENTS;

@@ -13,12 +13,15 @@ import { SyslogStreamSource } from '../sources/syslog/tcp.js';
 import { SyslogUdpSource } from '../sources/syslog/udp.js';
 import type { SinkConfig, SluiceConfig } from './config/types.js';
 import { createLogger, Telemetry } from './telemetry.js';
+import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
+import { createHostMetadataCache, type HostMetadataCache } from '../services/hostmeta/cache.js';
 import { VERSION } from './version.js';
 
 export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
   syslogTcp: { address: string; port: number } | null;
   syslogTls: { address: string; port: number } | null;
+  hostmeta: { address: string; port: number } | null;
 }
 
 function buildSink(config: SinkConfig, telemetry: Telemetry): Sink {
@@ -37,6 +40,8 @@ export class SluiceNode {
   private readonly tcp: SyslogStreamSource | null = null;
   private readonly tls: SyslogStreamSource | null = null;
   private stopped: Promise<boolean> | null = null;
+  private hostmetaService: RunningHostmetaService | null = null;
+  private hostmetaCache: HostMetadataCache | null = null;
 
   constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log.level)) {
     this.telemetry = new Telemetry(logger);
@@ -51,19 +56,34 @@ export class SluiceNode {
 
   /** Where the sources are listening (ports may have been configured as 0). */
   addresses(): NodeAddresses {
-    return { syslogUdp: this.udp?.address() ?? null, syslogTcp: this.tcp?.address() ?? null, syslogTls: this.tls?.address() ?? null };
+    return { syslogUdp: this.udp?.address() ?? null, syslogTcp: this.tcp?.address() ?? null, syslogTls: this.tls?.address() ?? null,
+      hostmeta: this.hostmetaService === null ? null : { address: this.hostmetaService.address, port: this.hostmetaService.port } };
   }
 
   async start(): Promise<void> {
     this.telemetry.emit('nodeStarting', { version: VERSION, data_dir: this.config.dataDir });
     try {
       for (const sink of this.sinks) await sink.start();
+      await this.startHostmeta();
       for (const source of this.sources) await source.start();
     } catch (err) {
       for (const component of [...this.sources, ...this.sinks]) component.destroy();
+      await this.hostmetaCache?.close();
+      await this.hostmetaService?.close();
       throw err;
     }
     this.telemetry.emit('nodeReady', {});
+  }
+
+  /** The in-node metadata service (if enabled), then the client the pipeline enriches records with. */
+  private async startHostmeta(): Promise<void> {
+    const { service, client } = this.config.hostmeta;
+    if (service.enabled) this.hostmetaService = await startHostmetaService(service, this.telemetry);
+    if (!client.enabled) return;
+    const url = client.url ?? (this.hostmetaService ? serviceUrl(this.hostmetaService) : null);
+    if (url === null) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');
+    this.hostmetaCache = createHostMetadataCache({ ...client, url }, this.telemetry);
+    this.pipeline.useMetadata(this.hostmetaCache);
   }
 
   /**
@@ -86,6 +106,8 @@ export class SluiceNode {
         this.telemetry.emit('shutdownDeadline', { error: (result.reason as Error).message });
       }
     }
+    await this.hostmetaCache?.close();
+    await this.hostmetaService?.close();
     this.telemetry.emit('nodeStopped', await this.totals());
     return complete;
   }
@@ -102,4 +124,9 @@ export class SluiceNode {
       dropped: await t.value('sluice_dropped_records_total'),
     };
   }
+}
+
+function serviceUrl(service: RunningHostmetaService): string {
+  const host = service.address.includes(':') ? `[${service.address}]` : service.address;
+  return `http://${host}:${service.port}`;
 }

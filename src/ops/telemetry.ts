@@ -43,6 +43,11 @@ export class Telemetry {
   readonly sinkErrors: Counter<'sink'>;
   readonly sinkRotations: Counter<'sink'>;
   readonly sinkQueuedBytes: Gauge<'sink'>;
+  readonly hostmetaRequests: Counter<'method' | 'outcome'>;
+  readonly hostmetaMismatches: Counter<'method'>;
+  readonly hostmetaCacheLookups: Counter<'result'>;
+  readonly hostmetaCacheEntries: Gauge<never>;
+  readonly hostmetaTouchesDropped: Counter<never>;
 
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
@@ -67,6 +72,11 @@ export class Telemetry {
     this.sinkErrors = counter('sluice_sink_errors_total', 'Sink write errors (retried).', ['sink']);
     this.sinkRotations = counter('sluice_sink_rotations_total', 'Files rotated by a file sink.', ['sink']);
     this.sinkQueuedBytes = gauge('sluice_sink_queued_bytes', 'Bytes accepted by a sink and not yet written.', ['sink']);
+    this.hostmetaRequests = counter('sluice_hostmeta_client_requests_total', 'Requests to the host metadata service, by method and outcome.', ['method', 'outcome']);
+    this.hostmetaMismatches = counter('sluice_hostmeta_client_mismatches_total', 'Host metadata responses that did not name their request\'s tenant and key (discarded).', ['method']);
+    this.hostmetaCacheLookups = counter('sluice_hostmeta_cache_lookups_total', 'Host metadata cache lookups, by how they were answered.', ['result']);
+    this.hostmetaCacheEntries = gauge('sluice_hostmeta_cache_entries', 'Hosts held by the host metadata cache.', []);
+    this.hostmetaTouchesDropped = counter('sluice_hostmeta_touches_dropped_total', 'Host registrations and last_seen refreshes dropped: too many in flight.', []);
   }
 
   /** Log an event with its stable code and increment its counter (by `count`). */

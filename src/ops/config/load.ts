@@ -5,6 +5,7 @@
  * into a {@link SluiceConfig} (durations in ms, sizes in bytes, camelCase).
  */
 import { createHash } from 'node:crypto';
+import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../services/hostmeta/config.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -492,6 +493,29 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
       ];
     }),
     shutdownTimeoutMs: duration(c.shutdown_timeout),
+    hostmeta: {
+      service: {
+        enabled: c.hostmeta.service.enabled,
+        address: c.hostmeta.service.address,
+        port: c.hostmeta.service.port,
+        dataDir: c.data_dir,
+        postgresUrl: c.hostmeta.service.postgres_url,
+        postgresSchema: c.hostmeta.service.postgres_schema,
+        postgresPoolSize: c.hostmeta.service.postgres_pool_size,
+        maxDocumentBytes: size(c.hostmeta.service.max_document),
+      },
+      client: {
+        ...DEFAULT_HOSTMETA_CLIENT_CONFIG,
+        enabled: c.hostmeta.client.enabled,
+        url: c.hostmeta.client.url,
+        connections: c.hostmeta.client.connections,
+        cacheTtlMs: duration(c.hostmeta.client.cache_ttl),
+        cacheNegativeTtlMs: duration(c.hostmeta.client.negative_cache_ttl),
+        cacheMaxEntries: c.hostmeta.client.cache_max_entries,
+        lookupTimeoutMs: duration(c.hostmeta.client.lookup_timeout),
+        touchIntervalMs: duration(c.hostmeta.client.touch_interval),
+      },
+    },
   };
 }
 

@@ -306,6 +306,53 @@ export const SinksSchema = Type.Record(Type.String(), SinkSchema, {
   'x-expected': 'a mapping of sink names to sink settings, with at least one sink',
 });
 
+export const HostmetaServiceSchema = section(
+  {
+    enabled: Type.Boolean({ description: 'Run the host metadata service inside this node.', default: true }),
+    address: address('Address the host metadata HTTP API binds to.'),
+    port: Type.Integer({ description: 'Port of the host metadata HTTP API; 0 picks a free port.', default: 8090, minimum: 0, maximum: 65535 }),
+    postgres_url: Type.Union([Type.String({ minLength: 1, pattern: '^postgres(ql)?://' }), Type.Null()], {
+      description: 'PostgreSQL URL (`postgres://user@host:5432/db`) to keep host metadata in, shared by every node; `null` keeps it in SQLite at `<data_dir>/hostmeta.sqlite`.',
+      default: null,
+      'x-type': 'URL or null',
+      'x-expected': 'a postgres:// URL, or null',
+    }),
+    postgres_schema: Type.String({
+      description: 'PostgreSQL schema for the tables; created when missing.',
+      default: 'sluice_hostmeta',
+      pattern: '^[a-z_][a-z0-9_]{0,62}$',
+      'x-expected': 'a lowercase SQL identifier such as sluice_hostmeta',
+    }),
+    postgres_pool_size: Type.Integer({ description: 'Connections the PostgreSQL pool may open.', default: 10, minimum: 1, maximum: 1000 }),
+    max_document: size('64KiB', 'Largest metadata document a PUT or PATCH may produce; larger: HTTP 413.'),
+  },
+  'The host metadata service (`GET/PUT/PATCH/DELETE /host_metadata/<tenant>/<host key>`, see hostmeta.md).',
+);
+
+export const HostmetaClientSchema = section(
+  {
+    enabled: Type.Boolean({ description: 'Enrich records with their host\'s metadata and register hosts as they are seen.', default: true }),
+    url: Type.Union([Type.String({ minLength: 1, pattern: '^https?://' }), Type.Null()], {
+      description: 'Base URL of the host metadata service; `null` uses the one this node runs.',
+      default: null,
+      'x-type': 'URL or null',
+      'x-expected': 'an http:// URL, or null',
+    }),
+    connections: Type.Integer({ description: 'Keep-alive connections to the service.', default: 16, minimum: 1, maximum: 1024 }),
+    cache_ttl: duration('5m', 'How long a host\'s metadata is used before it is asked for again.'),
+    negative_cache_ttl: duration('30s', 'How long "this host has no metadata" is believed.'),
+    cache_max_entries: Type.Integer({ description: 'Hosts kept in the cache (least recently used evicted).', default: 50000, minimum: 1 }),
+    lookup_timeout: duration('250ms', 'Longest a batch with a host never seen before waits for its metadata; then it goes on without.'),
+    touch_interval: duration('60s', 'A host\'s `last_seen` is refreshed at most this often.'),
+  },
+  "The node's client of the host metadata service, with its cache.",
+);
+
+export const HostmetaSchema = section(
+  { service: HostmetaServiceSchema, client: HostmetaClientSchema },
+  'Host metadata: the service that stores it and the client that enriches records with it.',
+);
+
 export const SluiceConfigSchema = Type.Partial(
   Type.Object({
     data_dir: Type.String({
@@ -322,6 +369,7 @@ export const SluiceConfigSchema = Type.Partial(
     sources: SourcesSchema,
     tenants: TenantsSchema,
     sinks: SinksSchema,
+    hostmeta: HostmetaSchema,
   }),
   {
     $id: 'https://sluice.dev/schema/config.json',

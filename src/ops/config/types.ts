@@ -4,6 +4,8 @@
  * described by the schema in schema.ts; load.ts turns it into this.
  */
 
+import type { HostmetaClientConfig, HostmetaServiceConfig } from '../../services/hostmeta/config.js';
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface SyslogUdpSourceConfig {
@@ -83,4 +85,9 @@ export interface SluiceConfig {
   tenants: TenantConfig[];
   sinks: SinkConfig[];
   shutdownTimeoutMs: number;
+  hostmeta: {
+    service: HostmetaServiceConfig & { enabled: boolean };
+    /** `url` null: the service this node runs. */
+    client: Omit<HostmetaClientConfig, 'url'> & { enabled: boolean; url: string | null };
+  };
 }

@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Counter } from 'prom-client';
 import type { Source, ComponentHealth } from '../../core/component.js';
-import type { Pipeline } from '../../core/pipeline.js';
+import type { Lane, Pipeline } from '../../core/pipeline.js';
 import { normalizeAddress, SessionIdentity, type PeerCertificate, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
@@ -41,12 +41,13 @@ class StreamSession {
   private parseErrors = 0;
   private invalidUtf8 = 0;
   private unauthenticated = false;
+  private readonly lane: Lane;
 
   constructor(
     private readonly sourceName: string,
     private readonly socket: net.Socket,
     private readonly identity: SessionIdentity,
-    private readonly pipeline: Pipeline,
+    pipeline: Pipeline,
     private readonly telemetry: Telemetry,
     private readonly counters: SessionCounters,
     protocol: 'tcp' | 'tls',
@@ -56,6 +57,7 @@ class StreamSession {
     this.source = new SourceInfo(protocol, normalizeAddress(socket.remoteAddress ?? ''), socket.remotePort ?? 0);
     this.peer = `${this.source.address}:${this.source.port}`;
     this.framer = new SyslogFramer(maxFrame, this.onFrame);
+    this.lane = pipeline.openLane(sourceName);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
@@ -123,9 +125,9 @@ class StreamSession {
     if (batch.length === 0 || tenant === null) return;
     this.batch = [];
     this.counters.records.inc(batch.length);
-    if (!this.pipeline.submit(this.sourceName, tenant, batch, null)) {
+    if (!this.lane.submit(tenant, batch, null)) {
       this.socket.pause();
-      this.pipeline.whenDrained(this.resume);
+      this.lane.whenReady(this.resume);
     }
   }
 
@@ -147,7 +149,7 @@ class StreamSession {
   };
 
   private readonly onSocketClose = (): void => {
-    this.pipeline.cancelWait(this.resume);
+    this.lane.close();
     this.onClose(this);
   };
 }

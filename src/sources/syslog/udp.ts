@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Counter } from 'prom-client';
 import type { Source, ComponentHealth } from '../../core/component.js';
-import type { Pipeline } from '../../core/pipeline.js';
+import type { Lane, Pipeline } from '../../core/pipeline.js';
 import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
@@ -33,6 +33,7 @@ export class SyslogUdpSource implements Source {
   private pending: LogRecord[] = [];
   private flushScheduled = false;
   private congested = false;
+  private readonly lane: Lane;
   private readonly records: Counter.Internal;
   private readonly bytes: Counter.Internal;
   private readonly parseErrors: Counter.Internal;
@@ -45,6 +46,7 @@ export class SyslogUdpSource implements Source {
     private readonly pipeline: Pipeline,
     private readonly telemetry: Telemetry,
   ) {
+    this.lane = pipeline.openLane(SOURCE);
     this.records = telemetry.recordsReceived.labels({ source: SOURCE });
     this.bytes = telemetry.bytesReceived.labels({ source: SOURCE });
     this.parseErrors = telemetry.parseErrors.labels({ source: SOURCE });
@@ -149,9 +151,9 @@ export class SyslogUdpSource implements Source {
     if (tenant === null || batch.length === 0) return;
     this.pending = [];
     this.records.inc(batch.length);
-    if (!this.pipeline.submit(SOURCE, tenant, batch, null)) {
+    if (!this.lane.submit(tenant, batch, null)) {
       this.congested = true;
-      this.pipeline.whenDrained(this.clearCongestion);
+      this.lane.whenReady(this.clearCongestion);
     }
   };
 

@@ -16,6 +16,7 @@ import {
   type ConfigProblem,
 } from '../../../src/ops/config/load.js';
 import type { SluiceConfig } from '../../../src/ops/config/types.js';
+import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../../src/services/hostmeta/config.js';
 
 const DEFAULTS: SluiceConfig = {
   dataDir: './data',
@@ -44,6 +45,16 @@ const DEFAULTS: SluiceConfig = {
     },
   ],
   shutdownTimeoutMs: 10_000,
+  hostmeta: {
+    service: {
+      enabled: true, address: '127.0.0.1', port: 8090, dataDir: './data', postgresUrl: null, postgresSchema: 'sluice_hostmeta',
+      postgresPoolSize: 10, maxDocumentBytes: 64 * 1024,
+    },
+    client: {
+      ...DEFAULT_HOSTMETA_CLIENT_CONFIG, enabled: true, url: null, connections: 16, cacheTtlMs: 300_000, cacheNegativeTtlMs: 30_000,
+      cacheMaxEntries: 50_000, lookupTimeoutMs: 250, touchIntervalMs: 60_000,
+    },
+  },
 };
 
 const DURATION_EXPECTED = 'a duration such as 10s, 500ms or 1h';
@@ -224,7 +235,7 @@ describe('sizes', () => {
 
 describe('unknown keys', () => {
   const cases: [string, string, string][] = [
-    ['colour: red\n', 'colour', 'data_dir, log, shutdown_timeout, sources, tenants, sinks'],
+    ['colour: red\n', 'colour', 'data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta'],
     ['log:\n  colour: red\n', 'log.colour', 'level'],
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
     ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame'],
@@ -527,7 +538,7 @@ describe('the file as a whole', () => {
     assert.deepEqual(brief(p), {
       path: '',
       value: [{ data_dir: './data' }, { log: {} }],
-      expected: 'a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks',
+      expected: 'a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta',
     });
     assert.deepEqual([p.line, p.column], [1, 1]);
   });
@@ -535,7 +546,7 @@ describe('the file as a whole', () => {
   it('a top-level scalar is one problem', () => {
     assert.equal(
       formatProblem(one('sluice\n'), 'x.yaml'),
-      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks',
+      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta',
     );
   });
 

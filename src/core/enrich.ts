@@ -1,0 +1,63 @@
+/**
+ * Enrichment: each record gets its host's metadata, and each host is
+ * registered (and its last_seen refreshed) with the metadata service.
+ *
+ * The common case is synchronous: the host is in the cache, so a batch is
+ * enriched in one pass with no await. Only a host the cache knows nothing
+ * about costs a lookup, bounded in time; the batch (and the batches behind it
+ * on the same lane) wait for it, others do not. Lookups never reject: with
+ * the service down, records go on with stale or no metadata.
+ */
+import type { LogRecord } from './record.js';
+
+export type HostMetadata = Readonly<Record<string, unknown>>;
+
+/** What enrichment needs from a metadata cache (HostMetadataCache provides it). */
+export interface HostMetadataSource {
+  /** Cached metadata: the document, null when the host has none, undefined when nothing is known yet. */
+  peek(tenant: string, key: string): HostMetadata | null | undefined;
+  /** Resolves within the timeout and never rejects (null: none or unknown). */
+  get(tenant: string, key: string, options: { timeoutMs?: number }): Promise<HostMetadata | null>;
+  /** Register the host, or refresh its last_seen; rate-limited per host inside, fire-and-forget. */
+  touch(tenant: string, key: string, sighting: { hostname: string; sourceAddress: string; protocol: string }): void;
+}
+
+export class Enricher {
+  constructor(private readonly metadata: HostMetadataSource, private readonly sourceName: string) {}
+
+  /**
+   * Attach metadata to every record. Returns null when done synchronously,
+   * else a promise that resolves (never rejects) once the unknown hosts were
+   * looked up.
+   */
+  enrich(records: readonly LogRecord[]): Promise<void> | null {
+    let lastHost = '';
+    let lastTenant = '';
+    let lastMeta: HostMetadata | null | undefined;
+    let misses: LogRecord[] | null = null;
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i]!;
+      // Records of one connection are mostly of one host: look it up once per run.
+      if (rec.host !== lastHost || rec.tenant !== lastTenant) {
+        lastHost = rec.host;
+        lastTenant = rec.tenant;
+        this.metadata.touch(rec.tenant, rec.host, {
+          hostname: rec.hostname ?? rec.source?.address ?? '', sourceAddress: rec.source?.address ?? '', protocol: this.sourceName,
+        });
+        lastMeta = this.metadata.peek(rec.tenant, rec.host);
+      }
+      if (lastMeta === undefined) (misses ??= []).push(rec);
+      else rec.meta = lastMeta as Record<string, unknown> | null;
+    }
+    return misses === null ? null : this.lookUp(misses);
+  }
+
+  private async lookUp(misses: LogRecord[]): Promise<void> {
+    const byHost = new Map<string, Promise<HostMetadata | null>>();
+    for (const rec of misses) {
+      const id = `${rec.tenant}/${rec.host}`;
+      if (!byHost.has(id)) byHost.set(id, this.metadata.get(rec.tenant, rec.host, {}));
+    }
+    for (const rec of misses) rec.meta = (await byHost.get(`${rec.tenant}/${rec.host}`)!) as Record<string, unknown> | null;
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * The collector's HTTP client for the host metadata service: a keep-alive
+ * undici pool with connect, headers and body timeouts.
+ *
+ * Every response must name its own request: the `x-hostmeta-tenant` and
+ * `x-hostmeta-key` headers are compared with the request's tenant and key
+ * before anything else is read, and a response that does not match is
+ * discarded and counted — never taken for the answer (the seed's httpc handed
+ * a PUT's 204 to a GET). Results carry the tenant and key the response named.
+ *
+ * Only GET is retried (with backoff): a write that timed out may have been
+ * applied, so repeating it is the caller's decision.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Counter } from 'prom-client';
+import { Pool } from 'undici';
+import { backoffDelay } from '../../core/backoff.js';
+import type { Telemetry } from '../../ops/telemetry.js';
+import type { HostmetaClientConfig } from './config.js';
+import { isHostKey, isTenantId, KEY_HEADER, TENANT_HEADER, type HostMetadata, type HostMetadataPatch } from './schema.js';
+
+export type HostmetaMethod = 'GET' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** How one HTTP exchange ended (the `outcome` label of the requests counter). */
+export type RequestOutcome =
+  | 'ok' | 'not_found' | 'exists' | 'rejected' | 'server_error'
+  | 'timeout' | 'network_error' | 'mismatch' | 'invalid_body';
+
+/**
+ * Why a call failed: `invalid_id` (refused before sending), `mismatch` (the
+ * response named another request), `timeout`, `network`, `status` (a status
+ * the operation does not expect), `invalid_body`, `closed` (the client was closed).
+ */
+export type HostmetaFailure = 'invalid_id' | 'mismatch' | 'timeout' | 'network' | 'status' | 'invalid_body' | 'closed';
+
+export class HostmetaRequestError extends Error {
+  constructor(readonly reason: HostmetaFailure, message: string, readonly status: number | null = null) {
+    super(message);
+    this.name = 'HostmetaRequestError';
+  }
+
+  /** Worth trying again later: the service may be back, the request itself was fine. */
+  get transient(): boolean {
+    return this.reason === 'timeout' || this.reason === 'network' || (this.reason === 'status' && (this.status ?? 0) >= 500);
+  }
+}
+
+/** `tenant` and `key` are those the response named; they equal the request's, or the call would have failed with `mismatch`. */
+export interface HostLookup { tenant: string; key: string; metadata: HostMetadata | null }
+export interface HostWrite { tenant: string; key: string }
+export interface HostCreate { tenant: string; key: string; created: boolean }
+export interface HostDelete { tenant: string; key: string; deleted: boolean }
+
+interface Answer { status: number; tenant: string; key: string; body: unknown }
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const CLOSED_CODES = new Set(['UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
+
+function outcomeOfStatus(status: number): RequestOutcome {
+  if (status < 300) return 'ok';
+  if (status === 404) return 'not_found';
+  if (status === 412) return 'exists';
+  return status >= 500 ? 'server_error' : 'rejected';
+}
+
+export class HostmetaClient {
+  private readonly pool: Pool;
+  /** Path prefix of the service URL, when it sits behind a proxy under one. */
+  private readonly basePath: string;
+  private readonly outcomes = new Map<string, Counter.Internal>();
+  private readonly closeSignal = new AbortController();
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly config: HostmetaClientConfig, private readonly telemetry: Telemetry) {
+    const url = new URL(config.url);
+    this.basePath = url.pathname.replace(/\/+$/, '');
+    this.pool = new Pool(url.origin, {
+      connections: config.connections,
+      // One request per connection at a time: a response can only answer the one request outstanding on its connection.
+      pipelining: 1,
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+      keepAliveMaxTimeout: config.keepAliveTimeoutMs,
+      connect: { timeout: config.connectTimeoutMs },
+      headersTimeout: config.headersTimeoutMs,
+      bodyTimeout: config.bodyTimeoutMs,
+      maxResponseSize: config.maxResponseBytes,
+    });
+  }
+
+  /** The document, or null when the service has none (404). Retried on network errors, timeouts and 5xx. */
+  async get(tenant: string, key: string): Promise<HostLookup> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const answer = await this.exchange('GET', tenant, key, null);
+        if (answer.status === 200) return { tenant: answer.tenant, key: answer.key, metadata: answer.body as HostMetadata };
+        if (answer.status === 404) return { tenant: answer.tenant, key: answer.key, metadata: null };
+        throw this.unexpected('GET', answer.status);
+      } catch (err) {
+        if (!(err instanceof HostmetaRequestError && err.transient) || attempt >= this.config.getRetries) throw err;
+      }
+      try {
+        await sleep(backoffDelay(attempt, this.config.retryBackoff), undefined, { signal: this.closeSignal.signal });
+      } catch {
+        throw new HostmetaRequestError('closed', 'host metadata client closed');
+      }
+    }
+  }
+
+  /** Create or replace the whole document. */
+  async put(tenant: string, key: string, metadata: HostMetadata): Promise<HostWrite> {
+    const answer = await this.exchange('PUT', tenant, key, metadata);
+    if (answer.status !== 204) throw this.unexpected('PUT', answer.status);
+    return { tenant: answer.tenant, key: answer.key };
+  }
+
+  /** Create the document only when there is none (`If-None-Match: *`); `created` is false when one exists. */
+  async create(tenant: string, key: string, metadata: HostMetadata): Promise<HostCreate> {
+    const answer = await this.exchange('PUT', tenant, key, metadata, { 'if-none-match': '*' });
+    if (answer.status !== 204 && answer.status !== 412) throw this.unexpected('PUT', answer.status);
+    return { tenant: answer.tenant, key: answer.key, created: answer.status === 204 };
+  }
+
+  /** Replace the named top-level fields (null removes one), creating the document when missing. */
+  async patch(tenant: string, key: string, fields: HostMetadataPatch): Promise<HostWrite> {
+    const answer = await this.exchange('PATCH', tenant, key, fields);
+    if (answer.status !== 204) throw this.unexpected('PATCH', answer.status);
+    return { tenant: answer.tenant, key: answer.key };
+  }
+
+  async delete(tenant: string, key: string): Promise<HostDelete> {
+    const answer = await this.exchange('DELETE', tenant, key, null);
+    if (answer.status !== 204 && answer.status !== 404) throw this.unexpected('DELETE', answer.status);
+    return { tenant: answer.tenant, key: answer.key, deleted: answer.status === 204 };
+  }
+
+  /** Let requests in flight finish, then release the connections. Safe to call twice. */
+  close(): Promise<void> {
+    this.closeSignal.abort();
+    this.closing ??= this.pool.close();
+    return this.closing;
+  }
+
+  /** Drop requests in flight and the connections now. */
+  async destroy(): Promise<void> {
+    this.closeSignal.abort();
+    await this.pool.destroy();
+  }
+
+  private async exchange(method: HostmetaMethod, tenant: string, key: string, body: HostMetadata | HostMetadataPatch | null,
+    extraHeaders: Record<string, string> = {}): Promise<Answer> {
+    if (this.closeSignal.signal.aborted) throw new HostmetaRequestError('closed', 'host metadata client closed');
+    if (!isTenantId(tenant) || !isHostKey(key)) {
+      throw new HostmetaRequestError('invalid_id', `not a valid tenant and host key: ${JSON.stringify(tenant)}, ${JSON.stringify(key)}`);
+    }
+    const headers = body === null ? extraHeaders : { 'content-type': 'application/json', ...extraHeaders };
+    let response;
+    try {
+      response = await this.pool.request({
+        method,
+        path: `${this.basePath}/host_metadata/${tenant}/${key}`,
+        headers,
+        body: body === null ? null : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw this.failed(method, err);
+    }
+    const { statusCode } = response;
+    const echoedTenant = response.headers[TENANT_HEADER];
+    const echoedKey = response.headers[KEY_HEADER];
+    if (echoedTenant !== tenant || echoedKey !== key) {
+      await response.body.dump().catch(() => undefined);
+      // A proxy's or a closing server's 5xx names no request at all: an ordinary server error, not someone else's answer.
+      if (statusCode >= 500 && echoedTenant === undefined && echoedKey === undefined) {
+        this.count(method, 'server_error');
+        throw this.unexpected(method, statusCode);
+      }
+      this.count(method, 'mismatch');
+      this.telemetry.hostmetaMismatches.labels(method).inc();
+      this.telemetry.emit('hostmetaResponseMismatch', {
+        reason: 'mismatch', method, tenant, key, status: statusCode,
+        response_tenant: String(echoedTenant), response_key: String(echoedKey),
+      });
+      throw new HostmetaRequestError('mismatch',
+        `${method} ${tenant}/${key}: the response names ${String(echoedTenant)}/${String(echoedKey)}; discarded`, statusCode);
+    }
+    let parsed: unknown = null;
+    try {
+      if (statusCode === 200) parsed = JSON.parse(await response.body.text());
+      else await response.body.dump();
+    } catch (err) {
+      throw this.failed(method, err);
+    }
+    if (statusCode === 200 && (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))) {
+      this.count(method, 'invalid_body');
+      throw new HostmetaRequestError('invalid_body', `${method} ${tenant}/${key}: the document is not a JSON object`, statusCode);
+    }
+    this.count(method, outcomeOfStatus(statusCode));
+    return { status: statusCode, tenant: echoedTenant, key: echoedKey, body: parsed };
+  }
+
+  private failed(method: HostmetaMethod, err: unknown): HostmetaRequestError {
+    const error = err as Error & { code?: string };
+    if (error instanceof SyntaxError || error.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') {
+      this.count(method, 'invalid_body');
+      return new HostmetaRequestError('invalid_body', `${method}: ${error.message}`);
+    }
+    if (error.code !== undefined && TIMEOUT_CODES.has(error.code)) {
+      this.count(method, 'timeout');
+      return new HostmetaRequestError('timeout', `${method}: ${error.message}`);
+    }
+    if (error.code !== undefined && CLOSED_CODES.has(error.code)) {
+      return new HostmetaRequestError('closed', `${method}: ${error.message}`);
+    }
+    this.count(method, 'network_error');
+    return new HostmetaRequestError('network', `${method}: ${error.message}`);
+  }
+
+  private unexpected(method: HostmetaMethod, status: number): HostmetaRequestError {
+    return new HostmetaRequestError('status', `${method}: unexpected status ${status}`, status);
+  }
+
+  private count(method: HostmetaMethod, outcome: RequestOutcome): void {
+    const id = `${method} ${outcome}`;
+    let counter = this.outcomes.get(id);
+    if (!counter) {
+      counter = this.telemetry.hostmetaRequests.labels(method, outcome);
+      this.outcomes.set(id, counter);
+    }
+    counter.inc();
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Settings of the host metadata service and of the collector's client for it,
+ * resolved (durations in ms, sizes in bytes). The YAML wiring maps onto these
+ * types; every field has a default below, so both run with no configuration.
+ */
+import type { BackoffPolicy } from '../../core/backoff.js';
+
+export interface HostmetaServiceConfig {
+  /** Address the HTTP API listens on. */
+  address: string;
+  /** Port of the HTTP API; 0 picks a free one. */
+  port: number;
+  /** Folder of the SQLite database `hostmeta.sqlite` (not used with PostgreSQL). */
+  dataDir: string;
+  /** PostgreSQL connection URL; null keeps the embedded SQLite store. */
+  postgresUrl: string | null;
+  /** PostgreSQL schema holding the tables; created when missing. */
+  postgresSchema: string;
+  /** Connections the PostgreSQL pool may open. */
+  postgresPoolSize: number;
+  /** Largest document: a PUT or PATCH body, and the document a PATCH produces. Over it: 413. */
+  maxDocumentBytes: number;
+}
+
+export const DEFAULT_HOSTMETA_SERVICE_CONFIG: Readonly<HostmetaServiceConfig> = Object.freeze({
+  address: '127.0.0.1',
+  port: 8090,
+  dataDir: './data',
+  postgresUrl: null,
+  postgresSchema: 'sluice_hostmeta',
+  postgresPoolSize: 10,
+  maxDocumentBytes: 64 * 1024,
+});
+
+export interface HostmetaClientConfig {
+  /** Base URL of the service, e.g. `http://127.0.0.1:8090`. */
+  url: string;
+  /** Keep-alive connections the pool may open to the service. */
+  connections: number;
+  /** An idle connection is closed after this long (or the server's shorter keep-alive hint). */
+  keepAliveTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** Longest wait for a response's headers. */
+  headersTimeoutMs: number;
+  /** Longest silence while a response's body is arriving. */
+  bodyTimeoutMs: number;
+  /** A response body larger than this is refused. */
+  maxResponseBytes: number;
+  /** Retries of a GET after a network error, a timeout or a 5xx. Writes are never retried. */
+  getRetries: number;
+  retryBackoff: BackoffPolicy;
+  /** How long a document read from the service is used without asking again. */
+  cacheTtlMs: number;
+  /** How long "no document" (404) is believed; shorter, so new registrations show up soon. */
+  cacheNegativeTtlMs: number;
+  /** Hosts the cache keeps; the least recently used is evicted past this. */
+  cacheMaxEntries: number;
+  /** After a failed lookup of a host, its last known value is served without asking again for this long. */
+  retryAfterErrorMs: number;
+  /** Default bound on how long `HostMetadataCache.get` waits for the service. */
+  lookupTimeoutMs: number;
+  /** Lookups outstanding at once; more wait their turn (each caller still bounded by its timeout). */
+  maxLookupsInFlight: number;
+  /** `last_seen` of a host is refreshed at most once per this interval. */
+  touchIntervalMs: number;
+  /** Registrations and refreshes outstanding at once; past this, touches are dropped and counted. */
+  maxTouchesInFlight: number;
+}
+
+export const DEFAULT_HOSTMETA_CLIENT_CONFIG: Readonly<HostmetaClientConfig> = Object.freeze({
+  url: 'http://127.0.0.1:8090',
+  connections: 16,
+  keepAliveTimeoutMs: 4_000,
+  connectTimeoutMs: 2_000,
+  headersTimeoutMs: 5_000,
+  bodyTimeoutMs: 5_000,
+  maxResponseBytes: 1024 * 1024,
+  getRetries: 2,
+  retryBackoff: Object.freeze({ initialMs: 50, maxMs: 1_000 }),
+  cacheTtlMs: 5 * 60_000,
+  cacheNegativeTtlMs: 30_000,
+  cacheMaxEntries: 50_000,
+  retryAfterErrorMs: 5_000,
+  lookupTimeoutMs: 250,
+  maxLookupsInFlight: 256,
+  touchIntervalMs: 60_000,
+  maxTouchesInFlight: 256,
+});

@@ -1,0 +1,81 @@
+/**
+ * The one interface both stores implement (SQLite, PostgreSQL). A contract
+ * test suite runs against each, so the service never needs to know which it has.
+ */
+import type { HostMetadata, HostMetadataPatch } from './schema.js';
+
+export interface StoredHost {
+  key: string;
+  metadata: HostMetadata;
+  /** Epoch ms of the last write. */
+  updatedAt: number;
+}
+
+export type MergeResult = 'created' | 'updated' | 'too_large';
+
+export interface AppliedMigration {
+  version: number;
+  name: string;
+  /** RFC 3339 time it was applied. */
+  appliedAt: string;
+}
+
+export interface MigrationReport {
+  /** Versions applied by this open(), in order; empty when the schema was current. */
+  applied: number[];
+  /** Schema version after open(). */
+  version: number;
+}
+
+export interface HostmetaStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Connect and bring the schema up to date; safe on every start and from several processes at once. */
+  open(): Promise<MigrationReport>;
+  get(tenant: string, key: string): Promise<StoredHost | null>;
+  /** Create or replace the whole document. */
+  put(tenant: string, key: string, metadata: HostMetadata, now: number): Promise<void>;
+  /** Create the document only when there is none; false when one exists (it is left as it was). */
+  create(tenant: string, key: string, metadata: HostMetadata, now: number): Promise<boolean>;
+  /**
+   * Merge `fields` into the document atomically (see {@link mergeDocument}),
+   * creating it when missing; nothing is written when the result would exceed `maxBytes`.
+   */
+  merge(tenant: string, key: string, fields: HostMetadataPatch, now: number, maxBytes: number): Promise<MergeResult>;
+  /** False when there was nothing to delete. */
+  delete(tenant: string, key: string): Promise<boolean>;
+  /** Up to `limit` hosts of `tenant` whose keys sort after `afterKey` (all when null), in key order. */
+  list(tenant: string, afterKey: string | null, limit: number): Promise<StoredHost[]>;
+  appliedMigrations(): Promise<AppliedMigration[]>;
+  /** Resolves when the store answers a trivial query. */
+  ping(): Promise<void>;
+  /** Safe to call twice and before open(). */
+  close(): Promise<void>;
+}
+
+/**
+ * A merge in the manner of RFC 7396 at the top level: each field of `fields`
+ * replaces the field of that name (objects such as `labels` are replaced
+ * whole, not merged), `null` removes it, and other fields stay as they were.
+ */
+export function mergeDocument(current: HostMetadata, fields: HostMetadataPatch): HostMetadata {
+  // A Map, then fromEntries: assigning a key named "__proto__" to an object would change its prototype.
+  const merged = new Map(Object.entries(current));
+  for (const [name, value] of Object.entries(fields)) {
+    if (value === null) merged.delete(name);
+    else merged.set(name, value);
+  }
+  return Object.fromEntries(merged) as HostMetadata;
+}
+
+/** The size a document counts for against the limit: its compact JSON in UTF-8. */
+export function documentBytes(metadata: HostMetadata): number {
+  return Buffer.byteLength(JSON.stringify(metadata));
+}
+
+/** Thrown by open() when the database was migrated by a newer sluice than this one. */
+export class SchemaTooNewError extends Error {
+  constructor(found: number, known: number) {
+    super(`host metadata schema is at version ${found}; this sluice knows up to ${known}: upgrade sluice`);
+    this.name = 'SchemaTooNewError';
+  }
+}

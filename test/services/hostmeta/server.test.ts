@@ -1,0 +1,293 @@
+/**
+ * The host metadata HTTP API through real fastify on loopback, backed by a
+ * real SQLite store: status codes, error bodies, limits, paging, the echo
+ * headers, and the service's start/stop.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { Client } from 'undici';
+import { DEFAULT_HOSTMETA_SERVICE_CONFIG } from '../../../src/services/hostmeta/config.js';
+import { HOST_METADATA_SCHEMA } from '../../../src/services/hostmeta/schema.js';
+import { buildHostmetaApp, decodeCursor, encodeCursor, startHostmetaService } from '../../../src/services/hostmeta/server.js';
+import { SqliteHostmetaStore } from '../../../src/services/hostmeta/sqlite-store.js';
+import { Telemetry } from '../../../src/ops/telemetry.js';
+import { ROOT, memoryLogger, tempDir } from '../../helpers.js';
+
+type Cleanup = { after(fn: () => void | Promise<void>): void };
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+}
+
+/** A real service on 127.0.0.1 with a fresh SQLite store, and an HTTP client for it; both closed when the test ends. */
+async function serve(t: Cleanup, maxDocumentBytes = DEFAULT_HOSTMETA_SERVICE_CONFIG.maxDocumentBytes) {
+  const store = new SqliteHostmetaStore(path.join(tempDir(t, 'sluice-hostmeta-'), 'hostmeta.sqlite'));
+  await store.open();
+  const { logger, lines } = memoryLogger();
+  const app = buildHostmetaApp(store, { maxDocumentBytes, telemetry: new Telemetry(logger) });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as { port: number };
+  const client = new Client(`http://127.0.0.1:${port}`);
+  t.after(async () => {
+    await client.close();
+    await app.close();
+    await store.close();
+  });
+  async function call(method: 'GET' | 'PUT' | 'PATCH' | 'DELETE', url: string, body?: unknown,
+    headers: Record<string, string> = {}): Promise<Reply> {
+    const raw = typeof body === 'string' ? body : body === undefined ? undefined : JSON.stringify(body);
+    const withType: Record<string, string> = raw === undefined ? headers : { 'content-type': 'application/json', ...headers };
+    const response = await client.request({ method, path: url, headers: withType, body: raw });
+    const text = await response.body.text();
+    return { status: response.statusCode, headers: response.headers, body: text === '' ? null : JSON.parse(text) };
+  }
+  return { call, store, lines };
+}
+
+function randomKey(): string {
+  return randomBytes(20).toString('hex');
+}
+
+function assertEcho(reply: Reply, tenant: string, key: string, what: string): void {
+  assert.equal(reply.headers['x-hostmeta-tenant'], tenant, `${what}: tenant echoed`);
+  assert.equal(reply.headers['x-hostmeta-key'], key, `${what}: key echoed`);
+}
+
+test('hostmeta http: 404, PUT 204, GET 200, PATCH merge, DELETE 204 then 404 — each response echoes its tenant and key', async (t) => {
+  const { call } = await serve(t);
+  const key = randomKey();
+  const item = `/host_metadata/1710/${key}`;
+
+  const missing = await call('GET', item);
+  assert.equal(missing.status, 404);
+  assert.deepEqual(missing.body, { error: 'not_found', message: `no metadata for 1710/${key}` });
+  assertEcho(missing, '1710', key, 'GET 404');
+
+  const document = {
+    hostname: 'web-1', first_seen: '2026-11-27T14:00:00.000Z', last_seen: '2026-11-27T14:00:00.000Z',
+    source_address: '10.3.12.102', protocol: 'syslog_tcp', labels: { role: 'web' }, owner: 'ops',
+  };
+  const put = await call('PUT', item, document);
+  assert.equal(put.status, 204);
+  assert.equal(put.body, null);
+  assertEcho(put, '1710', key, 'PUT');
+
+  const got = await call('GET', item);
+  assert.equal(got.status, 200);
+  assert.deepEqual(got.body, document);
+  assertEcho(got, '1710', key, 'GET 200');
+
+  const merge = await call('PATCH', item, { last_seen: '2026-11-27T15:00:00.000Z', owner: null, labels: { role: 'db' } },
+    { 'content-type': 'application/merge-patch+json' });
+  assert.equal(merge.status, 204);
+  assertEcho(merge, '1710', key, 'PATCH');
+  assert.deepEqual((await call('GET', item)).body, {
+    hostname: 'web-1', first_seen: '2026-11-27T14:00:00.000Z', last_seen: '2026-11-27T15:00:00.000Z',
+    source_address: '10.3.12.102', protocol: 'syslog_tcp', labels: { role: 'db' },
+  }, 'named fields replaced (labels whole), owner removed by null, the rest kept');
+
+  const otherKey = randomKey();
+  const created = await call('PATCH', `/host_metadata/1710/${otherKey}`, { last_seen: '2026-11-27T15:00:00.000Z' });
+  assert.equal(created.status, 204, 'PATCH creates a missing document');
+  assert.deepEqual((await call('GET', `/host_metadata/1710/${otherKey}`)).body, { last_seen: '2026-11-27T15:00:00.000Z' });
+
+  const deleted = await call('DELETE', item);
+  assert.equal(deleted.status, 204);
+  assertEcho(deleted, '1710', key, 'DELETE 204');
+  const again = await call('DELETE', item);
+  assert.equal(again.status, 404);
+  assertEcho(again, '1710', key, 'DELETE 404');
+  assert.equal((await call('GET', item)).status, 404);
+});
+
+test('hostmeta http: PUT with If-None-Match: * creates only when absent, else 412 and the document stays', async (t) => {
+  const { call } = await serve(t);
+  const item = `/host_metadata/acme/${randomKey()}`;
+  assert.equal((await call('PUT', item, { hostname: 'first' }, { 'if-none-match': '*' })).status, 204);
+  const second = await call('PUT', item, { hostname: 'second' }, { 'if-none-match': '*' });
+  assert.equal(second.status, 412);
+  assert.deepEqual((await call('GET', item)).body, { hostname: 'first' });
+  const other = await call('PUT', item, { hostname: 'x' }, { 'if-none-match': '"abc"' });
+  assert.equal(other.status, 400);
+  assert.equal((other.body as { part: string }).part, 'if-none-match');
+});
+
+test('hostmeta http: a bad tenant, key, JSON or document is a 400 that names the bad part', async (t) => {
+  const { call } = await serve(t);
+  const key = randomKey();
+  const cases: [string, 'GET' | 'PUT' | 'PATCH' | 'DELETE', string, unknown, string][] = [
+    ['uppercase tenant', 'GET', `/host_metadata/Acme/${key}`, undefined, 'tenant'],
+    ['tenant starting with a dash', 'PUT', `/host_metadata/-acme/${key}`, { hostname: 'h' }, 'tenant'],
+    ['tenant of 64 characters', 'GET', `/host_metadata/${'a'.repeat(64)}/${key}`, undefined, 'tenant'],
+    ['tenant with a dot', 'DELETE', `/host_metadata/acme.com/${key}`, undefined, 'tenant'],
+    ['key of 39 characters', 'GET', `/host_metadata/acme/${key.slice(1)}`, undefined, 'key'],
+    ['key of 41 characters', 'PATCH', `/host_metadata/acme/${key}0`, { hostname: 'h' }, 'key'],
+    ['uppercase key', 'GET', `/host_metadata/acme/${key.toUpperCase().replace(/^./, 'A')}`, undefined, 'key'],
+    ['non-hex key', 'PUT', `/host_metadata/acme/${'g'.repeat(40)}`, { hostname: 'h' }, 'key'],
+    ['truncated JSON', 'PUT', `/host_metadata/acme/${key}`, '{"hostname": "h"', 'body'],
+    ['empty JSON body', 'PATCH', `/host_metadata/acme/${key}`, '', 'body'],
+    ['an array, not an object', 'PUT', `/host_metadata/acme/${key}`, [1, 2], 'body'],
+    ['a number hostname', 'PUT', `/host_metadata/acme/${key}`, { hostname: 5 }, 'body'],
+    ['a label that is not a string', 'PUT', `/host_metadata/acme/${key}`, { labels: { rack: 7 } }, 'body'],
+    ['a last_seen that is not a timestamp', 'PATCH', `/host_metadata/acme/${key}`, { last_seen: 'yesterday' }, 'body'],
+    ['a __proto__ key', 'PUT', `/host_metadata/acme/${key}`, '{"__proto__": {"x": 1}}', 'body'],
+  ];
+  for (const [what, method, url, body, part] of cases) {
+    const reply = await call(method, url, body === '' ? undefined : body, body === '' ? { 'content-type': 'application/json' } : {});
+    assert.equal(reply.status, 400, what);
+    assert.equal((reply.body as { part?: string }).part, part, what);
+    assert.equal(typeof (reply.body as { message?: unknown }).message, 'string', what);
+  }
+  const labels = await call('PUT', `/host_metadata/acme/${key}`, { labels: { rack: 7 } });
+  assert.match((labels.body as { message: string }).message, /body\.labels\.rack must be string/);
+  const truncated = await call('PUT', `/host_metadata/acme/${key}`, '{"hostname":');
+  assert.equal((truncated.body as { error: string }).error, 'invalid_json');
+  assert.equal((await call('GET', `/host_metadata/acme/${key}`)).status, 404, 'nothing bad was stored');
+
+  const undecodable = await call('GET', `/host_metadata/%zz/${key}`);
+  assert.equal(undecodable.status, 400);
+  assert.equal((undecodable.body as { part: string }).part, 'path');
+
+  // An id that cannot be a header value is echoed percent-encoded, so the 400 still names what was asked.
+  const newline = await call('GET', `/host_metadata/a%0Ab/${key}`);
+  assert.equal(newline.status, 400);
+  assertEcho(newline, 'a%0Ab', key, 'encoded echo');
+});
+
+test('hostmeta http: over 64 KiB is a 413, for a PUT body and for what a PATCH would make', async (t) => {
+  const { call } = await serve(t);
+  const item = `/host_metadata/acme/${randomKey()}`;
+  const limit = DEFAULT_HOSTMETA_SERVICE_CONFIG.maxDocumentBytes;
+  assert.equal(limit, 64 * 1024);
+  const tooBig = await call('PUT', item, { hostname: 'h', blob: 'x'.repeat(limit) });
+  assert.equal(tooBig.status, 413);
+  assert.equal((tooBig.body as { error: string }).error, 'too_large');
+  assertEcho(tooBig, 'acme', item.slice(-40), '413');
+  assert.equal((await call('GET', item)).status, 404);
+
+  const nearly = { hostname: 'h', blob: 'x'.repeat(limit - 100) };
+  assert.equal((await call('PUT', item, nearly)).status, 204, 'just under the limit is fine');
+  const grows = await call('PATCH', item, { more: 'y'.repeat(200) });
+  assert.equal(grows.status, 413, 'the merged document would pass the limit');
+  assert.deepEqual((await call('GET', item)).body, nearly, 'the refused merge changed nothing');
+});
+
+test('hostmeta http: a tenant listing pages through 250 hosts by cursor, in key order', async (t) => {
+  const { call } = await serve(t);
+  const keys = Array.from({ length: 250 }, randomKey);
+  for (const key of keys) assert.equal((await call('PUT', `/host_metadata/acme/${key}`, { hostname: key.slice(0, 8) })).status, 204);
+  await call('PUT', `/host_metadata/other/${randomKey()}`, { hostname: 'elsewhere' });
+  keys.sort();
+
+  type Page = { hosts: { key: string; metadata: { hostname: string }; updated_at: string }[]; next_cursor: string | null };
+  const seen: string[] = [];
+  const sizes: number[] = [];
+  let cursor: string | null = null;
+  do {
+    const reply: Reply = await call('GET', `/host_metadata/acme?limit=100${cursor === null ? '' : `&cursor=${cursor}`}`);
+    assert.equal(reply.status, 200);
+    assert.equal(reply.headers['x-hostmeta-tenant'], 'acme');
+    const page = reply.body as Page;
+    sizes.push(page.hosts.length);
+    for (const host of page.hosts) {
+      assert.equal(host.metadata.hostname, host.key.slice(0, 8));
+      assert.ok(!Number.isNaN(Date.parse(host.updated_at)));
+    }
+    seen.push(...page.hosts.map((h) => h.key));
+    cursor = page.next_cursor;
+  } while (cursor !== null);
+  assert.deepEqual(sizes, [100, 100, 50]);
+  assert.deepEqual(seen, keys);
+
+  const byDefault = (await call('GET', '/host_metadata/acme')).body as Page;
+  assert.equal(byDefault.hosts.length, 100, 'limit defaults to 100');
+  const all = (await call('GET', '/host_metadata/acme?limit=1000')).body as Page;
+  assert.equal(all.hosts.length, 250);
+  assert.equal(all.next_cursor, null);
+  assert.deepEqual(((await call('GET', '/host_metadata/nobody')).body as Page), { hosts: [], next_cursor: null });
+
+  for (const [query, part] of [['limit=0', 'limit'], ['limit=1001', 'limit'], ['limit=ten', 'limit'], ['limit=5&limit=6', 'limit'],
+    ['cursor=not-a-cursor', 'cursor'], [`cursor=${encodeCursor(keys[0]!)}x`, 'cursor']] as const) {
+    const reply = await call('GET', `/host_metadata/acme?${query}`);
+    assert.equal(reply.status, 400, query);
+    assert.equal((reply.body as { part: string }).part, part, query);
+  }
+  assert.equal((await call('GET', '/host_metadata/ACME')).status, 400);
+});
+
+test('hostmeta http: cursors round-trip and refuse anything else', () => {
+  const key = randomKey();
+  assert.equal(decodeCursor(encodeCursor(key)), key);
+  assert.equal(decodeCursor(''), null);
+  assert.equal(decodeCursor(Buffer.from('hello').toString('base64url')), null);
+});
+
+test('hostmeta http: healthz answers with the store kind', async (t) => {
+  const { call } = await serve(t);
+  const reply = await call('GET', '/healthz');
+  assert.equal(reply.status, 200);
+  assert.deepEqual(reply.body, { status: 'ok', store: 'sqlite' });
+});
+
+test('hostmeta http: a failing store is a 500 that still names the request, logged; healthz says 503', async (t) => {
+  const { call, store, lines } = await serve(t);
+  const key = randomKey();
+  await store.close();
+  const failed = await call('GET', `/host_metadata/acme/${key}`);
+  assert.equal(failed.status, 500);
+  assert.deepEqual(failed.body, { error: 'internal', message: 'the request failed; see the service log' });
+  assertEcho(failed, 'acme', key, '500');
+  assert.ok(lines.some((l) => l.code === 'SLU0304E' && /not open/.test(String(l.error))));
+  const health = await call('GET', '/healthz');
+  assert.equal(health.status, 503);
+  assert.equal((health.body as { status: string }).status, 'unavailable');
+});
+
+test('hostmeta service: starts, migrates only on first start, serves, and closes (twice safely)', async (t) => {
+  const dataDir = tempDir(t, 'sluice-hostmeta-');
+  const config = { ...DEFAULT_HOSTMETA_SERVICE_CONFIG, port: 0, dataDir };
+  const key = randomKey();
+  const { logger, lines } = memoryLogger();
+  const telemetry = new Telemetry(logger);
+
+  const first = await startHostmetaService(config, telemetry);
+  assert.equal(first.address, '127.0.0.1');
+  assert.ok(first.port > 0);
+  const client = new Client(`http://127.0.0.1:${first.port}`);
+  const put = await client.request({ method: 'PUT', path: `/host_metadata/acme/${key}`, headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ hostname: 'kept' }) });
+  await put.body.dump();
+  assert.equal(put.statusCode, 204);
+  await client.close();
+  await first.close();
+  await first.close();
+
+  const second = await startHostmetaService(config, telemetry);
+  t.after(() => second.close());
+  assert.deepEqual(await second.store.get('acme', key).then((h) => h?.metadata), { hostname: 'kept' });
+  const codes = lines.map((l) => l.code);
+  assert.deepEqual(codes, ['SLU0302I', 'SLU0300I', 'SLU0301I', 'SLU0300I'], 'migrated once, listened twice, stopped once');
+});
+
+test('hostmeta service: a port in use fails the start and closes the store', async (t) => {
+  const dataDir = tempDir(t, 'sluice-hostmeta-');
+  const telemetry = new Telemetry(pino({ level: 'silent' }));
+  const running = await startHostmetaService({ ...DEFAULT_HOSTMETA_SERVICE_CONFIG, port: 0, dataDir }, telemetry);
+  t.after(() => running.close());
+  const store = new SqliteHostmetaStore(path.join(dataDir, 'second.sqlite'));
+  await assert.rejects(startHostmetaService({ ...DEFAULT_HOSTMETA_SERVICE_CONFIG, port: running.port, dataDir }, telemetry, store),
+    /EADDRINUSE/);
+  await assert.rejects(store.get('acme', randomKey()), /not open/, 'the store was closed');
+});
+
+test('docs/hostmeta.md shows the document schema exactly as the service applies it', () => {
+  const docs = readFileSync(path.join(ROOT, 'docs', 'hostmeta.md'), 'utf8');
+  assert.ok(docs.includes(`\`\`\`json\n${JSON.stringify(HOST_METADATA_SCHEMA, null, 2)}\n\`\`\``),
+    'paste JSON.stringify(HOST_METADATA_SCHEMA, null, 2) into docs/hostmeta.md');
+});
