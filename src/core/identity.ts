@@ -7,11 +7,15 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { TenantConfig } from '../ops/config/types.js';
 import type { Sink } from './component.js';
 import type { LogRecord } from './record.js';
+import { TenantLimiter, UNLIMITED, type TenantLimits } from './limits.js';
 
 export class Tenant {
   /** Sinks this tenant's records are routed to, resolved once at start. */
   readonly sinks: Sink[] = [];
-  constructor(readonly id: string) {}
+  readonly limiter: TenantLimiter;
+  constructor(readonly id: string, limits: TenantLimits = UNLIMITED) {
+    this.limiter = new TenantLimiter(limits);
+  }
 }
 
 interface NetworkRule {
@@ -52,7 +56,7 @@ export class TenantDirectory {
 
   constructor(configs: readonly TenantConfig[]) {
     for (const config of configs) {
-      const tenant = new Tenant(config.id);
+      const tenant = new Tenant(config.id, config.limits);
       this.tenants.set(config.id, tenant);
       for (const cidr of config.networks) {
         const slash = cidr.indexOf('/');

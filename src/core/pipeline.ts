@@ -23,6 +23,7 @@ export class Pipeline {
   private readonly waiting = new Set<() => void>();
   private readonly sinks: Sink[];
   private metadata: HostMetadataSource | null = null;
+  private readonly busyLanes = new Set<Lane>();
 
   constructor(
     readonly directory: TenantDirectory,
@@ -43,9 +44,13 @@ export class Pipeline {
     this.metadata = metadata;
   }
 
-  /** A new ordered way in for one session (or one connectionless source). */
-  openLane(sourceName: string): Lane {
-    return new Lane(this, this.metadata === null ? null : new Enricher(this.metadata, sourceName), sourceName);
+  /**
+   * A new ordered way in for one session (or one connectionless source).
+   * `chargeLimits: false` when the source admits records against the tenant's
+   * limits itself (datagrams, which can only be dropped, never slowed).
+   */
+  openLane(sourceName: string, chargeLimits = true): Lane {
+    return new Lane(this, this.metadata === null ? null : new Enricher(this.metadata, sourceName), sourceName, chargeLimits);
   }
 
   /**
@@ -66,6 +71,24 @@ export class Pipeline {
     }
     ack?.seal();
     return clear;
+  }
+
+  laneBusy(lane: Lane): void {
+    this.busyLanes.add(lane);
+  }
+
+  laneIdle(lane: Lane): void {
+    this.busyLanes.delete(lane);
+  }
+
+  /** On shutdown, after the sources stopped: route everything lanes still hold (throttled or awaiting a lookup). */
+  async settle(): Promise<void> {
+    while (this.busyLanes.size > 0) await Promise.all([...this.busyLanes].map((lane) => lane.expedite()));
+  }
+
+  /** A session was paused by its tenant's rate limit. */
+  countThrottle(source: string, tenant: string): void {
+    this.telemetry.tenantThrottled.inc({ source, tenant });
   }
 
   /** True when some sink is above its high-water mark. */
@@ -99,65 +122,134 @@ interface QueuedBatch {
   ack: AckToken | null;
 }
 
-/** Records a lane holds behind a pending enrichment before it asks its source to slow down. */
+/** Records a lane holds behind a pending host lookup before it asks its source to slow down. */
 const LANE_QUEUE_LIMIT = 10_000;
 
 /**
- * One session's (or one UDP source's) way into the pipeline: enrich, then
- * route, in the order the batches arrived. While a batch waits for a host
- * lookup, the batches behind it queue here, so records of one connection are
- * never reordered; other lanes are not held up.
+ * One session's (or one UDP source's) way into the pipeline: charge the
+ * tenant's rate limit, enrich, route — in the order the batches arrived.
+ *
+ * A batch over its tenant's limit is held until its tokens are paid back,
+ * and the source is asked to pause at once. A batch waiting for a host
+ * lookup holds the batches behind it (up to a bound) without pausing the
+ * source. Either way records of one connection are never reordered, and
+ * other lanes are not held up.
  */
 export class Lane {
   private readonly queue: QueuedBatch[] = [];
   private queuedRecords = 0;
+  /** Waiting for a throttle timer or a lookup; batches queue meanwhile. */
   private busy = false;
+  private throttled = false;
+  private throttleTimer: NodeJS.Timeout | null = null;
+  private heldBatch: QueuedBatch | null = null;
   private waiter: (() => void) | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private expedited = false;
 
-  constructor(private readonly pipeline: Pipeline, private readonly enricher: Enricher | null, private readonly sourceName: string) {}
+  constructor(
+    private readonly pipeline: Pipeline,
+    private readonly enricher: Enricher | null,
+    private readonly sourceName: string,
+    private readonly chargeLimits: boolean,
+  ) {}
 
-  /** Enrich and route one tenant's batch. Returns false when the caller should pause (see whenReady). */
+  /** Returns false when the caller should pause reading (then see whenReady). */
   submit(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
     if (this.busy) {
       this.queue.push({ tenant, records, ack });
       this.queuedRecords += records.length;
-      return this.queuedRecords < LANE_QUEUE_LIMIT;
+      return !this.throttled && this.queuedRecords < LANE_QUEUE_LIMIT;
     }
-    const pending = this.enricher?.enrich(records) ?? null;
-    if (pending === null) return this.pipeline.submit(this.sourceName, tenant, records, ack);
-    this.busy = true;
-    void pending.then(() => this.drain(tenant, records, ack));
-    return true;
+    const clear = this.process(tenant, records, ack);
+    return this.busy ? !this.throttled : clear;
   }
 
-  /** Run `resume` once this lane is not holding batches and no sink is congested. */
+  /** Run `resume` once this lane holds nothing and no sink is congested. */
   whenReady(resume: () => void): void {
     if (this.busy) this.waiter = resume;
     else this.pipeline.whenDrained(resume);
   }
 
-  /** The session is gone: forget its waiter (queued batches still go through). */
+  /** The session is gone: forget its waiter. Held batches still go through. */
   close(): void {
     if (this.waiter) this.pipeline.cancelWait(this.waiter);
     this.waiter = null;
   }
 
-  /** Route the enriched batch, then the queued ones, pausing again at the next lookup. */
-  private drain(tenant: Tenant, records: LogRecord[], ack: AckToken | null): void {
-    this.pipeline.submit(this.sourceName, tenant, records, ack);
-    while (this.queue.length > 0) {
+  /** Shutting down: stop honouring rate limits, route what is held, resolve once nothing is. */
+  expedite(): Promise<void> {
+    this.expedited = true;
+    if (!this.busy) return Promise.resolve();
+    const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    if (this.throttleTimer !== null) {
+      clearTimeout(this.throttleTimer);
+      this.endThrottle();
+    }
+    return idle;
+  }
+
+  private process(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
+    const limiter = tenant.limiter;
+    if (this.chargeLimits && !limiter.unlimited && !this.expedited) {
+      let bytes = 0;
+      for (let i = 0; i < records.length; i++) bytes += records[i]!.size;
+      const wait = limiter.charge(records.length, bytes, Date.now());
+      if (wait > 0) {
+        this.pipeline.countThrottle(this.sourceName, tenant.id);
+        this.setBusy();
+        this.throttled = true;
+        this.heldBatch = { tenant, records, ack };
+        this.throttleTimer = setTimeout(this.endThrottle, wait);
+        return false;
+      }
+    }
+    return this.enrichAndRoute(tenant, records, ack);
+  }
+
+  private readonly endThrottle = (): void => {
+    const held = this.heldBatch!;
+    this.throttleTimer = null;
+    this.throttled = false;
+    this.heldBatch = null;
+    this.enrichAndRoute(held.tenant, held.records, held.ack);
+  };
+
+  private enrichAndRoute(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
+    const pending = this.enricher?.enrich(records) ?? null;
+    if (pending === null) {
+      const clear = this.pipeline.submit(this.sourceName, tenant, records, ack);
+      if (this.busy) this.continue();
+      return clear;
+    }
+    this.setBusy();
+    void pending.then(() => {
+      this.pipeline.submit(this.sourceName, tenant, records, ack);
+      this.continue();
+    });
+    return true;
+  }
+
+  /** After a wait: process queued batches until one must wait again, then release the source. */
+  private continue(): void {
+    this.busy = false;
+    while (this.queue.length > 0 && !this.busy) {
       const next = this.queue.shift()!;
       this.queuedRecords -= next.records.length;
-      const pending = this.enricher!.enrich(next.records);
-      if (pending !== null) {
-        void pending.then(() => this.drain(next.tenant, next.records, next.ack));
-        return;
-      }
-      this.pipeline.submit(this.sourceName, next.tenant, next.records, next.ack);
+      this.process(next.tenant, next.records, next.ack);
     }
-    this.busy = false;
+    if (this.busy) return;
+    this.pipeline.laneIdle(this);
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
     const waiter = this.waiter;
     this.waiter = null;
     if (waiter) this.pipeline.whenDrained(waiter);
+  }
+
+  private setBusy(): void {
+    if (!this.busy) {
+      this.busy = true;
+      this.pipeline.laneBusy(this);
+    }
   }
 }

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Sink, Source } from '../core/component.js';
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
+import type { TenantLimits } from '../core/limits.js';
 import { FileSink } from '../sinks/file/sink.js';
 import { SyslogStreamSource } from '../sources/syslog/tcp.js';
 import { SyslogUdpSource } from '../sources/syslog/udp.js';
@@ -52,6 +53,16 @@ export class SluiceNode {
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
     if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogStreamSource(syslogTcp, 'tcp', this.pipeline, this.telemetry));
     if (syslogTls.enabled) this.sources.push(this.tls = new SyslogStreamSource(syslogTls, 'tls', this.pipeline, this.telemetry));
+  }
+
+  /** Change a tenant's rate limits now, for every session it has (the admin API calls this). */
+  setTenantLimits(tenantId: string, limits: TenantLimits): void {
+    const tenant = this.pipeline.directory.tenants.get(tenantId);
+    if (tenant === undefined) throw new Error(`no tenant ${tenantId}`);
+    if (!(limits.messagesPerSecond >= 0 && limits.bytesPerSecond >= 0 && limits.burstMs > 0)) {
+      throw new Error('limits: rates must be >= 0 and burst > 0');
+    }
+    tenant.limiter.set(limits);
   }
 
   /** Where the sources are listening (ports may have been configured as 0). */
@@ -99,6 +110,7 @@ export class SluiceNode {
     this.telemetry.emit('nodeStopping', {});
     let complete = true;
     await Promise.all(this.sources.map((source) => source.stop(deadline)));
+    await this.pipeline.settle();
     const results = await Promise.allSettled(this.sinks.map((sink) => sink.stop(deadline)));
     for (const result of results) {
       if (result.status === 'rejected') {

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
+import { UNLIMITED as NO_LIMITS } from '../../src/core/limits.js';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { HostKeyCache, TenantDirectory, hostKey } from '../../src/core/identity.js';
 
-const zeroConfig = new TenantDirectory([{ id: 'default', networks: ['127.0.0.0/8', '::1/128'], tokenHashes: [], certificates: [] }]);
+const zeroConfig = new TenantDirectory([{ id: 'default', networks: ['127.0.0.0/8', '::1/128'], tokenHashes: [], certificates: [], limits: NO_LIMITS }]);
 
 test('identity: the zero-config default tenant accepts loopback only', () => {
   for (const address of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) {
@@ -16,8 +17,8 @@ test('identity: the zero-config default tenant accepts loopback only', () => {
 
 test('identity: overlapping networks resolve to the longest prefix', () => {
   const directory = new TenantDirectory([
-    { id: 'wide', networks: ['10.0.0.0/8'], tokenHashes: [], certificates: [] },
-    { id: 'narrow', networks: ['10.1.0.0/16', '10.9.9.9'], tokenHashes: [], certificates: [] },
+    { id: 'wide', networks: ['10.0.0.0/8'], tokenHashes: [], certificates: [], limits: NO_LIMITS },
+    { id: 'narrow', networks: ['10.1.0.0/16', '10.9.9.9'], tokenHashes: [], certificates: [], limits: NO_LIMITS },
   ]);
   assert.equal(directory.byAddress('10.1.2.3')?.id, 'narrow');
   assert.equal(directory.byAddress('10.9.9.9')?.id, 'narrow');
@@ -46,8 +47,8 @@ import { tokenHash } from '../../src/ops/config/load.js';
 const TOKEN_A = 'token-of-tenant-a-0123456789';
 const TOKEN_B = 'token-of-tenant-b-0123456789';
 const credentials = new TenantDirectory([
-  { id: 'a', networks: [], tokenHashes: [tokenHash(TOKEN_A)], certificates: [{ field: 'cn', pattern: '*.a.example' }] },
-  { id: 'b', networks: ['10.2.0.0/16'], tokenHashes: [tokenHash(TOKEN_B)], certificates: [{ field: 'san', pattern: 'web-*.b.example' }] },
+  { id: 'a', networks: [], tokenHashes: [tokenHash(TOKEN_A)], certificates: [{ field: 'cn', pattern: '*.a.example' }], limits: NO_LIMITS },
+  { id: 'b', networks: ['10.2.0.0/16'], tokenHashes: [tokenHash(TOKEN_B)], certificates: [{ field: 'san', pattern: 'web-*.b.example' }], limits: NO_LIMITS },
 ]);
 
 function parsed(text: string): LogRecord {

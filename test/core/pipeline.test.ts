@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { UNLIMITED as NO_LIMITS } from '../../src/core/limits.js';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { Sink } from '../../src/core/component.js';
@@ -35,8 +36,8 @@ class RecordingSink implements Sink {
 
 function setup() {
   const directory = new TenantDirectory([
-    { id: 'a', networks: ['10.0.0.0/8'], tokenHashes: [], certificates: [] }, { id: 'b', networks: ['11.0.0.0/8'], tokenHashes: [], certificates: [] },
-    { id: 'c', networks: ['12.0.0.0/8'], tokenHashes: [], certificates: [] },
+    { id: 'a', networks: ['10.0.0.0/8'], tokenHashes: [], certificates: [], limits: NO_LIMITS }, { id: 'b', networks: ['11.0.0.0/8'], tokenHashes: [], certificates: [], limits: NO_LIMITS },
+    { id: 'c', networks: ['12.0.0.0/8'], tokenHashes: [], certificates: [], limits: NO_LIMITS },
   ]);
   const all = new RecordingSink('all');
   const onlyB = new RecordingSink('only-b');
@@ -72,4 +73,63 @@ test('pipeline: a congested sink makes submit() say pause; waiters resume once i
   assert.equal(resumed, 1);
   pipeline.whenDrained(resume);
   assert.equal(resumed, 2, 'resumes at once when nothing is congested');
+});
+
+/** A metadata source whose lookups the test answers by hand. */
+class ManualMetadata {
+  readonly known = new Map<string, Record<string, unknown> | null>();
+  readonly pending = new Map<string, (v: Record<string, unknown> | null) => void>();
+  peek(_tenant: string, key: string) {
+    return this.known.get(key);
+  }
+  get(_tenant: string, key: string): Promise<Record<string, unknown> | null> {
+    return new Promise((resolve) => this.pending.set(key, (v) => {
+      this.known.set(key, v);
+      resolve(v);
+    }));
+  }
+  touch(): void {}
+}
+
+function hostBatch(host: string, n: number, tag: string): LogRecord[] {
+  return Array.from({ length: n }, (_, i) => {
+    const rec = new LogRecord();
+    rec.tenant = 'a';
+    rec.host = host;
+    rec.msg = `${tag}${i}`;
+    return rec;
+  });
+}
+
+test('lane: a batch waiting for an unknown host holds the batches behind it, so order is kept; then all carry metadata', async () => {
+  const { directory, all, pipeline } = setup();
+  const metadata = new ManualMetadata();
+  metadata.known.set('known', { k: 1 });
+  pipeline.useMetadata(metadata);
+  const delivered: string[] = [];
+  const realWrite = all.write.bind(all);
+  all.write = (tenant, records, ack) => {
+    for (const r of records) delivered.push(`${r.msg}:${JSON.stringify(r.meta)}`);
+    return realWrite(tenant, records, ack);
+  };
+  const lane = pipeline.openLane('test');
+  const a = directory.tenants.get('a')!;
+  assert.equal(lane.submit(a, hostBatch('new', 2, 'first'), null), true, 'a lookup does not pause the source');
+  assert.equal(lane.submit(a, hostBatch('known', 2, 'second'), null), true);
+  assert.deepEqual(delivered, [], 'nothing overtakes the batch waiting for its lookup');
+  metadata.pending.get('new')!({ owner: 'x' });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(delivered, ['first0:{"owner":"x"}', 'first1:{"owner":"x"}', 'second0:{"k":1}', 'second1:{"k":1}']);
+});
+
+test('lane: on shutdown, settle() routes batches held by a rate limit at once', async () => {
+  const { directory, all, pipeline } = setup();
+  const a = directory.tenants.get('a')!;
+  a.limiter.set({ messagesPerSecond: 1, bytesPerSecond: 0, burstMs: 1000 });
+  const lane = pipeline.openLane('test');
+  assert.equal(lane.submit(a, batch(1), null), true, 'within the burst');
+  assert.equal(lane.submit(a, batch(5), null), false, 'over the limit: pause');
+  assert.equal(all.received.length, 1, 'the throttled batch is held');
+  await pipeline.settle();
+  assert.deepEqual(all.received, [['a', 1], ['a', 5]]);
 });

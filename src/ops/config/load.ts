@@ -473,6 +473,11 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
       tokenHashes: (c.tenants[id]?.tokens ?? []).map(tokenHash),
       certificates: (c.tenants[id]?.certificates ?? []).map((rule) =>
         'cn' in rule ? { field: 'cn' as const, pattern: rule.cn } : { field: 'san' as const, pattern: rule.san }),
+      limits: {
+        messagesPerSecond: c.tenants[id]?.limits.messages_per_second ?? 0,
+        bytesPerSecond: size(c.tenants[id]?.limits.bytes_per_second ?? '0B'),
+        burstMs: duration(c.tenants[id]?.limits.burst ?? '1s'),
+      },
     })),
     sinks: yamlOrder(doc, 'sinks', c.sinks).flatMap((name) => {
       const s = c.sinks[name];

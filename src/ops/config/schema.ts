@@ -236,6 +236,18 @@ const tenantProperties = {
       'x-expected': 'a list of rules such as [{cn: "*.acme.example"}, {san: "web-*.acme.example"}]',
     },
   ),
+  limits: section(
+    {
+      messages_per_second: Type.Number({
+        description: 'Messages per second this tenant may send, all its agents together; 0 means no limit. Over it, stream senders are slowed (reads pause) and datagrams dropped (counted).',
+        default: 0,
+        minimum: 0,
+      }),
+      bytes_per_second: size('0B', 'Bytes per second (frame sizes) this tenant may send; 0 means no limit.'),
+      burst: duration('1s', 'How far a quiet tenant may run ahead of its rates, as time at those rates.'),
+    },
+    "The tenant's rate limits; changeable at runtime.",
+  ),
 };
 
 export const TenantSchema = section(tenantProperties, 'One tenant.');

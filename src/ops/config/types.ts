@@ -4,6 +4,7 @@
  * described by the schema in schema.ts; load.ts turns it into this.
  */
 
+import type { TenantLimits } from '../../core/limits.js';
 import type { HostmetaClientConfig, HostmetaServiceConfig } from '../../services/hostmeta/config.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -50,6 +51,7 @@ export interface TenantConfig {
   /** SHA-256 (hex) of each token that names this tenant. */
   tokenHashes: string[];
   certificates: CertificateRule[];
+  limits: TenantLimits;
 }
 
 export interface FileSinkConfig {

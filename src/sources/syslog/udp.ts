@@ -46,7 +46,7 @@ export class SyslogUdpSource implements Source {
     private readonly pipeline: Pipeline,
     private readonly telemetry: Telemetry,
   ) {
-    this.lane = pipeline.openLane(SOURCE);
+    this.lane = pipeline.openLane(SOURCE, false);
     this.records = telemetry.recordsReceived.labels({ source: SOURCE });
     this.bytes = telemetry.bytesReceived.labels({ source: SOURCE });
     this.parseErrors = telemetry.parseErrors.labels({ source: SOURCE });
@@ -127,6 +127,10 @@ export class SyslogUdpSource implements Source {
     const tenant = identity.attribute(rec, peer.source.address);
     if (tenant === null) {
       this.telemetry.emit('recordRefused', { source: SOURCE, reason: identity.refusal, peer: peer.source.address });
+      return;
+    }
+    if (!tenant.limiter.unlimited && !tenant.limiter.admit(rec.size, nowMs)) {
+      this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'rate_limited', tenant: tenant.id });
       return;
     }
     if (this.pendingTenant !== tenant) {

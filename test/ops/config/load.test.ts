@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { UNLIMITED as NO_LIMITS } from '../../../src/core/limits.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,7 +30,7 @@ const DEFAULTS: SluiceConfig = {
       clientCertificates: 'none', maxFrameBytes: 64 * 1024,
     },
   },
-  tenants: [{ id: 'default', networks: ['127.0.0.0/8', '::1/128'], tokenHashes: [], certificates: [] }],
+  tenants: [{ id: 'default', networks: ['127.0.0.0/8', '::1/128'], tokenHashes: [], certificates: [], limits: NO_LIMITS }],
   sinks: [
     {
       name: 'files',
@@ -113,7 +114,7 @@ describe('defaults', () => {
 
   it('a tenant or sink with nothing under it takes every default', () => {
     const config = ok('tenants:\n  acme:\nsinks:\n  archive:\n');
-    assert.deepEqual(config.tenants, [{ id: 'acme', networks: [], tokenHashes: [], certificates: [] }]);
+    assert.deepEqual(config.tenants, [{ id: 'acme', networks: [], tokenHashes: [], certificates: [], limits: NO_LIMITS }]);
     assert.deepEqual(config.sinks, [{ ...DEFAULTS.sinks[0], name: 'archive' }]);
   });
 
@@ -240,7 +241,7 @@ describe('unknown keys', () => {
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
     ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame'],
     ['sources:\n  colour: red\n', 'sources.colour', 'syslog_udp, syslog_tcp, syslog_tls'],
-    ['tenants:\n  a:\n    colour: red\n', 'tenants.a.colour', 'networks, tokens, certificates'],
+    ['tenants:\n  a:\n    colour: red\n', 'tenants.a.colour', 'networks, tokens, certificates, limits'],
     [
       'sinks:\n  s:\n    colour: red\n',
       'sinks.s.colour',
@@ -346,7 +347,7 @@ describe('tenants and sinks', () => {
       stringify({ tenants: { a: { networks: ['10.0.0.0/8', '2001:db8::/32', '192.168.1.1', '::1', '0.0.0.0/0', '10.1.2.3/24'] } } }),
     );
     assert.deepEqual(config.tenants, [
-      { id: 'a', networks: ['10.0.0.0/8', '2001:db8::/32', '192.168.1.1/32', '::1/128', '0.0.0.0/0', '10.1.2.3/24'], tokenHashes: [], certificates: [] },
+      { id: 'a', networks: ['10.0.0.0/8', '2001:db8::/32', '192.168.1.1/32', '::1/128', '0.0.0.0/0', '10.1.2.3/24'], tokenHashes: [], certificates: [], limits: NO_LIMITS },
     ]);
     const wrong = ['10.0.0.0/33', '::1/129', 'not-an-ip', '10.0.0.0/', '10.0.0.0/8/8', '10.0.0/8', '10.0.0.0/-1', ' 10.0.0.0/8', '10.0.0.0/1a', 8];
     const problems = bad(stringify({ tenants: { a: { networks: ['10.0.0.0/8', ...wrong] } } }));
@@ -367,8 +368,8 @@ describe('tenants and sinks', () => {
   it('giving tenants replaces the default tenant; a new tenant has no networks', () => {
     const config = ok('tenants:\n  acme:\n    networks: [10.0.0.0/8]\n  beta: {}\n');
     assert.deepEqual(config.tenants, [
-      { id: 'acme', networks: ['10.0.0.0/8'], tokenHashes: [], certificates: [] },
-      { id: 'beta', networks: [], tokenHashes: [], certificates: [] },
+      { id: 'acme', networks: ['10.0.0.0/8'], tokenHashes: [], certificates: [], limits: NO_LIMITS },
+      { id: 'beta', networks: [], tokenHashes: [], certificates: [], limits: NO_LIMITS },
     ]);
     assert.deepEqual(config.sinks, DEFAULTS.sinks);
   });
