@@ -61,13 +61,20 @@ export class Pipeline {
     const sinks = tenant.sinks;
     if (sinks.length === 0) {
       this.telemetry.emit('recordsDropped', { source, reason: 'no_route', tenant: tenant.id }, records.length);
-      ack?.seal();
+      if (ack !== null) {
+        ack.retain();
+        ack.drop();
+        ack.seal();
+      }
       return true;
     }
     let clear = true;
     for (let i = 0; i < sinks.length; i++) {
-      ack?.retain();
-      if (!sinks[i]!.write(tenant.id, records, ack)) clear = false;
+      const sink = sinks[i]!;
+      // Only sinks that acknowledge hold the batch's acknowledgement.
+      const sinkAck = sink.acknowledges ? ack : null;
+      sinkAck?.retain();
+      if (!sink.write(tenant.id, records, sinkAck)) clear = false;
     }
     ack?.seal();
     return clear;
