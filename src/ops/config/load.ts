@@ -494,6 +494,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
           batchBytes: size(s.batch_size),
           batchDelayMs: duration(s.batch_delay),
           queueHighWaterBytes: size(s.queue_high_water),
+          fsyncIntervalMs: duration(s.fsync_interval),
         },
       ];
     }),

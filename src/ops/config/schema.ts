@@ -294,6 +294,7 @@ const fileSinkProperties = {
   batch_size: size('256KiB', 'Encoded bytes buffered before a write is issued.'),
   batch_delay: duration('10ms', 'Longest a record waits in the batch before it is written.'),
   queue_high_water: size('8MiB', 'Bytes queued for this sink above which the sources are asked to slow down.'),
+  fsync_interval: duration('20ms', 'Records from acknowledged protocols are acknowledged once fsync\'d; their fsyncs are grouped, at most one per this interval per file.'),
 };
 
 export const FileSinkSchema = section(fileSinkProperties, 'A sink writing one file per tenant.');

@@ -72,6 +72,8 @@ export interface FileSinkConfig {
   batchDelayMs: number;
   /** Queued bytes per sink above which sources are asked to slow down. */
   queueHighWaterBytes: number;
+  /** Acknowledged batches are fsync'd together at most this often (group commit). */
+  fsyncIntervalMs: number;
 }
 
 export type SinkConfig = FileSinkConfig;

@@ -11,7 +11,7 @@ import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'nod
 import path from 'node:path';
 import type { Counter, Gauge } from 'prom-client';
 import type { ComponentHealth, Sink } from '../../core/component.js';
-import type { AckToken } from '../../core/ack.js';
+import { AckStatus, AckToken } from '../../core/ack.js';
 import type { LogRecord } from '../../core/record.js';
 import { backoffDelay } from '../../core/backoff.js';
 import { timerDelay } from '../../core/clock.js';
@@ -50,6 +50,10 @@ class TenantFile {
   readonly queue: EncodedQueue;
   /** The write loop (or a rotation) is running. */
   writing: Promise<void> | null = null;
+  /** Acknowledgements of batches written but not yet fsync'd. */
+  unsynced: AckToken[] = [];
+  lastSync = 0;
+  syncTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly tenant: string, readonly dir: string, chunkSize: number) {
     this.queue = new EncodedQueue(chunkSize);
@@ -98,7 +102,7 @@ export class FileSink implements Sink {
     const queue = file.queue;
     const before = queue.bytes;
     for (let i = 0; i < records.length; i++) queue.append(encodeRecord(records[i]!));
-    queue.mark(records.length, ack);
+    queue.mark(records.length, ack === null ? null : this.afterSync(file, ack));
     this.queued += queue.bytes - before;
     this.queuedGauge.set(this.queued);
 
@@ -107,6 +111,37 @@ export class FileSink implements Sink {
 
     if (this.queued >= this.config.queueHighWaterBytes) this.isCongested = true;
     return !this.isCongested;
+  }
+
+  /**
+   * The queue settles a batch once it is written; the caller's acknowledgement
+   * must wait until it is also fsync'd. This stands in for it in the queue.
+   */
+  private afterSync(file: TenantFile, ack: AckToken): AckToken {
+    const written = new AckToken((status) => {
+      if (status !== AckStatus.Committed) ack.fail();
+      else file.unsynced.push(ack);
+    });
+    written.retain();
+    written.seal();
+    return written;
+  }
+
+  /** fsync the active file and commit the acknowledgements it covers. */
+  private async syncFile(file: TenantFile): Promise<void> {
+    if (file.unsynced.length === 0) return;
+    const acks = file.unsynced;
+    file.unsynced = [];
+    file.lastSync = Date.now();
+    try {
+      await file.handle!.datasync();
+    } catch (err) {
+      // Not known to be on disk: the senders must send again.
+      for (const ack of acks) ack.fail();
+      this.telemetry.emit('fileWriteFailed', { sink: this.name, tenant: file.tenant, error: `fsync: ${(err as Error).message}` });
+      return;
+    }
+    for (const ack of acks) ack.commit();
   }
 
   queuedBytes(): number {
@@ -137,6 +172,8 @@ export class FileSink implements Sink {
       throw new Error(`file sink ${this.name}: ${this.queued} bytes not written by the deadline`);
     }
     for (const file of this.files.values()) {
+      if (file.syncTimer) clearTimeout(file.syncTimer);
+      if (file.handle !== null) await this.syncFile(file);
       await file.handle?.close();
       file.handle = null;
     }
@@ -148,6 +185,9 @@ export class FileSink implements Sink {
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
     for (const file of this.files.values()) {
       file.queue.failAll();
+      if (file.syncTimer) clearTimeout(file.syncTimer);
+      for (const ack of file.unsynced) ack.fail();
+      file.unsynced = [];
       void file.handle?.close().catch(() => undefined);
       file.handle = null;
     }
@@ -207,6 +247,18 @@ export class FileSink implements Sink {
         this.isCongested = false;
         for (const listener of this.drainListeners) listener();
       }
+      if (file.unsynced.length > 0 && Date.now() - file.lastSync >= this.config.fsyncIntervalMs) await this.syncFile(file);
+    }
+    // Written but not yet synced: sync when the interval is up (group commit), from this same loop.
+    if (file.unsynced.length > 0 && !this.destroyed && file.syncTimer === null) {
+      const due = file.lastSync + this.config.fsyncIntervalMs - Date.now();
+      if (due <= 0) await this.syncFile(file);
+      else {
+        file.syncTimer = setTimeout(() => {
+          file.syncTimer = null;
+          this.startWriting(file);
+        }, due);
+      }
     }
   }
 
@@ -229,6 +281,7 @@ export class FileSink implements Sink {
   }
 
   private async rotate(file: TenantFile): Promise<void> {
+    if (file.handle !== null) await this.syncFile(file);
     await file.handle?.close();
     file.handle = null;
     const activePath = path.join(file.dir, ACTIVE_FILE);

@@ -43,6 +43,7 @@ const DEFAULTS: SluiceConfig = {
       batchBytes: 256 * 1024,
       batchDelayMs: 10,
       queueHighWaterBytes: 8 * 1024 * 1024,
+      fsyncIntervalMs: 20,
     },
   ],
   shutdownTimeoutMs: 10_000,
@@ -245,7 +246,7 @@ describe('unknown keys', () => {
     [
       'sinks:\n  s:\n    colour: red\n',
       'sinks.s.colour',
-      'type, tenants, path, rotate_size, rotate_interval, max_files, batch_size, batch_delay, queue_high_water',
+      'type, tenants, path, rotate_size, rotate_interval, max_files, batch_size, batch_delay, queue_high_water, fsync_interval',
     ],
   ];
   for (const [text, keyPath, allowed] of cases) {

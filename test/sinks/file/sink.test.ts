@@ -13,7 +13,7 @@ import { readTenantRecords, tempDir, waitFor } from '../../helpers.js';
 function config(dir: string, overrides: Partial<FileSinkConfig> = {}): FileSinkConfig {
   return {
     name: 'files', type: 'file', tenants: ['*'], path: dir, rotateBytes: 100 * 1024 * 1024, rotateIntervalMs: 0,
-    maxFiles: 0, batchBytes: 256 * 1024, batchDelayMs: 5, queueHighWaterBytes: 8 * 1024 * 1024, ...overrides,
+    maxFiles: 0, batchBytes: 256 * 1024, batchDelayMs: 5, queueHighWaterBytes: 8 * 1024 * 1024, fsyncIntervalMs: 20, ...overrides,
   };
 }
 
@@ -147,4 +147,28 @@ test('file sink: rotated names sort by age', () => {
   assert.deepEqual(sortRotated(names), [
     '20260101T000000.000Z.ndjson', '20260101T000000.000Z-1.ndjson', '20260101T000000.000Z-10.ndjson', '20260102T000000.000Z.ndjson',
   ]);
+});
+
+test('file sink: acknowledgements wait for the grouped fsync, and stop() syncs what is left', async (t) => {
+  const dir = tempDir(t);
+  const sink = new FileSink(config(dir, { fsyncIntervalMs: 400, batchDelayMs: 1 }), telemetry());
+  await sink.start();
+  const settled: string[] = [];
+  const acked = (name: string): AckToken => {
+    const ack = new AckToken((s) => settled.push(`${name}:${s}`));
+    ack.retain();
+    ack.seal();
+    return ack;
+  };
+  sink.write('a', records('a', 0, 2), acked('first'));
+  await waitFor('first sync', () => settled.length === 1);
+  sink.write('a', records('a', 2, 2), acked('second'));
+  await waitFor('second written', () => sink.queuedBytes() === 0);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(settled, [`first:${AckStatus.Committed}`], 'written is not enough: it waits for the next fsync');
+  await waitFor('second sync', () => settled.length === 2, 5000);
+  sink.write('a', records('a', 4, 2), acked('third'));
+  await sink.stop(Date.now() + 5000);
+  assert.deepEqual(settled, [`first:${AckStatus.Committed}`, `second:${AckStatus.Committed}`, `third:${AckStatus.Committed}`]);
+  assert.deepEqual(seqs(readTenantRecords(dir, 'a')), range(0, 6));
 });
