@@ -72,7 +72,7 @@ export function testConfig(dir: string, yaml = ''): SluiceConfig {
   ];
   if (!yaml.includes('hostmeta:')) base.push('hostmeta: { service: { port: 0 } }');
   const text = yaml.includes('sources:') ? [...base, yaml].join('\n')
-    : [...base, 'sources:', '  syslog_udp: { port: 0 }', '  syslog_tcp: { port: 0 }', yaml].join('\n');
+    : [...base, 'sources:', '  syslog_udp: { port: 0 }', '  syslog_tcp: { port: 0 }', '  http: { port: 0 }', yaml].join('\n');
   const { config, problems } = parseConfig(text);
   if (!config) throw new Error(`bad test config: ${problems.map((p) => formatProblem(p)).join('; ')}`);
   return config;

@@ -53,6 +53,20 @@ export class TenantLimiter {
     return a > b ? a : b;
   }
 
+  /**
+   * All or nothing, for requests that can be answered "retry later": take the
+   * tokens if both buckets cover the batch and return 0, else take nothing and
+   * return the ms after which they would.
+   */
+  tryCharge(records: number, bytes: number, now: number): number {
+    const a = this.messages === null ? 0 : this.messages.shortfall(records, now);
+    const b = this.bytes === null ? 0 : this.bytes.shortfall(bytes, now);
+    if (a > 0 || b > 0) return a > b ? a : b;
+    this.messages?.take(records, now);
+    this.bytes?.take(bytes, now);
+    return 0;
+  }
+
   /** Admit one datagram if both buckets cover it; otherwise it is to be dropped. */
   admit(bytes: number, now: number): boolean {
     if (this.messages !== null && !this.messages.tryTake(1, now)) return false;

@@ -12,7 +12,7 @@ export class SourceInfo {
   readonly json: string;
 
   constructor(
-    readonly protocol: 'udp' | 'tcp' | 'tls',
+    readonly protocol: 'udp' | 'tcp' | 'tls' | 'relp' | 'http',
     readonly address: string,
     readonly port: number,
   ) {

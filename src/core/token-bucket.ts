@@ -38,6 +38,17 @@ export class TokenBucket {
     return true;
   }
 
+  /**
+   * ms until `n` tokens would be available (0: now). Takes nothing. A request
+   * larger than the bucket needs only a full bucket (it then goes into debt),
+   * or it could never pass.
+   */
+  shortfall(n: number, now: number): number {
+    this.refill(now);
+    const need = n < this.burst ? n : this.burst;
+    return this.tokens >= need ? 0 : Math.ceil(((need - this.tokens) / this.rate) * 1000);
+  }
+
   private refill(now: number): void {
     const elapsed = now - this.last;
     if (elapsed > 0) {

@@ -12,6 +12,7 @@ import type { TenantLimits } from '../core/limits.js';
 import { FileSink } from '../sinks/file/sink.js';
 import { SyslogStreamSource } from '../sources/syslog/tcp.js';
 import { SyslogUdpSource } from '../sources/syslog/udp.js';
+import { HttpSource } from '../sources/http/source.js';
 import type { SinkConfig, SluiceConfig } from './config/types.js';
 import { createLogger, Telemetry } from './telemetry.js';
 import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
@@ -22,6 +23,7 @@ export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
   syslogTcp: { address: string; port: number } | null;
   syslogTls: { address: string; port: number } | null;
+  http: { address: string; port: number } | null;
   hostmeta: { address: string; port: number } | null;
 }
 
@@ -40,6 +42,7 @@ export class SluiceNode {
   private readonly udp: SyslogUdpSource | null = null;
   private readonly tcp: SyslogStreamSource | null = null;
   private readonly tls: SyslogStreamSource | null = null;
+  private readonly http: HttpSource | null = null;
   private stopped: Promise<boolean> | null = null;
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
@@ -53,6 +56,7 @@ export class SluiceNode {
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
     if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogStreamSource(syslogTcp, 'tcp', this.pipeline, this.telemetry));
     if (syslogTls.enabled) this.sources.push(this.tls = new SyslogStreamSource(syslogTls, 'tls', this.pipeline, this.telemetry));
+    if (config.sources.http.enabled) this.sources.push(this.http = new HttpSource(config.sources.http, this.pipeline, this.telemetry));
   }
 
   /** Change a tenant's rate limits now, for every session it has (the admin API calls this). */
@@ -68,6 +72,7 @@ export class SluiceNode {
   /** Where the sources are listening (ports may have been configured as 0). */
   addresses(): NodeAddresses {
     return { syslogUdp: this.udp?.address() ?? null, syslogTcp: this.tcp?.address() ?? null, syslogTls: this.tls?.address() ?? null,
+      http: this.http?.address() ?? null,
       hostmeta: this.hostmetaService === null ? null : { address: this.hostmetaService.address, port: this.hostmetaService.port } };
   }
 

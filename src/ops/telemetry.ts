@@ -44,6 +44,7 @@ export class Telemetry {
   readonly sinkRotations: Counter<'sink'>;
   readonly sinkQueuedBytes: Gauge<'sink'>;
   readonly tenantThrottled: Counter<'source' | 'tenant'>;
+  readonly httpRefusals: Counter<'status'>;
   readonly hostmetaRequests: Counter<'method' | 'outcome'>;
   readonly hostmetaMismatches: Counter<'method'>;
   readonly hostmetaCacheLookups: Counter<'result'>;
@@ -72,6 +73,7 @@ export class Telemetry {
     this.sinkBytes = counter('sluice_sink_written_bytes_total', 'Bytes a sink has written.', ['sink']);
     this.sinkErrors = counter('sluice_sink_errors_total', 'Sink write errors (retried).', ['sink']);
     this.sinkRotations = counter('sluice_sink_rotations_total', 'Files rotated by a file sink.', ['sink']);
+    this.httpRefusals = counter('sluice_http_refused_requests_total', 'HTTP ingest requests answered with an error, by status.', ['status']);
     this.tenantThrottled = counter('sluice_tenant_throttled_total', 'Times a session paused reading because its tenant was over its rate limit.', ['source', 'tenant']);
     this.sinkQueuedBytes = gauge('sluice_sink_queued_bytes', 'Bytes accepted by a sink and not yet written.', ['sink']);
     this.hostmetaRequests = counter('sluice_hostmeta_client_requests_total', 'Requests to the host metadata service, by method and outcome.', ['method', 'outcome']);

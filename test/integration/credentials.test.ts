@@ -44,7 +44,7 @@ test('tokens: each record lands in the tenant its token names, from any network;
   await new Promise<void>((resolve) => udp.send('<13>1 - db-1 app - - - no token over udp', udpPort, '127.0.0.1', () => resolve()));
   udp.close();
 
-  await waitFor('acme records', () => readTenantRecords(logs, 'acme').length === 3);
+  await waitFor('acme and globex records', () => readTenantRecords(logs, 'acme').length === 3 && readTenantRecords(logs, 'globex').length === 1);
   await waitFor('refusals counted', async () => (await node.telemetry.value('sluice_source_refused_total')) === 3);
   const acme = readTenantRecords(logs, 'acme');
   const globex = readTenantRecords(logs, 'globex');

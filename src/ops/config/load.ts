@@ -440,6 +440,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
   const udp = c.sources.syslog_udp;
   const tcp = c.sources.syslog_tcp;
   const tls = c.sources.syslog_tls;
+  const http = c.sources.http;
   return {
     dataDir: c.data_dir,
     log: { level: c.log.level },
@@ -465,6 +466,13 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         clientCaFile: tls.client_ca,
         clientCertificates: tls.client_certificates,
         maxFrameBytes: size(tls.max_frame),
+      },
+      http: {
+        enabled: http.enabled,
+        address: http.address,
+        port: http.port,
+        maxBodyBytes: size(http.max_body),
+        ackTimeoutMs: duration(http.ack_timeout),
       },
     },
     tenants: yamlOrder(doc, 'tenants', c.tenants).map((id) => ({

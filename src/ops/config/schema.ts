@@ -186,11 +186,23 @@ export const SyslogTlsSchema = section(
   'Syslog over TLS (RFC 5425).',
 );
 
+export const HttpSourceSchema = section(
+  {
+    enabled: Type.Boolean({ description: 'Accept OTLP/HTTP logs (`POST /v1/logs`) and newline-delimited records (`POST /v1/ingest`).', default: true }),
+    address: address('Address the HTTP listener binds to.'),
+    port: Type.Integer({ description: 'HTTP port; 0 picks a free port.', default: 8080, minimum: 0, maximum: 65535 }),
+    max_body: size('4MiB', 'Largest request body, also once decompressed; larger: HTTP 413.'),
+    ack_timeout: duration('30s', 'Longest a request waits for its records to be committed; then it is answered 503 and the client retries.'),
+  },
+  'Logs over HTTP: OTLP and newline-delimited JSON or text (see http.md).',
+);
+
 export const SourcesSchema = section(
   {
     syslog_udp: SyslogUdpSchema,
     syslog_tcp: SyslogTcpSchema,
     syslog_tls: SyslogTlsSchema,
+    http: HttpSourceSchema,
   },
   'Where log records come from.',
 );

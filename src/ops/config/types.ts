@@ -5,6 +5,7 @@
  */
 
 import type { TenantLimits } from '../../core/limits.js';
+import type { HttpSourceConfig } from '../../sources/http/source.js';
 import type { HostmetaClientConfig, HostmetaServiceConfig } from '../../services/hostmeta/config.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -85,6 +86,7 @@ export interface SluiceConfig {
     syslogUdp: SyslogUdpSourceConfig;
     syslogTcp: SyslogTcpSourceConfig;
     syslogTls: SyslogTlsSourceConfig;
+    http: HttpSourceConfig;
   };
   tenants: TenantConfig[];
   sinks: SinkConfig[];
