@@ -10,6 +10,7 @@ import { SluiceNode } from './node.js';
 import { createLogger } from './telemetry.js';
 import { VERSION } from './version.js';
 import { registerHostmetaCommand } from '../services/hostmeta/command.js';
+import { registerLoadgenCommand } from './loadgen/command.js';
 
 
 function readConfig(file: string | undefined): SluiceConfig {
@@ -81,4 +82,5 @@ program.command('validate')
   .action(validate);
 
 registerHostmetaCommand(program);
+registerLoadgenCommand(program);
 await program.parseAsync();

@@ -1,0 +1,73 @@
+/**
+ * How one simulated agent reaches the node. Each protocol is one
+ * implementation of {@link Transport}; the agents, schedules and statistics
+ * do not know which one they drive. UDP and TCP are here; TLS, RELP and HTTP
+ * are further implementations (RELP and HTTP acknowledge, so they set
+ * `acknowledged` and call `listener.acknowledged`, and latency becomes send →
+ * ack instead of send → visible in the file sink).
+ */
+import type { Protocol } from './options.js';
+
+/** How errors are reported: by the phase they hurt. */
+export type ErrorKind = 'connect' | 'reset' | 'other';
+export const ERROR_KINDS: readonly ErrorKind[] = ['connect', 'reset', 'other'];
+
+/** The code for a connection the peer closed (no errno for that). */
+export const PEER_CLOSED = 'PEER_CLOSED';
+/** The code for a connection attempt that outlived --connect-timeout. */
+export const CONNECT_TIMEOUT = 'CONNECT_TIMEOUT';
+
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', PEER_CLOSED]);
+
+/**
+ * Before a connection is established every failure is a connect error; a
+ * refused datagram (ICMP port unreachable, reported on a later send) is one too.
+ */
+export function classifyError(code: string, established: boolean): ErrorKind {
+  if (!established || code === 'ECONNREFUSED') return 'connect';
+  return RESET_CODES.has(code) ? 'reset' : 'other';
+}
+
+export interface OutgoingMessage {
+  /** The syslog message, ASCII (so its length is its size in bytes). */
+  text: string;
+  /** Monotonic µs when it was built; an acknowledging transport hands it back with the ack. */
+  sendMicros: number;
+}
+
+/**
+ * What a connection tells its agent. Never called synchronously from
+ * `open`, and never after the agent called `close` or `destroy`.
+ */
+export interface ConnectionListener {
+  /** Established, `micros` after `open` was called. */
+  connected(micros: number): void;
+  /** Something failed; `fatal` means the connection is gone and the agent must open another. */
+  failed(kind: ErrorKind, code: string, fatal: boolean): void;
+  /** The peer confirmed the message sent at `sendMicros` (acknowledging protocols only). */
+  acknowledged(sendMicros: number): void;
+}
+
+export interface AgentConnection {
+  /** Bytes accepted by `send` that the kernel has not taken yet: a flooding agent waits while this is high. */
+  readonly pendingBytes: number;
+  /** Sends messages due at the same moment; accepted while still connecting (sent once connected). */
+  send(batch: readonly OutgoingMessage[]): void;
+  /** Graceful: what was sent still reaches the peer. */
+  close(): void;
+  /** Now, discarding anything unsent. */
+  destroy(): void;
+}
+
+export interface Transport {
+  readonly protocol: Protocol;
+  /** Whether the peer acknowledges messages (latency is then send → ack). */
+  readonly acknowledged: boolean;
+  open(localAddress: string, listener: ConnectionListener): AgentConnection;
+}
+
+export interface TransportTarget {
+  host: string;
+  port: number;
+  connectTimeoutMs: number;
+}
