@@ -5,6 +5,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
+import YAML from 'yaml';
 import { sortRotated } from '../src/sinks/file/sink.js';
 import { formatProblem, parseConfig } from '../src/ops/config/load.js';
 import type { SluiceConfig } from '../src/ops/config/types.js';
@@ -63,17 +64,25 @@ export function requireProgram(name: string, hint: string): string | false {
   return reason;
 }
 
-/** A node config from YAML (the real loader), with ports 0 and everything under `dir`. */
+/**
+ * A node config from YAML (the real loader), everything under `dir`, and every
+ * listener on port 0 unless the YAML names a port: tests run in parallel and
+ * must never fight over a fixed port.
+ */
 export function testConfig(dir: string, yaml = ''): SluiceConfig {
-  const base = [
-    `data_dir: ${JSON.stringify(dir)}`,
-    'log: { level: warn }',
-    'shutdown_timeout: 5s',
-  ];
-  if (!yaml.includes('hostmeta:')) base.push('hostmeta: { service: { port: 0 } }');
-  const text = yaml.includes('sources:') ? [...base, yaml].join('\n')
-    : [...base, 'sources:', '  syslog_udp: { port: 0 }', '  syslog_tcp: { port: 0 }', '  http: { port: 0 }', yaml].join('\n');
-  const { config, problems } = parseConfig(text);
+  const doc = (YAML.parse(yaml) ?? {}) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  doc.data_dir = dir;
+  doc.log ??= { level: 'warn' };
+  doc.shutdown_timeout ??= '5s';
+  doc.sources ??= {};
+  for (const source of ['syslog_udp', 'syslog_tcp', 'syslog_tls', 'relp', 'http']) {
+    doc.sources[source] ??= {};
+    doc.sources[source].port ??= 0;
+  }
+  doc.hostmeta ??= {};
+  doc.hostmeta.service ??= {};
+  doc.hostmeta.service.port ??= 0;
+  const { config, problems } = parseConfig(YAML.stringify(doc));
   if (!config) throw new Error(`bad test config: ${problems.map((p) => formatProblem(p)).join('; ')}`);
   return config;
 }

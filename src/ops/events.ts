@@ -67,6 +67,40 @@ export const EVENTS = {
   hostmetaTouchesDropped: {
     code: 'SLU0313W', level: 'warn', text: 'host touches dropped: too many registrations in flight', throttleMs: THROTTLE_MS,
   },
+  relpProtocolError: {
+    code: 'SLU0400W', level: 'warn', text: 'RELP protocol error: connection closed', counter: 'framesRejected', throttleMs: THROTTLE_MS,
+  },
+  relpNotCommitted: {
+    code: 'SLU0401W', level: 'warn', text: 'RELP records answered 500: not committed by every acknowledging sink', throttleMs: THROTTLE_MS,
+  },
+  relpSessionsClosing: { code: 'SLU0402I', level: 'info', text: 'RELP sessions draining: answering what they sent, then serverclose' },
+  relpDrainIncomplete: {
+    code: 'SLU0403W', level: 'warn', text: 'RELP sessions still open at the drain deadline were closed; their unanswered records will be resent',
+  },
+  bufferOpened: { code: 'SLU0450I', level: 'info', text: 'disk buffer opened' },
+  bufferTornTail: {
+    code: 'SLU0451W', level: 'warn', text: 'disk buffer: incomplete entry at the end of the newest segment truncated (an append that never completed)',
+  },
+  bufferCorrupt: { code: 'SLU0452E', level: 'error', text: 'disk buffer: damaged entry; the rest of its segment is skipped', throttleMs: THROTTLE_MS },
+  bufferEntriesLost: { code: 'SLU0453E', level: 'error', text: 'disk buffer: entries lost to damage were skipped', throttleMs: THROTTLE_MS },
+  bufferDropped: { code: 'SLU0454W', level: 'warn', text: 'disk buffer: entry refused and its records dropped', throttleMs: THROTTLE_MS },
+  bufferWriteFailed: {
+    code: 'SLU0455E', level: 'error', text: 'disk buffer write failed; the appends of that batch were rejected', throttleMs: THROTTLE_MS,
+  },
+  bufferMaintenanceFailed: {
+    code: 'SLU0456W', level: 'warn', text: 'disk buffer: saving the checkpoint or removing a segment failed; retrying', throttleMs: THROTTLE_MS,
+  },
+  bufferCheckpointUnreadable: { code: 'SLU0457W', level: 'warn', text: 'disk buffer: checkpoint unreadable; replaying from the oldest segment' },
+  bufferStaleLock: { code: 'SLU0458I', level: 'info', text: 'disk buffer: lock left by a process that is gone taken over' },
+  sinkConnected: { code: 'SLU0500I', level: 'info', text: 'sink connected to its receiver' },
+  sinkDisconnected: {
+    code: 'SLU0501W', level: 'warn', text: 'sink lost its connection; the next send reconnects', throttleMs: THROTTLE_MS,
+  },
+  sinkSendFailed: {
+    code: 'SLU0502W', level: 'warn', text: 'sink send failed; retrying with backoff', counter: 'sinkErrors', throttleMs: THROTTLE_MS,
+  },
+  sinkRecordsDropped: { code: 'SLU0503W', level: 'warn', text: 'sink dropped records', throttleMs: THROTTLE_MS },
+  natsStreamCreated: { code: 'SLU0510I', level: 'info', text: 'JetStream stream created' },
 } as const satisfies Record<string, EventDef>;
 
 export type EventName = keyof typeof EVENTS;

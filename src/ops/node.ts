@@ -13,10 +13,12 @@ import { FileSink } from '../sinks/file/sink.js';
 import { SyslogStreamSource } from '../sources/syslog/tcp.js';
 import { SyslogUdpSource } from '../sources/syslog/udp.js';
 import { HttpSource } from '../sources/http/source.js';
+import { RelpSource } from '../sources/relp/source.js';
 import type { SinkConfig, SluiceConfig } from './config/types.js';
 import { createLogger, Telemetry } from './telemetry.js';
 import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
-import { createHostMetadataCache, type HostMetadataCache } from '../services/hostmeta/cache.js';
+import { createHostMetadataCache, HostMetadataCache } from '../services/hostmeta/cache.js';
+import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
 
 export interface NodeAddresses {
@@ -24,6 +26,7 @@ export interface NodeAddresses {
   syslogTcp: { address: string; port: number } | null;
   syslogTls: { address: string; port: number } | null;
   http: { address: string; port: number } | null;
+  relp: { address: string; port: number } | null;
   hostmeta: { address: string; port: number } | null;
 }
 
@@ -43,6 +46,7 @@ export class SluiceNode {
   private readonly tcp: SyslogStreamSource | null = null;
   private readonly tls: SyslogStreamSource | null = null;
   private readonly http: HttpSource | null = null;
+  private readonly relp: RelpSource | null = null;
   private stopped: Promise<boolean> | null = null;
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
@@ -56,6 +60,7 @@ export class SluiceNode {
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
     if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogStreamSource(syslogTcp, 'tcp', this.pipeline, this.telemetry));
     if (syslogTls.enabled) this.sources.push(this.tls = new SyslogStreamSource(syslogTls, 'tls', this.pipeline, this.telemetry));
+    if (config.sources.relp.enabled) this.sources.push(this.relp = new RelpSource(config.sources.relp, this.pipeline, this.telemetry));
     if (config.sources.http.enabled) this.sources.push(this.http = new HttpSource(config.sources.http, this.pipeline, this.telemetry));
   }
 
@@ -73,6 +78,7 @@ export class SluiceNode {
   addresses(): NodeAddresses {
     return { syslogUdp: this.udp?.address() ?? null, syslogTcp: this.tcp?.address() ?? null, syslogTls: this.tls?.address() ?? null,
       http: this.http?.address() ?? null,
+      relp: this.relp?.address() ?? null,
       hostmeta: this.hostmetaService === null ? null : { address: this.hostmetaService.address, port: this.hostmetaService.port } };
   }
 
@@ -96,9 +102,14 @@ export class SluiceNode {
     const { service, client } = this.config.hostmeta;
     if (service.enabled) this.hostmetaService = await startHostmetaService(service, this.telemetry);
     if (!client.enabled) return;
-    const url = client.url ?? (this.hostmetaService ? serviceUrl(this.hostmetaService) : null);
-    if (url === null) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');
-    this.hostmetaCache = createHostMetadataCache({ ...client, url }, this.telemetry);
+    if (client.url === null) {
+      if (this.hostmetaService === null) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');
+      // The service is in this process: ask its store directly rather than over loopback HTTP.
+      const local = new LocalHostmetaClient(this.hostmetaService.store, this.config.hostmeta.service.maxDocumentBytes);
+      this.hostmetaCache = new HostMetadataCache(local, { ...client, url: serviceUrl(this.hostmetaService) }, this.telemetry);
+    } else {
+      this.hostmetaCache = createHostMetadataCache({ ...client, url: client.url }, this.telemetry);
+    }
     this.pipeline.useMetadata(this.hostmetaCache);
   }
 

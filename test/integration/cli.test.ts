@@ -85,7 +85,7 @@ test('cli: SIGTERM stops accepting, drains, flushes everything and exits 0 withi
   const config = path.join(dir, 'sluice.yaml');
   writeFileSync(config, [
     `data_dir: ${JSON.stringify(dir)}`,
-    'sources:', '  syslog_udp: { port: 0 }', '  syslog_tcp: { port: 0 }', '  http: { port: 0 }',
+    'sources:', '  syslog_udp: { port: 0 }', '  syslog_tcp: { port: 0 }', '  http: { port: 0 }', '  relp: { port: 0 }',
     'hostmeta: { service: { port: 0 } }',
     // A long batch delay: only the shutdown flush can write these records.
     'sinks:', '  files:', '    type: file', '    batch_delay: 60s', '    batch_size: 64MiB',

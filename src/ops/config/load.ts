@@ -467,6 +467,14 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         clientCertificates: tls.client_certificates,
         maxFrameBytes: size(tls.max_frame),
       },
+      relp: {
+        enabled: c.sources.relp.enabled,
+        address: c.sources.relp.address,
+        port: c.sources.relp.port,
+        maxFrameBytes: size(c.sources.relp.max_frame),
+        window: c.sources.relp.window,
+        drainTimeoutMs: duration(c.sources.relp.drain_timeout),
+      },
       http: {
         enabled: http.enabled,
         address: http.address,

@@ -197,11 +197,25 @@ export const HttpSourceSchema = section(
   'Logs over HTTP: OTLP and newline-delimited JSON or text (see http.md).',
 );
 
+export const RelpSourceSchema = section(
+  {
+    enabled: Type.Boolean({ description: 'Accept RELP, the acknowledged protocol of rsyslog\'s omrelp: a message is answered 200 only once committed.', default: true }),
+    address: address('Address the RELP listener binds to.'),
+    port: Type.Integer({ description: 'RELP port; 0 picks a free port.', default: 2514, minimum: 0, maximum: 65535 }),
+    max_frame: size('128KiB', 'Largest message a RELP frame may carry; a larger one closes its connection. From 64 bytes to 16MiB.',
+      { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' }),
+    window: Type.Integer({ description: 'Unanswered messages a session may have before the node stops reading it (librelp\'s default window is 128).', default: 128, minimum: 1, maximum: 65536 }),
+    drain_timeout: duration('2s', 'On shutdown, how long sessions get to have their messages committed and answered before serverclose.'),
+  },
+  'RELP (see relp.md).',
+);
+
 export const SourcesSchema = section(
   {
     syslog_udp: SyslogUdpSchema,
     syslog_tcp: SyslogTcpSchema,
     syslog_tls: SyslogTlsSchema,
+    relp: RelpSourceSchema,
     http: HttpSourceSchema,
   },
   'Where log records come from.',

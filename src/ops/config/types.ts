@@ -6,6 +6,7 @@
 
 import type { TenantLimits } from '../../core/limits.js';
 import type { HttpSourceConfig } from '../../sources/http/source.js';
+import type { RelpSourceConfig } from '../../sources/relp/source.js';
 import type { HostmetaClientConfig, HostmetaServiceConfig } from '../../services/hostmeta/config.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -86,6 +87,7 @@ export interface SluiceConfig {
     syslogUdp: SyslogUdpSourceConfig;
     syslogTcp: SyslogTcpSourceConfig;
     syslogTls: SyslogTlsSourceConfig;
+    relp: RelpSourceConfig;
     http: HttpSourceConfig;
   };
   tenants: TenantConfig[];

@@ -17,6 +17,8 @@
 import type { Counter, Gauge } from 'prom-client';
 import type { Telemetry } from '../../ops/telemetry.js';
 import { HostmetaClient, HostmetaRequestError } from './client.js';
+import type { HostmetaCalls } from './local-client.js';
+import { TokenBucket } from '../../core/token-bucket.js';
 import type { HostmetaClientConfig } from './config.js';
 import { isHostKey, isTenantId, type HostMetadata } from './schema.js';
 import { mergeDocument } from './store.js';
@@ -82,11 +84,13 @@ export class HostMetadataCache {
   private readonly results: Record<CacheLookupResult, Counter.Internal>;
   private readonly size: Gauge<never>;
   private closing: Promise<void> | null = null;
+  private readonly touchBudget: TokenBucket;
 
   /** The cache owns `client` and closes it on close(). */
-  constructor(private readonly client: HostmetaClient, private readonly config: HostmetaClientConfig,
+  constructor(private readonly client: HostmetaCalls, private readonly config: HostmetaClientConfig,
     private readonly telemetry: Telemetry, options: HostMetadataCacheOptions = {}) {
     this.now = options.now ?? Date.now;
+    this.touchBudget = new TokenBucket(config.touchesPerSecond, config.touchesPerSecond, this.now());
     const lookups = telemetry.hostmetaCacheLookups;
     this.results = {
       hit: lookups.labels('hit'),
@@ -159,6 +163,13 @@ export class HostMetadataCache {
       // nextTouchAt is left alone: the host's next message tries again.
       this.telemetry.hostmetaTouchesDropped.inc();
       this.telemetry.emit('hostmetaTouchesDropped', { reason: 'in_flight', in_flight: this.touches.size });
+      return;
+    }
+    // Registrations are bookkeeping: when thousands of hosts appear at once they
+    // must not take the time ingestion needs. Spread them; the next message retries.
+    if (!this.touchBudget.tryTake(1, now)) {
+      this.telemetry.hostmetaTouchesDropped.inc();
+      this.telemetry.emit('hostmetaTouchesDropped', { reason: 'rate', per_second: this.config.touchesPerSecond });
       return;
     }
     entry.nextTouchAt = now + this.config.touchIntervalMs;

@@ -65,6 +65,8 @@ export interface HostmetaClientConfig {
   touchIntervalMs: number;
   /** Registrations and refreshes outstanding at once; past this, touches are dropped and counted. */
   maxTouchesInFlight: number;
+  /** Registrations and refreshes started per second at most (the rest wait for the host's next message). */
+  touchesPerSecond: number;
 }
 
 export const DEFAULT_HOSTMETA_CLIENT_CONFIG: Readonly<HostmetaClientConfig> = Object.freeze({
@@ -85,4 +87,5 @@ export const DEFAULT_HOSTMETA_CLIENT_CONFIG: Readonly<HostmetaClientConfig> = Ob
   maxLookupsInFlight: 256,
   touchIntervalMs: 60_000,
   maxTouchesInFlight: 256,
+  touchesPerSecond: 1000,
 });

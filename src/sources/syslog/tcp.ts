@@ -234,7 +234,8 @@ export class SyslogStreamSource implements Source {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: this.config.address, port: this.config.port }, () => {
+      // A deep accept queue absorbs reconnect storms of thousands of agents (capped by net.core.somaxconn).
+      server.listen({ host: this.config.address, port: this.config.port, backlog: 4096 }, () => {
         server.off('error', reject);
         resolve();
       });

@@ -29,6 +29,7 @@ const DEFAULTS: SluiceConfig = {
       enabled: false, address: '127.0.0.1', port: 6514, certificateFile: null, keyFile: null, clientCaFile: null,
       clientCertificates: 'none', maxFrameBytes: 64 * 1024,
     },
+    relp: { enabled: true, address: '127.0.0.1', port: 2514, maxFrameBytes: 128 * 1024, window: 128, drainTimeoutMs: 2000 },
     http: { enabled: true, address: '127.0.0.1', port: 8080, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000 },
   },
   tenants: [{ id: 'default', networks: ['127.0.0.0/8', '::1/128'], tokenHashes: [], certificates: [], limits: NO_LIMITS }],
@@ -242,7 +243,7 @@ describe('unknown keys', () => {
     ['log:\n  colour: red\n', 'log.colour', 'level'],
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
     ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame'],
-    ['sources:\n  colour: red\n', 'sources.colour', 'syslog_udp, syslog_tcp, syslog_tls, http'],
+    ['sources:\n  colour: red\n', 'sources.colour', 'syslog_udp, syslog_tcp, syslog_tls, relp, http'],
     ['tenants:\n  a:\n    colour: red\n', 'tenants.a.colour', 'networks, tokens, certificates, limits'],
     [
       'sinks:\n  s:\n    colour: red\n',

@@ -1,0 +1,161 @@
+/**
+ * The RELP source (rsyslog's acknowledged protocol, librelp doc/relp.html):
+ * a listener whose sessions answer each `syslog` transaction `200 OK` only
+ * once every acknowledging sink has committed the record. The at-least-once
+ * path for real agents: what is not answered is resent by the agent.
+ */
+import net from 'node:net';
+import type { ComponentHealth, Source } from '../../core/component.js';
+import type { Pipeline } from '../../core/pipeline.js';
+import { normalizeAddress, SessionIdentity } from '../../core/identity.js';
+import type { Telemetry } from '../../ops/telemetry.js';
+import { RelpSession, type RelpSessionContext } from './session.js';
+
+export interface RelpSourceConfig {
+  enabled: boolean;
+  address: string;
+  port: number;
+  /** The largest DATA a frame may carry (librelp's default: 128 KiB); a larger DATALEN closes the connection. */
+  maxFrameBytes: number;
+  /** The most unanswered `syslog` transactions a session may have before it stops reading. */
+  window: number;
+  /**
+   * On stop, how long sessions get to have their records committed and
+   * answered and to close after `serverclose` (capped by the node's deadline).
+   */
+  drainTimeoutMs: number;
+}
+
+export const DEFAULT_RELP_SOURCE_CONFIG: Readonly<RelpSourceConfig> = {
+  enabled: true,
+  address: '127.0.0.1',
+  port: 2514,
+  maxFrameBytes: 128 * 1024,
+  // librelp's default client window: a librelp agent never waits on ours.
+  window: 128,
+  drainTimeoutMs: 2000,
+};
+
+/**
+ * After every reply and the serverclose hint are sent, how long stop() waits
+ * for agents to close their side. An idle librelp client only reads when it
+ * next sends, so it may never see the hint in time; closing loses nothing then.
+ */
+const PEER_CLOSE_GRACE_MS = 250;
+
+/** Resolves when `work` does or at `until` (epoch ms), whichever is first. */
+async function settledBy(work: Promise<unknown>, until: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.max(0, until - Date.now())); });
+  await Promise.race([work, expired]);
+  clearTimeout(timer);
+}
+
+export class RelpSource implements Source {
+  readonly name = 'relp';
+  private server: net.Server | null = null;
+  private readonly openSessions = new Set<RelpSession>();
+  private readonly context: RelpSessionContext;
+
+  constructor(private readonly config: RelpSourceConfig, private readonly pipeline: Pipeline, private readonly telemetry: Telemetry) {
+    const labels = { source: this.name };
+    this.context = {
+      sourceName: this.name,
+      pipeline,
+      telemetry,
+      counters: {
+        records: telemetry.recordsReceived.labels(labels),
+        bytes: telemetry.bytesReceived.labels(labels),
+        parseErrors: telemetry.parseErrors.labels(labels),
+        invalidUtf8: telemetry.invalidUtf8.labels(labels),
+      },
+      maxFrameBytes: config.maxFrameBytes,
+      window: Math.max(1, config.window),
+      onClose: this.onSessionClose,
+    };
+  }
+
+  /** The bound address (the configured port may be 0). */
+  address(): net.AddressInfo | null {
+    const address = this.server?.address();
+    return address && typeof address === 'object' ? address : null;
+  }
+
+  /** Open sessions, e.g. for asking some of them to reconnect elsewhere (RelpSession.serverClose). */
+  sessions(): IterableIterator<RelpSession> {
+    return this.openSessions.values();
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    // Half-open: a client that ends its side still gets the responses to what it sent.
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, this.onConnection);
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.config.address, port: this.config.port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.telemetry.emit('sourceError', { source: this.name, error: err.message }));
+    const bound = this.address();
+    this.telemetry.emit('listening', { source: this.name, address: bound?.address, port: bound?.port });
+  }
+
+  /**
+   * Stop accepting; ask every session to close (each answers what it read,
+   * then sends `serverclose` and ends its side); wait, bounded, for that and
+   * briefly for the agents to close theirs; destroy what is left.
+   */
+  async stop(deadline: number): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const sessions = [...this.openSessions];
+    if (sessions.length > 0) {
+      this.telemetry.emit('relpSessionsClosing', { source: this.name, sessions: sessions.length });
+      const ended = Promise.all(sessions.map((session) => session.serverClose(true)));
+      await settledBy(ended, Math.min(deadline, Date.now() + this.config.drainTimeoutMs));
+      // Once answered, nothing is lost by closing: the wait is only for agents that read promptly.
+      await settledBy(Promise.all(sessions.map((session) => session.closed)), Math.min(deadline, Date.now() + PEER_CLOSE_GRACE_MS));
+      const unfinished = [...this.openSessions].filter((session) => !session.isEnded);
+      if (unfinished.length > 0) {
+        let unanswered = 0;
+        for (const session of unfinished) unanswered += session.unanswered;
+        this.telemetry.emit('relpDrainIncomplete', { source: this.name, sessions: unfinished.length, unanswered });
+      }
+      for (const session of this.openSessions) session.destroy();
+      await Promise.all(sessions.map((session) => session.closed));
+    }
+    await serverClosed;
+  }
+
+  destroy(): void {
+    this.server?.close();
+    this.server = null;
+    for (const session of this.openSessions) session.destroy();
+  }
+
+  health(): ComponentHealth {
+    return this.server?.listening ? { healthy: true } : { healthy: false, detail: 'not listening' };
+  }
+
+  private readonly onConnection = (socket: net.Socket): void => {
+    const directory = this.pipeline.directory;
+    const peer = normalizeAddress(socket.remoteAddress ?? '');
+    const identity = new SessionIdentity(directory, directory.byAddress(peer), null);
+    if (!identity.canAuthenticate) {
+      this.telemetry.emit('connectionRefused', { source: this.name, reason: 'no_tenant', peer });
+      socket.destroy();
+      return;
+    }
+    this.openSessions.add(new RelpSession(this.context, socket, identity));
+    this.telemetry.connections.inc({ source: this.name });
+  };
+
+  private readonly onSessionClose = (session: RelpSession): void => {
+    if (this.openSessions.delete(session)) this.telemetry.connections.dec({ source: this.name });
+  };
+}
