@@ -10,6 +10,8 @@ import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
 import type { TenantLimits } from '../core/limits.js';
 import { FileSink } from '../sinks/file/sink.js';
+import { SyslogSink } from '../sinks/syslog/sink.js';
+import { NatsSink } from '../sinks/nats/sink.js';
 import { SyslogStreamSource } from '../sources/syslog/tcp.js';
 import { SyslogUdpSource } from '../sources/syslog/udp.js';
 import { HttpSource } from '../sources/http/source.js';
@@ -34,6 +36,10 @@ function buildSink(config: SinkConfig, telemetry: Telemetry): Sink {
   switch (config.type) {
     case 'file':
       return new FileSink(config, telemetry);
+    case 'syslog':
+      return new SyslogSink(config, telemetry);
+    case 'nats':
+      return new NatsSink(config, telemetry);
   }
 }
 

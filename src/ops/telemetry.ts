@@ -51,6 +51,17 @@ export class Telemetry {
   readonly hostmetaCacheEntries: Gauge<never>;
   readonly hostmetaTouchesDropped: Counter<never>;
 
+  readonly bufferDroppedRecords: Counter<'buffer' | 'reason'>;
+  readonly bufferDiscardedBytes: Counter<'buffer' | 'reason'>;
+  readonly bufferSyncs: Counter<'buffer'>;
+  readonly bufferBytes: Gauge<'buffer'>;
+  readonly bufferEntries: Gauge<'buffer'>;
+
+  readonly sinkDropped: Counter<'sink' | 'reason'>;
+  readonly sinkConnected: Gauge<'sink'>;
+  readonly sinkDuplicates: Counter<'sink'>;
+  readonly sinkTruncated: Counter<'sink'>;
+
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
 
@@ -81,6 +92,15 @@ export class Telemetry {
     this.hostmetaCacheLookups = counter('sluice_hostmeta_cache_lookups_total', 'Host metadata cache lookups, by how they were answered.', ['result']);
     this.hostmetaCacheEntries = gauge('sluice_hostmeta_cache_entries', 'Hosts held by the host metadata cache.', []);
     this.hostmetaTouchesDropped = counter('sluice_hostmeta_touches_dropped_total', 'Host registrations and last_seen refreshes dropped: too many in flight.', []);
+    this.bufferDroppedRecords = counter('sluice_buffer_dropped_records_total', 'Records a disk buffer refused (full, timeout, too_large) or lost to damage on disk (corrupt).', ['buffer', 'reason']);
+    this.bufferDiscardedBytes = counter('sluice_buffer_discarded_bytes_total', 'Bytes a disk buffer stopped trusting: a torn tail truncated at open (torn_tail) or a damaged segment\'s rest (corrupt).', ['buffer', 'reason']);
+    this.bufferSyncs = counter('sluice_buffer_syncs_total', 'Write-and-fsync rounds of a disk buffer; appends per round show the batching.', ['buffer']);
+    this.bufferBytes = gauge('sluice_buffer_bytes', 'Bytes of segment files a disk buffer holds, including appends being written.', ['buffer']);
+    this.bufferEntries = gauge('sluice_buffer_entries', 'Entries a disk buffer holds that are not yet acknowledged.', ['buffer']);
+    this.sinkDropped = counter('sluice_sink_dropped_records_total', 'Records a delivery sink gave up on, by reason (see docs/sinks.md).', ['sink', 'reason']);
+    this.sinkConnected = gauge('sluice_sink_connected', '1 while a delivery sink holds a connection to its receiver.', ['sink']);
+    this.sinkDuplicates = counter('sluice_sink_duplicates_total', 'Records the receiver reported it already had (JetStream de-duplication by message id).', ['sink']);
+    this.sinkTruncated = counter('sluice_sink_truncated_records_total', 'Records cut to the sink\'s max message size.', ['sink']);
   }
 
   /** Log an event with its stable code and increment its counter (by `count`). */

@@ -9,7 +9,8 @@
  *
  * Chunks hold whole lines only, so any prefix of chunks ends on a record
  * boundary. A mark records where one write() call's records end; once the
- * bytes up to it are released, its ack commits.
+ * bytes up to it are released, its ack commits — or fails, when the chunks
+ * were released as failed (a sender that dropped some of their records).
  */
 import type { AckToken } from '../core/ack.js';
 
@@ -18,6 +19,8 @@ interface Mark {
   end: number;
   records: number;
   ack: AckToken | null;
+  /** Part of this batch was in chunks released as failed: its ack fails too. */
+  failed: boolean;
 }
 
 export class EncodedQueue {
@@ -29,6 +32,8 @@ export class EncodedQueue {
   private appended = 0;
   private released = 0;
   private readonly marks: Mark[] = [];
+  /** End of the last settled mark: released bytes past it belong to the next mark. */
+  private settledEnd = 0;
 
   constructor(private readonly chunkSize: number) {}
 
@@ -47,7 +52,7 @@ export class EncodedQueue {
 
   /** The records appended since the last mark form one batch, settled by `ack`. */
   mark(records: number, ack: AckToken | null): void {
-    this.marks.push({ end: this.appended, records, ack });
+    this.marks.push({ end: this.appended, records, ack, failed: false });
   }
 
   /** Close the open chunk so it can be taken. */
@@ -80,8 +85,13 @@ export class EncodedQueue {
     return out;
   }
 
-  /** The first `count` chunks were written: drop them and commit the batches they complete. Returns records committed. */
-  release(count: number): number {
+  /**
+   * The first `count` chunks were sent: drop them and settle the batches they
+   * complete. `failed`: some of their records could not be delivered, so those
+   * batches' acks fail, and so does the ack of a batch that straddles into the
+   * chunks still queued. Returns records settled.
+   */
+  release(count: number, failed = false): number {
     for (const chunk of this.chunks.splice(0, count)) {
       this.released += chunk.length;
       this.bytes -= chunk.length;
@@ -91,19 +101,42 @@ export class EncodedQueue {
     while (settled < this.marks.length && this.marks[settled]!.end <= this.released) {
       const mark = this.marks[settled++]!;
       records += mark.records;
-      mark.ack?.commit();
+      this.settledEnd = mark.end;
+      if (failed || mark.failed) mark.ack?.fail();
+      else mark.ack?.commit();
     }
     this.marks.splice(0, settled);
+    if (failed && this.marks.length > 0 && this.released > this.settledEnd) this.marks[0]!.failed = true;
     return records;
   }
 
-  /** Give up on everything queued (the sink is destroyed): pending acks fail. */
-  failAll(): void {
-    for (const mark of this.marks) mark.ack?.fail();
+  /**
+   * The record starting at `offset` in the `chunk`-th oldest chunk could not
+   * be delivered: the batch it belongs to fails its ack once released.
+   */
+  failRecord(chunk: number, offset: number): void {
+    let at = this.released + offset;
+    for (let i = 0; i < chunk; i++) at += this.chunks[i]!.length;
+    for (const mark of this.marks) {
+      if (mark.end > at) {
+        mark.failed = true;
+        return;
+      }
+    }
+  }
+
+  /** Give up on everything queued (the sink is destroyed): pending acks fail. Returns the records given up on. */
+  failAll(): number {
+    let records = 0;
+    for (const mark of this.marks) {
+      records += mark.records;
+      mark.ack?.fail();
+    }
     this.marks.length = 0;
     this.chunks.length = 0;
     this.open = null;
     this.openUsed = 0;
     this.bytes = 0;
+    return records;
   }
 }

@@ -6,6 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../services/hostmeta/config.js';
+import { DEFAULT_DELIVERY } from '../../sinks/delivery/chain.js';
+import { DEFAULT_SYSLOG_PORTS, DEFAULT_SYSLOG_SINK } from '../../sinks/syslog/config.js';
+import { DEFAULT_NATS_SINK } from '../../sinks/nats/config.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -22,7 +25,7 @@ import {
   SluiceConfigSchema,
   type SluiceConfigFilled,
 } from './schema.js';
-import type { SluiceConfig } from './types.js';
+import type { SinkConfig, SluiceConfig } from './types.js';
 
 /**
  * What a problem is about:
@@ -308,6 +311,17 @@ function semanticProblems(
     }
   }
 
+  const givenSinks = isPlainObject(original) ? original['sinks'] : undefined;
+  if (isPlainObject(givenSinks)) {
+    for (const [name, sink] of Object.entries(givenSinks)) {
+      if (!isPlainObject(sink)) continue;
+      const type = typeof sink['type'] === 'string' ? sink['type'] : 'file';
+      for (const kind of ['syslog', 'nats']) {
+        if (sink[kind] !== undefined && type !== kind) report(['sinks', name, kind], `no ${kind} settings: this sink's type is ${type}`);
+      }
+    }
+  }
+
   const tenants = filled['tenants'];
   const sinks = filled['sinks'];
   if (isPlainObject(tenants)) {
@@ -495,13 +509,57 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         burstMs: duration(c.tenants[id]?.limits.burst ?? '1s'),
       },
     })),
-    sinks: yamlOrder(doc, 'sinks', c.sinks).flatMap((name) => {
+    sinks: yamlOrder(doc, 'sinks', c.sinks).flatMap((name): SinkConfig[] => {
       const s = c.sinks[name];
       if (s === undefined) return [];
+      const delivery = {
+        ...DEFAULT_DELIVERY,
+        batchBytes: size(s.batch_size),
+        batchDelayMs: duration(s.batch_delay),
+        queueHighWaterBytes: size(s.queue_high_water),
+        queueMaxBytes: Math.max(DEFAULT_DELIVERY.queueMaxBytes, 2 * size(s.queue_high_water)),
+      };
+      if (s.type === 'syslog') {
+        const f = s.syslog;
+        return [{
+          ...DEFAULT_SYSLOG_SINK,
+          ...delivery,
+          name,
+          type: 'syslog',
+          tenants: [...s.tenants],
+          protocol: f.protocol,
+          host: f.host,
+          port: f.port === 0 ? DEFAULT_SYSLOG_PORTS[f.protocol] : f.port,
+          format: f.format,
+          maxMessageBytes: size(f.max_message),
+          identitySdId: f.identity_sd_id,
+          tls: { caFile: f.tls.ca, certFile: f.tls.certificate, keyFile: f.tls.key, serverName: f.tls.server_name },
+        }];
+      }
+      if (s.type === 'nats') {
+        const n = s.nats;
+        return [{
+          ...DEFAULT_NATS_SINK,
+          ...delivery,
+          name,
+          type: 'nats',
+          tenants: [...s.tenants],
+          servers: [...n.servers],
+          stream: n.stream,
+          subjectPrefix: n.subject_prefix,
+          createStream: n.create_stream,
+          duplicateWindowMs: duration(n.duplicate_window),
+          maxInFlight: n.max_in_flight,
+          publishTimeoutMs: duration(n.publish_timeout),
+          user: n.user,
+          password: n.password,
+          token: n.token,
+        }];
+      }
       return [
         {
           name,
-          type: s.type,
+          type: 'file',
           tenants: [...s.tenants],
           path: s.path ?? path.join(c.data_dir, 'logs'),
           rotateBytes: size(s.rotate_size),

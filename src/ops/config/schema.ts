@@ -291,9 +291,59 @@ export const TenantsSchema = Type.Record(Type.String(), TenantSchema, {
   'x-expected': 'a mapping of tenant ids to tenant settings, with at least one tenant',
 });
 
+const syslogSinkSection = section(
+  {
+    protocol: Type.Union([Type.Literal('udp'), Type.Literal('tcp'), Type.Literal('tls')], {
+      description: '`udp` (RFC 5426: never waits, drops and counts when the socket is full), `tcp` (RFC 6587 octet counting) or `tls` (RFC 5425).',
+      default: 'udp',
+    }),
+    host: Type.String({ description: 'Receiver host name or address.', default: '127.0.0.1', minLength: 1 }),
+    port: Type.Integer({ description: 'Receiver port; 0 means the protocol\'s standard port (514, or 6514 for TLS).', default: 0, minimum: 0, maximum: 65535 }),
+    format: Type.Union([Type.Literal('rfc5424'), Type.Literal('rfc3164')], { description: 'Message format.', default: 'rfc5424' }),
+    max_message: size('8KiB', 'Longer messages are cut (on a character boundary) and counted.'),
+    identity_sd_id: Type.Union([Type.String({ pattern: '^[\\x21-\\x7e]{1,32}$' }), Type.Null()], {
+      description: 'SD-ID of an element with the record\'s tenant and host key added to every RFC 5424 message; `null`: none.',
+      default: null,
+      'x-type': 'SD-ID or null',
+      'x-expected': 'an SD-ID such as sluice@32473, or null',
+    }),
+    tls: section(
+      {
+        ca: optionalPath('PEM file of the CA(s) the receiver\'s certificate must chain to; `null`: the system\'s CAs.'),
+        certificate: optionalPath('PEM client certificate, for receivers that ask for one.'),
+        key: optionalPath('PEM key of `certificate`.'),
+        server_name: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+          description: 'Name the receiver\'s certificate must carry; `null`: `host`.', default: null, 'x-type': 'string or null', 'x-expected': 'a host name, or null',
+        }),
+      },
+      'TLS settings (protocol `tls`).',
+    ),
+  },
+  'Settings of a `type: syslog` sink: forwarding to a syslog receiver.',
+);
+
+const natsSinkSection = section(
+  {
+    servers: Type.Array(Type.String({ minLength: 1 }), {
+      description: 'NATS servers (`nats://host:port`); the client fails over between them.', default: ['nats://127.0.0.1:4222'], minItems: 1,
+      'x-type': 'list of URLs', 'x-expected': 'a non-empty list of nats:// URLs',
+    }),
+    stream: Type.String({ description: 'JetStream stream the records go to.', default: 'SLUICE_LOGS', pattern: '^[A-Za-z0-9_-]{1,64}$', 'x-expected': 'a stream name of letters, digits, "_" and "-"' }),
+    subject_prefix: Type.String({ description: 'Records are published to `<subject_prefix>.<tenant>.<host key>`.', default: 'logs', pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$', 'x-expected': 'dot-separated subject tokens such as logs' }),
+    create_stream: Type.Boolean({ description: 'Create the stream (subjects `<subject_prefix>.>`) when it does not exist.', default: true }),
+    duplicate_window: duration('2m', 'De-duplication window of a created stream: a re-publish within it is stored once.'),
+    max_in_flight: Type.Integer({ description: 'Publishes awaiting their JetStream acknowledgement at once.', default: 1024, minimum: 1, maximum: 65536 }),
+    publish_timeout: duration('5s', 'Longest a publish waits for its acknowledgement before the batch is retried.'),
+    user: Type.Union([Type.String(), Type.Null()], { description: 'User name, or null.', default: null, 'x-type': 'string or null', 'x-expected': 'a string, or null' }),
+    password: Type.Union([Type.String(), Type.Null()], { description: 'Password, or null.', default: null, 'x-type': 'string or null', 'x-expected': 'a string, or null' }),
+    token: Type.Union([Type.String(), Type.Null()], { description: 'Authentication token, or null.', default: null, 'x-type': 'string or null', 'x-expected': 'a string, or null' }),
+  },
+  'Settings of a `type: nats` sink: NATS JetStream, the shared bus.',
+);
+
 const fileSinkProperties = {
-  type: Type.Literal('file', {
-    description: 'Kind of sink. Only `file` exists for now.',
+  type: Type.Union([Type.Literal('file'), Type.Literal('syslog'), Type.Literal('nats')], {
+    description: 'Kind of sink: `file` (NDJSON per tenant), `syslog` (forwarding; settings under `syslog`) or `nats` (JetStream; settings under `nats`). The keys from `path` to `fsync_interval` apply to `file` sinks only.',
     default: 'file',
   }),
   tenants: Type.Array(Type.String({ 'x-expected': 'a tenant id or "*"' }), {
@@ -321,6 +371,8 @@ const fileSinkProperties = {
   batch_delay: duration('10ms', 'Longest a record waits in the batch before it is written.'),
   queue_high_water: size('8MiB', 'Bytes queued for this sink above which the sources are asked to slow down.'),
   fsync_interval: duration('20ms', 'Records from acknowledged protocols are acknowledged once fsync\'d; their fsyncs are grouped, at most one per this interval per file.'),
+  syslog: syslogSinkSection,
+  nats: natsSinkSection,
 };
 
 export const FileSinkSchema = section(fileSinkProperties, 'A sink writing one file per tenant.');

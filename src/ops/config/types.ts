@@ -7,6 +7,8 @@
 import type { TenantLimits } from '../../core/limits.js';
 import type { HttpSourceConfig } from '../../sources/http/source.js';
 import type { RelpSourceConfig } from '../../sources/relp/source.js';
+import type { SyslogSinkConfig } from '../../sinks/syslog/config.js';
+import type { NatsSinkConfig } from '../../sinks/nats/config.js';
 import type { HostmetaClientConfig, HostmetaServiceConfig } from '../../services/hostmeta/config.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -78,7 +80,7 @@ export interface FileSinkConfig {
   fsyncIntervalMs: number;
 }
 
-export type SinkConfig = FileSinkConfig;
+export type SinkConfig = FileSinkConfig | SyslogSinkConfig | NatsSinkConfig;
 
 export interface SluiceConfig {
   dataDir: string;

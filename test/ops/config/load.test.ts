@@ -16,7 +16,12 @@ import {
   parseSize,
   type ConfigProblem,
 } from '../../../src/ops/config/load.js';
-import type { SluiceConfig } from '../../../src/ops/config/types.js';
+import type { FileSinkConfig, SinkConfig, SluiceConfig } from '../../../src/ops/config/types.js';
+
+function fileSink(sink: SinkConfig | undefined): FileSinkConfig {
+  assert.equal(sink?.type, 'file');
+  return sink as FileSinkConfig;
+}
 import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../../src/services/hostmeta/config.js';
 
 const DEFAULTS: SluiceConfig = {
@@ -197,7 +202,7 @@ describe('sizes', () => {
   for (const [input, bytes] of good) {
     it(`${JSON.stringify(input)} is ${bytes} bytes`, () => {
       assert.equal(parseSize(input), bytes);
-      assert.equal(ok(stringify({ sinks: { s: { rotate_size: input } } })).sinks[0]?.rotateBytes, bytes);
+      assert.equal(fileSink(ok(stringify({ sinks: { s: { rotate_size: input } } })).sinks[0]).rotateBytes, bytes);
     });
   }
 
@@ -248,7 +253,7 @@ describe('unknown keys', () => {
     [
       'sinks:\n  s:\n    colour: red\n',
       'sinks.s.colour',
-      'type, tenants, path, rotate_size, rotate_interval, max_files, batch_size, batch_delay, queue_high_water, fsync_interval',
+      'type, tenants, path, rotate_size, rotate_interval, max_files, batch_size, batch_delay, queue_high_water, fsync_interval, syslog, nats',
     ],
   ];
   for (const [text, keyPath, allowed] of cases) {
@@ -321,15 +326,15 @@ describe('values', () => {
   it('data_dir is kept as given and sinks without a path go under it', () => {
     const config = ok('data_dir: /var/lib/sluice\n');
     assert.equal(config.dataDir, '/var/lib/sluice');
-    assert.equal(config.sinks[0]?.path, '/var/lib/sluice/logs');
-    assert.equal(ok('data_dir: state\n').sinks[0]?.path, path.join('state', 'logs'));
+    assert.equal(fileSink(config.sinks[0]).path, '/var/lib/sluice/logs');
+    assert.equal(fileSink(ok('data_dir: state\n').sinks[0]).path, path.join('state', 'logs'));
     assert.deepEqual(brief(one('data_dir: ""\n')), { path: 'data_dir', value: '', expected: 'a non-empty string' });
   });
 
   it('a sink path is kept as given', () => {
     const config = ok('sinks:\n  a:\n    path: ./out/../logs\n  b:\n    path: null\n');
     assert.deepEqual(
-      config.sinks.map((s) => s.path),
+      config.sinks.map((s) => fileSink(s).path),
       ['./out/../logs', path.join('./data', 'logs')],
     );
     assert.deepEqual(brief(one('sinks:\n  a:\n    path: 5\n')), {
@@ -339,8 +344,8 @@ describe('values', () => {
     });
   });
 
-  it('a sink type other than file is reported', () => {
-    assert.deepEqual(brief(one('sinks:\n  a:\n    type: s3\n')), { path: 'sinks.a.type', value: 's3', expected: '"file"' });
+  it('an unknown sink type is reported with the known ones', () => {
+    assert.deepEqual(brief(one('sinks:\n  a:\n    type: s3\n')), { path: 'sinks.a.type', value: 's3', expected: 'one of: file, syslog, nats' });
   });
 });
 
@@ -623,5 +628,43 @@ describe('loadConfigFile', () => {
         return true;
       },
     );
+  });
+});
+
+describe('sink types', () => {
+  it('syslog and nats sinks take their settings from their own section', () => {
+    const config = ok([
+      'sinks:',
+      '  forward:',
+      '    type: syslog',
+      '    tenants: ["*"]',
+      '    syslog: { protocol: tls, host: logs.example, tls: { ca: /etc/ca.pem } }',
+      '  bus:',
+      '    type: nats',
+      '    batch_size: 128KiB',
+      '    nats: { servers: ["nats://10.0.0.1:4222"], stream: LOGS, duplicate_window: 5m }',
+    ].join('\n'));
+    const [forward, bus] = config.sinks;
+    assert.equal(forward?.type, 'syslog');
+    if (forward?.type === 'syslog') {
+      assert.equal(forward.protocol, 'tls');
+      assert.equal(forward.port, 6514, 'port 0: the protocol\'s standard port');
+      assert.equal(forward.host, 'logs.example');
+      assert.equal(forward.tls.caFile, '/etc/ca.pem');
+    }
+    assert.equal(bus?.type, 'nats');
+    if (bus?.type === 'nats') {
+      assert.deepEqual(bus.servers, ['nats://10.0.0.1:4222']);
+      assert.equal(bus.stream, 'LOGS');
+      assert.equal(bus.duplicateWindowMs, 300_000);
+      assert.equal(bus.batchBytes, 128 * 1024);
+    }
+  });
+
+  it('settings for another type than the sink\'s are a problem', () => {
+    const problems = bad('sinks:\n  files:\n    type: file\n    nats: { stream: X }\n');
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0]?.path, 'sinks.files.nats');
+    assert.match(problems[0]?.expected ?? '', /type is file/);
   });
 });
