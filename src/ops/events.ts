@@ -51,6 +51,7 @@ export const EVENTS = {
     code: 'SLU0201E', level: 'error', text: 'file write failed; retrying', counter: 'sinkErrors', throttleMs: THROTTLE_MS,
   },
   fileRetentionFailed: { code: 'SLU0202W', level: 'warn', text: 'could not remove an old rotated file', throttleMs: THROTTLE_MS },
+  fileTornTail: { code: 'SLU0203W', level: 'warn', text: 'partial last line left by a crash cut off the active file' },
 
   hostmetaListening: { code: 'SLU0300I', level: 'info', text: 'host metadata service listening' },
   hostmetaStopped: { code: 'SLU0301I', level: 'info', text: 'host metadata service stopped' },

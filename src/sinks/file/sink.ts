@@ -274,9 +274,41 @@ export class FileSink implements Sink {
       const activePath = path.join(file.dir, ACTIVE_FILE);
       file.handle = await open(activePath, 'a');
       const st = await file.handle.stat();
-      file.size = st.size;
+      file.size = st.size > 0 ? await this.dropTornTail(file, activePath, st.size) : 0;
       // A file left by an earlier run keeps its age, so rotation by time stays honest.
       file.openedAt = st.size > 0 ? Math.min(st.birthtimeMs || st.mtimeMs, Date.now()) : Date.now();
+    }
+  }
+
+  /**
+   * A file left by a crash may end in part of a line (a write cut short by a
+   * power loss). Nothing in it was acknowledged (acks wait for the fsync of
+   * whole writes), so it is cut off rather than glued to the next record.
+   * Returns the size to continue from.
+   */
+  private async dropTornTail(file: TenantFile, activePath: string, size: number): Promise<number> {
+    const reader = await open(activePath, 'r');
+    try {
+      const last = Buffer.alloc(1);
+      await reader.read(last, 0, 1, size - 1);
+      if (last[0] === 0x0a) return size;
+      let end = size;
+      const window = Buffer.alloc(64 * 1024);
+      while (end > 0) {
+        const from = Math.max(0, end - window.length);
+        const { bytesRead } = await reader.read(window, 0, end - from, from);
+        const newline = window.subarray(0, bytesRead).lastIndexOf(0x0a);
+        if (newline >= 0) {
+          end = from + newline + 1;
+          break;
+        }
+        end = from;
+      }
+      await file.handle!.truncate(end);
+      this.telemetry.emit('fileTornTail', { sink: this.name, tenant: file.tenant, file: activePath, dropped_bytes: size - end });
+      return end;
+    } finally {
+      await reader.close();
     }
   }
 

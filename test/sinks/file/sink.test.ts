@@ -172,3 +172,15 @@ test('file sink: acknowledgements wait for the grouped fsync, and stop() syncs w
   assert.deepEqual(settled, [`first:${AckStatus.Committed}`, `second:${AckStatus.Committed}`, `third:${AckStatus.Committed}`]);
   assert.deepEqual(seqs(readTenantRecords(dir, 'a')), range(0, 6));
 });
+
+test('file sink: a partial last line left by a crash is cut off before new records are appended', async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(path.join(dir, 'a'), { recursive: true });
+  writeFileSync(path.join(dir, 'a', 'current.ndjson'), '{"msg":"message 0"}\n{"msg":"message 1"}\n{"msg":"mess');
+  const tel = telemetry();
+  const sink = new FileSink(config(dir), tel);
+  await sink.start();
+  sink.write('a', records('a', 2, 2), null);
+  await sink.stop(Date.now() + 5000);
+  assert.deepEqual(seqs(readTenantRecords(dir, 'a')), range(0, 4));
+});
