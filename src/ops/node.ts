@@ -12,6 +12,8 @@ import type { TenantLimits } from '../core/limits.js';
 import { FileSink } from '../sinks/file/sink.js';
 import { SyslogSink } from '../sinks/syslog/sink.js';
 import { NatsSink } from '../sinks/nats/sink.js';
+import { BufferedSink } from '../sinks/buffer/buffered-sink.js';
+import path from 'node:path';
 import { SyslogStreamSource } from '../sources/syslog/tcp.js';
 import { SyslogUdpSource } from '../sources/syslog/udp.js';
 import { HttpSource } from '../sources/http/source.js';
@@ -32,7 +34,13 @@ export interface NodeAddresses {
   hostmeta: { address: string; port: number } | null;
 }
 
-function buildSink(config: SinkConfig, telemetry: Telemetry): Sink {
+function buildSink(config: SinkConfig, dataDir: string, telemetry: Telemetry): Sink {
+  const sink = buildBareSink(config, telemetry);
+  if (config.diskBuffer === null) return sink;
+  return new BufferedSink(sink, path.join(dataDir, 'buffers', config.name), config.diskBuffer, telemetry);
+}
+
+function buildBareSink(config: SinkConfig, telemetry: Telemetry): Sink {
   switch (config.type) {
     case 'file':
       return new FileSink(config, telemetry);
@@ -59,7 +67,7 @@ export class SluiceNode {
 
   constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log.level)) {
     this.telemetry = new Telemetry(logger);
-    this.sinks = config.sinks.map((sink) => buildSink(sink, this.telemetry));
+    this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry);
     const { syslogUdp, syslogTcp, syslogTls } = config.sources;

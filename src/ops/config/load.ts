@@ -9,6 +9,7 @@ import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../services/hostmeta/config.j
 import { DEFAULT_DELIVERY } from '../../sinks/delivery/chain.js';
 import { DEFAULT_SYSLOG_PORTS, DEFAULT_SYSLOG_SINK } from '../../sinks/syslog/config.js';
 import { DEFAULT_NATS_SINK } from '../../sinks/nats/config.js';
+import { DEFAULT_DISK_BUFFER_CONFIG } from '../../sinks/buffer/config.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -512,6 +513,10 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
     sinks: yamlOrder(doc, 'sinks', c.sinks).flatMap((name): SinkConfig[] => {
       const s = c.sinks[name];
       if (s === undefined) return [];
+      const diskBuffer = s.buffer.type === 'disk'
+        ? { ...DEFAULT_DISK_BUFFER_CONFIG, maxBytes: size(s.buffer.max_size), whenFull: s.buffer.when_full, blockTimeoutMs: duration(s.buffer.block_timeout),
+          segmentBytes: Math.min(DEFAULT_DISK_BUFFER_CONFIG.segmentBytes, size(s.buffer.max_size)) }
+        : null;
       const delivery = {
         ...DEFAULT_DELIVERY,
         batchBytes: size(s.batch_size),
@@ -525,6 +530,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
           ...DEFAULT_SYSLOG_SINK,
           ...delivery,
           name,
+          diskBuffer,
           type: 'syslog',
           tenants: [...s.tenants],
           protocol: f.protocol,
@@ -542,6 +548,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
           ...DEFAULT_NATS_SINK,
           ...delivery,
           name,
+          diskBuffer,
           type: 'nats',
           tenants: [...s.tenants],
           servers: [...n.servers],
@@ -559,6 +566,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
       return [
         {
           name,
+          diskBuffer,
           type: 'file',
           tenants: [...s.tenants],
           path: s.path ?? path.join(c.data_dir, 'logs'),

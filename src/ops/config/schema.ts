@@ -373,6 +373,21 @@ const fileSinkProperties = {
   fsync_interval: duration('20ms', 'Records from acknowledged protocols are acknowledged once fsync\'d; their fsyncs are grouped, at most one per this interval per file.'),
   syslog: syslogSinkSection,
   nats: natsSinkSection,
+  buffer: section(
+    {
+      type: Type.Union([Type.Literal('memory'), Type.Literal('disk')], {
+        description: '`memory`: the sink\'s own bounded queue only. `disk`: records are acknowledged once fsync\'d to an on-disk buffer under `<data_dir>/buffers/<sink>/`, and leave it once the sink has committed them, so a sink that is down (or a node that is killed) loses nothing acknowledged. See disk-buffer.md.',
+        default: 'memory',
+      }),
+      max_size: size('1GiB', 'Disk buffer: most bytes it holds on disk.'),
+      when_full: Type.Union([Type.Literal('block'), Type.Literal('drop_newest')], {
+        description: 'Disk buffer, when full: `block` (sources are slowed; a batch that finds no room within `block_timeout` is refused) or `drop_newest` (the new batch is refused at once). Refusals are counted in `sluice_buffer_dropped_records_total`; acknowledged protocols see them as failures.',
+        default: 'block',
+      }),
+      block_timeout: duration('30s', 'Disk buffer with `block`: longest a batch waits for room.'),
+    },
+    'Optional disk buffer in front of this sink.',
+  ),
 };
 
 export const FileSinkSchema = section(fileSinkProperties, 'A sink writing one file per tenant.');

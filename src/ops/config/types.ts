@@ -9,6 +9,7 @@ import type { HttpSourceConfig } from '../../sources/http/source.js';
 import type { RelpSourceConfig } from '../../sources/relp/source.js';
 import type { SyslogSinkConfig } from '../../sinks/syslog/config.js';
 import type { NatsSinkConfig } from '../../sinks/nats/config.js';
+import type { DiskBufferConfig } from '../../sinks/buffer/config.js';
 import type { HostmetaClientConfig, HostmetaServiceConfig } from '../../services/hostmeta/config.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -80,7 +81,8 @@ export interface FileSinkConfig {
   fsyncIntervalMs: number;
 }
 
-export type SinkConfig = FileSinkConfig | SyslogSinkConfig | NatsSinkConfig;
+/** Every sink may sit behind a disk buffer (null: none). */
+export type SinkConfig = (FileSinkConfig | SyslogSinkConfig | NatsSinkConfig) & { diskBuffer: DiskBufferConfig | null };
 
 export interface SluiceConfig {
   dataDir: string;

@@ -4,7 +4,7 @@
  * so no backtracking) proves; only the rest go through JSON.stringify.
  * Field reference: docs/record.md.
  */
-import type { LogRecord } from '../../core/record.js';
+import { LogRecord, SourceInfo } from '../../core/record.js';
 
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\]/;
 
@@ -55,4 +55,33 @@ function finish(line: string, rec: LogRecord): string {
   if (rec.parseError) line += ',"parse_error":true';
   if (rec.invalidUtf8) line += ',"invalid_utf8":true';
   return line + '}\n';
+}
+
+/**
+ * The inverse of encodeRecord, for records read back from a disk buffer.
+ * Throws on a line that is not an encoded record (buffer entries are
+ * CRC-checked, so that means a bug, not a torn write).
+ */
+export function decodeRecord(line: string): LogRecord {
+  const o = JSON.parse(line) as Record<string, unknown>;
+  const rec = new LogRecord();
+  rec.ts = String(o.ts);
+  rec.received = String(o.received);
+  rec.tenant = String(o.tenant);
+  rec.host = String(o.host);
+  rec.hostname = (o.hostname as string | null) ?? null;
+  rec.app = (o.app as string | null) ?? null;
+  rec.procid = (o.procid as string | null) ?? null;
+  rec.msgid = (o.msgid as string | null) ?? null;
+  rec.facility = Number(o.facility);
+  rec.severity = Number(o.severity);
+  rec.sd = (o.sd as LogRecord['sd']) ?? null;
+  rec.msg = String(o.msg);
+  const source = o.source as { protocol: SourceInfo['protocol']; address: string; port: number } | null;
+  rec.source = source ? new SourceInfo(source.protocol, source.address, source.port) : null;
+  rec.meta = (o.meta as Record<string, unknown> | undefined) ?? null;
+  rec.parseError = o.parse_error === true;
+  rec.invalidUtf8 = o.invalid_utf8 === true;
+  rec.size = line.length;
+  return rec;
 }

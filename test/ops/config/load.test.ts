@@ -51,6 +51,7 @@ const DEFAULTS: SluiceConfig = {
       batchDelayMs: 10,
       queueHighWaterBytes: 8 * 1024 * 1024,
       fsyncIntervalMs: 20,
+      diskBuffer: null,
     },
   ],
   shutdownTimeoutMs: 10_000,
@@ -253,7 +254,7 @@ describe('unknown keys', () => {
     [
       'sinks:\n  s:\n    colour: red\n',
       'sinks.s.colour',
-      'type, tenants, path, rotate_size, rotate_interval, max_files, batch_size, batch_delay, queue_high_water, fsync_interval, syslog, nats',
+      'type, tenants, path, rotate_size, rotate_interval, max_files, batch_size, batch_delay, queue_high_water, fsync_interval, syslog, nats, buffer',
     ],
   ];
   for (const [text, keyPath, allowed] of cases) {

@@ -1,0 +1,197 @@
+/**
+ * A sink behind a disk buffer: what sources hand over is appended to the
+ * buffer and acknowledged once the buffer has fsync'd it; a pump reads the
+ * buffer and feeds the sink, and an entry leaves the buffer only once the
+ * sink has committed it. A sink that is down for a while (or a node that is
+ * killed meanwhile) then loses nothing that was acknowledged, and the other
+ * sinks of the route never wait for it.
+ *
+ * Entries hold the records as NDJSON lines (encodeRecord), decoded again for
+ * the sink: one encoding for every kind of sink, at the cost of encoding
+ * twice on this path.
+ */
+import type { ComponentHealth, Sink } from '../../core/component.js';
+import { AckStatus, AckToken } from '../../core/ack.js';
+import type { LogRecord } from '../../core/record.js';
+import { timerDelay } from '../../core/clock.js';
+import type { Telemetry } from '../../ops/telemetry.js';
+import { decodeRecord, encodeRecord } from '../file/encode.js';
+import { DiskBuffer, type BufferEntry } from './disk-buffer.js';
+import type { DiskBufferConfig } from './config.js';
+
+/** Entries handed to the sink and not yet committed, at most. */
+const DELIVERY_WINDOW = 64;
+/** Bytes of appends not yet durable above which sources are asked to slow down. */
+const APPEND_HIGH_WATER = 8 * 1024 * 1024;
+
+interface InFlight {
+  id: number;
+  status: AckStatus | null;
+}
+
+export class BufferedSink implements Sink {
+  readonly acknowledges = true;
+  readonly name: string;
+  private buffer: DiskBuffer | null = null;
+  private appendingBytes = 0;
+  private isCongested = false;
+  private readonly drainListeners: (() => void)[] = [];
+  private readonly appends = new Set<Promise<void>>();
+  private pump: Promise<void> | null = null;
+  private readonly stopReading = new AbortController();
+  private readonly window: InFlight[] = [];
+  private windowFreed: (() => void) | null = null;
+  private stopping = false;
+  private innerDrained: (() => void) | null = null;
+
+  constructor(
+    private readonly inner: Sink,
+    private readonly dir: string,
+    private readonly config: DiskBufferConfig,
+    private readonly telemetry: Telemetry,
+  ) {
+    this.name = inner.name;
+    inner.onDrain(() => {
+      const resume = this.innerDrained;
+      this.innerDrained = null;
+      resume?.();
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.inner.start();
+    this.buffer = await DiskBuffer.open(this.dir, this.config, this.telemetry, this.name);
+    this.pump = this.run(this.buffer);
+  }
+
+  write(_tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean {
+    const buffer = this.buffer;
+    if (buffer === null || this.stopping) {
+      ack?.fail();
+      return false;
+    }
+    let text = '';
+    for (let i = 0; i < records.length; i++) text += encodeRecord(records[i]!);
+    const payload = Buffer.from(text, 'utf8');
+    this.appendingBytes += payload.length;
+    const append = buffer.append(payload, records.length).then(
+      (result) => {
+        if (result.written) ack?.commit();
+        else ack?.drop(); // counted by the buffer, by reason
+      },
+      () => ack?.fail(),
+    ).finally(() => {
+      this.appendingBytes -= payload.length;
+      this.appends.delete(append);
+      if (this.isCongested && this.appendingBytes <= APPEND_HIGH_WATER / 2) {
+        this.isCongested = false;
+        for (const listener of this.drainListeners) listener();
+      }
+    });
+    this.appends.add(append);
+    if (this.appendingBytes >= APPEND_HIGH_WATER) this.isCongested = true;
+    return !this.isCongested;
+  }
+
+  queuedBytes(): number {
+    return this.appendingBytes + this.inner.queuedBytes();
+  }
+
+  congested(): boolean {
+    return this.isCongested;
+  }
+
+  onDrain(listener: () => void): void {
+    this.drainListeners.push(listener);
+  }
+
+  /** Appends finish; the pump stops reading; what the sink holds is flushed; the rest stays on disk for the next start. */
+  async stop(deadline: number): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await Promise.all([...this.appends]);
+    this.stopReading.abort();
+    this.windowFreed?.();
+    this.innerDrained?.();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.pump, new Promise((resolve) => { timer = setTimeout(resolve, timerDelay(deadline - Date.now())); })]);
+    clearTimeout(timer);
+    try {
+      await this.inner.stop(deadline);
+    } finally {
+      this.acknowledgeSettled();
+      await this.buffer?.close();
+    }
+  }
+
+  destroy(): void {
+    this.stopping = true;
+    this.stopReading.abort();
+    this.inner.destroy();
+    void this.buffer?.close().catch(() => undefined);
+  }
+
+  health(): ComponentHealth {
+    return this.inner.health();
+  }
+
+  /** Read entries in order and hand them to the sink, at most DELIVERY_WINDOW uncommitted at a time. */
+  private async run(buffer: DiskBuffer): Promise<void> {
+    try {
+      for await (const entries of buffer.batches(undefined, this.stopReading.signal)) {
+        for (const entry of entries) {
+          while (this.window.length >= DELIVERY_WINDOW && !this.stopReading.signal.aborted) {
+            await new Promise<void>((resolve) => { this.windowFreed = resolve; });
+          }
+          if (this.stopReading.signal.aborted) return;
+          await this.deliver(entry);
+        }
+      }
+    } catch (err) {
+      if (!this.stopReading.signal.aborted) this.telemetry.emit('sourceError', { source: `buffer:${this.name}`, error: (err as Error).message });
+    }
+  }
+
+  private async deliver(entry: BufferEntry): Promise<void> {
+    const lines = entry.payload.toString('utf8').split('\n');
+    const records: LogRecord[] = [];
+    for (const line of lines) if (line !== '') records.push(decodeRecord(line));
+    const slot: InFlight = { id: entry.id, status: null };
+    this.window.push(slot);
+    const ack = new AckToken((status) => {
+      slot.status = status;
+      this.acknowledgeSettled();
+    });
+    const tenant = records[0]?.tenant ?? '';
+    let clear = true;
+    if (this.inner.acknowledges) {
+      ack.retain();
+      clear = this.inner.write(tenant, records, ack);
+      ack.seal();
+    } else {
+      clear = this.inner.write(tenant, records, null);
+      ack.seal();
+    }
+    if (!clear && this.inner.congested()) await new Promise<void>((resolve) => { this.innerDrained = resolve; });
+  }
+
+  /**
+   * Remove settled entries from the front of the window and acknowledge them
+   * in the buffer. An entry the sink failed while stopping stops the
+   * acknowledgements there, so it and what follows replay on the next start;
+   * one it failed otherwise was refused for good (counted by the sink).
+   */
+  private acknowledgeSettled(): void {
+    let last = -1;
+    while (this.window.length > 0) {
+      const head = this.window[0]!;
+      if (head.status === null || (head.status === AckStatus.Failed && this.stopping)) break;
+      last = head.id;
+      this.window.shift();
+    }
+    if (last >= 0 && this.buffer !== null) this.buffer.acknowledge(last);
+    const freed = this.windowFreed;
+    this.windowFreed = null;
+    freed?.();
+  }
+}
