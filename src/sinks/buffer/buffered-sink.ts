@@ -163,15 +163,10 @@ export class BufferedSink implements Sink {
       this.acknowledgeSettled();
     });
     const tenant = records[0]?.tenant ?? '';
-    let clear = true;
-    if (this.inner.acknowledges) {
-      ack.retain();
-      clear = this.inner.write(tenant, records, ack);
-      ack.seal();
-    } else {
-      clear = this.inner.write(tenant, records, null);
-      ack.seal();
-    }
+    // A sink that does not acknowledge has taken the entry once write() returns.
+    if (this.inner.acknowledges) ack.retain();
+    const clear = this.inner.write(tenant, records, this.inner.acknowledges ? ack : null);
+    ack.seal();
     if (!clear && this.inner.congested()) await new Promise<void>((resolve) => { this.innerDrained = resolve; });
   }
 
