@@ -9,6 +9,7 @@ import type { Sink, Source } from '../core/component.js';
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
 import type { TenantLimits } from '../core/limits.js';
+import { timerDelay } from '../core/clock.js';
 import { FileSink } from '../sinks/file/sink.js';
 import { SyslogSink } from '../sinks/syslog/sink.js';
 import { NatsSink } from '../sinks/nats/sink.js';
@@ -148,8 +149,13 @@ export class SluiceNode {
         this.telemetry.emit('shutdownDeadline', { error: (result.reason as Error).message });
       }
     }
-    await this.hostmetaCache?.close();
-    await this.hostmetaService?.close();
+    // Registrations in flight and open API connections must not hold the exit past the deadline.
+    for (const [what, closing] of [['hostmeta client', this.hostmetaCache?.close()], ['hostmeta service', this.hostmetaService?.close()]] as const) {
+      if (closing !== undefined && !(await settlesBefore(closing, deadline))) {
+        complete = false;
+        this.telemetry.emit('shutdownDeadline', { error: `${what} still closing at the deadline` });
+      }
+    }
     this.telemetry.emit('nodeStopped', await this.totals());
     return complete;
   }
@@ -171,4 +177,14 @@ export class SluiceNode {
 function serviceUrl(service: RunningHostmetaService): string {
   const host = service.address.includes(':') ? `[${service.address}]` : service.address;
   return `http://${host}:${service.port}`;
+}
+
+/** Whether `work` settles (either way) before `deadline`. */
+async function settlesBefore(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timerDelay(deadline - Date.now())); });
+  const settled = work.then(() => true as const, () => true as const);
+  const result = await Promise.race([settled, expired]);
+  clearTimeout(timer);
+  return result;
 }
