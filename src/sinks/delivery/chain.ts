@@ -69,6 +69,8 @@ export class DeliverySink implements Sink {
   private isCongested = false;
   private readonly drainListeners: (() => void)[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
+  /** Records dropped by sends whose write() had not completed yet (see settle). */
+  private uncountedDrops = 0;
   private looping = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private wakeRetry: (() => void) | null = null;
@@ -249,7 +251,12 @@ export class DeliverySink implements Sink {
     let bytes = 0;
     for (let i = 0; i < chunks; i++) bytes += this.batch.chunks[i]!.length;
     const records = this.queue.release(chunks, failed);
-    this.stats.written.inc(Math.max(0, records - this.batch.droppedRecords));
+    // Records complete when their write()'s last chunk is released, possibly a
+    // later send than the one that dropped some of them: carry drops over.
+    this.uncountedDrops += this.batch.droppedRecords;
+    const dropped = Math.min(records, this.uncountedDrops);
+    this.uncountedDrops -= dropped;
+    this.stats.written.inc(records - dropped);
     this.stats.writtenBytes.inc(bytes);
     this.afterRelease();
   }

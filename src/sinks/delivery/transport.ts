@@ -19,6 +19,7 @@ export type DropReason =
   | 'shutdown'
   /** UDP: the socket's send queue was full. */
   | 'socket_full'
+  | 'kernel_full'
   /** UDP: the operating system reported an error for the datagram. */
   | 'send_error'
   /** The receiver refuses records this large. */

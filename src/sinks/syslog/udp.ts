@@ -131,7 +131,8 @@ export class UdpTransport implements DeliveryTransport {
 
   private flushCounts(): void {
     if (this.full + this.tooLarge + this.failed === 0) return;
-    this.stats.drop('socket_full', this.full, this.lastError);
+    // Handed to the socket (so already counted as written), then refused by the kernel.
+    this.stats.drop('kernel_full', this.full, this.lastError);
     this.stats.drop('too_large', this.tooLarge, this.lastError);
     this.stats.drop('send_error', this.failed, this.lastError);
     this.full = this.tooLarge = this.failed = 0;

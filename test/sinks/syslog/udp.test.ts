@@ -86,6 +86,8 @@ test('udp: past max_pending_datagrams sends are dropped and counted as socket_fu
   const full = await telemetry.value('sluice_sink_dropped_records_total', { sink: 'fwd_udp', reason: 'socket_full' });
   assert.ok(full > 0, 'some sends were refused');
   assert.equal(written + full, total, 'every record is either handed to the socket or counted as dropped');
+  const kernelFull = await telemetry.value('sluice_sink_dropped_records_total', { sink: 'fwd_udp', reason: 'kernel_full' });
+  assert.ok(kernelFull <= written, 'the kernel can only refuse datagrams it was handed');
   await waitFor('the datagrams handed over', () => rx.messages.length >= written * 0.9);
   assert.ok(maxGap < 250, `the event loop stalled for ${maxGap.toFixed(0)} ms`);
 });

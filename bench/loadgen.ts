@@ -1,0 +1,69 @@
+/**
+ * W5 drives `sluice loadgen` (src/ops/loadgen): many agents at a steady rate,
+ * latency measured from the client side by following the node's sink files.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { SLUICE_CLI } from './peers.js';
+import { HOST } from './ports.js';
+import type { ProcessGroup } from './processes.js';
+
+export interface LoadgenOptions {
+  tcpPort: number;
+  agents: number;
+  /** Messages per second per agent. */
+  rate: number;
+  durationSeconds: number;
+  reportDir: string;
+  /** The node's data_dir: loadgen's probe follows the sink files under it. */
+  dataDir: string;
+}
+
+/** The part of loadgen's report.json the benchmark reads. */
+export interface LoadgenReport {
+  sent: number;
+  delivered: number;
+  lost: number;
+  errors: { connect: number; reset: number; other: number };
+  throughputPerSec: number;
+  latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; count: number };
+}
+
+export function loadgenArguments(o: LoadgenOptions): string[] {
+  return [
+    SLUICE_CLI, 'loadgen',
+    '--target', `tcp://${HOST}:${o.tcpPort}`,
+    '--agents', String(o.agents),
+    '--rate', String(o.rate),
+    '--duration', `${o.durationSeconds}s`,
+    '--pattern', 'steady',
+    '--report-dir', o.reportDir,
+    '--data-dir', o.dataDir,
+  ];
+}
+
+function isReport(value: unknown): value is LoadgenReport {
+  const r = value as LoadgenReport;
+  return typeof r === 'object' && r !== null && typeof r.sent === 'number' && typeof r.delivered === 'number'
+    && typeof r.lost === 'number' && typeof r.errors === 'object' && typeof r.latencyMs === 'object'
+    && ['p50', 'p90', 'p99', 'max'].every((k) => typeof (r.latencyMs as unknown as Record<string, unknown>)[k] === 'number');
+}
+
+export async function runLoadgen(options: LoadgenOptions, group: ProcessGroup): Promise<LoadgenReport> {
+  const proc = group.spawnWithFileLimit('loadgen', process.execPath, loadgenArguments(options));
+  // Room for ramp-up, the drain and the report after the steady phase.
+  const limitMs = (options.durationSeconds + 120) * 1000;
+  const timer = setTimeout(() => void proc.stop(5000), limitMs);
+  const status = await proc.exited;
+  clearTimeout(timer);
+  const file = path.join(options.reportDir, 'report.json');
+  let report: unknown;
+  try {
+    report = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`loadgen left no readable ${file} (exit ${JSON.stringify(status)}): ${(err as Error).message}; `
+      + `${proc.stderrTail().slice(-1500)}`, { cause: err });
+  }
+  if (!isReport(report)) throw new Error(`unexpected report.json shape: ${JSON.stringify(report).slice(0, 500)}`);
+  return report;
+}

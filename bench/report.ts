@@ -1,0 +1,269 @@
+/**
+ * From raw measurements to what a reader needs: the median of each number over
+ * the repeats, the ratio sluice/peer from the same run, whether each target is
+ * met, and the tables (terminal and Markdown).
+ */
+import type { ServerName } from './servers.js';
+import type { Latency, Measurement, WorkloadName } from './workloads.js';
+
+export function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+type NumericKey = 'sent' | 'delivered' | 'lost' | 'lossPercent' | 'duplicates' | 'invalidLines' | 'unrecognisedLines' | 'seconds'
+  | 'messagesPerSecond' | 'cpuSeconds' | 'cpuSecondsPerMillion' | 'peakRssBytes' | 'heldRssBytes' | 'idleConnectionsHeld'
+  | 'idleConnectionsOpenAtEnd' | 'udpReceiveBufferBytes' | 'agents' | 'otherCpuPercent';
+
+const NUMERIC_KEYS: NumericKey[] = ['sent', 'delivered', 'lost', 'lossPercent', 'duplicates', 'invalidLines', 'unrecognisedLines',
+  'seconds', 'messagesPerSecond', 'cpuSeconds', 'cpuSecondsPerMillion', 'peakRssBytes', 'heldRssBytes', 'idleConnectionsHeld',
+  'idleConnectionsOpenAtEnd', 'udpReceiveBufferBytes', 'agents', 'otherCpuPercent'];
+
+/** Medians over the repeats of one variant on one server, with the sluice/peer ratios of the same run. */
+export interface Summary {
+  workload: WorkloadName;
+  variant: string;
+  server: ServerName;
+  repeats: number;
+  errors: string[];
+  skipped?: string;
+  values: Partial<Record<NumericKey, number>>;
+  latencyMs?: Latency;
+  errorCounts?: { connect: number; reset: number; other: number };
+  /** On a peer's row: sluice's median divided by this server's. */
+  sluiceRatio?: { messagesPerSecond?: number; cpuSecondsPerMillion?: number; peakRssBytes?: number };
+}
+
+export function summarise(measurements: Measurement[]): Summary[] {
+  const groups = new Map<string, Measurement[]>();
+  for (const m of measurements) {
+    const key = `${m.variant}\u0000${m.server}`;
+    const list = groups.get(key);
+    if (list) list.push(m);
+    else groups.set(key, [m]);
+  }
+  const summaries: Summary[] = [];
+  for (const list of groups.values()) {
+    const first = list[0]!;
+    const ok = list.filter((m) => m.error === undefined && m.skipped === undefined);
+    const values: Partial<Record<NumericKey, number>> = {};
+    for (const key of NUMERIC_KEYS) {
+      const m = median(ok.map((x) => x[key]).filter((v): v is number => typeof v === 'number'));
+      if (m !== undefined) values[key] = m;
+    }
+    const summary: Summary = {
+      workload: first.workload, variant: first.variant, server: first.server, repeats: ok.length,
+      errors: list.flatMap((m) => (m.error ? [m.error] : [])), values,
+    };
+    const skipped = list.find((m) => m.skipped)?.skipped;
+    if (skipped && ok.length === 0) summary.skipped = skipped;
+    const latencies = ok.flatMap((m) => (m.latencyMs ? [m.latencyMs] : []));
+    if (latencies.length > 0) {
+      summary.latencyMs = {
+        p50: median(latencies.map((l) => l.p50))!, p90: median(latencies.map((l) => l.p90))!,
+        p99: median(latencies.map((l) => l.p99))!, p999: median(latencies.map((l) => l.p999))!,
+        max: median(latencies.map((l) => l.max))!,
+      };
+    }
+    const errorCounts = ok.flatMap((m) => (m.errors ? [m.errors] : []));
+    if (errorCounts.length > 0) {
+      summary.errorCounts = {
+        connect: Math.max(...errorCounts.map((e) => e.connect)),
+        reset: Math.max(...errorCounts.map((e) => e.reset)),
+        other: Math.max(...errorCounts.map((e) => e.other)),
+      };
+    }
+    summaries.push(summary);
+  }
+  for (const s of summaries) {
+    if (s.server === 'sluice') continue;
+    const sluice = summaries.find((x) => x.variant === s.variant && x.server === 'sluice');
+    if (!sluice) continue;
+    const ratio = (key: 'messagesPerSecond' | 'cpuSecondsPerMillion' | 'peakRssBytes'): number | undefined => {
+      const a = sluice.values[key];
+      const b = s.values[key];
+      return a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
+    };
+    s.sluiceRatio = {};
+    for (const key of ['messagesPerSecond', 'cpuSecondsPerMillion', 'peakRssBytes'] as const) {
+      const r = ratio(key);
+      if (r !== undefined) s.sluiceRatio[key] = r;
+    }
+  }
+  return summaries;
+}
+
+export interface TargetResult {
+  target: string;
+  /** null: not measured in this run (a workload or a peer missing). */
+  met: boolean | null;
+  detail: string;
+}
+
+const MB = 1e6;
+
+function find(summaries: Summary[], variant: string, server: ServerName): Summary | undefined {
+  return summaries.find((s) => s.variant === variant && s.server === server && s.repeats > 0);
+}
+
+function fmtRatio(r: number): string {
+  return `${r.toFixed(2)}×`;
+}
+
+/** Whether each target is met; with `quick` sizes the targets do not apply (met is null), the numbers are still shown. */
+export function evaluateTargets(summaries: Summary[], quick = false): TargetResult[] {
+  const results = evaluateFullSize(summaries);
+  return quick ? results.map((r) => ({ ...r, met: null, detail: `--quick sizes, target not judged: ${r.detail}` })) : results;
+}
+
+function evaluateFullSize(summaries: Summary[]): TargetResult[] {
+  const results: TargetResult[] = [];
+  const w1 = find(summaries, 'W1', 'sluice');
+  const w1r = find(summaries, 'W1', 'rsyslog');
+  const w1n = find(summaries, 'W1', 'syslog-ng');
+  const ratio = (peer: Summary | undefined, key: 'messagesPerSecond' | 'cpuSecondsPerMillion'): number | undefined =>
+    w1 && peer ? peer.sluiceRatio?.[key] : undefined;
+
+  const thr = ratio(w1r, 'messagesPerSecond');
+  results.push({
+    target: 'W1: sluice ≥ 1.0× rsyslog msg/s', met: thr === undefined ? null : thr >= 1.0,
+    detail: thr === undefined ? 'not measured' : `${fmtRatio(thr)} (${num(w1!.values.messagesPerSecond)} vs ${num(w1r!.values.messagesPerSecond)} msg/s)`,
+  });
+  const cpu = ratio(w1r, 'cpuSecondsPerMillion');
+  results.push({
+    target: 'W1: sluice ≤ 0.8× rsyslog CPU-s per million', met: cpu === undefined ? null : cpu <= 0.8,
+    detail: cpu === undefined ? 'not measured' : `${fmtRatio(cpu)} (${dec(w1!.values.cpuSecondsPerMillion)} vs ${dec(w1r!.values.cpuSecondsPerMillion)} s)`,
+  });
+  const thrNg = ratio(w1n, 'messagesPerSecond');
+  results.push({
+    target: 'W1: sluice ≥ 1.5× syslog-ng msg/s', met: thrNg === undefined ? null : thrNg >= 1.5,
+    detail: thrNg === undefined ? 'not measured' : `${fmtRatio(thrNg)} (${num(w1!.values.messagesPerSecond)} vs ${num(w1n!.values.messagesPerSecond)} msg/s)`,
+  });
+  for (const variant of ['W3 default buffer', 'W3 4 MiB buffer']) {
+    const s = find(summaries, variant, 'sluice');
+    const r = find(summaries, variant, 'rsyslog');
+    const a = s?.values.lossPercent;
+    const b = r?.values.lossPercent;
+    results.push({
+      target: `${variant}: sluice loss ≤ rsyslog's`, met: a === undefined || b === undefined ? null : a <= b,
+      detail: a === undefined || b === undefined ? 'not measured' : `${a.toFixed(2)} % vs ${b.toFixed(2)} %`,
+    });
+  }
+  // W4's memory figure is the RSS with the 10,000 connections held; the peak while 4 senders run is shown beside it.
+  const w4 = find(summaries, 'W4', 'sluice');
+  const held = w4?.values.heldRssBytes;
+  const connections = w4?.values.idleConnectionsHeld ?? 0;
+  results.push({
+    target: 'W4: sluice ≤ 150 MB RSS with 10,000 connections held',
+    met: held === undefined || connections < 10_000 ? null : held <= 150 * MB,
+    detail: held === undefined ? 'not measured'
+      : `${(held / MB).toFixed(1)} MB holding ${connections.toLocaleString('en-US')} idle connections; `
+        + `peak ${((w4!.values.peakRssBytes ?? 0) / MB).toFixed(1)} MB with the 4 senders running too`,
+  });
+  const w5 = find(summaries, 'W5', 'sluice');
+  const lat = w5?.latencyMs;
+  results.push({
+    target: 'W5: p99 ≤ 20 ms, max ≤ 250 ms', met: lat === undefined ? null : lat.p99 <= 20 && lat.max <= 250,
+    detail: lat === undefined ? (find(summaries, 'W5', 'sluice') ? 'no latency' : 'not measured') : `p99 ${dec(lat.p99)} ms, max ${dec(lat.max)} ms`,
+  });
+  const errs = w5?.errorCounts;
+  const lost = w5?.values.lost;
+  results.push({
+    target: 'W5: zero errors and losses', met: errs === undefined || lost === undefined ? null : errs.connect + errs.reset + errs.other === 0 && lost === 0,
+    detail: errs === undefined || lost === undefined ? 'not measured'
+      : `errors connect ${errs.connect}, reset ${errs.reset}, other ${errs.other}; lost ${lost}`,
+  });
+  return results;
+}
+
+function num(v: number | undefined): string {
+  return v === undefined ? '–' : Math.round(v).toLocaleString('en-US');
+}
+
+function dec(v: number | undefined, digits = 2): string {
+  return v === undefined ? '–' : v.toFixed(digits);
+}
+
+function mb(v: number | undefined): string {
+  return v === undefined ? '–' : (v / MB).toFixed(1);
+}
+
+function pct(v: number | undefined): string {
+  return v === undefined ? '–' : `${v < 0.01 && v > 0 ? v.toExponential(1) : v.toFixed(2)} %`;
+}
+
+function ratioCell(r: number | undefined): string {
+  return r === undefined ? '' : fmtRatio(r);
+}
+
+/** Other processes' share of the machine's CPU above which a run's numbers are flagged as disturbed. */
+const BUSY_MACHINE_PERCENT = 5;
+
+function notes(s: Summary): string {
+  const parts: string[] = [];
+  if (s.skipped) parts.push(`skipped: ${s.skipped}`);
+  if (s.errors.length > 0) parts.push(`${s.errors.length} failed run(s): ${s.errors[0]!.slice(0, 160).replace(/\s+/g, ' ')}`);
+  const v = s.values;
+  if (v.udpReceiveBufferBytes !== undefined) parts.push(`rcvbuf ${(v.udpReceiveBufferBytes / 1024 / 1024).toFixed(2)} MiB`);
+  if (v.heldRssBytes !== undefined) parts.push(`RSS ${mb(v.heldRssBytes)} MB holding ${num(v.idleConnectionsHeld)} idle, ${num(v.idleConnectionsOpenAtEnd)} still open at end`);
+  if (v.otherCpuPercent !== undefined && v.otherCpuPercent >= BUSY_MACHINE_PERCENT) {
+    parts.push(`busy machine: other processes used ${v.otherCpuPercent.toFixed(0)} % of the CPU`);
+  }
+  if (v.duplicates) parts.push(`${num(v.duplicates)} duplicates`);
+  if (v.invalidLines) parts.push(`${num(v.invalidLines)} invalid JSON lines`);
+  if (s.workload === 'W2' && s.server === 'sluice') parts.push('NDJSON (sluice has no raw format)');
+  return parts.join('; ');
+}
+
+export interface Table {
+  header: string[];
+  rows: string[][];
+}
+
+export function throughputTable(summaries: Summary[]): Table {
+  const header = ['workload', 'server', 'runs', 'sent', 'delivered', 'loss', 'msg/s', 'CPU s / M msgs', 'peak RSS MB',
+    'sluice/this msg/s', 'sluice/this CPU', 'notes'];
+  const rows = summaries.filter((s) => s.workload !== 'W5').map((s) => [
+    s.variant, s.server, String(s.repeats), num(s.values.sent), num(s.values.delivered), pct(s.values.lossPercent),
+    num(s.values.messagesPerSecond), dec(s.values.cpuSecondsPerMillion), mb(s.values.peakRssBytes),
+    ratioCell(s.sluiceRatio?.messagesPerSecond), ratioCell(s.sluiceRatio?.cpuSecondsPerMillion), notes(s),
+  ]);
+  return { header, rows };
+}
+
+export function latencyTable(summaries: Summary[]): Table {
+  const header = ['workload', 'server', 'runs', 'agents', 'sent', 'delivered', 'lost', 'errors (connect/reset/other)',
+    'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU s / M msgs', 'peak RSS MB', 'notes'];
+  const rows = summaries.filter((s) => s.workload === 'W5').map((s) => [
+    s.variant, s.server, String(s.repeats), num(s.values.agents), num(s.values.sent), num(s.values.delivered), num(s.values.lost),
+    s.errorCounts ? `${s.errorCounts.connect}/${s.errorCounts.reset}/${s.errorCounts.other}` : '–',
+    dec(s.latencyMs?.p50), dec(s.latencyMs?.p90), dec(s.latencyMs?.p99), dec(s.latencyMs?.max),
+    dec(s.values.cpuSecondsPerMillion), mb(s.values.peakRssBytes), notes(s),
+  ]);
+  return { header, rows };
+}
+
+export function targetsTable(targets: TargetResult[]): Table {
+  return {
+    header: ['target', 'met', 'measured'],
+    rows: targets.map((t) => [t.target, t.met === null ? 'n/a' : t.met ? 'yes' : 'NO', t.detail]),
+  };
+}
+
+export function markdown(table: Table): string {
+  const escape = (cell: string): string => cell.replace(/\|/g, '\\|');
+  return [
+    `| ${table.header.join(' | ')} |`,
+    `| ${table.header.map(() => '---').join(' | ')} |`,
+    ...table.rows.map((row) => `| ${row.map(escape).join(' | ')} |`),
+  ].join('\n');
+}
+
+/** Aligned columns for the terminal. */
+export function plain(table: Table): string {
+  const widths = table.header.map((h, i) => Math.max(h.length, ...table.rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(table.header), line(widths.map((w) => '-'.repeat(w))), ...table.rows.map(line)].join('\n');
+}

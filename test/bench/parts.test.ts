@@ -1,0 +1,206 @@
+/**
+ * The benchmark's parts on their own: loggen's summary, counting and checking
+ * output lines, waiting for a server to finish writing, /proc accounting, the
+ * medians, ratios and targets, and the generated configurations as each
+ * server's own checker sees them.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { requireProgram, tempDir, waitFor } from '../helpers.js';
+import { loggenArguments, parseLoggenSummary } from '../../bench/loggen.js';
+import { checkRecords, countLines, fileLines, waitForDelivery } from '../../bench/output.js';
+import { findPeers, INSTALL_HINT, SLUICE_CLI } from '../../bench/peers.js';
+import { cpuSeconds, memoryBytes, processTree } from '../../bench/proc-stats.js';
+import { evaluateTargets, median, summarise } from '../../bench/report.js';
+import { serverConfig, type ServerSettings } from '../../bench/servers.js';
+import type { Measurement } from '../../bench/workloads.js';
+
+test('loggen: the closing summary is parsed; --number is per connection; UDP is sent unframed', () => {
+  const text = [
+    'count=178, rate = 89.98 msg/sec',
+    'average rate = 133156.59 msg/sec, count=1000000, time=7.50995, (average) msg size=260, bandwidth=33809.29 kB/sec',
+  ].join('\n');
+  assert.deepEqual(parseLoggenSummary(text), { count: 1_000_000, seconds: 7.50995 });
+  assert.equal(parseLoggenSummary('error connecting socket: Connection refused'), null);
+
+  const tcp = loggenArguments({ transport: 'tcp', port: 20514, size: 256, connections: 4, messagesPerConnection: 500_000, maxSeconds: 600 });
+  assert.ok(tcp.includes('--stream') && !tcp.includes('--no-framing'));
+  assert.equal(tcp[tcp.indexOf('--number') + 1], '500000');
+  assert.equal(tcp[tcp.indexOf('--interval') + 1], '600', 'loggen stops after 10 s unless given an interval');
+  assert.deepEqual(tcp.slice(-2), ['127.0.0.1', '20514']);
+  const udp = loggenArguments({ transport: 'udp', port: 20514, size: 256, connections: 1, messagesPerConnection: 10, maxSeconds: 60 });
+  assert.ok(udp.includes('--dgram') && udp.includes('--no-framing'));
+});
+
+test('output: lines are counted and split across read chunks, the last one unterminated too', (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'big.log');
+  // Lines of 1000 bytes: 9,000 of them cross the 8 MiB read chunk at an odd offset.
+  const line = `${'x'.repeat(999)}\n`;
+  writeFileSync(file, line.repeat(9000));
+  appendFileSync(file, 'tail without newline');
+  assert.equal(countLines([file]), 9000);
+  let n = 0;
+  let last = '';
+  for (const l of fileLines(file)) {
+    n++;
+    if (n <= 9000) assert.equal(l.length, 999);
+    last = l.toString();
+  }
+  assert.equal(n, 9001);
+  assert.equal(last, 'tail without newline');
+});
+
+test('output: duplicates, invalid JSON and foreign lines are found', (t) => {
+  const dir = tempDir(t);
+  const a = path.join(dir, 'a.log');
+  const b = path.join(dir, 'b.log');
+  const msg = (seq: number, thread: number): string => `seq: ${String(seq).padStart(10, '0')}, thread: ${String(thread).padStart(4, '0')}, runid: 1`;
+  writeFileSync(a, [JSON.stringify({ msg: msg(0, 0) }), JSON.stringify({ msg: msg(1, 0) }), JSON.stringify({ msg: msg(0, 1) }), ''].join('\n'));
+  // Same seq on another thread is another message; the same (seq, thread) again is a duplicate.
+  writeFileSync(b, [JSON.stringify({ msg: msg(1, 0) }), `{"msg":"${msg(2, 0)}"`, '{"msg":"hello"}', '[1]', ''].join('\n'));
+  const json = checkRecords([a, b], 'json');
+  assert.deepEqual(json, { lines: 7, distinct: 4, duplicates: 1, unrecognised: 2, invalidJson: 2 });
+  const raw = checkRecords([a, b], 'raw');
+  assert.equal(raw.invalidJson, 0, 'raw lines are not parsed as JSON');
+});
+
+test('output: waitForDelivery returns at the expected count, or after the files stop growing', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'out.log');
+  writeFileSync(file, '');
+  let written = 0;
+  const timer = setInterval(() => {
+    if (written < 50) {
+      appendFileSync(file, 'line\n'.repeat(10));
+      written += 10;
+    }
+  }, 30);
+  t.after(() => clearInterval(timer));
+  const done = await waitForDelivery(() => [file], 50, { quietMs: 2000, pollMs: 20 });
+  assert.deepEqual({ lines: done.lines, short: done.short }, { lines: 50, short: false });
+  assert.ok(Math.abs(done.lastWriteMs - Date.now()) < 5000);
+
+  const started = Date.now();
+  const short = await waitForDelivery(() => [file], 80, { quietMs: 500, pollMs: 20 });
+  assert.deepEqual({ lines: short.lines, short: short.short }, { lines: 50, short: true });
+  assert.ok(Date.now() - started >= 500);
+});
+
+test('proc-stats: a busy child tree is charged CPU and memory; the tree includes grandchildren', async (t) => {
+  // A shell whose child (a grandchild of this test) burns 0.5 s of its own CPU time, however
+  // busy the machine is, says so, and then stays alive idle.
+  const burn = 'const s = process.cpuUsage(); while (process.cpuUsage(s).user + process.cpuUsage(s).system < 500000); '
+    + 'console.log("burnt"); setTimeout(() => {}, 30000);';
+  const child = spawn('/bin/sh', ['-c', `node -e '${burn}'; true`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => {
+    for (const pid of processTree(child.pid!)) process.kill(pid, 'SIGKILL');
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+  await waitFor('the burn', () => output.includes('burnt'), 60_000);
+  const tree = processTree(child.pid!);
+  assert.equal(tree[0], child.pid);
+  assert.equal(tree.length, 2, 'the shell and its node child');
+  const used = cpuSeconds(child.pid!);
+  // 0.5 s burnt plus node's own start-up; clock ticks are 10 ms.
+  assert.ok(used >= 0.49 && used < 5, `CPU used ${used} s`);
+  assert.ok(memoryBytes(child.pid!, 'VmRSS') > memoryBytes(tree[1]!, 'VmRSS'), 'the tree sums the shell and the child');
+  // The peak, read after the current size, is at least that size (for one process, no children).
+  const rss = memoryBytes(tree[1]!, 'VmRSS');
+  const peak = memoryBytes(tree[1]!, 'VmHWM');
+  assert.ok(rss > 10e6 && peak >= rss, `RSS ${rss}, peak ${peak}`);
+  assert.equal(memoryBytes(2 ** 22 + 12345, 'VmRSS'), 0, 'a pid that does not exist has no memory');
+});
+
+function m(variant: string, server: Measurement['server'], values: Partial<Measurement>): Measurement {
+  return { workload: variant.split(' ')[0] as Measurement['workload'], variant, server, ...values };
+}
+
+test('report: medians per server, sluice/peer ratios from the same run, targets judged', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.equal(median([]), undefined);
+  const runs: Measurement[] = [
+    m('W1', 'sluice', { messagesPerSecond: 300, cpuSecondsPerMillion: 3 }),
+    m('W1', 'sluice', { messagesPerSecond: 100, cpuSecondsPerMillion: 5 }),
+    m('W1', 'sluice', { messagesPerSecond: 200, cpuSecondsPerMillion: 4 }),
+    m('W1', 'rsyslog', { messagesPerSecond: 100, cpuSecondsPerMillion: 8 }),
+    m('W1', 'syslog-ng', { messagesPerSecond: 200, cpuSecondsPerMillion: 8 }),
+    m('W1', 'syslog-ng', { error: 'crashed' }),
+    m('W3 4 MiB buffer', 'sluice', { lossPercent: 1 }),
+    m('W3 4 MiB buffer', 'rsyslog', { lossPercent: 0.5 }),
+    m('W4', 'sluice', { peakRssBytes: 200e6, heldRssBytes: 149e6, idleConnectionsHeld: 10_000 }),
+    m('W5', 'sluice', { lost: 0, latencyMs: { p50: 1, p90: 2, p99: 30, p999: 40, max: 100 }, errors: { connect: 0, reset: 0, other: 0 } }),
+  ];
+  const summaries = summarise(runs);
+  const sluice = summaries.find((s) => s.variant === 'W1' && s.server === 'sluice')!;
+  assert.equal(sluice.values.messagesPerSecond, 200);
+  assert.equal(sluice.repeats, 3);
+  const rsyslog = summaries.find((s) => s.variant === 'W1' && s.server === 'rsyslog')!;
+  assert.deepEqual(rsyslog.sluiceRatio, { messagesPerSecond: 2, cpuSecondsPerMillion: 0.5 });
+  const ng = summaries.find((s) => s.variant === 'W1' && s.server === 'syslog-ng')!;
+  assert.equal(ng.repeats, 1);
+  assert.deepEqual(ng.errors, ['crashed']);
+
+  const targets = Object.fromEntries(evaluateTargets(summaries).map((r) => [r.target, r.met]));
+  assert.deepEqual(targets, {
+    'W1: sluice ≥ 1.0× rsyslog msg/s': true,
+    'W1: sluice ≤ 0.8× rsyslog CPU-s per million': true,
+    'W1: sluice ≥ 1.5× syslog-ng msg/s': false,
+    'W3 default buffer: sluice loss ≤ rsyslog\'s': null,
+    'W3 4 MiB buffer: sluice loss ≤ rsyslog\'s': false,
+    'W4: sluice ≤ 150 MB RSS with 10,000 connections held': true,
+    'W5: p99 ≤ 20 ms, max ≤ 250 ms': false,
+    'W5: zero errors and losses': true,
+  });
+  assert.ok(evaluateTargets(summaries, true).every((r) => r.met === null), '--quick sizes judge no target');
+});
+
+const SETTINGS: ServerSettings[] = [
+  { tcpPort: 20514, udpPort: 20514, output: 'json', udpReceiveBuffer: null, maxConnections: 100 },
+  { tcpPort: 20514, udpPort: 20515, output: 'raw', udpReceiveBuffer: 4 * 1024 * 1024, maxConnections: 10_100 },
+];
+
+test('configs: sluice validates each generated configuration', (t) => {
+  const dir = tempDir(t);
+  for (const settings of SETTINGS) {
+    const config = serverConfig('sluice', dir, settings);
+    writeFileSync(config.file, config.text);
+    const out = spawnSync(process.execPath, [SLUICE_CLI, 'validate', '-c', config.file], { encoding: 'utf8' });
+    assert.equal(out.status, 0, out.stderr);
+    assert.match(config.text, new RegExp(`receive_buffer: ${settings.udpReceiveBuffer ?? 0}\\b`));
+  }
+});
+
+test('configs: rsyslog accepts each generated configuration (rsyslogd -N1)', (t) => {
+  const peers = findPeers();
+  const reason = requireProgram(peers.rsyslogd ?? 'rsyslogd', INSTALL_HINT);
+  if (reason) return t.skip(reason);
+  const dir = tempDir(t);
+  for (const settings of SETTINGS) {
+    const config = serverConfig('rsyslog', dir, settings);
+    writeFileSync(config.file, config.text);
+    const out = spawnSync(peers.rsyslogd!, ['-N1', '-f', config.file], { encoding: 'utf8' });
+    assert.equal(out.status, 0, `${out.stdout}${out.stderr}\n${config.text}`);
+    assert.doesNotMatch(`${out.stdout}${out.stderr}`, /error/i);
+  }
+});
+
+test('configs: syslog-ng accepts each generated configuration (--syntax-only)', (t) => {
+  const peers = findPeers();
+  const reason = requireProgram(peers.syslogNg?.binary ?? 'syslog-ng', INSTALL_HINT);
+  if (reason) return t.skip(reason);
+  const dir = tempDir(t);
+  for (const settings of SETTINGS) {
+    const config = serverConfig('syslog-ng', dir, settings);
+    writeFileSync(config.file, config.text);
+    const ng = peers.syslogNg!;
+    const out = spawnSync(ng.binary, ['--syntax-only', '-f', config.file, '--module-path', ng.modulePath], { encoding: 'utf8', env: ng.env });
+    assert.equal(out.status, 0, `${out.stdout}${out.stderr}\n${config.text}`);
+    assert.doesNotMatch(`${out.stdout}${out.stderr}`, /error/i);
+  }
+});
