@@ -15,8 +15,20 @@ export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname)
 
 export function tempDir(t: { after(fn: () => void): void }, prefix = 'sluice-test-'): string {
   const dir = mkdtempSync(path.join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => removeQuietly(dir));
   return dir;
+}
+
+/**
+ * Remove a test folder. A node or buffer closed by a later hook may still be
+ * writing in it: retry, and never fail a test over cleanup.
+ */
+export function removeQuietly(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+  } catch (err) {
+    process.stderr.write(`could not remove ${dir}: ${(err as Error).message}\n`);
+  }
 }
 
 /** A logger that keeps every line in memory, for asserting on events. */

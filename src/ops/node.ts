@@ -12,7 +12,7 @@ import type { TenantLimits } from '../core/limits.js';
 import { timerDelay } from '../core/clock.js';
 import { FileSink } from '../sinks/file/sink.js';
 import { SyslogSink } from '../sinks/syslog/sink.js';
-import { NatsSink } from '../sinks/nats/sink.js';
+import { DeferredSink } from '../sinks/deferred.js';
 import { BufferedSink } from '../sinks/buffer/buffered-sink.js';
 import path from 'node:path';
 import { SyslogStreamSource } from '../sources/syslog/tcp.js';
@@ -22,7 +22,7 @@ import { RelpSource } from '../sources/relp/source.js';
 import type { SinkConfig, SluiceConfig } from './config/types.js';
 import { createLogger, Telemetry } from './telemetry.js';
 import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
-import { createHostMetadataCache, HostMetadataCache } from '../services/hostmeta/cache.js';
+import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
 
@@ -48,7 +48,7 @@ function buildBareSink(config: SinkConfig, telemetry: Telemetry): Sink {
     case 'syslog':
       return new SyslogSink(config, telemetry);
     case 'nats':
-      return new NatsSink(config, telemetry);
+      return new DeferredSink(config.name, true, async () => new (await import('../sinks/nats/sink.js')).NatsSink(config, telemetry));
   }
 }
 
@@ -123,6 +123,8 @@ export class SluiceNode {
       const local = new LocalHostmetaClient(this.hostmetaService.store, this.config.hostmeta.service.maxDocumentBytes);
       this.hostmetaCache = new HostMetadataCache(local, { ...client, url: serviceUrl(this.hostmetaService) }, this.telemetry);
     } else {
+      // The HTTP client (undici) is loaded only for a remote service.
+      const { createHostMetadataCache } = await import('../services/hostmeta/client.js');
       this.hostmetaCache = createHostMetadataCache({ ...client, url: client.url }, this.telemetry);
     }
     this.pipeline.useMetadata(this.hostmetaCache);

@@ -70,5 +70,6 @@ test('faults: a syslog receiver down for 30 s behind a disk buffer loses nothing
   await waitFor('every record at the receiver', () => new Set(received.map((m) => m.slice(m.lastIndexOf(' n ') + 3))).size === 2000, 60_000);
   const numbers = new Set(received.map((m) => Number(m.slice(m.lastIndexOf(' n ') + 3))));
   for (let i = 0; i < 2000; i++) assert.ok(numbers.has(i), `record ${i} missing at the receiver`);
+  await node.stop();
   t.diagnostic(`faults: ${received.length} frames for 2000 records after a ${OUTAGE_MS / 1000} s outage and a restart`);
 });

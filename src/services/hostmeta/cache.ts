@@ -16,7 +16,7 @@
  */
 import type { Counter, Gauge } from 'prom-client';
 import type { Telemetry } from '../../ops/telemetry.js';
-import { HostmetaClient, HostmetaRequestError } from './client.js';
+import { HostmetaRequestError } from './request-error.js';
 import type { HostmetaCalls } from './local-client.js';
 import { TokenBucket } from '../../core/token-bucket.js';
 import type { HostmetaClientConfig } from './config.js';
@@ -318,10 +318,6 @@ export class HostMetadataCache {
   }
 }
 
-/** A client and the cache in front of it, from one configuration: what a node creates. */
-export function createHostMetadataCache(config: HostmetaClientConfig, telemetry: Telemetry): HostMetadataCache {
-  return new HostMetadataCache(new HostmetaClient(config, telemetry), config, telemetry);
-}
 
 /** `pending`'s result, or undefined once `timeoutMs` has passed. */
 function within<T>(pending: Promise<T>, timeoutMs: number): Promise<T | undefined> {

@@ -17,6 +17,7 @@ import { Pool } from 'undici';
 import { backoffDelay } from '../../core/backoff.js';
 import type { Telemetry } from '../../ops/telemetry.js';
 import type { HostmetaClientConfig } from './config.js';
+import { HostMetadataCache } from './cache.js';
 import { isHostKey, isTenantId, KEY_HEADER, TENANT_HEADER, type HostMetadata, type HostMetadataPatch } from './schema.js';
 
 export type HostmetaMethod = 'GET' | 'PUT' | 'PATCH' | 'DELETE';
@@ -26,30 +27,8 @@ export type RequestOutcome =
   | 'ok' | 'not_found' | 'exists' | 'rejected' | 'server_error'
   | 'timeout' | 'network_error' | 'mismatch' | 'invalid_body';
 
-/**
- * Why a call failed: `invalid_id` (refused before sending), `mismatch` (the
- * response named another request), `timeout`, `network`, `status` (a status
- * the operation does not expect), `invalid_body`, `closed` (the client was closed).
- */
-export type HostmetaFailure = 'invalid_id' | 'mismatch' | 'timeout' | 'network' | 'status' | 'invalid_body' | 'closed';
-
-export class HostmetaRequestError extends Error {
-  constructor(readonly reason: HostmetaFailure, message: string, readonly status: number | null = null) {
-    super(message);
-    this.name = 'HostmetaRequestError';
-  }
-
-  /** Worth trying again later: the service may be back, the request itself was fine. */
-  get transient(): boolean {
-    return this.reason === 'timeout' || this.reason === 'network' || (this.reason === 'status' && (this.status ?? 0) >= 500);
-  }
-}
-
-/** `tenant` and `key` are those the response named; they equal the request's, or the call would have failed with `mismatch`. */
-export interface HostLookup { tenant: string; key: string; metadata: HostMetadata | null }
-export interface HostWrite { tenant: string; key: string }
-export interface HostCreate { tenant: string; key: string; created: boolean }
-export interface HostDelete { tenant: string; key: string; deleted: boolean }
+export { HostmetaRequestError, type HostmetaFailure, type HostLookup, type HostWrite, type HostCreate, type HostDelete } from './request-error.js';
+import { HostmetaRequestError, type HostLookup, type HostWrite, type HostCreate, type HostDelete } from './request-error.js';
 
 interface Answer { status: number; tenant: string; key: string; body: unknown }
 
@@ -228,4 +207,9 @@ export class HostmetaClient {
     }
     counter.inc();
   }
+}
+
+/** A client and the cache in front of it, from one configuration: what a node with a remote service creates. */
+export function createHostMetadataCache(config: HostmetaClientConfig, telemetry: Telemetry): HostMetadataCache {
+  return new HostMetadataCache(new HostmetaClient(config, telemetry), config, telemetry);
 }

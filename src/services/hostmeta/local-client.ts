@@ -7,7 +7,7 @@
  */
 import type { HostmetaStore } from './store.js';
 import type { HostMetadata, HostMetadataPatch } from './schema.js';
-import { HostmetaRequestError, type HostCreate, type HostLookup, type HostWrite } from './client.js';
+import { HostmetaRequestError, type HostCreate, type HostLookup, type HostWrite } from './request-error.js';
 
 /** What the cache needs of a client (HostmetaClient and LocalHostmetaClient). */
 export interface HostmetaCalls {

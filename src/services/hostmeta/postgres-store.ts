@@ -4,7 +4,7 @@
  * only the (validated, quoted) schema name is part of the SQL text.
  */
 import { userInfo } from 'node:os';
-import pg from 'pg';
+import type pg from 'pg';
 import { MIGRATIONS, pendingMigrations, type Migration } from './migrations.js';
 import type { HostMetadata, HostMetadataPatch } from './schema.js';
 import {
@@ -58,7 +58,7 @@ export interface PostgresStoreOptions {
 
 export class PostgresHostmetaStore implements HostmetaStore {
   readonly kind = 'postgres';
-  private readonly pool: pg.Pool;
+  private pgPool: pg.Pool | null = null;
   private readonly schema: string;
   private readonly table: string;
   private readonly migrations: readonly Migration[];
@@ -72,12 +72,20 @@ export class PostgresHostmetaStore implements HostmetaStore {
     this.schema = `"${options.schema}"`;
     this.table = `${this.schema}.host_metadata`;
     this.migrations = options.migrations ?? MIGRATIONS;
-    this.pool = new pg.Pool({ connectionString: withDefaultUser(options.url), max: options.poolSize, connectionTimeoutMillis: 5_000 });
-    this.pool.on('error', (err) => options.onPoolError?.(err));
+  }
+
+  /** The pool, once open() created it. */
+  private get pool(): pg.Pool {
+    if (this.pgPool === null) throw new Error('host metadata store is not open');
+    return this.pgPool;
   }
 
   async open(): Promise<MigrationReport> {
     if (this.opened) throw new Error('store already open');
+    // Loaded here, not at import: a node on SQLite never pays for the PostgreSQL client.
+    const { default: pgModule } = await import('pg');
+    this.pgPool ??= new pgModule.Pool({ connectionString: withDefaultUser(this.options.url), max: this.options.poolSize, connectionTimeoutMillis: 5_000 });
+    this.pgPool.on('error', (err) => this.options.onPoolError?.(err));
     const client = await this.pool.connect();
     try {
       const applied: number[] = [];
@@ -208,7 +216,7 @@ export class PostgresHostmetaStore implements HostmetaStore {
   }
 
   close(): Promise<void> {
-    this.closing ??= this.pool.end();
+    this.closing ??= this.pgPool === null ? Promise.resolve() : this.pgPool.end();
     return this.closing;
   }
 }

@@ -50,8 +50,23 @@ export function encodeRecord(rec: LogRecord): string {
   return finish(line, rec);
 }
 
+/**
+ * Host metadata objects come from the metadata cache, frozen and shared by
+ * every record of the host: encode each once, not once per record.
+ */
+const metaJson = new WeakMap<object, string>();
+
+function encodeMeta(meta: Record<string, unknown>): string {
+  let json = metaJson.get(meta);
+  if (json === undefined) {
+    json = JSON.stringify(meta);
+    if (Object.isFrozen(meta)) metaJson.set(meta, json);
+  }
+  return json;
+}
+
 function finish(line: string, rec: LogRecord): string {
-  if (rec.meta !== null) line += ',"meta":' + JSON.stringify(rec.meta);
+  if (rec.meta !== null) line += ',"meta":' + encodeMeta(rec.meta);
   if (rec.parseError) line += ',"parse_error":true';
   if (rec.invalidUtf8) line += ',"invalid_utf8":true';
   return line + '}\n';

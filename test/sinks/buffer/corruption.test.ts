@@ -3,6 +3,7 @@
  * detected; no entry that fails verification is ever handed out, and what is
  * lost is counted.
  */
+import { removeQuietly } from '../../helpers.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
@@ -18,7 +19,7 @@ const config: DiskBufferConfig = { ...DEFAULT_DISK_BUFFER_CONFIG, segmentBytes: 
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-buffer-corrupt-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => removeQuietly(dir));
   return dir;
 }
 

@@ -3,10 +3,11 @@
  * entry whose append() had resolved (and that was not acknowledged) is there
  * after reopening, in order, intact, and nothing else is.
  */
+import { removeQuietly } from '../../helpers.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,7 +52,7 @@ async function runAndKill(dir: string, firstN: number, killAfterMs: number): Pro
 
 test('crash: SIGKILL at random moments loses no entry whose append resolved, replays them in order, and no garbage', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-buffer-crash-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => removeQuietly(dir));
   const started = Date.now();
   let nextN = 1;
   let totalReported = 0;

@@ -2,9 +2,10 @@
  * A full buffer: drop_newest refuses and counts, block waits in order until
  * acknowledgements free a segment, bounded by the deadline or a signal.
  */
+import { removeQuietly } from '../../helpers.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -19,7 +20,7 @@ const PER_SEGMENT = Math.floor((4096 - SEGMENT_HEADER_BYTES) / (ENTRY_HEADER_BYT
 
 function setup(t: { after(fn: () => void): void }, overrides: Partial<DiskBufferConfig>): { dir: string; config: DiskBufferConfig; telemetry: Telemetry } {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-buffer-full-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => removeQuietly(dir));
   const config = { ...DEFAULT_DISK_BUFFER_CONFIG, segmentBytes: 4096, maxBytes: 8192, syncIntervalMs: 0, ...overrides };
   return { dir, config, telemetry: new Telemetry(pino({ level: 'silent' })) };
 }
