@@ -13,6 +13,8 @@ export class Tenant {
   /** Sinks this tenant's records are routed to, resolved once at start. */
   readonly sinks: Sink[] = [];
   readonly limiter: TenantLimiter;
+  /** Open stream connections credited to this tenant (network or certificate), for its connection cap. */
+  connections = 0;
   constructor(readonly id: string, limits: TenantLimits = UNLIMITED) {
     this.limiter = new TenantLimiter(limits);
   }

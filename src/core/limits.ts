@@ -14,9 +14,11 @@ export interface TenantLimits {
   bytesPerSecond: number;
   /** Bucket depth, as time at the rate: how much a quiet tenant may send at once. */
   burstMs: number;
+  /** Stream connections the tenant may hold open at once (per source); 0: no cap. */
+  maxConnections: number;
 }
 
-export const UNLIMITED: TenantLimits = { messagesPerSecond: 0, bytesPerSecond: 0, burstMs: 1000 };
+export const UNLIMITED: TenantLimits = { messagesPerSecond: 0, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 };
 
 function bucketFor(rate: number, burstMs: number, now: number): TokenBucket | null {
   return rate > 0 ? new TokenBucket(rate, Math.max(1, (rate * burstMs) / 1000), now) : null;
@@ -33,6 +35,11 @@ export class TenantLimiter {
 
   get limits(): TenantLimits {
     return this.current;
+  }
+
+  /** Whether one more connection fits the tenant's cap, given how many it holds. */
+  admitConnection(open: number): boolean {
+    return this.current.maxConnections <= 0 || open < this.current.maxConnections;
   }
 
   get unlimited(): boolean {

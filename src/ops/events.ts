@@ -17,7 +17,7 @@ export interface EventDef {
   readonly throttleMs?: number;
 }
 
-export type CounterName = 'connectionsRefused' | 'framesRejected' | 'recordsDropped' | 'sinkErrors';
+export type CounterName = 'connectionsRefused' | 'connectionsClosed' | 'framesRejected' | 'recordsDropped' | 'sinkErrors';
 
 const THROTTLE_MS = 10_000;
 
@@ -42,6 +42,9 @@ export const EVENTS = {
   },
   socketError: { code: 'SLU0103W', level: 'warn', text: 'connection error', throttleMs: THROTTLE_MS },
   sourceError: { code: 'SLU0104E', level: 'error', text: 'source failed' },
+  connectionClosed: {
+    code: 'SLU0106W', level: 'warn', text: 'connection closed by the node', counter: 'connectionsClosed', throttleMs: THROTTLE_MS,
+  },
   recordRefused: {
     code: 'SLU0105W', level: 'warn', text: 'record refused: its credentials name no tenant', counter: 'connectionsRefused', throttleMs: THROTTLE_MS,
   },

@@ -15,6 +15,7 @@ export type EventFields = Record<string, string | number | boolean | null | unde
 /** Label sets of the counters that events increment. */
 const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
   connectionsRefused: ['source', 'reason'],
+  connectionsClosed: ['source', 'reason'],
   framesRejected: ['source', 'reason'],
   recordsDropped: ['source', 'reason'],
   sinkErrors: ['sink'],
@@ -35,6 +36,7 @@ export class Telemetry {
   readonly parseErrors: Counter<'source'>;
   readonly invalidUtf8: Counter<'source'>;
   readonly connectionsRefused: Counter<'source' | 'reason'>;
+  readonly connectionsClosed: Counter<'source' | 'reason'>;
   readonly framesRejected: Counter<'source' | 'reason'>;
   readonly recordsDropped: Counter<'source' | 'reason'>;
   readonly connections: Gauge<'source'>;
@@ -77,6 +79,7 @@ export class Telemetry {
     this.parseErrors = counter('sluice_source_parse_errors_total', 'Records kept raw because they did not parse as syslog.', ['source']);
     this.invalidUtf8 = counter('sluice_source_invalid_utf8_total', 'Records whose bytes were not valid UTF-8.', ['source']);
     this.connectionsRefused = counter('sluice_source_refused_total', 'Connections and records refused for want of credentials, by reason.', ['source', 'reason']);
+    this.connectionsClosed = counter('sluice_source_closed_connections_total', 'Connections the node closed itself (idle or frame timeouts), by reason.', ['source', 'reason']);
     this.framesRejected = counter('sluice_source_bad_frames_total', 'Bad frames that closed their connection, by reason.', ['source', 'reason']);
     this.recordsDropped = counter('sluice_dropped_records_total', 'Records dropped, by where and why.', ['source', 'reason']);
     this.connections = gauge('sluice_source_connections', 'Open connections.', ['source']);

@@ -17,18 +17,18 @@ test('token bucket: starts full, refills at the rate, never above the burst; deb
 });
 
 test('limiter: the stricter of messages and bytes decides; unlimited costs nothing; limits change at runtime', () => {
-  const limiter = new TenantLimiter({ messagesPerSecond: 1000, bytesPerSecond: 10_000, burstMs: 100 }, 0);
+  const limiter = new TenantLimiter({ messagesPerSecond: 1000, bytesPerSecond: 10_000, burstMs: 100, maxConnections: 0 }, 0);
   assert.equal(limiter.unlimited, false);
   // 100 messages (the message burst) of 100 bytes = 10,000 bytes against a 1,000-byte burst: 900 ms of byte debt.
   assert.equal(limiter.charge(100, 10_000, 0), 900);
-  limiter.set({ messagesPerSecond: 0, bytesPerSecond: 0, burstMs: 100 }, 0);
+  limiter.set({ messagesPerSecond: 0, bytesPerSecond: 0, burstMs: 100, maxConnections: 0 }, 0);
   assert.equal(limiter.unlimited, true);
   assert.equal(limiter.charge(1e6, 1e9, 0), 0);
-  const udp = new TenantLimiter({ messagesPerSecond: 10, bytesPerSecond: 0, burstMs: 1000 }, 0);
+  const udp = new TenantLimiter({ messagesPerSecond: 10, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 }, 0);
   let admitted = 0;
   for (let i = 0; i < 100; i++) if (udp.admit(100, 0)) admitted++;
   assert.equal(admitted, 10);
-  const bytesOnly = new TenantLimiter({ messagesPerSecond: 10, bytesPerSecond: 1000, burstMs: 1000 }, 0);
+  const bytesOnly = new TenantLimiter({ messagesPerSecond: 10, bytesPerSecond: 1000, burstMs: 1000, maxConnections: 0 }, 0);
   assert.equal(bytesOnly.admit(2000, 0), false, 'too big for the byte bucket');
   let after = 0;
   for (let i = 0; i < 20; i++) if (bytesOnly.admit(10, 0)) after++;

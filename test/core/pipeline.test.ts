@@ -125,7 +125,7 @@ test('lane: a batch waiting for an unknown host holds the batches behind it, so 
 test('lane: on shutdown, settle() routes batches held by a rate limit at once', async () => {
   const { directory, all, pipeline } = setup();
   const a = directory.tenants.get('a')!;
-  a.limiter.set({ messagesPerSecond: 1, bytesPerSecond: 0, burstMs: 1000 });
+  a.limiter.set({ messagesPerSecond: 1, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 });
   const lane = pipeline.openLane('test');
   assert.equal(lane.submit(a, batch(1), null), true, 'within the burst');
   assert.equal(lane.submit(a, batch(5), null), false, 'over the limit: pause');

@@ -56,7 +56,7 @@ test('limits: UDP over the rate is dropped and counted; raising the limit at run
     return n > 0 && n + delivered === 400 ? n : undefined;
   });
   assert.ok(dropped >= 100, `${dropped} of 400 dropped at 500/s with a 100-message burst`);
-  node.setTenantLimits('slow', { messagesPerSecond: 0, bytesPerSecond: 0, burstMs: 1000 });
+  node.setTenantLimits('slow', { messagesPerSecond: 0, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 });
   for (let i = 0; i < 400; i++) await send(`second ${i}`);
   await waitFor('all of the second round', () => readTenantRecords(logs, 'slow').filter((r) => String(r.msg).startsWith('second')).length === 400);
   assert.equal(await node.telemetry.value('sluice_dropped_records_total', { reason: 'rate_limited' }), dropped);

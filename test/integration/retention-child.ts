@@ -40,7 +40,7 @@ class KeepingSink implements Sink {
 const telemetry = new Telemetry(pino({ level: 'silent' }));
 const directory = new TenantDirectory([{ id: 'default', networks: ['127.0.0.0/8'], tokenHashes: [], certificates: [], limits: UNLIMITED }]);
 const pipeline = new Pipeline(directory, [{ sink: new KeepingSink(), tenants: ['*'] }], telemetry);
-const source = new SyslogStreamSource({ enabled: true, address: '127.0.0.1', port: 0, maxFrameBytes: 64 * 1024 }, 'tcp', pipeline, telemetry);
+const source = new SyslogStreamSource({ enabled: true, address: '127.0.0.1', port: 0, maxFrameBytes: 64 * 1024, maxConnections: 0, idleTimeoutMs: 0, frameTimeoutMs: 0 }, 'tcp', pipeline, telemetry);
 await source.start();
 if (process.env.RETAIN_CHUNKS === '1') {
   // The leak the test must be able to see: keep a view into every chunk a socket delivers.

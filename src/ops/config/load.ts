@@ -471,6 +471,9 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         address: tcp.address,
         port: tcp.port,
         maxFrameBytes: size(tcp.max_frame),
+        maxConnections: tcp.max_connections,
+        idleTimeoutMs: duration(tcp.idle_timeout),
+        frameTimeoutMs: duration(tcp.frame_timeout),
       },
       syslogTls: {
         enabled: tls.certificate !== null && tls.key !== null,
@@ -481,6 +484,9 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         clientCaFile: tls.client_ca,
         clientCertificates: tls.client_certificates,
         maxFrameBytes: size(tls.max_frame),
+        maxConnections: tls.max_connections,
+        idleTimeoutMs: duration(tls.idle_timeout),
+        frameTimeoutMs: duration(tls.frame_timeout),
       },
       relp: {
         enabled: c.sources.relp.enabled,
@@ -508,6 +514,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         messagesPerSecond: c.tenants[id]?.limits.messages_per_second ?? 0,
         bytesPerSecond: size(c.tenants[id]?.limits.bytes_per_second ?? '0B'),
         burstMs: duration(c.tenants[id]?.limits.burst ?? '1s'),
+        maxConnections: c.tenants[id]?.limits.max_connections ?? 0,
       },
     })),
     sinks: yamlOrder(doc, 'sinks', c.sinks).flatMap((name): SinkConfig[] => {

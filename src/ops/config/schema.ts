@@ -153,6 +153,9 @@ export const SyslogTcpSchema = section(
       'Longest message frame accepted; a longer frame closes its connection. From 64 bytes to 16MiB.',
       { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' },
     ),
+    max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are refused and counted. 0: no cap.', default: 50000, minimum: 0 }),
+    idle_timeout: duration('0s', 'A connection that sends nothing for this long is closed and counted; 0 keeps idle agents connected for ever.'),
+    frame_timeout: duration('30s', 'A frame begun and not completed within this long closes its connection (slowloris); 0: never.'),
   },
   'Syslog over TCP.',
 );
@@ -182,6 +185,9 @@ export const SyslogTlsSchema = section(
       'Longest message frame accepted; a longer frame closes its connection. From 64 bytes to 16MiB.',
       { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' },
     ),
+    max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are refused and counted. 0: no cap.', default: 50000, minimum: 0 }),
+    idle_timeout: duration('0s', 'A connection that sends nothing for this long is closed and counted; 0 keeps idle agents connected for ever.'),
+    frame_timeout: duration('30s', 'A frame begun and not completed within this long closes its connection (slowloris); 0: never.'),
   },
   'Syslog over TLS (RFC 5425).',
 );
@@ -271,6 +277,7 @@ const tenantProperties = {
       }),
       bytes_per_second: size('0B', 'Bytes per second (frame sizes) this tenant may send; 0 means no limit.'),
       burst: duration('1s', 'How far a quiet tenant may run ahead of its rates, as time at those rates.'),
+      max_connections: Type.Integer({ description: 'Stream connections (TCP, TLS) this tenant may hold open at once, per listener; past it new ones are refused and counted. 0: no cap.', default: 0, minimum: 0 }),
     },
     "The tenant's rate limits; changeable at runtime.",
   ),

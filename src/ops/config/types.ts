@@ -28,6 +28,12 @@ export interface SyslogTcpSourceConfig {
   port: number;
   /** A frame longer than this closes its connection. */
   maxFrameBytes: number;
+  /** Connections this listener holds at once; past it new ones are refused (counted). 0: no cap. */
+  maxConnections: number;
+  /** A connection that sends nothing for this long is closed (counted). 0: never. */
+  idleTimeoutMs: number;
+  /** A frame begun and not completed within this long closes its connection (slowloris). 0: never. */
+  frameTimeoutMs: number;
 }
 
 export interface SyslogTlsSourceConfig {
@@ -40,6 +46,12 @@ export interface SyslogTlsSourceConfig {
   clientCaFile: string | null;
   clientCertificates: 'none' | 'request' | 'require';
   maxFrameBytes: number;
+  /** Connections this listener holds at once; past it new ones are refused (counted). 0: no cap. */
+  maxConnections: number;
+  /** A connection that sends nothing for this long is closed (counted). 0: never. */
+  idleTimeoutMs: number;
+  /** A frame begun and not completed within this long closes its connection (slowloris). 0: never. */
+  frameTimeoutMs: number;
 }
 
 export interface CertificateRule {

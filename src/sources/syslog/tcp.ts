@@ -21,6 +21,8 @@ import { decodeSyslogFrame } from './decode.js';
 
 /** How long a stopping source keeps reading from open connections before closing them. */
 const STOP_GRACE_MS = 1000;
+const SWEEP_INTERVAL_MS = 1000;
+const KEEPALIVE_MS = 60_000;
 
 /** Counter children resolved once per source, so sessions increment without label lookups. */
 interface SessionCounters {
@@ -42,6 +44,10 @@ class StreamSession {
   private invalidUtf8 = 0;
   private unauthenticated = false;
   private readonly lane: Lane;
+  /** When data last arrived (epoch ms), for the idle timeout. */
+  lastDataAt = Date.now();
+  /** Since when a frame has been incomplete (0: none is), for the frame timeout. */
+  partialSince = 0;
 
   constructor(
     private readonly sourceName: string,
@@ -73,6 +79,16 @@ class StreamSession {
     this.socket.destroy();
   }
 
+  /** Closed by the node for a reason of its own (timeouts): counted, then gone. */
+  expel(reason: string): void {
+    this.telemetry.emit('connectionClosed', { source: this.sourceName, reason, peer: this.peer, tenant: this.identity.tenant?.id });
+    this.socket.destroy();
+  }
+
+  get tenant(): Tenant | null {
+    return this.identity.tenant;
+  }
+
   private readonly onFrame = (buf: Buffer, start: number, end: number): void => {
     const rec = decodeSyslogFrame(buf, start, end, this.source, this.received, this.nowMs);
     if (rec.parseError) this.parseErrors++;
@@ -93,8 +109,12 @@ class StreamSession {
 
   private readonly onData = (chunk: Buffer): void => {
     this.nowMs = Date.now();
+    this.lastDataAt = this.nowMs;
     this.received = isoTime(this.nowMs);
     const ok = this.framer.push(chunk);
+    // A frame left incomplete starts (or keeps) its clock; a complete stream stops it.
+    if (this.framer.heldBytes === 0) this.partialSince = 0;
+    else if (this.partialSince === 0) this.partialSince = this.nowMs;
     this.flush(chunk.length);
     if (!ok) this.reject();
     else if (this.unauthenticated) this.socket.destroy();
@@ -192,6 +212,7 @@ export class SyslogStreamSource implements Source {
   private readonly counters: SessionCounters;
   private tls: TlsSettings | null = null;
   private allClosed: (() => void) | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly config: SyslogTcpSourceConfig | SyslogTlsSourceConfig,
@@ -241,6 +262,11 @@ export class SyslogStreamSource implements Source {
       });
     });
     server.on('error', (err) => this.telemetry.emit('sourceError', { source: this.name, error: err.message }));
+    if (this.config.idleTimeoutMs > 0 || this.config.frameTimeoutMs > 0) {
+      // One sweep a second over all sessions, rather than a timer per connection.
+      this.sweeper = setInterval(this.sweep, SWEEP_INTERVAL_MS);
+      this.sweeper.unref();
+    }
     const bound = this.address();
     this.telemetry.emit('listening', { source: this.name, address: bound?.address, port: bound?.port });
   }
@@ -249,6 +275,8 @@ export class SyslogStreamSource implements Source {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     if (this.sessions.size > 0) {
       for (const session of this.sessions) session.end();
@@ -263,10 +291,22 @@ export class SyslogStreamSource implements Source {
   }
 
   destroy(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
     this.server?.close();
     this.server = null;
     for (const session of this.sessions) session.destroy();
   }
+
+  /** Close sessions idle past idle_timeout, and those holding an incomplete frame past frame_timeout (slowloris). */
+  private readonly sweep = (): void => {
+    const now = Date.now();
+    const { idleTimeoutMs, frameTimeoutMs } = this.config;
+    for (const session of this.sessions) {
+      if (frameTimeoutMs > 0 && session.partialSince > 0 && now - session.partialSince > frameTimeoutMs) session.expel('frame_timeout');
+      else if (idleTimeoutMs > 0 && now - session.lastDataAt > idleTimeoutMs) session.expel('idle_timeout');
+    }
+  };
 
   health(): ComponentHealth {
     return this.server?.listening ? { healthy: true } : { healthy: false, detail: 'not listening' };
@@ -278,6 +318,21 @@ export class SyslogStreamSource implements Source {
       socket.destroy();
       return;
     }
+    const peer = normalizeAddress(socket.remoteAddress ?? '');
+    if (this.config.maxConnections > 0 && this.sessions.size >= this.config.maxConnections) {
+      this.telemetry.emit('connectionRefused', { source: this.name, reason: 'connection_limit', peer });
+      socket.destroy();
+      return;
+    }
+    const tenant = identity.tenant;
+    if (tenant !== null && !tenant.limiter.admitConnection(tenant.connections)) {
+      this.telemetry.emit('connectionRefused', { source: this.name, reason: 'tenant_connection_limit', peer, tenant: tenant.id });
+      socket.destroy();
+      return;
+    }
+    // Dead peers (a host that vanished) are found by the kernel instead of holding the session forever.
+    socket.setKeepAlive(true, KEEPALIVE_MS);
+    if (tenant !== null) tenant.connections++;
     const session = new StreamSession(this.name, socket, identity, this.pipeline, this.telemetry, this.counters,
       this.protocol, this.config.maxFrameBytes, this.onSessionClose);
     this.sessions.add(session);
@@ -308,6 +363,8 @@ export class SyslogStreamSource implements Source {
 
   private readonly onSessionClose = (session: StreamSession): void => {
     this.sessions.delete(session);
+    const tenant = session.tenant;
+    if (tenant !== null) tenant.connections--;
     this.telemetry.connections.dec({ source: this.name });
     if (this.sessions.size === 0 && this.allClosed) {
       this.allClosed();

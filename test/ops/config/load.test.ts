@@ -29,10 +29,10 @@ const DEFAULTS: SluiceConfig = {
   log: { level: 'info' },
   sources: {
     syslogUdp: { enabled: true, address: '127.0.0.1', port: 5514, receiveBufferBytes: 4 * 1024 * 1024 },
-    syslogTcp: { enabled: true, address: '127.0.0.1', port: 5514, maxFrameBytes: 64 * 1024 },
+    syslogTcp: { enabled: true, address: '127.0.0.1', port: 5514, maxFrameBytes: 64 * 1024, maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000 },
     syslogTls: {
       enabled: false, address: '127.0.0.1', port: 6514, certificateFile: null, keyFile: null, clientCaFile: null,
-      clientCertificates: 'none', maxFrameBytes: 64 * 1024,
+      clientCertificates: 'none', maxFrameBytes: 64 * 1024, maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000,
     },
     relp: { enabled: true, address: '127.0.0.1', port: 2514, maxFrameBytes: 128 * 1024, window: 128, drainTimeoutMs: 2000 },
     http: { enabled: true, address: '127.0.0.1', port: 8080, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000 },
@@ -248,7 +248,7 @@ describe('unknown keys', () => {
     ['colour: red\n', 'colour', 'data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta'],
     ['log:\n  colour: red\n', 'log.colour', 'level'],
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
-    ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame'],
+    ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame, max_connections, idle_timeout, frame_timeout'],
     ['sources:\n  colour: red\n', 'sources.colour', 'syslog_udp, syslog_tcp, syslog_tls, relp, http'],
     ['tenants:\n  a:\n    colour: red\n', 'tenants.a.colour', 'networks, tokens, certificates, limits'],
     [

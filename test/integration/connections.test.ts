@@ -1,0 +1,59 @@
+/**
+ * Connection hygiene for 10,000+ agents: a frame left incomplete (slowloris)
+ * and, when configured, an idle connection are closed and counted, without
+ * touching agents that are merely quiet; connection caps per listener and per
+ * tenant refuse the excess, counted.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type net from 'node:net';
+import { closed, connect, startTestNode, waitFor } from '../helpers.js';
+
+const isOpen = (socket: net.Socket): boolean => !socket.destroyed && socket.readyState === 'open';
+
+test('connections: an incomplete frame past frame_timeout closes its connection; a quiet agent stays', async (t) => {
+  const { node, tcpPort } = await startTestNode(t, 'sources:\n  syslog_tcp: { frame_timeout: 500ms }');
+  const slow = await connect(tcpPort);
+  const quiet = await connect(tcpPort);
+  slow.write('<13>1 - host app - - - this frame never ends');
+  await closed(slow);
+  assert.equal(await node.telemetry.value('sluice_source_closed_connections_total', { reason: 'frame_timeout' }), 1);
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  assert.ok(isOpen(quiet), 'a connection with nothing half-sent is not a slowloris');
+  quiet.destroy();
+});
+
+test('connections: idle_timeout closes a silent connection and counts it', async (t) => {
+  const { node, tcpPort } = await startTestNode(t, 'sources:\n  syslog_tcp: { idle_timeout: 500ms }');
+  const idle = await connect(tcpPort);
+  await closed(idle);
+  assert.equal(await node.telemetry.value('sluice_source_closed_connections_total', { reason: 'idle_timeout' }), 1);
+});
+
+test('connections: caps per listener and per tenant refuse the excess, counted, and spare other tenants', async (t) => {
+  const yaml = [
+    'sources:',
+    '  syslog_tcp: { max_connections: 4 }',
+    'tenants:',
+    '  capped: { networks: [127.0.1.0/24], limits: { max_connections: 2 } }',
+    '  other: { networks: [127.0.2.0/24] }',
+  ].join('\n');
+  const { node, tcpPort } = await startTestNode(t, yaml);
+  const refused = (reason: string) => node.telemetry.value('sluice_source_refused_total', { source: 'syslog_tcp', reason });
+  const capped = [await connect(tcpPort, '127.0.1.1'), await connect(tcpPort, '127.0.1.2')];
+  const third = await connect(tcpPort, '127.0.1.3');
+  await closed(third);
+  assert.equal(await refused('tenant_connection_limit'), 1);
+  const others = [await connect(tcpPort, '127.0.2.1'), await connect(tcpPort, '127.0.2.2')];
+  await waitFor('four sessions', async () => (await node.telemetry.value('sluice_source_connections', { source: 'syslog_tcp' })) === 4);
+  const fifth = await connect(tcpPort, '127.0.2.3');
+  await closed(fifth);
+  assert.equal(await refused('connection_limit'), 1);
+  // A tenant's slot frees when its connection closes.
+  capped[0]!.destroy();
+  await waitFor('slot freed', async () => (await node.telemetry.value('sluice_source_connections', { source: 'syslog_tcp' })) === 3);
+  const again = await connect(tcpPort, '127.0.1.4');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.ok(isOpen(again));
+  for (const s of [...capped, ...others, again]) s.destroy();
+});
