@@ -452,6 +452,12 @@ function describe(schema: SchemaNode): string {
 function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
   const duration = (v: number | string) => parseDuration(v) ?? 0;
   const size = (v: number | string) => parseSize(v) ?? 0;
+  const streamConnection = (l: Omit<SluiceConfigFilled['sources']['syslog_tcp'], 'enabled'>) => ({
+    maxFrameBytes: size(l.max_frame),
+    maxConnections: l.max_connections,
+    idleTimeoutMs: duration(l.idle_timeout),
+    frameTimeoutMs: duration(l.frame_timeout),
+  });
   const udp = c.sources.syslog_udp;
   const tcp = c.sources.syslog_tcp;
   const tls = c.sources.syslog_tls;
@@ -470,10 +476,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         enabled: tcp.enabled,
         address: tcp.address,
         port: tcp.port,
-        maxFrameBytes: size(tcp.max_frame),
-        maxConnections: tcp.max_connections,
-        idleTimeoutMs: duration(tcp.idle_timeout),
-        frameTimeoutMs: duration(tcp.frame_timeout),
+        ...streamConnection(tcp),
       },
       syslogTls: {
         enabled: tls.certificate !== null && tls.key !== null,
@@ -483,10 +486,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         keyFile: tls.key,
         clientCaFile: tls.client_ca,
         clientCertificates: tls.client_certificates,
-        maxFrameBytes: size(tls.max_frame),
-        maxConnections: tls.max_connections,
-        idleTimeoutMs: duration(tls.idle_timeout),
-        frameTimeoutMs: duration(tls.frame_timeout),
+        ...streamConnection(tls),
       },
       relp: {
         enabled: c.sources.relp.enabled,

@@ -143,11 +143,9 @@ export const SyslogUdpSchema = section(
   'Syslog over UDP.',
 );
 
-export const SyslogTcpSchema = section(
-  {
-    enabled: Type.Boolean({ description: 'Listen for syslog messages over TCP.', default: true }),
-    address: address('Address the TCP listener binds to: an IPv4 or IPv6 literal, or `localhost`.'),
-    port: port('TCP port; 0 picks a free port (useful in tests).'),
+/** What every syslog stream listener (TCP, TLS) bounds per connection. */
+function streamConnectionProperties() {
+  return {
     max_frame: size(
       '64KiB',
       'Longest message frame accepted; a longer frame closes its connection. From 64 bytes to 16MiB.',
@@ -156,6 +154,15 @@ export const SyslogTcpSchema = section(
     max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are refused and counted. 0: no cap.', default: 50000, minimum: 0 }),
     idle_timeout: duration('0s', 'A connection that sends nothing for this long is closed and counted; 0 keeps idle agents connected for ever.'),
     frame_timeout: duration('30s', 'A frame begun and not completed within this long closes its connection (slowloris); 0: never.'),
+  };
+}
+
+export const SyslogTcpSchema = section(
+  {
+    enabled: Type.Boolean({ description: 'Listen for syslog messages over TCP.', default: true }),
+    address: address('Address the TCP listener binds to: an IPv4 or IPv6 literal, or `localhost`.'),
+    port: port('TCP port; 0 picks a free port (useful in tests).'),
+    ...streamConnectionProperties(),
   },
   'Syslog over TCP.',
 );
@@ -180,14 +187,7 @@ export const SyslogTlsSchema = section(
         '`none`: no client certificate is asked for; `request`: asked for, a connection without one is identified by its network or tokens; `require`: a connection without a valid certificate is refused. Needs `client_ca` unless `none`.',
       default: 'none',
     }),
-    max_frame: size(
-      '64KiB',
-      'Longest message frame accepted; a longer frame closes its connection. From 64 bytes to 16MiB.',
-      { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' },
-    ),
-    max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are refused and counted. 0: no cap.', default: 50000, minimum: 0 }),
-    idle_timeout: duration('0s', 'A connection that sends nothing for this long is closed and counted; 0 keeps idle agents connected for ever.'),
-    frame_timeout: duration('30s', 'A frame begun and not completed within this long closes its connection (slowloris); 0: never.'),
+    ...streamConnectionProperties(),
   },
   'Syslog over TLS (RFC 5425).',
 );
