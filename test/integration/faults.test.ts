@@ -13,14 +13,21 @@ import { memoryLogger, readTenantRecords, tempDir, testConfig, waitFor } from '.
 
 const OUTAGE_MS = 30_000;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
+/**
+ * A free port below the ephemeral range (32768+): the receiver binds it only
+ * after the 30 s outage, and in between an outgoing connection of another
+ * test could be given an ephemeral port that happened to be picked here.
+ */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 async function ingest(node: SluiceNode, from: number, count: number): Promise<void> {

@@ -44,6 +44,8 @@ class StreamSession {
   private invalidUtf8 = 0;
   private unauthenticated = false;
   private readonly lane: Lane;
+  private unflushedBytes = 0;
+  private flushScheduled = false;
   /** When data last arrived (epoch ms), for the idle timeout. */
   lastDataAt = Date.now();
   /** Since when a frame has been incomplete (0: none is), for the frame timeout. */
@@ -115,19 +117,35 @@ class StreamSession {
     // A frame left incomplete starts (or keeps) its clock; a complete stream stops it.
     if (this.framer.heldBytes === 0) this.partialSince = 0;
     else if (this.partialSince === 0) this.partialSince = this.nowMs;
-    this.flush(chunk.length);
-    if (!ok) this.reject();
-    else if (this.unauthenticated) this.socket.destroy();
+    this.unflushedBytes += chunk.length;
+    if (!ok) {
+      this.flush();
+      this.reject();
+    } else if (this.unauthenticated) {
+      this.flush();
+      this.socket.destroy();
+    } else if (!this.flushScheduled) {
+      // Reads that arrive in one event-loop turn go down the pipeline as one batch:
+      // per-batch costs (counters, lane, enrichment lookup, sink write) are paid once.
+      this.flushScheduled = true;
+      setImmediate(this.flushSoon);
+    }
+  };
+
+  private readonly flushSoon = (): void => {
+    this.flushScheduled = false;
+    this.flush();
   };
 
   private readonly onEnd = (): void => {
     const ok = this.framer.finish();
-    this.flush(0);
+    this.flush();
     if (!ok) this.reject();
   };
 
-  private flush(bytes: number): void {
-    this.counters.bytes.inc(bytes);
+  private flush(): void {
+    this.counters.bytes.inc(this.unflushedBytes);
+    this.unflushedBytes = 0;
     if (this.parseErrors > 0) {
       this.counters.parseErrors.inc(this.parseErrors);
       this.parseErrors = 0;
