@@ -10,6 +10,8 @@ import { sortRotated } from '../src/sinks/file/sink.js';
 import { formatProblem, parseConfig } from '../src/ops/config/load.js';
 import type { SluiceConfig } from '../src/ops/config/types.js';
 import { SluiceNode } from '../src/ops/node.js';
+import { Telemetry } from '../src/ops/telemetry.js';
+import { AckToken, type AckStatus } from '../src/core/ack.js';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
@@ -29,6 +31,19 @@ export function removeQuietly(dir: string): void {
   } catch (err) {
     process.stderr.write(`could not remove ${dir}: ${(err as Error).message}\n`);
   }
+}
+
+/** A telemetry object whose log goes nowhere. */
+export function silentTelemetry(): Telemetry {
+  return new Telemetry(pino({ level: 'silent' }));
+}
+
+/** An acknowledgement for one sink that records how it settled. */
+export function ackInto(statuses: AckStatus[]): AckToken {
+  const ack = new AckToken((s) => statuses.push(s));
+  ack.retain();
+  ack.seal();
+  return ack;
 }
 
 /** A logger that keeps every line in memory, for asserting on events. */

@@ -7,7 +7,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import pino from 'pino';
 import { AckStatus, AckToken } from '../../src/core/ack.js';
 import { LogRecord } from '../../src/core/record.js';
 import { EncodedQueue } from '../../src/sinks/encoded-queue.js';
@@ -18,7 +17,7 @@ import { SyslogSink } from '../../src/sinks/syslog/sink.js';
 import { DEFAULT_SYSLOG_SINK, type SyslogSinkConfig } from '../../src/sinks/syslog/config.js';
 import { SyslogFramer } from '../../src/sources/syslog/framing.js';
 import { Telemetry } from '../../src/ops/telemetry.js';
-import { memoryLogger, waitFor } from '../helpers.js';
+import { memoryLogger, waitFor, ackInto, silentTelemetry } from '../helpers.js';
 
 const RECEIVED = '2026-11-27T14:20:00.123Z';
 
@@ -33,16 +32,6 @@ function records(from: number, count: number): LogRecord[] {
   }
   return out;
 }
-
-/** An ack for one sink, recording how it settled. */
-function ackInto(statuses: AckStatus[]): AckToken {
-  const ack = new AckToken((s) => statuses.push(s));
-  ack.retain();
-  ack.seal();
-  return ack;
-}
-
-const silentTelemetry = (): Telemetry => new Telemetry(pino({ level: 'silent' }));
 
 /** A syslog receiver on loopback: frames with the project's own framer, numbers from "message N". */
 async function receiver(t: { after(fn: () => void): void }, port = 0): Promise<{ port: number; numbers: number[]; close(): Promise<void>; dropConnections(): void }> {

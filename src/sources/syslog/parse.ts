@@ -135,6 +135,11 @@ export function parseSyslog(text: string, rec: LogRecord, nowMs: number): void {
   if (!parse3164(text, p, end, rec, hasPri, nowMs)) fail(text, start, end, rec);
 }
 
+/** A header field's value: NILVALUE (`-`) is null. */
+function headerValue(text: string, start: number, end: number): string | null {
+  return end === start + 1 && text.charCodeAt(start) === DASH ? null : text.slice(start, end);
+}
+
 /** Marks `rec` as unparsable, keeping facility/severity as already set. */
 function fail(text: string, start: number, end: number, rec: LogRecord): void {
   rec.parseError = true;
@@ -162,19 +167,19 @@ function parse5424(text: string, p: number, end: number, rec: LogRecord): boolea
 
   let e = headerToken(text, p, end);
   if (e < 0) return false;
-  rec.hostname = e === p + 1 && text.charCodeAt(p) === DASH ? null : text.slice(p, e);
+  rec.hostname = headerValue(text, p, e);
   p = e + 1;
   e = headerToken(text, p, end);
   if (e < 0) return false;
-  rec.app = e === p + 1 && text.charCodeAt(p) === DASH ? null : text.slice(p, e);
+  rec.app = headerValue(text, p, e);
   p = e + 1;
   e = headerToken(text, p, end);
   if (e < 0) return false;
-  rec.procid = e === p + 1 && text.charCodeAt(p) === DASH ? null : text.slice(p, e);
+  rec.procid = headerValue(text, p, e);
   p = e + 1;
   e = headerToken(text, p, end);
   if (e < 0) return false;
-  rec.msgid = e === p + 1 && text.charCodeAt(p) === DASH ? null : text.slice(p, e);
+  rec.msgid = headerValue(text, p, e);
   p = e + 1;
 
   if (p >= end) return false;
@@ -351,7 +356,7 @@ function parse3164(text: string, p: number, end: number, rec: LogRecord, hasPri:
   let e = text.indexOf(' ', p);
   if (e < 0 || e > end) e = end;
   if (!parseTag(text, p, e, rec)) {
-    rec.hostname = e === p + 1 && text.charCodeAt(p) === DASH ? null : text.slice(p, e);
+    rec.hostname = headerValue(text, p, e);
     p = e;
     while (p < end && text.charCodeAt(p) === SP) p++;
     if (p >= end) return true;

@@ -2,13 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import pino from 'pino';
 import { LogRecord } from '../../../src/core/record.js';
 import { AckStatus, AckToken } from '../../../src/core/ack.js';
 import { FileSink, sortRotated, rotatedName } from '../../../src/sinks/file/sink.js';
 import type { FileSinkConfig } from '../../../src/ops/config/types.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
-import { readTenantRecords, tempDir, waitFor } from '../../helpers.js';
+import { readTenantRecords, silentTelemetry, tempDir, waitFor } from '../../helpers.js';
 
 function config(dir: string, overrides: Partial<FileSinkConfig> = {}): FileSinkConfig {
   return {
@@ -29,7 +27,7 @@ function records(tenant: string, from: number, count: number): LogRecord[] {
   return out;
 }
 
-const telemetry = (): Telemetry => new Telemetry(pino({ level: 'silent' }));
+const telemetry = silentTelemetry;
 const seqs = (recs: Record<string, unknown>[]): number[] => recs.map((r) => Number(String(r.msg).split(' ')[1]));
 const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
 

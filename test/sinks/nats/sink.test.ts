@@ -18,7 +18,7 @@ import { SinkStats } from '../../../src/sinks/delivery/stats.js';
 import { JetStreamTransport, NatsEncoder, NatsSink } from '../../../src/sinks/nats/sink.js';
 import { DEFAULT_NATS_SINK, type NatsSinkConfig } from '../../../src/sinks/nats/config.js';
 import { Telemetry } from '../../../src/ops/telemetry.js';
-import { memoryLogger, requireProgram, tempDir, waitFor } from '../../helpers.js';
+import { memoryLogger, requireProgram, tempDir, waitFor, ackInto } from '../../helpers.js';
 
 const SHARED_SERVER = '127.0.0.1:4222';
 const TS = '2026-11-27T14:20:00.123Z';
@@ -44,13 +44,6 @@ function records(tenant: string, host: string, from: number, count: number, msgB
     out.push(rec);
   }
   return out;
-}
-
-function ackInto(statuses: AckStatus[]): AckToken {
-  const ack = new AckToken((s) => statuses.push(s));
-  ack.retain();
-  ack.seal();
-  return ack;
 }
 
 function sinkConfig(names: { stream: string; prefix: string }, overrides: Partial<NatsSinkConfig> = {}): NatsSinkConfig {

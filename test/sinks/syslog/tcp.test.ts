@@ -12,14 +12,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import pino from 'pino';
-import { AckStatus, AckToken } from '../../../src/core/ack.js';
+import { AckStatus } from '../../../src/core/ack.js';
 import { LogRecord } from '../../../src/core/record.js';
 import { SyslogSink } from '../../../src/sinks/syslog/sink.js';
 import { DEFAULT_SYSLOG_SINK, type SyslogSinkConfig } from '../../../src/sinks/syslog/config.js';
 import { SyslogFramer } from '../../../src/sources/syslog/framing.js';
 import { Telemetry } from '../../../src/ops/telemetry.js';
 import { makePki } from '../../certs.js';
-import { requireProgram, tempDir, waitFor } from '../../helpers.js';
+import { requireProgram, tempDir, waitFor, ackInto } from '../../helpers.js';
 
 const TS = '2026-11-27T14:20:00.123Z';
 
@@ -41,13 +41,6 @@ function records(from: number, count: number, padding = 0): LogRecord[] {
     out.push(rec);
   }
   return out;
-}
-
-function ackInto(statuses: AckStatus[]): AckToken {
-  const ack = new AckToken((s) => statuses.push(s));
-  ack.retain();
-  ack.seal();
-  return ack;
 }
 
 function sinkConfig(name: string, port: number, overrides: Partial<SyslogSinkConfig> = {}): SyslogSinkConfig {
