@@ -39,6 +39,9 @@ export class SyslogUdpSource implements Source {
   private readonly parseErrors: Counter.Internal;
   private readonly invalidUtf8: Counter.Internal;
   private parseErrorCount = 0;
+  private unflushedBytes = 0;
+  private droppedBackpressure = 0;
+  private droppedRateLimited = 0;
   private invalidUtf8Count = 0;
 
   constructor(
@@ -108,7 +111,12 @@ export class SyslogUdpSource implements Source {
   }
 
   private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
-    this.bytes.inc(msg.length);
+    // Counted per event-loop turn in flush(), not per datagram.
+    this.unflushedBytes += msg.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
     const peer = this.peer(rinfo.address, rinfo.port);
     const identity = peer.identity;
     if (!identity.canAuthenticate) {
@@ -117,7 +125,7 @@ export class SyslogUdpSource implements Source {
       return;
     }
     if (this.congested) {
-      this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'backpressure', tenant: identity.tenant?.id });
+      this.droppedBackpressure++;
       return;
     }
     const nowMs = Date.now();
@@ -130,7 +138,7 @@ export class SyslogUdpSource implements Source {
       return;
     }
     if (!tenant.limiter.unlimited && !tenant.limiter.admit(rec.size, nowMs)) {
-      this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'rate_limited', tenant: tenant.id });
+      this.droppedRateLimited++;
       return;
     }
     if (this.pendingTenant !== tenant) {
@@ -138,14 +146,16 @@ export class SyslogUdpSource implements Source {
       this.pendingTenant = tenant;
     }
     this.pending.push(rec);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
-    }
   };
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
+    if (this.unflushedBytes > 0) this.bytes.inc(this.unflushedBytes);
+    this.unflushedBytes = 0;
+    if (this.droppedBackpressure > 0) this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'backpressure' }, this.droppedBackpressure);
+    if (this.droppedRateLimited > 0) this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'rate_limited' }, this.droppedRateLimited);
+    this.droppedBackpressure = 0;
+    this.droppedRateLimited = 0;
     if (this.parseErrorCount > 0) this.parseErrors.inc(this.parseErrorCount);
     if (this.invalidUtf8Count > 0) this.invalidUtf8.inc(this.invalidUtf8Count);
     this.parseErrorCount = 0;
