@@ -12,6 +12,7 @@ import type { LogRecord } from './record.js';
 import type { Tenant, TenantDirectory } from './identity.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import { Enricher, type HostMetadataSource } from './enrich.js';
+import { SessionRegistry } from './sessions.js';
 
 export interface Route {
   sink: Sink;
@@ -24,12 +25,16 @@ export class Pipeline {
   private readonly sinks: Sink[];
   private metadata: HostMetadataSource | null = null;
   private readonly busyLanes = new Set<Lane>();
+  /** Every open stream session of this node (or worker). */
+  readonly sessions: SessionRegistry;
 
   constructor(
     readonly directory: TenantDirectory,
     routes: readonly Route[],
     private readonly telemetry: Telemetry,
+    sessionIdPrefix = '',
   ) {
+    this.sessions = new SessionRegistry(sessionIdPrefix);
     this.sinks = routes.map((r) => r.sink);
     for (const tenant of directory.tenants.values()) {
       for (const route of routes) {

@@ -13,6 +13,7 @@ import type net from 'node:net';
 import type { Counter } from 'prom-client';
 import { AckStatus } from '../../core/ack.js';
 import type { Lane, Pipeline } from '../../core/pipeline.js';
+import type { SessionControl, SessionEntry } from '../../core/sessions.js';
 import { normalizeAddress, type RefusalReason, type SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
@@ -63,7 +64,7 @@ export interface RelpSessionContext {
 /** Why the session is ending: the client's `close`, the server's serverclose, or the client's end of stream. */
 type Ending = 'close' | 'serverclose' | 'peer_ended';
 
-export class RelpSession implements ReplyOutput {
+export class RelpSession implements ReplyOutput, SessionControl {
   readonly peer: string;
   /** Resolves when the connection is closed. */
   readonly closed: Promise<void>;
@@ -73,6 +74,7 @@ export class RelpSession implements ReplyOutput {
   private readonly parser: RelpFrameParser;
   private readonly replies: ReplyQueue;
   private readonly lane: Lane;
+  private readonly entry: SessionEntry;
   private expectedTxnr = 1;
   private opened = false;
   private batch: LogRecord[] = [];
@@ -102,6 +104,7 @@ export class RelpSession implements ReplyOutput {
     this.parser = new RelpFrameParser(context.maxFrameBytes, this.onFrame);
     this.replies = new ReplyQueue(this);
     this.lane = context.pipeline.openLane(context.sourceName);
+    this.entry = context.pipeline.sessions.open(context.sourceName, 'relp', this.peer, identity.tenant?.id ?? null, this);
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
     this.ended = new Promise((resolve) => { this.resolveEnded = resolve; });
     socket.on('data', this.onData);
@@ -148,6 +151,25 @@ export class RelpSession implements ReplyOutput {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  close(reason: string): void {
+    this.context.telemetry.emit('connectionClosed', { source: this.context.sourceName, reason, peer: this.peer, tenant: this.tenant });
+    this.socket.destroy();
+  }
+
+  queuedBytes(): number {
+    return this.parser.heldBytes;
+  }
+
+  pauseReading(): void {
+    this.entry.governed = true;
+    this.updateReading();
+  }
+
+  resumeReading(): void {
+    this.entry.governed = false;
+    this.updateReading();
   }
 
   sendReplies(frames: string, _answered: number): void {
@@ -246,6 +268,7 @@ export class RelpSession implements ReplyOutput {
     if (tenant === null) {
       const reason = this.identity.refusal;
       this.context.telemetry.emit('recordRefused', { source: this.context.sourceName, reason, peer: this.peer });
+      this.entry.errors++;
       // The refusal is decided now, but it is still answered after the transactions before it.
       this.submitBatch();
       this.replies.answer(txnr, REFUSAL_REPLY[reason], true);
@@ -270,21 +293,26 @@ export class RelpSession implements ReplyOutput {
     this.batchTenant = null;
     this.batchReply = null;
     this.context.counters.records.inc(records.length);
+    this.entry.records += records.length;
+    this.entry.tenant = tenant.id;
+    this.entry.host = records[records.length - 1]!.hostname ?? this.entry.host;
     if (!this.lane.submit(tenant, records, reply.token) && !this.laneBlocked) {
       this.laneBlocked = true;
+      this.entry.throttled = true;
       this.lane.whenReady(this.onLaneReady);
     }
   }
 
   private readonly onLaneReady = (): void => {
     this.laneBlocked = false;
+    this.entry.throttled = false;
     this.updateReading();
   };
 
   /** Read while the window has room and the lane takes more; after our end, read only to see the peer close. */
   private updateReading(): void {
     const hold = !this.finished
-      && (this.ending !== null || this.laneBlocked || this.replies.unanswered >= this.context.window);
+      && (this.ending !== null || this.laneBlocked || this.entry.governed || this.replies.unanswered >= this.context.window);
     if (hold === this.paused || this.socket.destroyed) return;
     this.paused = hold;
     if (hold) this.socket.pause();
@@ -319,6 +347,8 @@ export class RelpSession implements ReplyOutput {
   private flushCounters(bytes: number): void {
     const counters = this.context.counters;
     counters.bytes.inc(bytes);
+    this.entry.bytes += bytes;
+    this.entry.errors += this.parseErrors;
     if (this.parseErrors > 0) {
       counters.parseErrors.inc(this.parseErrors);
       this.parseErrors = 0;
@@ -346,6 +376,7 @@ export class RelpSession implements ReplyOutput {
 
   private readonly onSocketClose = (): void => {
     this.lane.close();
+    this.context.pipeline.sessions.close(this.entry);
     this.context.onClose(this);
     this.resolveEnded();
     this.resolveClosed();

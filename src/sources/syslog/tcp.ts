@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import type { Counter } from 'prom-client';
 import type { Source, ComponentHealth } from '../../core/component.js';
 import type { Lane, Pipeline } from '../../core/pipeline.js';
+import type { SessionControl, SessionEntry } from '../../core/sessions.js';
 import { normalizeAddress, SessionIdentity, type PeerCertificate, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
@@ -32,8 +33,9 @@ interface SessionCounters {
   invalidUtf8: Counter.Internal;
 }
 
-class StreamSession {
+class StreamSession implements SessionControl {
   private readonly framer: SyslogFramer;
+  private readonly entry: SessionEntry;
   private readonly source: SourceInfo;
   private readonly peer: string;
   private batch: LogRecord[] = [];
@@ -55,7 +57,7 @@ class StreamSession {
     private readonly sourceName: string,
     private readonly socket: net.Socket,
     private readonly identity: SessionIdentity,
-    pipeline: Pipeline,
+    private readonly pipeline: Pipeline,
     private readonly telemetry: Telemetry,
     private readonly counters: SessionCounters,
     protocol: 'tcp' | 'tls',
@@ -66,6 +68,7 @@ class StreamSession {
     this.peer = `${this.source.address}:${this.source.port}`;
     this.framer = new SyslogFramer(maxFrame, this.onFrame);
     this.lane = pipeline.openLane(sourceName);
+    this.entry = pipeline.sessions.open(sourceName, protocol, this.peer, identity.tenant?.id ?? null, this);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
@@ -91,6 +94,24 @@ class StreamSession {
     return this.identity.tenant;
   }
 
+  close(reason: string): void {
+    this.expel(reason);
+  }
+
+  queuedBytes(): number {
+    return this.framer.heldBytes + this.unflushedBytes;
+  }
+
+  pauseReading(): void {
+    this.entry.governed = true;
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.entry.governed = false;
+    if (!this.entry.throttled) this.socket.resume();
+  }
+
   private readonly onFrame = (buf: Buffer, start: number, end: number): void => {
     const rec = decodeSyslogFrame(buf, start, end, this.source, this.received, this.nowMs);
     if (rec.parseError) this.parseErrors++;
@@ -98,6 +119,7 @@ class StreamSession {
     const tenant = this.identity.attribute(rec, this.source.address);
     if (tenant === null) {
       this.telemetry.emit('recordRefused', { source: this.sourceName, reason: this.identity.refusal, peer: this.peer });
+      this.entry.errors++;
       // Nothing on this connection can name a tenant: stop reading it.
       if (this.identity.tenant === null && this.identity.refusal === 'no_credentials') this.unauthenticated = true;
       return;
@@ -145,7 +167,9 @@ class StreamSession {
 
   private flush(): void {
     this.counters.bytes.inc(this.unflushedBytes);
+    this.entry.bytes += this.unflushedBytes;
     this.unflushedBytes = 0;
+    this.entry.errors += this.parseErrors;
     if (this.parseErrors > 0) {
       this.counters.parseErrors.inc(this.parseErrors);
       this.parseErrors = 0;
@@ -163,14 +187,19 @@ class StreamSession {
     if (batch.length === 0 || tenant === null) return;
     this.batch = [];
     this.counters.records.inc(batch.length);
+    this.entry.records += batch.length;
+    this.entry.tenant = tenant.id;
+    this.entry.host = batch[batch.length - 1]!.hostname ?? this.entry.host;
     if (!this.lane.submit(tenant, batch, null)) {
+      this.entry.throttled = true;
       this.socket.pause();
       this.lane.whenReady(this.resume);
     }
   }
 
   private readonly resume = (): void => {
-    this.socket.resume();
+    this.entry.throttled = false;
+    if (!this.entry.governed) this.socket.resume();
   };
 
   /** A framing error: records before the bad frame were delivered; the connection goes. */
@@ -188,6 +217,7 @@ class StreamSession {
 
   private readonly onSocketClose = (): void => {
     this.lane.close();
+    this.pipeline.sessions.close(this.entry);
     this.onClose(this);
   };
 }

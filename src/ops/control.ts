@@ -1,0 +1,62 @@
+/**
+ * What operators can see and do to a running node: the one contract between
+ * the admin API (HTTP, dashboard, `sluice top|tail|sessions`) and the node.
+ *
+ * A single process implements it directly over its SluiceNode; a node of
+ * several worker processes implements it in the primary by asking every
+ * worker over IPC and merging the answers, so callers see the node as one.
+ * Every value crossing this interface is plain JSON (it may cross IPC).
+ */
+import type { SessionView } from '../core/sessions.js';
+import type { TenantLimits } from '../core/limits.js';
+
+export type { SessionView };
+
+export interface ComponentView {
+  /** Unique in the node: e.g. `source:syslog_tcp`, `sink:files`, `service:hostmeta`. */
+  name: string;
+  kind: 'source' | 'sink' | 'service';
+  healthy: boolean;
+  detail?: string;
+  /** Which worker reports it (absent in a single process). */
+  worker?: number;
+}
+
+export interface TailFilter {
+  /** Only this tenant's records. A tenant-scoped caller always has this set to its tenant. */
+  tenant?: string;
+  /** Only records from this host (hostname as sent). */
+  host?: string;
+  /** Only records from this session id. */
+  session?: string;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not (or notes while ready, e.g. a worker in crash-loop backoff). */
+  detail: string[];
+}
+
+export interface NodeControl {
+  /** Prometheus exposition of the whole node (all workers summed where that is meaningful). */
+  metrics(): Promise<{ contentType: string; text: string }>;
+  /** The same metrics as JSON (prom-client's getMetricsAsJSON shape), for the dashboard. */
+  metricsJson(): Promise<unknown[]>;
+  readiness(): Promise<Readiness>;
+  sessions(): Promise<SessionView[]>;
+  /** Close one session (counted under reason `admin`). False when no such session is open. */
+  disconnect(sessionId: string): Promise<boolean>;
+  /** Change a tenant's rate limits at once, in every worker. Throws for an unknown tenant or bad limits. */
+  setTenantLimits(tenantId: string, limits: TenantLimits): Promise<void>;
+  components(): Promise<ComponentView[]>;
+  /** Stop, start or restart one component by name (see ComponentView.name). */
+  controlComponent(name: string, action: 'stop' | 'start' | 'restart'): Promise<void>;
+  /** Write a heap snapshot of each process; returns the file paths. */
+  heapSnapshot(directory: string): Promise<string[]>;
+  /**
+   * Follow records as they are routed, filtered. `onRecord` receives each as one
+   * NDJSON line (the file sink's encoding, without the newline). Returns the
+   * function that stops the tail. Costs nothing while no tail is open.
+   */
+  tail(filter: TailFilter, onRecord: (line: string) => void): Promise<() => void>;
+}
