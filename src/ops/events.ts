@@ -105,6 +105,14 @@ export const EVENTS = {
   },
   sinkRecordsDropped: { code: 'SLU0503W', level: 'warn', text: 'sink dropped records', throttleMs: THROTTLE_MS },
   natsStreamCreated: { code: 'SLU0510I', level: 'info', text: 'JetStream stream created' },
+  adminListening: { code: 'SLU0600I', level: 'info', text: 'admin server listening: dashboard, /metrics, /healthz, /readyz, /api' },
+  adminTokenCreated: { code: 'SLU0601I', level: 'info', text: 'no admin token configured: wrote a whole-node admin token to a file readable only by this user' },
+  adminRequestDenied: { code: 'SLU0602W', level: 'warn', text: 'admin request denied: missing, unknown or out-of-scope token', throttleMs: THROTTLE_MS },
+  componentControlled: { code: 'SLU0603I', level: 'info', text: 'component stopped, started or restarted by an admin request' },
+  sessionDisconnected: { code: 'SLU0604I', level: 'info', text: 'session disconnected by an admin request' },
+  tenantLimitsChanged: { code: 'SLU0605I', level: 'info', text: 'tenant limits changed by an admin request' },
+  heapSnapshotWritten: { code: 'SLU0606I', level: 'info', text: 'heap snapshot written' },
+  adminStopped: { code: 'SLU0607I', level: 'info', text: 'admin server stopped' },
 } as const satisfies Record<string, EventDef>;
 
 export type EventName = keyof typeof EVENTS;

@@ -5,7 +5,7 @@
  * first, so everything they accepted reaches the sinks before those flush).
  */
 import type { Logger } from 'pino';
-import type { Sink, Source } from '../core/component.js';
+import type { ComponentHealth, Sink, Source } from '../core/component.js';
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
 import type { TenantLimits } from '../core/limits.js';
@@ -15,6 +15,7 @@ import { SyslogSink } from '../sinks/syslog/sink.js';
 import { DeferredSink } from '../sinks/deferred.js';
 import { BufferedSink } from '../sinks/buffer/buffered-sink.js';
 import path from 'node:path';
+import { collectDefaultMetrics } from 'prom-client';
 import { SyslogStreamSource } from '../sources/syslog/tcp.js';
 import { SyslogUdpSource } from '../sources/syslog/udp.js';
 import { HttpSource } from '../sources/http/source.js';
@@ -65,9 +66,13 @@ export class SluiceNode {
   private stopped: Promise<boolean> | null = null;
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
+  private state: 'new' | 'running' | 'stopping' = 'new';
 
   constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log.level)) {
     this.telemetry = new Telemetry(logger);
+    // Process memory, CPU and heap (process_*, nodejs_*), which the dashboard shows.
+    collectDefaultMetrics({ register: this.telemetry.registry });
+    this.telemetry.setTenantSeries(config.tenants.map((t) => t.id), config.admin.tenantSeries);
     this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry);
@@ -87,6 +92,53 @@ export class SluiceNode {
       throw new Error('limits: rates must be >= 0 and burst > 0');
     }
     tenant.limiter.set(limits);
+  }
+
+  /**
+   * Every source, sink and service of the node under its admin name
+   * (`source:<name>`, `sink:<name>`, `service:hostmeta`).
+   */
+  components(): { name: string; kind: 'source' | 'sink' | 'service'; health: ComponentHealth }[] {
+    const list: { name: string; kind: 'source' | 'sink' | 'service'; health: ComponentHealth }[] = [];
+    for (const source of this.sources) list.push({ name: `source:${source.name}`, kind: 'source', health: source.health() });
+    for (const sink of this.sinks) {
+      const health = sink.health();
+      list.push({ name: `sink:${sink.name}`, kind: 'sink', health: { ...health, detail: sinkDetail(health.detail, sink.queuedBytes(), sink.congested()) } });
+    }
+    if (this.config.hostmeta.service.enabled) {
+      list.push({ name: 'service:hostmeta', kind: 'service', health: this.hostmetaService !== null ? { healthy: true } : { healthy: false, detail: 'not running' } });
+    }
+    return list;
+  }
+
+  /**
+   * Ready: started, not stopping, and every listener and sink up. A stopped
+   * source (admin action) makes the node unready, which is what a load
+   * balancer needs to know.
+   */
+  readiness(): { ready: boolean; detail: string[] } {
+    const detail: string[] = [];
+    if (this.state !== 'running') detail.push(this.state === 'new' ? 'starting' : 'stopping');
+    for (const component of this.components()) {
+      if (!component.health.healthy) detail.push(`${component.name}: ${component.health.detail ?? 'unhealthy'}`);
+    }
+    return { ready: detail.length === 0, detail };
+  }
+
+  /**
+   * Stop, start or restart a source (a listener). Sinks and services are
+   * refused: records already routed to a sink have nowhere else to go.
+   */
+  async controlComponent(name: string, action: 'stop' | 'start' | 'restart'): Promise<void> {
+    if (this.state !== 'running') throw new Error(`the node is ${this.state === 'new' ? 'starting' : 'stopping'}`);
+    const source = this.sources.find((s) => `source:${s.name}` === name);
+    if (source === undefined) {
+      if (this.components().some((c) => c.name === name)) throw new Error(`${name} cannot be stopped or started at runtime: only sources can`);
+      throw new Error(`no component ${name}`);
+    }
+    this.telemetry.emit('componentControlled', { component: name, action });
+    if (action !== 'start') await source.stop(Date.now() + this.config.shutdownTimeoutMs);
+    if (action !== 'stop') await source.start();
   }
 
   /** Where the sources are listening (ports may have been configured as 0). */
@@ -109,6 +161,7 @@ export class SluiceNode {
       await this.hostmetaService?.close();
       throw err;
     }
+    this.state = 'running';
     this.telemetry.emit('nodeReady', {});
   }
 
@@ -135,6 +188,7 @@ export class SluiceNode {
    * Resolves true when everything accepted was written by the deadline.
    */
   stop(deadline = Date.now() + this.config.shutdownTimeoutMs): Promise<boolean> {
+    this.state = 'stopping';
     this.stopped ??= this.drain(deadline);
     return this.stopped;
   }
@@ -174,6 +228,12 @@ export class SluiceNode {
       dropped: await t.value('sluice_dropped_records_total'),
     };
   }
+}
+
+function sinkDetail(detail: string | undefined, queuedBytes: number, congested: boolean): string {
+  const parts = detail === undefined ? [] : [detail];
+  parts.push(`${queuedBytes} bytes queued${congested ? ', congested' : ''}`);
+  return parts.join('; ');
 }
 
 function serviceUrl(service: RunningHostmetaService): string {

@@ -96,6 +96,24 @@ export interface FileSinkConfig {
 /** Every sink may sit behind a disk buffer (null: none). */
 export type SinkConfig = (FileSinkConfig | SyslogSinkConfig | NatsSinkConfig) & { diskBuffer: DiskBufferConfig | null };
 
+export interface AdminTokenConfig {
+  /** SHA-256 (hex) of the token. */
+  tokenHash: string;
+  /** The one tenant the token may see and change; null: the whole node. */
+  tenant: string | null;
+}
+
+export interface AdminConfig {
+  enabled: boolean;
+  address: string;
+  port: number;
+  tokens: AdminTokenConfig[];
+  /** Loopback callers read the dashboard, metrics and lists without a token. */
+  openLoopbackReads: boolean;
+  /** Tenants with metric series of their own (the rest share `other`). */
+  tenantSeries: number;
+}
+
 export interface SluiceConfig {
   dataDir: string;
   log: { level: LogLevel };
@@ -114,4 +132,5 @@ export interface SluiceConfig {
     /** `url` null: the service this node runs. */
     client: Omit<HostmetaClientConfig, 'url'> & { enabled: boolean; url: string | null };
   };
+  admin: AdminConfig;
 }

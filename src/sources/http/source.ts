@@ -36,7 +36,7 @@ export interface HttpSourceConfig {
 }
 
 export const DEFAULT_HTTP_SOURCE_CONFIG: Readonly<HttpSourceConfig> = Object.freeze({
-  enabled: true, address: '127.0.0.1', port: 8080, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000,
+  enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000,
 });
 
 /** A request the source refuses: status, reason, optional Retry-After seconds. */
@@ -72,6 +72,7 @@ export class HttpSource implements Source {
 
   async start(): Promise<void> {
     if (this.app) return;
+    this.stopping = false;
     const app = Fastify({ bodyLimit: this.config.maxBodyBytes, logger: false });
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
