@@ -11,6 +11,9 @@ import { createLogger } from './telemetry.js';
 import { VERSION } from './version.js';
 import { registerHostmetaCommand } from '../services/hostmeta/command.js';
 import { registerLoadgenCommand } from './loadgen/command.js';
+import { startAdminServer, type RunningAdminServer } from './admin/server.js';
+import { LocalControl } from './admin/local-control.js';
+import { registerAdminCommands } from './admin/commands.js';
 
 
 function readConfig(file: string | undefined): SluiceConfig {
@@ -30,10 +33,14 @@ async function start(options: { config?: string }): Promise<void> {
   const config = readConfig(options.config);
   const logger = createLogger(config.log.level);
   const node = new SluiceNode(config, logger);
+  let admin: RunningAdminServer | null = null;
   try {
     await node.start();
+    // The admin server (dashboard, /metrics, /api) sees the node only through NodeControl.
+    if (config.admin.enabled) admin = await startAdminServer(config, new LocalControl(node), logger);
   } catch (err) {
     node.telemetry.emit('startFailed', { error: (err as Error).message });
+    await node.stop();
     process.exit(1);
   }
   let signalled = false;
@@ -43,7 +50,10 @@ async function start(options: { config?: string }): Promise<void> {
       process.exit(1);
     }
     signalled = true;
-    void node.stop().then((complete) => process.exit(complete ? 0 : 1));
+    void node.stop().then(async (complete) => {
+      await admin?.close();
+      process.exit(complete ? 0 : 1);
+    });
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
@@ -83,4 +93,5 @@ program.command('validate')
 
 registerHostmetaCommand(program);
 registerLoadgenCommand(program);
+registerAdminCommands(program);
 await program.parseAsync();

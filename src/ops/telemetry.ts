@@ -71,7 +71,6 @@ export class Telemetry {
   readonly tenantDeliveredRecords: Counter<'sink' | 'tenant'>;
   readonly tenantDeliveredBytes: Counter<'sink' | 'tenant'>;
   readonly ackLatency: Histogram<'source'>;
-  readonly adminRequests: Counter<'route' | 'status'>;
 
   /** Tenants that get a series of their own; the rest share `other` (see tenantLabel). */
   private readonly tenantSeries = new Set<string>();
@@ -129,7 +128,6 @@ export class Telemetry {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    this.adminRequests = counter('sluice_admin_requests_total', 'Requests to the admin server, by route and status.', ['route', 'status']);
   }
 
   /** Give each of the first `max` of these tenants a series of its own (the node calls it once, at construction). */
