@@ -452,12 +452,13 @@ function describe(schema: SchemaNode): string {
 function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
   const duration = (v: number | string) => parseDuration(v) ?? 0;
   const size = (v: number | string) => parseSize(v) ?? 0;
-  const streamConnection = (l: Omit<SluiceConfigFilled['sources']['syslog_tcp'], 'enabled'>) => ({
-    maxFrameBytes: size(l.max_frame),
+  type Bounds = Pick<SluiceConfigFilled['sources']['relp'], 'max_connections' | 'idle_timeout' | 'frame_timeout'>;
+  const connectionBounds = (l: Bounds) => ({
     maxConnections: l.max_connections,
     idleTimeoutMs: duration(l.idle_timeout),
     frameTimeoutMs: duration(l.frame_timeout),
   });
+  const streamConnection = (l: Bounds & { max_frame: number | string }) => ({ maxFrameBytes: size(l.max_frame), ...connectionBounds(l) });
   const udp = c.sources.syslog_udp;
   const tcp = c.sources.syslog_tcp;
   const tls = c.sources.syslog_tls;
@@ -495,6 +496,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         maxFrameBytes: size(c.sources.relp.max_frame),
         window: c.sources.relp.window,
         drainTimeoutMs: duration(c.sources.relp.drain_timeout),
+        ...connectionBounds(c.sources.relp),
       },
       http: {
         enabled: http.enabled,

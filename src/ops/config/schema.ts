@@ -143,6 +143,15 @@ export const SyslogUdpSchema = section(
   'Syslog over UDP.',
 );
 
+/** What every stream listener (syslog TCP and TLS, RELP) bounds per connection. */
+function connectionBoundProperties() {
+  return {
+    max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are refused and counted. 0: no cap.', default: 50000, minimum: 0 }),
+    idle_timeout: duration('0s', 'A connection that sends nothing for this long is closed and counted; 0 keeps idle agents connected for ever.'),
+    frame_timeout: duration('30s', 'A frame begun and not completed within this long closes its connection (slowloris); 0: never.'),
+  };
+}
+
 /** What every syslog stream listener (TCP, TLS) bounds per connection. */
 function streamConnectionProperties() {
   return {
@@ -151,9 +160,7 @@ function streamConnectionProperties() {
       'Longest message frame accepted; a longer frame closes its connection. From 64 bytes to 16MiB.',
       { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' },
     ),
-    max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are refused and counted. 0: no cap.', default: 50000, minimum: 0 }),
-    idle_timeout: duration('0s', 'A connection that sends nothing for this long is closed and counted; 0 keeps idle agents connected for ever.'),
-    frame_timeout: duration('30s', 'A frame begun and not completed within this long closes its connection (slowloris); 0: never.'),
+    ...connectionBoundProperties(),
   };
 }
 
@@ -212,6 +219,7 @@ export const RelpSourceSchema = section(
       { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' }),
     window: Type.Integer({ description: 'Unanswered messages a session may have before the node stops reading it (librelp\'s default window is 128).', default: 128, minimum: 1, maximum: 65536 }),
     drain_timeout: duration('2s', 'On shutdown, how long sessions get to have their messages committed and answered before serverclose.'),
+    ...connectionBoundProperties(),
   },
   'RELP (see relp.md).',
 );
@@ -277,7 +285,7 @@ const tenantProperties = {
       }),
       bytes_per_second: size('0B', 'Bytes per second (frame sizes) this tenant may send; 0 means no limit.'),
       burst: duration('1s', 'How far a quiet tenant may run ahead of its rates, as time at those rates.'),
-      max_connections: Type.Integer({ description: 'Stream connections (TCP, TLS) this tenant may hold open at once, per listener; past it new ones are refused and counted. 0: no cap.', default: 0, minimum: 0 }),
+      max_connections: Type.Integer({ description: 'Stream connections (TCP, TLS, RELP) this tenant may hold open at once, per listener; past it new ones are refused and counted. 0: no cap.', default: 0, minimum: 0 }),
     },
     "The tenant's rate limits; changeable at runtime.",
   ),

@@ -5,6 +5,7 @@
  */
 
 import type { TenantLimits } from '../../core/limits.js';
+import type { ConnectionBounds } from '../../sources/connection-guard.js';
 import type { HttpSourceConfig } from '../../sources/http/source.js';
 import type { RelpSourceConfig } from '../../sources/relp/source.js';
 import type { SyslogSinkConfig } from '../../sinks/syslog/config.js';
@@ -22,21 +23,15 @@ export interface SyslogUdpSourceConfig {
   receiveBufferBytes: number;
 }
 
-export interface SyslogTcpSourceConfig {
+export interface SyslogTcpSourceConfig extends ConnectionBounds {
   enabled: boolean;
   address: string;
   port: number;
   /** A frame longer than this closes its connection. */
   maxFrameBytes: number;
-  /** Connections this listener holds at once; past it new ones are refused (counted). 0: no cap. */
-  maxConnections: number;
-  /** A connection that sends nothing for this long is closed (counted). 0: never. */
-  idleTimeoutMs: number;
-  /** A frame begun and not completed within this long closes its connection (slowloris). 0: never. */
-  frameTimeoutMs: number;
 }
 
-export interface SyslogTlsSourceConfig {
+export interface SyslogTlsSourceConfig extends ConnectionBounds {
   /** True when a certificate and key are configured. */
   enabled: boolean;
   address: string;
@@ -46,12 +41,6 @@ export interface SyslogTlsSourceConfig {
   clientCaFile: string | null;
   clientCertificates: 'none' | 'request' | 'require';
   maxFrameBytes: number;
-  /** Connections this listener holds at once; past it new ones are refused (counted). 0: no cap. */
-  maxConnections: number;
-  /** A connection that sends nothing for this long is closed (counted). 0: never. */
-  idleTimeoutMs: number;
-  /** A frame begun and not completed within this long closes its connection (slowloris). 0: never. */
-  frameTimeoutMs: number;
 }
 
 export interface CertificateRule {
