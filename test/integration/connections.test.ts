@@ -92,3 +92,20 @@ test('connections: RELP listeners apply the same caps and frame timeout', async 
   capped.destroy();
   others[1]!.destroy();
 });
+
+test('connections: the HTTP listener caps connections and times out a request that never finishes', async (t) => {
+  const { node } = await startTestNode(t, 'sources:\n  http: { max_connections: 2, request_timeout: 500ms }');
+  const httpPort = node.addresses().http!.port;
+  const slow = await connect(httpPort);
+  // Headers promise 100 bytes of body; 10 come.
+  slow.write('POST /v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: 100\r\n\r\n{"msg":"a"');
+  const answer: Buffer[] = [];
+  slow.on('data', (chunk: Buffer) => answer.push(chunk));
+  const idle = await connect(httpPort);
+  const third = await connect(httpPort);
+  await closed(third);
+  assert.equal(await node.telemetry.value('sluice_source_refused_total', { source: 'http', reason: 'connection_limit' }), 1);
+  await closed(slow);
+  assert.match(Buffer.concat(answer).toString(), /^HTTP\/1\.1 408/);
+  idle.destroy();
+});

@@ -504,6 +504,8 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         port: http.port,
         maxBodyBytes: size(http.max_body),
         ackTimeoutMs: duration(http.ack_timeout),
+        maxConnections: http.max_connections,
+        requestTimeoutMs: duration(http.request_timeout),
       },
     },
     tenants: yamlOrder(doc, 'tenants', c.tenants).map((id) => ({

@@ -206,6 +206,8 @@ export const HttpSourceSchema = section(
     port: Type.Integer({ description: 'HTTP port; 0 picks a free port.', default: 8080, minimum: 0, maximum: 65535 }),
     max_body: size('4MiB', 'Largest request body, also once decompressed; larger: HTTP 413.'),
     ack_timeout: duration('30s', 'Longest a request waits for its records to be committed; then it is answered 503 and the client retries.'),
+    max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are closed at accept and counted. 0: no cap.', default: 50000, minimum: 0 }),
+    request_timeout: duration('30s', 'Longest a client may take to send a whole request, headers and body (slowloris); then it is answered 408. 0: never.'),
   },
   'Logs over HTTP: OTLP and newline-delimited JSON or text (see http.md).',
 );
