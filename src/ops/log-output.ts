@@ -51,12 +51,15 @@ function severityOf(level: unknown): number {
 
 const outputs = new WeakMap<Logger, SyslogLogOutput>();
 
-/** The node's logger, writing where `config.output` says. */
-export function createLogger(config: LogConfig): Logger {
+/**
+ * The node's logger, writing where `config.output` says. `stderr` is where
+ * standard-error lines go (tests pass a stream of their own).
+ */
+export function createLogger(config: LogConfig, stderrStream?: pino.DestinationStream): Logger {
   const options = { level: config.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   // Synchronous stderr: the node logs events, never records, so volume is small
   // and a crash must not lose the line that explains it.
-  const stderr = pino(options, pino.destination({ fd: 2, sync: true }));
+  const stderr = pino(options, stderrStream ?? pino.destination({ fd: 2, sync: true }));
   if (config.output === 'stderr') return stderr;
   const output = new SyslogLogOutput(config.syslog, stderr);
   const logger = pino(options, output);
@@ -122,6 +125,11 @@ export class SyslogLogOutput {
     return Buffer.from(bytes <= max ? message : truncateUtf8(message, bytes, max));
   }
 
+  /** Bytes of log waiting to leave this process: queued here or held by the socket (at most max_queue plus one line). */
+  queuedBytes(): number {
+    return this.transport.queuedBytes();
+  }
+
   /** Resolves once every line written so far has left this process (or `timeoutMs` passed): true when it did. */
   async flush(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
@@ -172,6 +180,7 @@ interface LogTransport {
   send(message: Buffer): void;
   /** Nothing queued here or held by the socket. */
   idle(): boolean;
+  queuedBytes(): number;
   close(): void;
 }
 
@@ -209,6 +218,10 @@ abstract class QueueingTransport implements LogTransport {
 
   idle(): boolean {
     return this.pending.length === 0 && this.socketBytes() === 0;
+  }
+
+  queuedBytes(): number {
+    return this.pendingBytes + this.socketBytes();
   }
 
   close(): void {
