@@ -79,7 +79,7 @@ export function syslogOutputOf(logger: Logger): SyslogLogOutput | undefined {
  * waiting at most `timeoutMs`. True when nothing was left behind.
  */
 export async function flushLogger(logger: Logger, timeoutMs: number): Promise<boolean> {
-  return outputs.get(logger)?.flush(timeoutMs) ?? true;
+  return outputs.get(logger)?.drain(timeoutMs) ?? true;
 }
 
 export class SyslogLogOutput {
@@ -130,8 +130,11 @@ export class SyslogLogOutput {
     return this.transport.queuedBytes();
   }
 
-  /** Resolves once every line written so far has left this process (or `timeoutMs` passed): true when it did. */
-  async flush(timeoutMs: number): Promise<boolean> {
+  /**
+   * Resolves once every line written so far has left this process (or `timeoutMs` passed): true when it did.
+   * (Not named flush: pino's logger.flush(cb) would call that with a callback.)
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (!this.transport.idle()) {
       if (Date.now() >= deadline) return false;
