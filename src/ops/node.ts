@@ -66,7 +66,7 @@ export class SluiceNode {
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
 
-  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log.level)) {
+  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log)) {
     this.telemetry = new Telemetry(logger);
     this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import {
+  FACILITY_CODES,
   ANNOTATION_KEYWORDS,
   DURATION_PATTERN,
   DURATION_UNITS_MS,
@@ -465,7 +466,19 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
   const http = c.sources.http;
   return {
     dataDir: c.data_dir,
-    log: { level: c.log.level },
+    log: {
+      level: c.log.level,
+      output: c.log.output,
+      syslog: {
+        protocol: c.log.syslog.protocol,
+        host: c.log.syslog.host,
+        port: c.log.syslog.port === 0 ? DEFAULT_SYSLOG_PORTS[c.log.syslog.protocol] : c.log.syslog.port,
+        facility: FACILITY_CODES[c.log.syslog.facility],
+        appName: c.log.syslog.app_name,
+        maxMessageBytes: size(c.log.syslog.max_message),
+        maxQueueBytes: size(c.log.syslog.max_queue),
+      },
+    },
     sources: {
       syslogUdp: {
         enabled: udp.enabled,

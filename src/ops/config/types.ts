@@ -15,6 +15,26 @@ import type { HostmetaClientConfig, HostmetaServiceConfig } from '../../services
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
+/** Where the node's own log goes when `log.output` is `syslog`. */
+export interface LogSyslogConfig {
+  protocol: 'udp' | 'tcp';
+  host: string;
+  port: number;
+  /** RFC 5424 facility code (0-23). */
+  facility: number;
+  appName: string;
+  /** Messages longer than this many bytes are cut. */
+  maxMessageBytes: number;
+  /** Bytes held while the receiver is connecting, away or slow; past it lines are dropped and counted. */
+  maxQueueBytes: number;
+}
+
+export interface LogConfig {
+  level: LogLevel;
+  output: 'stderr' | 'syslog';
+  syslog: LogSyslogConfig;
+}
+
 export interface SyslogUdpSourceConfig {
   enabled: boolean;
   address: string;
@@ -87,7 +107,7 @@ export type SinkConfig = (FileSinkConfig | SyslogSinkConfig | NatsSinkConfig) & 
 
 export interface SluiceConfig {
   dataDir: string;
-  log: { level: LogLevel };
+  log: LogConfig;
   sources: {
     syslogUdp: SyslogUdpSourceConfig;
     syslogTcp: SyslogTcpSourceConfig;
