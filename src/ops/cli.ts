@@ -7,7 +7,8 @@ import { Command } from 'commander';
 import { ConfigError, defaultConfig, formatProblem, loadConfigFile, parseConfig } from './config/load.js';
 import type { SluiceConfig } from './config/types.js';
 import { SluiceNode } from './node.js';
-import { createLogger } from './telemetry.js';
+import { DEFAULT_LOG_CONFIG, createLogger, flushLogger } from './log-output.js';
+import { Telemetry } from './telemetry.js';
 import { VERSION } from './version.js';
 import { registerHostmetaCommand } from '../services/hostmeta/command.js';
 import { registerLoadgenCommand } from './loadgen/command.js';
@@ -16,13 +17,18 @@ import { LocalControl } from './admin/local-control.js';
 import { registerAdminCommands } from './admin/commands.js';
 
 
+/** Longest the exit waits for the last log lines to leave for a syslog receiver. */
+const LOG_FLUSH_TIMEOUT_MS = 2000;
+
 function readConfig(file: string | undefined): SluiceConfig {
   if (file === undefined) return defaultConfig();
   try {
     return loadConfigFile(file);
   } catch (err) {
     if (err instanceof ConfigError) {
+      // The problems for a person to read, then the coded line for whatever watches the log (stderr: no config, no other output).
       process.stderr.write(`${err.message}\n`);
+      new Telemetry(createLogger(DEFAULT_LOG_CONFIG)).emit('configInvalid', { file, problems: err.problems.length });
       process.exit(1);
     }
     throw err;
@@ -31,8 +37,12 @@ function readConfig(file: string | undefined): SluiceConfig {
 
 async function start(options: { config?: string }): Promise<void> {
   const config = readConfig(options.config);
-  const logger = createLogger(config.log.level);
+  const logger = createLogger(config.log);
   const node = new SluiceNode(config, logger);
+  const exit = async (status: number): Promise<never> => {
+    await flushLogger(logger, LOG_FLUSH_TIMEOUT_MS);
+    process.exit(status);
+  };
   let admin: RunningAdminServer | null = null;
   try {
     await node.start();
@@ -41,18 +51,19 @@ async function start(options: { config?: string }): Promise<void> {
   } catch (err) {
     node.telemetry.emit('startFailed', { error: (err as Error).message });
     await node.stop();
-    process.exit(1);
+    await exit(1);
   }
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals): void => {
     if (signalled) {
-      logger.warn({ signal }, 'second signal: exiting without waiting for the drain');
-      process.exit(1);
+      node.telemetry.emit('secondSignal', { signal });
+      void exit(1);
+      return;
     }
     signalled = true;
     void node.stop().then(async (complete) => {
       await admin?.close();
-      process.exit(complete ? 0 : 1);
+      await exit(complete ? 0 : 1);
     });
   };
   process.on('SIGTERM', shutdown);

@@ -68,7 +68,7 @@ export class SluiceNode {
   private hostmetaCache: HostMetadataCache | null = null;
   private state: 'new' | 'running' | 'stopping' = 'new';
 
-  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log.level)) {
+  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log)) {
     this.telemetry = new Telemetry(logger);
     // Process memory, CPU and heap (process_*, nodejs_*), which the dashboard shows.
     collectDefaultMetrics({ register: this.telemetry.registry });

@@ -7,8 +7,10 @@
  */
 import pino, { type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { EVENTS, type CounterName, type EventName } from './events.js';
-import type { LogLevel } from './config/types.js';
+import { EVENTS, type CounterName, type EventDef, type EventName } from './events.js';
+import { syslogOutputOf, type LogDropReason } from './log-output.js';
+
+export { createLogger } from './log-output.js';
 
 export type EventFields = Record<string, string | number | boolean | null | undefined>;
 
@@ -20,13 +22,6 @@ const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
   recordsDropped: ['source', 'reason'],
   sinkErrors: ['sink'],
 };
-
-export function createLogger(level: LogLevel): Logger {
-  // Synchronous stderr: the node logs events, never records, so volume is small
-  // and a crash must not lose the line that explains it.
-  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
-    pino.destination({ fd: 2, sync: true }));
-}
 
 export class Telemetry {
   readonly registry = new Registry();
@@ -63,6 +58,7 @@ export class Telemetry {
   readonly sinkConnected: Gauge<'sink'>;
   readonly sinkDuplicates: Counter<'sink'>;
   readonly sinkTruncated: Counter<'sink'>;
+  readonly logDroppedLines: Counter<'reason'>;
 
   readonly sourceAcceptedRecords: Counter<'source'>;
   readonly sourceAcceptedBytes: Counter<'source'>;
@@ -115,6 +111,19 @@ export class Telemetry {
     this.sinkConnected = gauge('sluice_sink_connected', '1 while a delivery sink holds a connection to its receiver.', ['sink']);
     this.sinkDuplicates = counter('sluice_sink_duplicates_total', 'Records the receiver reported it already had (JetStream de-duplication by message id).', ['sink']);
     this.sinkTruncated = counter('sluice_sink_truncated_records_total', 'Records cut to the sink\'s max message size.', ['sink']);
+    const logOutput = syslogOutputOf(logger);
+    this.logDroppedLines = new Counter({
+      name: 'sluice_log_dropped_lines_total',
+      help: 'Lines of the node\'s own log that its syslog output dropped, by reason (`queue_full`: receiver away or slow; `send_error`).',
+      labelNames: ['reason'],
+      registers,
+      // The output counts on its own (it sits below the logger); read its totals at scrape time.
+      collect() {
+        if (logOutput === undefined) return;
+        this.reset();
+        for (const [reason, lines] of Object.entries(logOutput.dropped) as [LogDropReason, number][]) this.inc({ reason }, lines);
+      },
+    });
     this.sourceAcceptedRecords = counter('sluice_source_accepted_records_total', 'Records a source handed to the pipeline with a route (after attribution and rate limits).', ['source']);
     this.sourceAcceptedBytes = counter('sluice_source_accepted_bytes_total', 'Bytes of the records counted by sluice_source_accepted_records_total.', ['source']);
     this.tenantAcceptedRecords = counter('sluice_tenant_accepted_records_total', 'Records accepted for a tenant; tenants past admin.tenant_series share the label `other`.', ['tenant']);
@@ -146,7 +155,7 @@ export class Telemetry {
 
   /** Log an event with its stable code and increment its counter (by `count`). */
   emit(name: EventName, fields: EventFields = {}, count = 1): void {
-    const def = EVENTS[name] as (typeof EVENTS)[EventName] & { counter?: CounterName; throttleMs?: number };
+    const def: EventDef = EVENTS[name];
     if (def.counter !== undefined) {
       const labels: Record<string, string> = {};
       for (const key of COUNTER_LABELS[def.counter]) labels[key] = String(fields[key] ?? '');
@@ -181,6 +190,15 @@ export class Telemetry {
     }
     return sum;
   }
+}
+
+/**
+ * Log a registered event without a Telemetry: for parts that keep no metrics
+ * of their own (the admin server, which may run in a process without a node).
+ */
+export function logEvent(logger: Logger, name: EventName, fields: EventFields = {}): void {
+  const def = EVENTS[name] as EventDef;
+  if (logger.isLevelEnabled(def.level)) logger[def.level]({ code: def.code, ...fields }, def.text);
 }
 
 /** Markdown reference of every metric, generated from a node's registry. */

@@ -20,7 +20,8 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { TenantLimits } from '../../core/limits.js';
 import { normalizeAddress } from '../../core/identity.js';
-import { EVENTS, type EventName } from '../events.js';
+import type { EventName } from '../events.js';
+import { logEvent, type EventFields } from '../telemetry.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { NodeControl, TailFilter } from '../control.js';
 import { buildOverview, filterExposition, withRates, type LiveOverview, type Overview, type SinkBounds } from './overview.js';
@@ -52,11 +53,6 @@ const MAX_TAILS = 32;
 
 const DASHBOARD_DIR = fileURLToPath(new URL('../../../../dashboard/', import.meta.url));
 
-function logEvent(logger: Logger, name: EventName, fields: Record<string, unknown>): void {
-  const def = EVENTS[name];
-  logger[def.level]({ code: def.code, ...fields }, def.text);
-}
-
 function isLoopback(address: string | undefined): boolean {
   const a = normalizeAddress(address ?? '');
   return a === '::1' || a.startsWith('127.');
@@ -67,7 +63,7 @@ function sha256(s: string): string {
 }
 
 /** The configured tokens, or else the generated one (created at first start, kept in the data dir). */
-function loadTokens(config: SluiceConfig, logger: Logger): { byHash: Map<string, string | null>; tokenFile: string | null } {
+function loadTokens(config: SluiceConfig, emit: (name: EventName, fields: EventFields) => void): { byHash: Map<string, string | null>; tokenFile: string | null } {
   const byHash = new Map<string, string | null>();
   for (const t of config.admin.tokens) byHash.set(t.tokenHash, t.tenant);
   if (byHash.size > 0) return { byHash, tokenFile: null };
@@ -79,7 +75,7 @@ function loadTokens(config: SluiceConfig, logger: Logger): { byHash: Map<string,
     token = randomBytes(24).toString('base64url');
     mkdirSync(path.dirname(tokenFile), { recursive: true });
     writeFileSync(tokenFile, `${token}\n`, { mode: 0o600, flag: 'wx' });
-    logEvent(logger, 'adminTokenCreated', { file: tokenFile });
+    emit('adminTokenCreated', { file: tokenFile });
   }
   byHash.set(sha256(token), null);
   return { byHash, tokenFile };
@@ -146,7 +142,8 @@ function limitsJson(limits: TenantLimits): Record<string, number> {
 }
 
 export async function startAdminServer(config: SluiceConfig, control: NodeControl, logger: Logger): Promise<RunningAdminServer> {
-  const { byHash, tokenFile } = loadTokens(config, logger);
+  const emit = (name: EventName, fields: EventFields): void => logEvent(logger, name, fields);
+  const { byHash, tokenFile } = loadTokens(config, emit);
   const bounds: SinkBounds[] = config.sinks.map((s) => ({
     name: s.name, queueHighWaterBytes: s.queueHighWaterBytes, bufferMaxBytes: s.diskBuffer?.maxBytes ?? null,
   }));
@@ -179,7 +176,7 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     const deny = (status: number, message: string): HttpError => {
       if (Date.now() - lastDenied > 10_000) {
         lastDenied = Date.now();
-        logEvent(logger, 'adminRequestDenied', { route: req.routeOptions.url, status, peer: req.socket.remoteAddress });
+        emit('adminRequestDenied', { route: req.routeOptions.url, status, peer: req.socket.remoteAddress });
       }
       return new HttpError(status, message);
     };
@@ -371,7 +368,7 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
   await app.listen({ host: config.admin.address, port: config.admin.port });
   const bound = app.server.address();
   const address = bound !== null && typeof bound === 'object' ? bound : { address: config.admin.address, port: config.admin.port };
-  logEvent(logger, 'adminListening', {
+  emit('adminListening', {
     address: address.address, port: address.port, url: `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}/`,
     ...(tokenFile === null ? {} : { token_file: tokenFile }),
   });
@@ -381,8 +378,8 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     tokenFile,
     close: async () => {
       app.server.closeAllConnections();
+      // Silent: the node's own last line ("node stopped") stays the last line of the run.
       await app.close();
-      logEvent(logger, 'adminStopped', {});
     },
   };
 }
