@@ -72,7 +72,7 @@
       width: Math.max(300, el.clientWidth), height: 180, series,
       axes: [
         { stroke: '#8a96a3', grid: { stroke: '#222b35' } },
-        { stroke: '#8a96a3', grid: { stroke: '#222b35' }, size: 70, values: (_u, ticks) => ticks.map(format) },
+        { stroke: '#8a96a3', grid: { stroke: '#222b35' }, size: 84, values: (_u, ticks) => ticks.map(format) },
       ],
       scales: { x: { time: true } },
       legend: { live: true },
@@ -244,12 +244,18 @@
       }
       $('token-form').hidden = true;
       let lines = [];
+      let timer = null;
+      // Records may arrive by the thousand a second: redraw at most five times a second.
+      const redraw = () => {
+        timer = null;
+        out.textContent = lines.join('\n');
+        out.scrollTop = out.scrollHeight;
+      };
       await readEvents(response, (event, data) => {
         if (event === 'dropped') data = '… ' + JSON.parse(data).dropped + ' records skipped (this page reads slower than they arrive)';
         lines.push(data);
-        if (lines.length > TAIL_LINES) lines = lines.slice(-TAIL_LINES);
-        out.textContent = lines.join('\n');
-        out.scrollTop = out.scrollHeight;
+        if (lines.length > 2 * TAIL_LINES) lines = lines.slice(-TAIL_LINES);
+        if (timer === null) timer = setTimeout(redraw, 200);
       }, abort.signal);
     } catch (err) {
       if (!abort.signal.aborted) out.textContent += '\n(tail ended: ' + err.message + ')';
