@@ -358,10 +358,16 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
       clearInterval(heartbeat);
       stop?.();
     });
-    stop = await control.tail(filter, (line) => {
-      if (res.writableLength > TAIL_MAX_BEHIND_BYTES) dropped++;
-      else res.write(`data: ${line}\n\n`);
-    });
+    try {
+      stop = await control.tail(filter, (line) => {
+        if (res.writableLength > TAIL_MAX_BEHIND_BYTES) dropped++;
+        else res.write(`data: ${line}\n\n`);
+      });
+    } catch (err) {
+      // The stream is open already: the failure can only be told inside it.
+      res.end(`event: error\ndata: ${JSON.stringify({ error: (err as Error).message })}\n\n`);
+      return;
+    }
     if (closed) stop();
   });
 
