@@ -43,13 +43,18 @@ async function start(options: { config?: string }): Promise<void> {
     await flushLogger(logger, LOG_FLUSH_TIMEOUT_MS);
     process.exit(status);
   };
-  let admin: RunningAdminServer | null = null;
   try {
     await node.start();
-    // The admin server (dashboard, /metrics, /api) sees the node only through NodeControl.
-    if (config.admin.enabled) admin = await startAdminServer(config, new LocalControl(node), logger);
   } catch (err) {
     node.telemetry.emit('startFailed', { error: (err as Error).message });
+    await exit(1);
+  }
+  // The admin server (dashboard, /metrics, /api) sees the node only through NodeControl.
+  let admin: RunningAdminServer | null = null;
+  try {
+    if (config.admin.enabled) admin = await startAdminServer(config, new LocalControl(node), logger);
+  } catch (err) {
+    node.telemetry.emit('startFailed', { error: `admin server: ${(err as Error).message}` });
     await node.stop();
     await exit(1);
   }

@@ -29,7 +29,7 @@ async function launch(): Promise<Browser | string> {
     return reason;
   }
   // --no-sandbox: tests may run as root, where Chromium's sandbox refuses to start.
-  return playwright.chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  return playwright.chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
 }
 
 test('dashboard: live charts under load, a session drill-down with its live tail, in headless Chromium', { timeout: 120_000 }, async (t) => {
