@@ -100,7 +100,7 @@ export class SluiceNode {
 
   async start(): Promise<void> {
     const openFiles = openFilesLimit();
-    this.telemetry.emit('nodeStarting', { version: VERSION, data_dir: this.config.dataDir, open_files_limit: openFiles });
+    this.telemetry.emit('nodeStarting', { version: VERSION, data_dir: path.resolve(this.config.dataDir), open_files_limit: openFiles });
     const wanted = descriptorsWanted(this.config);
     if (openFiles !== null && wanted !== null && openFiles < wanted) this.telemetry.emit('openFilesLow', { open_files_limit: openFiles, wanted });
     try {

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, closed, connect, readTenantRecords, requireProgram, tempDir, waitFor } from '../helpers.js';
 
@@ -140,7 +140,7 @@ test('package: npm pack, install the tarball into an empty prefix, run sluice fr
   assert.ok(!node.hasExited(), `the node exited at start: ${JSON.stringify(node.lines)}`);
   const starting = node.lines.find((l) => l.code === 'SLU0001I');
   assert.equal(starting?.open_files_limit, 4096);
-  assert.equal(starting?.data_dir, 'data');
+  assert.equal(starting?.data_dir, path.join(realpathSync(elsewhere), 'data'), 'logged resolved, so the operator sees where it is');
   assert.deepEqual(node.lines.find((l) => l.code === 'SLU0009W')?.wanted, 50_000 + 1024);
   assert.ok(node.lines.some((l) => l.code === 'SLU0300I' && l.store === 'sqlite'), 'host metadata in SQLite: the native addon loads');
 
