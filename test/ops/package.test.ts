@@ -133,7 +133,7 @@ test('package: npm pack, install the tarball into an empty prefix, run sluice fr
     'hostmeta: { service: { port: 0 } }',
     '',
   ].join('\n'));
-  // An open-files limit below the TCP listener's default cap (50,000) is logged and warned about.
+  // An open-files limit below the listeners' default caps (50,000 each) is logged and warned about.
   const node = startNode('sh', ['-c', 'ulimit -Sn 4096 && ulimit -Hn 4096 && exec "$0" start -c "$1"', bin, config], elsewhere);
   t.after(() => node.kill());
   await waitFor('node ready (or gone)', () => node.lines.some((l) => l.code === 'SLU0003I') || node.hasExited(), 60_000);
@@ -141,7 +141,7 @@ test('package: npm pack, install the tarball into an empty prefix, run sluice fr
   const starting = node.lines.find((l) => l.code === 'SLU0001I');
   assert.equal(starting?.open_files_limit, 4096);
   assert.equal(starting?.data_dir, path.join(realpathSync(elsewhere), 'data'), 'logged resolved, so the operator sees where it is');
-  assert.deepEqual(node.lines.find((l) => l.code === 'SLU0009W')?.wanted, 50_000 + 1024);
+  assert.deepEqual(node.lines.find((l) => l.code === 'SLU0010W')?.wanted, 3 * 50_000 + 1024, 'TCP, RELP and HTTP at their caps');
   assert.ok(node.lines.some((l) => l.code === 'SLU0300I' && l.store === 'sqlite'), 'host metadata in SQLite: the native addon loads');
 
   const tcp = node.lines.find((l) => l.code === 'SLU0002I' && l.source === 'syslog_tcp');
