@@ -26,6 +26,7 @@ import { startHostmetaService, type RunningHostmetaService } from '../services/h
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
+import { descriptorsWanted, openFilesLimit } from './descriptors.js';
 
 export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
@@ -151,7 +152,10 @@ export class SluiceNode {
   }
 
   async start(): Promise<void> {
-    this.telemetry.emit('nodeStarting', { version: VERSION, data_dir: this.config.dataDir });
+    const openFiles = openFilesLimit();
+    this.telemetry.emit('nodeStarting', { version: VERSION, data_dir: path.resolve(this.config.dataDir), open_files_limit: openFiles });
+    const wanted = descriptorsWanted(this.config);
+    if (openFiles !== null && wanted !== null && openFiles < wanted) this.telemetry.emit('openFilesLow', { open_files_limit: openFiles, wanted });
     try {
       for (const sink of this.sinks) await sink.start();
       await this.startHostmeta();
