@@ -90,7 +90,7 @@ class HttpError extends Error {
 /** Live overviews, sampled at most once per interval per scope, with rates against the previous sample. */
 class OverviewSampler {
   private readonly last = new Map<string, { overview: Overview; live: LiveOverview }>();
-  private pending = new Map<string, Promise<LiveOverview>>();
+  private readonly pending = new Map<string, Promise<LiveOverview>>();
 
   constructor(private readonly control: NodeControl, private readonly bounds: readonly SinkBounds[]) {}
 
