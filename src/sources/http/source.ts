@@ -18,9 +18,7 @@ import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/ident
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
 import type { Telemetry } from '../../ops/telemetry.js';
-import { decodeOtlpProtobuf, otlpToRecords, OtlpError, type OtlpLogsRequest } from './otlp.js';
-import { ndjsonToRecords, NdjsonError } from './ndjson.js';
-import { ProtobufError } from './protobuf.js';
+import { BadBodyError, decodeBody, type BodyKind } from './decode.js';
 
 const SOURCE = 'http';
 const gunzipAsync = promisify(gunzip);
@@ -45,8 +43,6 @@ class Refusal extends Error {
     super(message);
   }
 }
-
-type BodyKind = 'otlp' | 'ndjson';
 
 export class HttpSource implements Source {
   readonly name = SOURCE;
@@ -171,13 +167,9 @@ export class HttpSource implements Source {
 
   private decode(kind: BodyKind, body: Buffer, protobuf: boolean, source: SourceInfo, received: string): LogRecord[] {
     try {
-      if (kind === 'ndjson') return ndjsonToRecords(body.toString('utf8'), source, received);
-      const request = protobuf ? decodeOtlpProtobuf(body) : (JSON.parse(body.toString('utf8')) as OtlpLogsRequest);
-      return otlpToRecords(request, source, received);
+      return decodeBody(kind, body, protobuf, source, received);
     } catch (err) {
-      if (err instanceof OtlpError || err instanceof NdjsonError || err instanceof ProtobufError || err instanceof SyntaxError) {
-        throw new Refusal(400, `bad body: ${err.message}`);
-      }
+      if (err instanceof BadBodyError) throw new Refusal(400, `bad body: ${err.message}`);
       throw err;
     }
   }
