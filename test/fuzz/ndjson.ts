@@ -52,7 +52,7 @@ interface NdjsonCase { body: Buffer; lines: Line[] | null }
 
 const NDJSON_TOKENS = ['\n', '\r\n', '{', '}', '"', ':', '"msg"', '"ts"', '1e400', '\\u0000', '\\ud800'];
 
-const ndjsonCase: fc.Arbitrary<NdjsonCase> = fc.oneof(
+export const ndjsonCases: fc.Arbitrary<NdjsonCase> = fc.oneof(
   { weight: 3, arbitrary: fc.tuple(
     fc.array(fc.oneof({ weight: 3, arbitrary: jsonLine }, { weight: 2, arbitrary: textLine }, { weight: 2, arbitrary: hostileLine }), { minLength: 1, maxLength: 6 }),
     fc.constantFrom('\n', '\r\n'),
@@ -67,7 +67,7 @@ const ndjsonCase: fc.Arbitrary<NdjsonCase> = fc.oneof(
 export const ndjsonTarget = defineTarget<NdjsonCase>({
   name: 'http-ndjson',
   description: 'NDJSON bodies (JSON and text lines, hostile field values, deep nesting, bytes mutated, raw) → decodeBody',
-  arbitrary: ndjsonCase,
+  arbitrary: ndjsonCases,
   check(input) {
     const records = decodeChecked('ndjson', input.body, false);
     if (records !== null) assert.ok(records.length <= input.body.toString('utf8').split('\n').length, 'at most one record per line');

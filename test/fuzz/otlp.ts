@@ -264,7 +264,7 @@ interface OtlpJsonCase { body: Buffer; valid: OtlpLogsRequest | null }
 
 const OTLP_JSON_TOKENS = ['"resourceLogs"', '"scopeLogs"', '"logRecords"', '"body"', '"kvlistValue"', '"values"', ':', '[', '{', 'null', '1e999'];
 
-const otlpJsonCase: fc.Arbitrary<OtlpJsonCase> = fc.oneof(
+export const otlpJsonCases: fc.Arbitrary<OtlpJsonCase> = fc.oneof(
   { weight: 2, arbitrary: fc.tuple(request, fc.array(fc.record({ at: fc.nat(), value: nastyJson }), { maxLength: 3 })).map(([req, ms]) => {
     const valid = ms.length === 0 ? req : null;
     // The mutations work on a copy, so the model stays as generated.
@@ -279,7 +279,7 @@ const otlpJsonCase: fc.Arbitrary<OtlpJsonCase> = fc.oneof(
 export const otlpJsonTarget = defineTarget<OtlpJsonCase>({
   name: 'otlp-json',
   description: 'OTLP/JSON bodies (valid, nodes replaced by wrong types / huge numbers / deep nesting, bytes mutated, raw) → decodeBody',
-  arbitrary: otlpJsonCase,
+  arbitrary: otlpJsonCases,
   check(input) {
     const records = decodeChecked('otlp', input.body, false);
     if (input.valid === null) return;
@@ -304,7 +304,7 @@ const BAD_PROTOBUF: readonly Buffer[] = [
 
 interface OtlpProtobufCase { body: Buffer; valid: OtlpLogsRequest | null }
 
-const otlpProtobufCase: fc.Arbitrary<OtlpProtobufCase> = fc.oneof(
+export const otlpProtobufCases: fc.Arbitrary<OtlpProtobufCase> = fc.oneof(
   { weight: 4, arbitrary: fc.tuple(request, fc.boolean(), fc.array(fc.oneof(
     byteMutationArb(PROTOBUF_TOKENS),
     fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.constantFrom(...BAD_PROTOBUF).map((b) => new Uint8Array(b)) }),
@@ -322,7 +322,7 @@ const otlpProtobufCase: fc.Arbitrary<OtlpProtobufCase> = fc.oneof(
 export const otlpProtobufTarget = defineTarget<OtlpProtobufCase>({
   name: 'otlp-protobuf',
   description: 'OTLP protobuf bodies (valid with unknown fields, bad varints/lengths/wire types, deep nesting, raw) → decodeBody',
-  arbitrary: otlpProtobufCase,
+  arbitrary: otlpProtobufCases,
   check(input) {
     const records = decodeChecked('otlp', input.body, true);
     if (input.valid === null) return;

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { propertyOf } from './common.js';
 import { TARGETS } from './targets.js';
 
-const RUNS = Number(process.env.SLUICE_FUZZ_RUNS ?? 300);
+const RUNS = Number(process.env.SLUICE_FUZZ_RUNS ?? 1000);
 
 for (const target of TARGETS) {
   test(`fuzz ${target.name}: ${target.description}`, () => {

@@ -20,7 +20,7 @@ interface Frame {
   data: string;
 }
 
-interface RelpCase {
+export interface RelpCase {
   stream: Buffer;
   cuts: number[];
   maxData: number;
@@ -106,10 +106,19 @@ const frameArb = fc.oneof(
   { weight: 1, arbitrary: fc.record({ command: fc.oneof(fc.constantFrom('close', 'rsp', 'serverclose'), fc.stringMatching(/^[a-zA-Z]{1,32}$/)), data: fc.string({ maxLength: 20 }) }) },
 ).chain((f) => fc.record({ txnr: fc.integer({ min: 0, max: 999_999_999 }), command: fc.constant(f.command), data: fc.constant(f.data) }));
 
-const validStream = fc.array(frameArb, { minLength: 1, maxLength: 8 }).map((frames) => {
+const OPEN_FRAME = { txnr: 1, command: 'open', data: 'relp_version=0\nrelp_software=fuzz\ncommands=syslog' };
+
+/** Frames, mostly as a session expects them (an accepted `open` first, txnr 1, 2, …), so mutations reach a live session. */
+const validStream = fc.record({
+  frames: fc.array(frameArb, { minLength: 1, maxLength: 8 }),
+  opened: fc.boolean(),
+  sequential: fc.boolean(),
+}).map(({ frames: drawn, opened, sequential }) => {
+  const frames = opened ? [OPEN_FRAME, ...drawn] : drawn;
   const parts: Buffer[] = [];
   const expected: Frame[] = [];
-  for (const f of frames) {
+  for (const [i, drawnFrame] of frames.entries()) {
+    const f = sequential ? { ...drawnFrame, txnr: i + 1 } : drawnFrame;
     const data = Buffer.from(f.data, 'utf8');
     parts.push(Buffer.from(data.length === 0 ? `${f.txnr} ${f.command} 0` : `${f.txnr} ${f.command} ${data.length} `, 'latin1'), data, Buffer.from('\n'));
     const known = KNOWN.get(f.command);
@@ -120,10 +129,7 @@ const validStream = fc.array(frameArb, { minLength: 1, maxLength: 8 }).map((fram
 
 const RELP_TOKENS = ['1 ', '0 ', '1234567890 ', 'syslog ', 'open ', 'rsp ', 'x'.repeat(33) + ' ', ' 0\n', ' 1 ', ' 999999999 ', ' 131073 ', ' -1 ', '\n', '  '];
 
-export const relpTarget = defineTarget<RelpCase>({
-  name: 'relp',
-  description: 'RELP streams (valid frames with txnr/command/DATALEN/trailer garbage, raw bytes) in random chunks → RelpFrameParser, offers, syslog DATA',
-  arbitrary: fc.record({
+export const relpCases: fc.Arbitrary<RelpCase> = fc.record({
     base: fc.oneof(
       { weight: 3, arbitrary: fc.tuple(validStream, fc.array(byteMutationArb(RELP_TOKENS), { maxLength: 4 }))
         .map(([v, ms]) => ({ stream: ms.reduce(applyMutation, v.stream), expected: ms.length === 0 ? v.expected : null })) },
@@ -135,6 +141,11 @@ export const relpTarget = defineTarget<RelpCase>({
   }).map(({ base, cuts, maxData, offers }) => ({
     stream: base.stream, cuts, maxData, offers,
     expected: base.expected !== null && base.expected.every((f) => f.data.length <= maxData) ? base.expected : null,
-  })),
+}));
+
+export const relpTarget = defineTarget<RelpCase>({
+  name: 'relp',
+  description: 'RELP streams (valid frames with txnr/command/DATALEN/trailer garbage, raw bytes) in random chunks → RelpFrameParser, offers, syslog DATA',
+  arbitrary: relpCases,
   check: checkRelp,
 });

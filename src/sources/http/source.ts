@@ -7,6 +7,8 @@
  * failed (Retry-After). The tenant comes from the bearer token, else from the
  * peer's network.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -68,7 +70,7 @@ export class HttpSource implements Source {
 
   async start(): Promise<void> {
     if (this.app) return;
-    const app = Fastify({ bodyLimit: this.config.maxBodyBytes, logger: false });
+    const app = Fastify({ bodyLimit: this.config.maxBodyBytes, logger: false, clientErrorHandler: this.onClientError });
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     app.addHook('onRequest', async (_req, reply) => {
@@ -78,7 +80,9 @@ export class HttpSource implements Source {
     app.post('/v1/logs', (req, reply) => this.ingest(req, reply, 'otlp'));
     app.post('/v1/ingest', (req, reply) => this.ingest(req, reply, 'ndjson'));
     app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+      // Fastify's own refusals (413 body too large, 415 …) and our bugs (500) are counted like ours.
       const status = err.statusCode ?? 500;
+      this.telemetry.httpRefusals.inc({ status: String(status) });
       void reply.status(status).send({ error: status === 413 ? 'body too large' : err.message });
     });
     this.app = app;
@@ -107,6 +111,21 @@ export class HttpSource implements Source {
   health(): ComponentHealth {
     return this.app ? { healthy: true } : { healthy: false, detail: 'not listening' };
   }
+
+  /**
+   * Bytes that are not HTTP (or headers too large, or too slow): counted,
+   * answered the way Node.js would, and the connection closed.
+   */
+  private readonly onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    this.telemetry.httpRefusals.inc({ status: String(status) });
+    if (socket.writable) {
+      const body = JSON.stringify({ error: STATUS_CODES[status] });
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  };
 
   private async ingest(req: FastifyRequest, reply: FastifyReply, kind: BodyKind): Promise<unknown> {
     try {
