@@ -4,7 +4,11 @@
  * the seed of each run, cases per second and peak heap, and for a failure the
  * counterexample and the command that replays it. See docs/fuzzing.md.
  *
- *   npm run fuzz -- [--runs N] [--target NAME]... [--seed S] [--path P] [--time-limit SECONDS]
+ *   npm run fuzz -- [--runs N] [--target NAME]... [--seed S] [--path P] [--time-limit SECONDS] [--time-budget SECONDS]
+ *
+ * --time-limit stops each target after that long; --time-budget shares a
+ * total among the targets (each gets what is left divided by those still to
+ * run, so time a fast target leaves over goes to the slow ones).
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +23,7 @@ interface Options {
   seed: number | null;
   path: string | null;
   timeLimitSeconds: number | null;
+  timeBudgetSeconds: number | null;
   child: boolean;
 }
 
@@ -40,13 +45,13 @@ const CHILD_HEAP_MB = 1024;
 const HEAP_SAMPLE_EVERY = 500;
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: npm run fuzz -- [--runs N] [--target NAME]... [--seed S] [--path P] [--time-limit SECONDS]\n` +
+  process.stderr.write(`${message}\nusage: npm run fuzz -- [--runs N] [--target NAME]... [--seed S] [--path P] [--time-limit SECONDS] [--time-budget SECONDS]\n` +
     `targets: ${TARGETS.map((t) => t.name).join(', ')}\n`);
   process.exit(2);
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { runs: 1_000_000, targets: [], seed: null, path: null, timeLimitSeconds: null, child: false };
+  const options: Options = { runs: 1_000_000, targets: [], seed: null, path: null, timeLimitSeconds: null, timeBudgetSeconds: null, child: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -60,6 +65,7 @@ function parseOptions(argv: string[]): Options {
       case '--seed': options.seed = Number(value()); break;
       case '--path': options.path = value(); break;
       case '--time-limit': options.timeLimitSeconds = Number(value()); break;
+      case '--time-budget': options.timeBudgetSeconds = Number(value()); break;
       case '--child': options.child = true; break;
       default: usage(`unknown argument ${arg}`);
     }
@@ -122,11 +128,11 @@ function runChild(target: AnyFuzzTarget, options: Options): void {
 }
 
 /** Runs one target in a child process (fresh heap, so its peak is its own). */
-function runInChild(target: AnyFuzzTarget, options: Options): Promise<TargetResult> {
+function runInChild(target: AnyFuzzTarget, options: Options, timeLimitSeconds: number | null): Promise<TargetResult> {
   const args = [`--max-old-space-size=${CHILD_HEAP_MB}`, fileURLToPath(import.meta.url), '--child', '--target', target.name, '--runs', String(options.runs)];
   if (options.seed !== null) args.push('--seed', String(options.seed));
   if (options.path !== null) args.push('--path', options.path);
-  if (options.timeLimitSeconds !== null) args.push('--time-limit', String(options.timeLimitSeconds));
+  if (timeLimitSeconds !== null) args.push('--time-limit', String(timeLimitSeconds));
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -157,11 +163,18 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`fuzzing ${targets.length} targets, ${options.runs.toLocaleString('en')} cases each` +
     `${options.timeLimitSeconds !== null ? `, at most ${options.timeLimitSeconds} s each` : ''}` +
+    `${options.timeBudgetSeconds !== null ? `, at most ${options.timeBudgetSeconds} s in all` : ''}` +
     ` — node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown CPU'} ×${os.cpus().length}\n`);
   const results: TargetResult[] = [];
-  for (const target of targets) {
+  const budgetEnds = options.timeBudgetSeconds === null ? null : Date.now() + options.timeBudgetSeconds * 1000;
+  for (const [index, target] of targets.entries()) {
     process.stdout.write(`${target.name}: ${target.description}\n`);
-    const result = await runInChild(target, options);
+    let limit = options.timeLimitSeconds;
+    if (budgetEnds !== null) {
+      const share = Math.max(1, Math.floor((budgetEnds - Date.now()) / 1000 / (targets.length - index)));
+      limit = limit === null ? share : Math.min(limit, share);
+    }
+    const result = await runInChild(target, options, limit);
     results.push(result);
     const rate = result.seconds > 0 ? Math.round(result.cases / result.seconds) : 0;
     process.stdout.write(`  seed ${result.seed}: ${result.cases.toLocaleString('en')} cases in ${result.seconds.toFixed(1)} s ` +
