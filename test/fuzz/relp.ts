@@ -130,17 +130,17 @@ const validStream = fc.record({
 const RELP_TOKENS = ['1 ', '0 ', '1234567890 ', 'syslog ', 'open ', 'rsp ', 'x'.repeat(33) + ' ', ' 0\n', ' 1 ', ' 999999999 ', ' 131073 ', ' -1 ', '\n', '  '];
 
 export const relpCases: fc.Arbitrary<RelpCase> = fc.record({
-    base: fc.oneof(
-      { weight: 3, arbitrary: fc.tuple(validStream, fc.array(byteMutationArb(RELP_TOKENS), { maxLength: 4 }))
-        .map(([v, ms]) => ({ stream: ms.reduce(applyMutation, v.stream), expected: ms.length === 0 ? v.expected : null })) },
-      { weight: 1, arbitrary: noisyBytes(RELP_TOKENS, 512).map((stream) => ({ stream, expected: null })) },
-    ),
-    cuts: cutsArb,
-    maxData: fc.oneof(fc.integer({ min: 1, max: 64 }), fc.constant(128 * 1024)),
-    offers: offersCase,
-  }).map(({ base, cuts, maxData, offers }) => ({
-    stream: base.stream, cuts, maxData, offers,
-    expected: base.expected !== null && base.expected.every((f) => f.data.length <= maxData) ? base.expected : null,
+  base: fc.oneof(
+    { weight: 3, arbitrary: fc.tuple(validStream, fc.array(byteMutationArb(RELP_TOKENS), { maxLength: 4 }))
+      .map(([v, ms]) => ({ stream: ms.reduce(applyMutation, v.stream), expected: ms.length === 0 ? v.expected : null })) },
+    { weight: 1, arbitrary: noisyBytes(RELP_TOKENS, 512).map((stream) => ({ stream, expected: null })) },
+  ),
+  cuts: cutsArb,
+  maxData: fc.oneof(fc.integer({ min: 1, max: 64 }), fc.constant(128 * 1024)),
+  offers: offersCase,
+}).map(({ base, cuts, maxData, offers }) => ({
+  stream: base.stream, cuts, maxData, offers,
+  expected: base.expected !== null && base.expected.every((f) => f.data.length <= maxData) ? base.expected : null,
 }));
 
 export const relpTarget = defineTarget<RelpCase>({

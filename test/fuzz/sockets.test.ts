@@ -206,18 +206,11 @@ test(`fuzz over sockets: HTTP answers random bodies 400 or 200 as decodeBody say
     await res.body.text();
     return res.statusCode;
   }));
-  const rawClosed = await Promise.all(garbage.map(async (bytes) => {
-    const socket = await connect(port);
-    socket.on('error', () => undefined);
-    socket.on('data', () => undefined);
-    socket.end(bytes);
-    await closed(socket);
-    return true;
-  }));
+  // Each must be closed by the node once it has what it could read (play asserts it within 10 s).
+  await Promise.all(garbage.map((bytes) => play(port, [bytes])));
   await sendGood;
   assert.deepEqual(statuses, expectedStatus, 'each body answered as decodeBody judges it');
   assert.equal(goodDone, 10);
-  assert.equal(rawClosed.length, garbage.length);
   assert.ok((await node.telemetry.value('sluice_http_refused_requests_total', { status: '400' })) >= expected400, 'bad bodies counted');
   assert.equal(await node.telemetry.value('sluice_http_refused_requests_total', { status: '500' }), 0, 'no body makes the node fail');
   await waitFor('good records', () => readTenantRecords(logs, 'default').filter((r) => String(r.msg).startsWith('http good')).length === 10);

@@ -83,17 +83,17 @@ const validStream = fc.array(fc.record({ text: body, octet: fc.boolean(), lfInsi
 const FRAMING_TOKENS = ['0 ', '00 ', '1 ', '999999999 ', '9999999999 ', '123456789', '4096 ', '\n', '\r\n', '\0', ' '];
 
 export const framingCases: fc.Arbitrary<FramingCase> = fc.record({
-    base: fc.oneof(
-      { weight: 3, arbitrary: fc.tuple(validStream, fc.array(byteMutationArb(FRAMING_TOKENS), { maxLength: 4 }))
-        .map(([v, ms]) => ({ stream: ms.reduce(applyMutation, v.stream), expected: ms.length === 0 ? v.expected : null })) },
-      { weight: 1, arbitrary: noisyBytes(FRAMING_TOKENS, 512).map((stream) => ({ stream, expected: null })) },
-    ),
+  base: fc.oneof(
+    { weight: 3, arbitrary: fc.tuple(validStream, fc.array(byteMutationArb(FRAMING_TOKENS), { maxLength: 4 }))
+      .map(([v, ms]) => ({ stream: ms.reduce(applyMutation, v.stream), expected: ms.length === 0 ? v.expected : null })) },
+    { weight: 1, arbitrary: noisyBytes(FRAMING_TOKENS, 512).map((stream) => ({ stream, expected: null })) },
+  ),
   cuts: cutsArb,
   maxFrame: fc.oneof(fc.integer({ min: 1, max: 64 }), fc.constant(4096)),
 }).map(({ base, cuts, maxFrame }) => ({
-    stream: base.stream, cuts, maxFrame,
-    // A valid stream frames as generated only when every frame fits.
-    expected: base.expected !== null && base.expected.every((f) => Buffer.byteLength(f, 'latin1') <= maxFrame) ? base.expected : null,
+  stream: base.stream, cuts, maxFrame,
+  // A valid stream frames as generated only when every frame fits.
+  expected: base.expected !== null && base.expected.every((f) => Buffer.byteLength(f, 'latin1') <= maxFrame) ? base.expected : null,
 }));
 
 export const syslogFramingTarget = defineTarget<FramingCase>({
