@@ -13,7 +13,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { OTLPLogExporter as OtlpJsonExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { OTLPLogExporter as OtlpProtoExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { hostKey } from '../../src/core/identity.js';
-import { readTenantRecords, startTestNode, waitFor } from '../helpers.js';
+import { closed, connect, readTenantRecords, startTestNode, waitFor } from '../helpers.js';
 
 const TOKEN = 'http-tenant-token-0123456789';
 const tenantsYaml = [
@@ -106,6 +106,7 @@ test('http: refusals — 401 bad token, 400 bad body naming the line, 413 too la
   const bomb = gzipSync(Buffer.alloc(1024 * 1024, 0x61));
   assert.ok(bomb.length < 64 * 1024);
   assert.equal((await post(port, '/v1/ingest', bomb, { ...auth, 'content-encoding': 'gzip' })).status, 413);
+  assert.equal(await node.telemetry.value('sluice_http_refused_requests_total', { status: '413' }), 2, 'Fastify\'s own 413 is counted too');
   assert.equal((await post(port, '/v1/ingest', 'x\n', { ...auth, 'content-encoding': 'br' })).status, 415);
   // 100/s with a 1 s burst: 150 lines pass once (a full bucket), the next request waits.
   const lines = Array.from({ length: 150 }, (_, i) => `line ${i}`).join('\n');
@@ -129,4 +130,15 @@ test('http: 503 with Retry-After while the sinks are congested; the waiting requ
   assert.equal(second.headers['retry-after'], '1');
   assert.equal((await first).status, 200);
   assert.equal(readTenantRecords(logs, 'default').length, 50);
+});
+
+test('http: bytes that are not HTTP get a 400, a closed connection and a count (found by fuzzing: they went uncounted)', async (t) => {
+  const { node } = await startTestNode(t);
+  const socket = await connect(node.addresses().http!.port);
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => { answer += chunk.toString('latin1'); });
+  socket.write('\x00\xff not http at all\r\n\r\n');
+  await closed(socket);
+  assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  assert.equal(await node.telemetry.value('sluice_http_refused_requests_total', { status: '400' }), 1);
 });

@@ -256,6 +256,29 @@ test('relp: garbage, a txnr out of sequence, syslog before open, an oversized fr
   await source.stop(Date.now() + 2000);
 });
 
+test('relp: an open repeated inside a session, between records, is answered and the session goes on (found by fuzzing)', async (t) => {
+  const { node, logs } = await startTestNode(t);
+  const { port } = await startRelp(t, node);
+  const client = await RelpTestClient.connect(port);
+  await client.open();
+  // One chunk: the repeated open lands between two records of one batch.
+  let bytes = '';
+  const txnrs: number[] = [];
+  for (const [command, data] of [['syslog', syslogMessage('before')], ['open', OPEN_OFFERS], ['syslog', syslogMessage('after')]] as const) {
+    const frame = client.frame(command, data);
+    bytes += frame.bytes;
+    txnrs.push(frame.txnr);
+  }
+  client.socket.write(bytes);
+  await client.response(txnrs.at(-1)!);
+  assert.deepEqual(client.responses().slice(1).map((f) => [f.txnr, f.data]), [
+    [txnrs[0], '200 OK'], [txnrs[1], '200 connection already open - ignored'], [txnrs[2], '200 OK'],
+  ]);
+  assert.deepEqual(readTenantRecords(logs, 'default').map((r) => r.msg), ['before', 'after']);
+  client.socket.end();
+  await closed(client.socket);
+});
+
 test('relp: a connection from a network no tenant claims, with no tenant taking tokens, is refused at once', async (t) => {
   const { node, logs } = await startTestNode(t, 'tenants:\n  acme: { networks: [127.0.0.1/32] }');
   const { source, port } = await startRelp(t, node);

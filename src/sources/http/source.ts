@@ -7,9 +7,10 @@
  * failed (Retry-After). The tenant comes from the bearer token, else from the
  * peer's network.
  */
+import type { Duplex } from 'node:stream';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import http from 'node:http';
+import http, { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { ComponentHealth, Source } from '../../core/component.js';
@@ -19,9 +20,7 @@ import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/ident
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
 import type { Telemetry } from '../../ops/telemetry.js';
-import { decodeOtlpProtobuf, otlpToRecords, OtlpError, type OtlpLogsRequest } from './otlp.js';
-import { ndjsonToRecords, NdjsonError } from './ndjson.js';
-import { ProtobufError } from './protobuf.js';
+import { BadBodyError, decodeBody, type BodyKind } from './decode.js';
 
 const SOURCE = 'http';
 const gunzipAsync = promisify(gunzip);
@@ -52,8 +51,6 @@ class Refusal extends Error {
   }
 }
 
-type BodyKind = 'otlp' | 'ndjson';
-
 export class HttpSource implements Source {
   readonly name = SOURCE;
   private app: FastifyInstance | null = null;
@@ -82,6 +79,7 @@ export class HttpSource implements Source {
     const app = Fastify({
       bodyLimit: this.config.maxBodyBytes,
       logger: false,
+      clientErrorHandler: this.onClientError,
       // requestTimeout bounds the whole request's arrival (headers and body), not the wait for the ack;
       // Node checks it every connectionsCheckingInterval (30 s by default: too coarse for slowloris).
       serverFactory: (handler) => http.createServer({
@@ -103,7 +101,9 @@ export class HttpSource implements Source {
     app.post('/v1/logs', (req, reply) => this.ingest(req, reply, 'otlp'));
     app.post('/v1/ingest', (req, reply) => this.ingest(req, reply, 'ndjson'));
     app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+      // Fastify's own refusals (413 body too large, 415 …) and our bugs (500) are counted like ours.
       const status = err.statusCode ?? 500;
+      this.telemetry.httpRefusals.inc({ status: String(status) });
       void reply.status(status).send({ error: status === 413 ? 'body too large' : err.message });
     });
     this.app = app;
@@ -132,6 +132,21 @@ export class HttpSource implements Source {
   health(): ComponentHealth {
     return this.app ? { healthy: true } : { healthy: false, detail: 'not listening' };
   }
+
+  /**
+   * Bytes that are not HTTP (or headers too large, or too slow): counted,
+   * answered the way Node.js would, and the connection closed.
+   */
+  private readonly onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    this.telemetry.httpRefusals.inc({ status: String(status) });
+    if (socket.writable) {
+      const body = JSON.stringify({ error: STATUS_CODES[status] });
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  };
 
   private async ingest(req: FastifyRequest, reply: FastifyReply, kind: BodyKind): Promise<unknown> {
     try {
@@ -192,13 +207,9 @@ export class HttpSource implements Source {
 
   private decode(kind: BodyKind, body: Buffer, protobuf: boolean, source: SourceInfo, received: string): LogRecord[] {
     try {
-      if (kind === 'ndjson') return ndjsonToRecords(body.toString('utf8'), source, received);
-      const request = protobuf ? decodeOtlpProtobuf(body) : (JSON.parse(body.toString('utf8')) as OtlpLogsRequest);
-      return otlpToRecords(request, source, received);
+      return decodeBody(kind, body, protobuf, source, received);
     } catch (err) {
-      if (err instanceof OtlpError || err instanceof NdjsonError || err instanceof ProtobufError || err instanceof SyntaxError) {
-        throw new Refusal(400, `bad body: ${err.message}`);
-      }
+      if (err instanceof BadBodyError) throw new Refusal(400, `bad body: ${err.message}`);
       throw err;
     }
   }

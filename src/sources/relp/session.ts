@@ -263,7 +263,9 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession 
 
   private onOpen(txnr: number, offers: string): void {
     if (this.opened) {
-      // librelp's answer: some librelp clients repeat `open` inside a session.
+      // librelp's answer: some librelp clients repeat `open` inside a session. The batch
+      // before it is closed first: its reply must stay the last one a `syslog` can join.
+      this.submitBatch();
       this.replies.answer(txnr, '200 connection already open - ignored', false);
       return;
     }
