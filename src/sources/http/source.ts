@@ -115,7 +115,7 @@ export class HttpSource implements Source {
   private async ingest(req: FastifyRequest, reply: FastifyReply, kind: BodyKind): Promise<unknown> {
     try {
       const tenant = this.tenantOf(req);
-      if (this.pipeline.congested()) throw new Refusal(503, 'the node is under pressure', 1);
+      if (this.pipeline.congested(tenant)) throw new Refusal(503, 'the node is under pressure', 1);
       const body = await this.bodyOf(req);
       this.bytes.inc(body.length);
       const source = new SourceInfo('http', normalizeAddress(req.socket.remoteAddress ?? ''), req.socket.remotePort ?? 0);
