@@ -60,9 +60,11 @@ export class DeficitRoundRobin<F extends DrrFlow> {
 
   /**
    * The flow whose next item is to be served now, or null when no flow has
-   * anything. The caller takes that item and reports it with served().
+   * anything, or when that item costs more than `room` (a batch that is
+   * full: nothing changes, and the next pick starts there). The caller takes
+   * the item and reports it with served().
    */
-  pick(): F | null {
+  pick(room = Infinity): F | null {
     for (;;) {
       const flow = this.head;
       if (flow === null) return null;
@@ -71,6 +73,7 @@ export class DeficitRoundRobin<F extends DrrFlow> {
         this.removeHead();
         continue;
       }
+      if (cost > room) return null;
       if (!flow.inTurn) {
         flow.inTurn = true;
         flow.deficit += this.quantum;

@@ -320,10 +320,9 @@ export class DeliverySink implements Sink {
     const max = this.config.batchBytes;
     let size = 0;
     for (;;) {
-      const flow = this.round.pick();
+      const flow = this.round.pick(chunks.length === 0 ? Infinity : max - size);
       if (flow === null) break;
       const cost = flow.queue.chunkBytesAt(flow.taken);
-      if (chunks.length > 0 && size + cost > max) break;
       chunks.push(flow.queue.chunkAt(flow.taken));
       this.batchOwners.push(flow);
       this.batchIndexes.push(flow.taken);
