@@ -30,6 +30,9 @@ export const EVENTS = {
   shutdownDeadline: { code: 'SLU0006E', level: 'error', text: 'shutdown deadline passed before everything was flushed' },
   configInvalid: { code: 'SLU0007E', level: 'error', text: 'configuration is invalid' },
   startFailed: { code: 'SLU0008E', level: 'error', text: 'node failed to start' },
+  eventLoopDelayed: {
+    code: 'SLU0050W', level: 'warn', text: 'event loop delayed: p99 over 100 ms in the last second', throttleMs: THROTTLE_MS,
+  },
 
   connectionRefused: {
     code: 'SLU0100W', level: 'warn', text: 'connection refused', counter: 'connectionsRefused', throttleMs: THROTTLE_MS,

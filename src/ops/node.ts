@@ -21,6 +21,7 @@ import { HttpSource } from '../sources/http/source.js';
 import { RelpSource } from '../sources/relp/source.js';
 import type { SinkConfig, SluiceConfig } from './config/types.js';
 import { createLogger, Telemetry } from './telemetry.js';
+import { EventLoopMonitor } from './event-loop.js';
 import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
@@ -65,9 +66,11 @@ export class SluiceNode {
   private stopped: Promise<boolean> | null = null;
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
+  readonly eventLoop: EventLoopMonitor;
 
   constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log.level)) {
     this.telemetry = new Telemetry(logger);
+    this.eventLoop = new EventLoopMonitor(this.telemetry);
     this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry);
@@ -99,6 +102,7 @@ export class SluiceNode {
 
   async start(): Promise<void> {
     this.telemetry.emit('nodeStarting', { version: VERSION, data_dir: this.config.dataDir });
+    this.eventLoop.start();
     try {
       for (const sink of this.sinks) await sink.start();
       await this.startHostmeta();
@@ -107,6 +111,7 @@ export class SluiceNode {
       for (const component of [...this.sources, ...this.sinks]) component.destroy();
       await this.hostmetaCache?.close();
       await this.hostmetaService?.close();
+      this.eventLoop.stop();
       throw err;
     }
     this.telemetry.emit('nodeReady', {});
@@ -158,7 +163,8 @@ export class SluiceNode {
         this.telemetry.emit('shutdownDeadline', { error: `${what} still closing at the deadline` });
       }
     }
-    this.telemetry.emit('nodeStopped', await this.totals());
+    this.eventLoop.stop();
+    this.telemetry.emit('nodeStopped', { ...await this.totals(), ...this.eventLoop.summary() });
     return complete;
   }
 

@@ -64,6 +64,9 @@ export class Telemetry {
   readonly sinkDuplicates: Counter<'sink'>;
   readonly sinkTruncated: Counter<'sink'>;
 
+  /** Event-loop delay since the previous scrape (set by the node's EventLoopMonitor while it runs). */
+  eventLoopDelaySource: (() => { p50: number; p99: number; max: number }) | null = null;
+
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
 
@@ -104,6 +107,20 @@ export class Telemetry {
     this.sinkConnected = gauge('sluice_sink_connected', '1 while a delivery sink holds a connection to its receiver.', ['sink']);
     this.sinkDuplicates = counter('sluice_sink_duplicates_total', 'Records the receiver reported it already had (JetStream de-duplication by message id).', ['sink']);
     this.sinkTruncated = counter('sluice_sink_truncated_records_total', 'Records cut to the sink\'s max message size.', ['sink']);
+    const sample = (): { p50: number; p99: number; max: number } | undefined => this.eventLoopDelaySource?.();
+    new Gauge({
+      name: 'sluice_event_loop_delay_seconds',
+      help: 'Event-loop delay since the previous scrape, by quantile (0.5, 0.99; 1 is the largest): perf_hooks.monitorEventLoopDelay, 10 ms resolution.',
+      labelNames: ['quantile'],
+      registers,
+      collect(this: Gauge<'quantile'>) {
+        const delay = sample();
+        if (delay === undefined) return;
+        this.set({ quantile: '0.5' }, delay.p50);
+        this.set({ quantile: '0.99' }, delay.p99);
+        this.set({ quantile: '1' }, delay.max);
+      },
+    });
   }
 
   /** Log an event with its stable code and increment its counter (by `count`). */
