@@ -15,6 +15,7 @@ import type { Tenant, TenantDirectory } from './identity.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import { Enricher, type HostMetadataSource } from './enrich.js';
 import { SessionRegistry } from './sessions.js';
+import { RECORDS_PER_TURN } from './turns.js';
 
 export interface Route {
   sink: Sink;
@@ -298,11 +299,23 @@ export class Lane {
     return true;
   }
 
-  /** After a wait: process queued batches until one must wait again, then release the source. */
+  /**
+   * After a wait: process queued batches until one must wait again, then
+   * release the source. At most RECORDS_PER_TURN records per event-loop turn:
+   * the rest goes on in the next turn (the lane stays busy meanwhile, so
+   * nothing overtakes them).
+   */
   private continue(): void {
     this.busy = false;
+    let budget = RECORDS_PER_TURN;
     while (this.queue.length > 0 && !this.busy) {
+      if (budget <= 0) {
+        this.busy = true;
+        setImmediate(this.continueNextTurn);
+        return;
+      }
       const next = this.queue.shift()!;
+      budget -= next.records.length;
       this.queuedRecords -= next.records.length;
       this.process(next.tenant, next.records, next.ack);
     }
@@ -313,6 +326,10 @@ export class Lane {
     this.waiter = null;
     if (waiter) this.waitForSinks(waiter);
   }
+
+  private readonly continueNextTurn = (): void => {
+    this.continue();
+  };
 
   private setBusy(): void {
     if (!this.busy) {

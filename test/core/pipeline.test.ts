@@ -142,3 +142,28 @@ test('lane: on shutdown, settle() routes batches held by a rate limit at once', 
   await pipeline.settle();
   assert.deepEqual(all.received, [['a', 1], ['a', 5]]);
 });
+
+test('lane: batches held behind a lookup are routed a bounded slice per event-loop turn, in order', async () => {
+  const { directory, all, pipeline } = setup();
+  const metadata = new ManualMetadata();
+  metadata.known.set('known', null);
+  pipeline.useMetadata(metadata);
+  let turn = 0;
+  const turns: number[] = [];
+  const realWrite = all.write.bind(all);
+  all.write = (tenant, records, ack) => {
+    turns.push(turn);
+    return realWrite(tenant, records, ack);
+  };
+  const lane = pipeline.openLane('test');
+  const a = directory.tenants.get('a')!;
+  lane.submit(a, hostBatch('new', 1, 'first'), null);
+  for (let i = 0; i < 8; i++) lane.submit(a, hostBatch('known', 1000, `b${i}-`), null);
+  metadata.pending.get('new')!(null);
+  while (all.received.length < 9) {
+    await new Promise((r) => setImmediate(r));
+    turn++;
+  }
+  assert.ok(new Set(turns).size >= 3, `8,001 records routed in ${new Set(turns).size} turns`);
+  assert.deepEqual(all.received.map(([, n]) => n), [1, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000], 'in order');
+});

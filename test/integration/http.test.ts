@@ -130,3 +130,33 @@ test('http: 503 with Retry-After while the sinks are congested; the waiting requ
   assert.equal((await first).status, 200);
   assert.equal(readTenantRecords(logs, 'default').length, 50);
 });
+
+test('http: a large body is decoded and routed a slice per event-loop turn, in order, under one 200', async (t) => {
+  const { node, logs } = await startTestNode(t, tenantsYaml);
+  const port = node.addresses().http!.port;
+  // Count event-loop turns with a setImmediate probe, and note in which turn each write reaches the sink.
+  let turn = 0;
+  let probing = true;
+  const probe = (): void => {
+    turn++;
+    if (probing) setImmediate(probe);
+  };
+  setImmediate(probe);
+  t.after(() => { probing = false; });
+  const sink = node.pipeline.directory.tenants.get('default')!.sinks[0]!;
+  const write = sink.write.bind(sink);
+  const writeTurns: number[] = [];
+  sink.write = (tenant, records, ack) => {
+    writeTurns.push(turn);
+    return write(tenant, records, ack);
+  };
+  const count = 10_000;
+  const body = Array.from({ length: count }, (_, i) => JSON.stringify({ msg: `line ${i}`, n: i })).join('\n');
+  const res = await post(port, '/v1/ingest', body);
+  assert.equal(res.status, 200, res.text);
+  probing = false;
+  assert.ok(writeTurns.length >= 4, `${writeTurns.length} writes for ${count} records`);
+  assert.equal(new Set(writeTurns).size, writeTurns.length, 'each slice in a turn of its own');
+  const recs = readTenantRecords(logs, 'default');
+  assert.deepEqual(recs.map((r) => r.msg), Array.from({ length: count }, (_, i) => `line ${i}`), 'all of them, in order');
+});

@@ -24,6 +24,7 @@ import type { Telemetry } from '../../ops/telemetry.js';
 import { decodeRecord, encodeRecord } from '../file/encode.js';
 import { DiskBuffer, type BufferEntry } from './disk-buffer.js';
 import { FairShares } from '../../core/fair.js';
+import { BYTES_PER_TURN, nextTurn } from '../../core/turns.js';
 import type { DiskBufferConfig } from './config.js';
 
 /** Entries handed to the sink and not yet committed, at most. */
@@ -143,11 +144,21 @@ export class BufferedSink implements Sink {
     return this.inner.health();
   }
 
-  /** Read entries in order and hand them to the sink, at most DELIVERY_WINDOW uncommitted at a time. */
+  /**
+   * Read entries in order and hand them to the sink, at most DELIVERY_WINDOW
+   * uncommitted at a time, and at most BYTES_PER_TURN per event-loop turn (a
+   * replay of a deep buffer must not hold the loop).
+   */
   private async run(buffer: DiskBuffer): Promise<void> {
+    let thisTurn = 0;
     try {
       for await (const entries of buffer.batches(undefined, this.stopReading.signal)) {
         for (const entry of entries) {
+          if (thisTurn >= BYTES_PER_TURN) {
+            await nextTurn();
+            thisTurn = 0;
+          }
+          thisTurn += entry.payload.length;
           while (this.window.length >= DELIVERY_WINDOW && !this.stopReading.signal.aborted) {
             await new Promise<void>((resolve) => { this.windowFreed = resolve; });
           }

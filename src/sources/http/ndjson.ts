@@ -4,6 +4,7 @@
  * all or nothing: one bad line refuses it, naming the line.
  */
 import { LogRecord, type SourceInfo, type StructuredData } from '../../core/record.js';
+import { nextTurn, RECORDS_PER_TURN } from '../../core/turns.js';
 
 export class NdjsonError extends Error {}
 
@@ -35,11 +36,13 @@ function timestampOf(value: unknown, line: number): string | null {
   return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value) ? value : new Date(ms).toISOString();
 }
 
-export function ndjsonToRecords(body: string, source: SourceInfo, received: string): LogRecord[] {
+/** The records of a body, decoded RECORDS_PER_TURN lines per event-loop turn. */
+export async function ndjsonToRecords(body: string, source: SourceInfo, received: string, linesPerTurn = RECORDS_PER_TURN): Promise<LogRecord[]> {
   const records: LogRecord[] = [];
   let lineNumber = 0;
   let start = 0;
   while (start < body.length) {
+    if (lineNumber > 0 && lineNumber % linesPerTurn === 0) await nextTurn();
     let end = body.indexOf('\n', start);
     if (end < 0) end = body.length;
     lineNumber++;
