@@ -130,6 +130,9 @@ export class DeficitRoundRobin<F extends DrrFlow> {
   }
 }
 
+/** Multiple of the high-water mark at which every tenant is asked to slow down. */
+export const HARD_BOUND = 4;
+
 /** One tenant's part of a shared queue. */
 export class TenantShare {
   queued = 0;
@@ -143,8 +146,9 @@ export class TenantShare {
  *
  * Below the mark nobody is slowed. At or above it, a tenant is asked to slow
  * down once it holds at least its share: mark / tenants with something
- * queued. At twice the mark everybody is (the queue's hard bound, whatever
- * the mix of tenants). A paused tenant is told to go on (`onResume(tenant)`)
+ * queued. At HARD_BOUND times the mark everybody is (the queue's bound,
+ * whatever the mix of tenants: shares shrink as tenants join, so without it
+ * the total could grow with the number of tenants). A paused tenant is told to go on (`onResume(tenant)`)
  * once it holds at most half its share, or when the whole queue is back
  * under half the mark (`onResume(null)`: every paused tenant).
  */
@@ -220,7 +224,7 @@ export class FairShares {
   /** Whether the tenant is (or would be, on its next write) asked to slow down. */
   congested(tenant: string): boolean {
     const share = this.shares.get(tenant);
-    if (share === undefined) return this.total >= 2 * this.highWater;
+    if (share === undefined) return this.total >= HARD_BOUND * this.highWater;
     return share.paused || this.over(share);
   }
 
@@ -239,7 +243,7 @@ export class FairShares {
 
   private over(share: TenantShare): boolean {
     if (this.total < this.highWater) return false;
-    return this.total >= 2 * this.highWater || this.overShare(share);
+    return this.total >= HARD_BOUND * this.highWater || this.overShare(share);
   }
 
   private resumeAll(): void {

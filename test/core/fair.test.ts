@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DeficitRoundRobin, DrrFlow, FairShares } from '../../src/core/fair.js';
+import { DeficitRoundRobin, DrrFlow, FairShares, HARD_BOUND } from '../../src/core/fair.js';
 
 interface Item {
   session: number;
@@ -142,7 +142,7 @@ test('fair shares: past the mark only tenants over their share are told to slow 
   assert.equal(shares.congested('flood'), false);
 });
 
-test('fair shares: at twice the mark everybody is told to slow down; under half the mark everybody goes on', () => {
+test('fair shares: at the hard bound everybody is told to slow down; under half the mark everybody goes on', () => {
   const resumed: (string | null)[] = [];
   const shares = new FairShares(100, (t) => resumed.push(t));
   const a = shares.share('a');
@@ -151,16 +151,16 @@ test('fair shares: at twice the mark everybody is told to slow down; under half 
   assert.equal(shares.add(a, 60), true);
   assert.equal(shares.add(b, 39), true);
   assert.equal(shares.add(c, 1), true, 'at the mark, but far under its share');
-  assert.equal(shares.add(c, 100), false, 'at twice the mark: everybody');
+  assert.equal(shares.add(c, 100 * HARD_BOUND - 100), false, 'at the hard bound: everybody');
   assert.equal(shares.congested('a'), true);
   assert.equal(shares.congested('d'), true, 'even a tenant with nothing queued');
   shares.remove(a, 60);
-  shares.remove(c, 101);
+  shares.remove(c, 100 * HARD_BOUND - 99);
   assert.deepEqual(resumed, [null]);
   assert.equal(shares.anyPaused, false);
 });
 
-test('fair shares property: tenants that honour the answer keep the total under twice the mark plus one batch, and all are resumed once drained', () => {
+test('fair shares property: tenants that honour the answer keep the total under the hard bound plus one batch, and all are resumed once drained', () => {
   const HIGH = 10_000;
   const MAX_BATCH = 500;
   fc.assert(fc.property(
@@ -184,7 +184,7 @@ test('fair shares property: tenants that honour the answer keep the total under 
           batches.push(step.bytes);
           if (!shares.add(share, step.bytes)) held.add(name);
         }
-        assert.ok(shares.total < 2 * HIGH + MAX_BATCH, `total ${shares.total}`);
+        assert.ok(shares.total < HARD_BOUND * HIGH + MAX_BATCH, `total ${shares.total}`);
         assert.equal(shares.total, [...queued.values()].flat().reduce((x, y) => x + y, 0));
       }
       for (const [name, batches] of queued) for (const bytes of batches) shares.remove(shares.share(name), bytes);
