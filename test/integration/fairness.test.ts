@@ -7,8 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { SyslogFramer } from '../../src/sources/syslog/framing.js';
-import { connect, startTestNode, waitFor } from '../helpers.js';
+import { connect, readTenantRecords, startTestNode, waitFor } from '../helpers.js';
 
 const frame = (msg: string): string => `${Buffer.byteLength(msg)} ${msg}`;
 
@@ -89,4 +90,34 @@ test('fairness: a tenant flooding a slow sink is paused alone, and another tenan
   const floodSeqs = arrivals.filter((a) => a.tenant === 'flood').map((a) => a.seq);
   assert.ok(floodSeqs.every((n, i) => i === 0 || n === floodSeqs[i - 1]! + 1), 'the flood arrives in order, nothing lost');
   assert.deepEqual(arrivals.filter((a) => a.tenant === 'light').map((a) => a.seq), [0, 1]);
+});
+
+test('fairness: a connection sending megabytes at once is read a bounded slice per event-loop turn, in order', async (t) => {
+  const { node, logs, tcpPort } = await startTestNode(t, 'hostmeta: { client: { enabled: false }, service: { enabled: false } }');
+  const sink = node.pipeline.directory.tenants.get('default')!.sinks[0]!;
+  const write = sink.write.bind(sink);
+  const batches: number[] = [];
+  sink.write = (tenant, records, ack) => {
+    batches.push(records.length);
+    return write(tenant, records, ack);
+  };
+  const count = 16_000;
+  const line = (i: number): string => `<14>1 - web-1 app - - - big ${i} ${'y'.repeat(200)}`;
+  const frameBytes = Buffer.byteLength(frame(line(0)));
+  // Another process sends, so that data keeps arriving while the node reads (as from a real agent).
+  const sender = spawn(process.execPath, ['-e', `
+    const net = require('node:net');
+    let data = '';
+    for (let i = 0; i < ${count}; i++) { const m = '<14>1 - web-1 app - - - big ' + i + ' ' + 'y'.repeat(200); data += Buffer.byteLength(m) + ' ' + m; }
+    const s = net.connect(${tcpPort}, '127.0.0.1', () => s.end(data));
+  `], { stdio: 'ignore' });
+  t.after(() => sender.kill());
+  await waitFor('every record written', () => readTenantRecords(logs, 'default').length === count, 30_000);
+  // Per turn: up to 64 KiB, plus the read that crossed it (64 KiB at most) and what the stream
+  // buffered before reading stopped (its 16 KiB high-water mark).
+  const most = Math.ceil((144 * 1024) / frameBytes);
+  assert.ok(Math.max(...batches) <= most, `largest batch ${Math.max(...batches)} records; at most ${most} expected`);
+  assert.ok(batches.length >= 16, `${batches.length} batches`);
+  const numbers = readTenantRecords(logs, 'default').map((r) => Number(String(r.msg).split(' ')[1]));
+  assert.ok(numbers.every((n, i) => n === i), 'in order');
 });
