@@ -221,11 +221,18 @@ export class FairShares {
     }
   }
 
-  /** Whether the tenant is (or would be, on its next write) asked to slow down. */
+  /**
+   * Whether the tenant is asked to slow down (what its last add() said, or
+   * would say now). A tenant told so is owed a resume notice, so asking
+   * counts as telling: it is marked paused too.
+   */
   congested(tenant: string): boolean {
-    const share = this.shares.get(tenant);
-    if (share === undefined) return this.total >= HARD_BOUND * this.highWater;
-    return share.paused || this.over(share);
+    const share = this.share(tenant);
+    if (share.paused) return true;
+    if (!this.over(share)) return false;
+    share.paused = true;
+    this.pausedCount++;
+    return true;
   }
 
   /** Drop every tenant's count (the queue was given up on) and let everybody go on. */

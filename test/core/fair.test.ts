@@ -155,8 +155,9 @@ test('fair shares: at the hard bound everybody is told to slow down; under half 
   assert.equal(shares.congested('a'), true);
   assert.equal(shares.congested('d'), true, 'even a tenant with nothing queued');
   shares.remove(a, 60);
+  assert.deepEqual(resumed, ['a'], 'a tenant found congested is told when it may go on');
   shares.remove(c, 100 * HARD_BOUND - 99);
-  assert.deepEqual(resumed, [null]);
+  assert.deepEqual(resumed, ['a', null]);
   assert.equal(shares.anyPaused, false);
 });
 
@@ -192,4 +193,21 @@ test('fair shares property: tenants that honour the answer keep the total under 
       assert.equal(shares.anyPaused, false);
     },
   ), { numRuns: 300 });
+});
+
+test('fair shares: a tenant found congested without writing (its share shrank, or the hard bound) is still told when to go on', () => {
+  const resumed: (string | null)[] = [];
+  const shares = new FairShares(100, (t) => resumed.push(t));
+  const a = shares.share('a');
+  const b = shares.share('b');
+  assert.equal(shares.add(a, 60), true);
+  assert.equal(shares.add(b, 45), true, 'past the mark, under its share');
+  assert.equal(shares.congested('a'), true, 'over its share of 50 with two tenants queued');
+  shares.remove(b, 45);
+  shares.remove(a, 20);
+  assert.deepEqual(resumed, [null], 'back under half the mark: told to go on');
+  shares.add(b, 4 * 100);
+  assert.equal(shares.congested('c'), true, 'at the hard bound, even a tenant that never wrote');
+  shares.remove(b, 400);
+  assert.deepEqual(resumed, [null, null]);
 });
