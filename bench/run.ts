@@ -135,6 +135,8 @@ function oneLine(m: Measurement): string {
   ];
   if (m.heldRssBytes !== undefined) parts.push(`held RSS ${(m.heldRssBytes / 1e6).toFixed(1)} MB with ${m.idleConnectionsHeld} idle`);
   if (m.latencyMs) parts.push(`p50 ${m.latencyMs.p50} p99 ${m.latencyMs.p99} max ${m.latencyMs.max} ms`);
+  if (m.eventLoop) parts.push(`event loop: worst 1-s p99 ${m.eventLoop.p99WorstMs} ms, max ${m.eventLoop.maxMs} ms`);
+  if (m.noiseFloor) parts.push(`idle process p99 ${m.noiseFloor.p99Ms} ms`);
   if (m.otherCpuPercent !== undefined) parts.push(`other processes ${m.otherCpuPercent.toFixed(0)} % CPU`);
   if (m.duplicates) parts.push(`${m.duplicates} duplicates`);
   if (m.invalidLines) parts.push(`${m.invalidLines} invalid lines`);

@@ -24,6 +24,7 @@ import { freePort, udpReceiveBuffer } from './ports.js';
 import { cpuSeconds, machineBusySeconds, memoryBytes } from './proc-stats.js';
 import type { ProcessGroup } from './processes.js';
 import { startServer, type OutputFormat, type RunningServer, type ServerName } from './servers.js';
+import { NoiseFloorProbe, type NoiseFloor } from './noise-floor.js';
 
 export const WORKLOAD_NAMES = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'] as const;
 export type WorkloadName = typeof WORKLOAD_NAMES[number];
@@ -202,6 +203,8 @@ export interface Measurement {
   latencyMs?: Latency;
   /** sluice: its event-loop delay while busy. */
   eventLoop?: EventLoopNumbers;
+  /** sluice: the event-loop delay of an idle Node.js process during the same run (the machine's share). */
+  noiseFloor?: NoiseFloor;
   errors?: { connect: number; reset: number; other: number };
   agents?: number;
 }
@@ -233,6 +236,7 @@ export async function measure(variant: Variant, server: ServerName, ctx: RunCont
       ...(isolation ? { sluiceTenants: isolationTenants(tenants) } : {}),
     }, ctx.group, ctx.peers);
     let result: Partial<Measurement>;
+    const noise = server === 'sluice' ? NoiseFloorProbe.start(ctx.group) : null;
     try {
       result = variant.workload === 'W5' ? await measureLatency(running, dir, ctx)
         : isolation ? await measureIsolation(variant, running, dir, ctx)
@@ -241,6 +245,8 @@ export async function measure(variant: Variant, server: ServerName, ctx: RunCont
     } finally {
       await running.stop();
     }
+    const floor = await noise?.stop();
+    if (floor !== undefined) result.noiseFloor = floor;
     if (server === 'sluice') {
       const eventLoop = eventLoopFromLog(running.process.stderrTail());
       if (eventLoop !== undefined) result.eventLoop = eventLoop;

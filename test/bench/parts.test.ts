@@ -162,7 +162,7 @@ test('report: medians per server, sluice/peer ratios from the same run, targets 
     'W1: sluice event-loop delay p99 < 20 ms': true,
   });
   assert.deepEqual(sluice.eventLoop, { busySeconds: 10, p99WorstMs: 15, p99MedianMs: 6, maxMs: 50 }, 'medians of each');
-  assert.deepEqual(eventLoopTable(summaries).rows, [['W1', '10', '15.00', '6.00', '50.00']]);
+  assert.deepEqual(eventLoopTable(summaries).rows, [['W1', '10', '15.00', '6.00', '50.00', '–']]);
   assert.ok(evaluateTargets(summaries, true).every((r) => r.met === null), '--quick sizes judge no target');
 });
 

@@ -108,6 +108,7 @@ test('bench W6 (--quick) on sluice: steady tenants beside a flooding one, the la
     assert.ok(m.latencyMs!.p50 <= m.latencyMs!.p99 && m.latencyMs!.p99 <= m.latencyMs!.max);
     assert.ok(m.eventLoop !== undefined, 'the node reported its event-loop delay when it stopped');
     assert.ok(m.eventLoop.maxMs >= m.eventLoop.p99WorstMs);
+    assert.ok(m.noiseFloor !== undefined && m.noiseFloor.maxMs >= m.noiseFloor.p99Ms, 'the idle process measured the machine');
   }
 });
 
