@@ -9,8 +9,9 @@
  *   BUSY_CPU_SHARE of a core) are summed up for the run: the worst and the
  *   median one-second p99, and the largest delay. Every window's p99 under a
  *   bound means the p99 over all of them is under it too, so the worst
- *   window is an upper bound of the run's p99 under load. The summary rides
- *   on the node-stopped line.
+ *   window is an upper bound of the run's p99 under load. The node measures
+ *   from ready to the start of its shutdown; the summary rides on its
+ *   node-stopped line.
  */
 import { createHistogram, monitorEventLoopDelay, type IntervalHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import type { Telemetry } from './telemetry.js';

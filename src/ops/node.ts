@@ -102,7 +102,6 @@ export class SluiceNode {
 
   async start(): Promise<void> {
     this.telemetry.emit('nodeStarting', { version: VERSION, data_dir: this.config.dataDir });
-    this.eventLoop.start();
     try {
       for (const sink of this.sinks) await sink.start();
       await this.startHostmeta();
@@ -111,9 +110,10 @@ export class SluiceNode {
       for (const component of [...this.sources, ...this.sinks]) component.destroy();
       await this.hostmetaCache?.close();
       await this.hostmetaService?.close();
-      this.eventLoop.stop();
       throw err;
     }
+    // Measured from here: loading modules and opening stores at start are not the node under load.
+    this.eventLoop.start();
     this.telemetry.emit('nodeReady', {});
   }
 
@@ -146,6 +146,8 @@ export class SluiceNode {
 
   private async drain(deadline: number): Promise<boolean> {
     this.telemetry.emit('nodeStopping', {});
+    // The run's event-loop summary covers the node at work, not its shutdown.
+    this.eventLoop.stop();
     let complete = true;
     await Promise.all(this.sources.map((source) => source.stop(deadline)));
     await this.pipeline.settle();
@@ -163,7 +165,6 @@ export class SluiceNode {
         this.telemetry.emit('shutdownDeadline', { error: `${what} still closing at the deadline` });
       }
     }
-    this.eventLoop.stop();
     this.telemetry.emit('nodeStopped', { ...await this.totals(), ...this.eventLoop.summary() });
     return complete;
   }

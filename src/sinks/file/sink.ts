@@ -30,6 +30,8 @@ import { FairShares, type TenantShare } from '../../core/fair.js';
 export const ACTIVE_FILE = 'current.ndjson';
 const ROTATED_FILE = /^(\d{8}T\d{6}\.\d{3}Z)(?:-(\d{1,6}))?\.ndjson$/;
 const MAINTENANCE_INTERVAL_MS = 1000;
+/** A tenant queue that was empty starts with a chunk this small, doubling up to batch_size while it stays busy. */
+const FIRST_CHUNK_BYTES = 4096;
 
 /** `2026-11-27T14:20:00.123Z` → `20261127T142000.123Z`. */
 export function rotatedName(openedAtMs: number, seq: number): string {
@@ -63,7 +65,8 @@ class TenantFile {
   syncTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly tenant: string, readonly dir: string, chunkSize: number, readonly share: TenantShare) {
-    this.queue = new EncodedQueue(chunkSize);
+    // A tenant that sends a record now and then must not cost a batch_size buffer per write.
+    this.queue = new EncodedQueue(chunkSize, Math.min(chunkSize, FIRST_CHUNK_BYTES));
   }
 }
 
