@@ -19,12 +19,20 @@ import type { SyslogTcpSourceConfig, SyslogTlsSourceConfig } from '../../ops/con
 import type { Telemetry } from '../../ops/telemetry.js';
 import { SyslogFramer } from './framing.js';
 import { decodeSyslogFrame } from './decode.js';
-import { READ_TURN_BYTES, readTurns } from '../read-turns.js';
 
 /** How long a stopping source keeps reading from open connections before closing them. */
 const STOP_GRACE_MS = 1000;
 const SWEEP_INTERVAL_MS = 1000;
 const KEEPALIVE_MS = 60_000;
+/**
+ * Bytes one connection may have processed in one event-loop turn before it
+ * yields to the others: libuv reads a busy socket up to 32 times 64 KiB per
+ * turn, so a flooding connection would otherwise hold the loop for 2 MiB of
+ * frames while every other connection waits. Past this it pauses until the
+ * turn's immediates run (its next reads come in the next turn): connections
+ * are served in turn, at most this much each.
+ */
+const TURN_BYTES = 64 * 1024;
 
 /** Counter children resolved once per source, so sessions increment without label lookups. */
 interface SessionCounters {
@@ -49,16 +57,8 @@ class StreamSession implements SessionControl {
   private readonly lane: Lane;
   private unflushedBytes = 0;
   private flushScheduled = false;
-  /**
-   * Bytes processed since this connection last yielded. libuv reads a busy
-   * socket up to 32 times 64 KiB per turn, so a flooding connection would
-   * hold the loop for 2 MiB of frames while every other connection waits:
-   * past READ_TURN_BYTES (or its tenant's share of the turn, see
-   * read-turns.ts) it pauses, and reads again in a later turn.
-   */
+  /** Bytes processed since this connection last yielded (see TURN_BYTES). */
   private turnBytes = 0;
-  /** The turn its last read was charged to (read-turns.ts). */
-  private readTurn = 0;
   private yielding = false;
   /** When data last arrived (epoch ms), for the idle timeout. */
   lastDataAt = Date.now();
@@ -153,9 +153,6 @@ class StreamSession implements SessionControl {
     else if (this.partialSince === 0) this.partialSince = this.nowMs;
     this.unflushedBytes += chunk.length;
     this.turnBytes += chunk.length;
-    const tenant = this.identity.tenant;
-    const tenantTurnLeft = tenant === null || readTurns.charge(tenant, chunk.length);
-    this.readTurn = readTurns.current;
     if (!ok) {
       this.flush();
       this.reject();
@@ -169,31 +166,22 @@ class StreamSession implements SessionControl {
         this.flushScheduled = true;
         setImmediate(this.flushSoon);
       }
-      if ((this.turnBytes >= READ_TURN_BYTES || !tenantTurnLeft) && !this.yielding) {
+      if (this.turnBytes >= TURN_BYTES && !this.yielding) {
         this.yielding = true;
         this.socket.pause();
       }
     }
   };
 
-  /**
-   * Once per turn with data: the batch goes down the pipeline, and a
-   * connection that yielded reads again — next turn, or when its tenant's
-   * turn comes round again if the tenant used its share of this one.
-   */
+  /** Once per turn with data: the batch goes down the pipeline, and a connection that yielded reads again. */
   private readonly flushSoon = (): void => {
     this.flushScheduled = false;
     this.turnBytes = 0;
     this.flush();
-    if (!this.yielding) return;
-    const tenant = this.identity.tenant;
-    if (tenant !== null && readTurns.exhaustedIn(tenant, this.readTurn)) readTurns.park(tenant, this.endYield);
-    else this.endYield();
-  };
-
-  private readonly endYield = (): void => {
-    this.yielding = false;
-    if (!this.entry.throttled && !this.entry.governed && !this.socket.destroyed) this.socket.resume();
+    if (this.yielding) {
+      this.yielding = false;
+      if (!this.entry.throttled && !this.entry.governed) this.socket.resume();
+    }
   };
 
   private readonly onEnd = (): void => {
