@@ -150,6 +150,21 @@ export function eventLoopFromLog(stderr: string): EventLoopNumbers | undefined {
   }
 }
 
+/**
+ * W6's sinks: the steady tenants' files where loadgen's probe follows them
+ * (data_dir/logs), tenant t0's in a folder of its own. The node writes the
+ * flood all the same, but the probe, which runs on the same two cores, does
+ * not have to read it: its own delay would otherwise show as the steady
+ * tenants' latency.
+ */
+function isolationSinks(tenants: number): (dataDir: string) => Record<string, unknown> {
+  const steady = Array.from({ length: tenants - 1 }, (_, i) => `t${i + 1}`);
+  return (dataDir) => ({
+    files: { type: 'file', tenants: steady },
+    first_tenant_files: { type: 'file', tenants: ['t0'], path: path.join(dataDir, 'logs-t0') },
+  });
+}
+
 /** W6's node: tenant tN owns the network loadgen binds tenant N's agents to. */
 function isolationTenants(count: number): Record<string, unknown> {
   const tenants: Record<string, unknown> = {};
@@ -233,7 +248,7 @@ export async function measure(variant: Variant, server: ServerName, ctx: RunCont
     const running = await startServer(server, dir, {
       tcpPort: port, udpPort: port, output: variant.output, udpReceiveBuffer: variant.udpReceiveBuffer,
       maxConnections: isolation ? tenants * ctx.sizes.isolationAgentsPerTenant + 100 : maxConnections,
-      ...(isolation ? { sluiceTenants: isolationTenants(tenants) } : {}),
+      ...(isolation ? { sluiceTenants: isolationTenants(tenants), sluiceSinks: isolationSinks(tenants) } : {}),
     }, ctx.group, ctx.peers);
     let result: Partial<Measurement>;
     const noise = server === 'sluice' ? NoiseFloorProbe.start(ctx.group) : null;
