@@ -3,8 +3,10 @@
  *
  * Each tenant's route (its list of sinks) is resolved once at start, so
  * submitting a batch is a loop over a short array. A source whose submit()
- * returned false pauses and registers with whenDrained(); it is resumed once
- * no sink is congested any more.
+ * returned false pauses and registers with whenDrained(tenant); it is
+ * resumed once no sink of that tenant's route asks that tenant to slow down.
+ * Sinks slow only the tenants over their share of the queue (core/fair.ts),
+ * so a tenant flooding a slow sink pauses its own sessions, not everybody's.
  */
 import type { Counter, Histogram } from 'prom-client';
 import type { Sink } from './component.js';
@@ -14,6 +16,7 @@ import type { Tenant, TenantDirectory } from './identity.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import { Enricher, type HostMetadataSource } from './enrich.js';
 import { SessionRegistry } from './sessions.js';
+import { RECORDS_PER_TURN } from './turns.js';
 
 export interface Route {
   sink: Sink;
@@ -41,7 +44,8 @@ export class Pipeline {
   private readonly acceptedByTenant = new Map<string, Accepted>();
   private readonly acceptedBySource = new Map<string, Accepted>();
   private readonly ackLatencyBySource = new Map<string, (seconds: number) => void>();
-  private readonly waiting = new Set<() => void>();
+  /** Paused sessions by tenant id, each resumed once its tenant may go on. */
+  private readonly waiting = new Map<string, Set<() => void>>();
   private readonly sinks: Sink[];
   private metadata: HostMetadataSource | null = null;
   private readonly busyLanes = new Set<Lane>();
@@ -61,7 +65,7 @@ export class Pipeline {
         if (route.tenants.includes('*') || route.tenants.includes(tenant.id)) tenant.sinks.push(route.sink);
       }
     }
-    for (const sink of this.sinks) sink.onDrain(() => this.resumeIfClear());
+    for (const sink of this.sinks) sink.onDrain((tenant) => this.resumeIfClear(tenant));
     for (const tenant of directory.tenants.values()) {
       const label = telemetry.tenantLabel(tenant.id);
       this.acceptedByTenant.set(tenant.id, {
@@ -182,28 +186,57 @@ export class Pipeline {
     this.telemetry.tenantThrottled.inc({ source, tenant });
   }
 
-  /** True when some sink is above its high-water mark. */
-  congested(): boolean {
-    for (const sink of this.sinks) if (sink.congested()) return true;
+  /**
+   * With a tenant: whether a sink of its route asks it to slow down. Without:
+   * whether any sink asks any tenant to.
+   */
+  congested(tenant?: Tenant): boolean {
+    if (tenant === undefined) {
+      for (const sink of this.sinks) if (sink.congested()) return true;
+      return false;
+    }
+    const sinks = tenant.sinks;
+    for (let i = 0; i < sinks.length; i++) if (sinks[i]!.congested(tenant.id)) return true;
     return false;
   }
 
-  /** Run `resume` once no sink is congested (at once if none is). */
-  whenDrained(resume: () => void): void {
-    if (!this.congested()) resume();
-    else this.waiting.add(resume);
+  /** Run `resume` once no sink asks `tenant` to slow down (at once if none does). */
+  whenDrained(resume: () => void, tenant: Tenant): void {
+    if (!this.congested(tenant)) {
+      resume();
+      return;
+    }
+    let waiters = this.waiting.get(tenant.id);
+    if (waiters === undefined) {
+      waiters = new Set();
+      this.waiting.set(tenant.id, waiters);
+    }
+    waiters.add(resume);
   }
 
   /** Forget a waiter (its session closed while paused). */
-  cancelWait(resume: () => void): void {
-    this.waiting.delete(resume);
+  cancelWait(resume: () => void, tenant: Tenant): void {
+    const waiters = this.waiting.get(tenant.id);
+    waiters?.delete(resume);
+    if (waiters?.size === 0) this.waiting.delete(tenant.id);
   }
 
-  private resumeIfClear(): void {
-    if (this.waiting.size === 0 || this.congested()) return;
-    const resumes = [...this.waiting];
-    this.waiting.clear();
-    for (const resume of resumes) resume();
+  /** A sink let `tenant` (null: every tenant) go on: resume its sessions unless another sink still holds it. */
+  private resumeIfClear(tenantId: string | null): void {
+    if (this.waiting.size === 0) return;
+    if (tenantId !== null) {
+      this.resumeTenant(tenantId);
+      return;
+    }
+    for (const id of [...this.waiting.keys()]) this.resumeTenant(id);
+  }
+
+  private resumeTenant(tenantId: string): void {
+    const waiters = this.waiting.get(tenantId);
+    const tenant = this.directory.tenants.get(tenantId);
+    if (waiters === undefined || tenant === undefined || this.congested(tenant)) return;
+    this.waiting.delete(tenantId);
+    for (const resume of waiters) resume();
   }
 }
 
@@ -235,6 +268,10 @@ export class Lane {
   private throttleTimer: NodeJS.Timeout | null = null;
   private heldBatch: QueuedBatch | null = null;
   private waiter: (() => void) | null = null;
+  /** The tenant a waiter registered with the pipeline waits for. */
+  private waiterTenant: Tenant | null = null;
+  /** The tenant of the last batch routed: the one a paused source waits for. */
+  private lastTenant: Tenant | null = null;
   private idleWaiters: (() => void)[] = [];
   private expedited = false;
   /** The session this lane belongs to (for the live tail's session filter). */
@@ -258,17 +295,36 @@ export class Lane {
     return this.busy ? !this.throttled : clear;
   }
 
-  /** Run `resume` once this lane holds nothing and no sink is congested. */
+  /** Run `resume` once this lane holds nothing and no sink asks its tenant to slow down. */
   whenReady(resume: () => void): void {
     if (this.busy) this.waiter = resume;
-    else this.pipeline.whenDrained(resume);
+    else this.waitForSinks(resume);
   }
 
   /** The session is gone: forget its waiter. Held batches still go through. */
   close(): void {
-    if (this.waiter) this.pipeline.cancelWait(this.waiter);
+    if (this.waiterTenant !== null) this.pipeline.cancelWait(this.sinksReady, this.waiterTenant);
     this.waiter = null;
+    this.waiterTenant = null;
   }
+
+  private waitForSinks(resume: () => void): void {
+    const tenant = this.lastTenant;
+    if (tenant === null) {
+      resume();
+      return;
+    }
+    this.waiter = resume;
+    this.waiterTenant = tenant;
+    this.pipeline.whenDrained(this.sinksReady, tenant);
+  }
+
+  private readonly sinksReady = (): void => {
+    const resume = this.waiter;
+    this.waiter = null;
+    this.waiterTenant = null;
+    resume?.();
+  };
 
   /** Shutting down: stop honouring rate limits, route what is held, resolve once nothing is. */
   expedite(): Promise<void> {
@@ -309,6 +365,7 @@ export class Lane {
   };
 
   private enrichAndRoute(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
+    this.lastTenant = tenant;
     const pending = this.enricher?.enrich(records) ?? null;
     if (pending === null) {
       const clear = this.pipeline.submit(this.sourceName, tenant, records, ack, this.session);
@@ -323,11 +380,23 @@ export class Lane {
     return true;
   }
 
-  /** After a wait: process queued batches until one must wait again, then release the source. */
+  /**
+   * After a wait: process queued batches until one must wait again, then
+   * release the source. At most RECORDS_PER_TURN records per event-loop turn:
+   * the rest goes on in the next turn (the lane stays busy meanwhile, so
+   * nothing overtakes them).
+   */
   private continue(): void {
     this.busy = false;
+    let budget = RECORDS_PER_TURN;
     while (this.queue.length > 0 && !this.busy) {
+      if (budget <= 0) {
+        this.busy = true;
+        setImmediate(this.continueNextTurn);
+        return;
+      }
       const next = this.queue.shift()!;
+      budget -= next.records.length;
       this.queuedRecords -= next.records.length;
       this.process(next.tenant, next.records, next.ack);
     }
@@ -336,8 +405,12 @@ export class Lane {
     for (const resolve of this.idleWaiters.splice(0)) resolve();
     const waiter = this.waiter;
     this.waiter = null;
-    if (waiter) this.pipeline.whenDrained(waiter);
+    if (waiter) this.waitForSinks(waiter);
   }
+
+  private readonly continueNextTurn = (): void => {
+    this.continue();
+  };
 
   private setBusy(): void {
     if (!this.busy) {

@@ -54,6 +54,10 @@ export const EVENTS = {
     code: 'SLU0010W', level: 'warn', text: 'open-files limit is below what the listeners may accept',
     help: 'Every agent connection holds a file descriptor; past `open_files_limit`, new connections fail at accept (EMFILE) instead of being refused and counted. Raise the limit (`LimitNOFILE=` in the systemd unit, see deployment.md) above `wanted`, or lower the listeners\' `max_connections`.',
   },
+  eventLoopDelayed: {
+    code: 'SLU0050W', level: 'warn', text: 'event loop delayed: p99 over 100 ms in the last second', throttleMs: THROTTLE_MS,
+    help: 'For a second the node answered its sockets late: records waited and acks were slow. Usually the machine is short of CPU (other processes, too few workers) or one huge request; `sluice_event_loop_delay_p99_seconds` shows how often. Add cores or workers, or lower the load.',
+  },
 
   connectionRefused: {
     code: 'SLU0100W', level: 'warn', text: 'connection refused', counter: 'connectionsRefused', throttleMs: THROTTLE_MS,

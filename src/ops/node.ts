@@ -22,6 +22,7 @@ import { HttpSource } from '../sources/http/source.js';
 import { RelpSource } from '../sources/relp/source.js';
 import type { SinkConfig, SluiceConfig } from './config/types.js';
 import { createLogger, Telemetry } from './telemetry.js';
+import { EventLoopMonitor } from './event-loop.js';
 import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
@@ -68,12 +69,14 @@ export class SluiceNode {
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
   private state: 'new' | 'running' | 'stopping' = 'new';
+  readonly eventLoop: EventLoopMonitor;
 
   constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log)) {
     this.telemetry = new Telemetry(logger);
     // Process memory, CPU and heap (process_*, nodejs_*), which the dashboard shows.
     collectDefaultMetrics({ register: this.telemetry.registry });
     this.telemetry.setTenantSeries(config.tenants.map((t) => t.id), config.admin.tenantSeries);
+    this.eventLoop = new EventLoopMonitor(this.telemetry);
     this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry);
@@ -167,6 +170,8 @@ export class SluiceNode {
       throw err;
     }
     this.state = 'running';
+    // Measured from here: loading modules and opening stores at start are not the node under load.
+    this.eventLoop.start();
     this.telemetry.emit('nodeReady', {});
   }
 
@@ -200,6 +205,8 @@ export class SluiceNode {
 
   private async drain(deadline: number): Promise<boolean> {
     this.telemetry.emit('nodeStopping', {});
+    // The run's event-loop summary covers the node at work, not its shutdown.
+    this.eventLoop.stop();
     let complete = true;
     await Promise.all(this.sources.map((source) => source.stop(deadline)));
     await this.pipeline.settle();
@@ -217,7 +224,7 @@ export class SluiceNode {
         this.telemetry.emit('shutdownDeadline', { error: `${what} still closing at the deadline` });
       }
     }
-    this.telemetry.emit('nodeStopped', await this.totals());
+    this.telemetry.emit('nodeStopped', { ...await this.totals(), ...this.eventLoop.summary() });
     return complete;
   }
 

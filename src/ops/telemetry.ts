@@ -74,6 +74,9 @@ export class Telemetry {
   /** Tenants that get a series of their own; the rest share `other` (see tenantLabel). */
   private readonly tenantSeries = new Set<string>();
 
+  /** Event-loop delay since the previous scrape (set by the node's EventLoopMonitor while it runs). */
+  eventLoopDelaySource: (() => { p50: number; p99: number; max: number }) | null = null;
+
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
 
@@ -152,6 +155,19 @@ export class Telemetry {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
+    // Three gauges, not one with a `quantile` label: that label belongs to summaries (promtool says so).
+    const sample = (): { p50: number; p99: number; max: number } | undefined => this.eventLoopDelaySource?.();
+    for (const [stat, what] of [['p50', 'median'], ['p99', '99th percentile'], ['max', 'largest']] as const) {
+      new Gauge({
+        name: `sluice_event_loop_delay_${stat}_seconds`,
+        help: `Event-loop delay since the previous scrape, ${what} (perf_hooks.monitorEventLoopDelay, 10 ms resolution).`,
+        registers,
+        collect(this: Gauge) {
+          const delay = sample();
+          if (delay !== undefined) this.set(delay[stat]);
+        },
+      });
+    }
   }
 
   /** Give each of the first `max` of these tenants a series of its own (the node calls it once, at construction). */

@@ -142,3 +142,33 @@ test('http: bytes that are not HTTP get a 400, a closed connection and a count (
   assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
   assert.equal(await node.telemetry.value('sluice_http_refused_requests_total', { status: '400' }), 1);
 });
+
+test('http: a large body is decoded and routed a slice per event-loop turn, in order, under one 200', async (t) => {
+  const { node, logs } = await startTestNode(t, tenantsYaml);
+  const port = node.addresses().http!.port;
+  // Count event-loop turns with a setImmediate probe, and note in which turn each write reaches the sink.
+  let turn = 0;
+  let probing = true;
+  const probe = (): void => {
+    turn++;
+    if (probing) setImmediate(probe);
+  };
+  setImmediate(probe);
+  t.after(() => { probing = false; });
+  const sink = node.pipeline.directory.tenants.get('default')!.sinks[0]!;
+  const write = sink.write.bind(sink);
+  const writeTurns: number[] = [];
+  sink.write = (tenant, records, ack) => {
+    writeTurns.push(turn);
+    return write(tenant, records, ack);
+  };
+  const count = 10_000;
+  const body = Array.from({ length: count }, (_, i) => JSON.stringify({ msg: `line ${i}`, n: i })).join('\n');
+  const res = await post(port, '/v1/ingest', body);
+  assert.equal(res.status, 200, res.text);
+  probing = false;
+  assert.ok(writeTurns.length >= 4, `${writeTurns.length} writes for ${count} records`);
+  assert.equal(new Set(writeTurns).size, writeTurns.length, 'each slice in a turn of its own');
+  const recs = readTenantRecords(logs, 'default');
+  assert.deepEqual(recs.map((r) => r.msg), Array.from({ length: count }, (_, i) => `line ${i}`), 'all of them, in order');
+});

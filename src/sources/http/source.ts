@@ -21,6 +21,7 @@ import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
 import type { Telemetry } from '../../ops/telemetry.js';
 import { BadBodyError, decodeBody, type BodyKind } from './decode.js';
+import { nextTurn, RECORDS_PER_TURN } from '../../core/turns.js';
 
 const SOURCE = 'http';
 const gunzipAsync = promisify(gunzip);
@@ -151,7 +152,7 @@ export class HttpSource implements Source {
   private async ingest(req: FastifyRequest, reply: FastifyReply, kind: BodyKind): Promise<unknown> {
     try {
       const tenant = this.tenantOf(req);
-      if (this.pipeline.congested()) throw new Refusal(503, 'the node is under pressure', 1);
+      if (this.pipeline.congested(tenant)) throw new Refusal(503, 'the node is under pressure', 1);
       const body = await this.bodyOf(req);
       this.bytes.inc(body.length);
       const source = new SourceInfo('http', normalizeAddress(req.socket.remoteAddress ?? ''), req.socket.remotePort ?? 0);
@@ -214,24 +215,47 @@ export class HttpSource implements Source {
     }
   }
 
-  /** Attribute, charge the tenant's limit, and wait until every acknowledging sink has committed. */
+  /**
+   * Attribute, charge the tenant's limit, and wait until every acknowledging
+   * sink has committed. A large body goes down the pipeline RECORDS_PER_TURN
+   * records per event-loop turn, in order (one lane), under one acknowledgement.
+   */
   private async commit(tenant: Tenant, records: LogRecord[], peer: string, bytes: number): Promise<void> {
     const wait = tenant.limiter.unlimited ? 0 : tenant.limiter.tryCharge(records.length, bytes, Date.now());
     if (wait > 0) throw new Refusal(429, `tenant ${tenant.id} is over its rate limit`, Math.ceil(wait / 1000));
     const identity = new SessionIdentity(this.pipeline.directory, tenant, null);
     for (const rec of records) identity.attribute(rec, peer);
     this.records.inc(records.length);
+    let timer: NodeJS.Timeout | undefined;
     const status = await new Promise<AckStatus | 'timeout'>((resolve) => {
-      const timer = setTimeout(() => resolve('timeout'), this.config.ackTimeoutMs);
-      const ack = new AckToken((s) => {
+      timer = setTimeout(() => resolve('timeout'), this.config.ackTimeoutMs);
+      // One share per slice; the request's status is the worst of them, known once the last is sealed.
+      const whole = new AckToken((s) => {
         clearTimeout(timer);
         resolve(s);
       });
-      this.pipeline.openLane(SOURCE, false).submit(tenant, records, ack);
+      void this.submitInSlices(tenant, records, whole);
     });
+    clearTimeout(timer);
     if (status === AckStatus.Committed) return;
     if (status === AckStatus.Dropped) throw new Refusal(422, `no sink takes records of tenant ${tenant.id}`);
     throw new Refusal(503, status === 'timeout' ? 'records not committed in time' : 'a sink failed to commit the records', 1);
+  }
+
+  private async submitInSlices(tenant: Tenant, records: LogRecord[], whole: AckToken): Promise<void> {
+    const lane = this.pipeline.openLane(SOURCE, false);
+    for (let from = 0; from < records.length; from += RECORDS_PER_TURN) {
+      if (from > 0) await nextTurn();
+      const slice = records.length <= RECORDS_PER_TURN ? records : records.slice(from, from + RECORDS_PER_TURN);
+      whole.retain();
+      const ack = new AckToken((s) => {
+        if (s === AckStatus.Committed) whole.commit();
+        else if (s === AckStatus.Dropped) whole.drop();
+        else whole.fail();
+      });
+      lane.submit(tenant, slice, ack);
+    }
+    whole.seal();
   }
 
   private ok(reply: FastifyReply, kind: BodyKind, protobuf: boolean): unknown {

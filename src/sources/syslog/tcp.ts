@@ -24,6 +24,15 @@ import { decodeSyslogFrame } from './decode.js';
 /** How long a stopping source keeps reading from open connections before closing them. */
 const STOP_GRACE_MS = 1000;
 const KEEPALIVE_MS = 60_000;
+/**
+ * Bytes one connection may have processed in one event-loop turn before it
+ * yields to the others: libuv reads a busy socket up to 32 times 64 KiB per
+ * turn, so a flooding connection would otherwise hold the loop for 2 MiB of
+ * frames while every other connection waits. Past this it pauses until the
+ * turn's immediates run (its next reads come in the next turn): connections
+ * are served in turn, at most this much each.
+ */
+const TURN_BYTES = 64 * 1024;
 
 /** Counter children resolved once per source, so sessions increment without label lookups. */
 interface SessionCounters {
@@ -48,6 +57,9 @@ class StreamSession implements SessionControl, GuardedSession {
   private readonly lane: Lane;
   private unflushedBytes = 0;
   private flushScheduled = false;
+  /** Bytes processed since this connection last yielded (see TURN_BYTES). */
+  private turnBytes = 0;
+  private yielding = false;
   /** When data last arrived (epoch ms), for the idle timeout. */
   lastDataAt = Date.now();
   /** Since when a frame has been incomplete (0: none is), for the frame timeout. */
@@ -110,7 +122,7 @@ class StreamSession implements SessionControl, GuardedSession {
 
   resumeReading(): void {
     this.entry.governed = false;
-    if (!this.entry.throttled) this.socket.resume();
+    if (!this.entry.throttled && !this.yielding) this.socket.resume();
   }
 
   private readonly onFrame = (buf: Buffer, start: number, end: number): void => {
@@ -141,23 +153,36 @@ class StreamSession implements SessionControl, GuardedSession {
     if (this.framer.heldBytes === 0) this.partialSince = 0;
     else if (this.partialSince === 0) this.partialSince = this.nowMs;
     this.unflushedBytes += chunk.length;
+    this.turnBytes += chunk.length;
     if (!ok) {
       this.flush();
       this.reject();
     } else if (this.unauthenticated) {
       this.flush();
       this.socket.destroy();
-    } else if (!this.flushScheduled) {
-      // Reads that arrive in one event-loop turn go down the pipeline as one batch:
-      // per-batch costs (counters, lane, enrichment lookup, sink write) are paid once.
-      this.flushScheduled = true;
-      setImmediate(this.flushSoon);
+    } else {
+      if (!this.flushScheduled) {
+        // Reads that arrive in one event-loop turn go down the pipeline as one batch:
+        // per-batch costs (counters, lane, enrichment lookup, sink write) are paid once.
+        this.flushScheduled = true;
+        setImmediate(this.flushSoon);
+      }
+      if (this.turnBytes >= TURN_BYTES && !this.yielding) {
+        this.yielding = true;
+        this.socket.pause();
+      }
     }
   };
 
+  /** Once per turn with data: the batch goes down the pipeline, and a connection that yielded reads again. */
   private readonly flushSoon = (): void => {
     this.flushScheduled = false;
+    this.turnBytes = 0;
     this.flush();
+    if (this.yielding) {
+      this.yielding = false;
+      if (!this.entry.throttled && !this.entry.governed) this.socket.resume();
+    }
   };
 
   private readonly onEnd = (): void => {
@@ -200,7 +225,7 @@ class StreamSession implements SessionControl, GuardedSession {
 
   private readonly resume = (): void => {
     this.entry.throttled = false;
-    if (!this.entry.governed) this.socket.resume();
+    if (!this.entry.governed && !this.yielding) this.socket.resume();
   };
 
   /** A framing error: records before the bad frame were delivered; the connection goes. */
