@@ -13,6 +13,7 @@ import type { Tenant, TenantDirectory } from './identity.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import { Enricher, type HostMetadataSource } from './enrich.js';
 import { SessionRegistry } from './sessions.js';
+import { MemoryGovernor } from './memory.js';
 
 export interface Route {
   sink: Sink;
@@ -27,6 +28,8 @@ export class Pipeline {
   private readonly busyLanes = new Set<Lane>();
   /** Every open stream session of this node (or worker). */
   readonly sessions: SessionRegistry;
+  /** The node's memory budget: sources read `memory.state` on accept and per request. */
+  readonly memory: MemoryGovernor;
 
   constructor(
     readonly directory: TenantDirectory,
@@ -35,7 +38,14 @@ export class Pipeline {
     sessionIdPrefix = '',
   ) {
     this.sessions = new SessionRegistry(sessionIdPrefix);
+    this.memory = new MemoryGovernor(this.sessions, telemetry);
     this.sinks = routes.map((r) => r.sink);
+    this.memory.account('lanes', () => this.laneHeldBytes());
+    this.memory.account('sinks', () => {
+      let bytes = 0;
+      for (const sink of this.sinks) bytes += sink.queuedBytes();
+      return bytes;
+    });
     for (const tenant of directory.tenants.values()) {
       for (const route of routes) {
         if (route.tenants.includes('*') || route.tenants.includes(tenant.id)) tenant.sinks.push(route.sink);
@@ -83,6 +93,13 @@ export class Pipeline {
     }
     ack?.seal();
     return clear;
+  }
+
+  /** Bytes of records lanes hold (throttled, or queued behind a host lookup). */
+  laneHeldBytes(): number {
+    let bytes = 0;
+    for (const lane of this.busyLanes) bytes += lane.heldBytes;
+    return bytes;
   }
 
   laneBusy(lane: Lane): void {
@@ -134,6 +151,12 @@ interface QueuedBatch {
   ack: AckToken | null;
 }
 
+function recordBytes(records: readonly LogRecord[]): number {
+  let bytes = 0;
+  for (let i = 0; i < records.length; i++) bytes += records[i]!.size;
+  return bytes;
+}
+
 /** Records a lane holds behind a pending host lookup before it asks its source to slow down. */
 const LANE_QUEUE_LIMIT = 10_000;
 
@@ -150,6 +173,8 @@ const LANE_QUEUE_LIMIT = 10_000;
 export class Lane {
   private readonly queue: QueuedBatch[] = [];
   private queuedRecords = 0;
+  /** Record bytes this lane holds: queued batches and the batch held by a rate limit (for the memory governor). */
+  heldBytes = 0;
   /** Waiting for a throttle timer or a lookup; batches queue meanwhile. */
   private busy = false;
   private throttled = false;
@@ -171,6 +196,7 @@ export class Lane {
     if (this.busy) {
       this.queue.push({ tenant, records, ack });
       this.queuedRecords += records.length;
+      this.heldBytes += recordBytes(records);
       return !this.throttled && this.queuedRecords < LANE_QUEUE_LIMIT;
     }
     const clear = this.process(tenant, records, ack);
@@ -212,6 +238,7 @@ export class Lane {
         this.setBusy();
         this.throttled = true;
         this.heldBatch = { tenant, records, ack };
+        this.heldBytes += bytes;
         this.throttleTimer = setTimeout(this.endThrottle, wait);
         return false;
       }
@@ -221,6 +248,7 @@ export class Lane {
 
   private readonly endThrottle = (): void => {
     const held = this.heldBatch!;
+    this.heldBytes -= recordBytes(held.records);
     this.throttleTimer = null;
     this.throttled = false;
     this.heldBatch = null;
@@ -248,6 +276,7 @@ export class Lane {
     while (this.queue.length > 0 && !this.busy) {
       const next = this.queue.shift()!;
       this.queuedRecords -= next.records.length;
+      this.heldBytes -= recordBytes(next.records);
       this.process(next.tenant, next.records, next.ack);
     }
     if (this.busy) return;

@@ -25,6 +25,7 @@ import { startHostmetaService, type RunningHostmetaService } from '../services/h
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
+import { connectionCapacity, FD_RESERVE, readFdLimits } from './capacity.js';
 
 export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
@@ -71,6 +72,7 @@ export class SluiceNode {
     this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry);
+    this.pipeline.memory.configure(config.memory);
     const { syslogUdp, syslogTcp, syslogTls } = config.sources;
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
     if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogStreamSource(syslogTcp, 'tcp', this.pipeline, this.telemetry));
@@ -102,14 +104,43 @@ export class SluiceNode {
     try {
       for (const sink of this.sinks) await sink.start();
       await this.startHostmeta();
+      this.announceCapacity();
       for (const source of this.sources) await source.start();
+      this.pipeline.memory.start();
     } catch (err) {
+      this.pipeline.memory.stop();
       for (const component of [...this.sources, ...this.sinks]) component.destroy();
       await this.hostmetaCache?.close();
       await this.hostmetaService?.close();
       throw err;
     }
     this.telemetry.emit('nodeReady', {});
+  }
+
+  /**
+   * Log what the file-descriptor limit lets this node hold, cap stream
+   * connections there (refused past it, reason fd_limit), and warn about
+   * listeners configured for more. Node.js has already raised the soft limit
+   * to the hard one at process start.
+   */
+  private announceCapacity(): void {
+    const limits = readFdLimits();
+    const capacity = connectionCapacity(limits);
+    this.pipeline.memory.connectionCapacity = capacity;
+    const known = Number.isFinite(capacity);
+    if (known) this.telemetry.connectionCapacity.set(capacity);
+    this.telemetry.emit('connectionCapacity', {
+      fd_soft_limit: limits?.soft ?? null, fd_hard_limit: limits?.hard ?? null, fd_reserve: FD_RESERVE,
+      connections: known ? capacity : null, memory_budget_bytes: this.config.memory.budgetBytes,
+    });
+    if (!known) return;
+    const { syslogTcp, syslogTls } = this.config.sources;
+    for (const [name, listener] of [['syslog_tcp', syslogTcp], ['syslog_tls', syslogTls]] as const) {
+      if (!listener.enabled) continue;
+      if (listener.maxConnections === 0 || listener.maxConnections > capacity) {
+        this.telemetry.emit('connectionCapacityExceeded', { source: name, max_connections: listener.maxConnections, capacity });
+      }
+    }
   }
 
   /** The in-node metadata service (if enabled), then the client the pipeline enriches records with. */
@@ -141,6 +172,8 @@ export class SluiceNode {
 
   private async drain(deadline: number): Promise<boolean> {
     this.telemetry.emit('nodeStopping', {});
+    // Paused sessions resume, so what their agents sent is read and answered before the end.
+    this.pipeline.memory.stop();
     let complete = true;
     await Promise.all(this.sources.map((source) => source.stop(deadline)));
     await this.pipeline.settle();

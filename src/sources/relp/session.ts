@@ -91,6 +91,8 @@ export class RelpSession implements ReplyOutput, SessionControl {
   private ending: Ending | null = null;
   /** Our side is closed (after the last reply); input is discarded until the peer closes. */
   private finished = false;
+  /** Replies decided while the memory governor pauses this session: sent when it resumes (acks delayed under pressure). */
+  private delayedReplies = '';
   private resolveClosed!: () => void;
   private resolveEnded!: () => void;
 
@@ -159,7 +161,7 @@ export class RelpSession implements ReplyOutput, SessionControl {
   }
 
   queuedBytes(): number {
-    return this.parser.heldBytes;
+    return this.parser.heldBytes + this.delayedReplies.length;
   }
 
   pauseReading(): void {
@@ -169,13 +171,29 @@ export class RelpSession implements ReplyOutput, SessionControl {
 
   resumeReading(): void {
     this.entry.governed = false;
+    this.sendDelayedReplies();
     this.updateReading();
   }
 
   sendReplies(frames: string, _answered: number): void {
+    // A paused session's agent gets its answers late, so it stops at its own window instead of
+    // filling the socket buffers; a session that is ending is answered at once.
+    if (this.entry.governed && this.ending === null) {
+      this.delayedReplies += frames;
+      return;
+    }
+    this.sendDelayedReplies();
     if (this.socket.writable) this.socket.write(frames);
     if (this.ending !== null) this.finishIfAnswered();
     this.updateReading();
+  }
+
+  private sendDelayedReplies(): void {
+    if (this.delayedReplies === '') return;
+    const frames = this.delayedReplies;
+    this.delayedReplies = '';
+    if (this.socket.writable) this.socket.write(frames);
+    if (this.ending !== null) this.finishIfAnswered();
   }
 
   batchSettled(status: AckStatus, count: number): void {
@@ -322,6 +340,11 @@ export class RelpSession implements ReplyOutput, SessionControl {
   /** Once the last queued reply is written: serverclose if we asked, then our end of the connection. */
   private finishIfAnswered(): void {
     if (this.finished || this.ending === null || !this.replies.empty) return;
+    if (this.delayedReplies !== '') {
+      const frames = this.delayedReplies;
+      this.delayedReplies = '';
+      if (this.socket.writable) this.socket.write(frames);
+    }
     this.finished = true;
     if (!this.socket.writable) {
       this.resolveEnded();

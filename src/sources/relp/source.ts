@@ -151,6 +151,12 @@ export class RelpSource implements Source {
       socket.destroy();
       return;
     }
+    const refusal = this.pipeline.memory.refuseConnection();
+    if (refusal !== null) {
+      this.telemetry.emit('connectionRefused', { source: this.name, reason: refusal, peer });
+      socket.destroy();
+      return;
+    }
     this.openSessions.add(new RelpSession(this.context, socket, identity));
     this.telemetry.connections.inc({ source: this.name });
   };

@@ -372,6 +372,12 @@ export class SyslogStreamSource implements Source {
       socket.destroy();
       return;
     }
+    const refusal = this.pipeline.memory.refuseConnection();
+    if (refusal !== null) {
+      this.telemetry.emit('connectionRefused', { source: this.name, reason: refusal, peer });
+      socket.destroy();
+      return;
+    }
     const tenant = identity.tenant;
     if (tenant !== null && !tenant.limiter.admitConnection(tenant.connections)) {
       this.telemetry.emit('connectionRefused', { source: this.name, reason: 'tenant_connection_limit', peer, tenant: tenant.id });

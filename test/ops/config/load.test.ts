@@ -55,6 +55,7 @@ const DEFAULTS: SluiceConfig = {
     },
   ],
   shutdownTimeoutMs: 10_000,
+  memory: { budgetBytes: 512 * 1024 ** 2, softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 },
   hostmeta: {
     service: {
       enabled: true, address: '127.0.0.1', port: 8090, dataDir: './data', postgresUrl: null, postgresSchema: 'sluice_hostmeta',
