@@ -10,10 +10,14 @@
  *   normal ── pressure ≥ soft_mark ──▶ soft ── pressure ≥ hard_mark ──▶ hard
  *          ◀── < soft_mark − hysteresis ──  ◀── < hard_mark − hysteresis ──
  *
- * where pressure = max(accounted bytes, heap used) / budget (the heap side
- * against the smaller of the budget and V8's own heap limit, so the node
- * refuses work before V8 would run out). Sources read `state` (one field) on
- * accept and per request; the governor does the rest at sample time:
+ * where pressure = max(accounted bytes / budget, heap used / V8's heap limit).
+ * The budget bounds what the node holds for its agents (record bytes in
+ * framers, lanes, sink queues, HTTP bodies), beyond its fixed overhead; the
+ * heap side is the guard against V8 running out (an OOM), whatever holds the
+ * heap. Heap used is not measured against the budget: it includes the fixed
+ * overhead and garbage not yet collected, which would make a small budget
+ * flap. Sources read `state` (one field) on accept and per request; the
+ * governor does the rest at sample time:
  *
  * - soft: the heaviest sessions (held bytes plus bytes read since the last
  *   sample) are paused, more of them at each sample while pressure stays at
@@ -37,7 +41,7 @@ export enum MemoryState {
 export const MEMORY_STATE_NAMES = ['normal', 'soft', 'hard'] as const;
 
 export interface MemoryConfig {
-  /** Bytes the node may hold in queues, buffers and the JS heap together (each side measured on its own). */
+  /** Bytes the node may hold in its queues and buffers (what they account), beyond its fixed overhead. */
   budgetBytes: number;
   /** Fraction of the budget past which the heaviest sessions pause. */
   softMark: number;
@@ -147,9 +151,6 @@ export class MemoryGovernor {
       budget_bytes: this.config.budgetBytes, soft_mark: this.config.softMark, hard_mark: this.config.hardMark,
       heap_limit_bytes: this.heapLimit,
     });
-    if (this.config.budgetBytes > this.heapLimit) {
-      this.telemetry.emit('memoryBudgetOverHeap', { budget_bytes: this.config.budgetBytes, heap_limit_bytes: this.heapLimit });
-    }
     this.timer = setInterval(this.tick, this.config.sampleIntervalMs);
     this.timer.unref();
   }
@@ -187,8 +188,8 @@ export class MemoryGovernor {
   evaluate(sample: MemorySample): void {
     this.lastSample = sample;
     const { budgetBytes, softMark, hardMark, hysteresis } = this.config;
-    const heapBudget = this.heapLimit > 0 ? Math.min(budgetBytes, this.heapLimit) : budgetBytes;
-    this.pressure = Math.max(sample.accountedBytes / budgetBytes, sample.heapUsedBytes / heapBudget);
+    const heapLimit = this.heapLimit > 0 ? this.heapLimit : this.processMemory.heapLimit();
+    this.pressure = Math.max(sample.accountedBytes / budgetBytes, sample.heapUsedBytes / heapLimit);
     const previous = this.state;
     this.state = nextState(previous, this.pressure, softMark, hardMark, hysteresis);
     if (this.state !== previous) {

@@ -111,9 +111,6 @@ export const EVENTS = {
     code: 'SLU0601W', level: 'warn', text: 'a listener\'s max_connections exceeds what the file-descriptor limit allows; the node refuses past its capacity (reason fd_limit)',
   },
   memoryBudget: { code: 'SLU0610I', level: 'info', text: 'memory governor: budget and marks' },
-  memoryBudgetOverHeap: {
-    code: 'SLU0611W', level: 'warn', text: 'memory budget exceeds the V8 heap limit; the heap side of the budget is measured against the heap limit (raise it with --max-old-space-size)',
-  },
   memoryPressureRising: { code: 'SLU0612W', level: 'warn', text: 'memory pressure rose past a mark' },
   memoryPressureFalling: { code: 'SLU0613I', level: 'info', text: 'memory pressure fell back below a mark' },
   memorySessionsPaused: { code: 'SLU0614W', level: 'warn', text: 'memory governor paused the heaviest sessions', throttleMs: THROTTLE_MS },

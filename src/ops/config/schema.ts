@@ -472,7 +472,7 @@ function fraction(def: number, description: string) {
 
 export const MemorySchema = section(
   {
-    budget: size('512MiB', 'What the node may hold: bytes accounted by every queue and buffer (sessions, lanes, sink queues, HTTP bodies) and, measured apart, the JS heap in use. From 1MiB to 64GiB. See memory.md.',
+    budget: size('512MiB', 'What the node may hold for its agents beyond its fixed overhead: the bytes every queue and buffer accounts (sessions, lanes, sink queues, HTTP bodies). The JS heap is measured apart, against V8\'s heap limit. From 1MiB to 64GiB. See memory.md.',
       { min: 1024 ** 2, minText: '1MiB', max: 64 * 1024 ** 3, maxText: '64GiB' }),
     soft_mark: fraction(0.8, 'Past this fraction of the budget the heaviest sessions pause reading (TCP backpressure) and acknowledgements are delayed.'),
     hard_mark: fraction(0.95, 'Past this fraction of the budget new connections are refused, HTTP requests are answered 503 and UDP datagrams dropped (all counted). Above soft_mark.'),

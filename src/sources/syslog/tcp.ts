@@ -94,6 +94,11 @@ class StreamSession implements SessionControl {
     return this.identity.tenant;
   }
 
+  /** Not reading by the node's own choice (a rate limit, a congested sink, the memory governor). */
+  get paused(): boolean {
+    return this.entry.throttled || this.entry.governed;
+  }
+
   close(reason: string): void {
     this.expel(reason);
   }
@@ -351,6 +356,12 @@ export class SyslogStreamSource implements Source {
     const now = Date.now();
     const { idleTimeoutMs, frameTimeoutMs } = this.config;
     for (const session of this.sessions) {
+      if (session.paused) {
+        // The node stopped reading it, not the peer sending: its clocks start again once it reads.
+        session.lastDataAt = now;
+        if (session.partialSince > 0) session.partialSince = now;
+        continue;
+      }
       if (frameTimeoutMs > 0 && session.partialSince > 0 && now - session.partialSince > frameTimeoutMs) session.expel('frame_timeout');
       else if (idleTimeoutMs > 0 && now - session.lastDataAt > idleTimeoutMs) session.expel('idle_timeout');
     }

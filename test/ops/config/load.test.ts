@@ -246,7 +246,7 @@ describe('sizes', () => {
 
 describe('unknown keys', () => {
   const cases: [string, string, string][] = [
-    ['colour: red\n', 'colour', 'data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta'],
+    ['colour: red\n', 'colour', 'data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta, memory'],
     ['log:\n  colour: red\n', 'log.colour', 'level'],
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
     ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame, max_connections, idle_timeout, frame_timeout'],
@@ -274,6 +274,16 @@ describe('unknown keys', () => {
 });
 
 describe('values', () => {
+  it('memory: a budget in human units, marks as fractions, soft below hard', () => {
+    const memory = ok('memory:\n  budget: 2GiB\n  soft_mark: 0.7\n  hard_mark: 0.9\n  sample_interval: 250ms\n').memory;
+    assert.deepEqual(memory, { budgetBytes: 2 * 1024 ** 3, softMark: 0.7, hardMark: 0.9, hysteresis: 0.05, sampleIntervalMs: 250 });
+    assert.deepEqual(brief(one('memory:\n  soft_mark: 0.9\n  hard_mark: 0.9\n')), {
+      path: 'memory.soft_mark', value: 0.9, expected: 'a fraction below hard_mark (0.9)',
+    });
+    assert.equal(one('memory:\n  budget: 100KiB\n').path, 'memory.budget');
+    assert.equal(one('memory:\n  hard_mark: 1.5\n').path, 'memory.hard_mark');
+  });
+
   it('a bad log level lists the levels', () => {
     assert.deepEqual(brief(one('log:\n  level: loud\n')), {
       path: 'log.level',
@@ -549,7 +559,7 @@ describe('the file as a whole', () => {
     assert.deepEqual(brief(p), {
       path: '',
       value: [{ data_dir: './data' }, { log: {} }],
-      expected: 'a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta',
+      expected: 'a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta, memory',
     });
     assert.deepEqual([p.line, p.column], [1, 1]);
   });
@@ -557,7 +567,7 @@ describe('the file as a whole', () => {
   it('a top-level scalar is one problem', () => {
     assert.equal(
       formatProblem(one('sluice\n'), 'x.yaml'),
-      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta',
+      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta, memory',
     );
   });
 
