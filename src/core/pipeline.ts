@@ -26,6 +26,7 @@ export class Pipeline {
   private readonly sinks: Sink[];
   private metadata: HostMetadataSource | null = null;
   private readonly busyLanes = new Set<Lane>();
+  private readonly enrichers = new Map<string, Enricher>();
   /** Every open stream session of this node (or worker). */
   readonly sessions: SessionRegistry;
   /** The node's memory budget: sources read `memory.state` on accept and per request. */
@@ -65,7 +66,19 @@ export class Pipeline {
    * limits itself (datagrams, which can only be dropped, never slowed).
    */
   openLane(sourceName: string, chargeLimits = true): Lane {
-    return new Lane(this, this.metadata === null ? null : new Enricher(this.metadata, sourceName), sourceName, chargeLimits);
+    return new Lane(this, this.enricherFor(sourceName), sourceName, chargeLimits);
+  }
+
+  /** One enricher per source, shared by its lanes (it keeps no per-lane state): an idle session costs less. */
+  private enricherFor(sourceName: string): Enricher | null {
+    const metadata = this.metadata;
+    if (metadata === null) return null;
+    let enricher = this.enrichers.get(sourceName);
+    if (enricher === undefined || enricher.metadata !== metadata) {
+      enricher = new Enricher(metadata, sourceName);
+      this.enrichers.set(sourceName, enricher);
+    }
+    return enricher;
   }
 
   /**
@@ -151,6 +164,10 @@ interface QueuedBatch {
   ack: AckToken | null;
 }
 
+function endThrottle(lane: Lane): void {
+  lane.throttleEnded();
+}
+
 function recordBytes(records: readonly LogRecord[]): number {
   let bytes = 0;
   for (let i = 0; i < records.length; i++) bytes += records[i]!.size;
@@ -222,7 +239,7 @@ export class Lane {
     const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     if (this.throttleTimer !== null) {
       clearTimeout(this.throttleTimer);
-      this.endThrottle();
+      this.throttleEnded();
     }
     return idle;
   }
@@ -239,21 +256,22 @@ export class Lane {
         this.throttled = true;
         this.heldBatch = { tenant, records, ack };
         this.heldBytes += bytes;
-        this.throttleTimer = setTimeout(this.endThrottle, wait);
+        this.throttleTimer = setTimeout(endThrottle, wait, this);
         return false;
       }
     }
     return this.enrichAndRoute(tenant, records, ack);
   }
 
-  private readonly endThrottle = (): void => {
+  /** The held batch's tokens are paid back (called by endThrottle, a shared function: no closure per lane). */
+  throttleEnded(): void {
     const held = this.heldBatch!;
     this.heldBytes -= recordBytes(held.records);
     this.throttleTimer = null;
     this.throttled = false;
     this.heldBatch = null;
     this.enrichAndRoute(held.tenant, held.records, held.ack);
-  };
+  }
 
   private enrichAndRoute(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
     const pending = this.enricher?.enrich(records) ?? null;

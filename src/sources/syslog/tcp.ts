@@ -33,6 +33,26 @@ interface SessionCounters {
   invalidUtf8: Counter.Internal;
 }
 
+/** The session a socket belongs to: socket events go to shared functions rather than closures per connection. */
+const SESSION = Symbol('session');
+type SessionSocket = net.Socket & { [SESSION]: StreamSession };
+
+function sessionData(this: SessionSocket, chunk: Buffer): void {
+  this[SESSION].onData(chunk);
+}
+function sessionEnd(this: SessionSocket): void {
+  this[SESSION].onEnd();
+}
+function sessionError(this: SessionSocket, err: NodeJS.ErrnoException): void {
+  this[SESSION].onError(err);
+}
+function sessionClose(this: SessionSocket): void {
+  this[SESSION].onSocketClose();
+}
+function flushSession(session: StreamSession): void {
+  session.flushSoon();
+}
+
 class StreamSession implements SessionControl {
   private readonly framer: SyslogFramer;
   private readonly entry: SessionEntry;
@@ -69,10 +89,11 @@ class StreamSession implements SessionControl {
     this.framer = new SyslogFramer(maxFrame, this.onFrame);
     this.lane = pipeline.openLane(sourceName);
     this.entry = pipeline.sessions.open(sourceName, protocol, this.peer, identity.tenant?.id ?? null, this);
-    socket.on('data', this.onData);
-    socket.on('end', this.onEnd);
-    socket.on('error', this.onError);
-    socket.on('close', this.onSocketClose);
+    (socket as SessionSocket)[SESSION] = this;
+    socket.on('data', sessionData);
+    socket.on('end', sessionEnd);
+    socket.on('error', sessionError);
+    socket.on('close', sessionClose);
   }
 
   /** Half-close: the peer sees end of stream; what it already sent is still read. */
@@ -136,7 +157,7 @@ class StreamSession implements SessionControl {
     this.batch.push(rec);
   };
 
-  private readonly onData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
     this.nowMs = Date.now();
     this.lastDataAt = this.nowMs;
     this.received = isoTime(this.nowMs);
@@ -155,20 +176,20 @@ class StreamSession implements SessionControl {
       // Reads that arrive in one event-loop turn go down the pipeline as one batch:
       // per-batch costs (counters, lane, enrichment lookup, sink write) are paid once.
       this.flushScheduled = true;
-      setImmediate(this.flushSoon);
+      setImmediate(flushSession, this);
     }
-  };
+  }
 
-  private readonly flushSoon = (): void => {
+  flushSoon(): void {
     this.flushScheduled = false;
     this.flush();
-  };
+  }
 
-  private readonly onEnd = (): void => {
+  onEnd(): void {
     const ok = this.framer.finish();
     this.flush();
     if (!ok) this.reject();
-  };
+  }
 
   private flush(): void {
     this.counters.bytes.inc(this.unflushedBytes);
@@ -198,14 +219,16 @@ class StreamSession implements SessionControl {
     if (!this.lane.submit(tenant, batch, null)) {
       this.entry.throttled = true;
       this.socket.pause();
+      this.resume ??= () => {
+        this.entry.throttled = false;
+        if (!this.entry.governed) this.socket.resume();
+      };
       this.lane.whenReady(this.resume);
     }
   }
 
-  private readonly resume = (): void => {
-    this.entry.throttled = false;
-    if (!this.entry.governed) this.socket.resume();
-  };
+  /** Made the first time this session is throttled (most never are). */
+  private resume: (() => void) | null = null;
 
   /** A framing error: records before the bad frame were delivered; the connection goes. */
   private reject(): void {
@@ -216,15 +239,15 @@ class StreamSession implements SessionControl {
     this.socket.destroy();
   }
 
-  private readonly onError = (err: NodeJS.ErrnoException): void => {
+  onError(err: NodeJS.ErrnoException): void {
     this.telemetry.emit('socketError', { source: this.sourceName, peer: this.peer, error: err.code ?? err.message });
-  };
+  }
 
-  private readonly onSocketClose = (): void => {
+  onSocketClose(): void {
     this.lane.close();
     this.pipeline.sessions.close(this.entry);
     this.onClose(this);
-  };
+  }
 }
 
 /** What a TLS listener needs beyond a plain one. */
