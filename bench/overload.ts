@@ -71,21 +71,23 @@ class SlowReceiver {
   private throttled = !values.unthrottled;
   private readonly sockets = new Set<net.Socket>();
   private readonly server: net.Server;
-  private sliceStart = Date.now();
-  private sliceFrames = 0;
+  /** When the receiver may read again: each chunk's frames cost 1/drainPerSecond s each. */
+  private nextReadAt = 0;
 
   constructor() {
     this.server = net.createServer((socket) => {
       this.sockets.add(socket);
       const framer = new SyslogFramer(1024 * 1024, (buf, start, end) => {
         this.frames++;
-        this.sliceFrames++;
+        chunkFrames++;
         const id = /\bid=(\d+)/.exec(buf.toString('latin1', start, Math.min(end, start + 400)))?.[1];
         if (id !== undefined) this.delivered.add(id);
       });
+      let chunkFrames = 0;
       socket.on('data', (chunk: Buffer) => {
+        chunkFrames = 0;
         framer.push(chunk);
-        this.throttle(socket);
+        this.throttle(socket, chunkFrames);
       });
       socket.on('error', () => undefined);
       socket.on('close', () => this.sockets.delete(socket));
@@ -96,17 +98,14 @@ class SlowReceiver {
     return new Promise((resolve) => this.server.listen(port, '127.0.0.1', resolve));
   }
 
-  /** 100 ms slices: past the slice's share the socket pauses until the next slice. */
-  private throttle(socket: net.Socket): void {
+  /** A token bucket over all connections: past the rate, the socket pauses until its frames are paid for. */
+  private throttle(socket: net.Socket, frames: number): void {
     if (!this.throttled) return;
     const now = Date.now();
-    if (now - this.sliceStart >= 100) {
-      this.sliceStart = now;
-      this.sliceFrames = 0;
-    }
-    if (this.sliceFrames >= drainPerSecond / 10) {
+    this.nextReadAt = Math.max(this.nextReadAt, now) + (1000 * frames) / drainPerSecond;
+    if (this.nextReadAt > now) {
       socket.pause();
-      setTimeout(() => socket.resume(), 100 - (now - this.sliceStart));
+      setTimeout(() => { if (this.throttled) socket.resume(); }, this.nextReadAt - now);
     }
   }
 
@@ -239,6 +238,9 @@ const missing = (): number => {
 while (missing() > 0 && Date.now() < drainDeadline) await new Promise((resolve) => setTimeout(resolve, 500));
 
 const log = node.stderrTail();
+// What the governor measured each time pressure rose past a mark.
+const rises = log.split('\n').filter((l) => l.includes('"code":"SLU0612W"')).map((l) => JSON.parse(l) as Record<string, number>);
+const maxOf = (key: string): number => Math.max(0, ...rises.map((r) => r[key] ?? 0));
 const codes = (code: string): number => log.split('\n').filter((l) => l.includes(`"code":"${code}"`)).length;
 await node.stop(30_000);
 receiver.close();
@@ -263,5 +265,7 @@ process.stdout.write(`${JSON.stringify({
   peakRssMiB: +(peakRssDuringLoad / MiB).toFixed(1),
   peakOverIdleMiB: +((peakRssDuringLoad - idleRss) / MiB).toFixed(1),
   withinBudget: peakRssDuringLoad - idleRss <= budgetBytes,
-  governorEvents: { rising: codes('SLU0612W'), falling: codes('SLU0613I') },
+  governorEvents: { rising: codes('SLU0612W'), falling: codes('SLU0613I'), paused: codes('SLU0614W') },
+  atRises: { accountedMiB: +(maxOf('accounted_bytes') / MiB).toFixed(1), heapUsedMiB: +(maxOf('heap_used_bytes') / MiB).toFixed(1),
+    rssMiB: +(maxOf('rss_bytes') / MiB).toFixed(1) },
 }, null, 2)}\n`);

@@ -26,7 +26,7 @@
  * - hard: additionally, new connections are refused (counted, reason
  *   `memory`), HTTP requests are answered 503 with Retry-After, and UDP
  *   datagrams are dropped (counted, reason `memory`).
- * - back to normal: every paused session resumes.
+ * - back to normal: paused sessions resume, a quarter of them per sample.
  */
 import { getHeapStatistics } from 'node:v8';
 import type { Telemetry } from '../ops/telemetry.js';
@@ -84,7 +84,7 @@ export const PROCESS_MEMORY: ProcessMemory = {
   heapLimit: () => getHeapStatistics().heap_size_limit,
 };
 
-/** The fraction of the sessions that are still reading paused at each sample while pressure stays at the soft mark. */
+/** The fraction of the sessions still reading that is paused at each sample at the soft mark, and of the paused ones resumed at each sample back at normal. */
 const PAUSE_FRACTION = 0.25;
 
 export class MemoryGovernor {
@@ -200,10 +200,9 @@ export class MemoryGovernor {
       });
     }
     if (this.state === MemoryState.Normal) {
-      this.resumeAll();
+      this.resumeSome();
       this.relieve();
-    }
-    else if (this.pressure >= softMark || this.state === MemoryState.Hard) this.pauseHeaviest(this.state === MemoryState.Hard);
+    } else if (this.pressure >= softMark || this.state === MemoryState.Hard) this.pauseHeaviest(this.state === MemoryState.Hard);
     this.publish(sample);
   }
 
@@ -256,6 +255,33 @@ export class MemoryGovernor {
 
   private relieve(): void {
     for (const done of [...this.reliefWaiters]) done();
+  }
+
+  /**
+   * A session read while the node is past the hard mark: pause it now rather
+   * than at the next sample (the hot path's O(1) check, once per read).
+   */
+  holdNow(entry: SessionEntry): void {
+    if (entry.governed) return;
+    entry.control.pauseReading();
+    this.governed.add(entry);
+  }
+
+  /**
+   * Back to normal: resume the sessions paused longest, a quarter (at least
+   * one) per sample, so their agents' backlogs (their socket buffers, megabytes
+   * each) do not all arrive at once and push the node straight back up.
+   */
+  private resumeSome(): void {
+    if (this.governed.size === 0) return;
+    let count = Math.max(1, Math.ceil(this.governed.size * PAUSE_FRACTION));
+    const resumed = count;
+    for (const entry of this.governed) {
+      if (count-- === 0) break;
+      entry.control.resumeReading();
+      this.governed.delete(entry);
+    }
+    this.telemetry.emit('memorySessionsResumed', { resumed, still_paused: this.governed.size });
   }
 
   private resumeAll(): void {

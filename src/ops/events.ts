@@ -114,7 +114,7 @@ export const EVENTS = {
   memoryPressureRising: { code: 'SLU0612W', level: 'warn', text: 'memory pressure rose past a mark' },
   memoryPressureFalling: { code: 'SLU0613I', level: 'info', text: 'memory pressure fell back below a mark' },
   memorySessionsPaused: { code: 'SLU0614W', level: 'warn', text: 'memory governor paused the heaviest sessions', throttleMs: THROTTLE_MS },
-  memorySessionsResumed: { code: 'SLU0615I', level: 'info', text: 'memory governor resumed the sessions it paused' },
+  memorySessionsResumed: { code: 'SLU0615I', level: 'info', text: 'memory governor resumed sessions it had paused', throttleMs: THROTTLE_MS },
 } as const satisfies Record<string, EventDef>;
 
 export type EventName = keyof typeof EVENTS;

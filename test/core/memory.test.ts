@@ -119,6 +119,11 @@ test('governor: past the soft mark the heaviest sessions pause, idle ones never;
 
   gov.evaluate(sample(10 * MiB));
   assert.equal(gov.state, MemoryState.Normal);
+  assert.deepEqual([heavy, busy, medium, light].map((s) => s.entry.governed), [false, true, true, true],
+    'back at normal, a quarter resume per sample, those paused longest first');
+  gov.evaluate(sample(10 * MiB));
+  gov.evaluate(sample(10 * MiB));
+  gov.evaluate(sample(10 * MiB));
   assert.equal(gov.pausedSessions, 0);
   assert.ok([heavy, busy, medium, light].every((s) => !s.entry.governed));
 });

@@ -12,6 +12,7 @@
 import type net from 'node:net';
 import type { Counter } from 'prom-client';
 import { AckStatus } from '../../core/ack.js';
+import { MemoryState } from '../../core/memory.js';
 import type { Lane, Pipeline } from '../../core/pipeline.js';
 import type { SessionControl, SessionEntry } from '../../core/sessions.js';
 import { normalizeAddress, type RefusalReason, type SessionIdentity, type Tenant } from '../../core/identity.js';
@@ -206,6 +207,9 @@ export class RelpSession implements ReplyOutput, SessionControl {
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.finished) return;
+    // Past the hard mark a session that reads is paused at once, not at the next sample.
+    const memory = this.context.pipeline.memory;
+    if (memory.state === MemoryState.Hard) memory.holdNow(this.entry);
     this.nowMs = Date.now();
     this.received = isoTime(this.nowMs);
     const ok = this.parser.push(chunk);

@@ -12,6 +12,7 @@ import type { Counter } from 'prom-client';
 import type { Source, ComponentHealth } from '../../core/component.js';
 import type { Lane, Pipeline } from '../../core/pipeline.js';
 import type { SessionControl, SessionEntry } from '../../core/sessions.js';
+import { MemoryState, type MemoryGovernor } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type PeerCertificate, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
@@ -158,6 +159,9 @@ class StreamSession implements SessionControl {
   };
 
   onData(chunk: Buffer): void {
+    // Past the hard mark a session that reads is paused at once, not at the next sample.
+    const memory: MemoryGovernor = this.pipeline.memory;
+    if (memory.state === MemoryState.Hard) memory.holdNow(this.entry);
     this.nowMs = Date.now();
     this.lastDataAt = this.nowMs;
     this.received = isoTime(this.nowMs);
