@@ -264,7 +264,7 @@ process.stdout.write(`${JSON.stringify({
   idleRssMiB: +(idleRss / MiB).toFixed(1),
   peakRssMiB: +(peakRssDuringLoad / MiB).toFixed(1),
   peakOverIdleMiB: +((peakRssDuringLoad - idleRss) / MiB).toFixed(1),
-  withinBudget: peakRssDuringLoad - idleRss <= budgetBytes,
+  peakOverIdleWithinBudget: peakRssDuringLoad - idleRss <= budgetBytes,
   governorEvents: { rising: codes('SLU0612W'), falling: codes('SLU0613I'), paused: codes('SLU0614W') },
   atRises: { accountedMiB: +(maxOf('accounted_bytes') / MiB).toFixed(1), heapUsedMiB: +(maxOf('heap_used_bytes') / MiB).toFixed(1),
     rssMiB: +(maxOf('rss_bytes') / MiB).toFixed(1) },
