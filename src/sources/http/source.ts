@@ -85,8 +85,8 @@ export class HttpSource implements Source {
     app.addHook('onRequest', async (req, reply) => {
       // While draining, tell keep-alive clients to reconnect (to another worker or node).
       if (this.stopping) reply.header('connection', 'close');
-      // Past the memory hard mark, refuse before the body is read.
-      if (this.pipeline.memory.state === MemoryState.Hard && req.method === 'POST') {
+      // Past the memory hard mark, refuse ingestion before the body is read (operations routes on this port still answer).
+      if (this.pipeline.memory.state === MemoryState.Hard && req.method === 'POST' && req.url.startsWith('/v1/')) {
         this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'memory', peer: normalizeAddress(req.socket.remoteAddress ?? '') });
         this.telemetry.httpRefusals.inc({ status: '503' });
         return reply.status(503).header('retry-after', '1').send({ error: 'the node is over its memory budget' });

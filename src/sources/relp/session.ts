@@ -173,6 +173,7 @@ export class RelpSession implements ReplyOutput, SessionControl {
   resumeReading(): void {
     this.entry.governed = false;
     this.sendDelayedReplies();
+    if (this.ending !== null) this.finishIfAnswered();
     this.updateReading();
   }
 
@@ -194,7 +195,6 @@ export class RelpSession implements ReplyOutput, SessionControl {
     const frames = this.delayedReplies;
     this.delayedReplies = '';
     if (this.socket.writable) this.socket.write(frames);
-    if (this.ending !== null) this.finishIfAnswered();
   }
 
   batchSettled(status: AckStatus, count: number): void {
@@ -344,11 +344,7 @@ export class RelpSession implements ReplyOutput, SessionControl {
   /** Once the last queued reply is written: serverclose if we asked, then our end of the connection. */
   private finishIfAnswered(): void {
     if (this.finished || this.ending === null || !this.replies.empty) return;
-    if (this.delayedReplies !== '') {
-      const frames = this.delayedReplies;
-      this.delayedReplies = '';
-      if (this.socket.writable) this.socket.write(frames);
-    }
+    this.sendDelayedReplies();
     this.finished = true;
     if (!this.socket.writable) {
       this.resolveEnded();
