@@ -72,15 +72,13 @@ export interface MemorySample {
 
 /** The measured process (replaceable in tests by fixed numbers). */
 export interface ProcessMemory {
-  heapUsed(): number;
-  rss(): number;
+  usage(): { heapUsed: number; rss: number };
   /** V8's heap limit. */
   heapLimit(): number;
 }
 
 export const PROCESS_MEMORY: ProcessMemory = {
-  heapUsed: () => process.memoryUsage().heapUsed,
-  rss: () => process.memoryUsage.rss(),
+  usage: () => process.memoryUsage(),
   heapLimit: () => getHeapStatistics().heap_size_limit,
 };
 
@@ -181,7 +179,8 @@ export class MemoryGovernor {
       components[name] = value;
       accountedBytes += value;
     }
-    return { components, accountedBytes, heapUsedBytes: this.processMemory.heapUsed(), rssBytes: this.processMemory.rss() };
+    const usage = this.processMemory.usage();
+    return { components, accountedBytes, heapUsedBytes: usage.heapUsed, rssBytes: usage.rss };
   }
 
   /** Decide the state from one sample, then pause or resume sessions. */

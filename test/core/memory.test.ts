@@ -41,7 +41,7 @@ function openSession(registry: SessionRegistry, held: number, bytesRead = 0): He
 
 function governor(telemetry = silentTelemetry(), heapLimit = 4096 * MiB): { gov: MemoryGovernor; registry: SessionRegistry } {
   const registry = new SessionRegistry();
-  const processMemory: ProcessMemory = { heapUsed: () => 0, rss: () => 0, heapLimit: () => heapLimit };
+  const processMemory: ProcessMemory = { usage: () => ({ heapUsed: 0, rss: 0 }), heapLimit: () => heapLimit };
   const gov = new MemoryGovernor(registry, telemetry, processMemory);
   gov.configure({ budgetBytes: 100 * MiB, softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 });
   return { gov, registry };
