@@ -151,7 +151,7 @@ test('memory governor: heaviest sessions pause, hard mark refuses new work, all 
     const mine = receiver.received.filter((m) => m.includes(` agent${i} app `));
     assert.equal(mine.length, framesPerAgent, `agent ${i}: every record, once`);
   }
-  assert.equal(governor.pausedSessions, 0);
+  await waitFor('every paused session resumed', () => governor.pausedSessions === 0);
 
   // New connections are accepted again.
   const after = await connect(tcpPort);
