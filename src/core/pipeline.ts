@@ -17,6 +17,7 @@ import type { Telemetry } from '../ops/telemetry.js';
 import { Enricher, type HostMetadataSource } from './enrich.js';
 import { SessionRegistry } from './sessions.js';
 import { RECORDS_PER_TURN } from './turns.js';
+import { MemoryGovernor } from './memory.js';
 
 export interface Route {
   sink: Sink;
@@ -49,8 +50,11 @@ export class Pipeline {
   private readonly sinks: Sink[];
   private metadata: HostMetadataSource | null = null;
   private readonly busyLanes = new Set<Lane>();
+  private readonly enrichers = new Map<string, Enricher>();
   /** Every open stream session of this node (or worker). */
   readonly sessions: SessionRegistry;
+  /** The node's memory budget: sources read `memory.state` on accept and per request. */
+  readonly memory: MemoryGovernor;
 
   constructor(
     readonly directory: TenantDirectory,
@@ -59,7 +63,14 @@ export class Pipeline {
     sessionIdPrefix = '',
   ) {
     this.sessions = new SessionRegistry(sessionIdPrefix);
+    this.memory = new MemoryGovernor(this.sessions, telemetry);
     this.sinks = routes.map((r) => r.sink);
+    this.memory.account('lanes', () => this.laneHeldBytes());
+    this.memory.account('sinks', () => {
+      let bytes = 0;
+      for (const sink of this.sinks) bytes += sink.queuedBytes();
+      return bytes;
+    });
     for (const tenant of directory.tenants.values()) {
       for (const route of routes) {
         if (route.tenants.includes('*') || route.tenants.includes(tenant.id)) tenant.sinks.push(route.sink);
@@ -128,7 +139,19 @@ export class Pipeline {
    * limits itself (datagrams, which can only be dropped, never slowed).
    */
   openLane(sourceName: string, chargeLimits = true): Lane {
-    return new Lane(this, this.metadata === null ? null : new Enricher(this.metadata, sourceName), sourceName, chargeLimits);
+    return new Lane(this, this.enricherFor(sourceName), sourceName, chargeLimits);
+  }
+
+  /** One enricher per source, shared by its lanes (it keeps no per-lane state): an idle session costs less. */
+  private enricherFor(sourceName: string): Enricher | null {
+    const metadata = this.metadata;
+    if (metadata === null) return null;
+    let enricher = this.enrichers.get(sourceName);
+    if (enricher === undefined || enricher.metadata !== metadata) {
+      enricher = new Enricher(metadata, sourceName);
+      this.enrichers.set(sourceName, enricher);
+    }
+    return enricher;
   }
 
   /**
@@ -166,6 +189,13 @@ export class Pipeline {
     }
     ack?.seal();
     return clear;
+  }
+
+  /** Bytes of records lanes hold (throttled, or queued behind a host lookup). */
+  laneHeldBytes(): number {
+    let bytes = 0;
+    for (const lane of this.busyLanes) bytes += lane.heldBytes;
+    return bytes;
   }
 
   laneBusy(lane: Lane): void {
@@ -246,6 +276,16 @@ interface QueuedBatch {
   ack: AckToken | null;
 }
 
+function endThrottle(lane: Lane): void {
+  lane.throttleEnded();
+}
+
+function recordBytes(records: readonly LogRecord[]): number {
+  let bytes = 0;
+  for (let i = 0; i < records.length; i++) bytes += records[i]!.size;
+  return bytes;
+}
+
 /** Records a lane holds behind a pending host lookup before it asks its source to slow down. */
 const LANE_QUEUE_LIMIT = 10_000;
 
@@ -262,6 +302,8 @@ const LANE_QUEUE_LIMIT = 10_000;
 export class Lane {
   private readonly queue: QueuedBatch[] = [];
   private queuedRecords = 0;
+  /** Record bytes this lane holds: queued batches and the batch held by a rate limit (for the memory governor). */
+  heldBytes = 0;
   /** Waiting for a throttle timer or a lookup; batches queue meanwhile. */
   private busy = false;
   private throttled = false;
@@ -289,6 +331,7 @@ export class Lane {
     if (this.busy) {
       this.queue.push({ tenant, records, ack });
       this.queuedRecords += records.length;
+      this.heldBytes += recordBytes(records);
       return !this.throttled && this.queuedRecords < LANE_QUEUE_LIMIT;
     }
     const clear = this.process(tenant, records, ack);
@@ -333,7 +376,7 @@ export class Lane {
     const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     if (this.throttleTimer !== null) {
       clearTimeout(this.throttleTimer);
-      this.endThrottle();
+      this.throttleEnded();
     }
     return idle;
   }
@@ -349,20 +392,23 @@ export class Lane {
         this.setBusy();
         this.throttled = true;
         this.heldBatch = { tenant, records, ack };
-        this.throttleTimer = setTimeout(this.endThrottle, wait);
+        this.heldBytes += bytes;
+        this.throttleTimer = setTimeout(endThrottle, wait, this);
         return false;
       }
     }
     return this.enrichAndRoute(tenant, records, ack);
   }
 
-  private readonly endThrottle = (): void => {
+  /** The held batch's tokens are paid back (called by endThrottle, a shared function: no closure per lane). */
+  throttleEnded(): void {
     const held = this.heldBatch!;
+    this.heldBytes -= recordBytes(held.records);
     this.throttleTimer = null;
     this.throttled = false;
     this.heldBatch = null;
     this.enrichAndRoute(held.tenant, held.records, held.ack);
-  };
+  }
 
   private enrichAndRoute(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
     this.lastTenant = tenant;
@@ -398,6 +444,7 @@ export class Lane {
       const next = this.queue.shift()!;
       budget -= next.records.length;
       this.queuedRecords -= next.records.length;
+      this.heldBytes -= recordBytes(next.records);
       this.process(next.tenant, next.records, next.ack);
     }
     if (this.busy) return;

@@ -27,7 +27,7 @@ import { startHostmetaService, type RunningHostmetaService } from '../services/h
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
-import { descriptorsWanted, openFilesLimit } from './descriptors.js';
+import { connectionCapacity, descriptorsWanted, openFilesLimit, readFdLimits, SPARE_DESCRIPTORS } from './descriptors.js';
 
 export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
@@ -81,6 +81,7 @@ export class SluiceNode {
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry);
     this.telemetry.sessionTotals = () => this.pipeline.sessions.totals();
+    this.pipeline.memory.configure(config.memory);
     const { syslogUdp, syslogTcp, syslogTls } = config.sources;
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
     if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogStreamSource(syslogTcp, 'tcp', this.pipeline, this.telemetry));
@@ -162,8 +163,11 @@ export class SluiceNode {
     try {
       for (const sink of this.sinks) await sink.start();
       await this.startHostmeta();
+      this.announceCapacity();
       for (const source of this.sources) await source.start();
+      this.pipeline.memory.start();
     } catch (err) {
+      this.pipeline.memory.stop();
       for (const component of [...this.sources, ...this.sinks]) component.destroy();
       await this.hostmetaCache?.close();
       await this.hostmetaService?.close();
@@ -173,6 +177,24 @@ export class SluiceNode {
     // Measured from here: loading modules and opening stores at start are not the node under load.
     this.eventLoop.start();
     this.telemetry.emit('nodeReady', {});
+  }
+
+  /**
+   * Log what the open-files limit lets this node hold and cap stream
+   * connections there (refused
+   * past it, reason fd_limit, rather than failing at accept with EMFILE).
+   * Node.js has already raised the soft limit to the hard one at start.
+   */
+  private announceCapacity(): void {
+    const limits = readFdLimits();
+    const capacity = connectionCapacity(limits);
+    this.pipeline.memory.connectionCapacity = capacity;
+    const known = Number.isFinite(capacity);
+    if (known) this.telemetry.connectionCapacity.set(capacity);
+    this.telemetry.emit('connectionCapacity', {
+      fd_soft_limit: limits?.soft ?? null, fd_hard_limit: limits?.hard ?? null, fd_reserve: SPARE_DESCRIPTORS,
+      connections: known ? capacity : null, memory_budget_bytes: this.config.memory.budgetBytes,
+    });
   }
 
   /** The in-node metadata service (if enabled), then the client the pipeline enriches records with. */
@@ -207,6 +229,8 @@ export class SluiceNode {
     this.telemetry.emit('nodeStopping', {});
     // The run's event-loop summary covers the node at work, not its shutdown.
     this.eventLoop.stop();
+    // Paused sessions resume, so what their agents sent is read and answered before the end.
+    this.pipeline.memory.stop();
     let complete = true;
     await Promise.all(this.sources.map((source) => source.stop(deadline)));
     await this.pipeline.settle();

@@ -77,6 +77,12 @@ export class Telemetry {
   /** Event-loop delay since the previous scrape (set by the node's EventLoopMonitor while it runs). */
   eventLoopDelaySource: (() => { p50: number; p99: number; max: number }) | null = null;
 
+  readonly memoryState: Gauge<never>;
+  readonly memoryPressure: Gauge<never>;
+  readonly memoryAccountedBytes: Gauge<'component'>;
+  readonly memoryPausedSessions: Gauge<never>;
+  readonly connectionCapacity: Gauge<never>;
+
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
 
@@ -116,6 +122,11 @@ export class Telemetry {
     this.sinkDropped = counter('sluice_sink_dropped_records_total', 'Records a delivery sink gave up on, by reason (see docs/sinks.md).', ['sink', 'reason']);
     this.sinkConnected = gauge('sluice_sink_connected', '1 while a delivery sink holds a connection to its receiver.', ['sink']);
     this.sinkDuplicates = counter('sluice_sink_duplicates_total', 'Records the receiver reported it already had (JetStream de-duplication by message id).', ['sink']);
+    this.memoryState = gauge('sluice_memory_state', 'Memory governor state: 0 normal, 1 soft (heaviest sessions paused), 2 hard (new work refused).', []);
+    this.memoryPressure = gauge('sluice_memory_pressure', 'Memory governor pressure: the larger of accounted bytes and heap used, as a fraction of the budget.', []);
+    this.memoryAccountedBytes = gauge('sluice_memory_accounted_bytes', 'Bytes held, by component (sessions, lanes, sinks, http) and heap_used, at the last sample.', ['component']);
+    this.memoryPausedSessions = gauge('sluice_memory_paused_sessions', 'Sessions the memory governor has paused.', []);
+    this.connectionCapacity = gauge('sluice_connection_capacity', 'Stream connections this node can hold: the file-descriptor limit minus a reserve.', []);
     this.sinkTruncated = counter('sluice_sink_truncated_records_total', 'Records cut to the sink\'s max message size.', ['sink']);
     const logOutput = syslogOutputOf(logger);
     this.logDroppedLines = new Counter({
@@ -253,6 +264,8 @@ export function renderMetricDocs(): string {
     lines.push(`| \`${m.name}\` | ${m.type} | ${m.labelNames.join(', ')} | ${m.help} |`);
   }
   lines.push('', 'Reasons: refused `no_tenant`; bad frames `too_large`, `bad_octet_count`, `truncated`;',
-    'dropped `backpressure` (UDP while the sinks are congested), `no_route` (a tenant no sink takes).', '');
+    'dropped `backpressure` (UDP while the sinks are congested), `no_route` (a tenant no sink takes),',
+    '`memory` (UDP past the memory hard mark); refused `memory` (connections past the memory hard mark),',
+    '`fd_limit` (connections past the node\'s file-descriptor capacity).', '');
   return lines.join('\n');
 }

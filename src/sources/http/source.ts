@@ -16,6 +16,7 @@ import type { Counter } from 'prom-client';
 import type { ComponentHealth, Source } from '../../core/component.js';
 import type { Pipeline } from '../../core/pipeline.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
+import { MemoryState } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
@@ -52,16 +53,22 @@ class Refusal extends Error {
   }
 }
 
+/** Under memory pressure (soft), the longest a committed request's 200 is held back, so its client sends less. */
+const PRESSURE_ACK_DELAY_MS = 1000;
+
 export class HttpSource implements Source {
   readonly name = SOURCE;
   private app: FastifyInstance | null = null;
   private stopping = false;
   private readonly records: Counter.Internal;
   private readonly bytes: Counter.Internal;
+  /** Body bytes of requests being handled (read and not yet answered), for the memory governor. */
+  private bodyBytesInFlight = 0;
 
   constructor(private readonly config: HttpSourceConfig, private readonly pipeline: Pipeline, private readonly telemetry: Telemetry) {
     this.records = telemetry.recordsReceived.labels({ source: SOURCE });
     this.bytes = telemetry.bytesReceived.labels({ source: SOURCE });
+    pipeline.memory.account('http', () => this.bodyBytesInFlight);
   }
 
   /** The server, so operations routes (metrics, dashboard) can share the port. */
@@ -95,9 +102,16 @@ export class HttpSource implements Source {
     });
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-    app.addHook('onRequest', async (_req, reply) => {
+    app.addHook('onRequest', async (req, reply) => {
       // While draining, tell keep-alive clients to reconnect (to another worker or node).
       if (this.stopping) reply.header('connection', 'close');
+      // Past the memory hard mark, refuse ingestion before the body is read (operations routes on this port still answer).
+      if (this.pipeline.memory.state === MemoryState.Hard && req.method === 'POST' && req.url.startsWith('/v1/')) {
+        this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'memory', peer: normalizeAddress(req.socket.remoteAddress ?? '') });
+        this.telemetry.httpRefusals.inc({ status: '503' });
+        return reply.status(503).header('retry-after', '1').send({ error: 'the node is over its memory budget' });
+      }
+      return undefined;
     });
     app.post('/v1/logs', (req, reply) => this.ingest(req, reply, 'otlp'));
     app.post('/v1/ingest', (req, reply) => this.ingest(req, reply, 'ndjson'));
@@ -150,16 +164,27 @@ export class HttpSource implements Source {
   };
 
   private async ingest(req: FastifyRequest, reply: FastifyReply, kind: BodyKind): Promise<unknown> {
+    let held = Buffer.isBuffer(req.body) ? req.body.length : 0;
+    this.bodyBytesInFlight += held;
     try {
       const tenant = this.tenantOf(req);
       if (this.pipeline.congested(tenant)) throw new Refusal(503, 'the node is under pressure', 1);
       const body = await this.bodyOf(req);
+      if (body !== req.body) {
+        // Decompressed: both copies are held until the records are committed.
+        this.bodyBytesInFlight += body.length;
+        held += body.length;
+      }
       this.bytes.inc(body.length);
       const source = new SourceInfo('http', normalizeAddress(req.socket.remoteAddress ?? ''), req.socket.remotePort ?? 0);
       const received = isoTime(Date.now());
       const protobuf = kind === 'otlp' && (req.headers['content-type'] ?? '').startsWith('application/x-protobuf');
       const records = this.decode(kind, body, protobuf, source, received);
       if (records.length > 0) await this.commit(tenant, records, source.address, body.length);
+      // Committed: the bytes are the sinks' now. Under pressure the answer waits, so the client sends less.
+      this.bodyBytesInFlight -= held;
+      held = 0;
+      if (this.pipeline.memory.state !== MemoryState.Normal) await this.pipeline.memory.whenRelieved(PRESSURE_ACK_DELAY_MS);
       return this.ok(reply, kind, protobuf);
     } catch (err) {
       if (err instanceof Refusal) {
@@ -168,6 +193,8 @@ export class HttpSource implements Source {
         return reply.status(err.status).send({ error: err.message });
       }
       throw err;
+    } finally {
+      this.bodyBytesInFlight -= held;
     }
   }
 

@@ -12,6 +12,7 @@ import type { Counter } from 'prom-client';
 import type { Source, ComponentHealth } from '../../core/component.js';
 import type { Lane, Pipeline } from '../../core/pipeline.js';
 import type { SessionControl, SessionEntry } from '../../core/sessions.js';
+import { MemoryState, type MemoryGovernor } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type PeerCertificate, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
@@ -40,6 +41,26 @@ interface SessionCounters {
   bytes: Counter.Internal;
   parseErrors: Counter.Internal;
   invalidUtf8: Counter.Internal;
+}
+
+/** The session a socket belongs to: socket events go to shared functions rather than closures per connection. */
+const SESSION = Symbol('session');
+type SessionSocket = net.Socket & { [SESSION]: StreamSession };
+
+function sessionData(this: SessionSocket, chunk: Buffer): void {
+  this[SESSION].onData(chunk);
+}
+function sessionEnd(this: SessionSocket): void {
+  this[SESSION].onEnd();
+}
+function sessionError(this: SessionSocket, err: NodeJS.ErrnoException): void {
+  this[SESSION].onError(err);
+}
+function sessionClose(this: SessionSocket): void {
+  this[SESSION].onSocketClose();
+}
+function flushSession(session: StreamSession): void {
+  session.flushSoon();
 }
 
 class StreamSession implements SessionControl, GuardedSession {
@@ -82,10 +103,11 @@ class StreamSession implements SessionControl, GuardedSession {
     this.lane = pipeline.openLane(sourceName);
     this.entry = pipeline.sessions.open(sourceName, protocol, this.peer, identity.tenant?.id ?? null, this);
     this.lane.session = this.entry.id;
-    socket.on('data', this.onData);
-    socket.on('end', this.onEnd);
-    socket.on('error', this.onError);
-    socket.on('close', this.onSocketClose);
+    (socket as SessionSocket)[SESSION] = this;
+    socket.on('data', sessionData);
+    socket.on('end', sessionEnd);
+    socket.on('error', sessionError);
+    socket.on('close', sessionClose);
   }
 
   /** Half-close: the peer sees end of stream; what it already sent is still read. */
@@ -105,6 +127,11 @@ class StreamSession implements SessionControl, GuardedSession {
 
   get tenant(): Tenant | null {
     return this.identity.tenant;
+  }
+
+  /** Not reading by the node's own choice (a rate limit, a congested sink, the memory governor). */
+  get pausedByNode(): boolean {
+    return this.entry.throttled || this.entry.governed;
   }
 
   close(reason: string): void {
@@ -144,7 +171,10 @@ class StreamSession implements SessionControl, GuardedSession {
     this.batch.push(rec);
   };
 
-  private readonly onData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
+    // Past the hard mark a session that reads is paused at once, not at the next sample.
+    const memory: MemoryGovernor = this.pipeline.memory;
+    if (memory.state === MemoryState.Hard) memory.holdNow(this.entry);
     this.nowMs = Date.now();
     this.lastDataAt = this.nowMs;
     this.received = isoTime(this.nowMs);
@@ -165,17 +195,17 @@ class StreamSession implements SessionControl, GuardedSession {
         // Reads that arrive in one event-loop turn go down the pipeline as one batch:
         // per-batch costs (counters, lane, enrichment lookup, sink write) are paid once.
         this.flushScheduled = true;
-        setImmediate(this.flushSoon);
+        setImmediate(flushSession, this);
       }
       if (this.turnBytes >= TURN_BYTES && !this.yielding) {
         this.yielding = true;
         this.socket.pause();
       }
     }
-  };
+  }
 
   /** Once per turn with data: the batch goes down the pipeline, and a connection that yielded reads again. */
-  private readonly flushSoon = (): void => {
+  flushSoon(): void {
     this.flushScheduled = false;
     this.turnBytes = 0;
     this.flush();
@@ -183,13 +213,13 @@ class StreamSession implements SessionControl, GuardedSession {
       this.yielding = false;
       if (!this.entry.throttled && !this.entry.governed) this.socket.resume();
     }
-  };
+  }
 
-  private readonly onEnd = (): void => {
+  onEnd(): void {
     const ok = this.framer.finish();
     this.flush();
     if (!ok) this.reject();
-  };
+  }
 
   private flush(): void {
     this.counters.bytes.inc(this.unflushedBytes);
@@ -219,14 +249,16 @@ class StreamSession implements SessionControl, GuardedSession {
     if (!this.lane.submit(tenant, batch, null)) {
       this.entry.throttled = true;
       this.socket.pause();
+      this.resume ??= () => {
+        this.entry.throttled = false;
+        if (!this.entry.governed && !this.yielding) this.socket.resume();
+      };
       this.lane.whenReady(this.resume);
     }
   }
 
-  private readonly resume = (): void => {
-    this.entry.throttled = false;
-    if (!this.entry.governed && !this.yielding) this.socket.resume();
-  };
+  /** Made the first time this session is throttled (most never are). */
+  private resume: (() => void) | null = null;
 
   /** A framing error: records before the bad frame were delivered; the connection goes. */
   private reject(): void {
@@ -237,15 +269,15 @@ class StreamSession implements SessionControl, GuardedSession {
     this.socket.destroy();
   }
 
-  private readonly onError = (err: NodeJS.ErrnoException): void => {
+  onError(err: NodeJS.ErrnoException): void {
     this.telemetry.emit('socketError', { source: this.sourceName, peer: this.peer, error: err.code ?? err.message });
-  };
+  }
 
-  private readonly onSocketClose = (): void => {
+  onSocketClose(): void {
     this.lane.close();
     this.pipeline.sessions.close(this.entry);
     this.onClose(this);
-  };
+  }
 }
 
 /** What a TLS listener needs beyond a plain one. */
@@ -302,7 +334,7 @@ export class SyslogStreamSource implements Source {
       parseErrors: telemetry.parseErrors.labels(labels),
       invalidUtf8: telemetry.invalidUtf8.labels(labels),
     };
-    this.guard = new ConnectionGuard(this.name, config, telemetry);
+    this.guard = new ConnectionGuard(this.name, config, telemetry, pipeline.memory);
   }
 
   /** The bound address (the configured port may be 0). */

@@ -11,6 +11,7 @@ import { isIPv6 } from 'node:net';
 import type { Counter } from 'prom-client';
 import type { Source, ComponentHealth } from '../../core/component.js';
 import type { Lane, Pipeline } from '../../core/pipeline.js';
+import { MemoryState, type MemoryGovernor } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
@@ -46,6 +47,8 @@ export class SyslogUdpSource implements Source {
   private unflushedBytes = 0;
   private droppedBackpressure = 0;
   private droppedRateLimited = 0;
+  private droppedMemory = 0;
+  private readonly memory: MemoryGovernor;
   private invalidUtf8Count = 0;
 
   constructor(
@@ -54,6 +57,7 @@ export class SyslogUdpSource implements Source {
     private readonly telemetry: Telemetry,
   ) {
     this.lane = pipeline.openLane(SOURCE, false);
+    this.memory = pipeline.memory;
     this.records = telemetry.recordsReceived.labels({ source: SOURCE });
     this.bytes = telemetry.bytesReceived.labels({ source: SOURCE });
     this.parseErrors = telemetry.parseErrors.labels({ source: SOURCE });
@@ -137,6 +141,10 @@ export class SyslogUdpSource implements Source {
       this.droppedBackpressure++;
       return;
     }
+    if (this.memory.state === MemoryState.Hard) {
+      this.droppedMemory++;
+      return;
+    }
     const nowMs = Date.now();
     const rec = decodeSyslogFrame(msg, 0, msg.length, peer.source, isoTime(nowMs), nowMs);
     if (rec.parseError) this.parseErrorCount++;
@@ -167,8 +175,10 @@ export class SyslogUdpSource implements Source {
     this.unflushedBytes = 0;
     if (this.droppedBackpressure > 0) this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'backpressure' }, this.droppedBackpressure);
     if (this.droppedRateLimited > 0) this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'rate_limited' }, this.droppedRateLimited);
+    if (this.droppedMemory > 0) this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'memory' }, this.droppedMemory);
     this.droppedBackpressure = 0;
     this.droppedRateLimited = 0;
+    this.droppedMemory = 0;
     if (this.parseErrorCount > 0) this.parseErrors.inc(this.parseErrorCount);
     if (this.invalidUtf8Count > 0) this.invalidUtf8.inc(this.invalidUtf8Count);
     this.parseErrorCount = 0;
