@@ -172,3 +172,14 @@ test('http: a large body is decoded and routed a slice per event-loop turn, in o
   const recs = readTenantRecords(logs, 'default');
   assert.deepEqual(recs.map((r) => r.msg), Array.from({ length: count }, (_, i) => `line ${i}`), 'all of them, in order');
 });
+
+test('http: a request with more records than max_records is answered 413 and stores none', async (t) => {
+  const { node, logs } = await startTestNode(t, 'sources:\n  http: { max_records: 3 }');
+  const port = node.addresses().http!.port;
+  const res = await post(port, '/v1/ingest', 'one\ntwo\nthree\nfour\n');
+  assert.equal(res.status, 413, res.text);
+  assert.match(res.text, /more than 3 records/);
+  assert.equal((await post(port, '/v1/ingest', 'one\ntwo\nthree\n')).status, 200);
+  assert.deepEqual(readTenantRecords(logs, 'default').map((r) => r.msg), ['one', 'two', 'three']);
+  assert.equal(await node.telemetry.value('sluice_http_refused_requests_total', { status: '413' }), 1);
+});

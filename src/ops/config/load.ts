@@ -529,6 +529,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         address: http.address,
         port: http.port,
         maxBodyBytes: size(http.max_body),
+        maxRecords: http.max_records,
         ackTimeoutMs: duration(http.ack_timeout),
         maxConnections: http.max_connections,
         requestTimeoutMs: duration(http.request_timeout),

@@ -239,6 +239,7 @@ export const HttpSourceSchema = section(
     address: address('Address the HTTP listener binds to.'),
     port: Type.Integer({ description: 'HTTP port (4318, the OTLP/HTTP standard port); 0 picks a free port.', default: 4318, minimum: 0, maximum: 65535 }),
     max_body: size('4MiB', 'Largest request body, also once decompressed; larger: HTTP 413.'),
+    max_records: Type.Integer({ description: 'Records one request may carry; more: HTTP 413. A record costs a few hundred bytes of memory however few bytes it takes in the body, so this bounds what one request makes the node hold.', default: 100000, minimum: 1 }),
     ack_timeout: duration('30s', 'Longest a request waits for its records to be committed; then it is answered 503 and the client retries.'),
     max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are closed at accept and counted. 0: no cap.', default: 50000, minimum: 0 }),
     request_timeout: duration('30s', 'Longest a client may take to send a whole request, headers and body (slowloris); then it is answered 408. 0: never.'),

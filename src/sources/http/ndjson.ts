@@ -3,6 +3,7 @@
  * (fields below) or plain text (the whole line is the message). A request is
  * all or nothing: one bad line refuses it, naming the line.
  */
+import { TooManyRecordsError } from './otlp.js';
 import { LogRecord, type SourceInfo, type StructuredData } from '../../core/record.js';
 
 export class NdjsonError extends Error {}
@@ -48,7 +49,7 @@ function jsonText(value: unknown, line: number): string {
   }
 }
 
-export function ndjsonToRecords(body: string, source: SourceInfo, received: string): LogRecord[] {
+export function ndjsonToRecords(body: string, source: SourceInfo, received: string, maxRecords = Infinity): LogRecord[] {
   const records: LogRecord[] = [];
   let lineNumber = 0;
   let start = 0;
@@ -60,6 +61,7 @@ export function ndjsonToRecords(body: string, source: SourceInfo, received: stri
     start = end + 1;
     if (line.endsWith('\r')) line = line.slice(0, -1);
     if (line.trim() === '') continue;
+    if (records.length >= maxRecords) throw new TooManyRecordsError(maxRecords);
     const rec = new LogRecord();
     rec.received = received;
     rec.ts = received;

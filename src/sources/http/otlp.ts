@@ -37,23 +37,37 @@ export interface OtlpLogsRequest { resourceLogs?: OtlpResourceLogs[] }
 // ---------------------------------------------------------------------------
 // Protobuf → the OTLP/JSON shape (opentelemetry/proto/collector/logs/v1)
 
-export function decodeOtlpProtobuf(buf: Buffer): OtlpLogsRequest {
+/** A request holding more log records than a decoder was allowed to build. */
+export class TooManyRecordsError extends Error {
+  constructor(readonly maxRecords: number) {
+    super(`more than ${maxRecords} records in one request`);
+  }
+}
+
+/** How many more records a decoder may build: checked as each is built, so a hostile body never expands past it. */
+interface RecordAllowance {
+  left: number;
+  readonly max: number;
+}
+
+export function decodeOtlpProtobuf(buf: Buffer, maxRecords = Infinity): OtlpLogsRequest {
   const r = new ProtobufReader(buf);
   const resourceLogs: OtlpResourceLogs[] = [];
+  const allowance: RecordAllowance = { left: maxRecords, max: maxRecords };
   while (!r.done) {
     const [field, wire] = r.tag();
-    if (field === 1 && wire === WireType.LengthDelimited) resourceLogs.push(readResourceLogs(r.sub()));
+    if (field === 1 && wire === WireType.LengthDelimited) resourceLogs.push(readResourceLogs(r.sub(), allowance));
     else r.skip(wire);
   }
   return { resourceLogs };
 }
 
-function readResourceLogs(r: ProtobufReader): OtlpResourceLogs {
+function readResourceLogs(r: ProtobufReader, allowance: RecordAllowance): OtlpResourceLogs {
   const out: OtlpResourceLogs = { scopeLogs: [] };
   while (!r.done) {
     const [field, wire] = r.tag();
     if (field === 1 && wire === WireType.LengthDelimited) out.resource = { attributes: readAttributesOf(r.sub(), 1, 0) };
-    else if (field === 2 && wire === WireType.LengthDelimited) out.scopeLogs!.push(readScopeLogs(r.sub()));
+    else if (field === 2 && wire === WireType.LengthDelimited) out.scopeLogs!.push(readScopeLogs(r.sub(), allowance));
     else r.skip(wire);
   }
   return out;
@@ -70,7 +84,7 @@ function readAttributesOf(r: ProtobufReader, field: number, depth: number): Otlp
   return out;
 }
 
-function readScopeLogs(r: ProtobufReader): OtlpScopeLogs {
+function readScopeLogs(r: ProtobufReader, allowance: RecordAllowance): OtlpScopeLogs {
   const out: OtlpScopeLogs = { logRecords: [] };
   while (!r.done) {
     const [field, wire] = r.tag();
@@ -85,6 +99,7 @@ function readScopeLogs(r: ProtobufReader): OtlpScopeLogs {
       }
       out.scope = scope;
     } else if (field === 2 && wire === WireType.LengthDelimited) {
+      if (--allowance.left < 0) throw new TooManyRecordsError(allowance.max);
       out.logRecords!.push(readLogRecord(r.sub()));
     } else r.skip(wire);
   }
@@ -266,7 +281,7 @@ function nanosToMs(value: unknown): number {
   return value.length <= 6 ? 0 : Number(value.slice(0, -6));
 }
 
-export function otlpToRecords(request: OtlpLogsRequest, source: SourceInfo, received: string): LogRecord[] {
+export function otlpToRecords(request: OtlpLogsRequest, source: SourceInfo, received: string, maxRecords = Infinity): LogRecord[] {
   const body = objectOf(request, 'the body');
   if (body === null) throw new OtlpError('the body is not an ExportLogsServiceRequest object');
   const records: LogRecord[] = [];
@@ -285,6 +300,7 @@ export function otlpToRecords(request: OtlpLogsRequest, source: SourceInfo, rece
       for (const lrItem of listOf(sl?.logRecords, 'logRecords')) {
         const lr = objectOf(lrItem, 'a logRecord');
         if (lr === null) throw new OtlpError('a logRecord is not an object');
+        if (records.length >= maxRecords) throw new TooManyRecordsError(maxRecords);
         const rec = new LogRecord();
         rec.received = received;
         rec.source = source;

@@ -21,7 +21,7 @@ import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/ident
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
 import type { Telemetry } from '../../ops/telemetry.js';
-import { BadBodyError, decodeBody, type BodyKind } from './decode.js';
+import { BadBodyError, decodeBody, DEFAULT_MAX_RECORDS, type BodyKind } from './decode.js';
 import { nextTurn, RECORDS_PER_TURN } from '../../core/turns.js';
 
 const SOURCE = 'http';
@@ -33,6 +33,8 @@ export interface HttpSourceConfig {
   port: number;
   /** Largest request body, also after gunzip; larger: 413. */
   maxBodyBytes: number;
+  /** Records one request may carry; more: 413. */
+  maxRecords: number;
   /** Longest a request waits for its records to be committed before it is answered 503. */
   ackTimeoutMs: number;
   /** Connections held at once; past it new ones are closed at accept (counted). 0: no cap. */
@@ -42,7 +44,7 @@ export interface HttpSourceConfig {
 }
 
 export const DEFAULT_HTTP_SOURCE_CONFIG: Readonly<HttpSourceConfig> = Object.freeze({
-  enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000,
+  enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, maxRecords: DEFAULT_MAX_RECORDS, ackTimeoutMs: 30_000,
   maxConnections: 50_000, requestTimeoutMs: 30_000,
 });
 
@@ -235,9 +237,9 @@ export class HttpSource implements Source {
 
   private decode(kind: BodyKind, body: Buffer, protobuf: boolean, source: SourceInfo, received: string): LogRecord[] {
     try {
-      return decodeBody(kind, body, protobuf, source, received);
+      return decodeBody(kind, body, protobuf, source, received, this.config.maxRecords);
     } catch (err) {
-      if (err instanceof BadBodyError) throw new Refusal(400, `bad body: ${err.message}`);
+      if (err instanceof BadBodyError) throw new Refusal(err.status, err.status === 413 ? err.message : `bad body: ${err.message}`);
       throw err;
     }
   }

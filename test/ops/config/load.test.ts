@@ -42,7 +42,7 @@ const DEFAULTS: SluiceConfig = {
       enabled: true, address: '127.0.0.1', port: 2514, maxFrameBytes: 128 * 1024, window: 128, drainTimeoutMs: 2000,
       maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000,
     },
-    http: { enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000, maxConnections: 50_000, requestTimeoutMs: 30_000 },
+    http: { enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, maxRecords: 100_000, ackTimeoutMs: 30_000, maxConnections: 50_000, requestTimeoutMs: 30_000 },
   },
   tenants: [{ id: 'default', networks: ['127.0.0.0/8', '::1/128'], tokenHashes: [], certificates: [], limits: NO_LIMITS }],
   sinks: [

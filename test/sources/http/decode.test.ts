@@ -47,3 +47,28 @@ test('http body: nesting up to the limit still decodes, from JSON and protobuf a
   assert.equal(fromJson?.msg, 'fine');
   assert.equal(fromJson?.ts, '2025-11-27T12:00:00.000Z');
 });
+
+/** A protobuf length-delimited field. */
+function field(number: number, payload: Buffer): Buffer {
+  const varint = (n: number): number[] => {
+    const bytes: number[] = [];
+    do {
+      bytes.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+      n >>>= 7;
+    } while (n > 0);
+    return bytes;
+  };
+  return Buffer.concat([Buffer.from([...varint((number << 3) | 2), ...varint(payload.length)]), payload]);
+}
+
+test('http body: more records than max_records is a 413, from every encoding, before they are all built', () => {
+  const tooMany = (kind: 'otlp' | 'ndjson', body: Buffer, protobuf: boolean) => {
+    assert.throws(() => decodeBody(kind, body, protobuf, SOURCE, '', 3), (err: unknown) => err instanceof BadBodyError && err.status === 413);
+    assert.equal(decodeBody(kind, body, protobuf, SOURCE, '', 4).length, 4, 'exactly the cap still decodes');
+  };
+  tooMany('ndjson', Buffer.from('a\nb\n{"msg":"c"}\nd\n'), false);
+  tooMany('otlp', otlp({ resourceLogs: [{ scopeLogs: [{ logRecords: [{}, {}] }, { logRecords: [{}, {}] }] }] }), false);
+  // Empty LogRecord messages: two bytes each, the cheapest records protobuf allows.
+  const scope = field(2, Buffer.concat(Array.from({ length: 2 }, () => field(2, Buffer.alloc(0)))));
+  tooMany('otlp', field(1, Buffer.concat([scope, scope])), true);
+});
