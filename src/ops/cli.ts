@@ -6,7 +6,11 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError, defaultConfig, formatProblem, loadConfigFile, parseConfig } from './config/load.js';
 import type { SluiceConfig } from './config/types.js';
-import { SluiceNode } from './node.js';
+import path from 'node:path';
+import YAML from 'yaml';
+import { Primary } from './cluster/primary.js';
+import { ClusterControl } from './cluster/cluster-control.js';
+import { openCommandSocket, sendCommand, type Command as NodeCommand } from './cluster/command-socket.js';
 import { createLogger } from './telemetry.js';
 import { VERSION } from './version.js';
 import { registerHostmetaCommand } from '../services/hostmeta/command.js';
@@ -29,13 +33,20 @@ function readConfig(file: string | undefined): SluiceConfig {
 async function start(options: { config?: string }): Promise<void> {
   const config = readConfig(options.config);
   const logger = createLogger(config.log.level);
-  const node = new SluiceNode(config, logger);
+  const primary = new Primary(config, { configPath: options.config === undefined ? null : path.resolve(options.config), logger });
+  const control = new ClusterControl(primary);
+  let closeSocket: () => void = () => undefined;
   try {
-    await node.start();
+    closeSocket = await openCommandSocket(primary, config.dataDir);
+    await primary.start();
+    if (primary.readyWorkers().length === 0) throw new Error('no worker could start (see the lines above)');
   } catch (err) {
-    node.telemetry.emit('startFailed', { error: (err as Error).message });
+    primary.telemetry.emit('startFailed', { error: (err as Error).message });
+    await primary.stop(Date.now() + 1000);
+    closeSocket();
     process.exit(1);
   }
+  primary.telemetry.emit('nodeReady', { workers: primary.slotIds().length, readiness: (await control.readiness()).detail.join('; ') });
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals): void => {
     if (signalled) {
@@ -43,10 +54,45 @@ async function start(options: { config?: string }): Promise<void> {
       process.exit(1);
     }
     signalled = true;
-    void node.stop().then((complete) => process.exit(complete ? 0 : 1));
+    void primary.stop().then((complete) => {
+      closeSocket();
+      process.exit(complete ? 0 : 1);
+    });
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  // Reload and rolling restart by signal: the outcome goes to the log (sluice reload / restart print it).
+  process.on('SIGHUP', () => {
+    void primary.reload().then((outcome) => outcome.applied?.catch(() => undefined));
+  });
+  process.on('SIGUSR2', () => {
+    void primary.rollingRestart().catch((err: Error) => logger.error({ code: 'SLU0706E', error: err.message }, 'rolling restart failed'));
+  });
+}
+
+/** The data dir of the node to reach: --data-dir, else the config file's data_dir (read leniently: the file may be the bad one), else ./data. */
+function targetDataDir(options: { config?: string; dataDir?: string }): string {
+  if (options.dataDir !== undefined) return options.dataDir;
+  if (options.config !== undefined) {
+    try {
+      const doc = YAML.parse(readFileSync(options.config, 'utf8')) as { data_dir?: unknown } | null;
+      if (typeof doc?.data_dir === 'string') return doc.data_dir;
+    } catch {
+      // Unreadable or not YAML: the node will say so when it reloads.
+    }
+  }
+  return './data';
+}
+
+async function command(name: NodeCommand, options: { config?: string; dataDir?: string }): Promise<void> {
+  try {
+    const answer = await sendCommand(targetDataDir(options), name);
+    for (const message of answer.messages) (answer.ok ? process.stdout : process.stderr).write(`${message}\n`);
+    process.exit(answer.ok ? 0 : 1);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(2);
+  }
 }
 
 function validate(options: { config: string }): void {
@@ -72,9 +118,22 @@ const program = new Command()
   .version(VERSION);
 
 program.command('start')
-  .description('start a node (with no config file, every default applies)')
+  .description('start a node: a primary and its workers (with no config file, every default applies); see docs/operations.md')
   .option('-c, --config <file>', 'YAML configuration file (reference: docs/config.md)')
   .action(start);
+
+program.command('reload')
+  .description('make the running node re-read its configuration file: validated first (refused with the reasons, the running configuration stays), then the workers are replaced one at a time; exits 0 when applied, 1 when refused')
+  .option('-c, --config <file>', 'the configuration file, to find the node by its data_dir')
+  .option('--data-dir <dir>', 'the data_dir of the node (default: from the file, else ./data)')
+  .action((options: { config?: string; dataDir?: string }) => command('reload', options));
+
+program.command('restart')
+  .description('replace the running node\'s workers one at a time (new worker up, old one drains and exits): no downtime, nothing acknowledged lost')
+  .requiredOption('--rolling', 'one worker at a time (the only kind of restart a running node does)')
+  .option('-c, --config <file>', 'the configuration file, to find the node by its data_dir')
+  .option('--data-dir <dir>', 'the data_dir of the node (default: from the file, else ./data)')
+  .action((options: { config?: string; dataDir?: string }) => command('restart', options));
 
 program.command('validate')
   .description('check a configuration file; exits 1 and lists every problem when it is invalid')

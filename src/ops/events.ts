@@ -17,7 +17,7 @@ export interface EventDef {
   readonly throttleMs?: number;
 }
 
-export type CounterName = 'connectionsRefused' | 'connectionsClosed' | 'framesRejected' | 'recordsDropped' | 'sinkErrors';
+export type CounterName = 'connectionsRefused' | 'connectionsClosed' | 'framesRejected' | 'recordsDropped' | 'sinkErrors' | 'restarts';
 
 const THROTTLE_MS = 10_000;
 
@@ -105,6 +105,23 @@ export const EVENTS = {
   },
   sinkRecordsDropped: { code: 'SLU0503W', level: 'warn', text: 'sink dropped records', throttleMs: THROTTLE_MS },
   natsStreamCreated: { code: 'SLU0510I', level: 'info', text: 'JetStream stream created' },
+
+  primaryStarting: { code: 'SLU0700I', level: 'info', text: 'primary starting its workers' },
+  workerReady: { code: 'SLU0701I', level: 'info', text: 'worker ready: serving every listener' },
+  childRestarting: {
+    code: 'SLU0702W', level: 'warn', text: 'worker or component ended unexpectedly; restarting after its backoff', counter: 'restarts',
+  },
+  crashLoop: {
+    code: 'SLU0703E', level: 'error', text: 'crash loop: restarted again and again without running stably; still retrying at the longest backoff while the rest serves',
+  },
+  childRecovered: { code: 'SLU0704I', level: 'info', text: 'worker or component running stably again after failures' },
+  reloadAccepted: { code: 'SLU0705I', level: 'info', text: 'configuration reload accepted: rolling the workers onto it' },
+  reloadRefused: { code: 'SLU0706E', level: 'error', text: 'configuration reload refused: the running configuration stays' },
+  rollingRestartStarted: { code: 'SLU0707I', level: 'info', text: 'rolling restart: replacing the workers one at a time' },
+  rollingRestartDone: { code: 'SLU0708I', level: 'info', text: 'rolling restart finished' },
+  workerDraining: { code: 'SLU0709I', level: 'info', text: 'worker draining: no longer accepting, finishing its sessions, flushing' },
+  workerUnanswered: { code: 'SLU0710W', level: 'warn', text: 'a worker did not answer a control request in time', throttleMs: THROTTLE_MS },
+  primaryStopped: { code: 'SLU0711I', level: 'info', text: 'primary stopped: every worker drained' },
 } as const satisfies Record<string, EventDef>;
 
 export type EventName = keyof typeof EVENTS;

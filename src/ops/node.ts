@@ -25,6 +25,7 @@ import { startHostmetaService, type RunningHostmetaService } from '../services/h
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
+import type { ComponentView } from './control.js';
 
 export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
@@ -35,16 +36,29 @@ export interface NodeAddresses {
   hostmeta: { address: string; port: number } | null;
 }
 
-function buildSink(config: SinkConfig, dataDir: string, telemetry: Telemetry): Sink {
-  const sink = buildBareSink(config, telemetry);
-  if (config.diskBuffer === null) return sink;
-  return new BufferedSink(sink, path.join(dataDir, 'buffers', config.name), config.diskBuffer, telemetry);
+/** What differs in one worker process of a multi-process node. */
+export interface NodeOptions {
+  /**
+   * This worker's slot (1-based; absent in a single process). It tags what
+   * must not be shared between processes: session ids (`w<n>:`), the file
+   * sink's files (`current-w<n>.ndjson`) and disk buffers
+   * (`<data_dir>/buffers/<sink>.w<n>/`), so a worker started later in the
+   * same slot takes over its predecessor's files and buffer.
+   */
+  workerId?: number;
 }
 
-function buildBareSink(config: SinkConfig, telemetry: Telemetry): Sink {
+function buildSink(config: SinkConfig, dataDir: string, telemetry: Telemetry, tag: string | null): Sink {
+  const sink = buildBareSink(config, telemetry, tag);
+  if (config.diskBuffer === null) return sink;
+  const folder = tag === null ? config.name : `${config.name}.${tag}`;
+  return new BufferedSink(sink, path.join(dataDir, 'buffers', folder), config.diskBuffer, telemetry);
+}
+
+function buildBareSink(config: SinkConfig, telemetry: Telemetry, tag: string | null): Sink {
   switch (config.type) {
     case 'file':
-      return new FileSink(config, telemetry);
+      return new FileSink(config, telemetry, tag);
     case 'syslog':
       return new SyslogSink(config, telemetry);
     case 'nats':
@@ -66,11 +80,12 @@ export class SluiceNode {
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
 
-  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log.level)) {
+  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log.level), readonly options: NodeOptions = {}) {
     this.telemetry = new Telemetry(logger);
-    this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry));
+    const tag = options.workerId === undefined ? null : `w${options.workerId}`;
+    this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry, tag));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
-    this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry);
+    this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry, tag === null ? '' : `${tag}:`);
     const { syslogUdp, syslogTcp, syslogTls } = config.sources;
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
     if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogStreamSource(syslogTcp, 'tcp', this.pipeline, this.telemetry));
@@ -87,6 +102,16 @@ export class SluiceNode {
       throw new Error('limits: rates must be >= 0 and burst > 0');
     }
     tenant.limiter.set(limits);
+  }
+
+  /** Every component and its health, as the admin API lists them. */
+  components(): ComponentView[] {
+    const views: ComponentView[] = [];
+    const worker = this.options.workerId === undefined ? {} : { worker: this.options.workerId };
+    for (const source of this.sources) views.push({ name: `source:${source.name}`, kind: 'source', ...source.health(), ...worker });
+    for (const sink of this.sinks) views.push({ name: `sink:${sink.name}`, kind: 'sink', ...sink.health(), ...worker });
+    if (this.hostmetaService !== null) views.push({ name: 'service:hostmeta', kind: 'service', healthy: true, ...worker });
+    return views;
   }
 
   /** Where the sources are listening (ports may have been configured as 0). */

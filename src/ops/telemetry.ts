@@ -19,6 +19,7 @@ const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
   framesRejected: ['source', 'reason'],
   recordsDropped: ['source', 'reason'],
   sinkErrors: ['sink'],
+  restarts: ['component'],
 };
 
 export function createLogger(level: LogLevel): Logger {
@@ -52,6 +53,10 @@ export class Telemetry {
   readonly hostmetaCacheLookups: Counter<'result'>;
   readonly hostmetaCacheEntries: Gauge<never>;
   readonly hostmetaTouchesDropped: Counter<never>;
+
+  readonly restarts: Counter<'component'>;
+  readonly crashLooping: Gauge<'component'>;
+  readonly workersRunning: Gauge<never>;
 
   readonly bufferDroppedRecords: Counter<'buffer' | 'reason'>;
   readonly bufferDiscardedBytes: Counter<'buffer' | 'reason'>;
@@ -103,6 +108,9 @@ export class Telemetry {
     this.sinkDropped = counter('sluice_sink_dropped_records_total', 'Records a delivery sink gave up on, by reason (see docs/sinks.md).', ['sink', 'reason']);
     this.sinkConnected = gauge('sluice_sink_connected', '1 while a delivery sink holds a connection to its receiver.', ['sink']);
     this.sinkDuplicates = counter('sluice_sink_duplicates_total', 'Records the receiver reported it already had (JetStream de-duplication by message id).', ['sink']);
+    this.restarts = counter('sluice_restarts_total', 'Workers (`worker:<n>`) and components restarted by their supervisor after ending unexpectedly.', ['component']);
+    this.crashLooping = gauge('sluice_crash_loop', '1 while a worker or component is in a crash loop (see supervision.crash_loop_after).', ['component']);
+    this.workersRunning = gauge('sluice_workers_running', 'Worker processes serving (kept by the primary).', []);
     this.sinkTruncated = counter('sluice_sink_truncated_records_total', 'Records cut to the sink\'s max message size.', ['sink']);
   }
 

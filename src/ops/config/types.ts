@@ -96,9 +96,19 @@ export interface FileSinkConfig {
 /** Every sink may sit behind a disk buffer (null: none). */
 export type SinkConfig = (FileSinkConfig | SyslogSinkConfig | NatsSinkConfig) & { diskBuffer: DiskBufferConfig | null };
 
+export interface SupervisionConfig {
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  stableAfterMs: number;
+  crashLoopAfter: number;
+}
+
 export interface SluiceConfig {
   dataDir: string;
   log: { level: LogLevel };
+  /** Worker processes `sluice start` runs; 'auto': os.availableParallelism(). */
+  workers: number | 'auto';
+  supervision: SupervisionConfig;
   sources: {
     syslogUdp: SyslogUdpSourceConfig;
     syslogTcp: SyslogTcpSourceConfig;

@@ -27,6 +27,8 @@ import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../../src/services/hostmeta/c
 const DEFAULTS: SluiceConfig = {
   dataDir: './data',
   log: { level: 'info' },
+  workers: 'auto',
+  supervision: { initialBackoffMs: 100, maxBackoffMs: 30_000, stableAfterMs: 30_000, crashLoopAfter: 5 },
   sources: {
     syslogUdp: { enabled: true, address: '127.0.0.1', port: 5514, receiveBufferBytes: 4 * 1024 * 1024 },
     syslogTcp: { enabled: true, address: '127.0.0.1', port: 5514, maxFrameBytes: 64 * 1024, maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000 },
