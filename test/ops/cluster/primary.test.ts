@@ -1,0 +1,124 @@
+/**
+ * The primary and its workers, run in this test process (it becomes the
+ * node:cluster primary; the workers are real forked processes).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Primary } from '../../../src/ops/cluster/primary.js';
+import { ClusterControl } from '../../../src/ops/cluster/cluster-control.js';
+import { connect, memoryLogger, readTenantRecords, tempDir, testConfig, waitFor } from '../../helpers.js';
+
+async function startPrimary(t: { after(fn: () => void | Promise<void>): void }, dir: string, yaml: string) {
+  const { logger, lines } = memoryLogger();
+  const primary = new Primary(testConfig(dir, yaml), { configPath: null, logger });
+  t.after(async () => {
+    await primary.stop(Date.now() + 5000);
+  });
+  await primary.start();
+  return { primary, control: new ClusterControl(primary), lines };
+}
+
+/** POST one batch to /v1/ingest on a new connection (so batches spread over the workers); true when answered 200. */
+function post(port: number, body: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/ingest', agent: false, headers: { 'content-type': 'application/x-ndjson' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200));
+      res.on('error', () => resolve(false));
+    });
+    req.on('error', () => resolve(false));
+    req.setTimeout(10_000, () => req.destroy());
+    req.end(body);
+  });
+}
+
+test('cluster: kill -9 a worker under load: it comes back after its backoff, the node keeps serving, nothing acknowledged is lost', { timeout: 90_000 }, async (t) => {
+  const dir = tempDir(t);
+  const { primary, control, lines } = await startPrimary(t, dir, [
+    'workers: 2',
+    'supervision: { initial_backoff: 200ms, max_backoff: 2s }',
+    'sources: { syslog_udp: { enabled: false }, relp: { enabled: false } }',
+  ].join('\n'));
+  assert.deepEqual(primary.slotIds(), [1, 2]);
+  const port = primary.readyWorkers()[0]!.addresses!.http!.port;
+  assert.ok(primary.readyWorkers().every((w) => w.addresses!.http!.port === port), 'every worker shares the one HTTP port');
+
+  const acknowledged = new Set<number>();
+  let next = 0;
+  let sending = true;
+  let failures = 0;
+  const sender = async (): Promise<void> => {
+    while (sending) {
+      const first = next;
+      next += 20;
+      const body = Array.from({ length: 20 }, (_, i) => `seq ${first + i}`).join('\n');
+      // At least once: a batch that was not acknowledged is sent again until it is.
+      while (!(await post(port, body))) failures++;
+      for (let i = 0; i < 20; i++) acknowledged.add(first + i);
+    }
+  };
+  const senders = [sender(), sender(), sender(), sender()];
+  await waitFor('load before the kill', () => acknowledged.size >= 2000, 30_000);
+  const victim = primary.workers.get(1)!;
+  const victimPid = victim.worker.process.pid!;
+  process.kill(victimPid, 'SIGKILL');
+  await victim.exited;
+  const atKill = acknowledged.size;
+  await waitFor('worker 1 back', () => {
+    const w = primary.workers.get(1);
+    return w !== undefined && w.addresses !== null && w.worker.process.pid !== victimPid;
+  }, 30_000);
+  await waitFor('more load after the restart', () => acknowledged.size >= atKill + 2000, 30_000);
+  sending = false;
+  await Promise.all(senders);
+
+  const restarting = lines.filter((l) => l.code === 'SLU0702W');
+  assert.equal(restarting.length, 1);
+  assert.equal(restarting[0]!.component, 'worker:1');
+  assert.ok(Number(restarting[0]!.delay_ms) >= 100 && Number(restarting[0]!.delay_ms) <= 200, `first backoff within [initial/2, initial]: ${String(restarting[0]!.delay_ms)}`);
+  assert.match((await control.metrics()).text, /sluice_restarts_total\{component="worker:1"\} 1/);
+  assert.equal((await control.readiness()).ready, true);
+
+  await primary.stop(Date.now() + 5000);
+  const seen = new Set<number>();
+  for (const record of readTenantRecords(path.join(dir, 'logs'), 'default')) seen.add(Number(String(record.msg).slice(4)));
+  const missing = [...acknowledged].filter((seq) => !seen.has(seq));
+  t.diagnostic(`${acknowledged.size} acknowledged (${failures} retried requests around the kill), ${seen.size} in the files`);
+  assert.deepEqual(missing, [], 'every acknowledged record is in the files');
+});
+
+test('cluster: a worker that crashes on start 20 times in a row: backoff grows, the node stays up, serves and reports it', { timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t);
+  // Slot 2's disk buffer folder is a file: that worker fails every start; slot 1 is healthy.
+  mkdirSync(path.join(dir, 'buffers'), { recursive: true });
+  writeFileSync(path.join(dir, 'buffers', 'files.w2'), 'not a folder');
+  const { primary, control, lines } = await startPrimary(t, dir, [
+    'workers: 2',
+    'supervision: { initial_backoff: 10ms, max_backoff: 160ms, crash_loop_after: 5 }',
+    'sources: { syslog_udp: { enabled: false }, relp: { enabled: false }, http: { enabled: false } }',
+    'sinks: { files: { type: file, buffer: { type: disk } } }',
+  ].join('\n'));
+  const failures = () => lines.filter((l) => l.code === 'SLU0702W' && l.component === 'worker:2');
+  await waitFor('20 failed starts', () => failures().length >= 20, 100_000);
+
+  const delays = failures().map((l) => Number(l.delay_ms));
+  // Full jitter in [cap/2, cap]: the caps are 10, 20, 40, 80, 160, 160, …
+  delays.forEach((delay, i) => {
+    const cap = Math.min(160, 10 * 2 ** i);
+    assert.ok(delay >= cap / 2 && delay <= cap, `restart ${i + 1}: ${delay} ms within [${cap / 2}, ${cap}]`);
+  });
+  assert.deepEqual(failures().map((l) => l.failures).slice(0, 20), Array.from({ length: 20 }, (_, i) => i + 1));
+  assert.equal(lines.filter((l) => l.code === 'SLU0703E' && l.component === 'worker:2').length, 1, 'the crash loop is reported once');
+  assert.match((await control.metrics()).text, /sluice_crash_loop\{component="worker:2"\} 1/);
+  const readiness = await control.readiness();
+  assert.equal(readiness.ready, true, 'the healthy worker keeps the node ready');
+  assert.ok(readiness.detail.some((d) => d.startsWith('worker:2: crash loop')), readiness.detail.join('; '));
+
+  const port = primary.workers.get(1)!.addresses!.syslogTcp!.port;
+  const socket = await connect(port);
+  socket.end('<13>1 - host app - - - still serving\n');
+  await waitFor('record written', () => readTenantRecords(path.join(dir, 'logs'), 'default').some((r) => r.msg === 'still serving'));
+});
