@@ -36,17 +36,7 @@ async function start(options: { config?: string }): Promise<void> {
   const primary = new Primary(config, { configPath: options.config === undefined ? null : path.resolve(options.config), logger });
   const control = new ClusterControl(primary);
   let closeSocket: () => void = () => undefined;
-  try {
-    closeSocket = await openCommandSocket(primary, config.dataDir);
-    await primary.start();
-    if (primary.readyWorkers().length === 0) throw new Error('no worker could start (see the lines above)');
-  } catch (err) {
-    primary.telemetry.emit('startFailed', { error: (err as Error).message });
-    await primary.stop(Date.now() + 1000);
-    closeSocket();
-    process.exit(1);
-  }
-  primary.telemetry.emit('nodeReady', { workers: primary.slotIds().length, readiness: (await control.readiness()).detail.join('; ') });
+  // Signals are handled from the start: a SIGTERM while the workers come up drains them too.
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals): void => {
     if (signalled) {
@@ -61,6 +51,18 @@ async function start(options: { config?: string }): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  try {
+    closeSocket = await openCommandSocket(primary, config.dataDir);
+    await primary.start();
+    if (primary.readyWorkers().length === 0 && !signalled) throw new Error('no worker could start (see the lines above)');
+  } catch (err) {
+    primary.telemetry.emit('startFailed', { error: (err as Error).message });
+    await primary.stop(Date.now() + 1000);
+    closeSocket();
+    process.exit(1);
+  }
+  if (signalled) return;
+  primary.telemetry.emit('nodeReady', { workers: primary.slotIds().length, readiness: (await control.readiness()).detail.join('; ') });
   // Reload and rolling restart by signal: the outcome goes to the log (sluice reload / restart print it).
   process.on('SIGHUP', () => {
     void primary.reload().then((outcome) => outcome.applied?.catch(() => undefined));

@@ -133,6 +133,7 @@ export class Primary {
   private readonly slots = new Set<number>();
   private hostmeta: RunningHostmetaService | null = null;
   private rolling: Promise<void> | null = null;
+  private starting: Promise<void> | null = null;
   private stopping: Promise<boolean> | null = null;
   private readonly tailListeners = new Map<number, (line: string) => void>();
   /** Called with each worker once it is ready (ClusterControl subscribes open tails). */
@@ -159,7 +160,12 @@ export class Primary {
   }
 
   /** Start the metadata service and every worker; resolves once each slot has been ready or has failed once. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting ??= this.startAll();
+    return this.starting;
+  }
+
+  private async startAll(): Promise<void> {
     this.telemetry.emit('primaryStarting', { version: VERSION, data_dir: this.config.dataDir, workers: workerCount(this.config), pid: process.pid });
     const { service, client } = this.config.hostmeta;
     if (client.enabled && client.url === null && !service.enabled) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');
@@ -168,6 +174,7 @@ export class Primary {
       exec: this.options.workerExec ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker-main.js'),
       args: [],
     });
+    if (this.stopping !== null) return;
     const first: Promise<unknown>[] = [];
     for (let id = 1; id <= workerCount(this.config); id++) first.push(this.addSlot(id).catch(() => undefined));
     await Promise.all(first);
@@ -350,6 +357,8 @@ export class Primary {
 
   private async drainAll(deadline: number): Promise<boolean> {
     this.telemetry.emit('nodeStopping', {});
+    // A stop during start waits for the workers being started, to drain them too.
+    if (this.starting !== null) await settlesBefore(this.starting, deadline);
     // Workers get the deadline less a margin to exit in; a worker still there at the deadline is killed.
     const workerDeadline = deadline - Math.min(1000, Math.max(0, (deadline - Date.now()) / 10));
     const exits = [...this.workers.values()].map((w) => w.exited);

@@ -247,7 +247,7 @@ describe('sizes', () => {
 
 describe('unknown keys', () => {
   const cases: [string, string, string][] = [
-    ['colour: red\n', 'colour', 'data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta'],
+    ['colour: red\n', 'colour', 'data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta'],
     ['log:\n  colour: red\n', 'log.colour', 'level'],
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
     ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame, max_connections, idle_timeout, frame_timeout'],
@@ -550,7 +550,7 @@ describe('the file as a whole', () => {
     assert.deepEqual(brief(p), {
       path: '',
       value: [{ data_dir: './data' }, { log: {} }],
-      expected: 'a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta',
+      expected: 'a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta',
     });
     assert.deepEqual([p.line, p.column], [1, 1]);
   });
@@ -558,7 +558,7 @@ describe('the file as a whole', () => {
   it('a top-level scalar is one problem', () => {
     assert.equal(
       formatProblem(one('sluice\n'), 'x.yaml'),
-      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, shutdown_timeout, sources, tenants, sinks, hostmeta',
+      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta',
     );
   });
 
