@@ -11,11 +11,15 @@ import YAML from 'yaml';
 import { Primary } from './cluster/primary.js';
 import { ClusterControl } from './cluster/cluster-control.js';
 import { openCommandSocket, sendCommand, type Command as NodeCommand } from './cluster/command-socket.js';
-import { createLogger } from './telemetry.js';
+import { DEFAULT_LOG_CONFIG, createLogger, flushLogger } from './log-output.js';
+import { Telemetry } from './telemetry.js';
 import { VERSION } from './version.js';
 import { registerHostmetaCommand } from '../services/hostmeta/command.js';
 import { registerLoadgenCommand } from './loadgen/command.js';
 
+
+/** Longest the exit waits for the last log lines to leave for a syslog receiver. */
+const LOG_FLUSH_TIMEOUT_MS = 2000;
 
 function readConfig(file: string | undefined): SluiceConfig {
   if (file === undefined) return defaultConfig();
@@ -23,7 +27,9 @@ function readConfig(file: string | undefined): SluiceConfig {
     return loadConfigFile(file);
   } catch (err) {
     if (err instanceof ConfigError) {
+      // The problems for a person to read, then the coded line for whatever watches the log (stderr: no config, no other output).
       process.stderr.write(`${err.message}\n`);
+      new Telemetry(createLogger(DEFAULT_LOG_CONFIG)).emit('configInvalid', { file, problems: err.problems.length });
       process.exit(1);
     }
     throw err;
@@ -32,22 +38,25 @@ function readConfig(file: string | undefined): SluiceConfig {
 
 async function start(options: { config?: string }): Promise<void> {
   const config = readConfig(options.config);
-  const logger = createLogger(config.log.level);
+  const logger = createLogger(config.log);
   const primary = new Primary(config, { configPath: options.config === undefined ? null : path.resolve(options.config), logger });
   const control = new ClusterControl(primary);
   let closeSocket: () => void = () => undefined;
+  const exit = async (status: number): Promise<never> => {
+    closeSocket();
+    await flushLogger(logger, LOG_FLUSH_TIMEOUT_MS);
+    process.exit(status);
+  };
   // Signals are handled from the start: a SIGTERM while the workers come up drains them too.
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals): void => {
     if (signalled) {
-      logger.warn({ signal }, 'second signal: exiting without waiting for the drain');
-      process.exit(1);
+      primary.telemetry.emit('secondSignal', { signal });
+      void exit(1);
+      return;
     }
     signalled = true;
-    void primary.stop().then((complete) => {
-      closeSocket();
-      process.exit(complete ? 0 : 1);
-    });
+    void primary.stop().then((complete) => exit(complete ? 0 : 1));
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
@@ -58,8 +67,7 @@ async function start(options: { config?: string }): Promise<void> {
   } catch (err) {
     primary.telemetry.emit('startFailed', { error: (err as Error).message });
     await primary.stop(Date.now() + 1000);
-    closeSocket();
-    process.exit(1);
+    await exit(1);
   }
   if (signalled) return;
   primary.telemetry.emit('nodeReady', { workers: primary.slotIds().length, readiness: (await control.readiness()).detail.join('; ') });
@@ -68,7 +76,7 @@ async function start(options: { config?: string }): Promise<void> {
     void primary.reload().then((outcome) => outcome.applied?.catch(() => undefined));
   });
   process.on('SIGUSR2', () => {
-    void primary.rollingRestart().catch((err: Error) => logger.error({ code: 'SLU0706E', error: err.message }, 'rolling restart failed'));
+    void primary.rollingRestart().catch((err: Error) => primary.telemetry.emit('rollingRestartFailed', { error: err.message }));
   });
 }
 

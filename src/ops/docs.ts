@@ -10,7 +10,7 @@ import { renderMetricDocs } from './telemetry.js';
 
 export const GENERATED_DOCS: Record<string, () => string> = {
   'docs/config.md': renderConfigDocs,
-  'docs/events.md': renderEventDocs,
+  'docs/log-codes.md': renderEventDocs,
   'docs/metrics.md': renderMetricDocs,
 };
 

@@ -80,7 +80,7 @@ export class SluiceNode {
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
 
-  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log.level), readonly options: NodeOptions = {}) {
+  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log), readonly options: NodeOptions = {}) {
     this.telemetry = new Telemetry(logger);
     const tag = options.workerId === undefined ? null : `w${options.workerId}`;
     this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry, tag));

@@ -7,8 +7,10 @@
  */
 import pino, { type Logger } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { EVENTS, type CounterName, type EventName } from './events.js';
-import type { LogLevel } from './config/types.js';
+import { EVENTS, type CounterName, type EventDef, type EventName } from './events.js';
+import { syslogOutputOf, type LogDropReason } from './log-output.js';
+
+export { createLogger } from './log-output.js';
 
 export type EventFields = Record<string, string | number | boolean | null | undefined>;
 
@@ -21,13 +23,6 @@ const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
   sinkErrors: ['sink'],
   restarts: ['component'],
 };
-
-export function createLogger(level: LogLevel): Logger {
-  // Synchronous stderr: the node logs events, never records, so volume is small
-  // and a crash must not lose the line that explains it.
-  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
-    pino.destination({ fd: 2, sync: true }));
-}
 
 export class Telemetry {
   readonly registry = new Registry();
@@ -68,6 +63,7 @@ export class Telemetry {
   readonly sinkConnected: Gauge<'sink'>;
   readonly sinkDuplicates: Counter<'sink'>;
   readonly sinkTruncated: Counter<'sink'>;
+  readonly logDroppedLines: Counter<'reason'>;
 
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
@@ -112,11 +108,24 @@ export class Telemetry {
     this.crashLooping = gauge('sluice_crash_loop', '1 while a worker or component is in a crash loop (see supervision.crash_loop_after).', ['component']);
     this.workersRunning = gauge('sluice_workers_running', 'Worker processes serving (kept by the primary).', []);
     this.sinkTruncated = counter('sluice_sink_truncated_records_total', 'Records cut to the sink\'s max message size.', ['sink']);
+    const logOutput = syslogOutputOf(logger);
+    this.logDroppedLines = new Counter({
+      name: 'sluice_log_dropped_lines_total',
+      help: 'Lines of the node\'s own log that its syslog output dropped, by reason (`queue_full`: receiver away or slow; `send_error`).',
+      labelNames: ['reason'],
+      registers,
+      // The output counts on its own (it sits below the logger); read its totals at scrape time.
+      collect() {
+        if (logOutput === undefined) return;
+        this.reset();
+        for (const [reason, lines] of Object.entries(logOutput.dropped) as [LogDropReason, number][]) this.inc({ reason }, lines);
+      },
+    });
   }
 
   /** Log an event with its stable code and increment its counter (by `count`). */
   emit(name: EventName, fields: EventFields = {}, count = 1): void {
-    const def = EVENTS[name] as (typeof EVENTS)[EventName] & { counter?: CounterName; throttleMs?: number };
+    const def: EventDef = EVENTS[name];
     if (def.counter !== undefined) {
       const labels: Record<string, string> = {};
       for (const key of COUNTER_LABELS[def.counter]) labels[key] = String(fields[key] ?? '');

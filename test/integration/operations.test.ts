@@ -94,7 +94,7 @@ test('operations: reload refuses a bad file with its reasons and the old config 
   assert.equal(refused.status, 1);
   assert.match(refused.stderr, /shutdown_timeout: got "soon"; expected a duration/);
   assert.match(refused.stderr, /unknown key "sinks_typo"/);
-  assert.ok(node.lines.some((l) => l.code === 'SLU0706E'), 'the refusal is logged');
+  assert.ok(node.lines.some((l) => l.code === 'SLU0806E'), 'the refusal is logged');
   await send('after the refused reload');
   await waitFor('served by the old config', () => messages('logs-a').includes('after the refused reload'));
 
@@ -110,7 +110,7 @@ test('operations: reload refuses a bad file with its reasons and the old config 
   node.child.kill('SIGTERM');
   assert.equal(await node.exited, 0);
   assert.ok(Date.now() - stoppingAt < 10_000, 'within shutdown_timeout');
-  assert.ok(node.lines.some((l) => l.code === 'SLU0711I' && l.complete === true));
+  assert.ok(node.lines.some((l) => l.code === 'SLU0811I' && l.complete === true));
 });
 
 /** Every `seq N` in the tenant's files (every worker's), in file order. */
@@ -194,10 +194,10 @@ action(type="omrelp" target="127.0.0.1" port="${relpPort}" windowSize="1024" tem
   const unique = new Set(seqs);
   for (let i = 0; i < TOTAL; i++) assert.ok(unique.has(i), `message ${i} is missing`);
   const duplicates = seqs.length - unique.size;
-  const drained = node.lines.filter((l) => l.code === 'SLU0709I').length;
+  const drained = node.lines.filter((l) => l.code === 'SLU0809I').length;
   t.diagnostic(`rolling restarts: ${TOTAL} sent, ${unique.size} delivered, ${duplicates} duplicates, ${drained} workers drained`);
   assert.equal(drained, 4, 'two workers replaced per rolling restart');
-  assert.equal(node.lines.filter((l) => l.code === 'SLU0702W').length, 0, 'no worker crashed');
+  assert.equal(node.lines.filter((l) => l.code === 'SLU0802W').length, 0, 'no worker crashed');
   node.child.kill('SIGTERM');
   assert.equal(await node.exited, 0);
 });

@@ -336,7 +336,7 @@ export class Primary {
     await Promise.allSettled(next.tenants.filter((t) => before.has(t.id) && before.get(t.id) !== JSON.stringify(t.limits))
       .flatMap((t) => this.readyWorkers().map((w) => w.call('setTenantLimits', [t.id, t.limits]))));
     const applied = this.rollingRestart(next);
-    applied.catch((err: Error) => this.telemetry.emit('reloadRefused', { file: path, problems: err.message }));
+    applied.catch((err: Error) => this.telemetry.emit('rollingRestartFailed', { error: err.message }));
     return { accepted: true, problems: [], applied };
   }
 

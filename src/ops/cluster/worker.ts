@@ -8,7 +8,8 @@
  * drains its workers itself. When the primary disappears, node:cluster exits
  * the worker at once; what it acknowledged is already durable.
  */
-import { createLogger } from '../telemetry.js';
+import { createLogger, flushLogger } from '../log-output.js';
+import type { Logger } from 'pino';
 import { SluiceNode } from '../node.js';
 import type { NodeControl } from '../control.js';
 import { NodeOverControl } from './node-control.js';
@@ -25,6 +26,12 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
     process.exit(2);
   }
   let node: SluiceNode | null = null;
+  let logger: Logger | null = null;
+  /** Exit once the last log lines are out (a syslog receiver may be slow). */
+  const exit = async (status: number): Promise<never> => {
+    if (logger !== null) await flushLogger(logger, 2000);
+    process.exit(status);
+  };
   let control: NodeControl | null = null;
   let draining: Promise<void> | null = null;
   const tails = new Map<number, () => void>();
@@ -36,21 +43,21 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
       if (node === null) process.exit(0);
       node.telemetry.emit('workerDraining', { worker: workerId });
       const complete = await node.stop(deadline);
-      process.exit(complete ? 0 : 1);
+      await exit(complete ? 0 : 1);
     })();
     return draining;
   };
 
   const start = async (message: Extract<ToWorker, { sluice: 'start' }>): Promise<void> => {
-    const logger = createLogger(message.config.log.level).child({ worker: workerId });
-    node = new SluiceNode(message.config, logger, { workerId });
+    logger = createLogger(message.config.log);
+    node = new SluiceNode(message.config, logger.child({ worker: workerId }), { workerId });
     control = makeControl(node);
     try {
       await node.start();
     } catch (err) {
       node.telemetry.emit('startFailed', { error: (err as Error).message, worker: workerId });
       send({ sluice: 'failed', error: (err as Error).message });
-      process.exit(1);
+      await exit(1);
     }
     send({ sluice: 'ready', addresses: node.addresses() });
   };

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import {
+  FACILITY_CODES,
   ANNOTATION_KEYWORDS,
   DURATION_PATTERN,
   DURATION_UNITS_MS,
@@ -452,19 +453,32 @@ function describe(schema: SchemaNode): string {
 function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
   const duration = (v: number | string) => parseDuration(v) ?? 0;
   const size = (v: number | string) => parseSize(v) ?? 0;
-  const streamConnection = (l: Omit<SluiceConfigFilled['sources']['syslog_tcp'], 'enabled'>) => ({
-    maxFrameBytes: size(l.max_frame),
+  type Bounds = Pick<SluiceConfigFilled['sources']['relp'], 'max_connections' | 'idle_timeout' | 'frame_timeout'>;
+  const connectionBounds = (l: Bounds) => ({
     maxConnections: l.max_connections,
     idleTimeoutMs: duration(l.idle_timeout),
     frameTimeoutMs: duration(l.frame_timeout),
   });
+  const streamConnection = (l: Bounds & { max_frame: number | string }) => ({ maxFrameBytes: size(l.max_frame), ...connectionBounds(l) });
   const udp = c.sources.syslog_udp;
   const tcp = c.sources.syslog_tcp;
   const tls = c.sources.syslog_tls;
   const http = c.sources.http;
   return {
     dataDir: c.data_dir,
-    log: { level: c.log.level },
+    log: {
+      level: c.log.level,
+      output: c.log.output,
+      syslog: {
+        protocol: c.log.syslog.protocol,
+        host: c.log.syslog.host,
+        port: c.log.syslog.port === 0 ? DEFAULT_SYSLOG_PORTS[c.log.syslog.protocol] : c.log.syslog.port,
+        facility: FACILITY_CODES[c.log.syslog.facility],
+        appName: c.log.syslog.app_name,
+        maxMessageBytes: size(c.log.syslog.max_message),
+        maxQueueBytes: size(c.log.syslog.max_queue),
+      },
+    },
     workers: c.workers,
     supervision: {
       initialBackoffMs: duration(c.supervision.initial_backoff),
@@ -502,6 +516,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         maxFrameBytes: size(c.sources.relp.max_frame),
         window: c.sources.relp.window,
         drainTimeoutMs: duration(c.sources.relp.drain_timeout),
+        ...connectionBounds(c.sources.relp),
       },
       http: {
         enabled: http.enabled,
@@ -509,6 +524,8 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         port: http.port,
         maxBodyBytes: size(http.max_body),
         ackTimeoutMs: duration(http.ack_timeout),
+        maxConnections: http.max_connections,
+        requestTimeoutMs: duration(http.request_timeout),
       },
     },
     tenants: yamlOrder(doc, 'tenants', c.tenants).map((id) => ({

@@ -120,6 +120,14 @@ function leafDefaults(properties: Record<string, TSchema>): Record<string, unkno
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
+/** Syslog facilities a node's own log may use (RFC 5424 codes in log-output.ts). */
+export const LOG_FACILITIES = ['user', 'daemon', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'] as const;
+
+/** RFC 5424 facility codes of {@link LOG_FACILITIES}. */
+export const FACILITY_CODES: Readonly<Record<(typeof LOG_FACILITIES)[number], number>> = {
+  user: 1, daemon: 3, local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23,
+};
+
 export const LogSchema = section(
   {
     level: Type.Union(
@@ -129,8 +137,34 @@ export const LogSchema = section(
         default: 'info',
       },
     ),
+    output: Type.Union([Type.Literal('stderr'), Type.Literal('syslog')], {
+      description: 'Where the log goes: `stderr` (one JSON object per line, written synchronously) or `syslog` (RFC 5424 messages to the receiver under `syslog`; see docs/logging.md).',
+      default: 'stderr',
+    }),
+    syslog: section(
+      {
+        protocol: Type.Union([Type.Literal('udp'), Type.Literal('tcp')], {
+          description: '`udp` (RFC 5426) or `tcp` (RFC 6587 octet counting). A local socket such as /dev/log cannot be used: Node.js has no Unix datagram sockets; point this at the local syslog daemon\'s UDP or TCP input instead.',
+          default: 'udp',
+        }),
+        host: Type.String({ description: 'Receiver host name or address.', default: '127.0.0.1', minLength: 1 }),
+        port: Type.Integer({ description: 'Receiver port; 0 means 514.', default: 0, minimum: 0, maximum: 65535 }),
+        facility: Type.Union(LOG_FACILITIES.map((f) => Type.Literal(f)), { description: 'Syslog facility of every message.', default: 'daemon' }),
+        app_name: Type.String({
+          description: 'RFC 5424 APP-NAME of every message.', default: 'sluice', pattern: '^[\\x21-\\x7e]{1,48}$',
+          'x-expected': '1 to 48 printable ASCII characters without spaces',
+        }),
+        max_message: size('8KiB', 'Longer messages are cut (on a character boundary). From 480 to 65507 bytes (the largest UDP payload).', {
+          min: 480, minText: '480 bytes', max: 65_507, maxText: '65507 bytes',
+        }),
+        max_queue: size('1MiB', 'Log bytes held while the receiver is connecting, away or slow; past it lines are dropped and counted (`sluice_log_dropped_lines_total`), never waited for. From 64KiB to 64MiB.', {
+          min: 65_536, minText: '64KiB', max: 67_108_864, maxText: '64MiB',
+        }),
+      },
+      'The syslog receiver, used when `output` is `syslog`.',
+    ),
   },
-  "The node's own log.",
+  "The node's own log (docs/logging.md).",
 );
 
 export const SyslogUdpSchema = section(
@@ -143,6 +177,15 @@ export const SyslogUdpSchema = section(
   'Syslog over UDP.',
 );
 
+/** What every stream listener (syslog TCP and TLS, RELP) bounds per connection. */
+function connectionBoundProperties() {
+  return {
+    max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are refused and counted. 0: no cap.', default: 50000, minimum: 0 }),
+    idle_timeout: duration('0s', 'A connection that sends nothing for this long is closed and counted; 0 keeps idle agents connected for ever.'),
+    frame_timeout: duration('30s', 'A frame begun and not completed within this long closes its connection (slowloris); 0: never.'),
+  };
+}
+
 /** What every syslog stream listener (TCP, TLS) bounds per connection. */
 function streamConnectionProperties() {
   return {
@@ -151,9 +194,7 @@ function streamConnectionProperties() {
       'Longest message frame accepted; a longer frame closes its connection. From 64 bytes to 16MiB.',
       { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' },
     ),
-    max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are refused and counted. 0: no cap.', default: 50000, minimum: 0 }),
-    idle_timeout: duration('0s', 'A connection that sends nothing for this long is closed and counted; 0 keeps idle agents connected for ever.'),
-    frame_timeout: duration('30s', 'A frame begun and not completed within this long closes its connection (slowloris); 0: never.'),
+    ...connectionBoundProperties(),
   };
 }
 
@@ -199,6 +240,8 @@ export const HttpSourceSchema = section(
     port: Type.Integer({ description: 'HTTP port; 0 picks a free port.', default: 8080, minimum: 0, maximum: 65535 }),
     max_body: size('4MiB', 'Largest request body, also once decompressed; larger: HTTP 413.'),
     ack_timeout: duration('30s', 'Longest a request waits for its records to be committed; then it is answered 503 and the client retries.'),
+    max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are closed at accept and counted. 0: no cap.', default: 50000, minimum: 0 }),
+    request_timeout: duration('30s', 'Longest a client may take to send a whole request, headers and body (slowloris); then it is answered 408. 0: never.'),
   },
   'Logs over HTTP: OTLP and newline-delimited JSON or text (see http.md).',
 );
@@ -212,6 +255,7 @@ export const RelpSourceSchema = section(
       { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' }),
     window: Type.Integer({ description: 'Unanswered messages a session may have before the node stops reading it (librelp\'s default window is 128).', default: 128, minimum: 1, maximum: 65536 }),
     drain_timeout: duration('2s', 'On shutdown, how long sessions get to have their messages committed and answered before serverclose.'),
+    ...connectionBoundProperties(),
   },
   'RELP (see relp.md).',
 );
@@ -277,7 +321,7 @@ const tenantProperties = {
       }),
       bytes_per_second: size('0B', 'Bytes per second (frame sizes) this tenant may send; 0 means no limit.'),
       burst: duration('1s', 'How far a quiet tenant may run ahead of its rates, as time at those rates.'),
-      max_connections: Type.Integer({ description: 'Stream connections (TCP, TLS) this tenant may hold open at once, per listener; past it new ones are refused and counted. 0: no cap.', default: 0, minimum: 0 }),
+      max_connections: Type.Integer({ description: 'Stream connections (TCP, TLS, RELP) this tenant may hold open at once, per listener; past it new ones are refused and counted. 0: no cap.', default: 0, minimum: 0 }),
     },
     "The tenant's rate limits; changeable at runtime.",
   ),
@@ -472,7 +516,7 @@ export const SupervisionSchema = section(
     max_backoff: duration('30s', 'Longest wait between restarts.'),
     stable_after: duration('30s', 'A worker or component that has run this long is healthy again: its next failure starts the backoff over.'),
     crash_loop_after: Type.Integer({
-      description: 'Failures in a row after which a worker or component is reported as in a crash loop (event SLU0703E, gauge `sluice_crash_loop`, a /readyz note). It is still restarted at the longest backoff; the node never exits over it.',
+      description: 'Failures in a row after which a worker or component is reported as in a crash loop (event SLU0803E, gauge `sluice_crash_loop`, a /readyz note). It is still restarted at the longest backoff; the node never exits over it.',
       default: 5,
       minimum: 1,
     }),

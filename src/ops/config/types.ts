@@ -5,6 +5,7 @@
  */
 
 import type { TenantLimits } from '../../core/limits.js';
+import type { ConnectionBounds } from '../../sources/connection-guard.js';
 import type { HttpSourceConfig } from '../../sources/http/source.js';
 import type { RelpSourceConfig } from '../../sources/relp/source.js';
 import type { SyslogSinkConfig } from '../../sinks/syslog/config.js';
@@ -14,6 +15,26 @@ import type { HostmetaClientConfig, HostmetaServiceConfig } from '../../services
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
+/** Where the node's own log goes when `log.output` is `syslog`. */
+export interface LogSyslogConfig {
+  protocol: 'udp' | 'tcp';
+  host: string;
+  port: number;
+  /** RFC 5424 facility code (0-23). */
+  facility: number;
+  appName: string;
+  /** Messages longer than this many bytes are cut. */
+  maxMessageBytes: number;
+  /** Bytes held while the receiver is connecting, away or slow; past it lines are dropped and counted. */
+  maxQueueBytes: number;
+}
+
+export interface LogConfig {
+  level: LogLevel;
+  output: 'stderr' | 'syslog';
+  syslog: LogSyslogConfig;
+}
+
 export interface SyslogUdpSourceConfig {
   enabled: boolean;
   address: string;
@@ -22,21 +43,15 @@ export interface SyslogUdpSourceConfig {
   receiveBufferBytes: number;
 }
 
-export interface SyslogTcpSourceConfig {
+export interface SyslogTcpSourceConfig extends ConnectionBounds {
   enabled: boolean;
   address: string;
   port: number;
   /** A frame longer than this closes its connection. */
   maxFrameBytes: number;
-  /** Connections this listener holds at once; past it new ones are refused (counted). 0: no cap. */
-  maxConnections: number;
-  /** A connection that sends nothing for this long is closed (counted). 0: never. */
-  idleTimeoutMs: number;
-  /** A frame begun and not completed within this long closes its connection (slowloris). 0: never. */
-  frameTimeoutMs: number;
 }
 
-export interface SyslogTlsSourceConfig {
+export interface SyslogTlsSourceConfig extends ConnectionBounds {
   /** True when a certificate and key are configured. */
   enabled: boolean;
   address: string;
@@ -46,12 +61,6 @@ export interface SyslogTlsSourceConfig {
   clientCaFile: string | null;
   clientCertificates: 'none' | 'request' | 'require';
   maxFrameBytes: number;
-  /** Connections this listener holds at once; past it new ones are refused (counted). 0: no cap. */
-  maxConnections: number;
-  /** A connection that sends nothing for this long is closed (counted). 0: never. */
-  idleTimeoutMs: number;
-  /** A frame begun and not completed within this long closes its connection (slowloris). 0: never. */
-  frameTimeoutMs: number;
 }
 
 export interface CertificateRule {
@@ -105,7 +114,7 @@ export interface SupervisionConfig {
 
 export interface SluiceConfig {
   dataDir: string;
-  log: { level: LogLevel };
+  log: LogConfig;
   /** Worker processes `sluice start` runs; 'auto': os.availableParallelism(). */
   workers: number | 'auto';
   supervision: SupervisionConfig;

@@ -4,6 +4,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import type { LogLevel } from '../../ops/config/types.js';
+import { DEFAULT_LOG_CONFIG } from '../../ops/log-output.js';
 import { createLogger, Telemetry } from '../../ops/telemetry.js';
 import { DEFAULT_HOSTMETA_SERVICE_CONFIG, type HostmetaServiceConfig } from './config.js';
 import { POSTGRES_SCHEMA_PATTERN } from './postgres-store.js';
@@ -49,7 +50,7 @@ async function runHostmeta(options: HostmetaOptions): Promise<void> {
     postgresUrl: options.postgresUrl ?? process.env[POSTGRES_URL_ENV] ?? null,
     postgresSchema: options.postgresSchema,
   };
-  const telemetry = new Telemetry(createLogger(options.logLevel));
+  const telemetry = new Telemetry(createLogger({ ...DEFAULT_LOG_CONFIG, level: options.logLevel }));
   let service: RunningHostmetaService;
   try {
     service = await startHostmetaService(config, telemetry);
@@ -60,7 +61,7 @@ async function runHostmeta(options: HostmetaOptions): Promise<void> {
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals): void => {
     if (signalled) {
-      telemetry.logger.warn({ signal }, 'second signal: exiting without waiting for requests in flight');
+      telemetry.emit('hostmetaSecondSignal', { signal });
       process.exit(1);
     }
     signalled = true;

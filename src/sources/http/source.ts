@@ -9,6 +9,7 @@
  */
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
+import http from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { ComponentHealth, Source } from '../../core/component.js';
@@ -33,10 +34,15 @@ export interface HttpSourceConfig {
   maxBodyBytes: number;
   /** Longest a request waits for its records to be committed before it is answered 503. */
   ackTimeoutMs: number;
+  /** Connections held at once; past it new ones are closed at accept (counted). 0: no cap. */
+  maxConnections: number;
+  /** Longest a client may take to send a whole request, headers and body (slowloris). */
+  requestTimeoutMs: number;
 }
 
 export const DEFAULT_HTTP_SOURCE_CONFIG: Readonly<HttpSourceConfig> = Object.freeze({
   enabled: true, address: '127.0.0.1', port: 8080, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000,
+  maxConnections: 50_000, requestTimeoutMs: 30_000,
 });
 
 /** A request the source refuses: status, reason, optional Retry-After seconds. */
@@ -72,7 +78,21 @@ export class HttpSource implements Source {
 
   async start(): Promise<void> {
     if (this.app) return;
-    const app = Fastify({ bodyLimit: this.config.maxBodyBytes, logger: false });
+    const app = Fastify({
+      bodyLimit: this.config.maxBodyBytes,
+      logger: false,
+      // requestTimeout bounds the whole request's arrival (headers and body), not the wait for the ack;
+      // Node checks it every connectionsCheckingInterval (30 s by default: too coarse for slowloris).
+      serverFactory: (handler) => http.createServer({
+        requestTimeout: this.config.requestTimeoutMs,
+        headersTimeout: this.config.requestTimeoutMs,
+        connectionsCheckingInterval: Math.min(1000, Math.max(100, this.config.requestTimeoutMs / 4)),
+      }, handler),
+    });
+    if (this.config.maxConnections > 0) app.server.maxConnections = this.config.maxConnections;
+    app.server.on('drop', (data?: { remoteAddress?: string }) => {
+      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'connection_limit', peer: data?.remoteAddress });
+    });
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     app.addHook('onRequest', async (_req, reply) => {

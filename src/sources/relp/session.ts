@@ -14,6 +14,7 @@ import type { Counter } from 'prom-client';
 import { AckStatus } from '../../core/ack.js';
 import type { Lane, Pipeline } from '../../core/pipeline.js';
 import type { SessionControl, SessionEntry } from '../../core/sessions.js';
+import type { GuardedSession } from '../connection-guard.js';
 import { normalizeAddress, type RefusalReason, type SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
@@ -64,7 +65,7 @@ export interface RelpSessionContext {
 /** Why the session is ending: the client's `close`, the server's serverclose, or the client's end of stream. */
 type Ending = 'close' | 'serverclose' | 'peer_ended';
 
-export class RelpSession implements ReplyOutput, SessionControl {
+export class RelpSession implements ReplyOutput, SessionControl, GuardedSession {
   readonly peer: string;
   /** Resolves when the connection is closed. */
   readonly closed: Promise<void>;
@@ -91,6 +92,10 @@ export class RelpSession implements ReplyOutput, SessionControl {
   private ending: Ending | null = null;
   /** Our side is closed (after the last reply); input is discarded until the peer closes. */
   private finished = false;
+  /** When data last arrived (epoch ms), for the idle timeout. */
+  lastDataAt = Date.now();
+  /** Since when a frame has been incomplete (0: none is), for the frame timeout. */
+  partialSince = 0;
   private resolveClosed!: () => void;
   private resolveEnded!: () => void;
 
@@ -116,6 +121,11 @@ export class RelpSession implements ReplyOutput, SessionControl {
   /** The tenant of the connection itself (network or certificate), if any. */
   get tenant(): string | null {
     return this.identity.tenant?.id ?? null;
+  }
+
+  /** The tenant the connection counts against for its tenant's connection cap. */
+  get connectionTenant(): Tenant | null {
+    return this.identity.tenant;
   }
 
   /** `syslog` transactions received and not yet answered. */
@@ -151,6 +161,10 @@ export class RelpSession implements ReplyOutput, SessionControl {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  expel(reason: string): void {
+    this.close(reason);
   }
 
   close(reason: string): void {
@@ -189,8 +203,11 @@ export class RelpSession implements ReplyOutput, SessionControl {
   private readonly onData = (chunk: Buffer): void => {
     if (this.finished) return;
     this.nowMs = Date.now();
+    this.lastDataAt = this.nowMs;
     this.received = isoTime(this.nowMs);
     const ok = this.parser.push(chunk);
+    if (this.parser.heldBytes === 0) this.partialSince = 0;
+    else if (this.partialSince === 0) this.partialSince = this.nowMs;
     this.submitBatch();
     this.flushCounters(chunk.length);
     if (!ok) {

@@ -10,8 +10,9 @@ import type { Pipeline } from '../../core/pipeline.js';
 import { normalizeAddress, SessionIdentity } from '../../core/identity.js';
 import type { Telemetry } from '../../ops/telemetry.js';
 import { RelpSession, type RelpSessionContext } from './session.js';
+import { ConnectionGuard, type ConnectionBounds } from '../connection-guard.js';
 
-export interface RelpSourceConfig {
+export interface RelpSourceConfig extends ConnectionBounds {
   enabled: boolean;
   address: string;
   port: number;
@@ -34,6 +35,9 @@ export const DEFAULT_RELP_SOURCE_CONFIG: Readonly<RelpSourceConfig> = {
   // librelp's default client window: a librelp agent never waits on ours.
   window: 128,
   drainTimeoutMs: 2000,
+  maxConnections: 50_000,
+  idleTimeoutMs: 0,
+  frameTimeoutMs: 30_000,
 };
 
 /**
@@ -42,6 +46,7 @@ export const DEFAULT_RELP_SOURCE_CONFIG: Readonly<RelpSourceConfig> = {
  * next sends, so it may never see the hint in time; closing loses nothing then.
  */
 const PEER_CLOSE_GRACE_MS = 250;
+const KEEPALIVE_MS = 60_000;
 
 /** Resolves when `work` does or at `until` (epoch ms), whichever is first. */
 async function settledBy(work: Promise<unknown>, until: number): Promise<void> {
@@ -56,6 +61,7 @@ export class RelpSource implements Source {
   private server: net.Server | null = null;
   private readonly openSessions = new Set<RelpSession>();
   private readonly context: RelpSessionContext;
+  private readonly guard: ConnectionGuard;
 
   constructor(private readonly config: RelpSourceConfig, private readonly pipeline: Pipeline, private readonly telemetry: Telemetry) {
     const labels = { source: this.name };
@@ -73,6 +79,7 @@ export class RelpSource implements Source {
       window: Math.max(1, config.window),
       onClose: this.onSessionClose,
     };
+    this.guard = new ConnectionGuard(this.name, config, telemetry);
   }
 
   /** The bound address (the configured port may be 0). */
@@ -99,6 +106,7 @@ export class RelpSource implements Source {
       });
     });
     server.on('error', (err) => this.telemetry.emit('sourceError', { source: this.name, error: err.message }));
+    this.guard.start(this.openSessions);
     const bound = this.address();
     this.telemetry.emit('listening', { source: this.name, address: bound?.address, port: bound?.port });
   }
@@ -112,6 +120,7 @@ export class RelpSource implements Source {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.guard.stop();
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
     const sessions = [...this.openSessions];
     if (sessions.length > 0) {
@@ -133,6 +142,7 @@ export class RelpSource implements Source {
   }
 
   destroy(): void {
+    this.guard.stop();
     this.server?.close();
     this.server = null;
     for (const session of this.openSessions) session.destroy();
@@ -151,11 +161,22 @@ export class RelpSource implements Source {
       socket.destroy();
       return;
     }
+    const tenant = identity.tenant;
+    if (!this.guard.admit(this.openSessions.size, tenant, peer)) {
+      socket.destroy();
+      return;
+    }
+    // Dead peers (a host that vanished) are found by the kernel instead of holding the session forever.
+    socket.setKeepAlive(true, KEEPALIVE_MS);
+    if (tenant !== null) tenant.connections++;
     this.openSessions.add(new RelpSession(this.context, socket, identity));
     this.telemetry.connections.inc({ source: this.name });
   };
 
   private readonly onSessionClose = (session: RelpSession): void => {
-    if (this.openSessions.delete(session)) this.telemetry.connections.dec({ source: this.name });
+    if (!this.openSessions.delete(session)) return;
+    this.telemetry.connections.dec({ source: this.name });
+    const tenant = session.connectionTenant;
+    if (tenant !== null) tenant.connections--;
   };
 }

@@ -18,11 +18,11 @@ import { isoTime } from '../../core/clock.js';
 import type { SyslogTcpSourceConfig, SyslogTlsSourceConfig } from '../../ops/config/types.js';
 import type { Telemetry } from '../../ops/telemetry.js';
 import { SyslogFramer } from './framing.js';
+import { ConnectionGuard, type GuardedSession } from '../connection-guard.js';
 import { decodeSyslogFrame } from './decode.js';
 
 /** How long a stopping source keeps reading from open connections before closing them. */
 const STOP_GRACE_MS = 1000;
-const SWEEP_INTERVAL_MS = 1000;
 const KEEPALIVE_MS = 60_000;
 
 /** Counter children resolved once per source, so sessions increment without label lookups. */
@@ -33,7 +33,7 @@ interface SessionCounters {
   invalidUtf8: Counter.Internal;
 }
 
-class StreamSession implements SessionControl {
+class StreamSession implements SessionControl, GuardedSession {
   private readonly framer: SyslogFramer;
   private readonly entry: SessionEntry;
   private readonly source: SourceInfo;
@@ -260,7 +260,7 @@ export class SyslogStreamSource implements Source {
   private readonly counters: SessionCounters;
   private tls: TlsSettings | null = null;
   private allClosed: (() => void) | null = null;
-  private sweeper: NodeJS.Timeout | null = null;
+  private readonly guard: ConnectionGuard;
 
   constructor(
     private readonly config: SyslogTcpSourceConfig | SyslogTlsSourceConfig,
@@ -276,6 +276,7 @@ export class SyslogStreamSource implements Source {
       parseErrors: telemetry.parseErrors.labels(labels),
       invalidUtf8: telemetry.invalidUtf8.labels(labels),
     };
+    this.guard = new ConnectionGuard(this.name, config, telemetry);
   }
 
   /** The bound address (the configured port may be 0). */
@@ -310,11 +311,7 @@ export class SyslogStreamSource implements Source {
       });
     });
     server.on('error', (err) => this.telemetry.emit('sourceError', { source: this.name, error: err.message }));
-    if (this.config.idleTimeoutMs > 0 || this.config.frameTimeoutMs > 0) {
-      // One sweep a second over all sessions, rather than a timer per connection.
-      this.sweeper = setInterval(this.sweep, SWEEP_INTERVAL_MS);
-      this.sweeper.unref();
-    }
+    this.guard.start(this.sessions);
     const bound = this.address();
     this.telemetry.emit('listening', { source: this.name, address: bound?.address, port: bound?.port });
   }
@@ -323,8 +320,7 @@ export class SyslogStreamSource implements Source {
     const server = this.server;
     if (!server) return;
     this.server = null;
-    if (this.sweeper) clearInterval(this.sweeper);
-    this.sweeper = null;
+    this.guard.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     if (this.sessions.size > 0) {
       for (const session of this.sessions) session.end();
@@ -339,22 +335,11 @@ export class SyslogStreamSource implements Source {
   }
 
   destroy(): void {
-    if (this.sweeper) clearInterval(this.sweeper);
-    this.sweeper = null;
+    this.guard.stop();
     this.server?.close();
     this.server = null;
     for (const session of this.sessions) session.destroy();
   }
-
-  /** Close sessions idle past idle_timeout, and those holding an incomplete frame past frame_timeout (slowloris). */
-  private readonly sweep = (): void => {
-    const now = Date.now();
-    const { idleTimeoutMs, frameTimeoutMs } = this.config;
-    for (const session of this.sessions) {
-      if (frameTimeoutMs > 0 && session.partialSince > 0 && now - session.partialSince > frameTimeoutMs) session.expel('frame_timeout');
-      else if (idleTimeoutMs > 0 && now - session.lastDataAt > idleTimeoutMs) session.expel('idle_timeout');
-    }
-  };
 
   health(): ComponentHealth {
     return this.server?.listening ? { healthy: true } : { healthy: false, detail: 'not listening' };
@@ -366,15 +351,8 @@ export class SyslogStreamSource implements Source {
       socket.destroy();
       return;
     }
-    const peer = normalizeAddress(socket.remoteAddress ?? '');
-    if (this.config.maxConnections > 0 && this.sessions.size >= this.config.maxConnections) {
-      this.telemetry.emit('connectionRefused', { source: this.name, reason: 'connection_limit', peer });
-      socket.destroy();
-      return;
-    }
     const tenant = identity.tenant;
-    if (tenant !== null && !tenant.limiter.admitConnection(tenant.connections)) {
-      this.telemetry.emit('connectionRefused', { source: this.name, reason: 'tenant_connection_limit', peer, tenant: tenant.id });
+    if (!this.guard.admit(this.sessions.size, tenant, normalizeAddress(socket.remoteAddress ?? ''))) {
       socket.destroy();
       return;
     }

@@ -75,7 +75,7 @@ test('cluster: kill -9 a worker under load: it comes back after its backoff, the
   sending = false;
   await Promise.all(senders);
 
-  const restarting = lines.filter((l) => l.code === 'SLU0702W');
+  const restarting = lines.filter((l) => l.code === 'SLU0802W');
   assert.equal(restarting.length, 1);
   assert.equal(restarting[0]!.component, 'worker:1');
   assert.ok(Number(restarting[0]!.delay_ms) >= 100 && Number(restarting[0]!.delay_ms) <= 200, `first backoff within [initial/2, initial]: ${String(restarting[0]!.delay_ms)}`);
@@ -101,7 +101,7 @@ test('cluster: a worker that crashes on start 20 times in a row: backoff grows, 
     'sources: { syslog_udp: { enabled: false }, relp: { enabled: false }, http: { enabled: false } }',
     'sinks: { files: { type: file, buffer: { type: disk } } }',
   ].join('\n'));
-  const failures = () => lines.filter((l) => l.code === 'SLU0702W' && l.component === 'worker:2');
+  const failures = () => lines.filter((l) => l.code === 'SLU0802W' && l.component === 'worker:2');
   await waitFor('20 failed starts', () => failures().length >= 20, 100_000);
 
   const delays = failures().map((l) => Number(l.delay_ms));
@@ -111,7 +111,7 @@ test('cluster: a worker that crashes on start 20 times in a row: backoff grows, 
     assert.ok(delay >= cap / 2 && delay <= cap, `restart ${i + 1}: ${delay} ms within [${cap / 2}, ${cap}]`);
   });
   assert.deepEqual(failures().map((l) => l.failures).slice(0, 20), Array.from({ length: 20 }, (_, i) => i + 1));
-  assert.equal(lines.filter((l) => l.code === 'SLU0703E' && l.component === 'worker:2').length, 1, 'the crash loop is reported once');
+  assert.equal(lines.filter((l) => l.code === 'SLU0803E' && l.component === 'worker:2').length, 1, 'the crash loop is reported once');
   assert.match((await control.metrics()).text, /sluice_crash_loop\{component="worker:2"\} 1/);
   const readiness = await control.readiness();
   assert.equal(readiness.ready, true, 'the healthy worker keeps the node ready');

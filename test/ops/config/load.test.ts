@@ -26,7 +26,11 @@ import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../../src/services/hostmeta/c
 
 const DEFAULTS: SluiceConfig = {
   dataDir: './data',
-  log: { level: 'info' },
+  log: {
+    level: 'info',
+    output: 'stderr',
+    syslog: { protocol: 'udp', host: '127.0.0.1', port: 514, facility: 3, appName: 'sluice', maxMessageBytes: 8192, maxQueueBytes: 1024 * 1024 },
+  },
   workers: 'auto',
   supervision: { initialBackoffMs: 100, maxBackoffMs: 30_000, stableAfterMs: 30_000, crashLoopAfter: 5 },
   sources: {
@@ -36,8 +40,11 @@ const DEFAULTS: SluiceConfig = {
       enabled: false, address: '127.0.0.1', port: 6514, certificateFile: null, keyFile: null, clientCaFile: null,
       clientCertificates: 'none', maxFrameBytes: 64 * 1024, maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000,
     },
-    relp: { enabled: true, address: '127.0.0.1', port: 2514, maxFrameBytes: 128 * 1024, window: 128, drainTimeoutMs: 2000 },
-    http: { enabled: true, address: '127.0.0.1', port: 8080, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000 },
+    relp: {
+      enabled: true, address: '127.0.0.1', port: 2514, maxFrameBytes: 128 * 1024, window: 128, drainTimeoutMs: 2000,
+      maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000,
+    },
+    http: { enabled: true, address: '127.0.0.1', port: 8080, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000, maxConnections: 50_000, requestTimeoutMs: 30_000 },
   },
   tenants: [{ id: 'default', networks: ['127.0.0.0/8', '::1/128'], tokenHashes: [], certificates: [], limits: NO_LIMITS }],
   sinks: [
@@ -248,7 +255,8 @@ describe('sizes', () => {
 describe('unknown keys', () => {
   const cases: [string, string, string][] = [
     ['colour: red\n', 'colour', 'data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta'],
-    ['log:\n  colour: red\n', 'log.colour', 'level'],
+    ['log:\n  colour: red\n', 'log.colour', 'level, output, syslog'],
+    ['log:\n  syslog:\n    colour: red\n', 'log.syslog.colour', 'protocol, host, port, facility, app_name, max_message, max_queue'],
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
     ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame, max_connections, idle_timeout, frame_timeout'],
     ['sources:\n  colour: red\n', 'sources.colour', 'syslog_udp, syslog_tcp, syslog_tls, relp, http'],
@@ -282,6 +290,21 @@ describe('values', () => {
       expected: 'one of: trace, debug, info, warn, error, fatal, silent',
     });
     assert.equal(ok('log:\n  level: silent\n').log.level, 'silent');
+  });
+
+  it('log output: syslog with its receiver resolved (port 0 is 514, facility by name); bad values named', () => {
+    const log = ok('log:\n  output: syslog\n  syslog:\n    protocol: tcp\n    host: logs.example\n    facility: local3\n    app_name: edge-1\n    max_queue: 64KiB\n').log;
+    assert.deepEqual(log, {
+      level: 'info',
+      output: 'syslog',
+      syslog: { protocol: 'tcp', host: 'logs.example', port: 514, facility: 19, appName: 'edge-1', maxMessageBytes: 8192, maxQueueBytes: 65_536 },
+    });
+    assert.equal(ok('log:\n  syslog:\n    port: 10514\n').log.syslog.port, 10514);
+    assert.equal(brief(one('log:\n  output: journal\n')).expected, 'one of: stderr, syslog');
+    assert.equal(brief(one('log:\n  syslog:\n    protocol: unix\n')).expected, 'one of: udp, tcp');
+    assert.equal(brief(one('log:\n  syslog:\n    facility: kern\n')).path, 'log.syslog.facility');
+    assert.equal(brief(one('log:\n  syslog:\n    app_name: my app\n')).expected, '1 to 48 printable ASCII characters without spaces');
+    assert.equal(brief(one('log:\n  syslog:\n    max_message: 100B\n')).expected, 'a size from 480 bytes to 65507 bytes, such as 8KiB');
   });
 
   it('a port must be an integer from 0 to 65535', () => {
@@ -323,7 +346,7 @@ describe('values', () => {
   });
 
   it('a section must be a mapping', () => {
-    assert.deepEqual(brief(one('log: debug\n')), { path: 'log', value: 'debug', expected: 'a mapping with the keys: level' });
+    assert.deepEqual(brief(one('log: debug\n')), { path: 'log', value: 'debug', expected: 'a mapping with the keys: level, output, syslog' });
   });
 
   it('data_dir is kept as given and sinks without a path go under it', () => {
@@ -596,7 +619,7 @@ describe('loadConfigFile', () => {
   it('loads a valid file', () => {
     const file = path.join(dir, 'ok.yaml');
     writeFileSync(file, 'log:\n  level: debug\n');
-    assert.deepEqual(loadConfigFile(file), { ...DEFAULTS, log: { level: 'debug' } });
+    assert.deepEqual(loadConfigFile(file), { ...DEFAULTS, log: { ...DEFAULTS.log, level: 'debug' } });
   });
 
   it('throws a ConfigError listing every problem with the file name', () => {

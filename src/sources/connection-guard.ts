@@ -1,0 +1,74 @@
+/**
+ * The bounds every stream listener (syslog TCP and TLS, RELP) puts on its
+ * connections: caps per listener and per tenant at accept, and one sweep a
+ * second (not a timer per connection) that closes sessions idle past
+ * idle_timeout or holding an incomplete frame past frame_timeout (slowloris).
+ */
+import type { Tenant } from '../core/identity.js';
+import type { Telemetry } from '../ops/telemetry.js';
+
+export interface ConnectionBounds {
+  /** Connections this listener holds at once; past it new ones are refused (counted). 0: no cap. */
+  maxConnections: number;
+  /** A connection that sends nothing for this long is closed (counted). 0: never. */
+  idleTimeoutMs: number;
+  /** A frame begun and not completed within this long closes its connection (slowloris). 0: never. */
+  frameTimeoutMs: number;
+}
+
+/** What the sweep reads and does on a session. */
+export interface GuardedSession {
+  /** When data last arrived (epoch ms). */
+  readonly lastDataAt: number;
+  /** Since when a frame has been incomplete (epoch ms; 0: none is). */
+  readonly partialSince: number;
+  /** Close the connection, counted under `reason`. */
+  expel(reason: string): void;
+}
+
+const SWEEP_INTERVAL_MS = 1000;
+
+export class ConnectionGuard {
+  private sweeper: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly source: string,
+    private readonly bounds: ConnectionBounds,
+    private readonly telemetry: Telemetry,
+  ) {}
+
+  /**
+   * Whether a new connection fits the listener's and its tenant's caps; a
+   * refusal is counted and logged. The caller counts the tenant's connection.
+   */
+  admit(open: number, tenant: Tenant | null, peer: string): boolean {
+    if (this.bounds.maxConnections > 0 && open >= this.bounds.maxConnections) {
+      this.telemetry.emit('connectionRefused', { source: this.source, reason: 'connection_limit', peer });
+      return false;
+    }
+    if (tenant !== null && !tenant.limiter.admitConnection(tenant.connections)) {
+      this.telemetry.emit('connectionRefused', { source: this.source, reason: 'tenant_connection_limit', peer, tenant: tenant.id });
+      return false;
+    }
+    return true;
+  }
+
+  /** Sweep `sessions` once a second while either timeout is configured. */
+  start(sessions: Iterable<GuardedSession>): void {
+    const { idleTimeoutMs, frameTimeoutMs } = this.bounds;
+    if (this.sweeper !== null || (idleTimeoutMs <= 0 && frameTimeoutMs <= 0)) return;
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const session of sessions) {
+        if (frameTimeoutMs > 0 && session.partialSince > 0 && now - session.partialSince > frameTimeoutMs) session.expel('frame_timeout');
+        else if (idleTimeoutMs > 0 && now - session.lastDataAt > idleTimeoutMs) session.expel('idle_timeout');
+      }
+    }, SWEEP_INTERVAL_MS);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+}
