@@ -145,6 +145,8 @@ export interface RunContext {
   sizes: Sizes;
   /** Check every line after the measurement (JSON validity, duplicates). */
   verify: boolean;
+  /** sluice's `workers` (null: its default). */
+  sluiceWorkers?: number | null;
   log: (line: string) => void;
 }
 
@@ -158,7 +160,7 @@ export async function measure(variant: Variant, server: ServerName, ctx: RunCont
     const port = await freePort();
     const maxConnections = variant.workload === 'W4' ? ctx.sizes.idleConnections + 100 : 100;
     const running = await startServer(server, dir, {
-      tcpPort: port, udpPort: port, output: variant.output, udpReceiveBuffer: variant.udpReceiveBuffer, maxConnections,
+      tcpPort: port, udpPort: port, output: variant.output, udpReceiveBuffer: variant.udpReceiveBuffer, maxConnections, sluiceWorkers: ctx.sluiceWorkers ?? null,
     }, ctx.group, ctx.peers);
     try {
       const result = variant.workload === 'W5'
