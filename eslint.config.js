@@ -11,4 +11,13 @@ export default tseslint.config(
       'no-control-regex': 'off',
     },
   },
+  {
+    // The dashboard's browser script: plain JavaScript, no bundler.
+    files: ['dashboard/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(['window', 'document', 'location', 'history', 'sessionStorage', 'fetch', 'TextDecoder', 'AbortController',
+        'URLSearchParams', 'setTimeout', 'uPlot'].map((name) => [name, 'readonly'])),
+    },
+  },
 );

@@ -110,6 +110,8 @@ export function testConfig(dir: string, yaml = ''): SluiceConfig {
   doc.hostmeta ??= {};
   doc.hostmeta.service ??= {};
   doc.hostmeta.service.port ??= 0;
+  doc.admin ??= {};
+  doc.admin.port ??= 0;
   const { config, problems } = parseConfig(YAML.stringify(doc));
   if (!config) throw new Error(`bad test config: ${problems.map((p) => formatProblem(p)).join('; ')}`);
   return config;

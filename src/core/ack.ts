@@ -14,6 +14,10 @@ export class AckToken {
   private pending = 0;
   private status: AckStatus = AckStatus.Committed;
   private sealed = false;
+  /** When the batch was read (ms, monotonic): ack latency is measured from here. */
+  private readonly createdAt = performance.now();
+  /** Told the latency in seconds when the batch is committed (the pipeline sets it to its histogram). */
+  onCommitted: ((seconds: number) => void) | null = null;
 
   constructor(private readonly done: AckCallback) {}
 
@@ -25,7 +29,7 @@ export class AckToken {
   /** Called by the router after handing the batch to every sink. */
   seal(): void {
     this.sealed = true;
-    if (this.pending === 0) this.done(this.status);
+    if (this.pending === 0) this.finish();
   }
 
   commit(): void {
@@ -44,6 +48,11 @@ export class AckToken {
     if (this.pending === 0) throw new Error('AckToken settled more times than it was retained');
     if (status > this.status) this.status = status;
     this.pending--;
-    if (this.pending === 0 && this.sealed) this.done(this.status);
+    if (this.pending === 0 && this.sealed) this.finish();
+  }
+
+  private finish(): void {
+    if (this.status === AckStatus.Committed && this.onCommitted !== null) this.onCommitted((performance.now() - this.createdAt) / 1000);
+    this.done(this.status);
   }
 }

@@ -6,6 +6,7 @@
  * returned false pauses and registers with whenDrained(); it is resumed once
  * no sink is congested any more.
  */
+import type { Counter, Histogram } from 'prom-client';
 import type { Sink } from './component.js';
 import type { AckToken } from './ack.js';
 import type { LogRecord } from './record.js';
@@ -20,7 +21,26 @@ export interface Route {
   tenants: readonly string[];
 }
 
+/** A live tail: sees every routed batch that passes its filter (see Pipeline.tap). */
+export interface Tap {
+  tenant?: string;
+  /** Hostname as sent, or the 40-hex host key. */
+  host?: string;
+  session?: string;
+  onRecords(records: readonly LogRecord[]): void;
+}
+
+interface Accepted {
+  records: Counter.Internal;
+  bytes: Counter.Internal;
+}
+
 export class Pipeline {
+  private readonly taps = new Set<Tap>();
+  /** Accepted-record counters by tenant id (tenants past the series cap share `other`'s). */
+  private readonly acceptedByTenant = new Map<string, Accepted>();
+  private readonly acceptedBySource = new Map<string, Accepted>();
+  private readonly ackLatencyBySource = new Map<string, (seconds: number) => void>();
   private readonly waiting = new Set<() => void>();
   private readonly sinks: Sink[];
   private metadata: HostMetadataSource | null = null;
@@ -42,6 +62,55 @@ export class Pipeline {
       }
     }
     for (const sink of this.sinks) sink.onDrain(() => this.resumeIfClear());
+    for (const tenant of directory.tenants.values()) {
+      const label = telemetry.tenantLabel(tenant.id);
+      this.acceptedByTenant.set(tenant.id, {
+        records: telemetry.tenantAcceptedRecords.labels({ tenant: label }),
+        bytes: telemetry.tenantAcceptedBytes.labels({ tenant: label }),
+      });
+    }
+  }
+
+  /**
+   * Follow routed records (the admin API's live tail). Returns the function
+   * that removes the tap. While no tap is open, submit() pays one size check.
+   */
+  tap(tap: Tap): () => void {
+    this.taps.add(tap);
+    return () => this.taps.delete(tap);
+  }
+
+  private feedTaps(tenant: string, records: readonly LogRecord[], session: string | null): void {
+    for (const tap of this.taps) {
+      if (tap.tenant !== undefined && tap.tenant !== tenant) continue;
+      if (tap.session !== undefined && tap.session !== session) continue;
+      if (tap.host === undefined) {
+        tap.onRecords(records);
+        continue;
+      }
+      const host = tap.host;
+      const matching = records.filter((r) => r.hostname === host || r.host === host);
+      if (matching.length > 0) tap.onRecords(matching);
+    }
+  }
+
+  private accepted(source: string, tenant: string): { bySource: Accepted; byTenant: Accepted | undefined } {
+    let bySource = this.acceptedBySource.get(source);
+    if (bySource === undefined) {
+      bySource = { records: this.telemetry.sourceAcceptedRecords.labels({ source }), bytes: this.telemetry.sourceAcceptedBytes.labels({ source }) };
+      this.acceptedBySource.set(source, bySource);
+    }
+    return { bySource, byTenant: this.acceptedByTenant.get(tenant) };
+  }
+
+  private ackLatency(source: string): (seconds: number) => void {
+    let observe = this.ackLatencyBySource.get(source);
+    if (observe === undefined) {
+      const histogram: Histogram.Internal<'source'> = this.telemetry.ackLatency.labels({ source });
+      observe = (seconds) => histogram.observe(seconds);
+      this.ackLatencyBySource.set(source, observe);
+    }
+    return observe;
   }
 
   /** Enrich records with host metadata from now on (set before sources start; lanes opened later use it). */
@@ -62,7 +131,8 @@ export class Pipeline {
    * Hand one tenant's batch to every sink of its route. The batch array must
    * not be reused by the caller. Returns false when the caller should pause.
    */
-  submit(source: string, tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
+  submit(source: string, tenant: Tenant, records: LogRecord[], ack: AckToken | null, session: string | null = null): boolean {
+    if (this.taps.size !== 0) this.feedTaps(tenant.id, records, session);
     const sinks = tenant.sinks;
     if (sinks.length === 0) {
       this.telemetry.emit('recordsDropped', { source, reason: 'no_route', tenant: tenant.id }, records.length);
@@ -73,6 +143,14 @@ export class Pipeline {
       }
       return true;
     }
+    let bytes = 0;
+    for (let i = 0; i < records.length; i++) bytes += records[i]!.size;
+    const { bySource, byTenant } = this.accepted(source, tenant.id);
+    bySource.records.inc(records.length);
+    bySource.bytes.inc(bytes);
+    byTenant?.records.inc(records.length);
+    byTenant?.bytes.inc(bytes);
+    if (ack !== null) ack.onCommitted ??= this.ackLatency(source);
     let clear = true;
     for (let i = 0; i < sinks.length; i++) {
       const sink = sinks[i]!;
@@ -158,6 +236,8 @@ export class Lane {
   private waiter: (() => void) | null = null;
   private idleWaiters: (() => void)[] = [];
   private expedited = false;
+  /** The session this lane belongs to (for the live tail's session filter). */
+  session: string | null = null;
 
   constructor(
     private readonly pipeline: Pipeline,
@@ -230,13 +310,13 @@ export class Lane {
   private enrichAndRoute(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
     const pending = this.enricher?.enrich(records) ?? null;
     if (pending === null) {
-      const clear = this.pipeline.submit(this.sourceName, tenant, records, ack);
+      const clear = this.pipeline.submit(this.sourceName, tenant, records, ack, this.session);
       if (this.busy) this.continue();
       return clear;
     }
     this.setBusy();
     void pending.then(() => {
-      this.pipeline.submit(this.sourceName, tenant, records, ack);
+      this.pipeline.submit(this.sourceName, tenant, records, ack, this.session);
       this.continue();
     });
     return true;

@@ -16,6 +16,8 @@ import { Telemetry } from './telemetry.js';
 import { VERSION } from './version.js';
 import { registerHostmetaCommand } from '../services/hostmeta/command.js';
 import { registerLoadgenCommand } from './loadgen/command.js';
+import { startAdminServer, type RunningAdminServer } from './admin/server.js';
+import { registerAdminCommands } from './admin/commands.js';
 
 
 /** Longest the exit waits for the last log lines to leave for a syslog receiver. */
@@ -47,6 +49,7 @@ async function start(options: { config?: string }): Promise<void> {
     await flushLogger(logger, LOG_FLUSH_TIMEOUT_MS);
     process.exit(status);
   };
+  let admin: RunningAdminServer | null = null;
   // Signals are handled from the start: a SIGTERM while the workers come up drains them too.
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals): void => {
@@ -56,7 +59,10 @@ async function start(options: { config?: string }): Promise<void> {
       return;
     }
     signalled = true;
-    void primary.stop().then((complete) => exit(complete ? 0 : 1));
+    void primary.stop().then(async (complete) => {
+      await admin?.close();
+      await exit(complete ? 0 : 1);
+    });
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
@@ -64,6 +70,8 @@ async function start(options: { config?: string }): Promise<void> {
     closeSocket = await openCommandSocket(primary, config.dataDir);
     await primary.start();
     if (primary.readyWorkers().length === 0 && !signalled) throw new Error('no worker could start (see the lines above)');
+    // The admin server (dashboard, /metrics, /api) runs in the primary and sees every worker through ClusterControl.
+    if (config.admin.enabled && !signalled) admin = await startAdminServer(config, control, logger);
   } catch (err) {
     primary.telemetry.emit('startFailed', { error: (err as Error).message });
     await primary.stop(Date.now() + 1000);
@@ -152,4 +160,5 @@ program.command('validate')
 
 registerHostmetaCommand(program);
 registerLoadgenCommand(program);
+registerAdminCommands(program);
 await program.parseAsync();

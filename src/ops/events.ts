@@ -5,7 +5,7 @@
  * docs/log-codes.md is generated from this table and a test keeps them equal.
  *
  * Ranges: 00xx node, 01xx sources, 02xx file sink, 03xx host metadata,
- * 04xx RELP, 045x disk buffer, 05xx delivery sinks, 06xx the node's own log output,
+ * 04xx RELP, 045x disk buffer, 05xx delivery sinks, 06xx the node's own log output, 07xx the admin server,
  * 08xx the primary, its workers and supervision.
  */
 
@@ -193,6 +193,16 @@ export const EVENTS = {
     help: 'The syslog receiver of the node\'s own log was unreachable or too slow; `lines` log lines since the last notice were dropped (the node itself is not affected). Check the receiver at `receiver`; `sluice_log_dropped_lines_total` has the totals.',
   },
 
+  adminListening: { code: 'SLU0700I', level: 'info', text: 'admin server listening: dashboard, /metrics, /healthz, /readyz, /api' },
+  adminTokenCreated: { code: 'SLU0701I', level: 'info', text: 'no admin token configured: wrote a whole-node admin token to a file readable only by this user' },
+  adminRequestDenied: {
+    code: 'SLU0702W', level: 'warn', text: 'admin request denied: missing, unknown or out-of-scope token', throttleMs: THROTTLE_MS,
+    help: 'A request to the admin server (`route`, from `peer`) had no token, an unknown one, or a tenant-scoped token asking for another tenant or the whole node; it was answered 401 or 403. Expected once after a token change; repeated, check who is calling.',
+  },
+  componentControlled: { code: 'SLU0703I', level: 'info', text: 'component stopped, started or restarted by an admin request' },
+  sessionDisconnected: { code: 'SLU0704I', level: 'info', text: 'session disconnected by an admin request' },
+  tenantLimitsChanged: { code: 'SLU0705I', level: 'info', text: 'tenant limits changed by an admin request' },
+  heapSnapshotWritten: { code: 'SLU0706I', level: 'info', text: 'heap snapshot written' },
   primaryStarting: { code: 'SLU0800I', level: 'info', text: 'primary starting its workers' },
   workerReady: { code: 'SLU0801I', level: 'info', text: 'worker ready: serving every listener' },
   childRestarting: {

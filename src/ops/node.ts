@@ -5,7 +5,7 @@
  * first, so everything they accepted reaches the sinks before those flush).
  */
 import type { Logger } from 'pino';
-import type { Sink, Source } from '../core/component.js';
+import type { ComponentHealth, Sink, Source } from '../core/component.js';
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
 import type { TenantLimits } from '../core/limits.js';
@@ -15,6 +15,7 @@ import { SyslogSink } from '../sinks/syslog/sink.js';
 import { DeferredSink } from '../sinks/deferred.js';
 import { BufferedSink } from '../sinks/buffer/buffered-sink.js';
 import path from 'node:path';
+import { collectDefaultMetrics } from 'prom-client';
 import { SyslogStreamSource } from '../sources/syslog/tcp.js';
 import { SyslogUdpSource } from '../sources/syslog/udp.js';
 import { HttpSource } from '../sources/http/source.js';
@@ -25,7 +26,6 @@ import { startHostmetaService, type RunningHostmetaService } from '../services/h
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
-import type { ComponentView } from './control.js';
 
 export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
@@ -79,9 +79,13 @@ export class SluiceNode {
   private stopped: Promise<boolean> | null = null;
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
+  private state: 'new' | 'running' | 'stopping' = 'new';
 
   constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log), readonly options: NodeOptions = {}) {
     this.telemetry = new Telemetry(logger);
+    // Process memory, CPU and heap (process_*, nodejs_*), which the dashboard shows.
+    collectDefaultMetrics({ register: this.telemetry.registry });
+    this.telemetry.setTenantSeries(config.tenants.map((t) => t.id), config.admin.tenantSeries);
     const tag = options.workerId === undefined ? null : `w${options.workerId}`;
     this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry, tag));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
@@ -104,14 +108,51 @@ export class SluiceNode {
     tenant.limiter.set(limits);
   }
 
-  /** Every component and its health, as the admin API lists them. */
-  components(): ComponentView[] {
-    const views: ComponentView[] = [];
-    const worker = this.options.workerId === undefined ? {} : { worker: this.options.workerId };
-    for (const source of this.sources) views.push({ name: `source:${source.name}`, kind: 'source', ...source.health(), ...worker });
-    for (const sink of this.sinks) views.push({ name: `sink:${sink.name}`, kind: 'sink', ...sink.health(), ...worker });
-    if (this.hostmetaService !== null) views.push({ name: 'service:hostmeta', kind: 'service', healthy: true, ...worker });
-    return views;
+  /**
+   * Every source, sink and service of the node under its admin name
+   * (`source:<name>`, `sink:<name>`, `service:hostmeta`).
+   */
+  components(): { name: string; kind: 'source' | 'sink' | 'service'; health: ComponentHealth }[] {
+    const list: { name: string; kind: 'source' | 'sink' | 'service'; health: ComponentHealth }[] = [];
+    for (const source of this.sources) list.push({ name: `source:${source.name}`, kind: 'source', health: source.health() });
+    for (const sink of this.sinks) {
+      const health = sink.health();
+      list.push({ name: `sink:${sink.name}`, kind: 'sink', health: { ...health, detail: sinkDetail(health.detail, sink.queuedBytes(), sink.congested()) } });
+    }
+    if (this.config.hostmeta.service.enabled) {
+      list.push({ name: 'service:hostmeta', kind: 'service', health: this.hostmetaService !== null ? { healthy: true } : { healthy: false, detail: 'not running' } });
+    }
+    return list;
+  }
+
+  /**
+   * Ready: started, not stopping, and every listener and sink up. A stopped
+   * source (admin action) makes the node unready, which is what a load
+   * balancer needs to know.
+   */
+  readiness(): { ready: boolean; detail: string[] } {
+    const detail: string[] = [];
+    if (this.state !== 'running') detail.push(this.state === 'new' ? 'starting' : 'stopping');
+    for (const component of this.components()) {
+      if (!component.health.healthy) detail.push(`${component.name}: ${component.health.detail ?? 'unhealthy'}`);
+    }
+    return { ready: detail.length === 0, detail };
+  }
+
+  /**
+   * Stop, start or restart a source (a listener). Sinks and services are
+   * refused: records already routed to a sink have nowhere else to go.
+   */
+  async controlComponent(name: string, action: 'stop' | 'start' | 'restart'): Promise<void> {
+    if (this.state !== 'running') throw new Error(`the node is ${this.state === 'new' ? 'starting' : 'stopping'}`);
+    const source = this.sources.find((s) => `source:${s.name}` === name);
+    if (source === undefined) {
+      if (this.components().some((c) => c.name === name)) throw new Error(`${name} cannot be stopped or started at runtime: only sources can`);
+      throw new Error(`no component ${name}`);
+    }
+    this.telemetry.emit('componentControlled', { component: name, action });
+    if (action !== 'start') await source.stop(Date.now() + this.config.shutdownTimeoutMs);
+    if (action !== 'stop') await source.start();
   }
 
   /** Where the sources are listening (ports may have been configured as 0). */
@@ -134,6 +175,7 @@ export class SluiceNode {
       await this.hostmetaService?.close();
       throw err;
     }
+    this.state = 'running';
     this.telemetry.emit('nodeReady', {});
   }
 
@@ -160,6 +202,7 @@ export class SluiceNode {
    * Resolves true when everything accepted was written by the deadline.
    */
   stop(deadline = Date.now() + this.config.shutdownTimeoutMs): Promise<boolean> {
+    this.state = 'stopping';
     this.stopped ??= this.drain(deadline);
     return this.stopped;
   }
@@ -199,6 +242,12 @@ export class SluiceNode {
       dropped: await t.value('sluice_dropped_records_total'),
     };
   }
+}
+
+function sinkDetail(detail: string | undefined, queuedBytes: number, congested: boolean): string {
+  const parts = detail === undefined ? [] : [detail];
+  parts.push(`${queuedBytes} bytes queued${congested ? ', congested' : ''}`);
+  return parts.join('; ');
 }
 
 function serviceUrl(service: RunningHostmetaService): string {

@@ -6,7 +6,7 @@
  * (per session or per source) and increment it once per chunk or batch.
  */
 import pino, { type Logger } from 'pino';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { EVENTS, type CounterName, type EventDef, type EventName } from './events.js';
 import { syslogOutputOf, type LogDropReason } from './log-output.js';
 
@@ -65,6 +65,17 @@ export class Telemetry {
   readonly sinkTruncated: Counter<'sink'>;
   readonly logDroppedLines: Counter<'reason'>;
 
+  readonly sourceAcceptedRecords: Counter<'source'>;
+  readonly sourceAcceptedBytes: Counter<'source'>;
+  readonly tenantAcceptedRecords: Counter<'tenant'>;
+  readonly tenantAcceptedBytes: Counter<'tenant'>;
+  readonly tenantDeliveredRecords: Counter<'sink' | 'tenant'>;
+  readonly tenantDeliveredBytes: Counter<'sink' | 'tenant'>;
+  readonly ackLatency: Histogram<'source'>;
+
+  /** Tenants that get a series of their own; the rest share `other` (see tenantLabel). */
+  private readonly tenantSeries = new Set<string>();
+
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
 
@@ -121,6 +132,33 @@ export class Telemetry {
         for (const [reason, lines] of Object.entries(logOutput.dropped) as [LogDropReason, number][]) this.inc({ reason }, lines);
       },
     });
+    this.sourceAcceptedRecords = counter('sluice_source_accepted_records_total', 'Records a source handed to the pipeline with a route (after attribution and rate limits).', ['source']);
+    this.sourceAcceptedBytes = counter('sluice_source_accepted_bytes_total', 'Bytes of the records counted by sluice_source_accepted_records_total.', ['source']);
+    this.tenantAcceptedRecords = counter('sluice_tenant_accepted_records_total', 'Records accepted for a tenant; tenants past admin.tenant_series share the label `other`.', ['tenant']);
+    this.tenantAcceptedBytes = counter('sluice_tenant_accepted_bytes_total', 'Bytes of the records counted by sluice_tenant_accepted_records_total.', ['tenant']);
+    this.tenantDeliveredRecords = counter('sluice_tenant_delivered_records_total', 'Records of a tenant a file sink has written; tenants past admin.tenant_series share `other`.', ['sink', 'tenant']);
+    this.tenantDeliveredBytes = counter('sluice_tenant_delivered_bytes_total', 'Bytes counted by sluice_tenant_delivered_records_total.', ['sink', 'tenant']);
+    this.ackLatency = new Histogram({
+      name: 'sluice_ack_latency_seconds',
+      help: 'From reading an acknowledged batch (RELP, HTTP) to every sink having committed it.',
+      labelNames: ['source'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+  }
+
+  /** Give each of the first `max` of these tenants a series of its own (the node calls it once, at construction). */
+  setTenantSeries(ids: Iterable<string>, max: number): void {
+    this.tenantSeries.clear();
+    for (const id of ids) {
+      if (this.tenantSeries.size >= max) break;
+      this.tenantSeries.add(id);
+    }
+  }
+
+  /** The `tenant` label value for a tenant id: itself, or `other` past the cap (bounded cardinality). */
+  tenantLabel(id: string): string {
+    return this.tenantSeries.has(id) ? id : 'other';
   }
 
   /** Log an event with its stable code and increment its counter (by `count`). */
@@ -160,6 +198,15 @@ export class Telemetry {
     }
     return sum;
   }
+}
+
+/**
+ * Log a registered event without a Telemetry: for parts that keep no metrics
+ * of their own (the admin server, which may run in a process without a node).
+ */
+export function logEvent(logger: Logger, name: EventName, fields: EventFields = {}): void {
+  const def = EVENTS[name] as EventDef;
+  if (logger.isLevelEnabled(def.level)) logger[def.level]({ code: def.code, ...fields }, def.text);
 }
 
 /** Markdown reference of every metric, generated from a node's registry. */

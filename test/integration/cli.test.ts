@@ -92,6 +92,7 @@ test('cli: with log.output syslog, the node logs to the receiver (down to its la
     'log:', '  output: syslog', `  syslog: { protocol: tcp, port: ${receiver.tcpPort}, facility: local0 }`,
     'sources:', '  syslog_udp: { port: 0 }', '  syslog_tcp: { port: 0 }', '  http: { port: 0 }', '  relp: { port: 0 }',
     'hostmeta: { service: { port: 0 } }',
+    'admin: { port: 0 }',
   ].join('\n'));
   const { child, lines, exited } = startNode(['-c', config], dir);
   t.after(() => child.kill('SIGKILL'));
@@ -122,6 +123,7 @@ test('cli: SIGTERM stops accepting, drains, flushes everything and exits 0 withi
     `data_dir: ${JSON.stringify(dir)}`,
     'sources:', '  syslog_udp: { port: 0 }', '  syslog_tcp: { port: 0 }', '  http: { port: 0 }', '  relp: { port: 0 }',
     'hostmeta: { service: { port: 0 } }',
+    'admin: { port: 0 }',
     // A long batch delay: only the shutdown flush can write these records.
     'sinks:', '  files:', '    type: file', '    batch_delay: 60s', '    batch_size: 64MiB',
   ].join('\n'));

@@ -60,6 +60,7 @@ test('crash: 200,000 messages from rsyslog over RELP, SIGKILL twice mid-stream: 
     '  http: { enabled: false }',
     `  relp: { port: ${relpPort}, window: 1024 }`,
     'hostmeta: { service: { port: 0 } }',
+    'admin: { port: 0 }',
   ].join('\n'));
   const logsDir = path.join(dir, 'node', 'logs');
   let node: ChildProcess | null = null;

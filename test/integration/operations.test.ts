@@ -70,6 +70,7 @@ function nodeYaml(dir: string, extra: string[]): string {
     'log: { level: info }',
     ...extra,
     'hostmeta: { service: { port: 0 } }',
+    'admin: { port: 0 }',
   ].join('\n');
 }
 

@@ -7,6 +7,7 @@
  */
 import { writeHeapSnapshot } from 'node:v8';
 import path from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { TenantLimits } from '../../core/limits.js';
 import type { ComponentView, NodeControl, Readiness, SessionView, TailFilter } from '../control.js';
@@ -91,7 +92,7 @@ export class ClusterControl implements NodeControl {
   }
 
   async components(): Promise<ComponentView[]> {
-    const views = (await this.all<ComponentView[]>('components')).flatMap((a) => a.value);
+    const views: ComponentView[] = (await this.all<ComponentView[]>('components')).flatMap((a) => a.value.map((c) => ({ ...c, worker: a.worker.id })));
     const hostmeta = this.primary.hostmetaAddress();
     if (hostmeta !== null) views.push({ name: 'service:hostmeta', kind: 'service', healthy: true, detail: `primary, ${hostmeta.address}:${hostmeta.port}` });
     return views;
@@ -102,6 +103,7 @@ export class ClusterControl implements NodeControl {
   }
 
   async heapSnapshot(directory: string): Promise<string[]> {
+    await mkdir(directory, { recursive: true });
     const own = writeHeapSnapshot(path.join(directory, `sluice-${process.pid}-primary-${Date.now()}.heapsnapshot`));
     return [own, ...(await this.all<string[]>('heapSnapshot', [directory])).flatMap((a) => a.value)];
   }

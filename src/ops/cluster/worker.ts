@@ -12,14 +12,14 @@ import { createLogger, flushLogger } from '../log-output.js';
 import type { Logger } from 'pino';
 import { SluiceNode } from '../node.js';
 import type { NodeControl } from '../control.js';
-import { NodeOverControl } from './node-control.js';
+import { LocalControl } from '../admin/local-control.js';
 import { isSluiceMessage, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
 
 function send(message: FromWorker): void {
   process.send?.(message);
 }
 
-export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node) => new NodeOverControl(node)): void {
+export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node) => new LocalControl(node)): void {
   const workerId = Number(process.env[WORKER_ID_ENV]);
   if (!Number.isSafeInteger(workerId) || workerId < 1 || process.send === undefined) {
     process.stderr.write(`a sluice worker is started by the primary (${WORKER_ID_ENV} and an IPC channel missing)\n`);

@@ -338,6 +338,13 @@ function semanticProblems(
       });
     }
   }
+  const admin = filled['admin'];
+  if (isPlainObject(tenants) && isPlainObject(admin) && Array.isArray(admin['tokens'])) {
+    admin['tokens'].forEach((entry: unknown, i) => {
+      if (!isPlainObject(entry) || typeof entry['tenant'] !== 'string') return;
+      if (!(entry['tenant'] in tenants)) report(['admin', 'tokens', String(i), 'tenant'], `a configured tenant (${Object.keys(tenants).join(', ')})`);
+    });
+  }
   if (isPlainObject(tenants) && isPlainObject(sinks)) {
     const ids = Object.keys(tenants).filter((id) => !taken.has(dotPath(['tenants', id])));
     const idSet = new Set(ids);
@@ -634,6 +641,14 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         lookupTimeoutMs: duration(c.hostmeta.client.lookup_timeout),
         touchIntervalMs: duration(c.hostmeta.client.touch_interval),
       },
+    },
+    admin: {
+      enabled: c.admin.enabled,
+      address: c.admin.address,
+      port: c.admin.port,
+      tokens: c.admin.tokens.map((t) => ({ tokenHash: tokenHash(t.token), tenant: t.tenant })),
+      openLoopbackReads: c.admin.open_loopback_reads,
+      tenantSeries: c.admin.tenant_series,
     },
   };
 }

@@ -237,7 +237,7 @@ export const HttpSourceSchema = section(
   {
     enabled: Type.Boolean({ description: 'Accept OTLP/HTTP logs (`POST /v1/logs`) and newline-delimited records (`POST /v1/ingest`).', default: true }),
     address: address('Address the HTTP listener binds to.'),
-    port: Type.Integer({ description: 'HTTP port; 0 picks a free port.', default: 8080, minimum: 0, maximum: 65535 }),
+    port: Type.Integer({ description: 'HTTP port (4318, the OTLP/HTTP standard port); 0 picks a free port.', default: 4318, minimum: 0, maximum: 65535 }),
     max_body: size('4MiB', 'Largest request body, also once decompressed; larger: HTTP 413.'),
     ack_timeout: duration('30s', 'Longest a request waits for its records to be committed; then it is answered 503 and the client retries.'),
     max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are closed at accept and counted. 0: no cap.', default: 50000, minimum: 0 }),
@@ -524,6 +524,45 @@ export const SupervisionSchema = section(
   'How the primary restarts its workers, and a worker its components: exponential backoff with jitter, never giving up.',
 );
 
+export const AdminSchema = section(
+  {
+    enabled: Type.Boolean({ description: 'Serve the dashboard, `/metrics`, `/healthz`, `/readyz` and the admin API (see admin.md).', default: true }),
+    address: address('Address the admin server binds to. Keep it on loopback unless every admin token is strong and the network is trusted.'),
+    port: Type.Integer({ description: 'Admin server port; 0 picks a free port.', default: 8080, minimum: 0, maximum: 65535 }),
+    tokens: Type.Array(
+      Type.Object({
+        token: Type.String({
+          minLength: 16,
+          pattern: TOKEN_PATTERN,
+          description: 'The token itself or `sha256:<hex>` of it; only the hash is kept in memory.',
+          'x-expected': 'a token of at least 16 printable characters without spaces, quotes or backslashes, or sha256:<64 hex digits>',
+        }),
+        tenant: Type.Union([Type.String({ pattern: ID_PATTERN }), Type.Null()], {
+          description: 'Scope the token to one tenant: it sees only that tenant\'s sessions, records and metrics and may change only its limits. `null`: the whole node.',
+          default: null,
+          'x-expected': 'a tenant id, or null',
+        }),
+      }, { additionalProperties: false, 'x-expected': 'a mapping with token and optionally tenant' }),
+      {
+        description:
+          'Bearer tokens of the admin API (`Authorization: Bearer <token>`). With none, the node writes a whole-node token to `<data_dir>/admin-token` (mode 0600) at first start.',
+        default: [],
+        'x-type': 'list of {token, tenant}',
+        'x-expected': 'a list such as [{token: sha256:…}, {token: sha256:…, tenant: acme}]',
+      },
+    ),
+    open_loopback_reads: Type.Boolean({
+      description: 'Let callers on loopback read the dashboard, `/metrics` and the session and component lists without a token (live tails and every change still need one).',
+      default: true,
+    }),
+    tenant_series: Type.Integer({
+      description: 'Tenants (in configuration order) that get metric series of their own; the rest are counted under `tenant="other"`, so a node with many tenants keeps a bounded number of series.',
+      default: 100, minimum: 0, maximum: 10000,
+    }),
+  },
+  'The admin server: dashboard, metrics, health and the admin API (see admin.md).',
+);
+
 export const SluiceConfigSchema = Type.Partial(
   Type.Object({
     data_dir: Type.String({
@@ -548,6 +587,7 @@ export const SluiceConfigSchema = Type.Partial(
     tenants: TenantsSchema,
     sinks: SinksSchema,
     hostmeta: HostmetaSchema,
+    admin: AdminSchema,
   }),
   {
     $id: 'https://sluice.dev/schema/config.json',

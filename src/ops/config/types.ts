@@ -112,6 +112,24 @@ export interface SupervisionConfig {
   crashLoopAfter: number;
 }
 
+export interface AdminTokenConfig {
+  /** SHA-256 (hex) of the token. */
+  tokenHash: string;
+  /** The one tenant the token may see and change; null: the whole node. */
+  tenant: string | null;
+}
+
+export interface AdminConfig {
+  enabled: boolean;
+  address: string;
+  port: number;
+  tokens: AdminTokenConfig[];
+  /** Loopback callers read the dashboard, metrics and lists without a token. */
+  openLoopbackReads: boolean;
+  /** Tenants with metric series of their own (the rest share `other`). */
+  tenantSeries: number;
+}
+
 export interface SluiceConfig {
   dataDir: string;
   log: LogConfig;
@@ -133,4 +151,5 @@ export interface SluiceConfig {
     /** `url` null: the service this node runs. */
     client: Omit<HostmetaClientConfig, 'url'> & { enabled: boolean; url: string | null };
   };
+  admin: AdminConfig;
 }

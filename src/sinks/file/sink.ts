@@ -68,6 +68,8 @@ class TenantFile {
   unsynced: AckToken[] = [];
   lastSync = 0;
   syncTimer: NodeJS.Timeout | null = null;
+  /** This tenant's delivered counters, resolved at the first write. */
+  delivered: { records: Counter.Internal; bytes: Counter.Internal } | null = null;
 
   constructor(readonly tenant: string, readonly dir: string, chunkSize: number) {
     this.queue = new EncodedQueue(chunkSize);
@@ -101,6 +103,11 @@ export class FileSink implements Sink {
     this.writtenBytes = telemetry.sinkBytes.labels(labels);
     this.rotations = telemetry.sinkRotations.labels(labels);
     this.queuedGauge = telemetry.sinkQueuedBytes.labels(labels);
+  }
+
+  private deliveredCounters(tenant: string): { records: Counter.Internal; bytes: Counter.Internal } {
+    const labels = { sink: this.name, tenant: this.telemetry.tenantLabel(tenant) };
+    return { records: this.telemetry.tenantDeliveredRecords.labels(labels), bytes: this.telemetry.tenantDeliveredBytes.labels(labels) };
   }
 
   async start(): Promise<void> {
@@ -257,8 +264,12 @@ export class FileSink implements Sink {
         await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt++)));
         continue;
       }
-      this.written.inc(file.queue.release(chunks.length));
+      const records = file.queue.release(chunks.length);
+      this.written.inc(records);
       this.writtenBytes.inc(bytes);
+      file.delivered ??= this.deliveredCounters(file.tenant);
+      file.delivered.records.inc(records);
+      file.delivered.bytes.inc(bytes);
       this.queued -= bytes;
       this.queuedGauge.set(this.queued);
       if (this.isCongested && this.queued <= this.config.queueHighWaterBytes / 2) {

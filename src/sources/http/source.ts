@@ -41,7 +41,7 @@ export interface HttpSourceConfig {
 }
 
 export const DEFAULT_HTTP_SOURCE_CONFIG: Readonly<HttpSourceConfig> = Object.freeze({
-  enabled: true, address: '127.0.0.1', port: 8080, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000,
+  enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000,
   maxConnections: 50_000, requestTimeoutMs: 30_000,
 });
 
@@ -78,6 +78,7 @@ export class HttpSource implements Source {
 
   async start(): Promise<void> {
     if (this.app) return;
+    this.stopping = false;
     const app = Fastify({
       bodyLimit: this.config.maxBodyBytes,
       logger: false,

@@ -110,6 +110,7 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession 
     this.replies = new ReplyQueue(this);
     this.lane = context.pipeline.openLane(context.sourceName);
     this.entry = context.pipeline.sessions.open(context.sourceName, 'relp', this.peer, identity.tenant?.id ?? null, this);
+    this.lane.session = this.entry.id;
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
     this.ended = new Promise((resolve) => { this.resolveEnded = resolve; });
     socket.on('data', this.onData);

@@ -69,6 +69,7 @@ class StreamSession implements SessionControl, GuardedSession {
     this.framer = new SyslogFramer(maxFrame, this.onFrame);
     this.lane = pipeline.openLane(sourceName);
     this.entry = pipeline.sessions.open(sourceName, protocol, this.peer, identity.tenant?.id ?? null, this);
+    this.lane.session = this.entry.id;
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);

@@ -44,7 +44,7 @@ const DEFAULTS: SluiceConfig = {
       enabled: true, address: '127.0.0.1', port: 2514, maxFrameBytes: 128 * 1024, window: 128, drainTimeoutMs: 2000,
       maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000,
     },
-    http: { enabled: true, address: '127.0.0.1', port: 8080, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000, maxConnections: 50_000, requestTimeoutMs: 30_000 },
+    http: { enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000, maxConnections: 50_000, requestTimeoutMs: 30_000 },
   },
   tenants: [{ id: 'default', networks: ['127.0.0.0/8', '::1/128'], tokenHashes: [], certificates: [], limits: NO_LIMITS }],
   sinks: [
@@ -74,6 +74,7 @@ const DEFAULTS: SluiceConfig = {
       cacheMaxEntries: 50_000, lookupTimeoutMs: 250, touchIntervalMs: 60_000,
     },
   },
+  admin: { enabled: true, address: '127.0.0.1', port: 8080, tokens: [], openLoopbackReads: true, tenantSeries: 100 },
 };
 
 const DURATION_EXPECTED = 'a duration such as 10s, 500ms or 1h';
@@ -254,7 +255,7 @@ describe('sizes', () => {
 
 describe('unknown keys', () => {
   const cases: [string, string, string][] = [
-    ['colour: red\n', 'colour', 'data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta'],
+    ['colour: red\n', 'colour', 'data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin'],
     ['log:\n  colour: red\n', 'log.colour', 'level, output, syslog'],
     ['log:\n  syslog:\n    colour: red\n', 'log.syslog.colour', 'protocol, host, port, facility, app_name, max_message, max_queue'],
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
@@ -573,7 +574,7 @@ describe('the file as a whole', () => {
     assert.deepEqual(brief(p), {
       path: '',
       value: [{ data_dir: './data' }, { log: {} }],
-      expected: 'a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta',
+      expected: 'a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin',
     });
     assert.deepEqual([p.line, p.column], [1, 1]);
   });
@@ -581,7 +582,7 @@ describe('the file as a whole', () => {
   it('a top-level scalar is one problem', () => {
     assert.equal(
       formatProblem(one('sluice\n'), 'x.yaml'),
-      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta',
+      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin',
     );
   });
 

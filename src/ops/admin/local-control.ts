@@ -1,0 +1,82 @@
+/**
+ * NodeControl over a SluiceNode in this process: what the admin server uses
+ * when the node is a single process (and what each worker answers with when
+ * the node has several).
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import v8 from 'node:v8';
+import type { TenantLimits } from '../../core/limits.js';
+import { encodeRecord } from '../../sinks/file/encode.js';
+import type { ComponentView, NodeControl, Readiness, SessionView, TailFilter } from '../control.js';
+import type { SluiceNode } from '../node.js';
+
+export class LocalControl implements NodeControl {
+  constructor(private readonly node: SluiceNode) {}
+
+  async metrics(): Promise<{ contentType: string; text: string }> {
+    const registry = this.node.telemetry.registry;
+    return { contentType: registry.contentType, text: await registry.metrics() };
+  }
+
+  async metricsJson(): Promise<unknown[]> {
+    return this.node.telemetry.registry.getMetricsAsJSON();
+  }
+
+  async readiness(): Promise<Readiness> {
+    return this.node.readiness();
+  }
+
+  async sessions(): Promise<SessionView[]> {
+    return this.node.pipeline.sessions.views();
+  }
+
+  async disconnect(sessionId: string): Promise<boolean> {
+    const entry = this.node.pipeline.sessions.get(sessionId);
+    if (entry === undefined) return false;
+    this.node.telemetry.emit('sessionDisconnected', { session: sessionId, tenant: entry.tenant, peer: entry.peer });
+    entry.control.close('admin');
+    return true;
+  }
+
+  async setTenantLimits(tenantId: string, limits: TenantLimits): Promise<void> {
+    this.node.setTenantLimits(tenantId, limits);
+    this.node.telemetry.emit('tenantLimitsChanged', {
+      tenant: tenantId, messages_per_second: limits.messagesPerSecond, bytes_per_second: limits.bytesPerSecond,
+      burst_ms: limits.burstMs, max_connections: limits.maxConnections,
+    });
+  }
+
+  async components(): Promise<ComponentView[]> {
+    return this.node.components().map((c) => ({
+      name: c.name, kind: c.kind, healthy: c.health.healthy, ...(c.health.detail === undefined ? {} : { detail: c.health.detail }),
+    }));
+  }
+
+  async controlComponent(name: string, action: 'stop' | 'start' | 'restart'): Promise<void> {
+    await this.node.controlComponent(name, action);
+  }
+
+  async heapSnapshot(directory: string): Promise<string[]> {
+    await mkdir(directory, { recursive: true });
+    const file = path.join(directory, `sluice-${process.pid}-${new Date().toISOString().replace(/[:.]/g, '-')}.heapsnapshot`);
+    // Synchronous by nature: the process stops for as long as the snapshot takes.
+    v8.writeHeapSnapshot(file);
+    this.node.telemetry.emit('heapSnapshotWritten', { file });
+    return [file];
+  }
+
+  async tail(filter: TailFilter, onRecord: (line: string) => void): Promise<() => void> {
+    return this.node.pipeline.tap({
+      ...(filter.tenant === undefined ? {} : { tenant: filter.tenant }),
+      ...(filter.host === undefined ? {} : { host: filter.host }),
+      ...(filter.session === undefined ? {} : { session: filter.session }),
+      onRecords: (records) => {
+        for (const record of records) {
+          const line = encodeRecord(record);
+          onRecord(line.slice(0, -1));
+        }
+      },
+    });
+  }
+}

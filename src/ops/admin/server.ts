@@ -1,0 +1,397 @@
+/**
+ * The admin server (default 127.0.0.1:8080): the dashboard and its assets,
+ * `/metrics`, `/healthz`, `/readyz`, and the admin API under `/api`.
+ *
+ * It talks to the node only through NodeControl, so the same server runs in
+ * a single process (LocalControl) or in the primary of many workers.
+ *
+ * Access (docs/admin.md): a bearer token from `admin.tokens` (or the token
+ * generated into `<data_dir>/admin-token`) opens everything; a token scoped
+ * to a tenant sees and changes that tenant only; without a token, callers on
+ * loopback may read (dashboard data, metrics, lists) but not tail or change.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { TenantLimits } from '../../core/limits.js';
+import { normalizeAddress } from '../../core/identity.js';
+import type { EventName } from '../events.js';
+import { logEvent, type EventFields } from '../telemetry.js';
+import type { SluiceConfig } from '../config/types.js';
+import type { NodeControl, TailFilter } from '../control.js';
+import { buildOverview, filterExposition, withRates, type LiveOverview, type Overview, type SinkBounds } from './overview.js';
+
+export interface RunningAdminServer {
+  address: string;
+  port: number;
+  /** Where the generated whole-node token is, when none was configured. */
+  tokenFile: string | null;
+  close(): Promise<void>;
+}
+
+/** Who is asking: the whole node (`tenant` null) or one tenant; `readOnly` for tokenless loopback callers. */
+interface Principal {
+  tenant: string | null;
+  readOnly: boolean;
+}
+
+type Access = 'read' | 'tail' | 'write' | 'node';
+
+/** The live views' refresh period. */
+export const STREAM_INTERVAL_MS = 1000;
+/** Sessions per sort key in a live overview. */
+const SESSION_LIMIT = 100;
+/** A tail whose client reads slower than this many bytes behind drops lines (counted to the client). */
+const TAIL_MAX_BEHIND_BYTES = 1024 * 1024;
+/** Tails open at once; each costs an encode per matching record on the hot path. */
+const MAX_TAILS = 32;
+
+const DASHBOARD_DIR = fileURLToPath(new URL('../../../../dashboard/', import.meta.url));
+
+function isLoopback(address: string | undefined): boolean {
+  const a = normalizeAddress(address ?? '');
+  return a === '::1' || a.startsWith('127.');
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+/** The configured tokens, or else the generated one (created at first start, kept in the data dir). */
+function loadTokens(config: SluiceConfig, emit: (name: EventName, fields: EventFields) => void): { byHash: Map<string, string | null>; tokenFile: string | null } {
+  const byHash = new Map<string, string | null>();
+  for (const t of config.admin.tokens) byHash.set(t.tokenHash, t.tenant);
+  if (byHash.size > 0) return { byHash, tokenFile: null };
+  const tokenFile = path.resolve(config.dataDir, 'admin-token');
+  let token: string;
+  if (existsSync(tokenFile)) {
+    token = readFileSync(tokenFile, 'utf8').trim();
+  } else {
+    token = randomBytes(24).toString('base64url');
+    mkdirSync(path.dirname(tokenFile), { recursive: true });
+    writeFileSync(tokenFile, `${token}\n`, { mode: 0o600, flag: 'wx' });
+    emit('adminTokenCreated', { file: tokenFile });
+  }
+  byHash.set(sha256(token), null);
+  return { byHash, tokenFile };
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/** Live overviews, sampled at most once per interval per scope, with rates against the previous sample. */
+class OverviewSampler {
+  private readonly last = new Map<string, { overview: Overview; live: LiveOverview }>();
+  private pending = new Map<string, Promise<LiveOverview>>();
+
+  constructor(private readonly control: NodeControl, private readonly bounds: readonly SinkBounds[]) {}
+
+  get(scope: string | null): Promise<LiveOverview> {
+    const key = scope ?? '';
+    const last = this.last.get(key);
+    if (last !== undefined && Date.now() - last.overview.time < STREAM_INTERVAL_MS * 0.9) return Promise.resolve(last.live);
+    let pending = this.pending.get(key);
+    if (pending === undefined) {
+      pending = this.sample(scope, last?.overview ?? null).finally(() => this.pending.delete(key));
+      this.pending.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async sample(scope: string | null, before: Overview | null): Promise<LiveOverview> {
+    const [metrics, sessions, components] = await Promise.all([this.control.metricsJson(), this.control.sessions(), this.control.components()]);
+    const overview = buildOverview(metrics, sessions, components, this.bounds, scope);
+    const live = withRates(overview, before, SESSION_LIMIT);
+    this.last.set(scope ?? '', { overview, live });
+    return live;
+  }
+}
+
+function parseLimits(body: unknown, current: TenantLimits): TenantLimits {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'expected a JSON object');
+  const b = body as Record<string, unknown>;
+  const allowed = ['messages_per_second', 'bytes_per_second', 'burst_ms', 'max_connections'];
+  for (const key of Object.keys(b)) if (!allowed.includes(key)) throw new HttpError(400, `unknown key ${key} (allowed: ${allowed.join(', ')})`);
+  const number = (key: string, fallback: number, min: number): number => {
+    const v = b[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new HttpError(400, `${key}: expected a number >= ${min}`);
+    return v;
+  };
+  return {
+    messagesPerSecond: number('messages_per_second', current.messagesPerSecond, 0),
+    bytesPerSecond: number('bytes_per_second', current.bytesPerSecond, 0),
+    burstMs: number('burst_ms', current.burstMs, 1),
+    maxConnections: Math.floor(number('max_connections', current.maxConnections, 0)),
+  };
+}
+
+function limitsJson(limits: TenantLimits): Record<string, number> {
+  return {
+    messages_per_second: limits.messagesPerSecond, bytes_per_second: limits.bytesPerSecond,
+    burst_ms: limits.burstMs, max_connections: limits.maxConnections,
+  };
+}
+
+export async function startAdminServer(config: SluiceConfig, control: NodeControl, logger: Logger): Promise<RunningAdminServer> {
+  const emit = (name: EventName, fields: EventFields): void => logEvent(logger, name, fields);
+  const { byHash, tokenFile } = loadTokens(config, emit);
+  const bounds: SinkBounds[] = config.sinks.map((s) => ({
+    name: s.name, queueHighWaterBytes: s.queueHighWaterBytes, bufferMaxBytes: s.diskBuffer?.maxBytes ?? null,
+  }));
+  const sampler = new OverviewSampler(control, bounds);
+  // The limits the admin API last set (or the configured ones): a change merges into these.
+  const limits = new Map(config.tenants.map((t) => [t.id, { ...t.limits }]));
+  const uplotDir = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
+  const assets: Record<string, { file: string; type: string }> = {
+    'uPlot.iife.min.js': { file: path.join(uplotDir, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+    'uPlot.min.css': { file: path.join(uplotDir, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
+    'dashboard.js': { file: path.join(DASHBOARD_DIR, 'dashboard.js'), type: 'text/javascript; charset=utf-8' },
+    'dashboard.css': { file: path.join(DASHBOARD_DIR, 'dashboard.css'), type: 'text/css; charset=utf-8' },
+  };
+  let tails = 0;
+  let lastDenied = 0;
+
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+
+  /** The caller, if allowed `access`; otherwise an HttpError (401 unknown, 403 out of scope). */
+  const authorize = (req: FastifyRequest, access: Access): Principal => {
+    const header = req.headers.authorization;
+    let principal: Principal | null = null;
+    if (header !== undefined) {
+      const match = /^Bearer\s+(\S+)$/i.exec(header);
+      const hash = match ? sha256(match[1]!) : null;
+      if (hash !== null && byHash.has(hash)) principal = { tenant: byHash.get(hash) ?? null, readOnly: false };
+    } else if (access === 'read' && config.admin.openLoopbackReads && isLoopback(req.socket.remoteAddress)) {
+      principal = { tenant: null, readOnly: true };
+    }
+    const deny = (status: number, message: string): HttpError => {
+      if (Date.now() - lastDenied > 10_000) {
+        lastDenied = Date.now();
+        emit('adminRequestDenied', { route: req.routeOptions.url, status, peer: req.socket.remoteAddress });
+      }
+      return new HttpError(status, message);
+    };
+    if (principal === null) throw deny(401, header === undefined ? 'a bearer token is required' : 'unknown token');
+    if (access === 'node' && principal.tenant !== null) throw deny(403, 'this token is scoped to one tenant');
+    return principal;
+  };
+
+  /** A tenant-scoped caller may only touch its own tenant. */
+  const requireTenant = (principal: Principal, tenant: string | null): void => {
+    if (principal.tenant !== null && principal.tenant !== tenant) throw new HttpError(403, `this token is scoped to tenant ${principal.tenant}`);
+  };
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    const status = err instanceof HttpError ? err.status : (err.statusCode ?? 500);
+    if (status === 401) reply.header('www-authenticate', 'Bearer realm="sluice"');
+    void reply.code(status).send({ error: err.message });
+  });
+
+  app.get('/', async (_req, reply) => {
+    reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache');
+    return reply.send(await readFile(path.join(DASHBOARD_DIR, 'index.html')));
+  });
+
+  app.get<{ Params: { name: string } }>('/assets/:name', async (req, reply) => {
+    const asset = assets[req.params.name];
+    if (asset === undefined) throw new HttpError(404, 'no such asset');
+    reply.type(asset.type).header('cache-control', 'no-cache');
+    return reply.send(await readFile(asset.file));
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const readiness = await control.readiness();
+    return reply.code(readiness.ready ? 200 : 503).send(readiness);
+  });
+
+  app.get('/metrics', async (req, reply) => {
+    const principal = authorize(req, 'read');
+    const { contentType, text } = await control.metrics();
+    reply.type(contentType);
+    return reply.send(principal.tenant === null ? text : filterExposition(text, principal.tenant));
+  });
+
+  app.get('/api/whoami', async (req) => {
+    const principal = authorize(req, 'read');
+    return { tenant: principal.tenant, readOnly: principal.readOnly };
+  });
+
+  app.get('/api/overview', async (req) => sampler.get(authorize(req, 'read').tenant));
+
+  /** Server-sent events: a live overview every second. */
+  app.get('/api/stream', (req, reply) => {
+    const principal = authorize(req, 'read');
+    openEventStream(req, reply);
+    let closed = false;
+    const send = async (): Promise<void> => {
+      try {
+        const overview = await sampler.get(principal.tenant);
+        if (!closed) reply.raw.write(`event: overview\ndata: ${JSON.stringify(overview)}\n\n`);
+      } catch (err) {
+        if (!closed) reply.raw.write(`event: error\ndata: ${JSON.stringify({ error: (err as Error).message })}\n\n`);
+      }
+    };
+    void send();
+    const timer = setInterval(() => void send(), STREAM_INTERVAL_MS);
+    req.raw.on('close', () => {
+      closed = true;
+      clearInterval(timer);
+    });
+  });
+
+  app.get<{ Querystring: { sort?: string; limit?: string; tenant?: string } }>('/api/sessions', async (req) => {
+    const principal = authorize(req, 'read');
+    let sessions = await control.sessions();
+    const tenant = principal.tenant ?? req.query.tenant;
+    if (tenant !== undefined) sessions = sessions.filter((s) => s.tenant === tenant);
+    const sort = req.query.sort ?? 'bytes';
+    const keys: Record<string, (s: (typeof sessions)[number]) => number> = {
+      bytes: (s) => s.bytes, records: (s) => s.records, queued: (s) => s.queuedBytes, errors: (s) => s.errors, age: (s) => -s.openedAt,
+    };
+    const key = keys[sort];
+    if (key === undefined) throw new HttpError(400, `sort: one of ${Object.keys(keys).join(', ')}`);
+    sessions.sort((a, b) => key(b) - key(a));
+    const limit = req.query.limit === undefined ? 1000 : Number(req.query.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new HttpError(400, 'limit: a positive integer');
+    return { total: sessions.length, sessions: sessions.slice(0, limit) };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/sessions/:id', async (req) => {
+    const principal = authorize(req, 'read');
+    const session = (await control.sessions()).find((s) => s.id === req.params.id);
+    // Out of scope reads as absent: a scoped caller learns nothing of other tenants' sessions.
+    if (session === undefined || (principal.tenant !== null && session.tenant !== principal.tenant)) throw new HttpError(404, 'no such session');
+    return session;
+  });
+
+  app.delete<{ Params: { id: string } }>('/api/sessions/:id', async (req, reply) => {
+    const principal = authorize(req, 'write');
+    const session = (await control.sessions()).find((s) => s.id === req.params.id);
+    if (session === undefined || (principal.tenant !== null && session.tenant !== principal.tenant)) throw new HttpError(404, 'no such session');
+    if (!(await control.disconnect(session.id))) throw new HttpError(404, 'no such session');
+    return reply.code(202).send({ disconnected: session.id });
+  });
+
+  app.get('/api/tenants', async (req) => {
+    const principal = authorize(req, 'read');
+    return [...limits].filter(([id]) => principal.tenant === null || id === principal.tenant)
+      .map(([id, l]) => ({ id, limits: limitsJson(l) }));
+  });
+
+  app.put<{ Params: { id: string } }>('/api/tenants/:id/limits', async (req) => {
+    const principal = authorize(req, 'write');
+    requireTenant(principal, req.params.id);
+    const current = limits.get(req.params.id);
+    if (current === undefined) throw new HttpError(404, `no tenant ${req.params.id}`);
+    const next = parseLimits(req.body, current);
+    try {
+      await control.setTenantLimits(req.params.id, next);
+    } catch (err) {
+      throw new HttpError(400, (err as Error).message);
+    }
+    limits.set(req.params.id, next);
+    return { id: req.params.id, limits: limitsJson(next) };
+  });
+
+  app.get('/api/components', async (req) => {
+    authorize(req, 'node');
+    return control.components();
+  });
+
+  app.post<{ Params: { name: string; action: string } }>('/api/components/:name/:action', async (req) => {
+    authorize(req, 'node');
+    const { name, action } = req.params;
+    if (action !== 'stop' && action !== 'start' && action !== 'restart') throw new HttpError(400, 'action: stop, start or restart');
+    try {
+      await control.controlComponent(name, action);
+    } catch (err) {
+      throw new HttpError(/^no component/.test((err as Error).message) ? 404 : 409, (err as Error).message);
+    }
+    return { name, action, done: true };
+  });
+
+  app.post('/api/heap-snapshot', async (req) => {
+    authorize(req, 'node');
+    return { files: await control.heapSnapshot(path.resolve(config.dataDir, 'heap-snapshots')) };
+  });
+
+  /** Server-sent events: one `data:` line per record (NDJSON as the file sink writes it). */
+  app.get<{ Querystring: { tenant?: string; host?: string; session?: string } }>('/api/tail', async (req, reply) => {
+    const principal = authorize(req, 'tail');
+    if (principal.readOnly) throw new HttpError(401, 'a bearer token is required to tail records');
+    // A scoped caller's tail is always limited to its tenant.
+    const tenant = req.query.tenant ?? principal.tenant ?? undefined;
+    requireTenant(principal, tenant ?? null);
+    if (tails >= MAX_TAILS) throw new HttpError(429, `at most ${MAX_TAILS} tails at once`);
+    const filter: TailFilter = {};
+    if (tenant !== undefined) filter.tenant = tenant;
+    if (req.query.host !== undefined) filter.host = req.query.host;
+    if (req.query.session !== undefined) filter.session = req.query.session;
+    tails++;
+    openEventStream(req, reply);
+    const res = reply.raw;
+    let dropped = 0;
+    let stop: (() => void) | null = null;
+    let closed = false;
+    const heartbeat = setInterval(() => {
+      if (dropped > 0) {
+        res.write(`event: dropped\ndata: {"dropped":${dropped}}\n\n`);
+        dropped = 0;
+      } else {
+        res.write(': keep-alive\n\n');
+      }
+    }, 5000);
+    req.raw.on('close', () => {
+      closed = true;
+      tails--;
+      clearInterval(heartbeat);
+      stop?.();
+    });
+    stop = await control.tail(filter, (line) => {
+      if (res.writableLength > TAIL_MAX_BEHIND_BYTES) dropped++;
+      else res.write(`data: ${line}\n\n`);
+    });
+    if (closed) stop();
+  });
+
+  await app.listen({ host: config.admin.address, port: config.admin.port });
+  const bound = app.server.address();
+  const address = bound !== null && typeof bound === 'object' ? bound : { address: config.admin.address, port: config.admin.port };
+  emit('adminListening', {
+    address: address.address, port: address.port, url: `http://${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}/`,
+    ...(tokenFile === null ? {} : { token_file: tokenFile }),
+  });
+  return {
+    address: address.address,
+    port: address.port,
+    tokenFile,
+    close: async () => {
+      app.server.closeAllConnections();
+      // Silent: the node's own last line ("node stopped") stays the last line of the run.
+      await app.close();
+    },
+  };
+}
+
+function openEventStream(req: FastifyRequest, reply: FastifyReply): void {
+  reply.hijack();
+  reply.raw.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  reply.raw.write(': stream open\n\n');
+  req.socket.setNoDelay(true);
+}
