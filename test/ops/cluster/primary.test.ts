@@ -122,3 +122,42 @@ test('cluster: a worker that crashes on start 20 times in a row: backoff grows, 
   socket.end('<13>1 - host app - - - still serving\n');
   await waitFor('record written', () => readTenantRecords(path.join(dir, 'logs'), 'default').some((r) => r.msg === 'still serving'));
 });
+
+test('cluster control: the node seen as one — sessions of every worker, disconnect routed by id, tail from every worker, metrics summed', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const { primary, control } = await startPrimary(t, dir, [
+    'workers: 2',
+    'sources: { syslog_udp: { enabled: false }, relp: { enabled: false }, http: { enabled: false } }',
+  ].join('\n'));
+  const port = primary.workers.get(1)!.addresses!.syslogTcp!.port;
+  const tailed: string[] = [];
+  const stopTail = await control.tail({ tenant: 'default' }, (line) => tailed.push(line));
+
+  // Connections are handed to the workers in turn: a handful reaches both.
+  const sockets = await Promise.all(Array.from({ length: 6 }, () => connect(port)));
+  sockets.forEach((socket, i) => socket.write(`<13>1 - host${i} app - - - hello ${i}\n`));
+  const sessions = await waitFor('six sessions', async () => {
+    const list = await control.sessions();
+    return list.length === 6 && list.every((s) => s.records === 1) ? list : undefined;
+  });
+  const workersSeen = new Set(sessions.map((s) => /^w(\d+):/.exec(s.id)?.[1]));
+  assert.deepEqual([...workersSeen].sort(), ['1', '2'], 'sessions of both workers, ids prefixed by their worker');
+  await waitFor('six tailed records', () => tailed.length === 6);
+  assert.deepEqual(tailed.map((line) => (JSON.parse(line) as { msg: string }).msg).sort(), Array.from({ length: 6 }, (_, i) => `hello ${i}`));
+  stopTail();
+
+  const victim = sessions.find((s) => s.id.startsWith('w2:'))!;
+  assert.equal(await control.disconnect(victim.id), true);
+  assert.equal(await control.disconnect('w2:syslog_tcp-999'), false);
+  await waitFor('five sessions', async () => (await control.sessions()).length === 5);
+
+  const text = (await control.metrics()).text;
+  assert.match(text, /sluice_source_received_records_total\{source="syslog_tcp"\} 6\b/, 'received records summed over the workers');
+  assert.match(text, /sluice_workers_running 2\b/);
+  const components = await control.components();
+  assert.deepEqual([...new Set(components.filter((c) => c.name === 'source:syslog_tcp').map((c) => c.worker))].sort(), [1, 2]);
+  assert.ok(components.some((c) => c.name === 'service:hostmeta'), 'the metadata service runs once, in the primary');
+  await control.setTenantLimits('default', { messagesPerSecond: 1000, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 });
+  await assert.rejects(control.setTenantLimits('nobody', { messagesPerSecond: 1, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 }), /no tenant nobody/);
+  for (const socket of sockets) socket.destroy();
+});
