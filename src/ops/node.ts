@@ -26,6 +26,8 @@ import { startHostmetaService, type RunningHostmetaService } from '../services/h
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
+import { Supervisor } from '../core/supervisor.js';
+import { supervisionEvents, supervisorPolicy } from './supervision.js';
 
 export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
@@ -66,6 +68,9 @@ function buildBareSink(config: SinkConfig, telemetry: Telemetry, tag: string | n
   }
 }
 
+/** How often a running listener's health is checked by its supervisor. */
+const HEALTH_CHECK_MS = 500;
+
 export class SluiceNode {
   readonly telemetry: Telemetry;
   readonly pipeline: Pipeline;
@@ -80,9 +85,14 @@ export class SluiceNode {
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
   private state: 'new' | 'running' | 'stopping' = 'new';
+  /** Keeps the listeners running: one that fails (or stops listening) is started again with backoff. */
+  private readonly supervisor: Supervisor;
+  /** Ends the health watch of each supervised listener. */
+  private readonly watches = new Map<string, AbortController>();
 
   constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log), readonly options: NodeOptions = {}) {
     this.telemetry = new Telemetry(logger);
+    this.supervisor = new Supervisor(supervisorPolicy(config.supervision), supervisionEvents(this.telemetry));
     // Process memory, CPU and heap (process_*, nodejs_*), which the dashboard shows.
     collectDefaultMetrics({ register: this.telemetry.registry });
     this.telemetry.setTenantSeries(config.tenants.map((t) => t.id), config.admin.tenantSeries);
@@ -136,6 +146,9 @@ export class SluiceNode {
     for (const component of this.components()) {
       if (!component.health.healthy) detail.push(`${component.name}: ${component.health.detail ?? 'unhealthy'}`);
     }
+    for (const state of this.supervisor.states()) {
+      if (state.crashLoop) detail.push(`${state.name}: crash loop (${state.failures} failures in a row, last: ${state.lastError ?? 'unknown'}); retrying`);
+    }
     return { ready: detail.length === 0, detail };
   }
 
@@ -151,8 +164,47 @@ export class SluiceNode {
       throw new Error(`no component ${name}`);
     }
     this.telemetry.emit('componentControlled', { component: name, action });
+    if (action === 'start' && this.supervisor.has(name)) return;
+    await this.unsupervise(name);
     if (action !== 'start') await source.stop(Date.now() + this.config.shutdownTimeoutMs);
-    if (action !== 'stop') await source.start();
+    if (action !== 'stop') await this.supervise(source, true);
+  }
+
+  /**
+   * Keep `source` running from now on. `startNow`: start it first (else it is
+   * running already). Resolves once that first start succeeded; when it fails
+   * it rejects, and the supervisor goes on retrying with backoff.
+   */
+  private supervise(source: Source, startNow: boolean): Promise<void> {
+    const name = `source:${source.name}`;
+    const watch = new AbortController();
+    this.watches.set(name, watch);
+    let firstRun = true;
+    let settleFirst: (err?: Error) => void = () => undefined;
+    const first = new Promise<void>((resolve, reject) => { settleFirst = (err) => (err === undefined ? resolve() : reject(err)); });
+    this.supervisor.add(name, async () => {
+      const isFirst = firstRun;
+      firstRun = false;
+      if (!isFirst) await source.stop(Date.now() + this.config.shutdownTimeoutMs);
+      if (!isFirst || startNow) {
+        try {
+          await source.start();
+        } catch (err) {
+          source.destroy();
+          if (isFirst) settleFirst(new Error(`${name} did not start (${(err as Error).message}); retrying with backoff`));
+          throw err;
+        }
+      }
+      if (isFirst) settleFirst();
+      await failure(source, watch.signal);
+    });
+    return first;
+  }
+
+  private async unsupervise(name: string): Promise<void> {
+    this.watches.get(name)?.abort();
+    this.watches.delete(name);
+    await this.supervisor.remove(name);
   }
 
   /** Where the sources are listening (ports may have been configured as 0). */
@@ -176,6 +228,7 @@ export class SluiceNode {
       throw err;
     }
     this.state = 'running';
+    for (const source of this.sources) void this.supervise(source, false);
     this.telemetry.emit('nodeReady', {});
   }
 
@@ -209,6 +262,8 @@ export class SluiceNode {
 
   private async drain(deadline: number): Promise<boolean> {
     this.telemetry.emit('nodeStopping', {});
+    for (const watch of this.watches.values()) watch.abort();
+    await this.supervisor.stopAll();
     let complete = true;
     await Promise.all(this.sources.map((source) => source.stop(deadline)));
     await this.pipeline.settle();
@@ -263,4 +318,23 @@ async function settlesBefore(work: Promise<unknown>, deadline: number): Promise<
   const result = await Promise.race([settled, expired]);
   clearTimeout(timer);
   return result;
+}
+
+/** Resolves when `signal` aborts; rejects once `source` reports itself unhealthy (its listener is gone). */
+function failure(source: Source, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setInterval(() => {
+      const health = source.health();
+      if (health.healthy) return;
+      clearInterval(timer);
+      signal.removeEventListener('abort', onAbort);
+      reject(new Error(health.detail ?? 'unhealthy'));
+    }, HEALTH_CHECK_MS);
+    const onAbort = (): void => {
+      clearInterval(timer);
+      resolve();
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
 }

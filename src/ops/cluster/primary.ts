@@ -20,6 +20,7 @@ import { timerDelay } from '../../core/clock.js';
 import { ConfigError, formatProblem, loadConfigFile } from '../config/load.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { NodeAddresses } from '../node.js';
+import { supervisionEvents, supervisorPolicy } from '../supervision.js';
 import { Telemetry } from '../telemetry.js';
 import { VERSION } from '../version.js';
 import { startHostmetaService, type RunningHostmetaService } from '../../services/hostmeta/server.js';
@@ -141,22 +142,7 @@ export class Primary {
 
   constructor(public config: SluiceConfig, private readonly options: PrimaryOptions) {
     this.telemetry = new Telemetry(options.logger);
-    const { supervision } = config;
-    this.supervisor = new Supervisor({
-      backoff: { initialMs: supervision.initialBackoffMs, maxMs: supervision.maxBackoffMs },
-      stableMs: supervision.stableAfterMs,
-      crashLoopAfter: supervision.crashLoopAfter,
-    }, {
-      restarting: (component, info) => this.telemetry.emit('childRestarting', { component, error: info.error, failures: info.failures, delay_ms: info.delayMs }),
-      crashLoop: (component, info) => {
-        this.telemetry.crashLooping.labels({ component }).set(1);
-        this.telemetry.emit('crashLoop', { component, failures: info.failures, error: info.error });
-      },
-      recovered: (component, info) => {
-        this.telemetry.crashLooping.labels({ component }).set(0);
-        this.telemetry.emit('childRecovered', { component, failures: info.failures });
-      },
-    });
+    this.supervisor = new Supervisor(supervisorPolicy(config.supervision), supervisionEvents(this.telemetry));
   }
 
   /** Start the metadata service and every worker; resolves once each slot has been ready or has failed once. */
