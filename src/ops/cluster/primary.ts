@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { collectDefaultMetrics } from 'prom-client';
 import { Supervisor } from '../../core/supervisor.js';
 import { timerDelay } from '../../core/clock.js';
 import { ConfigError, formatProblem, loadConfigFile } from '../config/load.js';
@@ -28,6 +29,8 @@ import { isSluiceMessage, WORKER_ID_ENV, type FromWorker, type ToWorker } from '
 
 /** How long a control call to one worker may take before it counts as unanswered. */
 export const CALL_TIMEOUT_MS = 5000;
+/** How long past its drain deadline a worker may take to exit before it is killed. */
+const RETIRE_GRACE_MS = 5000;
 /** How long a replacement worker may take to be ready during a rolling restart. */
 const REPLACEMENT_READY_TIMEOUT_MS = 60_000;
 
@@ -142,6 +145,8 @@ export class Primary {
 
   constructor(public config: SluiceConfig, private readonly options: PrimaryOptions) {
     this.telemetry = new Telemetry(options.logger);
+    // The primary's own memory and CPU count in the node's totals (summed with the workers').
+    collectDefaultMetrics({ register: this.telemetry.registry });
     this.supervisor = new Supervisor(supervisorPolicy(config.supervision), supervisionEvents(this.telemetry));
   }
 
@@ -217,13 +222,20 @@ export class Primary {
     this.slots.delete(id);
     const removed = this.supervisor.remove(`worker:${id}`);
     const proc = this.workers.get(id);
+    let killer: NodeJS.Timeout | undefined;
     if (proc !== undefined) {
       proc.draining = true;
       this.updateRunning();
       proc.send({ sluice: 'drain', deadline });
+      // A worker still there well past its deadline is stuck: it must not hold a rolling restart forever.
+      killer = setTimeout(() => {
+        this.telemetry.emit('shutdownDeadline', { error: `worker ${id} still draining ${RETIRE_GRACE_MS} ms after its deadline: killed` });
+        proc.worker.process.kill('SIGKILL');
+      }, timerDelay(deadline - Date.now() + RETIRE_GRACE_MS));
     }
     this.telemetry.crashLooping.labels({ component: `worker:${id}` }).set(0);
     await removed;
+    clearTimeout(killer);
   }
 
   /** Ready worker processes (serving). */
