@@ -98,11 +98,9 @@
     ack: makeChart($('chart-ack'), ['p50', 'p90', 'p99', 'max'], seconds),
   };
 
-  /** Memory series: the governor's sluice_memory_* gauges when present, else process RSS and heap. */
+  /** Memory series, in bytes: the governor's sluice_memory_*_bytes when present, and process RSS and heap used. */
   function memorySeries(memory) {
-    const keys = Object.keys(memory).sort();
-    const governor = keys.filter((k) => k.startsWith('sluice_memory_'));
-    return governor.length > 0 ? governor : keys;
+    return Object.keys(memory).filter((k) => /_bytes($|\{)/.test(k)).sort();
   }
   /** Event-loop delay: sluice_event_loop_delay_* when present, else prom-client's nodejs_eventloop_lag_*. */
   function loopSeries(loop) {
@@ -111,8 +109,19 @@
     if (own.length > 0) return own;
     return keys.filter((k) => /nodejs_eventloop_lag_(p50|p99|max)_seconds$/.test(k));
   }
+  const QUANTILE_NAMES = { '0.5': 'p50', '0.9': 'p90', '0.99': 'p99', '1': 'max' };
   function short(name) {
-    return name.replace(/^sluice_memory_|^sluice_event_loop_delay_|^nodejs_eventloop_lag_|^process_|^nodejs_/, '');
+    const quantile = /\{quantile=([^,}]+)\}$/.exec(name);
+    if (quantile) return QUANTILE_NAMES[quantile[1]] || 'q' + quantile[1];
+    return name.replace(/^sluice_memory_|^sluice_event_loop_delay_|^nodejs_eventloop_lag_|^process_|^nodejs_/, '')
+      .replace(/_bytes/, '').replace(/\{component=([^}]+)\}/, ' $1');
+  }
+  const MEMORY_STATES = ['normal', 'soft', 'hard'];
+  function governorText(memory) {
+    if (memory.sluice_memory_state === undefined) return '';
+    const state = MEMORY_STATES[memory.sluice_memory_state] || String(memory.sluice_memory_state);
+    const pressure = memory.sluice_memory_pressure === undefined ? '' : ' ' + Math.round(memory.sluice_memory_pressure * 100) + '%';
+    return ' · memory ' + state + pressure;
   }
 
   // ---- tables -------------------------------------------------------------
@@ -299,7 +308,7 @@
 
     $('scope').textContent = o.scope ? 'tenant ' + o.scope : 'whole node';
     $('headline').textContent = si(r.acceptedRecords) + ' rec/s in · ' + si(r.deliveredRecords) + ' rec/s out · '
-      + o.totals.connections + ' connections' + (o.restarts != null ? ' · ' + o.restarts + ' restarts' : '');
+      + o.totals.connections + ' connections' + governorText(o.memory) + (o.restarts != null ? ' · ' + o.restarts + ' restarts' : '');
     renderTables(o);
     if (selected) {
       const s = o.sessions.find((x) => x.id === selected);

@@ -94,13 +94,13 @@ export class Pipeline {
     }
   }
 
-  private accepted(source: string, tenant: string): { bySource: Accepted; byTenant: Accepted | undefined } {
+  private acceptedFrom(source: string): Accepted {
     let bySource = this.acceptedBySource.get(source);
     if (bySource === undefined) {
       bySource = { records: this.telemetry.sourceAcceptedRecords.labels({ source }), bytes: this.telemetry.sourceAcceptedBytes.labels({ source }) };
       this.acceptedBySource.set(source, bySource);
     }
-    return { bySource, byTenant: this.acceptedByTenant.get(tenant) };
+    return bySource;
   }
 
   private ackLatency(source: string): (seconds: number) => void {
@@ -145,7 +145,8 @@ export class Pipeline {
     }
     let bytes = 0;
     for (let i = 0; i < records.length; i++) bytes += records[i]!.size;
-    const { bySource, byTenant } = this.accepted(source, tenant.id);
+    const bySource = this.acceptedFrom(source);
+    const byTenant = this.acceptedByTenant.get(tenant.id);
     bySource.records.inc(records.length);
     bySource.bytes.inc(bytes);
     byTenant?.records.inc(records.length);

@@ -101,6 +101,17 @@ export class SessionRegistry {
     return this.entries.values();
   }
 
+  /** Counts for the session gauges (read at scrape time). */
+  totals(): { open: number; queuedBytes: number; paused: number } {
+    let queuedBytes = 0;
+    let paused = 0;
+    for (const entry of this.entries.values()) {
+      queuedBytes += entry.control.queuedBytes();
+      if (entry.throttled || entry.governed) paused++;
+    }
+    return { open: this.entries.size, queuedBytes, paused };
+  }
+
   views(): SessionView[] {
     const views: SessionView[] = [];
     for (const entry of this.entries.values()) views.push(entry.view());

@@ -71,7 +71,9 @@ async function start(options: { config?: string }): Promise<void> {
     await primary.start();
     if (primary.readyWorkers().length === 0 && !signalled) throw new Error('no worker could start (see the lines above)');
     // The admin server (dashboard, /metrics, /api) runs in the primary and sees every worker through ClusterControl.
-    if (config.admin.enabled && !signalled) admin = await startAdminServer(config, control, logger);
+    if (config.admin.enabled && !signalled) {
+      admin = await startAdminServer(config, control, logger).catch((err: Error) => { throw new Error(`admin server: ${err.message}`, { cause: err }); });
+    }
   } catch (err) {
     primary.telemetry.emit('startFailed', { error: (err as Error).message });
     await primary.stop(Date.now() + 1000);

@@ -51,6 +51,10 @@ export const EVENTS = {
     code: 'SLU0009W', level: 'warn', text: 'second signal: exiting without waiting for the drain',
     help: 'The node exited without draining: records received but not yet committed were lost (RELP and HTTP senders resend theirs; UDP and plain TCP senders do not). Send one signal and wait up to `shutdown_timeout`.',
   },
+  openFilesLow: {
+    code: 'SLU0010W', level: 'warn', text: 'open-files limit is below what the listeners may accept',
+    help: 'Every agent connection holds a file descriptor; past `open_files_limit`, new connections fail at accept (EMFILE) instead of being refused and counted. Raise the limit (`LimitNOFILE=` in the systemd unit, see deployment.md) above `wanted`, or lower the listeners\' `max_connections`.',
+  },
 
   connectionRefused: {
     code: 'SLU0100W', level: 'warn', text: 'connection refused', counter: 'connectionsRefused', throttleMs: THROTTLE_MS,

@@ -28,6 +28,7 @@ import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
 import { Supervisor } from '../core/supervisor.js';
 import { supervisionEvents, supervisorPolicy } from './supervision.js';
+import { descriptorsWanted, openFilesLimit } from './descriptors.js';
 
 export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
@@ -100,6 +101,7 @@ export class SluiceNode {
     this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry, tag));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry, tag === null ? '' : `${tag}:`);
+    this.telemetry.sessionTotals = () => this.pipeline.sessions.totals();
     const { syslogUdp, syslogTcp, syslogTls } = config.sources;
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
     if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogStreamSource(syslogTcp, 'tcp', this.pipeline, this.telemetry));
@@ -216,7 +218,10 @@ export class SluiceNode {
   }
 
   async start(): Promise<void> {
-    this.telemetry.emit('nodeStarting', { version: VERSION, data_dir: this.config.dataDir });
+    const openFiles = openFilesLimit();
+    this.telemetry.emit('nodeStarting', { version: VERSION, data_dir: path.resolve(this.config.dataDir), open_files_limit: openFiles });
+    const wanted = descriptorsWanted(this.config);
+    if (openFiles !== null && wanted !== null && openFiles < wanted) this.telemetry.emit('openFilesLow', { open_files_limit: openFiles, wanted });
     try {
       for (const sink of this.sinks) await sink.start();
       await this.startHostmeta();

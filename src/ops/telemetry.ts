@@ -73,6 +73,9 @@ export class Telemetry {
   readonly tenantDeliveredBytes: Counter<'sink' | 'tenant'>;
   readonly ackLatency: Histogram<'source'>;
 
+  /** Where the session gauges read from at scrape time (the node sets it to its session registry). */
+  sessionTotals: (() => { open: number; queuedBytes: number; paused: number }) | null = null;
+
   /** Tenants that get a series of their own; the rest share `other` (see tenantLabel). */
   private readonly tenantSeries = new Set<string>();
 
@@ -138,6 +141,18 @@ export class Telemetry {
     this.tenantAcceptedBytes = counter('sluice_tenant_accepted_bytes_total', 'Bytes of the records counted by sluice_tenant_accepted_records_total.', ['tenant']);
     this.tenantDeliveredRecords = counter('sluice_tenant_delivered_records_total', 'Records of a tenant a file sink has written; tenants past admin.tenant_series share `other`.', ['sink', 'tenant']);
     this.tenantDeliveredBytes = counter('sluice_tenant_delivered_bytes_total', 'Bytes counted by sluice_tenant_delivered_records_total.', ['sink', 'tenant']);
+    const totals = () => this.sessionTotals?.();
+    const sessionGauge = (name: string, help: string, pick: (t: { open: number; queuedBytes: number; paused: number }) => number) => new Gauge({
+      name, help, registers,
+      // Read at scrape time: one walk over the sessions per scrape, nothing per record.
+      collect(this: Gauge) {
+        const now = totals();
+        if (now !== undefined) this.set(pick(now));
+      },
+    });
+    sessionGauge('sluice_sessions', 'Open stream sessions (TCP, TLS, RELP).', (t) => t.open);
+    sessionGauge('sluice_sessions_queued_bytes', 'Bytes read by stream sessions and not yet handed on (partial frames, held batches, unanswered RELP replies).', (t) => t.queuedBytes);
+    sessionGauge('sluice_sessions_paused', 'Stream sessions not reading: throttled by their tenant\'s limit or governed for memory.', (t) => t.paused);
     this.ackLatency = new Histogram({
       name: 'sluice_ack_latency_seconds',
       help: 'From reading an acknowledged batch (RELP, HTTP) to every sink having committed it.',
@@ -217,7 +232,10 @@ export function renderMetricDocs(): string {
     '',
     'Counters and gauges every node keeps (prom-client). Counters are incremented once per',
     'chunk or batch on the hot path, never per record call. Label values are bounded: sources',
-    'and sinks by configured name, reasons by the fixed sets below.',
+    'and sinks by configured name, reasons by the fixed sets below, tenants by',
+    '`admin.tenant_series` (the first tenants in configuration order; the rest share `other`).',
+    'Process metrics (`process_*`, `nodejs_*`) are prom-client\'s defaults. The dashboard, the',
+    'admin API and scoped views are described in [admin.md](admin.md).',
     '',
     '| metric | type | labels | meaning |',
     '|---|---|---|---|',

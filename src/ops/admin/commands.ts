@@ -109,6 +109,7 @@ export function renderTop(url: string, now: LiveOverview, before: LiveOverview |
   out.push(`in ${si(r.acceptedRecords)} rec/s ${bytes(r.acceptedBytes)}/s   out ${si(r.deliveredRecords)} rec/s ${bytes(r.deliveredBytes)}/s   dropped ${si(r.droppedRecords)}/s`
     + `   connections ${now.totals.connections}   sessions ${now.totals.sessions}`
     + (ack === null ? '' : `   ack p50 ${ms(ack.p50)} p99 ${ms(ack.p99)} max ≤${ms(ack.max)}`)
+    + (now.memory.sluice_memory_state === undefined ? '' : `   memory ${['normal', 'soft', 'hard'][now.memory.sluice_memory_state] ?? now.memory.sluice_memory_state}`)
     + (now.restarts === null ? '' : `   restarts ${now.restarts}`));
   out.push('');
   const tenants = [...now.tenants].sort((a, b) => b.recordsPerSec - a.recordsPerSec).slice(0, maxRows);

@@ -58,7 +58,7 @@ export interface Overview {
   };
   /** Cumulative histogram of ack latency over every source: bucket upper bounds (s) and counts. */
   ackLatency: { le: number[]; counts: number[]; count: number; sum: number };
-  /** Process and governor memory gauges, bytes, by metric name (and label). */
+  /** Memory gauges by metric name (and labels): the governor's sluice_memory_* (state, pressure, bytes) and process RSS and heap used. */
   memory: Record<string, number>;
   /** Event-loop delay gauges (seconds), by metric name. */
   eventLoop: Record<string, number>;

@@ -90,7 +90,7 @@ class HttpError extends Error {
 /** Live overviews, sampled at most once per interval per scope, with rates against the previous sample. */
 class OverviewSampler {
   private readonly last = new Map<string, { overview: Overview; live: LiveOverview }>();
-  private pending = new Map<string, Promise<LiveOverview>>();
+  private readonly pending = new Map<string, Promise<LiveOverview>>();
 
   constructor(private readonly control: NodeControl, private readonly bounds: readonly SinkBounds[]) {}
 
@@ -358,10 +358,16 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
       clearInterval(heartbeat);
       stop?.();
     });
-    stop = await control.tail(filter, (line) => {
-      if (res.writableLength > TAIL_MAX_BEHIND_BYTES) dropped++;
-      else res.write(`data: ${line}\n\n`);
-    });
+    try {
+      stop = await control.tail(filter, (line) => {
+        if (res.writableLength > TAIL_MAX_BEHIND_BYTES) dropped++;
+        else res.write(`data: ${line}\n\n`);
+      });
+    } catch (err) {
+      // The stream is open already: the failure can only be told inside it.
+      res.end(`event: error\ndata: ${JSON.stringify({ error: (err as Error).message })}\n\n`);
+      return;
+    }
     if (closed) stop();
   });
 

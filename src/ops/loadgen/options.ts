@@ -2,11 +2,11 @@
  * `sluice loadgen` options: defaults, validation (every problem at once, each
  * naming its option), and the derived values (worker count, target address).
  */
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { isIPv4 } from 'node:net';
 import { parseDuration, parseSize } from '../config/load.js';
+import { openFilesLimit } from '../descriptors.js';
 
 export type Protocol = 'tcp' | 'udp';
 export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
@@ -82,18 +82,7 @@ export interface MachineLimits {
 }
 
 export function machineLimits(): MachineLimits {
-  return { cores: availableParallelism(), descriptorLimit: readDescriptorLimit() };
-}
-
-/** The soft RLIMIT_NOFILE from /proc (Node has no getrlimit); null elsewhere. */
-function readDescriptorLimit(): number | null {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
-    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
-    return soft === undefined || soft === 'unlimited' ? null : Number(soft);
-  } catch {
-    return null;
-  }
+  return { cores: availableParallelism(), descriptorLimit: openFilesLimit() };
 }
 
 export function defaultWorkers(agents: number, cores: number): number {

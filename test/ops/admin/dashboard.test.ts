@@ -10,6 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
+import { Counter, Gauge } from 'prom-client';
 import { connect, requireProgram, waitFor } from '../../helpers.js';
 import { ADMIN_TOKEN, TWO_TENANTS, frame, startAdminFixture } from './admin-helpers.js';
 
@@ -28,14 +29,26 @@ async function launch(): Promise<Browser | string> {
     return reason;
   }
   // --no-sandbox: tests may run as root, where Chromium's sandbox refuses to start.
-  return playwright.chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  return playwright.chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
 }
 
 test('dashboard: live charts under load, a session drill-down with its live tail, in headless Chromium', { timeout: 120_000 }, async (t) => {
   const browser = await launch();
   if (typeof browser === 'string') return t.skip(browser);
   t.after(() => browser.close());
-  const { base, tcpPort } = await startAdminFixture(t, TWO_TENANTS);
+  const { base, tcpPort, node } = await startAdminFixture(t, TWO_TENANTS);
+  // The memory governor's, the event-loop monitor's and the supervisor's metrics, as their
+  // branches name them; registered here only where the node does not have them itself.
+  const registry = node.telemetry.registry;
+  const ensure = (name: string, make: () => void) => {
+    if (registry.getSingleMetric(name) === undefined) make();
+  };
+  ensure('sluice_memory_state', () => new Gauge({ name: 'sluice_memory_state', help: 'state', registers: [registry] }).set(0));
+  ensure('sluice_memory_accounted_bytes', () => new Gauge({ name: 'sluice_memory_accounted_bytes', help: 'bytes', labelNames: ['component'], registers: [registry] })
+    .set({ component: 'sessions' }, 4096));
+  ensure('sluice_event_loop_delay_seconds', () => new Gauge({ name: 'sluice_event_loop_delay_seconds', help: 'delay', labelNames: ['quantile'], registers: [registry] })
+    .set({ quantile: 0.99 }, 0.012));
+  ensure('sluice_restarts_total', () => new Counter({ name: 'sluice_restarts_total', help: 'restarts', labelNames: ['component'], registers: [registry] }));
 
   // Load: two agents of two tenants, a batch every 50 ms until the test ends.
   const acme = await connect(tcpPort, '127.0.0.1');
@@ -74,7 +87,14 @@ test('dashboard: live charts under load, a session drill-down with its live tail
   }, 30_000);
   assert.ok(drawn.bytes.some((v) => (v ?? 0) > 0), 'bytes/s has data');
   assert.ok(drawn.memory.some((v) => (v ?? 0) > 0), 'memory has data');
-  assert.ok(await page.locator('.chart canvas').count() >= 5, 'the charts are drawn on canvases');
+  assert.ok(await page.locator('.chart canvas').count() >= 6, 'the six charts are drawn on canvases');
+  const seriesOf = (chart: string) => page.evaluate((name) => {
+    const charts = (globalThis as unknown as { sluiceDashboard: { charts: Record<string, { labels: string[] } | null> } }).sluiceDashboard.charts;
+    return charts[name]?.labels ?? [];
+  }, chart);
+  assert.ok((await seriesOf('memory')).includes('accounted sessions'), 'the governor\'s accounted bytes are charted');
+  assert.ok((await seriesOf('loop')).includes('p99'), 'the event-loop delay is charted from sluice_event_loop_delay_seconds');
+  assert.match(await page.locator('#headline').innerText(), /memory normal.*0 restarts/);
   assert.ok(await page.locator('#tenants tbody tr').count() >= 2, 'the tenants table lists both tenants');
   assert.match(await page.locator('#sinks tbody').innerText(), /files\s+up/);
 

@@ -88,3 +88,24 @@ test('local control: limits, components, readiness, restart of a source, heap sn
   const [file] = await control.heapSnapshot(path.join(dir, 'heap'));
   assert.ok(file !== undefined && existsSync(file) && statSync(file).size > 0);
 });
+
+test('local control: tenants past admin.tenant_series are counted as other; an acknowledged batch observes ack latency', async (t) => {
+  const { node, tcpPort } = await startTestNode(t, `${TENANTS}admin: { tenant_series: 1 }\n`);
+  const acme = await connect(tcpPort, '127.0.0.1');
+  const globex = await connect(tcpPort, '127.0.0.2');
+  acme.write(frame('web-01', 'a'));
+  globex.write(frame('db-01', 'g1') + frame('db-01', 'g2'));
+  await waitFor('three records accepted', async () => (await node.telemetry.value('sluice_source_accepted_records_total', { source: 'syslog_tcp' })) === 3);
+  assert.equal(await node.telemetry.value('sluice_tenant_accepted_records_total', { tenant: 'acme' }), 1);
+  assert.equal(await node.telemetry.value('sluice_tenant_accepted_records_total', { tenant: 'other' }), 2);
+  assert.equal(await node.telemetry.value('sluice_tenant_accepted_records_total', { tenant: 'globex' }), 0, 'globex has no series of its own');
+  acme.destroy();
+  globex.destroy();
+
+  const http = node.addresses().http!;
+  const response = await fetch(`http://127.0.0.1:${http.port}/v1/ingest`, { method: 'POST', body: 'one line\n' });
+  assert.equal(response.status, 200);
+  const histogram = (await node.telemetry.registry.getSingleMetric('sluice_ack_latency_seconds')!.get()).values;
+  const count = histogram.find((v) => (v as { metricName?: string }).metricName === 'sluice_ack_latency_seconds_count' && v.labels.source === 'http');
+  assert.equal(count?.value, 1);
+});

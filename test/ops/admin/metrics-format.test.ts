@@ -87,6 +87,8 @@ test('metrics: the exposition parses, names follow the conventions, tenants past
   assert.equal(value('sluice_source_accepted_records_total', { source: 'syslog_tcp' }), 6);
   assert.equal(value('sluice_source_accepted_records_total', { source: 'http' }), 1);
   assert.ok(value('sluice_source_accepted_bytes_total', { source: 'syslog_tcp' }) > 0);
+  assert.equal(value('sluice_sessions', {}), 3, 'the three agents\' sessions');
+  assert.equal(byName.get('sluice_sessions_queued_bytes')?.type, 'GAUGE');
 
   // Only HTTP acknowledged a batch, so the histogram has one child. (This parser folds a
   // labelled histogram's children into one and drops their _count and _sum: those are read

@@ -31,7 +31,8 @@ function metrics(accepted: number, ackBuckets: number[], ackCount: number): Metr
         { value: 0, labels: { source: 'relp' }, metricName: 'sluice_ack_latency_seconds_sum' },
       ],
     },
-    { name: 'sluice_memory_heap_bytes', type: 'gauge', values: [{ value: 1234, labels: {} }] },
+    { name: 'sluice_memory_accounted_bytes', type: 'gauge', values: [{ value: 1234, labels: { component: 'sessions' } }] },
+    { name: 'sluice_event_loop_delay_seconds', type: 'gauge', values: [{ value: 0.02, labels: { quantile: 0.99 } }] },
     { name: 'sluice_restarts_total', type: 'counter', values: [{ value: 2, labels: { worker: '1' } }] },
   ];
 }
@@ -52,7 +53,8 @@ test('overview: rates and the interval\'s ack latency come from the difference o
   // In the interval: 20 acknowledged batches, 10 within 100 ms and 10 beyond the last bucket.
   assert.equal(live.ackLatencyInterval?.count, 20);
   assert.equal(live.ackLatencyInterval?.max, 0.1, 'max is the highest finite bound reached');
-  assert.equal(live.memory['sluice_memory_heap_bytes'], 1234, 'governor gauges pass through when present');
+  assert.equal(live.memory['sluice_memory_accounted_bytes{component=sessions}'], 1234, 'governor gauges pass through when present');
+  assert.equal(live.eventLoop['sluice_event_loop_delay_seconds{quantile=0.99}'], 0.02);
   assert.equal(live.restarts, 2);
   assert.equal(withRates(before, null, 10).ackLatencyInterval?.count, 10);
 });
