@@ -53,6 +53,9 @@ export class WorkerProcess {
   private nextCall = 1;
   /** Set by the primary when it told this worker to drain. */
   draining = false;
+  /** When it must have drained by (set with `draining`). */
+  drainDeadline = 0;
+  private greeted = false;
 
   constructor(readonly id: number, readonly worker: Worker, onTail: (subscription: number, line: string) => void) {
     let ready: (a: NodeAddresses) => void = () => undefined;
@@ -76,6 +79,7 @@ export class WorkerProcess {
       if (!isSluiceMessage(message)) return;
       const m = message as FromWorker;
       if (m.sluice === 'hello') {
+        this.greeted = true;
         hello();
       } else if (m.sluice === 'ready') {
         this.addresses = m.addresses;
@@ -95,6 +99,16 @@ export class WorkerProcess {
     });
     // A worker that dies mid-send must not take the primary down with an EPIPE.
     worker.on('error', () => undefined);
+  }
+
+  /**
+   * Drain by `deadline`. A worker still loading its code has no listener for
+   * messages yet (one sent now would be lost): it is told once it says hello.
+   */
+  drain(deadline: number): void {
+    this.draining = true;
+    this.drainDeadline = deadline;
+    if (this.greeted) this.send({ sluice: 'drain', deadline });
   }
 
   send(message: ToWorker): void {
@@ -202,7 +216,7 @@ export class Primary {
     const worker = cluster.fork({ [WORKER_ID_ENV]: String(id) });
     const proc = new WorkerProcess(id, worker, (subscription, line) => this.tailListeners.get(subscription)?.(line));
     this.workers.set(id, proc);
-    proc.hello.then(() => proc.send({ sluice: 'start', config: this.workerConfig() }), () => undefined);
+    proc.hello.then(() => proc.send(proc.draining ? { sluice: 'drain', deadline: proc.drainDeadline } : { sluice: 'start', config: this.workerConfig() }), () => undefined);
     proc.ready.then(() => {
       this.updateRunning();
       this.telemetry.emit('workerReady', { worker: id, pid: worker.process.pid });
@@ -224,9 +238,8 @@ export class Primary {
     const proc = this.workers.get(id);
     let killer: NodeJS.Timeout | undefined;
     if (proc !== undefined) {
-      proc.draining = true;
+      proc.drain(deadline);
       this.updateRunning();
-      proc.send({ sluice: 'drain', deadline });
       // A worker still there well past its deadline is stuck: it must not hold a rolling restart forever.
       killer = setTimeout(() => {
         this.telemetry.emit('shutdownDeadline', { error: `worker ${id} still draining ${RETIRE_GRACE_MS} ms after its deadline: killed` });
@@ -355,8 +368,8 @@ export class Primary {
 
   private async drainAll(deadline: number): Promise<boolean> {
     this.telemetry.emit('nodeStopping', {});
-    // A stop during start waits for the workers being started, to drain them too.
-    if (this.starting !== null) await settlesBefore(this.starting, deadline);
+    // A stop during start does not wait for the workers to be ready: each is told to drain at once
+    // (one still loading its code as soon as it says hello), and no slot is added after this.
     // Workers get the deadline less a margin to exit in; a worker still there at the deadline is killed.
     const workerDeadline = deadline - Math.min(1000, Math.max(0, (deadline - Date.now()) / 10));
     const exits = [...this.workers.values()].map((w) => w.exited);
