@@ -17,6 +17,10 @@ export interface LoadgenOptions {
   reportDir: string;
   /** The node's data_dir: loadgen's probe follows the sink files under it. */
   dataDir: string;
+  /** Default 1 and `steady`; W6 floods with tenant t0 (`flood`, at `floodRate` per agent). */
+  tenants?: number;
+  pattern?: 'steady' | 'flood';
+  floodRate?: number;
 }
 
 /** The part of loadgen's report.json the benchmark reads. */
@@ -27,6 +31,9 @@ export interface LoadgenReport {
   errors: { connect: number; reset: number; other: number };
   throughputPerSec: number;
   latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; count: number };
+  /** Every tenant but t0. */
+  othersLatencyMs?: { p50: number; p90: number; p99: number; p999: number; max: number; count: number };
+  perTenant?: { tenant: string; sent: number; delivered: number; lost: number }[];
 }
 
 export function loadgenArguments(o: LoadgenOptions): string[] {
@@ -36,9 +43,12 @@ export function loadgenArguments(o: LoadgenOptions): string[] {
     '--agents', String(o.agents),
     '--rate', String(o.rate),
     '--duration', `${o.durationSeconds}s`,
-    '--pattern', 'steady',
+    '--pattern', o.pattern ?? 'steady',
+    '--tenants', String(o.tenants ?? 1),
+    ...(o.floodRate === undefined ? [] : ['--flood-rate', String(o.floodRate)]),
     '--report-dir', o.reportDir,
     '--data-dir', o.dataDir,
+    '--quiet',
   ];
 }
 

@@ -4,7 +4,8 @@
  * met, and the tables (terminal and Markdown).
  */
 import type { ServerName } from './servers.js';
-import type { Latency, Measurement, WorkloadName } from './workloads.js';
+import { ISOLATION_FLOOD, ISOLATION_STEADY, type EventLoopNumbers, type Latency, type Measurement, type WorkloadName } from './workloads.js';
+import type { NoiseFloor } from './noise-floor.js';
 
 export function median(values: number[]): number | undefined {
   if (values.length === 0) return undefined;
@@ -31,6 +32,9 @@ export interface Summary {
   skipped?: string;
   values: Partial<Record<NumericKey, number>>;
   latencyMs?: Latency;
+  /** sluice: medians over the repeats. */
+  eventLoop?: EventLoopNumbers;
+  noiseFloor?: NoiseFloor;
   errorCounts?: { connect: number; reset: number; other: number };
   /** On a peer's row: sluice's median divided by this server's. */
   sluiceRatio?: { messagesPerSecond?: number; cpuSecondsPerMillion?: number; peakRssBytes?: number };
@@ -67,6 +71,15 @@ export function summarise(measurements: Measurement[]): Summary[] {
         max: median(latencies.map((l) => l.max))!,
       };
     }
+    const loops = ok.flatMap((m) => (m.eventLoop ? [m.eventLoop] : []));
+    if (loops.length > 0) {
+      summary.eventLoop = {
+        busySeconds: median(loops.map((l) => l.busySeconds))!, p99WorstMs: median(loops.map((l) => l.p99WorstMs))!,
+        p99MedianMs: median(loops.map((l) => l.p99MedianMs))!, maxMs: median(loops.map((l) => l.maxMs))!,
+      };
+    }
+    const floors = ok.flatMap((m) => (m.noiseFloor ? [m.noiseFloor] : []));
+    if (floors.length > 0) summary.noiseFloor = { p99Ms: median(floors.map((f) => f.p99Ms))!, maxMs: median(floors.map((f) => f.maxMs))! };
     const errorCounts = ok.flatMap((m) => (m.errors ? [m.errors] : []));
     if (errorCounts.length > 0) {
       summary.errorCounts = {
@@ -175,6 +188,22 @@ function evaluateFullSize(summaries: Summary[]): TargetResult[] {
     detail: errs === undefined || lost === undefined ? 'not measured'
       : `errors connect ${errs.connect}, reset ${errs.reset}, other ${errs.other}; lost ${lost}`,
   });
+  const steady = find(summaries, ISOLATION_STEADY, 'sluice')?.latencyMs;
+  const flooded = find(summaries, ISOLATION_FLOOD, 'sluice')?.latencyMs;
+  results.push({
+    target: 'W6: steady tenants\' p99 with a flooding tenant ≤ 2× without',
+    met: steady === undefined || flooded === undefined ? null : flooded.p99 <= 2 * steady.p99,
+    detail: steady === undefined || flooded === undefined ? 'not measured'
+      : `${fmtRatio(flooded.p99 / steady.p99)} (p99 ${dec(flooded.p99)} ms with the flood, ${dec(steady.p99)} ms without)`,
+  });
+  const loop = w1?.eventLoop;
+  results.push({
+    target: 'W1: sluice event-loop delay p99 < 20 ms',
+    met: loop === undefined ? null : loop.p99WorstMs < 20,
+    detail: loop === undefined ? 'not measured'
+      : `worst one-second p99 ${dec(loop.p99WorstMs)} ms over ${loop.busySeconds} busy seconds (median ${dec(loop.p99MedianMs)} ms), max ${dec(loop.maxMs)} ms`
+        + (w1!.noiseFloor === undefined ? '' : `; an idle process on the machine meanwhile: p99 ${dec(w1!.noiseFloor.p99Ms)} ms`),
+  });
   return results;
 }
 
@@ -225,7 +254,7 @@ export interface Table {
 export function throughputTable(summaries: Summary[]): Table {
   const header = ['workload', 'server', 'runs', 'sent', 'delivered', 'loss', 'msg/s', 'CPU s / M msgs', 'peak RSS MB',
     'sluice/this msg/s', 'sluice/this CPU', 'notes'];
-  const rows = summaries.filter((s) => s.workload !== 'W5').map((s) => [
+  const rows = summaries.filter((s) => s.workload !== 'W5' && s.workload !== 'W6').map((s) => [
     s.variant, s.server, String(s.repeats), num(s.values.sent), num(s.values.delivered), pct(s.values.lossPercent),
     num(s.values.messagesPerSecond), dec(s.values.cpuSecondsPerMillion), mb(s.values.peakRssBytes),
     ratioCell(s.sluiceRatio?.messagesPerSecond), ratioCell(s.sluiceRatio?.cpuSecondsPerMillion), notes(s),
@@ -236,11 +265,21 @@ export function throughputTable(summaries: Summary[]): Table {
 export function latencyTable(summaries: Summary[]): Table {
   const header = ['workload', 'server', 'runs', 'agents', 'sent', 'delivered', 'lost', 'errors (connect/reset/other)',
     'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU s / M msgs', 'peak RSS MB', 'notes'];
-  const rows = summaries.filter((s) => s.workload === 'W5').map((s) => [
+  const rows = summaries.filter((s) => s.workload === 'W5' || s.workload === 'W6').map((s) => [
     s.variant, s.server, String(s.repeats), num(s.values.agents), num(s.values.sent), num(s.values.delivered), num(s.values.lost),
     s.errorCounts ? `${s.errorCounts.connect}/${s.errorCounts.reset}/${s.errorCounts.other}` : '–',
     dec(s.latencyMs?.p50), dec(s.latencyMs?.p90), dec(s.latencyMs?.p99), dec(s.latencyMs?.max),
     dec(s.values.cpuSecondsPerMillion), mb(s.values.peakRssBytes), notes(s),
+  ]);
+  return { header, rows };
+}
+
+/** sluice's event-loop delay in every run (from its node-stopped line). */
+export function eventLoopTable(summaries: Summary[]): Table {
+  const header = ['workload', 'busy seconds', 'worst 1-s p99 ms', 'median 1-s p99 ms', 'max ms', 'idle process p99 / max ms (the machine)'];
+  const rows = summaries.filter((s) => s.server === 'sluice' && s.eventLoop !== undefined).map((s) => [
+    s.variant, num(s.eventLoop!.busySeconds), dec(s.eventLoop!.p99WorstMs), dec(s.eventLoop!.p99MedianMs), dec(s.eventLoop!.maxMs),
+    s.noiseFloor === undefined ? '–' : `${dec(s.noiseFloor.p99Ms)} / ${dec(s.noiseFloor.maxMs)}`,
   ]);
   return { header, rows };
 }

@@ -13,11 +13,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { findPeers, INSTALL_HINT, loadgenAvailable, peerVersions, ROOT } from './peers.js';
 import { ProcessGroup } from './processes.js';
-import { evaluateTargets, latencyTable, markdown, plain, summarise, targetsTable, throughputTable, type Summary, type Table, type TargetResult } from './report.js';
+import { evaluateTargets, eventLoopTable, latencyTable, markdown, plain, summarise, targetsTable, throughputTable, type Summary, type Table, type TargetResult } from './report.js';
 import { SERVER_NAMES, serverAvailable, serverConfig, type ServerName } from './servers.js';
 import { FULL_SIZES, measure, QUICK_SIZES, variantsOf, waitForQuietMachine, WORKLOAD_NAMES, type Measurement, type WorkloadName } from './workloads.js';
 
-const USAGE = `usage: npm run bench -- [W1 W2 W3 W4 W5] [--quick] [--repeat N] [--servers sluice,rsyslog,syslog-ng]
+const USAGE = `usage: npm run bench -- [W1 W2 W3 W4 W5 W6] [--quick] [--repeat N] [--servers sluice,rsyslog,syslog-ng]
                       [--no-verify] [--quiet-wait S] [--show-configs] [--workers N]
 
   W1  TCP, RFC 5424 octet counting, 256-byte messages, 4 connections, 2,000,000 messages, one JSON line per record
@@ -25,6 +25,8 @@ const USAGE = `usage: npm run bench -- [W1 W2 W3 W4 W5] [--quick] [--repeat N] [
   W3  UDP, 256-byte messages, 1,000,000 as fast as loggen goes; default and 4 MiB receive buffers
   W4  10,000 idle TCP connections held + 4 senders: RSS and throughput
   W5  10,000 agents at 2 msg/s for 60 s: client-side latency (sluice loadgen; sluice only)
+  W6  isolation: 50 tenants × 10 agents at 10 msg/s for 30 s, then the same beside a tenant
+      flooding as fast as it can: the steady tenants' latency (sluice loadgen; sluice only)
 
   --quick         small sizes (a smoke run: correctness and loss, not speed)
   --repeat N      run everything N times; tables show medians (default 1)
@@ -140,6 +142,8 @@ function oneLine(m: Measurement): string {
   ];
   if (m.heldRssBytes !== undefined) parts.push(`held RSS ${(m.heldRssBytes / 1e6).toFixed(1)} MB with ${m.idleConnectionsHeld} idle`);
   if (m.latencyMs) parts.push(`p50 ${m.latencyMs.p50} p99 ${m.latencyMs.p99} max ${m.latencyMs.max} ms`);
+  if (m.eventLoop) parts.push(`event loop: worst 1-s p99 ${m.eventLoop.p99WorstMs} ms, max ${m.eventLoop.maxMs} ms`);
+  if (m.noiseFloor) parts.push(`idle process p99 ${m.noiseFloor.p99Ms} ms`);
   if (m.otherCpuPercent !== undefined) parts.push(`other processes ${m.otherCpuPercent.toFixed(0)} % CPU`);
   if (m.duplicates) parts.push(`${m.duplicates} duplicates`);
   if (m.invalidLines) parts.push(`${m.invalidLines} invalid lines`);
@@ -175,7 +179,8 @@ function renderMarkdown(r: Results): string {
     ...r.notes.map((n) => `\n> ${n}`),
     '',
     ...section('Throughput, CPU and memory', throughputTable(summaries)),
-    ...section('Latency (W5)', latencyTable(summaries)),
+    ...section('Latency (W5, W6: the steady tenants)', latencyTable(summaries)),
+    ...section('Event-loop delay (sluice, while busy)', eventLoopTable(summaries)),
     '## Targets',
     '',
     markdown(targetsTable(r.targets)),
@@ -265,6 +270,8 @@ function finish(results: Results, quick: boolean): void {
   const latency = latencyTable(results.summaries);
   if (throughput.rows.length > 0) process.stdout.write(`\n${plain(throughput)}\n`);
   if (latency.rows.length > 0) process.stdout.write(`\n${plain(latency)}\n`);
+  const eventLoop = eventLoopTable(results.summaries);
+  if (eventLoop.rows.length > 0) process.stdout.write(`\n${plain(eventLoop)}\n`);
   process.stdout.write(`\n${plain(targetsTable(results.targets))}\n`);
 
   const dir = path.join(ROOT, 'bench', 'results');

@@ -28,6 +28,10 @@ export interface ServerSettings {
   maxConnections: number;
   /** sluice's worker processes (null or absent: its default, one per core). */
   sluiceWorkers?: number | null;
+  /** sluice only: the `tenants` section (W6: tenant tN owns loadgen's tenant N's network). */
+  sluiceTenants?: Record<string, unknown>;
+  /** sluice only: the `sinks` section, instead of the default file sink under data_dir/logs. */
+  sluiceSinks?: (dataDir: string) => Record<string, unknown>;
 }
 
 export interface ServerConfig {
@@ -88,6 +92,8 @@ export function sluiceConfig(dir: string, s: ServerSettings): ServerConfig {
       syslog_udp: { address: HOST, port: s.udpPort, receive_buffer: s.udpReceiveBuffer ?? 0 },
       syslog_tcp: { address: HOST, port: s.tcpPort },
     },
+    ...(s.sluiceTenants === undefined ? {} : { tenants: s.sluiceTenants }),
+    ...(s.sluiceSinks === undefined ? {} : { sinks: s.sluiceSinks(dataDir) }),
   };
   // A fixed default port (8090, 8080, …) could be taken by another node on the machine.
   // Each move is kept only if the loader accepts it: the schema has the final word.

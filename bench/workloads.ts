@@ -7,6 +7,11 @@
  *   W3  UDP, 256-byte messages as fast as the client goes; OS-default and 4 MiB receive buffers
  *   W4  10,000 idle TCP connections held while 4 connections send
  *   W5  10,000 agents at 2 messages/s for 60 s; client-side latency (sluice loadgen, sluice only)
+ *   W6  isolation: 50 tenants steady, then the same with a 51st tenant flooding as fast as it
+ *       can; the steady tenants' client-side latency with and without the flood (sluice only)
+ *
+ * For sluice, every run also reports the node's event-loop delay while it was busy (from
+ * its node-stopped line; see src/ops/event-loop.ts).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -19,8 +24,9 @@ import { freePort, udpReceiveBuffer } from './ports.js';
 import { cpuSeconds, machineBusySeconds, memoryBytes } from './proc-stats.js';
 import type { ProcessGroup } from './processes.js';
 import { startServer, type OutputFormat, type RunningServer, type ServerName } from './servers.js';
+import { NoiseFloorProbe, type NoiseFloor } from './noise-floor.js';
 
-export const WORKLOAD_NAMES = ['W1', 'W2', 'W3', 'W4', 'W5'] as const;
+export const WORKLOAD_NAMES = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'] as const;
 export type WorkloadName = typeof WORKLOAD_NAMES[number];
 
 export const MESSAGE_SIZE = 256;
@@ -40,6 +46,11 @@ export interface Sizes {
   latencyAgents: number;
   latencyRatePerAgent: number;
   latencySeconds: number;
+  /** W6: steady tenants (the flooding one comes on top), agents per tenant, their rate, how long. */
+  isolationTenants: number;
+  isolationAgentsPerTenant: number;
+  isolationRatePerAgent: number;
+  isolationSeconds: number;
 }
 
 export const FULL_SIZES: Sizes = {
@@ -50,6 +61,10 @@ export const FULL_SIZES: Sizes = {
   latencyAgents: 10_000,
   latencyRatePerAgent: 2,
   latencySeconds: 60,
+  isolationTenants: 50,
+  isolationAgentsPerTenant: 10,
+  isolationRatePerAgent: 10,
+  isolationSeconds: 30,
 };
 
 /** `--quick` and the CI smoke: correctness and loss, not speed. */
@@ -61,6 +76,10 @@ export const QUICK_SIZES: Sizes = {
   latencyAgents: 200,
   latencyRatePerAgent: 2,
   latencySeconds: 3,
+  isolationTenants: 5,
+  isolationAgentsPerTenant: 2,
+  isolationRatePerAgent: 10,
+  isolationSeconds: 3,
 };
 
 /** One measured case: a workload, with its variant where it has several (W3's buffers). */
@@ -88,7 +107,69 @@ export function variantsOf(workload: WorkloadName): Variant[] {
     case 'W4': return [{ workload, label: 'W4', output: 'json', udpReceiveBuffer: null, servers: ALL_SERVERS }];
     // loadgen's probe follows sluice's sink files: the peers' outputs cannot be followed by it.
     case 'W5': return [{ workload, label: 'W5', output: 'json', udpReceiveBuffer: null, servers: ['sluice'] }];
+    // The steady run first: the flood's target is relative to it.
+    case 'W6': return [
+      { workload, label: ISOLATION_STEADY, output: 'json', udpReceiveBuffer: null, servers: ['sluice'] },
+      { workload, label: ISOLATION_FLOOD, output: 'json', udpReceiveBuffer: null, servers: ['sluice'] },
+    ];
   }
+}
+
+export const ISOLATION_STEADY = 'W6 steady';
+export const ISOLATION_FLOOD = 'W6 flood';
+/** W6: flooding agents ask for this many messages per second each: as fast as their connections drain. */
+const FLOOD_RATE = 100_000;
+
+/** sluice's event-loop delay over a run, from its node-stopped line (SLU0005I). */
+export interface EventLoopNumbers {
+  /** Seconds in which the node used at least a quarter of a core. */
+  busySeconds: number;
+  /** Worst one-second p99 among those seconds: an upper bound of their overall p99. */
+  p99WorstMs: number;
+  p99MedianMs: number;
+  maxMs: number;
+}
+
+/** The event-loop numbers on the last node-stopped line of sluice's stderr, if any. */
+export function eventLoopFromLog(stderr: string): EventLoopNumbers | undefined {
+  const lines = stderr.split('\n').filter((l) => l.includes('"SLU0005I"'));
+  const last = lines.at(-1);
+  if (last === undefined) return undefined;
+  try {
+    const fields = JSON.parse(last) as Record<string, unknown>;
+    const busy = fields.busy_seconds;
+    if (typeof busy !== 'number') return undefined;
+    return {
+      busySeconds: busy,
+      p99WorstMs: Number(fields.event_loop_delay_p99_worst_ms),
+      p99MedianMs: Number(fields.event_loop_delay_p99_median_ms),
+      maxMs: Number(fields.event_loop_delay_max_ms),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * W6's sinks: the steady tenants' files where loadgen's probe follows them
+ * (data_dir/logs), tenant t0's in a folder of its own. The node writes the
+ * flood all the same, but the probe, which runs on the same two cores, does
+ * not have to read it: its own delay would otherwise show as the steady
+ * tenants' latency.
+ */
+function isolationSinks(tenants: number): (dataDir: string) => Record<string, unknown> {
+  const steady = Array.from({ length: tenants - 1 }, (_, i) => `t${i + 1}`);
+  return (dataDir) => ({
+    files: { type: 'file', tenants: steady },
+    first_tenant_files: { type: 'file', tenants: ['t0'], path: path.join(dataDir, 'logs-t0') },
+  });
+}
+
+/** W6's node: tenant tN owns the network loadgen binds tenant N's agents to. */
+function isolationTenants(count: number): Record<string, unknown> {
+  const tenants: Record<string, unknown> = {};
+  for (let t = 0; t < count; t++) tenants[`t${t}`] = { networks: [`127.0.${t + 1}.0/24`] };
+  return tenants;
 }
 
 export interface Latency {
@@ -133,8 +214,12 @@ export interface Measurement {
    * build, another test), as a percentage of the whole machine: a noisy run shows here.
    */
   otherCpuPercent?: number;
-  /** W5 */
+  /** W5; W6: the steady tenants' latency (every tenant but t0). */
   latencyMs?: Latency;
+  /** sluice: its event-loop delay while busy. */
+  eventLoop?: EventLoopNumbers;
+  /** sluice: the event-loop delay of an idle Node.js process during the same run (the machine's share). */
+  noiseFloor?: NoiseFloor;
   errors?: { connect: number; reset: number; other: number };
   agents?: number;
 }
@@ -153,24 +238,37 @@ export interface RunContext {
 /** Run one variant against one server, with a fresh server in a fresh folder. */
 export async function measure(variant: Variant, server: ServerName, ctx: RunContext): Promise<Measurement> {
   const base = { workload: variant.workload, variant: variant.label, server };
-  if (variant.workload !== 'W5' && !ctx.peers.loggen) return { ...base, skipped: 'loggen not installed' };
-  if (variant.workload === 'W5' && !loadgenAvailable()) return { ...base, skipped: 'loadgen not available' };
+  if (variant.workload !== 'W5' && variant.workload !== 'W6' && !ctx.peers.loggen) return { ...base, skipped: 'loggen not installed' };
+  const usesLoadgen = variant.workload === 'W5' || variant.workload === 'W6';
+  if (usesLoadgen && !loadgenAvailable()) return { ...base, skipped: 'loadgen not available' };
   const dir = ctx.group.tempDir(`sluice-bench-${server}-`);
   try {
     const port = await freePort();
     const maxConnections = variant.workload === 'W4' ? ctx.sizes.idleConnections + 100 : 100;
+    const isolation = variant.workload === 'W6';
+    const tenants = ctx.sizes.isolationTenants + 1;
     const running = await startServer(server, dir, {
-      tcpPort: port, udpPort: port, output: variant.output, udpReceiveBuffer: variant.udpReceiveBuffer, maxConnections, sluiceWorkers: ctx.sluiceWorkers ?? null,
+      tcpPort: port, udpPort: port, output: variant.output, udpReceiveBuffer: variant.udpReceiveBuffer,
+      maxConnections: isolation ? tenants * ctx.sizes.isolationAgentsPerTenant + 100 : maxConnections, sluiceWorkers: ctx.sluiceWorkers ?? null,
+      ...(isolation ? { sluiceTenants: isolationTenants(tenants), sluiceSinks: isolationSinks(tenants) } : {}),
     }, ctx.group, ctx.peers);
+    let result: Partial<Measurement>;
+    const noise = server === 'sluice' ? NoiseFloorProbe.start(ctx.group) : null;
     try {
-      const result = variant.workload === 'W5'
-        ? await measureLatency(running, dir, ctx)
-        : await measureThroughput(variant, running, ctx);
+      result = variant.workload === 'W5' ? await measureLatency(running, dir, ctx)
+        : isolation ? await measureIsolation(variant, running, dir, ctx)
+          : await measureThroughput(variant, running, ctx);
       if (running.process.status !== null) throw new Error(`${server} exited during the run: ${running.process.stderrTail().slice(-1500)}`);
-      return { ...base, ...result };
     } finally {
       await running.stop();
     }
+    const floor = await noise?.stop();
+    if (floor !== undefined) result.noiseFloor = floor;
+    if (server === 'sluice') {
+      const eventLoop = eventLoopFromLog(running.process.stderrTail());
+      if (eventLoop !== undefined) result.eventLoop = eventLoop;
+    }
+    return { ...base, ...result };
   } catch (err) {
     return { ...base, error: (err as Error).message };
   } finally {
@@ -272,6 +370,51 @@ async function measureLatency(server: RunningServer, dir: string, ctx: RunContex
     lossPercent: report.sent > 0 ? (100 * report.lost) / report.sent : 0,
     errors: report.errors,
     latencyMs: { p50, p90, p99, p999, max },
+    messagesPerSecond: report.throughputPerSec,
+    cpuSeconds: cpu,
+    otherCpuPercent: outside.percent(),
+    cpuSecondsPerMillion: report.delivered > 0 ? (cpu * 1e6) / report.delivered : 0,
+    peakRssBytes: memoryBytes(server.pid, 'VmHWM'),
+  };
+}
+
+/**
+ * W6: loadgen with one tenant more than the steady ones; in the flood variant
+ * its agents (t0) send as fast as their connections drain. The latency kept
+ * is the steady tenants' (every tenant but t0), in both variants.
+ */
+async function measureIsolation(variant: Variant, server: RunningServer, dir: string, ctx: RunContext): Promise<Partial<Measurement>> {
+  const s = ctx.sizes;
+  const tenants = s.isolationTenants + 1;
+  const flood = variant.label === ISOLATION_FLOOD;
+  const outside = new OutsideLoad();
+  const cpuBefore = cpuSeconds(server.pid);
+  const report = await runLoadgen({
+    tcpPort: server.settings.tcpPort,
+    agents: tenants * s.isolationAgentsPerTenant,
+    tenants,
+    rate: s.isolationRatePerAgent,
+    durationSeconds: s.isolationSeconds,
+    pattern: flood ? 'flood' : 'steady',
+    ...(flood ? { floodRate: FLOOD_RATE } : {}),
+    reportDir: path.join(dir, 'loadgen-report'),
+    dataDir: path.join(dir, 'data'),
+  }, ctx.group);
+  const cpu = cpuSeconds(server.pid) - cpuBefore;
+  const steady = report.othersLatencyMs;
+  if (steady === undefined) throw new Error('loadgen reported no latency for the steady tenants (othersLatencyMs)');
+  const others = (report.perTenant ?? []).slice(1);
+  const steadySent = others.reduce((a, t) => a + t.sent, 0);
+  const steadyLost = others.reduce((a, t) => a + t.lost, 0);
+  return {
+    agents: tenants * s.isolationAgentsPerTenant,
+    // The steady tenants' own numbers: the flood's messages are not what is judged.
+    sent: steadySent,
+    delivered: others.reduce((a, t) => a + t.delivered, 0),
+    lost: steadyLost,
+    lossPercent: steadySent > 0 ? (100 * steadyLost) / steadySent : 0,
+    errors: report.errors,
+    latencyMs: { p50: steady.p50, p90: steady.p90, p99: steady.p99, p999: steady.p999, max: steady.max },
     messagesPerSecond: report.throughputPerSec,
     cpuSeconds: cpu,
     otherCpuPercent: outside.percent(),

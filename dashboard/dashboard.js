@@ -114,7 +114,7 @@
     const quantile = /\{quantile=([^,}]+)\}$/.exec(name);
     if (quantile) return QUANTILE_NAMES[quantile[1]] || 'q' + quantile[1];
     return name.replace(/^sluice_memory_|^sluice_event_loop_delay_|^nodejs_eventloop_lag_|^process_|^nodejs_/, '')
-      .replace(/_bytes/, '').replace(/\{component=([^}]+)\}/, ' $1');
+      .replace(/_bytes/, '').replace(/_seconds$/, '').replace(/\{component=([^}]+)\}/, ' $1');
   }
   const MEMORY_STATES = ['normal', 'soft', 'hard'];
   function governorText(memory) {

@@ -31,14 +31,21 @@ export interface Sink extends Component {
    * Take a batch of records of one tenant. The sink owns reading them but must
    * not modify them: the same records go to every sink of the route. Calls
    * `ack.commit()` once the batch is durable by this sink's definition, or
-   * `ack.fail()`. Returns false when the sink is above its high-water mark;
-   * callers then slow down until `onDrain` fires.
+   * `ack.fail()`. Returns false when this tenant should slow down: the sink
+   * is above its high-water mark and the tenant holds more than its share of
+   * it (see FairShares in core/fair.ts); callers then wait for `onDrain`.
    */
   write(tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean;
   /** Bytes accepted and not yet committed. */
   queuedBytes(): number;
-  /** True while above the high-water mark (what write() last reported). */
-  congested(): boolean;
-  /** Called whenever the sink falls back below its low-water mark. */
-  onDrain(listener: () => void): void;
+  /**
+   * With a tenant: whether that tenant is to slow down (what write() last
+   * told it, or would tell it now). Without: whether any tenant is.
+   */
+  congested(tenant?: string): boolean;
+  /**
+   * Called when a tenant told to slow down may go on again: with its id, or
+   * with null when every tenant may.
+   */
+  onDrain(listener: (tenant: string | null) => void): void;
 }

@@ -23,7 +23,7 @@ export interface HostMetadataSource {
 }
 
 export class Enricher {
-  constructor(private readonly metadata: HostMetadataSource, private readonly sourceName: string) {}
+  constructor(readonly metadata: HostMetadataSource, private readonly sourceName: string) {}
 
   /**
    * Attach metadata to every record. Returns null when done synchronously,

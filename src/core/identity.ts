@@ -154,7 +154,10 @@ export type RefusalReason = 'no_credentials' | 'bad_token' | 'ambiguous_credenti
 export class SessionIdentity {
   /** Why the last call to attribute() returned null. */
   refusal: RefusalReason = 'no_credentials';
-  private readonly hostKeys = new Map<Tenant, HostKeyCache>();
+  /** Host keys of the tenant this session names most (nearly always its only one); others in `otherHostKeys`, made when first needed. */
+  private keysTenant: Tenant | null = null;
+  private hostKeys: HostKeyCache | null = null;
+  private otherHostKeys: Map<Tenant, HostKeyCache> | null = null;
   private lastToken = '';
   private lastTokenTenant: Tenant | null = null;
 
@@ -198,14 +201,24 @@ export class SessionIdentity {
       this.refusal = 'no_credentials';
       return null;
     }
-    let keys = this.hostKeys.get(tenant);
-    if (keys === undefined) {
-      keys = new HostKeyCache(tenant.id);
-      this.hostKeys.set(tenant, keys);
-    }
+    const keys = tenant === this.keysTenant ? this.hostKeys! : this.keysOf(tenant);
     rec.tenant = tenant.id;
     rec.host = keys.get(this.certificateHost ?? rec.hostname ?? peerAddress);
     return tenant;
+  }
+
+  private keysOf(tenant: Tenant): HostKeyCache {
+    if (this.keysTenant === null) {
+      this.keysTenant = tenant;
+      return (this.hostKeys = new HostKeyCache(tenant.id));
+    }
+    this.otherHostKeys ??= new Map();
+    let keys = this.otherHostKeys.get(tenant);
+    if (keys === undefined) {
+      keys = new HostKeyCache(tenant.id);
+      this.otherHostKeys.set(tenant, keys);
+    }
+    return keys;
   }
 
   /** Agents send the same token on every record: remember the last one. */

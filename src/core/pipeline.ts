@@ -3,8 +3,10 @@
  *
  * Each tenant's route (its list of sinks) is resolved once at start, so
  * submitting a batch is a loop over a short array. A source whose submit()
- * returned false pauses and registers with whenDrained(); it is resumed once
- * no sink is congested any more.
+ * returned false pauses and registers with whenDrained(tenant); it is
+ * resumed once no sink of that tenant's route asks that tenant to slow down.
+ * Sinks slow only the tenants over their share of the queue (core/fair.ts),
+ * so a tenant flooding a slow sink pauses its own sessions, not everybody's.
  */
 import type { Counter, Histogram } from 'prom-client';
 import type { Sink } from './component.js';
@@ -14,6 +16,8 @@ import type { Tenant, TenantDirectory } from './identity.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import { Enricher, type HostMetadataSource } from './enrich.js';
 import { SessionRegistry } from './sessions.js';
+import { RECORDS_PER_TURN } from './turns.js';
+import { MemoryGovernor } from './memory.js';
 
 export interface Route {
   sink: Sink;
@@ -41,12 +45,16 @@ export class Pipeline {
   private readonly acceptedByTenant = new Map<string, Accepted>();
   private readonly acceptedBySource = new Map<string, Accepted>();
   private readonly ackLatencyBySource = new Map<string, (seconds: number) => void>();
-  private readonly waiting = new Set<() => void>();
+  /** Paused sessions by tenant id, each resumed once its tenant may go on. */
+  private readonly waiting = new Map<string, Set<() => void>>();
   private readonly sinks: Sink[];
   private metadata: HostMetadataSource | null = null;
   private readonly busyLanes = new Set<Lane>();
+  private readonly enrichers = new Map<string, Enricher>();
   /** Every open stream session of this node (or worker). */
   readonly sessions: SessionRegistry;
+  /** The node's memory budget: sources read `memory.state` on accept and per request. */
+  readonly memory: MemoryGovernor;
 
   constructor(
     readonly directory: TenantDirectory,
@@ -55,13 +63,20 @@ export class Pipeline {
     sessionIdPrefix = '',
   ) {
     this.sessions = new SessionRegistry(sessionIdPrefix);
+    this.memory = new MemoryGovernor(this.sessions, telemetry);
     this.sinks = routes.map((r) => r.sink);
+    this.memory.account('lanes', () => this.laneHeldBytes());
+    this.memory.account('sinks', () => {
+      let bytes = 0;
+      for (const sink of this.sinks) bytes += sink.queuedBytes();
+      return bytes;
+    });
     for (const tenant of directory.tenants.values()) {
       for (const route of routes) {
         if (route.tenants.includes('*') || route.tenants.includes(tenant.id)) tenant.sinks.push(route.sink);
       }
     }
-    for (const sink of this.sinks) sink.onDrain(() => this.resumeIfClear());
+    for (const sink of this.sinks) sink.onDrain((tenant) => this.resumeIfClear(tenant));
     for (const tenant of directory.tenants.values()) {
       const label = telemetry.tenantLabel(tenant.id);
       this.acceptedByTenant.set(tenant.id, {
@@ -124,7 +139,19 @@ export class Pipeline {
    * limits itself (datagrams, which can only be dropped, never slowed).
    */
   openLane(sourceName: string, chargeLimits = true): Lane {
-    return new Lane(this, this.metadata === null ? null : new Enricher(this.metadata, sourceName), sourceName, chargeLimits);
+    return new Lane(this, this.enricherFor(sourceName), sourceName, chargeLimits);
+  }
+
+  /** One enricher per source, shared by its lanes (it keeps no per-lane state): an idle session costs less. */
+  private enricherFor(sourceName: string): Enricher | null {
+    const metadata = this.metadata;
+    if (metadata === null) return null;
+    let enricher = this.enrichers.get(sourceName);
+    if (enricher === undefined || enricher.metadata !== metadata) {
+      enricher = new Enricher(metadata, sourceName);
+      this.enrichers.set(sourceName, enricher);
+    }
+    return enricher;
   }
 
   /**
@@ -164,6 +191,13 @@ export class Pipeline {
     return clear;
   }
 
+  /** Bytes of records lanes hold (throttled, or queued behind a host lookup). */
+  laneHeldBytes(): number {
+    let bytes = 0;
+    for (const lane of this.busyLanes) bytes += lane.heldBytes;
+    return bytes;
+  }
+
   laneBusy(lane: Lane): void {
     this.busyLanes.add(lane);
   }
@@ -182,28 +216,57 @@ export class Pipeline {
     this.telemetry.tenantThrottled.inc({ source, tenant });
   }
 
-  /** True when some sink is above its high-water mark. */
-  congested(): boolean {
-    for (const sink of this.sinks) if (sink.congested()) return true;
+  /**
+   * With a tenant: whether a sink of its route asks it to slow down. Without:
+   * whether any sink asks any tenant to.
+   */
+  congested(tenant?: Tenant): boolean {
+    if (tenant === undefined) {
+      for (const sink of this.sinks) if (sink.congested()) return true;
+      return false;
+    }
+    const sinks = tenant.sinks;
+    for (let i = 0; i < sinks.length; i++) if (sinks[i]!.congested(tenant.id)) return true;
     return false;
   }
 
-  /** Run `resume` once no sink is congested (at once if none is). */
-  whenDrained(resume: () => void): void {
-    if (!this.congested()) resume();
-    else this.waiting.add(resume);
+  /** Run `resume` once no sink asks `tenant` to slow down (at once if none does). */
+  whenDrained(resume: () => void, tenant: Tenant): void {
+    if (!this.congested(tenant)) {
+      resume();
+      return;
+    }
+    let waiters = this.waiting.get(tenant.id);
+    if (waiters === undefined) {
+      waiters = new Set();
+      this.waiting.set(tenant.id, waiters);
+    }
+    waiters.add(resume);
   }
 
   /** Forget a waiter (its session closed while paused). */
-  cancelWait(resume: () => void): void {
-    this.waiting.delete(resume);
+  cancelWait(resume: () => void, tenant: Tenant): void {
+    const waiters = this.waiting.get(tenant.id);
+    waiters?.delete(resume);
+    if (waiters?.size === 0) this.waiting.delete(tenant.id);
   }
 
-  private resumeIfClear(): void {
-    if (this.waiting.size === 0 || this.congested()) return;
-    const resumes = [...this.waiting];
-    this.waiting.clear();
-    for (const resume of resumes) resume();
+  /** A sink let `tenant` (null: every tenant) go on: resume its sessions unless another sink still holds it. */
+  private resumeIfClear(tenantId: string | null): void {
+    if (this.waiting.size === 0) return;
+    if (tenantId !== null) {
+      this.resumeTenant(tenantId);
+      return;
+    }
+    for (const id of [...this.waiting.keys()]) this.resumeTenant(id);
+  }
+
+  private resumeTenant(tenantId: string): void {
+    const waiters = this.waiting.get(tenantId);
+    const tenant = this.directory.tenants.get(tenantId);
+    if (waiters === undefined || tenant === undefined || this.congested(tenant)) return;
+    this.waiting.delete(tenantId);
+    for (const resume of waiters) resume();
   }
 }
 
@@ -211,6 +274,16 @@ interface QueuedBatch {
   tenant: Tenant;
   records: LogRecord[];
   ack: AckToken | null;
+}
+
+function endThrottle(lane: Lane): void {
+  lane.throttleEnded();
+}
+
+function recordBytes(records: readonly LogRecord[]): number {
+  let bytes = 0;
+  for (let i = 0; i < records.length; i++) bytes += records[i]!.size;
+  return bytes;
 }
 
 /** Records a lane holds behind a pending host lookup before it asks its source to slow down. */
@@ -229,12 +302,18 @@ const LANE_QUEUE_LIMIT = 10_000;
 export class Lane {
   private readonly queue: QueuedBatch[] = [];
   private queuedRecords = 0;
+  /** Record bytes this lane holds: queued batches and the batch held by a rate limit (for the memory governor). */
+  heldBytes = 0;
   /** Waiting for a throttle timer or a lookup; batches queue meanwhile. */
   private busy = false;
   private throttled = false;
   private throttleTimer: NodeJS.Timeout | null = null;
   private heldBatch: QueuedBatch | null = null;
   private waiter: (() => void) | null = null;
+  /** The tenant a waiter registered with the pipeline waits for. */
+  private waiterTenant: Tenant | null = null;
+  /** The tenant of the last batch routed: the one a paused source waits for. */
+  private lastTenant: Tenant | null = null;
   private idleWaiters: (() => void)[] = [];
   private expedited = false;
   /** The session this lane belongs to (for the live tail's session filter). */
@@ -252,23 +331,43 @@ export class Lane {
     if (this.busy) {
       this.queue.push({ tenant, records, ack });
       this.queuedRecords += records.length;
+      this.heldBytes += recordBytes(records);
       return !this.throttled && this.queuedRecords < LANE_QUEUE_LIMIT;
     }
     const clear = this.process(tenant, records, ack);
     return this.busy ? !this.throttled : clear;
   }
 
-  /** Run `resume` once this lane holds nothing and no sink is congested. */
+  /** Run `resume` once this lane holds nothing and no sink asks its tenant to slow down. */
   whenReady(resume: () => void): void {
     if (this.busy) this.waiter = resume;
-    else this.pipeline.whenDrained(resume);
+    else this.waitForSinks(resume);
   }
 
   /** The session is gone: forget its waiter. Held batches still go through. */
   close(): void {
-    if (this.waiter) this.pipeline.cancelWait(this.waiter);
+    if (this.waiterTenant !== null) this.pipeline.cancelWait(this.sinksReady, this.waiterTenant);
     this.waiter = null;
+    this.waiterTenant = null;
   }
+
+  private waitForSinks(resume: () => void): void {
+    const tenant = this.lastTenant;
+    if (tenant === null) {
+      resume();
+      return;
+    }
+    this.waiter = resume;
+    this.waiterTenant = tenant;
+    this.pipeline.whenDrained(this.sinksReady, tenant);
+  }
+
+  private readonly sinksReady = (): void => {
+    const resume = this.waiter;
+    this.waiter = null;
+    this.waiterTenant = null;
+    resume?.();
+  };
 
   /** Shutting down: stop honouring rate limits, route what is held, resolve once nothing is. */
   expedite(): Promise<void> {
@@ -277,7 +376,7 @@ export class Lane {
     const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     if (this.throttleTimer !== null) {
       clearTimeout(this.throttleTimer);
-      this.endThrottle();
+      this.throttleEnded();
     }
     return idle;
   }
@@ -293,22 +392,26 @@ export class Lane {
         this.setBusy();
         this.throttled = true;
         this.heldBatch = { tenant, records, ack };
-        this.throttleTimer = setTimeout(this.endThrottle, wait);
+        this.heldBytes += bytes;
+        this.throttleTimer = setTimeout(endThrottle, wait, this);
         return false;
       }
     }
     return this.enrichAndRoute(tenant, records, ack);
   }
 
-  private readonly endThrottle = (): void => {
+  /** The held batch's tokens are paid back (called by endThrottle, a shared function: no closure per lane). */
+  throttleEnded(): void {
     const held = this.heldBatch!;
+    this.heldBytes -= recordBytes(held.records);
     this.throttleTimer = null;
     this.throttled = false;
     this.heldBatch = null;
     this.enrichAndRoute(held.tenant, held.records, held.ack);
-  };
+  }
 
   private enrichAndRoute(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
+    this.lastTenant = tenant;
     const pending = this.enricher?.enrich(records) ?? null;
     if (pending === null) {
       const clear = this.pipeline.submit(this.sourceName, tenant, records, ack, this.session);
@@ -323,12 +426,25 @@ export class Lane {
     return true;
   }
 
-  /** After a wait: process queued batches until one must wait again, then release the source. */
+  /**
+   * After a wait: process queued batches until one must wait again, then
+   * release the source. At most RECORDS_PER_TURN records per event-loop turn:
+   * the rest goes on in the next turn (the lane stays busy meanwhile, so
+   * nothing overtakes them).
+   */
   private continue(): void {
     this.busy = false;
+    let budget = RECORDS_PER_TURN;
     while (this.queue.length > 0 && !this.busy) {
+      if (budget <= 0) {
+        this.busy = true;
+        setImmediate(this.continueNextTurn);
+        return;
+      }
       const next = this.queue.shift()!;
+      budget -= next.records.length;
       this.queuedRecords -= next.records.length;
+      this.heldBytes -= recordBytes(next.records);
       this.process(next.tenant, next.records, next.ack);
     }
     if (this.busy) return;
@@ -336,8 +452,12 @@ export class Lane {
     for (const resolve of this.idleWaiters.splice(0)) resolve();
     const waiter = this.waiter;
     this.waiter = null;
-    if (waiter) this.pipeline.whenDrained(waiter);
+    if (waiter) this.waitForSinks(waiter);
   }
+
+  private readonly continueNextTurn = (): void => {
+    this.continue();
+  };
 
   private setBusy(): void {
     if (!this.busy) {

@@ -12,15 +12,37 @@ import type { SluiceConfig } from './config/types.js';
  */
 export const SPARE_DESCRIPTORS = 1024;
 
-/** The soft RLIMIT_NOFILE (Node raises it to the hard limit at start); null where /proc does not tell. */
-export function openFilesLimit(): number | null {
-  try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
-    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
-    return soft === undefined || soft === 'unlimited' ? null : Number(soft);
-  } catch {
-    return null;
+export interface FdLimits {
+  soft: number;
+  hard: number;
+}
+
+/** The open-files limits of this process (from /proc/self/limits, or `limitsText`); null where /proc does not tell. */
+export function readFdLimits(limitsText?: string): FdLimits | null {
+  let text = limitsText;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/limits', 'utf8');
+    } catch {
+      return null;
+    }
   }
+  const match = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(text);
+  if (match === null) return null;
+  const value = (v: string): number => (v === 'unlimited' ? Infinity : Number(v));
+  return { soft: value(match[1]!), hard: value(match[2]!) };
+}
+
+/** The soft RLIMIT_NOFILE (Node raises it to the hard limit at start); null where /proc does not tell or it is unlimited. */
+export function openFilesLimit(): number | null {
+  const soft = readFdLimits()?.soft;
+  return soft === undefined || !Number.isFinite(soft) ? null : soft;
+}
+
+/** Connections the node can hold under `limits`, the spare kept back (Infinity when unknown or unlimited). */
+export function connectionCapacity(limits: FdLimits | null, spare = SPARE_DESCRIPTORS): number {
+  if (limits === null || !Number.isFinite(limits.soft)) return Infinity;
+  return Math.max(0, limits.soft - spare);
 }
 
 /**

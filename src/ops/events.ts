@@ -51,9 +51,14 @@ export const EVENTS = {
     code: 'SLU0009W', level: 'warn', text: 'second signal: exiting without waiting for the drain',
     help: 'The node exited without draining: records received but not yet committed were lost (RELP and HTTP senders resend theirs; UDP and plain TCP senders do not). Send one signal and wait up to `shutdown_timeout`.',
   },
+  connectionCapacity: { code: 'SLU0011I', level: 'info', text: 'connection capacity: how many connections the open-files limit lets this node hold' },
   openFilesLow: {
     code: 'SLU0010W', level: 'warn', text: 'open-files limit is below what the listeners may accept',
     help: 'Every agent connection holds a file descriptor; past `open_files_limit`, new connections fail at accept (EMFILE) instead of being refused and counted. Raise the limit (`LimitNOFILE=` in the systemd unit, see deployment.md) above `wanted`, or lower the listeners\' `max_connections`.',
+  },
+  eventLoopDelayed: {
+    code: 'SLU0050W', level: 'warn', text: 'event loop delayed: p99 over 100 ms in the last second', throttleMs: THROTTLE_MS,
+    help: 'For a second the node answered its sockets late: records waited and acks were slow. Usually the machine is short of CPU (other processes, too few workers) or one huge request; `sluice_event_loop_delay_p99_seconds` shows how often. Add cores or workers, or lower the load.',
   },
 
   connectionRefused: {
@@ -235,6 +240,18 @@ export const EVENTS = {
     code: 'SLU0812E', level: 'error', text: 'rolling restart aborted: the running workers stay',
     help: 'A replacement worker did not become ready (`error`), so the restart stopped before draining the worker it was to replace; the node serves on with the workers it has. Read the replacement\'s SLU0008E line for the cause.',
   },
+
+  memoryBudget: { code: 'SLU0610I', level: 'info', text: 'memory governor: budget and marks' },
+  memoryPressureRising: {
+    code: 'SLU0612W', level: 'warn', text: 'memory pressure rose past a mark',
+    help: 'What the node holds (`accounted` bytes of sessions, lanes, sink queues and HTTP bodies, or the heap) passed a mark of `memory.budget`. Past the soft mark the heaviest sessions stop reading and acks slow down; past the hard mark new connections and requests are refused. Usually a sink slower than the senders: see `sluice_sink_queued_bytes` and memory.md.',
+  },
+  memoryPressureFalling: { code: 'SLU0613I', level: 'info', text: 'memory pressure fell back below a mark' },
+  memorySessionsPaused: {
+    code: 'SLU0614W', level: 'warn', text: 'memory governor paused the heaviest sessions', throttleMs: THROTTLE_MS,
+    help: 'Past the soft mark the sessions holding or reading the most stopped reading (TCP backpressure reaches their agents; RELP and HTTP acks are delayed). Nothing is lost; they resume as pressure falls. If this repeats, the sinks are slower than the input or `memory.budget` is too small.',
+  },
+  memorySessionsResumed: { code: 'SLU0615I', level: 'info', text: 'memory governor resumed sessions it had paused', throttleMs: THROTTLE_MS },
 } as const satisfies Record<string, EventDef>;
 
 export type EventName = keyof typeof EVENTS;

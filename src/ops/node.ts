@@ -22,13 +22,14 @@ import { HttpSource } from '../sources/http/source.js';
 import { RelpSource } from '../sources/relp/source.js';
 import type { SinkConfig, SluiceConfig } from './config/types.js';
 import { createLogger, Telemetry } from './telemetry.js';
+import { EventLoopMonitor } from './event-loop.js';
 import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
 import { Supervisor } from '../core/supervisor.js';
 import { supervisionEvents, supervisorPolicy } from './supervision.js';
-import { descriptorsWanted, openFilesLimit } from './descriptors.js';
+import { connectionCapacity, descriptorsWanted, openFilesLimit, readFdLimits, SPARE_DESCRIPTORS } from './descriptors.js';
 
 export interface NodeAddresses {
   syslogUdp: { address: string; port: number } | null;
@@ -90,6 +91,7 @@ export class SluiceNode {
   private readonly supervisor: Supervisor;
   /** Ends the health watch of each supervised listener. */
   private readonly watches = new Map<string, AbortController>();
+  readonly eventLoop: EventLoopMonitor;
 
   constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log), readonly options: NodeOptions = {}) {
     this.telemetry = new Telemetry(logger);
@@ -97,11 +99,13 @@ export class SluiceNode {
     // Process memory, CPU and heap (process_*, nodejs_*), which the dashboard shows.
     collectDefaultMetrics({ register: this.telemetry.registry });
     this.telemetry.setTenantSeries(config.tenants.map((t) => t.id), config.admin.tenantSeries);
+    this.eventLoop = new EventLoopMonitor(this.telemetry);
     const tag = options.workerId === undefined ? null : `w${options.workerId}`;
     this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry, tag));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry, tag === null ? '' : `${tag}:`);
     this.telemetry.sessionTotals = () => this.pipeline.sessions.totals();
+    this.pipeline.memory.configure(config.memory);
     const { syslogUdp, syslogTcp, syslogTls } = config.sources;
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
     if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogStreamSource(syslogTcp, 'tcp', this.pipeline, this.telemetry));
@@ -225,8 +229,11 @@ export class SluiceNode {
     try {
       for (const sink of this.sinks) await sink.start();
       await this.startHostmeta();
+      this.announceCapacity();
       for (const source of this.sources) await source.start();
+      this.pipeline.memory.start();
     } catch (err) {
+      this.pipeline.memory.stop();
       for (const component of [...this.sources, ...this.sinks]) component.destroy();
       await this.hostmetaCache?.close();
       await this.hostmetaService?.close();
@@ -234,7 +241,27 @@ export class SluiceNode {
     }
     this.state = 'running';
     for (const source of this.sources) void this.supervise(source, false);
+    // Measured from here: loading modules and opening stores at start are not the node under load.
+    this.eventLoop.start();
     this.telemetry.emit('nodeReady', {});
+  }
+
+  /**
+   * Log what the open-files limit lets this node hold and cap stream
+   * connections there (refused
+   * past it, reason fd_limit, rather than failing at accept with EMFILE).
+   * Node.js has already raised the soft limit to the hard one at start.
+   */
+  private announceCapacity(): void {
+    const limits = readFdLimits();
+    const capacity = connectionCapacity(limits);
+    this.pipeline.memory.connectionCapacity = capacity;
+    const known = Number.isFinite(capacity);
+    if (known) this.telemetry.connectionCapacity.set(capacity);
+    this.telemetry.emit('connectionCapacity', {
+      fd_soft_limit: limits?.soft ?? null, fd_hard_limit: limits?.hard ?? null, fd_reserve: SPARE_DESCRIPTORS,
+      connections: known ? capacity : null, memory_budget_bytes: this.config.memory.budgetBytes,
+    });
   }
 
   /** The in-node metadata service (if enabled), then the client the pipeline enriches records with. */
@@ -269,6 +296,10 @@ export class SluiceNode {
     this.telemetry.emit('nodeStopping', {});
     for (const watch of this.watches.values()) watch.abort();
     await this.supervisor.stopAll();
+    // The run's event-loop summary covers the node at work, not its shutdown.
+    this.eventLoop.stop();
+    // Paused sessions resume, so what their agents sent is read and answered before the end.
+    this.pipeline.memory.stop();
     let complete = true;
     await Promise.all(this.sources.map((source) => source.stop(deadline)));
     await this.pipeline.settle();
@@ -286,7 +317,7 @@ export class SluiceNode {
         this.telemetry.emit('shutdownDeadline', { error: `${what} still closing at the deadline` });
       }
     }
-    this.telemetry.emit('nodeStopped', await this.totals());
+    this.telemetry.emit('nodeStopped', { ...await this.totals(), ...this.eventLoop.summary() });
     return complete;
   }
 

@@ -79,6 +79,15 @@ export class Telemetry {
   /** Tenants that get a series of their own; the rest share `other` (see tenantLabel). */
   private readonly tenantSeries = new Set<string>();
 
+  /** Event-loop delay since the previous scrape (set by the node's EventLoopMonitor while it runs). */
+  eventLoopDelaySource: (() => { p50: number; p99: number; max: number }) | null = null;
+
+  readonly memoryState: Gauge<never>;
+  readonly memoryPressure: Gauge<never>;
+  readonly memoryAccountedBytes: Gauge<'component'>;
+  readonly memoryPausedSessions: Gauge<never>;
+  readonly connectionCapacity: Gauge<never>;
+
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
 
@@ -121,6 +130,11 @@ export class Telemetry {
     this.restarts = counter('sluice_restarts_total', 'Workers (`worker:<n>`) and components restarted by their supervisor after ending unexpectedly.', ['component']);
     this.crashLooping = gauge('sluice_crash_loop', '1 while a worker or component is in a crash loop (see supervision.crash_loop_after).', ['component']);
     this.workersRunning = gauge('sluice_workers_running', 'Worker processes serving (kept by the primary).', []);
+    this.memoryState = gauge('sluice_memory_state', 'Memory governor state: 0 normal, 1 soft (heaviest sessions paused), 2 hard (new work refused).', []);
+    this.memoryPressure = gauge('sluice_memory_pressure', 'Memory governor pressure: the larger of accounted bytes and heap used, as a fraction of the budget.', []);
+    this.memoryAccountedBytes = gauge('sluice_memory_accounted_bytes', 'Bytes held, by component (sessions, lanes, sinks, http) and heap_used, at the last sample.', ['component']);
+    this.memoryPausedSessions = gauge('sluice_memory_paused_sessions', 'Sessions the memory governor has paused.', []);
+    this.connectionCapacity = gauge('sluice_connection_capacity', 'Stream connections this node can hold: the file-descriptor limit minus a reserve.', []);
     this.sinkTruncated = counter('sluice_sink_truncated_records_total', 'Records cut to the sink\'s max message size.', ['sink']);
     const logOutput = syslogOutputOf(logger);
     this.logDroppedLines = new Counter({
@@ -160,6 +174,19 @@ export class Telemetry {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
+    // Three gauges, not one with a `quantile` label: that label belongs to summaries (promtool says so).
+    const sample = (): { p50: number; p99: number; max: number } | undefined => this.eventLoopDelaySource?.();
+    for (const [stat, what] of [['p50', 'median'], ['p99', '99th percentile'], ['max', 'largest']] as const) {
+      new Gauge({
+        name: `sluice_event_loop_delay_${stat}_seconds`,
+        help: `Event-loop delay since the previous scrape, ${what} (perf_hooks.monitorEventLoopDelay, 10 ms resolution).`,
+        registers,
+        collect(this: Gauge) {
+          const delay = sample();
+          if (delay !== undefined) this.set(delay[stat]);
+        },
+      });
+    }
   }
 
   /** Give each of the first `max` of these tenants a series of its own (the node calls it once, at construction). */
@@ -245,6 +272,8 @@ export function renderMetricDocs(): string {
     lines.push(`| \`${m.name}\` | ${m.type} | ${m.labelNames.join(', ')} | ${m.help} |`);
   }
   lines.push('', 'Reasons: refused `no_tenant`; bad frames `too_large`, `bad_octet_count`, `truncated`;',
-    'dropped `backpressure` (UDP while the sinks are congested), `no_route` (a tenant no sink takes).', '');
+    'dropped `backpressure` (UDP while the sinks are congested), `no_route` (a tenant no sink takes),',
+    '`memory` (UDP past the memory hard mark); refused `memory` (connections past the memory hard mark),',
+    '`fd_limit` (connections past the node\'s file-descriptor capacity).', '');
   return lines.join('\n');
 }

@@ -10,7 +10,7 @@ import type { LogRecord } from '../core/record.js';
 
 export class DeferredSink implements Sink {
   private inner: Sink | null = null;
-  private readonly drainListeners: (() => void)[] = [];
+  private readonly drainListeners: ((tenant: string | null) => void)[] = [];
 
   constructor(readonly name: string, readonly acknowledges: boolean, private readonly load: () => Promise<Sink>) {}
 
@@ -44,11 +44,11 @@ export class DeferredSink implements Sink {
     return this.inner?.queuedBytes() ?? 0;
   }
 
-  congested(): boolean {
-    return this.inner?.congested() ?? false;
+  congested(tenant?: string): boolean {
+    return this.inner?.congested(tenant) ?? false;
   }
 
-  onDrain(listener: () => void): void {
+  onDrain(listener: (tenant: string | null) => void): void {
     if (this.inner !== null) this.inner.onDrain(listener);
     else this.drainListeners.push(listener);
   }

@@ -34,15 +34,25 @@ export class EncodedQueue {
   private readonly marks: Mark[] = [];
   /** End of the last settled mark: released bytes past it belong to the next mark. */
   private settledEnd = 0;
+  /** Size of the next chunk allocated: grows from firstChunkSize while the queue stays busy. */
+  private nextChunkSize: number;
 
-  constructor(private readonly chunkSize: number) {}
+  /**
+   * `firstChunkSize`: a queue that was empty starts with a chunk this small
+   * and doubles up to `chunkSize` as it fills, so thousands of mostly idle
+   * per-tenant queues do not each hold a full chunk.
+   */
+  constructor(private readonly chunkSize: number, private readonly firstChunkSize = chunkSize) {
+    this.nextChunkSize = firstChunkSize;
+  }
 
   append(line: string): void {
     // A UTF-16 unit encodes to at most 3 UTF-8 bytes: measure exactly only when that bound does not fit.
     const room = this.open === null ? 0 : this.open.length - this.openUsed;
     if (line.length * 3 > room && (room === 0 || Buffer.byteLength(line) > room)) {
       this.seal();
-      this.open = Buffer.allocUnsafeSlow(Math.max(this.chunkSize, Buffer.byteLength(line)));
+      this.open = Buffer.allocUnsafeSlow(Math.max(this.nextChunkSize, Buffer.byteLength(line)));
+      if (this.nextChunkSize < this.chunkSize) this.nextChunkSize = Math.min(this.chunkSize, this.nextChunkSize * 2);
     }
     const written = this.open!.write(line, this.openUsed);
     this.openUsed += written;
@@ -64,6 +74,22 @@ export class EncodedQueue {
 
   get empty(): boolean {
     return this.bytes === 0;
+  }
+
+  /** Bytes of the `index`-th oldest chunk, the open one last; 0 past the end. */
+  chunkBytesAt(index: number): number {
+    if (index < this.chunks.length) return this.chunks[index]!.length;
+    return index === this.chunks.length ? this.openUsed : 0;
+  }
+
+  /**
+   * The `index`-th oldest chunk (sealing the open one when it is that one),
+   * for a caller that takes chunks one at a time; it stays queued until
+   * released. Call only for an index with chunkBytesAt(index) > 0.
+   */
+  chunkAt(index: number): Buffer {
+    if (index === this.chunks.length) this.seal();
+    return this.chunks[index]!;
   }
 
   /**
@@ -107,6 +133,7 @@ export class EncodedQueue {
     }
     this.marks.splice(0, settled);
     if (failed && this.marks.length > 0 && this.released > this.settledEnd) this.marks[0]!.failed = true;
+    if (this.bytes === 0) this.nextChunkSize = this.firstChunkSize;
     return records;
   }
 
@@ -137,6 +164,7 @@ export class EncodedQueue {
     this.open = null;
     this.openUsed = 0;
     this.bytes = 0;
+    this.nextChunkSize = this.firstChunkSize;
     return records;
   }
 }

@@ -1,11 +1,13 @@
 /**
  * The bounds every stream listener (syslog TCP and TLS, RELP) puts on its
- * connections: caps per listener and per tenant at accept, and one sweep a
+ * connections: at accept the memory governor's refusals (past the hard mark,
+ * past the fd capacity) and the caps per listener and per tenant; and one sweep a
  * second (not a timer per connection) that closes sessions idle past
  * idle_timeout or holding an incomplete frame past frame_timeout (slowloris).
  */
 import type { Tenant } from '../core/identity.js';
 import type { Telemetry } from '../ops/telemetry.js';
+import type { MemoryGovernor } from '../core/memory.js';
 
 export interface ConnectionBounds {
   /** Connections this listener holds at once; past it new ones are refused (counted). 0: no cap. */
@@ -19,9 +21,11 @@ export interface ConnectionBounds {
 /** What the sweep reads and does on a session. */
 export interface GuardedSession {
   /** When data last arrived (epoch ms). */
-  readonly lastDataAt: number;
+  lastDataAt: number;
   /** Since when a frame has been incomplete (epoch ms; 0: none is). */
-  readonly partialSince: number;
+  partialSince: number;
+  /** Not reading by the node's own choice (a rate limit, a congested sink, the memory governor). */
+  readonly pausedByNode: boolean;
   /** Close the connection, counted under `reason`. */
   expel(reason: string): void;
 }
@@ -35,6 +39,7 @@ export class ConnectionGuard {
     private readonly source: string,
     private readonly bounds: ConnectionBounds,
     private readonly telemetry: Telemetry,
+    private readonly memory: MemoryGovernor,
   ) {}
 
   /**
@@ -42,6 +47,11 @@ export class ConnectionGuard {
    * refusal is counted and logged. The caller counts the tenant's connection.
    */
   admit(open: number, tenant: Tenant | null, peer: string): boolean {
+    const refusal = this.memory.refuseConnection();
+    if (refusal !== null) {
+      this.telemetry.emit('connectionRefused', { source: this.source, reason: refusal, peer });
+      return false;
+    }
     if (this.bounds.maxConnections > 0 && open >= this.bounds.maxConnections) {
       this.telemetry.emit('connectionRefused', { source: this.source, reason: 'connection_limit', peer });
       return false;
@@ -60,6 +70,12 @@ export class ConnectionGuard {
     this.sweeper = setInterval(() => {
       const now = Date.now();
       for (const session of sessions) {
+        if (session.pausedByNode) {
+          // The node stopped reading it, not the peer sending: its clocks start again once it reads.
+          session.lastDataAt = now;
+          if (session.partialSince > 0) session.partialSince = now;
+          continue;
+        }
         if (frameTimeoutMs > 0 && session.partialSince > 0 && now - session.partialSince > frameTimeoutMs) session.expel('frame_timeout');
         else if (idleTimeoutMs > 0 && now - session.lastDataAt > idleTimeoutMs) session.expel('idle_timeout');
       }

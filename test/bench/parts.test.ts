@@ -14,9 +14,9 @@ import { loggenArguments, parseLoggenSummary } from '../../bench/loggen.js';
 import { checkRecords, countLines, fileLines, waitForDelivery } from '../../bench/output.js';
 import { findPeers, INSTALL_HINT, SLUICE_CLI } from '../../bench/peers.js';
 import { cpuSeconds, memoryBytes, processTree } from '../../bench/proc-stats.js';
-import { evaluateTargets, median, summarise } from '../../bench/report.js';
+import { evaluateTargets, eventLoopTable, median, summarise } from '../../bench/report.js';
 import { serverConfig, type ServerSettings } from '../../bench/servers.js';
-import type { Measurement } from '../../bench/workloads.js';
+import { eventLoopFromLog, type Measurement } from '../../bench/workloads.js';
 
 test('loggen: the closing summary is parsed; --number is per connection; UDP is sent unframed', () => {
   const text = [
@@ -125,9 +125,9 @@ test('report: medians per server, sluice/peer ratios from the same run, targets 
   assert.equal(median([4, 1, 3, 2]), 2.5);
   assert.equal(median([]), undefined);
   const runs: Measurement[] = [
-    m('W1', 'sluice', { messagesPerSecond: 300, cpuSecondsPerMillion: 3 }),
-    m('W1', 'sluice', { messagesPerSecond: 100, cpuSecondsPerMillion: 5 }),
-    m('W1', 'sluice', { messagesPerSecond: 200, cpuSecondsPerMillion: 4 }),
+    m('W1', 'sluice', { messagesPerSecond: 300, cpuSecondsPerMillion: 3, eventLoop: { busySeconds: 9, p99WorstMs: 10, p99MedianMs: 5, maxMs: 40 } }),
+    m('W1', 'sluice', { messagesPerSecond: 100, cpuSecondsPerMillion: 5, eventLoop: { busySeconds: 20, p99WorstMs: 30, p99MedianMs: 6, maxMs: 60 } }),
+    m('W1', 'sluice', { messagesPerSecond: 200, cpuSecondsPerMillion: 4, eventLoop: { busySeconds: 10, p99WorstMs: 15, p99MedianMs: 7, maxMs: 50 } }),
     m('W1', 'rsyslog', { messagesPerSecond: 100, cpuSecondsPerMillion: 8 }),
     m('W1', 'syslog-ng', { messagesPerSecond: 200, cpuSecondsPerMillion: 8 }),
     m('W1', 'syslog-ng', { error: 'crashed' }),
@@ -135,6 +135,8 @@ test('report: medians per server, sluice/peer ratios from the same run, targets 
     m('W3 4 MiB buffer', 'rsyslog', { lossPercent: 0.5 }),
     m('W4', 'sluice', { peakRssBytes: 200e6, heldRssBytes: 149e6, idleConnectionsHeld: 10_000 }),
     m('W5', 'sluice', { lost: 0, latencyMs: { p50: 1, p90: 2, p99: 30, p999: 40, max: 100 }, errors: { connect: 0, reset: 0, other: 0 } }),
+    m('W6 steady', 'sluice', { latencyMs: { p50: 2, p90: 5, p99: 10, p999: 20, max: 30 } }),
+    m('W6 flood', 'sluice', { latencyMs: { p50: 3, p90: 9, p99: 25, p999: 40, max: 90 } }),
   ];
   const summaries = summarise(runs);
   const sluice = summaries.find((s) => s.variant === 'W1' && s.server === 'sluice')!;
@@ -156,13 +158,26 @@ test('report: medians per server, sluice/peer ratios from the same run, targets 
     'W4: sluice ≤ 150 MB RSS with 10,000 connections held': true,
     'W5: p99 ≤ 20 ms, max ≤ 250 ms': false,
     'W5: zero errors and losses': true,
+    'W6: steady tenants\' p99 with a flooding tenant ≤ 2× without': false,
+    'W1: sluice event-loop delay p99 < 20 ms': true,
   });
+  assert.deepEqual(sluice.eventLoop, { busySeconds: 10, p99WorstMs: 15, p99MedianMs: 6, maxMs: 50 }, 'medians of each');
+  assert.deepEqual(eventLoopTable(summaries).rows, [['W1', '10', '15.00', '6.00', '50.00', '–']]);
   assert.ok(evaluateTargets(summaries, true).every((r) => r.met === null), '--quick sizes judge no target');
+});
+
+test('event loop: the numbers of the node-stopped line, the last one when there are several; none without it', () => {
+  const line = (worst: number) => JSON.stringify({ level: 30, code: 'SLU0005I', received: 1, busy_seconds: 12, event_loop_delay_p99_worst_ms: worst,
+    event_loop_delay_p99_median_ms: 3.5, event_loop_delay_max_ms: 41.2, msg: 'node stopped' });
+  const log = [JSON.stringify({ code: 'SLU0003I' }), line(99), line(18.5), ''].join('\n');
+  assert.deepEqual(eventLoopFromLog(log), { busySeconds: 12, p99WorstMs: 18.5, p99MedianMs: 3.5, maxMs: 41.2 });
+  assert.equal(eventLoopFromLog(JSON.stringify({ code: 'SLU0003I' })), undefined);
 });
 
 const SETTINGS: ServerSettings[] = [
   { tcpPort: 20514, udpPort: 20514, output: 'json', udpReceiveBuffer: null, maxConnections: 100 },
   { tcpPort: 20514, udpPort: 20515, output: 'raw', udpReceiveBuffer: 4 * 1024 * 1024, maxConnections: 10_100 },
+  { tcpPort: 20514, udpPort: 20514, output: 'json', udpReceiveBuffer: null, maxConnections: 610, sluiceTenants: { t0: { networks: ['127.0.1.0/24'] } } },
 ];
 
 test('configs: sluice validates each generated configuration', (t) => {

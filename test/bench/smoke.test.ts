@@ -96,6 +96,22 @@ test('bench W5 (--quick) on sluice: loadgen agents, no errors, nothing lost', as
   assert.ok(m.latencyMs!.p50 <= m.latencyMs!.p99 && m.latencyMs!.p99 <= m.latencyMs!.max);
 });
 
+test('bench W6 (--quick) on sluice: steady tenants beside a flooding one, the latency of the steady ones, the node\'s event loop', async (t) => {
+  if (!loadgenAvailable()) return t.skip('loadgen not available (the `sluice loadgen` command is missing)');
+  const [steady, flood] = variantsOf('W6');
+  for (const variant of [steady!, flood!]) {
+    const m = await measure(variant, 'sluice', context(t));
+    assert.equal(m.error, undefined, m.error);
+    assert.equal(m.agents, (QUICK_SIZES.isolationTenants + 1) * QUICK_SIZES.isolationAgentsPerTenant);
+    assert.ok(m.sent! > 0);
+    assert.equal(m.lost, 0, `${variant.label}: the steady tenants lose nothing`);
+    assert.ok(m.latencyMs!.p50 <= m.latencyMs!.p99 && m.latencyMs!.p99 <= m.latencyMs!.max);
+    assert.ok(m.eventLoop !== undefined, 'the node reported its event-loop delay when it stopped');
+    assert.ok(m.eventLoop.maxMs >= m.eventLoop.p99WorstMs);
+    assert.ok(m.noiseFloor !== undefined && m.noiseFloor.maxMs >= m.noiseFloor.p99Ms, 'the idle process measured the machine');
+  }
+});
+
 test('bench: SIGINT stops every process the harness started and removes its folders', async (t) => {
   const reason = missing('sluice');
   if (reason) return t.skip(reason);

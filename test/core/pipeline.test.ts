@@ -9,12 +9,12 @@ import { TenantDirectory } from '../../src/core/identity.js';
 import { Pipeline } from '../../src/core/pipeline.js';
 import { Telemetry } from '../../src/ops/telemetry.js';
 
-/** A sink that records what it was given, with a congestion switch the test controls. */
+/** A sink that records what it was given, with a per-tenant congestion switch the test controls. */
 class RecordingSink implements Sink {
   readonly acknowledges = true;
   readonly received: [string, number][] = [];
-  jammed = false;
-  private readonly listeners: (() => void)[] = [];
+  readonly jammed = new Set<string>();
+  private readonly listeners: ((tenant: string | null) => void)[] = [];
   constructor(readonly name: string) {}
   async start(): Promise<void> {}
   async stop(): Promise<void> {}
@@ -23,14 +23,14 @@ class RecordingSink implements Sink {
   write(tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean {
     this.received.push([tenant, records.length]);
     ack?.commit();
-    return !this.jammed;
+    return !this.jammed.has(tenant);
   }
   queuedBytes(): number { return 0; }
-  congested(): boolean { return this.jammed; }
-  onDrain(listener: () => void): void { this.listeners.push(listener); }
-  unjam(): void {
-    this.jammed = false;
-    for (const l of this.listeners) l();
+  congested(tenant?: string): boolean { return tenant === undefined ? this.jammed.size > 0 : this.jammed.has(tenant); }
+  onDrain(listener: (tenant: string | null) => void): void { this.listeners.push(listener); }
+  unjam(tenant: string): void {
+    this.jammed.delete(tenant);
+    for (const l of this.listeners) l(tenant);
   }
 }
 
@@ -58,20 +58,29 @@ test('pipeline: a tenant reaches exactly the sinks that name it; one with none i
   assert.equal(await telemetry.value('sluice_dropped_records_total', { reason: 'no_route' }), 4);
 });
 
-test('pipeline: a congested sink makes submit() say pause; waiters resume once it drains', () => {
+test('pipeline: a sink congested for a tenant makes submit() say pause to that tenant only; its waiters resume once it drains', () => {
   const { directory, all, pipeline } = setup();
-  all.jammed = true;
-  assert.equal(pipeline.submit('test', directory.tenants.get('a')!, batch(1), null), false);
+  const a = directory.tenants.get('a')!;
+  const b = directory.tenants.get('b')!;
+  all.jammed.add('a');
+  assert.equal(pipeline.submit('test', a, batch(1), null), false);
+  assert.equal(pipeline.submit('test', b, batch(1), null), true, 'the other tenant on the same sink goes on');
   let resumed = 0;
   const resume = (): void => { resumed++; };
-  pipeline.whenDrained(resume);
+  pipeline.whenDrained(resume, a);
   const cancelled = (): void => { resumed += 100; };
-  pipeline.whenDrained(cancelled);
-  pipeline.cancelWait(cancelled);
+  pipeline.whenDrained(cancelled, a);
+  pipeline.cancelWait(cancelled, a);
+  let resumedB = 0;
+  pipeline.whenDrained(() => resumedB++, b);
+  assert.equal(resumedB, 1, 'a tenant the sinks do not hold resumes at once');
   assert.equal(resumed, 0);
-  all.unjam();
+  all.jammed.add('b');
+  all.unjam('b');
+  assert.equal(resumed, 0, "another tenant's drain does not resume this one");
+  all.unjam('a');
   assert.equal(resumed, 1);
-  pipeline.whenDrained(resume);
+  pipeline.whenDrained(resume, a);
   assert.equal(resumed, 2, 'resumes at once when nothing is congested');
 });
 
@@ -132,4 +141,29 @@ test('lane: on shutdown, settle() routes batches held by a rate limit at once', 
   assert.equal(all.received.length, 1, 'the throttled batch is held');
   await pipeline.settle();
   assert.deepEqual(all.received, [['a', 1], ['a', 5]]);
+});
+
+test('lane: batches held behind a lookup are routed a bounded slice per event-loop turn, in order', async () => {
+  const { directory, all, pipeline } = setup();
+  const metadata = new ManualMetadata();
+  metadata.known.set('known', null);
+  pipeline.useMetadata(metadata);
+  let turn = 0;
+  const turns: number[] = [];
+  const realWrite = all.write.bind(all);
+  all.write = (tenant, records, ack) => {
+    turns.push(turn);
+    return realWrite(tenant, records, ack);
+  };
+  const lane = pipeline.openLane('test');
+  const a = directory.tenants.get('a')!;
+  lane.submit(a, hostBatch('new', 1, 'first'), null);
+  for (let i = 0; i < 8; i++) lane.submit(a, hostBatch('known', 1000, `b${i}-`), null);
+  metadata.pending.get('new')!(null);
+  while (all.received.length < 9) {
+    await new Promise((r) => setImmediate(r));
+    turn++;
+  }
+  assert.ok(new Set(turns).size >= 3, `8,001 records routed in ${new Set(turns).size} turns`);
+  assert.deepEqual(all.received.map(([, n]) => n), [1, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000], 'in order');
 });

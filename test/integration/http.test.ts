@@ -13,7 +13,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { OTLPLogExporter as OtlpJsonExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { OTLPLogExporter as OtlpProtoExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { hostKey } from '../../src/core/identity.js';
-import { readTenantRecords, startTestNode, waitFor } from '../helpers.js';
+import { closed, connect, readTenantRecords, startTestNode, waitFor } from '../helpers.js';
 
 const TOKEN = 'http-tenant-token-0123456789';
 const tenantsYaml = [
@@ -106,6 +106,7 @@ test('http: refusals — 401 bad token, 400 bad body naming the line, 413 too la
   const bomb = gzipSync(Buffer.alloc(1024 * 1024, 0x61));
   assert.ok(bomb.length < 64 * 1024);
   assert.equal((await post(port, '/v1/ingest', bomb, { ...auth, 'content-encoding': 'gzip' })).status, 413);
+  assert.equal(await node.telemetry.value('sluice_http_refused_requests_total', { status: '413' }), 2, 'Fastify\'s own 413 is counted too');
   assert.equal((await post(port, '/v1/ingest', 'x\n', { ...auth, 'content-encoding': 'br' })).status, 415);
   // 100/s with a 1 s burst: 150 lines pass once (a full bucket), the next request waits.
   const lines = Array.from({ length: 150 }, (_, i) => `line ${i}`).join('\n');
@@ -129,4 +130,56 @@ test('http: 503 with Retry-After while the sinks are congested; the waiting requ
   assert.equal(second.headers['retry-after'], '1');
   assert.equal((await first).status, 200);
   assert.equal(readTenantRecords(logs, 'default').length, 50);
+});
+
+test('http: bytes that are not HTTP get a 400, a closed connection and a count (found by fuzzing: they went uncounted)', async (t) => {
+  const { node } = await startTestNode(t);
+  const socket = await connect(node.addresses().http!.port);
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => { answer += chunk.toString('latin1'); });
+  socket.write('\x00\xff not http at all\r\n\r\n');
+  await closed(socket);
+  assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  assert.equal(await node.telemetry.value('sluice_http_refused_requests_total', { status: '400' }), 1);
+});
+
+test('http: a large body is decoded and routed a slice per event-loop turn, in order, under one 200', async (t) => {
+  const { node, logs } = await startTestNode(t, tenantsYaml);
+  const port = node.addresses().http!.port;
+  // Count event-loop turns with a setImmediate probe, and note in which turn each write reaches the sink.
+  let turn = 0;
+  let probing = true;
+  const probe = (): void => {
+    turn++;
+    if (probing) setImmediate(probe);
+  };
+  setImmediate(probe);
+  t.after(() => { probing = false; });
+  const sink = node.pipeline.directory.tenants.get('default')!.sinks[0]!;
+  const write = sink.write.bind(sink);
+  const writeTurns: number[] = [];
+  sink.write = (tenant, records, ack) => {
+    writeTurns.push(turn);
+    return write(tenant, records, ack);
+  };
+  const count = 10_000;
+  const body = Array.from({ length: count }, (_, i) => JSON.stringify({ msg: `line ${i}`, n: i })).join('\n');
+  const res = await post(port, '/v1/ingest', body);
+  assert.equal(res.status, 200, res.text);
+  probing = false;
+  assert.ok(writeTurns.length >= 4, `${writeTurns.length} writes for ${count} records`);
+  assert.equal(new Set(writeTurns).size, writeTurns.length, 'each slice in a turn of its own');
+  const recs = readTenantRecords(logs, 'default');
+  assert.deepEqual(recs.map((r) => r.msg), Array.from({ length: count }, (_, i) => `line ${i}`), 'all of them, in order');
+});
+
+test('http: a request with more records than max_records is answered 413 and stores none', async (t) => {
+  const { node, logs } = await startTestNode(t, 'sources:\n  http: { max_records: 3 }');
+  const port = node.addresses().http!.port;
+  const res = await post(port, '/v1/ingest', 'one\ntwo\nthree\nfour\n');
+  assert.equal(res.status, 413, res.text);
+  assert.match(res.text, /more than 3 records/);
+  assert.equal((await post(port, '/v1/ingest', 'one\ntwo\nthree\n')).status, 200);
+  assert.deepEqual(readTenantRecords(logs, 'default').map((r) => r.msg), ['one', 'two', 'three']);
+  assert.equal(await node.telemetry.value('sluice_http_refused_requests_total', { status: '413' }), 1);
 });

@@ -256,6 +256,29 @@ test('relp: garbage, a txnr out of sequence, syslog before open, an oversized fr
   await source.stop(Date.now() + 2000);
 });
 
+test('relp: an open repeated inside a session, between records, is answered and the session goes on (found by fuzzing)', async (t) => {
+  const { node, logs } = await startTestNode(t);
+  const { port } = await startRelp(t, node);
+  const client = await RelpTestClient.connect(port);
+  await client.open();
+  // One chunk: the repeated open lands between two records of one batch.
+  let bytes = '';
+  const txnrs: number[] = [];
+  for (const [command, data] of [['syslog', syslogMessage('before')], ['open', OPEN_OFFERS], ['syslog', syslogMessage('after')]] as const) {
+    const frame = client.frame(command, data);
+    bytes += frame.bytes;
+    txnrs.push(frame.txnr);
+  }
+  client.socket.write(bytes);
+  await client.response(txnrs.at(-1)!);
+  assert.deepEqual(client.responses().slice(1).map((f) => [f.txnr, f.data]), [
+    [txnrs[0], '200 OK'], [txnrs[1], '200 connection already open - ignored'], [txnrs[2], '200 OK'],
+  ]);
+  assert.deepEqual(readTenantRecords(logs, 'default').map((r) => r.msg), ['before', 'after']);
+  client.socket.end();
+  await closed(client.socket);
+});
+
 test('relp: a connection from a network no tenant claims, with no tenant taking tokens, is refused at once', async (t) => {
   const { node, logs } = await startTestNode(t, 'tenants:\n  acme: { networks: [127.0.0.1/32] }');
   const { source, port } = await startRelp(t, node);
@@ -460,3 +483,61 @@ function freeUdpPort(): Promise<number> {
     });
   });
 }
+
+test('relp: a session the memory governor pauses gets its answers late, in order, once resumed', async (t) => {
+  // Commits come at most once a second, so the pause lands between reading the records and committing them.
+  const { node, logs } = await startTestNode(t, 'sinks:\n  files: { type: file, fsync_interval: 1s }\n');
+  const { port } = await startRelp(t, node);
+  const client = await RelpTestClient.connect(port);
+  await client.open();
+  const entry = await waitFor('the session', () => [...node.pipeline.sessions.values()].find((e) => e.source === 'relp'));
+  // A first record answered: the file was just synced, so the next sync is a second away.
+  const first = client.send('syslog', syslogMessage('first'));
+  await client.response(first);
+  let batch = '';
+  const txnrs: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const { bytes, txnr } = client.frame('syslog', syslogMessage(`delayed ${i}`));
+    batch += bytes;
+    txnrs.push(txnr);
+  }
+  client.socket.write(batch);
+  await waitFor('the records read', () => entry.records === 11);
+  entry.control.pauseReading();
+  await waitFor('the records committed', () => readTenantRecords(logs, 'default').length === 11);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.deepEqual(client.responses().map((f) => f.txnr), [1, first], 'committed, but not answered while paused');
+  assert.ok(entry.control.queuedBytes() > 0, 'the held answers are accounted');
+  entry.control.resumeReading();
+  await client.response(txnrs.at(-1)!);
+  assert.deepEqual(client.responses().map((f) => f.txnr), [1, first, ...txnrs]);
+  assert.ok(client.responses().slice(1).every((f) => f.data === '200 OK'));
+  client.socket.destroy();
+});
+
+test('relp: stopping answers a paused session\'s held answers first, then serverclose', async (t) => {
+  const { node, logs } = await startTestNode(t, 'sinks:\n  files: { type: file, fsync_interval: 1s }\n');
+  const { source, port } = await startRelp(t, node);
+  const client = await RelpTestClient.connect(port);
+  await client.open();
+  const entry = await waitFor('the session', () => [...node.pipeline.sessions.values()].find((e) => e.source === 'relp'));
+  const first = client.send('syslog', syslogMessage('first'));
+  await client.response(first);
+  const txnrs: number[] = [];
+  let batch = '';
+  for (let i = 0; i < 5; i++) {
+    const { bytes, txnr } = client.frame('syslog', syslogMessage(`held ${i}`));
+    batch += bytes;
+    txnrs.push(txnr);
+  }
+  client.socket.write(batch);
+  await waitFor('the records read', () => entry.records === 6);
+  entry.control.pauseReading(); // as an operator's pause would: the governor will not resume it
+  await waitFor('the records committed', () => readTenantRecords(logs, 'default').length === 6);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.deepEqual(client.responses().map((f) => f.txnr), [1, first], 'held while paused');
+  await source.stop(Date.now() + 2000);
+  assert.deepEqual(client.responses().map((f) => f.txnr), [1, first, ...txnrs], 'every held answer, in order');
+  assert.equal(client.received.at(-1)?.command, 'serverclose', 'then the hint');
+  await closed(client.socket);
+});

@@ -255,3 +255,65 @@ test('delivery: past queue_max a batch is refused (queue_full, ack failed) and w
   assert.equal(statuses.filter((s) => s === AckStatus.Committed).length * 10, transport.sent.length);
   assert.equal(statuses.length, 100);
 });
+
+/** A transport whose sends complete only when the test lets them, one at a time. */
+class GatedTransport implements DeliveryTransport {
+  readonly batches: string[][] = [];
+  private readonly gates: (() => void)[] = [];
+  async open(): Promise<void> {}
+  send(batch: DeliveryBatch): Promise<void> {
+    const lines: string[] = [];
+    for (const chunk of batch.chunks) lines.push(...chunk.toString().split('\n').filter((l) => l !== ''));
+    this.batches.push(lines);
+    return new Promise((resolve) => this.gates.push(resolve));
+  }
+  get waiting(): number {
+    return this.gates.length;
+  }
+  release(): void {
+    this.gates.shift()?.();
+  }
+  async close(): Promise<void> {}
+  destroy(): void {}
+  describe(): string | null {
+    return null;
+  }
+}
+
+const tenantEncoder = { encode: (tenant: string, rec: LogRecord): string => `${tenant} ${rec.msg}\n` };
+
+test('delivery fairness: a tenant with a deep backlog is paused alone, and another tenant\'s records go in the next batch, not after the backlog; each tenant keeps its order', async () => {
+  const telemetry = silentTelemetry();
+  const transport = new GatedTransport();
+  const config = { ...DEFAULT_DELIVERY, batchBytes: 4096, batchDelayMs: 0, queueHighWaterBytes: 32 * 1024, queueMaxBytes: 64 * 1024 };
+  const sink = new DeliverySink('gated', config, tenantEncoder, transport, new SinkStats('gated', telemetry), true);
+  const drained: (string | null)[] = [];
+  sink.onDrain((tenant) => drained.push(tenant));
+  await sink.start();
+  const statuses: AckStatus[] = [];
+  let floodPaused = false;
+  let n = 0;
+  while (!floodPaused) {
+    floodPaused = !sink.write('flood', records(n, 50), ackInto(statuses));
+    n += 50;
+  }
+  await waitFor('first send', () => transport.waiting === 1);
+  assert.equal(sink.congested('flood'), true);
+  assert.equal(sink.write('light', records(0, 3), ackInto(statuses)), true, 'the light tenant is under its share');
+  assert.equal(sink.congested('light'), false);
+  transport.release();
+  await waitFor('second send', () => transport.batches.length === 2);
+  assert.ok(transport.batches[1]!.some((l) => l.startsWith('light ')), 'the light records are in the very next batch');
+  // Let everything through.
+  while (statuses.length < n / 50 + 1) {
+    transport.release();
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.ok(drained.includes('flood') || drained.includes(null), 'the flooding tenant was told to go on');
+  const flood = transport.batches.flat().filter((l) => l.startsWith('flood ')).map((l) => Number(l.split(' ').at(-1)));
+  assert.deepEqual(flood, range(0, n), 'the flood arrives whole and in order');
+  assert.ok(statuses.every((s) => s === AckStatus.Committed));
+  const stopping = sink.stop(Date.now() + 1000);
+  transport.release();
+  await stopping;
+});

@@ -85,3 +85,17 @@ test('encoded queue: failAll fails every pending ack', () => {
   assert.deepEqual(seen, [2]);
   assert.ok(q.empty);
 });
+
+test('encoded queue: an empty queue starts with a small chunk and doubles while it stays busy; chunks are reachable one by one', () => {
+  const q = new EncodedQueue(64, 8);
+  for (let i = 0; i < 10; i++) q.append('aaa\n');
+  q.mark(10, null);
+  assert.deepEqual([0, 1, 2, 3].map((i) => q.chunkBytesAt(i)), [8, 16, 16, 0], 'the open chunk is the last');
+  assert.equal(q.chunkAt(2).length, 16, 'taking the open chunk seals it');
+  assert.equal(q.release(3), 10);
+  q.append('bbb\n');
+  q.append('bbb\n');
+  q.append('bbb\n');
+  assert.equal(q.chunkBytesAt(0), 8, 'idle again: small again');
+  assert.equal(q.chunkBytesAt(1), 4);
+});

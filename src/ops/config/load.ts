@@ -313,6 +313,12 @@ function semanticProblems(
     }
   }
 
+  const memory = filled['memory'];
+  if (isPlainObject(memory) && typeof memory['soft_mark'] === 'number' && typeof memory['hard_mark'] === 'number'
+    && memory['soft_mark'] >= memory['hard_mark']) {
+    report(['memory', 'soft_mark'], `a fraction below hard_mark (${memory['hard_mark']})`);
+  }
+
   const givenSinks = isPlainObject(original) ? original['sinks'] : undefined;
   if (isPlainObject(givenSinks)) {
     for (const [name, sink] of Object.entries(givenSinks)) {
@@ -530,6 +536,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         address: http.address,
         port: http.port,
         maxBodyBytes: size(http.max_body),
+        maxRecords: http.max_records,
         ackTimeoutMs: duration(http.ack_timeout),
         maxConnections: http.max_connections,
         requestTimeoutMs: duration(http.request_timeout),
@@ -619,6 +626,13 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
       ];
     }),
     shutdownTimeoutMs: duration(c.shutdown_timeout),
+    memory: {
+      budgetBytes: size(c.memory.budget),
+      softMark: c.memory.soft_mark,
+      hardMark: c.memory.hard_mark,
+      hysteresis: c.memory.hysteresis,
+      sampleIntervalMs: Math.max(10, duration(c.memory.sample_interval)),
+    },
     hostmeta: {
       service: {
         enabled: c.hostmeta.service.enabled,

@@ -239,6 +239,7 @@ export const HttpSourceSchema = section(
     address: address('Address the HTTP listener binds to.'),
     port: Type.Integer({ description: 'HTTP port (4318, the OTLP/HTTP standard port); 0 picks a free port.', default: 4318, minimum: 0, maximum: 65535 }),
     max_body: size('4MiB', 'Largest request body, also once decompressed; larger: HTTP 413.'),
+    max_records: Type.Integer({ description: 'Records one request may carry; more: HTTP 413. A record costs a few hundred bytes of memory however few bytes it takes in the body, so this bounds what one request makes the node hold.', default: 100000, minimum: 1 }),
     ack_timeout: duration('30s', 'Longest a request waits for its records to be committed; then it is answered 503 and the client retries.'),
     max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are closed at accept and counted. 0: no cap.', default: 50000, minimum: 0 }),
     request_timeout: duration('30s', 'Longest a client may take to send a whole request, headers and body (slowloris); then it is answered 408. 0: never.'),
@@ -563,6 +564,22 @@ export const AdminSchema = section(
   'The admin server: dashboard, metrics, health and the admin API (see admin.md).',
 );
 
+function fraction(def: number, description: string) {
+  return Type.Number({ description, default: def, minimum: 0.05, maximum: 1, 'x-expected': 'a fraction of the budget from 0.05 to 1, such as 0.8' });
+}
+
+export const MemorySchema = section(
+  {
+    budget: size('512MiB', 'What the node may hold for its agents beyond its fixed overhead: the bytes every queue and buffer accounts (sessions, lanes, sink queues, HTTP bodies). The JS heap is measured apart, against V8\'s heap limit. From 1MiB to 64GiB. See memory.md.',
+      { min: 1024 ** 2, minText: '1MiB', max: 64 * 1024 ** 3, maxText: '64GiB' }),
+    soft_mark: fraction(0.8, 'Past this fraction of the budget the heaviest sessions pause reading (TCP backpressure) and acknowledgements are delayed.'),
+    hard_mark: fraction(0.95, 'Past this fraction of the budget new connections are refused, HTTP requests are answered 503 and UDP datagrams dropped (all counted). Above soft_mark.'),
+    hysteresis: Type.Number({ description: 'How far below a mark (a fraction of the budget) pressure must fall before its state is left, so states do not flap.', default: 0.05, minimum: 0, maximum: 0.5 }),
+    sample_interval: duration('100ms', 'How often the governor measures (off the hot path, which reads only the resulting state).'),
+  },
+  'The memory governor (see memory.md).',
+);
+
 export const SluiceConfigSchema = Type.Partial(
   Type.Object({
     data_dir: Type.String({
@@ -588,6 +605,7 @@ export const SluiceConfigSchema = Type.Partial(
     sinks: SinksSchema,
     hostmeta: HostmetaSchema,
     admin: AdminSchema,
+    memory: MemorySchema,
   }),
   {
     $id: 'https://sluice.dev/schema/config.json',

@@ -11,6 +11,7 @@ import type { RelpSourceConfig } from '../../sources/relp/source.js';
 import type { SyslogSinkConfig } from '../../sinks/syslog/config.js';
 import type { NatsSinkConfig } from '../../sinks/nats/config.js';
 import type { DiskBufferConfig } from '../../sinks/buffer/config.js';
+import type { MemoryConfig } from '../../core/memory.js';
 import type { HostmetaClientConfig, HostmetaServiceConfig } from '../../services/hostmeta/config.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -146,6 +147,7 @@ export interface SluiceConfig {
   tenants: TenantConfig[];
   sinks: SinkConfig[];
   shutdownTimeoutMs: number;
+  memory: MemoryConfig;
   hostmeta: {
     service: HostmetaServiceConfig & { enabled: boolean };
     /** `url` null: the service this node runs. */

@@ -23,6 +23,8 @@ export interface ReportJson {
   errors: { connect: number; reset: number; other: number };
   throughputPerSec: number;
   latencyMs: LatencySummaryMs;
+  /** Every tenant but t0 (the flooding one under `--pattern flood`); absent with one tenant. */
+  othersLatencyMs?: LatencySummaryMs;
   connectMs: { p50: number; p99: number; max: number };
   perTenant: { tenant: string; sent: number; delivered: number; lost: number; latencyMs: LatencySummaryMs }[];
   timeline: { t: number; sent: number; delivered: number; p99Ms: number }[];
@@ -46,6 +48,7 @@ export function toReportJson(result: LoadgenResult): ReportJson {
     errors: { connect: result.errors.connect, reset: result.errors.reset, other: result.errors.other },
     throughputPerSec: result.throughputPerSec,
     latencyMs: summarizeMs(result.latency),
+    ...(result.othersLatency === null ? {} : { othersLatencyMs: summarizeMs(result.othersLatency) }),
     connectMs: connect.totalCount === 0 ? { p50: 0, p99: 0, max: 0 } : {
       p50: microsToMs(connect.getValueAtPercentile(50)),
       p99: microsToMs(connect.getValueAtPercentile(99)),

@@ -80,6 +80,8 @@ export interface LoadgenResult {
   /** Send → visible in the file sink (UDP, TCP), or send → ack for acknowledging transports. */
   latencyMeasures: 'visible' | 'ack';
   latency: Histogram;
+  /** Every tenant but t0 (the flooding one under `--pattern flood`); null with one tenant. */
+  othersLatency: Histogram | null;
   connect: Histogram;
   perTenant: TenantResult[];
   timeline: TimelineEntry[];
@@ -210,7 +212,7 @@ function unreachable(options: LoadgenOptions, runId: string, startedAt: string, 
     options, runId, startedAt, reached: false, unreachableReason: reason, interrupted: false, sendingSec: 0,
     sent: 0, delivered: 0, lost: 0, duplicates: 0, throttled: 0, notConnected: 0, connects: 0,
     initiallyOpen: 0, initiallyFailed: failed, errors: { connect: failed, reset: 0, other: 0 }, errorCodes: {},
-    latencyMeasures: 'visible', latency: newHistogram(), connect: newHistogram(),
+    latencyMeasures: 'visible', latency: newHistogram(), othersLatency: null, connect: newHistogram(),
     perTenant: [], timeline: [], throughputPerSec: 0,
     probe: { markers: 0, bytesRead: 0, rotations: 0, truncatedBytes: 0 },
     generatorDelay: { main: { p99Ms: 0, maxMs: 0 }, workers: { p99Ms: 0, maxMs: 0 } },
@@ -317,6 +319,7 @@ function assemble(
     errorCodes,
     latencyMeasures: acknowledged ? 'ack' : 'visible',
     latency: mergeHistograms(latencyByTenant),
+    othersLatency: latencyByTenant.length > 1 ? mergeHistograms(latencyByTenant.slice(1)) : null,
     connect: mergeEncoded(reports.map((r) => r.connectHistogram)),
     perTenant,
     timeline,

@@ -13,6 +13,10 @@
  * - `touch()` registers a host the first time it is seen and refreshes its
  *   `last_seen` at most once per `touchIntervalMs`, fire-and-forget, with a
  *   bound on how many are in flight (past it: dropped and counted).
+ * - Lookups past `maxLookupsInFlight` wait in per-tenant queues served in
+ *   turn, one lookup per tenant per round: a tenant bringing thousands of new
+ *   hosts at once delays another tenant's lookup by one round, not by its
+ *   whole burst.
  */
 import type { Counter, Gauge } from 'prom-client';
 import type { Telemetry } from '../../ops/telemetry.js';
@@ -22,6 +26,14 @@ import { TokenBucket } from '../../core/token-bucket.js';
 import type { HostmetaClientConfig } from './config.js';
 import { isHostKey, isTenantId, type HostMetadata } from './schema.js';
 import { mergeDocument } from './store.js';
+import { DeficitRoundRobin, DrrFlow } from '../../core/fair.js';
+
+/** One tenant's lookups waiting for a slot, oldest first. */
+class LookupWaiters extends DrrFlow {
+  readonly waiting: (() => void)[] = [];
+}
+
+const waitingLookups = (flow: LookupWaiters): number => (flow.waiting.length > 0 ? 1 : 0);
 
 /** How a `get()` was answered (the `result` label of the lookups counter). */
 export type CacheLookupResult = 'hit' | 'negative_hit' | 'miss' | 'stale' | 'unavailable';
@@ -77,8 +89,9 @@ export class HostMetadataCache {
   /** Map order is recency order: a used entry is moved to the end, the first is evicted. */
   private readonly entries = new Map<string, Entry>();
   private lookupsInFlight = 0;
-  /** Lookups waiting for a slot, oldest first. */
-  private readonly lookupQueue: (() => void)[] = [];
+  /** Lookups waiting for a slot, per tenant, served in turn (a quantum of one lookup). */
+  private readonly lookupWaiters = new Map<string, LookupWaiters>();
+  private readonly lookupRound = new DeficitRoundRobin<LookupWaiters>(1, waitingLookups);
   private readonly touches = new Set<Promise<void>>();
   private readonly now: () => number;
   private readonly results: Record<CacheLookupResult, Counter.Internal>;
@@ -231,25 +244,39 @@ export class HostMetadataCache {
   private lookup(entry: Entry, now: number): Promise<LookupResult> | null {
     if (entry.lookup) return entry.lookup;
     if (this.closing || now < entry.retryAt) return null;
-    const lookup = this.whenLookupSlotFree().then(() => this.fetch(entry)).finally(() => {
+    const lookup = this.whenLookupSlotFree(entry.tenant).then(() => this.fetch(entry)).finally(() => {
       entry.lookup = null;
     });
     entry.lookup = lookup;
     return lookup;
   }
 
-  private whenLookupSlotFree(): Promise<void> {
+  private whenLookupSlotFree(tenant: string): Promise<void> {
     if (this.lookupsInFlight < this.config.maxLookupsInFlight) {
       this.lookupsInFlight++;
       return Promise.resolve();
     }
-    return new Promise((resolve) => this.lookupQueue.push(resolve));
+    let flow = this.lookupWaiters.get(tenant);
+    if (flow === undefined) {
+      flow = new LookupWaiters();
+      this.lookupWaiters.set(tenant, flow);
+    }
+    const waiters = flow;
+    return new Promise((resolve) => {
+      waiters.waiting.push(resolve);
+      this.lookupRound.activate(waiters);
+    });
   }
 
   private releaseLookupSlot(): void {
-    const next = this.lookupQueue.shift();
-    if (next) next(); // the slot passes straight to the next waiter
-    else this.lookupsInFlight--;
+    const flow = this.lookupRound.pick();
+    if (flow === null) {
+      this.lookupsInFlight--;
+      return;
+    }
+    const next = flow.waiting.shift()!;
+    this.lookupRound.served(flow, 1);
+    next(); // the slot passes straight to the next waiter
   }
 
   private async fetch(entry: Entry): Promise<LookupResult> {

@@ -9,6 +9,12 @@
  * Entries hold the records as NDJSON lines (encodeRecord), decoded again for
  * the sink: one encoding for every kind of sink, at the cost of encoding
  * twice on this path.
+ *
+ * Fairness: appends waiting for their fsync are counted per tenant, and past
+ * the high-water mark only tenants over their share are slowed. The buffer
+ * itself is one log, replayed in order: a tenant's backlog on disk is ahead
+ * of later records of every tenant (the price of one sequential log; the
+ * sink behind it then serves tenants in turn).
  */
 import type { ComponentHealth, Sink } from '../../core/component.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
@@ -17,6 +23,8 @@ import { timerDelay } from '../../core/clock.js';
 import type { Telemetry } from '../../ops/telemetry.js';
 import { decodeRecord, encodeRecord } from '../file/encode.js';
 import { DiskBuffer, type BufferEntry } from './disk-buffer.js';
+import { FairShares } from '../../core/fair.js';
+import { BYTES_PER_TURN, nextTurn } from '../../core/turns.js';
 import type { DiskBufferConfig } from './config.js';
 
 /** Entries handed to the sink and not yet committed, at most. */
@@ -33,9 +41,8 @@ export class BufferedSink implements Sink {
   readonly acknowledges = true;
   readonly name: string;
   private buffer: DiskBuffer | null = null;
-  private appendingBytes = 0;
-  private isCongested = false;
-  private readonly drainListeners: (() => void)[] = [];
+  private readonly appending: FairShares;
+  private readonly drainListeners: ((tenant: string | null) => void)[] = [];
   private readonly appends = new Set<Promise<void>>();
   private pump: Promise<void> | null = null;
   private readonly stopReading = new AbortController();
@@ -43,6 +50,8 @@ export class BufferedSink implements Sink {
   private windowFreed: (() => void) | null = null;
   private stopping = false;
   private innerDrained: (() => void) | null = null;
+  /** The tenant the pump waits on the sink for. */
+  private innerWaitingFor: string | null = null;
 
   constructor(
     private readonly inner: Sink,
@@ -51,7 +60,11 @@ export class BufferedSink implements Sink {
     private readonly telemetry: Telemetry,
   ) {
     this.name = inner.name;
-    inner.onDrain(() => {
+    this.appending = new FairShares(APPEND_HIGH_WATER, (tenant) => {
+      for (const listener of this.drainListeners) listener(tenant);
+    });
+    inner.onDrain((tenant) => {
+      if (tenant !== null && tenant !== this.innerWaitingFor) return;
       const resume = this.innerDrained;
       this.innerDrained = null;
       resume?.();
@@ -64,7 +77,7 @@ export class BufferedSink implements Sink {
     this.pump = this.run(this.buffer);
   }
 
-  write(_tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean {
+  write(tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean {
     const buffer = this.buffer;
     if (buffer === null || this.stopping) {
       ack?.fail();
@@ -73,7 +86,8 @@ export class BufferedSink implements Sink {
     let text = '';
     for (let i = 0; i < records.length; i++) text += encodeRecord(records[i]!);
     const payload = Buffer.from(text, 'utf8');
-    this.appendingBytes += payload.length;
+    const share = this.appending.share(tenant);
+    const clear = this.appending.add(share, payload.length);
     const append = buffer.append(payload, records.length).then(
       (result) => {
         if (result.written) ack?.commit();
@@ -81,27 +95,22 @@ export class BufferedSink implements Sink {
       },
       () => ack?.fail(),
     ).finally(() => {
-      this.appendingBytes -= payload.length;
       this.appends.delete(append);
-      if (this.isCongested && this.appendingBytes <= APPEND_HIGH_WATER / 2) {
-        this.isCongested = false;
-        for (const listener of this.drainListeners) listener();
-      }
+      this.appending.remove(share, payload.length);
     });
     this.appends.add(append);
-    if (this.appendingBytes >= APPEND_HIGH_WATER) this.isCongested = true;
-    return !this.isCongested;
+    return clear;
   }
 
   queuedBytes(): number {
-    return this.appendingBytes + this.inner.queuedBytes();
+    return this.appending.total + this.inner.queuedBytes();
   }
 
-  congested(): boolean {
-    return this.isCongested;
+  congested(tenant?: string): boolean {
+    return tenant === undefined ? this.appending.anyPaused : this.appending.congested(tenant);
   }
 
-  onDrain(listener: () => void): void {
+  onDrain(listener: (tenant: string | null) => void): void {
     this.drainListeners.push(listener);
   }
 
@@ -135,11 +144,21 @@ export class BufferedSink implements Sink {
     return this.inner.health();
   }
 
-  /** Read entries in order and hand them to the sink, at most DELIVERY_WINDOW uncommitted at a time. */
+  /**
+   * Read entries in order and hand them to the sink, at most DELIVERY_WINDOW
+   * uncommitted at a time, and at most BYTES_PER_TURN per event-loop turn (a
+   * replay of a deep buffer must not hold the loop).
+   */
   private async run(buffer: DiskBuffer): Promise<void> {
+    let thisTurn = 0;
     try {
       for await (const entries of buffer.batches(undefined, this.stopReading.signal)) {
         for (const entry of entries) {
+          if (thisTurn >= BYTES_PER_TURN) {
+            await nextTurn();
+            thisTurn = 0;
+          }
+          thisTurn += entry.payload.length;
           while (this.window.length >= DELIVERY_WINDOW && !this.stopReading.signal.aborted) {
             await new Promise<void>((resolve) => { this.windowFreed = resolve; });
           }
@@ -167,7 +186,11 @@ export class BufferedSink implements Sink {
     if (this.inner.acknowledges) ack.retain();
     const clear = this.inner.write(tenant, records, this.inner.acknowledges ? ack : null);
     ack.seal();
-    if (!clear && this.inner.congested()) await new Promise<void>((resolve) => { this.innerDrained = resolve; });
+    if (!clear && this.inner.congested(tenant)) {
+      this.innerWaitingFor = tenant;
+      await new Promise<void>((resolve) => { this.innerDrained = resolve; });
+      this.innerWaitingFor = null;
+    }
   }
 
   /**

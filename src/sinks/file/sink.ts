@@ -6,6 +6,12 @@
  * sort by age. Records are encoded as they arrive and written in batches (one
  * write in flight per tenant file); a batch is committed, and its acks
  * settled, once its write has completed.
+ *
+ * Fairness: every tenant has its own queue and write loop, with at most one
+ * write of at most batch_size in flight, so the disk (libuv's thread pool,
+ * first come first served) serves backlogged tenants in turn, a batch each:
+ * round-robin with a quantum of batch_size. Past the queue's high-water mark
+ * only tenants over their share of it are slowed (core/fair.ts).
  */
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,12 +25,15 @@ import type { FileSinkConfig } from '../../ops/config/types.js';
 import type { Telemetry } from '../../ops/telemetry.js';
 import { encodeRecord } from './encode.js';
 import { EncodedQueue } from '../encoded-queue.js';
+import { FairShares, type TenantShare } from '../../core/fair.js';
 
 export const ACTIVE_FILE = 'current.ndjson';
 /** Active files of every writer: `current.ndjson` (a single process) and `current-w<n>.ndjson` (worker n). */
 export const ACTIVE_FILE_PATTERN = /^current(?:-(w\d+))?\.ndjson$/;
 const ROTATED_FILE = /^(\d{8}T\d{6}\.\d{3}Z)(?:-(\d{1,6}))?(?:-(w\d+))?\.ndjson$/;
 const MAINTENANCE_INTERVAL_MS = 1000;
+/** A tenant queue that was empty starts with a chunk this small, doubling up to batch_size while it stays busy. */
+const FIRST_CHUNK_BYTES = 4096;
 
 /**
  * The active file of one writer. Worker processes of one node each write
@@ -71,8 +80,9 @@ class TenantFile {
   /** This tenant's delivered counters, resolved at the first write. */
   delivered: { records: Counter.Internal; bytes: Counter.Internal } | null = null;
 
-  constructor(readonly tenant: string, readonly dir: string, chunkSize: number) {
-    this.queue = new EncodedQueue(chunkSize);
+  constructor(readonly tenant: string, readonly dir: string, chunkSize: number, readonly share: TenantShare) {
+    // A tenant that sends a record now and then must not cost a batch_size buffer per write.
+    this.queue = new EncodedQueue(chunkSize, Math.min(chunkSize, FIRST_CHUNK_BYTES));
   }
 }
 
@@ -80,9 +90,8 @@ export class FileSink implements Sink {
   readonly acknowledges = true;
   readonly name: string;
   private readonly files = new Map<string, TenantFile>();
-  private queued = 0;
-  private isCongested = false;
-  private readonly drainListeners: (() => void)[] = [];
+  private readonly shares: FairShares;
+  private readonly drainListeners: ((tenant: string | null) => void)[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private maintenanceTimer: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -103,6 +112,9 @@ export class FileSink implements Sink {
     this.writtenBytes = telemetry.sinkBytes.labels(labels);
     this.rotations = telemetry.sinkRotations.labels(labels);
     this.queuedGauge = telemetry.sinkQueuedBytes.labels(labels);
+    this.shares = new FairShares(config.queueHighWaterBytes, (tenant) => {
+      for (const listener of this.drainListeners) listener(tenant);
+    });
   }
 
   private deliveredCounters(tenant: string): { records: Counter.Internal; bytes: Counter.Internal } {
@@ -121,21 +133,19 @@ export class FileSink implements Sink {
   write(tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean {
     let file = this.files.get(tenant);
     if (file === undefined) {
-      file = new TenantFile(tenant, path.join(this.config.path, tenant), this.config.batchBytes);
+      file = new TenantFile(tenant, path.join(this.config.path, tenant), this.config.batchBytes, this.shares.share(tenant));
       this.files.set(tenant, file);
     }
     const queue = file.queue;
     const before = queue.bytes;
     for (let i = 0; i < records.length; i++) queue.append(encodeRecord(records[i]!));
     queue.mark(records.length, ack === null ? null : this.afterSync(file, ack));
-    this.queued += queue.bytes - before;
-    this.queuedGauge.set(this.queued);
+    const clear = this.shares.add(file.share, queue.bytes - before);
+    this.queuedGauge.set(this.shares.total);
 
     if (queue.bytes >= this.config.batchBytes) this.startWriting(file);
     else if (this.flushTimer === null) this.flushTimer = setTimeout(this.flushAll, timerDelay(this.config.batchDelayMs));
-
-    if (this.queued >= this.config.queueHighWaterBytes) this.isCongested = true;
-    return !this.isCongested;
+    return clear;
   }
 
   /**
@@ -170,14 +180,14 @@ export class FileSink implements Sink {
   }
 
   queuedBytes(): number {
-    return this.queued;
+    return this.shares.total;
   }
 
-  congested(): boolean {
-    return this.isCongested;
+  congested(tenant?: string): boolean {
+    return tenant === undefined ? this.shares.anyPaused : this.shares.congested(tenant);
   }
 
-  onDrain(listener: () => void): void {
+  onDrain(listener: (tenant: string | null) => void): void {
     this.drainListeners.push(listener);
   }
 
@@ -194,7 +204,7 @@ export class FileSink implements Sink {
     clearTimeout(timer);
     if (outcome === 'expired') {
       this.destroy();
-      throw new Error(`file sink ${this.name}: ${this.queued} bytes not written by the deadline`);
+      throw new Error(`file sink ${this.name}: ${this.shares.total} bytes not written by the deadline`);
     }
     for (const file of this.files.values()) {
       if (file.syncTimer) clearTimeout(file.syncTimer);
@@ -216,10 +226,11 @@ export class FileSink implements Sink {
       void file.handle?.close().catch(() => undefined);
       file.handle = null;
     }
+    this.shares.clear();
   }
 
   health(): ComponentHealth {
-    return this.isCongested ? { healthy: true, detail: `congested: ${this.queued} bytes queued` } : { healthy: true };
+    return this.shares.anyPaused ? { healthy: true, detail: `congested: ${this.shares.total} bytes queued` } : { healthy: true };
   }
 
   /** Resolves once every tenant file has written all it holds. */
@@ -270,12 +281,8 @@ export class FileSink implements Sink {
       file.delivered ??= this.deliveredCounters(file.tenant);
       file.delivered.records.inc(records);
       file.delivered.bytes.inc(bytes);
-      this.queued -= bytes;
-      this.queuedGauge.set(this.queued);
-      if (this.isCongested && this.queued <= this.config.queueHighWaterBytes / 2) {
-        this.isCongested = false;
-        for (const listener of this.drainListeners) listener();
-      }
+      this.shares.remove(file.share, bytes);
+      this.queuedGauge.set(this.shares.total);
       if (file.unsynced.length > 0 && Date.now() - file.lastSync >= this.config.fsyncIntervalMs) await this.syncFile(file);
     }
     // Written but not yet synced: sync when the interval is up (group commit), from this same loop.

@@ -3,6 +3,7 @@
  * (fields below) or plain text (the whole line is the message). A request is
  * all or nothing: one bad line refuses it, naming the line.
  */
+import { TooManyRecordsError } from './otlp.js';
 import { LogRecord, type SourceInfo, type StructuredData } from '../../core/record.js';
 
 export class NdjsonError extends Error {}
@@ -28,14 +29,27 @@ function severityOf(value: unknown, line: number): number | null {
   throw new NdjsonError(`line ${line}: severity must be 0-7 or a name such as "warning"`);
 }
 
+/** The largest epoch milliseconds a Date holds (ECMA-262 21.4.1.1); beyond it toISOString throws. */
+const MAX_DATE_MS = 8.64e15;
+
 function timestampOf(value: unknown, line: number): string | null {
   if (value === undefined || value === null) return null;
   const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : NaN;
-  if (!Number.isFinite(ms)) throw new NdjsonError(`line ${line}: ts must be an RFC 3339 time or epoch milliseconds`);
+  if (!(Math.abs(ms) <= MAX_DATE_MS)) throw new NdjsonError(`line ${line}: ts must be an RFC 3339 time or epoch milliseconds`);
   return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value) ? value : new Date(ms).toISOString();
 }
 
-export function ndjsonToRecords(body: string, source: SourceInfo, received: string): LogRecord[] {
+/** A JSON value as text; nesting too deep to serialize (JSON.parse takes any depth, stringify recurses) is the line's fault. */
+function jsonText(value: unknown, line: number): string {
+  try {
+    return JSON.stringify(value);
+  } catch (err) {
+    if (err instanceof RangeError) throw new NdjsonError(`line ${line}: a value is nested too deeply`);
+    throw err;
+  }
+}
+
+export function ndjsonToRecords(body: string, source: SourceInfo, received: string, maxRecords = Infinity): LogRecord[] {
   const records: LogRecord[] = [];
   let lineNumber = 0;
   let start = 0;
@@ -47,6 +61,7 @@ export function ndjsonToRecords(body: string, source: SourceInfo, received: stri
     start = end + 1;
     if (line.endsWith('\r')) line = line.slice(0, -1);
     if (line.trim() === '') continue;
+    if (records.length >= maxRecords) throw new TooManyRecordsError(maxRecords);
     const rec = new LogRecord();
     rec.received = received;
     rec.ts = received;
@@ -66,7 +81,7 @@ export function ndjsonToRecords(body: string, source: SourceInfo, received: stri
     if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new NdjsonError(`line ${lineNumber}: expected a JSON object`);
     const o = obj as Record<string, unknown>;
     const message = o.msg ?? o.message;
-    rec.msg = typeof message === 'string' ? message : message === undefined ? '' : JSON.stringify(message);
+    rec.msg = typeof message === 'string' ? message : message === undefined ? '' : jsonText(message, lineNumber);
     rec.hostname = optionalString(o.hostname ?? o.host, 'hostname', lineNumber);
     rec.app = optionalString(o.app ?? o.service, 'app', lineNumber);
     rec.procid = optionalString(o.procid ?? o.pid, 'procid', lineNumber);
@@ -84,7 +99,7 @@ export function ndjsonToRecords(body: string, source: SourceInfo, received: stri
     for (const key of Object.keys(o)) {
       if (KNOWN.has(key)) continue;
       const v = o[key];
-      Object.defineProperty(extra, key, { value: typeof v === 'string' ? v : JSON.stringify(v), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(extra, key, { value: typeof v === 'string' ? v : jsonText(v, lineNumber), enumerable: true, writable: true, configurable: true });
       hasExtra = true;
     }
     if (hasExtra) rec.sd = { [NDJSON_FIELDS_SD]: extra } as StructuredData;

@@ -7,21 +7,22 @@
  * failed (Retry-After). The tenant comes from the bearer token, else from the
  * peer's network.
  */
+import type { Duplex } from 'node:stream';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import http from 'node:http';
+import http, { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { ComponentHealth, Source } from '../../core/component.js';
 import type { Pipeline } from '../../core/pipeline.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
+import { MemoryState } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
 import type { Telemetry } from '../../ops/telemetry.js';
-import { decodeOtlpProtobuf, otlpToRecords, OtlpError, type OtlpLogsRequest } from './otlp.js';
-import { ndjsonToRecords, NdjsonError } from './ndjson.js';
-import { ProtobufError } from './protobuf.js';
+import { BadBodyError, decodeBody, DEFAULT_MAX_RECORDS, type BodyKind } from './decode.js';
+import { nextTurn, RECORDS_PER_TURN } from '../../core/turns.js';
 
 const SOURCE = 'http';
 const gunzipAsync = promisify(gunzip);
@@ -32,6 +33,8 @@ export interface HttpSourceConfig {
   port: number;
   /** Largest request body, also after gunzip; larger: 413. */
   maxBodyBytes: number;
+  /** Records one request may carry; more: 413. */
+  maxRecords: number;
   /** Longest a request waits for its records to be committed before it is answered 503. */
   ackTimeoutMs: number;
   /** Connections held at once; past it new ones are closed at accept (counted). 0: no cap. */
@@ -41,7 +44,7 @@ export interface HttpSourceConfig {
 }
 
 export const DEFAULT_HTTP_SOURCE_CONFIG: Readonly<HttpSourceConfig> = Object.freeze({
-  enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000,
+  enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, maxRecords: DEFAULT_MAX_RECORDS, ackTimeoutMs: 30_000,
   maxConnections: 50_000, requestTimeoutMs: 30_000,
 });
 
@@ -52,7 +55,8 @@ class Refusal extends Error {
   }
 }
 
-type BodyKind = 'otlp' | 'ndjson';
+/** Under memory pressure (soft), the longest a committed request's 200 is held back, so its client sends less. */
+const PRESSURE_ACK_DELAY_MS = 1000;
 
 export class HttpSource implements Source {
   readonly name = SOURCE;
@@ -60,10 +64,13 @@ export class HttpSource implements Source {
   private stopping = false;
   private readonly records: Counter.Internal;
   private readonly bytes: Counter.Internal;
+  /** Body bytes of requests being handled (read and not yet answered), for the memory governor. */
+  private bodyBytesInFlight = 0;
 
   constructor(private readonly config: HttpSourceConfig, private readonly pipeline: Pipeline, private readonly telemetry: Telemetry) {
     this.records = telemetry.recordsReceived.labels({ source: SOURCE });
     this.bytes = telemetry.bytesReceived.labels({ source: SOURCE });
+    pipeline.memory.account('http', () => this.bodyBytesInFlight);
   }
 
   /** The server, so operations routes (metrics, dashboard) can share the port. */
@@ -82,6 +89,7 @@ export class HttpSource implements Source {
     const app = Fastify({
       bodyLimit: this.config.maxBodyBytes,
       logger: false,
+      clientErrorHandler: this.onClientError,
       // requestTimeout bounds the whole request's arrival (headers and body), not the wait for the ack;
       // Node checks it every connectionsCheckingInterval (30 s by default: too coarse for slowloris).
       serverFactory: (handler) => http.createServer({
@@ -96,14 +104,23 @@ export class HttpSource implements Source {
     });
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-    app.addHook('onRequest', async (_req, reply) => {
+    app.addHook('onRequest', async (req, reply) => {
       // While draining, tell keep-alive clients to reconnect (to another worker or node).
       if (this.stopping) reply.header('connection', 'close');
+      // Past the memory hard mark, refuse ingestion before the body is read (operations routes on this port still answer).
+      if (this.pipeline.memory.state === MemoryState.Hard && req.method === 'POST' && req.url.startsWith('/v1/')) {
+        this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'memory', peer: normalizeAddress(req.socket.remoteAddress ?? '') });
+        this.telemetry.httpRefusals.inc({ status: '503' });
+        return reply.status(503).header('retry-after', '1').send({ error: 'the node is over its memory budget' });
+      }
+      return undefined;
     });
     app.post('/v1/logs', (req, reply) => this.ingest(req, reply, 'otlp'));
     app.post('/v1/ingest', (req, reply) => this.ingest(req, reply, 'ndjson'));
     app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+      // Fastify's own refusals (413 body too large, 415 …) and our bugs (500) are counted like ours.
       const status = err.statusCode ?? 500;
+      this.telemetry.httpRefusals.inc({ status: String(status) });
       void reply.status(status).send({ error: status === 413 ? 'body too large' : err.message });
     });
     this.app = app;
@@ -133,17 +150,43 @@ export class HttpSource implements Source {
     return this.app ? { healthy: true } : { healthy: false, detail: 'not listening' };
   }
 
+  /**
+   * Bytes that are not HTTP (or headers too large, or too slow): counted,
+   * answered the way Node.js would, and the connection closed.
+   */
+  private readonly onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    this.telemetry.httpRefusals.inc({ status: String(status) });
+    if (socket.writable) {
+      const body = JSON.stringify({ error: STATUS_CODES[status] });
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy();
+  };
+
   private async ingest(req: FastifyRequest, reply: FastifyReply, kind: BodyKind): Promise<unknown> {
+    let held = Buffer.isBuffer(req.body) ? req.body.length : 0;
+    this.bodyBytesInFlight += held;
     try {
       const tenant = this.tenantOf(req);
-      if (this.pipeline.congested()) throw new Refusal(503, 'the node is under pressure', 1);
+      if (this.pipeline.congested(tenant)) throw new Refusal(503, 'the node is under pressure', 1);
       const body = await this.bodyOf(req);
+      if (body !== req.body) {
+        // Decompressed: both copies are held until the records are committed.
+        this.bodyBytesInFlight += body.length;
+        held += body.length;
+      }
       this.bytes.inc(body.length);
       const source = new SourceInfo('http', normalizeAddress(req.socket.remoteAddress ?? ''), req.socket.remotePort ?? 0);
       const received = isoTime(Date.now());
       const protobuf = kind === 'otlp' && (req.headers['content-type'] ?? '').startsWith('application/x-protobuf');
       const records = this.decode(kind, body, protobuf, source, received);
       if (records.length > 0) await this.commit(tenant, records, source.address, body.length);
+      // Committed: the bytes are the sinks' now. Under pressure the answer waits, so the client sends less.
+      this.bodyBytesInFlight -= held;
+      held = 0;
+      if (this.pipeline.memory.state !== MemoryState.Normal) await this.pipeline.memory.whenRelieved(PRESSURE_ACK_DELAY_MS);
       return this.ok(reply, kind, protobuf);
     } catch (err) {
       if (err instanceof Refusal) {
@@ -152,6 +195,8 @@ export class HttpSource implements Source {
         return reply.status(err.status).send({ error: err.message });
       }
       throw err;
+    } finally {
+      this.bodyBytesInFlight -= held;
     }
   }
 
@@ -192,35 +237,54 @@ export class HttpSource implements Source {
 
   private decode(kind: BodyKind, body: Buffer, protobuf: boolean, source: SourceInfo, received: string): LogRecord[] {
     try {
-      if (kind === 'ndjson') return ndjsonToRecords(body.toString('utf8'), source, received);
-      const request = protobuf ? decodeOtlpProtobuf(body) : (JSON.parse(body.toString('utf8')) as OtlpLogsRequest);
-      return otlpToRecords(request, source, received);
+      return decodeBody(kind, body, protobuf, source, received, this.config.maxRecords);
     } catch (err) {
-      if (err instanceof OtlpError || err instanceof NdjsonError || err instanceof ProtobufError || err instanceof SyntaxError) {
-        throw new Refusal(400, `bad body: ${err.message}`);
-      }
+      if (err instanceof BadBodyError) throw new Refusal(err.status, err.status === 413 ? err.message : `bad body: ${err.message}`);
       throw err;
     }
   }
 
-  /** Attribute, charge the tenant's limit, and wait until every acknowledging sink has committed. */
+  /**
+   * Attribute, charge the tenant's limit, and wait until every acknowledging
+   * sink has committed. A large body goes down the pipeline RECORDS_PER_TURN
+   * records per event-loop turn, in order (one lane), under one acknowledgement.
+   */
   private async commit(tenant: Tenant, records: LogRecord[], peer: string, bytes: number): Promise<void> {
     const wait = tenant.limiter.unlimited ? 0 : tenant.limiter.tryCharge(records.length, bytes, Date.now());
     if (wait > 0) throw new Refusal(429, `tenant ${tenant.id} is over its rate limit`, Math.ceil(wait / 1000));
     const identity = new SessionIdentity(this.pipeline.directory, tenant, null);
     for (const rec of records) identity.attribute(rec, peer);
     this.records.inc(records.length);
+    let timer: NodeJS.Timeout | undefined;
     const status = await new Promise<AckStatus | 'timeout'>((resolve) => {
-      const timer = setTimeout(() => resolve('timeout'), this.config.ackTimeoutMs);
-      const ack = new AckToken((s) => {
+      timer = setTimeout(() => resolve('timeout'), this.config.ackTimeoutMs);
+      // One share per slice; the request's status is the worst of them, known once the last is sealed.
+      const whole = new AckToken((s) => {
         clearTimeout(timer);
         resolve(s);
       });
-      this.pipeline.openLane(SOURCE, false).submit(tenant, records, ack);
+      void this.submitInSlices(tenant, records, whole);
     });
+    clearTimeout(timer);
     if (status === AckStatus.Committed) return;
     if (status === AckStatus.Dropped) throw new Refusal(422, `no sink takes records of tenant ${tenant.id}`);
     throw new Refusal(503, status === 'timeout' ? 'records not committed in time' : 'a sink failed to commit the records', 1);
+  }
+
+  private async submitInSlices(tenant: Tenant, records: LogRecord[], whole: AckToken): Promise<void> {
+    const lane = this.pipeline.openLane(SOURCE, false);
+    for (let from = 0; from < records.length; from += RECORDS_PER_TURN) {
+      if (from > 0) await nextTurn();
+      const slice = records.length <= RECORDS_PER_TURN ? records : records.slice(from, from + RECORDS_PER_TURN);
+      whole.retain();
+      const ack = new AckToken((s) => {
+        if (s === AckStatus.Committed) whole.commit();
+        else if (s === AckStatus.Dropped) whole.drop();
+        else whole.fail();
+      });
+      lane.submit(tenant, slice, ack);
+    }
+    whole.seal();
   }
 
   private ok(reply: FastifyReply, kind: BodyKind, protobuf: boolean): unknown {

@@ -35,7 +35,8 @@ export function parseOffers(data: string): ClientOffers {
       const value = values[0];
       offers.relpVersion = value !== undefined && DIGITS_ONLY.test(value) ? Number(value) : null;
     } else if (name === 'commands') {
-      offers.commands.push(...values);
+      // One at a time: spreading a long offer into push() overflows the stack (a 1 MiB frame holds 500k values).
+      for (const value of values) offers.commands.push(value);
     } else if (name === 'relp_software') {
       offers.software = values.join(',');
     }

@@ -12,6 +12,7 @@
 import type net from 'node:net';
 import type { Counter } from 'prom-client';
 import { AckStatus } from '../../core/ack.js';
+import { MemoryState } from '../../core/memory.js';
 import type { Lane, Pipeline } from '../../core/pipeline.js';
 import type { SessionControl, SessionEntry } from '../../core/sessions.js';
 import type { GuardedSession } from '../connection-guard.js';
@@ -96,6 +97,8 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession 
   lastDataAt = Date.now();
   /** Since when a frame has been incomplete (0: none is), for the frame timeout. */
   partialSince = 0;
+  /** Replies decided while the memory governor pauses this session: sent when it resumes (acks delayed under pressure). */
+  private delayedReplies = '';
   private resolveClosed!: () => void;
   private resolveEnded!: () => void;
 
@@ -122,6 +125,11 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession 
   /** The tenant of the connection itself (network or certificate), if any. */
   get tenant(): string | null {
     return this.identity.tenant?.id ?? null;
+  }
+
+  /** Not reading by the node's own choice (a full window or lane, the memory governor), so not idle. */
+  get pausedByNode(): boolean {
+    return this.entry.throttled || this.entry.governed;
   }
 
   /** The tenant the connection counts against for its tenant's connection cap. */
@@ -174,7 +182,7 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession 
   }
 
   queuedBytes(): number {
-    return this.parser.heldBytes;
+    return this.parser.heldBytes + this.delayedReplies.length;
   }
 
   pauseReading(): void {
@@ -184,13 +192,29 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession 
 
   resumeReading(): void {
     this.entry.governed = false;
+    this.sendDelayedReplies();
+    if (this.ending !== null) this.finishIfAnswered();
     this.updateReading();
   }
 
   sendReplies(frames: string, _answered: number): void {
+    // A paused session's agent gets its answers late, so it stops at its own window instead of
+    // filling the socket buffers; a session that is ending is answered at once.
+    if (this.entry.governed && this.ending === null) {
+      this.delayedReplies += frames;
+      return;
+    }
+    this.sendDelayedReplies();
     if (this.socket.writable) this.socket.write(frames);
     if (this.ending !== null) this.finishIfAnswered();
     this.updateReading();
+  }
+
+  private sendDelayedReplies(): void {
+    if (this.delayedReplies === '') return;
+    const frames = this.delayedReplies;
+    this.delayedReplies = '';
+    if (this.socket.writable) this.socket.write(frames);
   }
 
   batchSettled(status: AckStatus, count: number): void {
@@ -203,6 +227,9 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession 
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.finished) return;
+    // Past the hard mark a session that reads is paused at once, not at the next sample.
+    const memory = this.context.pipeline.memory;
+    if (memory.state === MemoryState.Hard) memory.holdNow(this.entry);
     this.nowMs = Date.now();
     this.lastDataAt = this.nowMs;
     this.received = isoTime(this.nowMs);
@@ -263,7 +290,9 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession 
 
   private onOpen(txnr: number, offers: string): void {
     if (this.opened) {
-      // librelp's answer: some librelp clients repeat `open` inside a session.
+      // librelp's answer: some librelp clients repeat `open` inside a session. The batch
+      // before it is closed first: its reply must stay the last one a `syslog` can join.
+      this.submitBatch();
       this.replies.answer(txnr, '200 connection already open - ignored', false);
       return;
     }
@@ -340,6 +369,7 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession 
   /** Once the last queued reply is written: serverclose if we asked, then our end of the connection. */
   private finishIfAnswered(): void {
     if (this.finished || this.ending === null || !this.replies.empty) return;
+    this.sendDelayedReplies();
     this.finished = true;
     if (!this.socket.writable) {
       this.resolveEnded();

@@ -79,7 +79,7 @@ export class RelpSource implements Source {
       window: Math.max(1, config.window),
       onClose: this.onSessionClose,
     };
-    this.guard = new ConnectionGuard(this.name, config, telemetry);
+    this.guard = new ConnectionGuard(this.name, config, telemetry, pipeline.memory);
   }
 
   /** The bound address (the configured port may be 0). */

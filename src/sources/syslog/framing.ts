@@ -165,6 +165,8 @@ export class SyslogFramer {
       this.lineParts.push(Buffer.from(this.countText, 'latin1'));
       this.lineBytes = this.countDigits;
     }
+    // Digits never reached the Line check: a limit below 9 bytes (the longest count) is enforced here.
+    if (this.lineBytes > this.maxFrame) return this.fail('too_large', this.lineBytes);
     if (this.lineParts.length > 0) {
       const line = Buffer.concat(this.lineParts, this.lineBytes);
       this.lineParts = [];

@@ -12,6 +12,7 @@ import type { Counter } from 'prom-client';
 import type { Source, ComponentHealth } from '../../core/component.js';
 import type { Lane, Pipeline } from '../../core/pipeline.js';
 import type { SessionControl, SessionEntry } from '../../core/sessions.js';
+import { MemoryState, type MemoryGovernor } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type PeerCertificate, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
@@ -24,6 +25,15 @@ import { decodeSyslogFrame } from './decode.js';
 /** How long a stopping source keeps reading from open connections before closing them. */
 const STOP_GRACE_MS = 1000;
 const KEEPALIVE_MS = 60_000;
+/**
+ * Bytes one connection may have processed in one event-loop turn before it
+ * yields to the others: libuv reads a busy socket up to 32 times 64 KiB per
+ * turn, so a flooding connection would otherwise hold the loop for 2 MiB of
+ * frames while every other connection waits. Past this it pauses until the
+ * turn's immediates run (its next reads come in the next turn): connections
+ * are served in turn, at most this much each.
+ */
+const TURN_BYTES = 64 * 1024;
 
 /** Counter children resolved once per source, so sessions increment without label lookups. */
 interface SessionCounters {
@@ -31,6 +41,26 @@ interface SessionCounters {
   bytes: Counter.Internal;
   parseErrors: Counter.Internal;
   invalidUtf8: Counter.Internal;
+}
+
+/** The session a socket belongs to: socket events go to shared functions rather than closures per connection. */
+const SESSION = Symbol('session');
+type SessionSocket = net.Socket & { [SESSION]: StreamSession };
+
+function sessionData(this: SessionSocket, chunk: Buffer): void {
+  this[SESSION].onData(chunk);
+}
+function sessionEnd(this: SessionSocket): void {
+  this[SESSION].onEnd();
+}
+function sessionError(this: SessionSocket, err: NodeJS.ErrnoException): void {
+  this[SESSION].onError(err);
+}
+function sessionClose(this: SessionSocket): void {
+  this[SESSION].onSocketClose();
+}
+function flushSession(session: StreamSession): void {
+  session.flushSoon();
 }
 
 class StreamSession implements SessionControl, GuardedSession {
@@ -48,6 +78,9 @@ class StreamSession implements SessionControl, GuardedSession {
   private readonly lane: Lane;
   private unflushedBytes = 0;
   private flushScheduled = false;
+  /** Bytes processed since this connection last yielded (see TURN_BYTES). */
+  private turnBytes = 0;
+  private yielding = false;
   /** When data last arrived (epoch ms), for the idle timeout. */
   lastDataAt = Date.now();
   /** Since when a frame has been incomplete (0: none is), for the frame timeout. */
@@ -70,10 +103,11 @@ class StreamSession implements SessionControl, GuardedSession {
     this.lane = pipeline.openLane(sourceName);
     this.entry = pipeline.sessions.open(sourceName, protocol, this.peer, identity.tenant?.id ?? null, this);
     this.lane.session = this.entry.id;
-    socket.on('data', this.onData);
-    socket.on('end', this.onEnd);
-    socket.on('error', this.onError);
-    socket.on('close', this.onSocketClose);
+    (socket as SessionSocket)[SESSION] = this;
+    socket.on('data', sessionData);
+    socket.on('end', sessionEnd);
+    socket.on('error', sessionError);
+    socket.on('close', sessionClose);
   }
 
   /** Half-close: the peer sees end of stream; what it already sent is still read. */
@@ -95,6 +129,11 @@ class StreamSession implements SessionControl, GuardedSession {
     return this.identity.tenant;
   }
 
+  /** Not reading by the node's own choice (a rate limit, a congested sink, the memory governor). */
+  get pausedByNode(): boolean {
+    return this.entry.throttled || this.entry.governed;
+  }
+
   close(reason: string): void {
     this.expel(reason);
   }
@@ -110,7 +149,7 @@ class StreamSession implements SessionControl, GuardedSession {
 
   resumeReading(): void {
     this.entry.governed = false;
-    if (!this.entry.throttled) this.socket.resume();
+    if (!this.entry.throttled && !this.yielding) this.socket.resume();
   }
 
   private readonly onFrame = (buf: Buffer, start: number, end: number): void => {
@@ -132,7 +171,10 @@ class StreamSession implements SessionControl, GuardedSession {
     this.batch.push(rec);
   };
 
-  private readonly onData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
+    // Past the hard mark a session that reads is paused at once, not at the next sample.
+    const memory: MemoryGovernor = this.pipeline.memory;
+    if (memory.state === MemoryState.Hard) memory.holdNow(this.entry);
     this.nowMs = Date.now();
     this.lastDataAt = this.nowMs;
     this.received = isoTime(this.nowMs);
@@ -141,30 +183,43 @@ class StreamSession implements SessionControl, GuardedSession {
     if (this.framer.heldBytes === 0) this.partialSince = 0;
     else if (this.partialSince === 0) this.partialSince = this.nowMs;
     this.unflushedBytes += chunk.length;
+    this.turnBytes += chunk.length;
     if (!ok) {
       this.flush();
       this.reject();
     } else if (this.unauthenticated) {
       this.flush();
       this.socket.destroy();
-    } else if (!this.flushScheduled) {
-      // Reads that arrive in one event-loop turn go down the pipeline as one batch:
-      // per-batch costs (counters, lane, enrichment lookup, sink write) are paid once.
-      this.flushScheduled = true;
-      setImmediate(this.flushSoon);
+    } else {
+      if (!this.flushScheduled) {
+        // Reads that arrive in one event-loop turn go down the pipeline as one batch:
+        // per-batch costs (counters, lane, enrichment lookup, sink write) are paid once.
+        this.flushScheduled = true;
+        setImmediate(flushSession, this);
+      }
+      if (this.turnBytes >= TURN_BYTES && !this.yielding) {
+        this.yielding = true;
+        this.socket.pause();
+      }
     }
-  };
+  }
 
-  private readonly flushSoon = (): void => {
+  /** Once per turn with data: the batch goes down the pipeline, and a connection that yielded reads again. */
+  flushSoon(): void {
     this.flushScheduled = false;
+    this.turnBytes = 0;
     this.flush();
-  };
+    if (this.yielding) {
+      this.yielding = false;
+      if (!this.entry.throttled && !this.entry.governed) this.socket.resume();
+    }
+  }
 
-  private readonly onEnd = (): void => {
+  onEnd(): void {
     const ok = this.framer.finish();
     this.flush();
     if (!ok) this.reject();
-  };
+  }
 
   private flush(): void {
     this.counters.bytes.inc(this.unflushedBytes);
@@ -194,14 +249,16 @@ class StreamSession implements SessionControl, GuardedSession {
     if (!this.lane.submit(tenant, batch, null)) {
       this.entry.throttled = true;
       this.socket.pause();
+      this.resume ??= () => {
+        this.entry.throttled = false;
+        if (!this.entry.governed && !this.yielding) this.socket.resume();
+      };
       this.lane.whenReady(this.resume);
     }
   }
 
-  private readonly resume = (): void => {
-    this.entry.throttled = false;
-    if (!this.entry.governed) this.socket.resume();
-  };
+  /** Made the first time this session is throttled (most never are). */
+  private resume: (() => void) | null = null;
 
   /** A framing error: records before the bad frame were delivered; the connection goes. */
   private reject(): void {
@@ -212,15 +269,15 @@ class StreamSession implements SessionControl, GuardedSession {
     this.socket.destroy();
   }
 
-  private readonly onError = (err: NodeJS.ErrnoException): void => {
+  onError(err: NodeJS.ErrnoException): void {
     this.telemetry.emit('socketError', { source: this.sourceName, peer: this.peer, error: err.code ?? err.message });
-  };
+  }
 
-  private readonly onSocketClose = (): void => {
+  onSocketClose(): void {
     this.lane.close();
     this.pipeline.sessions.close(this.entry);
     this.onClose(this);
-  };
+  }
 }
 
 /** What a TLS listener needs beyond a plain one. */
@@ -277,7 +334,7 @@ export class SyslogStreamSource implements Source {
       parseErrors: telemetry.parseErrors.labels(labels),
       invalidUtf8: telemetry.invalidUtf8.labels(labels),
     };
-    this.guard = new ConnectionGuard(this.name, config, telemetry);
+    this.guard = new ConnectionGuard(this.name, config, telemetry, pipeline.memory);
   }
 
   /** The bound address (the configured port may be 0). */

@@ -2,14 +2,16 @@
  * Syslog over UDP (RFC 5426): one message per datagram. There is no
  * connection to resolve a tenant on, so peers are looked up in a bounded
  * cache. Datagrams that arrive in one event-loop turn are batched per tenant
- * and submitted together. UDP cannot be slowed down: while the pipeline is
- * congested, datagrams are dropped and counted.
+ * and submitted together. UDP cannot be slowed down: while the sinks ask a
+ * tenant to slow down, that tenant's datagrams are dropped and counted; other
+ * tenants' go on.
  */
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Counter } from 'prom-client';
 import type { Source, ComponentHealth } from '../../core/component.js';
 import type { Lane, Pipeline } from '../../core/pipeline.js';
+import { MemoryState, type MemoryGovernor } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
@@ -32,7 +34,10 @@ export class SyslogUdpSource implements Source {
   private pendingTenant: Tenant | null = null;
   private pending: LogRecord[] = [];
   private flushScheduled = false;
-  private congested = false;
+  /** Tenants the sinks asked to slow down: their datagrams are dropped until the sinks drain. */
+  private readonly congested = new Set<Tenant>();
+  /** The lane holds as much as it may (behind a host lookup): everything is dropped until it empties. */
+  private laneFull = false;
   private readonly lane: Lane;
   private readonly records: Counter.Internal;
   private readonly bytes: Counter.Internal;
@@ -42,6 +47,8 @@ export class SyslogUdpSource implements Source {
   private unflushedBytes = 0;
   private droppedBackpressure = 0;
   private droppedRateLimited = 0;
+  private droppedMemory = 0;
+  private readonly memory: MemoryGovernor;
   private invalidUtf8Count = 0;
 
   constructor(
@@ -50,6 +57,7 @@ export class SyslogUdpSource implements Source {
     private readonly telemetry: Telemetry,
   ) {
     this.lane = pipeline.openLane(SOURCE, false);
+    this.memory = pipeline.memory;
     this.records = telemetry.recordsReceived.labels({ source: SOURCE });
     this.bytes = telemetry.bytesReceived.labels({ source: SOURCE });
     this.parseErrors = telemetry.parseErrors.labels({ source: SOURCE });
@@ -124,8 +132,17 @@ export class SyslogUdpSource implements Source {
       this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'no_tenant', peer: peer.source.address });
       return;
     }
-    if (this.congested) {
+    if (this.laneFull) {
       this.droppedBackpressure++;
+      return;
+    }
+    // Dropped before decoding when the peer's tenant is known to be held back.
+    if (this.congested.size > 0 && identity.tenant !== null && this.congested.has(identity.tenant)) {
+      this.droppedBackpressure++;
+      return;
+    }
+    if (this.memory.state === MemoryState.Hard) {
+      this.droppedMemory++;
       return;
     }
     const nowMs = Date.now();
@@ -135,6 +152,10 @@ export class SyslogUdpSource implements Source {
     const tenant = identity.attribute(rec, peer.source.address);
     if (tenant === null) {
       this.telemetry.emit('recordRefused', { source: SOURCE, reason: identity.refusal, peer: peer.source.address });
+      return;
+    }
+    if (this.congested.size > 0 && this.congested.has(tenant)) {
+      this.droppedBackpressure++;
       return;
     }
     if (!tenant.limiter.unlimited && !tenant.limiter.admit(rec.size, nowMs)) {
@@ -154,8 +175,10 @@ export class SyslogUdpSource implements Source {
     this.unflushedBytes = 0;
     if (this.droppedBackpressure > 0) this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'backpressure' }, this.droppedBackpressure);
     if (this.droppedRateLimited > 0) this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'rate_limited' }, this.droppedRateLimited);
+    if (this.droppedMemory > 0) this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'memory' }, this.droppedMemory);
     this.droppedBackpressure = 0;
     this.droppedRateLimited = 0;
+    this.droppedMemory = 0;
     if (this.parseErrorCount > 0) this.parseErrors.inc(this.parseErrorCount);
     if (this.invalidUtf8Count > 0) this.invalidUtf8.inc(this.invalidUtf8Count);
     this.parseErrorCount = 0;
@@ -165,13 +188,19 @@ export class SyslogUdpSource implements Source {
     if (tenant === null || batch.length === 0) return;
     this.pending = [];
     this.records.inc(batch.length);
-    if (!this.lane.submit(tenant, batch, null)) {
-      this.congested = true;
-      this.lane.whenReady(this.clearCongestion);
+    if (this.lane.submit(tenant, batch, null)) return;
+    if (this.pipeline.congested(tenant)) {
+      if (!this.congested.has(tenant)) {
+        this.congested.add(tenant);
+        this.pipeline.whenDrained(() => this.congested.delete(tenant), tenant);
+      }
+    } else if (!this.laneFull) {
+      this.laneFull = true;
+      this.lane.whenReady(this.clearLaneFull);
     }
   };
 
-  private readonly clearCongestion = (): void => {
-    this.congested = false;
+  private readonly clearLaneFull = (): void => {
+    this.laneFull = false;
   };
 }

@@ -46,8 +46,8 @@ test('dashboard: live charts under load, a session drill-down with its live tail
   ensure('sluice_memory_state', () => new Gauge({ name: 'sluice_memory_state', help: 'state', registers: [registry] }).set(0));
   ensure('sluice_memory_accounted_bytes', () => new Gauge({ name: 'sluice_memory_accounted_bytes', help: 'bytes', labelNames: ['component'], registers: [registry] })
     .set({ component: 'sessions' }, 4096));
-  ensure('sluice_event_loop_delay_seconds', () => new Gauge({ name: 'sluice_event_loop_delay_seconds', help: 'delay', labelNames: ['quantile'], registers: [registry] })
-    .set({ quantile: 0.99 }, 0.012));
+  ensure('sluice_event_loop_delay_p99_seconds', () => new Gauge({ name: 'sluice_event_loop_delay_p99_seconds', help: 'delay', registers: [registry] })
+    .set(0.012));
   ensure('sluice_restarts_total', () => new Counter({ name: 'sluice_restarts_total', help: 'restarts', labelNames: ['component'], registers: [registry] }));
 
   // Load: two agents of two tenants, a batch every 50 ms until the test ends.
@@ -93,7 +93,7 @@ test('dashboard: live charts under load, a session drill-down with its live tail
     return charts[name]?.labels ?? [];
   }, chart);
   assert.ok((await seriesOf('memory')).includes('accounted sessions'), 'the governor\'s accounted bytes are charted');
-  assert.ok((await seriesOf('loop')).includes('p99'), 'the event-loop delay is charted from sluice_event_loop_delay_seconds');
+  assert.ok((await seriesOf('loop')).includes('p99'), 'the event-loop delay is charted from sluice_event_loop_delay_p99_seconds');
   assert.match(await page.locator('#headline').innerText(), /memory normal.*0 restarts/);
   assert.ok(await page.locator('#tenants tbody tr').count() >= 2, 'the tenants table lists both tenants');
   assert.match(await page.locator('#sinks tbody').innerText(), /files\s+up/);

@@ -32,7 +32,7 @@ function metrics(accepted: number, ackBuckets: number[], ackCount: number): Metr
       ],
     },
     { name: 'sluice_memory_accounted_bytes', type: 'gauge', values: [{ value: 1234, labels: { component: 'sessions' } }] },
-    { name: 'sluice_event_loop_delay_seconds', type: 'gauge', values: [{ value: 0.02, labels: { quantile: 0.99 } }] },
+    { name: 'sluice_event_loop_delay_p99_seconds', type: 'gauge', values: [{ value: 0.02, labels: {} }] },
     { name: 'sluice_restarts_total', type: 'counter', values: [{ value: 2, labels: { worker: '1' } }] },
   ];
 }
@@ -54,7 +54,7 @@ test('overview: rates and the interval\'s ack latency come from the difference o
   assert.equal(live.ackLatencyInterval?.count, 20);
   assert.equal(live.ackLatencyInterval?.max, 0.1, 'max is the highest finite bound reached');
   assert.equal(live.memory['sluice_memory_accounted_bytes{component=sessions}'], 1234, 'governor gauges pass through when present');
-  assert.equal(live.eventLoop['sluice_event_loop_delay_seconds{quantile=0.99}'], 0.02);
+  assert.equal(live.eventLoop['sluice_event_loop_delay_p99_seconds'], 0.02);
   assert.equal(live.restarts, 2);
   assert.equal(withRates(before, null, 10).ackLatencyInterval?.count, 10);
 });

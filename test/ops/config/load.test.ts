@@ -44,7 +44,7 @@ const DEFAULTS: SluiceConfig = {
       enabled: true, address: '127.0.0.1', port: 2514, maxFrameBytes: 128 * 1024, window: 128, drainTimeoutMs: 2000,
       maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000,
     },
-    http: { enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, ackTimeoutMs: 30_000, maxConnections: 50_000, requestTimeoutMs: 30_000 },
+    http: { enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, maxRecords: 100_000, ackTimeoutMs: 30_000, maxConnections: 50_000, requestTimeoutMs: 30_000 },
   },
   tenants: [{ id: 'default', networks: ['127.0.0.0/8', '::1/128'], tokenHashes: [], certificates: [], limits: NO_LIMITS }],
   sinks: [
@@ -64,6 +64,7 @@ const DEFAULTS: SluiceConfig = {
     },
   ],
   shutdownTimeoutMs: 10_000,
+  memory: { budgetBytes: 512 * 1024 ** 2, softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 },
   hostmeta: {
     service: {
       enabled: true, address: '127.0.0.1', port: 8090, dataDir: './data', postgresUrl: null, postgresSchema: 'sluice_hostmeta',
@@ -255,7 +256,7 @@ describe('sizes', () => {
 
 describe('unknown keys', () => {
   const cases: [string, string, string][] = [
-    ['colour: red\n', 'colour', 'data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin'],
+    ['colour: red\n', 'colour', 'data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory'],
     ['log:\n  colour: red\n', 'log.colour', 'level, output, syslog'],
     ['log:\n  syslog:\n    colour: red\n', 'log.syslog.colour', 'protocol, host, port, facility, app_name, max_message, max_queue'],
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
@@ -284,6 +285,16 @@ describe('unknown keys', () => {
 });
 
 describe('values', () => {
+  it('memory: a budget in human units, marks as fractions, soft below hard', () => {
+    const memory = ok('memory:\n  budget: 2GiB\n  soft_mark: 0.7\n  hard_mark: 0.9\n  sample_interval: 250ms\n').memory;
+    assert.deepEqual(memory, { budgetBytes: 2 * 1024 ** 3, softMark: 0.7, hardMark: 0.9, hysteresis: 0.05, sampleIntervalMs: 250 });
+    assert.deepEqual(brief(one('memory:\n  soft_mark: 0.9\n  hard_mark: 0.9\n')), {
+      path: 'memory.soft_mark', value: 0.9, expected: 'a fraction below hard_mark (0.9)',
+    });
+    assert.equal(one('memory:\n  budget: 100KiB\n').path, 'memory.budget');
+    assert.equal(one('memory:\n  hard_mark: 1.5\n').path, 'memory.hard_mark');
+  });
+
   it('a bad log level lists the levels', () => {
     assert.deepEqual(brief(one('log:\n  level: loud\n')), {
       path: 'log.level',
@@ -574,7 +585,7 @@ describe('the file as a whole', () => {
     assert.deepEqual(brief(p), {
       path: '',
       value: [{ data_dir: './data' }, { log: {} }],
-      expected: 'a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin',
+      expected: 'a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory',
     });
     assert.deepEqual([p.line, p.column], [1, 1]);
   });
@@ -582,7 +593,7 @@ describe('the file as a whole', () => {
   it('a top-level scalar is one problem', () => {
     assert.equal(
       formatProblem(one('sluice\n'), 'x.yaml'),
-      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin',
+      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory',
     );
   });
 

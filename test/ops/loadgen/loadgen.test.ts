@@ -81,7 +81,7 @@ test('loadgen: TCP, 200 agents of 2 tenants at 5 msg/s for 3 s: all delivered, e
   const report = JSON.parse(readFileSync(path.join(reportDir, 'report.json'), 'utf8')) as ReportJson;
   assert.deepEqual(Object.keys(report), [
     'protocol', 'target', 'pattern', 'agents', 'tenants', 'workers', 'durationSec', 'sent', 'delivered', 'lost', 'duplicates',
-    'errors', 'throughputPerSec', 'latencyMs', 'connectMs', 'perTenant', 'timeline',
+    'errors', 'throughputPerSec', 'latencyMs', 'othersLatencyMs', 'connectMs', 'perTenant', 'timeline',
   ]);
   assert.deepEqual(
     [report.protocol, report.target, report.pattern, report.agents, report.tenants, report.workers, report.durationSec],
@@ -91,6 +91,8 @@ test('loadgen: TCP, 200 agents of 2 tenants at 5 msg/s for 3 s: all delivered, e
   assert.deepEqual(Object.keys(report.latencyMs), LATENCY_KEYS);
   assert.deepEqual(Object.keys(report.connectMs), ['p50', 'p99', 'max']);
   assert.equal(report.latencyMs.count, 3000);
+  assert.deepEqual(Object.keys(report.othersLatencyMs!), LATENCY_KEYS);
+  assert.equal(report.othersLatencyMs!.count, report.perTenant[1]!.latencyMs.count, 'with two tenants: the second one\'s');
   assert.ok(report.latencyMs.p99 > 0 && report.latencyMs.p50 <= report.latencyMs.p99 && report.latencyMs.p99 <= report.latencyMs.max);
   assert.ok(report.connectMs.max > 0);
   assert.ok(report.throughputPerSec > 500, `throughput ${report.throughputPerSec}`);

@@ -381,3 +381,30 @@ test('hostmeta cache: get never rejects and peek never throws, whatever it is gi
   await assert.rejects(client.get('acme', key), (err: HostmetaRequestError) => err.reason === 'closed');
   assert.deepEqual(service.received, [], 'nothing reached the service');
 });
+
+test('hostmeta cache: lookups waiting for a slot are served per tenant in turn, so a burst of new hosts from one tenant does not hold up another', async (t) => {
+  const arrived: string[] = [];
+  const held: http.ServerResponse[] = [];
+  const url = await customServer(t, (request, response) => {
+    arrived.push(itemOf(request).tenant);
+    held.push(response);
+  });
+  const { cache } = cacheFor(t, url, { maxLookupsInFlight: 1 }, 'destroy');
+  for (let i = 0; i < 20; i++) cache.peek('flood', randomKey());
+  cache.peek('light', randomKey());
+  const answer = (): void => {
+    const response = held.shift()!;
+    response.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+  };
+  for (let n = 1; n <= 3; n++) {
+    await waitFor(`lookup ${n}`, () => arrived.length === n);
+    answer();
+  }
+  // The first flood lookup took the free slot; the queued ones start with one turn of the flood, then the light tenant's.
+  assert.deepEqual(arrived, ['flood', 'flood', 'light'], "the light tenant's lookup is third, not 21st");
+  while (held.length > 0 || arrived.length < 21) {
+    if (held.length > 0) answer();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.equal(arrived.filter((a) => a === 'flood').length, 20);
+});

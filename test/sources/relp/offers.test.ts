@@ -47,3 +47,9 @@ test('relp offers: a client that does not offer syslog is refused with 500', () 
     assert.match(answer.response, /^500 /);
   }
 });
+
+test('relp offers: an offer of 400,000 commands (a 1 MiB frame allows it) is read, not a stack overflow', () => {
+  const offers = parseOffers(`relp_version=0\ncommands=${'a,'.repeat(400_000)}syslog`);
+  assert.equal(offers.commands.length, 400_001);
+  assert.equal(answerOpen(`relp_version=0\ncommands=${'a,'.repeat(400_000)}syslog`).accepted, true);
+});

@@ -114,3 +114,8 @@ test('framing property: any split of the stream yields the same frames', () => {
     assert.deepEqual(result.frames, expected);
   }), { numRuns: 500 });
 });
+
+test('framing: digits alone at the end of the stream obey a limit below the longest count (found by fuzzing)', () => {
+  assert.deepEqual(frame([b('12345')], 3), { frames: [], error: 'too_large' });
+  assert.deepEqual(frame([b('123')], 3), { frames: ['123'], error: null });
+});

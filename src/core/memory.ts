@@ -1,0 +1,317 @@
+/**
+ * The memory governor: one budget for what a node holds, enforced without
+ * touching the hot path.
+ *
+ * Every queue and buffer that holds records or bytes reports them through an
+ * accountant (a function the governor calls); sessions report theirs through
+ * the session registry. A timer (unref'd) samples those together with the V8
+ * heap and decides one of three states:
+ *
+ *   normal ── pressure ≥ soft_mark ──▶ soft ── pressure ≥ hard_mark ──▶ hard
+ *          ◀── < soft_mark − hysteresis ──  ◀── < hard_mark − hysteresis ──
+ *
+ * where pressure = max(accounted bytes / budget, heap used / V8's heap limit).
+ * The budget bounds what the node holds for its agents (record bytes in
+ * framers, lanes, sink queues, HTTP bodies), beyond its fixed overhead; the
+ * heap side is the guard against V8 running out (an OOM), whatever holds the
+ * heap. Heap used is not measured against the budget: it includes the fixed
+ * overhead and garbage not yet collected, which would make a small budget
+ * flap. Sources read `state` (one field) on accept and per request; the
+ * governor does the rest at sample time:
+ *
+ * - soft: the heaviest sessions (held bytes plus bytes read since the last
+ *   sample) are paused, more of them at each sample while pressure stays at
+ *   or above the soft mark, so TCP backpressure reaches their senders; RELP
+ *   replies and HTTP responses to paused work are delayed.
+ * - hard: additionally, new connections are refused (counted, reason
+ *   `memory`), HTTP requests are answered 503 with Retry-After, and UDP
+ *   datagrams are dropped (counted, reason `memory`).
+ * - back to normal: paused sessions resume, a quarter of them per sample.
+ */
+import { getHeapStatistics } from 'node:v8';
+import type { Telemetry } from '../ops/telemetry.js';
+import type { SessionEntry, SessionRegistry } from './sessions.js';
+
+export enum MemoryState {
+  Normal = 0,
+  Soft = 1,
+  Hard = 2,
+}
+
+export const MEMORY_STATE_NAMES = ['normal', 'soft', 'hard'] as const;
+
+export interface MemoryConfig {
+  /** Bytes the node may hold in its queues and buffers (what they account), beyond its fixed overhead. */
+  budgetBytes: number;
+  /** Fraction of the budget past which the heaviest sessions pause. */
+  softMark: number;
+  /** Fraction of the budget past which new connections and requests are refused. */
+  hardMark: number;
+  /** How far below a mark pressure must fall before its state is left (so states do not flap). */
+  hysteresis: number;
+  /** How often the governor samples. */
+  sampleIntervalMs: number;
+}
+
+export const DEFAULT_MEMORY_CONFIG: Readonly<MemoryConfig> = Object.freeze({
+  budgetBytes: 512 * 1024 ** 2,
+  softMark: 0.8,
+  hardMark: 0.95,
+  hysteresis: 0.05,
+  sampleIntervalMs: 100,
+});
+
+/** What one sample measured. */
+export interface MemorySample {
+  /** Bytes by component (sessions, lanes, sinks, http …). */
+  components: Record<string, number>;
+  accountedBytes: number;
+  heapUsedBytes: number;
+  rssBytes: number;
+}
+
+/** The measured process (replaceable in tests by fixed numbers). */
+export interface ProcessMemory {
+  usage(): { heapUsed: number; rss: number };
+  /** V8's heap limit. */
+  heapLimit(): number;
+}
+
+export const PROCESS_MEMORY: ProcessMemory = {
+  usage: () => process.memoryUsage(),
+  heapLimit: () => getHeapStatistics().heap_size_limit,
+};
+
+/** The fraction of the sessions still reading that is paused at each sample at the soft mark, and of the paused ones resumed at each sample back at normal. */
+const PAUSE_FRACTION = 0.25;
+
+export class MemoryGovernor {
+  /** What the hot path reads. */
+  state: MemoryState = MemoryState.Normal;
+  /** Stream connections the node can hold (its file-descriptor capacity, see ops/capacity.ts). */
+  connectionCapacity = Infinity;
+  /** The last pressure computed (fraction of the budget). */
+  pressure = 0;
+  private config: MemoryConfig = { ...DEFAULT_MEMORY_CONFIG };
+  private readonly accountants = new Map<string, () => number>();
+  private timer: NodeJS.Timeout | null = null;
+  /** Bytes each session had read at the previous sample, for its read rate. */
+  private readonly lastBytes = new WeakMap<SessionEntry, number>();
+  private readonly governed = new Set<SessionEntry>();
+  private heapLimit = 0;
+  private lastSample: MemorySample | null = null;
+  /** Answers waiting for pressure to fall back to normal (see whenRelieved). */
+  private readonly reliefWaiters = new Set<() => void>();
+
+  constructor(
+    private readonly sessions: SessionRegistry,
+    private readonly telemetry: Telemetry,
+    private readonly processMemory: ProcessMemory = PROCESS_MEMORY,
+  ) {}
+
+  configure(config: MemoryConfig): void {
+    this.config = { ...config };
+  }
+
+  get settings(): Readonly<MemoryConfig> {
+    return this.config;
+  }
+
+  /**
+   * Whether a new stream connection may open: null, or the refusal reason
+   * (`memory` past the hard mark, `fd_limit` at the node's capacity). O(1).
+   */
+  refuseConnection(): 'memory' | 'fd_limit' | null {
+    if (this.state === MemoryState.Hard) return 'memory';
+    if (this.sessions.size >= this.connectionCapacity) return 'fd_limit';
+    return null;
+  }
+
+  /** Register a component's held bytes; called once per sample, never on the hot path. */
+  account(component: string, bytes: () => number): void {
+    this.accountants.set(component, bytes);
+  }
+
+  /** Sessions the governor has paused, right now. */
+  get pausedSessions(): number {
+    return this.governed.size;
+  }
+
+  get latest(): MemorySample | null {
+    return this.lastSample;
+  }
+
+  /** Sample on a timer until stop(). */
+  start(): void {
+    if (this.timer !== null) return;
+    this.heapLimit = this.processMemory.heapLimit();
+    this.telemetry.emit('memoryBudget', {
+      budget_bytes: this.config.budgetBytes, soft_mark: this.config.softMark, hard_mark: this.config.hardMark,
+      heap_limit_bytes: this.heapLimit,
+    });
+    this.timer = setInterval(this.tick, this.config.sampleIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Stop sampling and resume every paused session. */
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.state = MemoryState.Normal;
+    this.resumeAll();
+    this.relieve();
+  }
+
+  private readonly tick = (): void => {
+    this.evaluate(this.sample());
+  };
+
+  /** Measure every accountant, the sessions and the heap. */
+  sample(): MemorySample {
+    const components: Record<string, number> = {};
+    let accountedBytes = 0;
+    let sessionBytes = 0;
+    for (const entry of this.sessions.values()) sessionBytes += entry.control.queuedBytes();
+    components['sessions'] = sessionBytes;
+    accountedBytes += sessionBytes;
+    for (const [name, bytes] of this.accountants) {
+      const value = Math.max(0, bytes());
+      components[name] = value;
+      accountedBytes += value;
+    }
+    const usage = this.processMemory.usage();
+    return { components, accountedBytes, heapUsedBytes: usage.heapUsed, rssBytes: usage.rss };
+  }
+
+  /** Decide the state from one sample, then pause or resume sessions. */
+  evaluate(sample: MemorySample): void {
+    this.lastSample = sample;
+    const { budgetBytes, softMark, hardMark, hysteresis } = this.config;
+    const heapLimit = this.heapLimit > 0 ? this.heapLimit : this.processMemory.heapLimit();
+    this.pressure = Math.max(sample.accountedBytes / budgetBytes, sample.heapUsedBytes / heapLimit);
+    const previous = this.state;
+    this.state = nextState(previous, this.pressure, softMark, hardMark, hysteresis);
+    if (this.state !== previous) {
+      const fields = {
+        from: MEMORY_STATE_NAMES[previous], to: MEMORY_STATE_NAMES[this.state], pressure: round(this.pressure),
+        accounted_bytes: sample.accountedBytes, heap_used_bytes: sample.heapUsedBytes, rss_bytes: sample.rssBytes,
+        paused_sessions: this.governed.size,
+      };
+      if (this.state > previous) this.telemetry.emit('memoryPressureRising', fields);
+      else this.telemetry.emit('memoryPressureFalling', fields);
+    }
+    if (this.state === MemoryState.Normal) {
+      this.resumeSome();
+      this.relieve();
+    } else if (this.pressure >= softMark || this.state === MemoryState.Hard) this.pauseHeaviest(this.state === MemoryState.Hard);
+    this.publish(sample);
+  }
+
+  /**
+   * Pause the sessions that weigh most now: held bytes plus bytes read since
+   * the last sample. Idle sessions weigh nothing and are never paused. In the
+   * hard state every session that weighs anything is paused.
+   */
+  private pauseHeaviest(all: boolean): void {
+    const candidates: { entry: SessionEntry; weight: number }[] = [];
+    for (const entry of this.sessions.values()) {
+      const read = entry.bytes - (this.lastBytes.get(entry) ?? 0);
+      this.lastBytes.set(entry, entry.bytes);
+      if (entry.governed) continue;
+      const weight = entry.control.queuedBytes() + read;
+      if (weight > 0) candidates.push({ entry, weight });
+    }
+    // Sessions closed while paused leave the set here.
+    for (const entry of this.governed) if (this.sessions.get(entry.id) !== entry) this.governed.delete(entry);
+    if (candidates.length === 0) return;
+    candidates.sort((a, b) => b.weight - a.weight);
+    const count = all ? candidates.length : Math.max(1, Math.ceil(candidates.length * PAUSE_FRACTION));
+    for (let i = 0; i < count; i++) {
+      const entry = candidates[i]!.entry;
+      entry.control.pauseReading();
+      this.governed.add(entry);
+    }
+    this.telemetry.emit('memorySessionsPaused', {
+      paused: count, paused_total: this.governed.size, state: MEMORY_STATE_NAMES[this.state], pressure: round(this.pressure),
+    });
+  }
+
+  /**
+   * Resolves once the state is back to normal, or after `maxMs`: how an
+   * acknowledgement is delayed under pressure (the sender waits for it before
+   * sending more). Immediately when the state is normal.
+   */
+  whenRelieved(maxMs: number): Promise<void> {
+    if (this.state === MemoryState.Normal) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.reliefWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, maxMs);
+      this.reliefWaiters.add(done);
+    });
+  }
+
+  private relieve(): void {
+    for (const done of [...this.reliefWaiters]) done();
+  }
+
+  /**
+   * A session read while the node is past the hard mark: pause it now rather
+   * than at the next sample (the hot path's O(1) check, once per read).
+   */
+  holdNow(entry: SessionEntry): void {
+    if (entry.governed) return;
+    entry.control.pauseReading();
+    this.governed.add(entry);
+  }
+
+  /**
+   * Back to normal: resume the sessions paused longest, a quarter (at least
+   * one) per sample, so their agents' backlogs (their socket buffers, megabytes
+   * each) do not all arrive at once and push the node straight back up.
+   */
+  private resumeSome(): void {
+    if (this.governed.size === 0) return;
+    let count = Math.max(1, Math.ceil(this.governed.size * PAUSE_FRACTION));
+    const resumed = count;
+    for (const entry of this.governed) {
+      if (count-- === 0) break;
+      entry.control.resumeReading();
+      this.governed.delete(entry);
+    }
+    this.telemetry.emit('memorySessionsResumed', { resumed, still_paused: this.governed.size });
+  }
+
+  private resumeAll(): void {
+    if (this.governed.size === 0) return;
+    const resumed = this.governed.size;
+    for (const entry of this.governed) entry.control.resumeReading();
+    this.governed.clear();
+    this.telemetry.emit('memorySessionsResumed', { resumed });
+  }
+
+  private publish(sample: MemorySample): void {
+    const t = this.telemetry;
+    t.memoryState.set(this.state);
+    t.memoryPressure.set(this.pressure);
+    t.memoryPausedSessions.set(this.governed.size);
+    for (const [component, bytes] of Object.entries(sample.components)) t.memoryAccountedBytes.set({ component }, bytes);
+    t.memoryAccountedBytes.set({ component: 'heap_used' }, sample.heapUsedBytes);
+  }
+}
+
+/** The state machine on its own: marks entered at their value, left only below it by `hysteresis`. */
+export function nextState(current: MemoryState, pressure: number, soft: number, hard: number, hysteresis: number): MemoryState {
+  if (pressure >= hard) return MemoryState.Hard;
+  if (current === MemoryState.Hard && pressure >= hard - hysteresis) return MemoryState.Hard;
+  if (pressure >= soft) return MemoryState.Soft;
+  if (current !== MemoryState.Normal && pressure >= soft - hysteresis) return MemoryState.Soft;
+  return MemoryState.Normal;
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}

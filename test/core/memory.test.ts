@@ -1,0 +1,177 @@
+/**
+ * The memory governor's state machine and its choice of sessions, driven by
+ * samples whose numbers the test sets.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryGovernor, MemoryState, nextState, type MemorySample, type ProcessMemory } from '../../src/core/memory.js';
+import { SessionRegistry, type SessionControl, type SessionEntry } from '../../src/core/sessions.js';
+import { memoryLogger, silentTelemetry } from '../helpers.js';
+import { Telemetry } from '../../src/ops/telemetry.js';
+
+const MiB = 1024 ** 2;
+
+function sample(accountedBytes: number, heapUsedBytes = 0): MemorySample {
+  return { components: { sinks: accountedBytes }, accountedBytes, heapUsedBytes, rssBytes: 0 };
+}
+
+/** A session whose held bytes the test sets; pause and resume flip `entry.governed` as the real sessions do. */
+class HeldSession implements SessionControl {
+  held = 0;
+  entry!: SessionEntry;
+  close(): void {}
+  queuedBytes(): number {
+    return this.held;
+  }
+  pauseReading(): void {
+    this.entry.governed = true;
+  }
+  resumeReading(): void {
+    this.entry.governed = false;
+  }
+}
+
+function openSession(registry: SessionRegistry, held: number, bytesRead = 0): HeldSession {
+  const control = new HeldSession();
+  control.held = held;
+  control.entry = registry.open('syslog_tcp', 'tcp', '127.0.0.1:1', 'default', control);
+  control.entry.bytes = bytesRead;
+  return control;
+}
+
+function governor(telemetry = silentTelemetry(), heapLimit = 4096 * MiB): { gov: MemoryGovernor; registry: SessionRegistry } {
+  const registry = new SessionRegistry();
+  const processMemory: ProcessMemory = { usage: () => ({ heapUsed: 0, rss: 0 }), heapLimit: () => heapLimit };
+  const gov = new MemoryGovernor(registry, telemetry, processMemory);
+  gov.configure({ budgetBytes: 100 * MiB, softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 });
+  return { gov, registry };
+}
+
+test('nextState: marks are entered at their value and left only below it by the hysteresis', () => {
+  const step = (from: MemoryState, pressure: number) => nextState(from, pressure, 0.8, 0.95, 0.05);
+  assert.equal(step(MemoryState.Normal, 0.79), MemoryState.Normal);
+  assert.equal(step(MemoryState.Normal, 0.8), MemoryState.Soft);
+  assert.equal(step(MemoryState.Normal, 0.95), MemoryState.Hard);
+  assert.equal(step(MemoryState.Soft, 0.76), MemoryState.Soft, 'inside the hysteresis band soft stays');
+  assert.equal(step(MemoryState.Soft, 0.74), MemoryState.Normal);
+  assert.equal(step(MemoryState.Hard, 0.91), MemoryState.Hard, 'inside the band hard stays');
+  assert.equal(step(MemoryState.Hard, 0.89), MemoryState.Soft);
+  assert.equal(step(MemoryState.Hard, 0.5), MemoryState.Normal);
+});
+
+test('governor: pressure is the larger of accounted bytes over the budget and heap over V8\'s limit', async () => {
+  const telemetry = silentTelemetry();
+  const { gov } = governor(telemetry, 100 * MiB);
+  gov.evaluate(sample(10 * MiB, 20 * MiB));
+  assert.equal(gov.state, MemoryState.Normal);
+  assert.equal(gov.pressure, 0.2);
+  gov.evaluate(sample(85 * MiB, 20 * MiB));
+  assert.equal(gov.state, MemoryState.Soft);
+  gov.evaluate(sample(10 * MiB, 96 * MiB));
+  assert.equal(gov.state, MemoryState.Hard, 'the heap alone can reach the hard mark');
+  assert.equal(await telemetry.value('sluice_memory_state'), 2);
+  assert.equal(await telemetry.value('sluice_memory_accounted_bytes', { component: 'sinks' }), 10 * MiB);
+  assert.equal(gov.refuseConnection(), 'memory');
+  gov.evaluate(sample(0, 0));
+  assert.equal(gov.state, MemoryState.Normal);
+  assert.equal(gov.refuseConnection(), null);
+});
+
+test('governor: the heap side is measured against V8\'s heap limit, not the budget', () => {
+  const { gov } = governor(silentTelemetry(), 50 * MiB);
+  gov.evaluate(sample(0, 48 * MiB));
+  assert.equal(gov.state, MemoryState.Hard, '48 MiB of a 50 MiB heap is past the hard mark, though the budget is 100 MiB');
+  const roomy = governor(silentTelemetry(), 4096 * MiB).gov;
+  roomy.evaluate(sample(0, 200 * MiB));
+  assert.equal(roomy.state, MemoryState.Normal, 'a heap larger than the budget is no pressure while V8 has room');
+});
+
+test('governor: past the soft mark the heaviest sessions pause, idle ones never; all resume at normal', () => {
+  const { gov, registry } = governor();
+  const idle = Array.from({ length: 5 }, () => openSession(registry, 0));
+  const light = openSession(registry, 1000);
+  const heavy = openSession(registry, 5 * MiB);
+  const busy = openSession(registry, 0, 0);
+  const medium = openSession(registry, 64 * 1024);
+
+  gov.evaluate(sample(50 * MiB));
+  assert.equal(gov.pausedSessions, 0, 'nothing is paused below the soft mark');
+
+  busy.entry.bytes = 2 * MiB; // read 2 MiB since the last sample: its rate weighs too
+  gov.evaluate(sample(85 * MiB));
+  assert.equal(gov.state, MemoryState.Soft);
+  // Four sessions weigh something: a quarter of them (one) is paused, the heaviest.
+  assert.deepEqual([heavy, busy, medium, light].map((s) => s.entry.governed), [true, false, false, false]);
+
+  busy.entry.bytes += 2 * MiB; // and keeps reading
+  gov.evaluate(sample(86 * MiB));
+  assert.deepEqual([heavy, busy, medium, light].map((s) => s.entry.governed), [true, true, false, false],
+    'still at the soft mark: the next heaviest is paused too');
+
+  gov.evaluate(sample(77 * MiB));
+  assert.equal(gov.state, MemoryState.Soft, 'inside the hysteresis band nobody new is paused and nobody resumes');
+  assert.equal(gov.pausedSessions, 2);
+
+  gov.evaluate(sample(99 * MiB));
+  assert.equal(gov.state, MemoryState.Hard);
+  assert.deepEqual([heavy, busy, medium, light].map((s) => s.entry.governed), [true, true, true, true], 'hard: every session that weighs anything');
+  assert.ok(idle.every((s) => !s.entry.governed), 'idle sessions are never paused');
+
+  gov.evaluate(sample(10 * MiB));
+  assert.equal(gov.state, MemoryState.Normal);
+  assert.deepEqual([heavy, busy, medium, light].map((s) => s.entry.governed), [false, true, true, true],
+    'back at normal, a quarter resume per sample, those paused longest first');
+  gov.evaluate(sample(10 * MiB));
+  gov.evaluate(sample(10 * MiB));
+  gov.evaluate(sample(10 * MiB));
+  assert.equal(gov.pausedSessions, 0);
+  assert.ok([heavy, busy, medium, light].every((s) => !s.entry.governed));
+});
+
+test('governor: a paused session that closes is forgotten', () => {
+  const { gov, registry } = governor();
+  const heavy = openSession(registry, 5 * MiB);
+  gov.evaluate(sample(90 * MiB));
+  assert.equal(gov.pausedSessions, 1);
+  registry.close(heavy.entry);
+  gov.evaluate(sample(90 * MiB));
+  assert.equal(gov.pausedSessions, 0);
+});
+
+test('governor: fd capacity refuses connections past it', () => {
+  const { gov, registry } = governor();
+  gov.connectionCapacity = 2;
+  openSession(registry, 0);
+  assert.equal(gov.refuseConnection(), null);
+  openSession(registry, 0);
+  assert.equal(gov.refuseConnection(), 'fd_limit');
+});
+
+test('governor: whenRelieved waits for normal, bounded', async () => {
+  const { gov } = governor();
+  gov.evaluate(sample(90 * MiB));
+  let relieved = false;
+  const waiting = gov.whenRelieved(10_000).then(() => { relieved = true; });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(relieved, false);
+  gov.evaluate(sample(1 * MiB));
+  await waiting;
+  assert.equal(relieved, true);
+  const started = Date.now();
+  gov.evaluate(sample(90 * MiB));
+  await gov.whenRelieved(50);
+  assert.ok(Date.now() - started < 5000, 'the wait ends at its bound');
+});
+
+test('governor: state changes are logged with their codes', () => {
+  const { logger, lines } = memoryLogger();
+  const { gov, registry } = governor(new Telemetry(logger));
+  openSession(registry, MiB);
+  gov.evaluate(sample(96 * MiB));
+  gov.evaluate(sample(1 * MiB));
+  const codes = lines.map((l) => l['code']);
+  assert.ok(codes.includes('SLU0612W'), 'rising');
+  assert.ok(codes.includes('SLU0614W'), 'sessions paused');
+  assert.ok(codes.includes('SLU0613I'), 'falling');
+  assert.ok(codes.includes('SLU0615I'), 'sessions resumed');
+});

@@ -1,0 +1,38 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventLoopMonitor } from '../../src/ops/event-loop.js';
+import { Telemetry } from '../../src/ops/telemetry.js';
+import { memoryLogger } from '../helpers.js';
+
+function block(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) { /* hold the loop */ }
+}
+
+test('event loop monitor: a blocked loop shows in the scrape gauges, the warning event and the run summary; the next scrape starts over', async (t) => {
+  const { logger, lines } = memoryLogger();
+  const telemetry = new Telemetry(logger);
+  const monitor = new EventLoopMonitor(telemetry);
+  t.after(() => monitor.stop());
+  monitor.start();
+  // Stalls of 150 ms, 20 ms apart, for a second and more: well over 1 % of each second's samples,
+  // and busy seconds even when the machine is shared.
+  for (let i = 0; i < 8; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    block(150);
+  }
+  await new Promise((r) => setTimeout(r, 1200));
+  const max = await telemetry.value('sluice_event_loop_delay_max_seconds');
+  assert.ok(max >= 0.14, `largest delay ${max} s after holding the loop 150 ms`);
+  assert.ok(await telemetry.value('sluice_event_loop_delay_p50_seconds') < max);
+  const warned = lines.find((l) => l.code === 'SLU0050W');
+  assert.ok(warned !== undefined && (warned.p99_ms as number) >= 100, 'the slow second is logged');
+  const summary = monitor.summary();
+  assert.ok(summary.busy_seconds >= 1, 'the blocked second counts as busy');
+  assert.ok(summary.event_loop_delay_p99_worst_ms >= 100);
+  assert.ok(summary.event_loop_delay_max_ms >= 140);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(await telemetry.value('sluice_event_loop_delay_max_seconds') < 0.14, 'a scrape covers the time since the previous one');
+  monitor.stop();
+  assert.equal(telemetry.eventLoopDelaySource, null);
+});
