@@ -18,7 +18,7 @@ import { SERVER_NAMES, serverAvailable, serverConfig, type ServerName } from './
 import { FULL_SIZES, measure, QUICK_SIZES, variantsOf, waitForQuietMachine, WORKLOAD_NAMES, type Measurement, type WorkloadName } from './workloads.js';
 
 const USAGE = `usage: npm run bench -- [W1 W2 W3 W4 W5 W6] [--quick] [--repeat N] [--servers sluice,rsyslog,syslog-ng]
-                      [--no-verify] [--quiet-wait S] [--show-configs]
+                      [--no-verify] [--quiet-wait S] [--show-configs] [--workers N]
 
   W1  TCP, RFC 5424 octet counting, 256-byte messages, 4 connections, 2,000,000 messages, one JSON line per record
   W2  the same, written raw
@@ -35,6 +35,7 @@ const USAGE = `usage: npm run bench -- [W1 W2 W3 W4 W5 W6] [--quick] [--repeat N
   --quiet-wait S  before each full-size measurement, wait up to S seconds (default 20) for
                   other processes to use < 10 % of the CPU
   --show-configs  print the configuration each server gets, and exit
+  --workers N     sluice's worker processes (its \`workers\` key; default: auto, one per core)
 Peers: ${INSTALL_HINT}`;
 
 interface Options {
@@ -46,6 +47,8 @@ interface Options {
   showConfigs: boolean;
   /** Longest wait for a quiet machine before each full-size measurement. */
   quietWaitSeconds: number;
+  /** sluice's `workers` (null: its default, auto). */
+  sluiceWorkers: number | null;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -59,6 +62,7 @@ function parseOptions(argv: string[]): Options {
       'no-verify': { type: 'boolean', default: false },
       'show-configs': { type: 'boolean', default: false },
       'quiet-wait': { type: 'string', default: '20' },
+      workers: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -74,6 +78,8 @@ function parseOptions(argv: string[]): Options {
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a whole number ≥ 1\n${USAGE}`);
   const quietWaitSeconds = Number(values['quiet-wait']);
   if (!(quietWaitSeconds >= 0)) throw new Error(`--quiet-wait must be a number of seconds ≥ 0\n${USAGE}`);
+  const sluiceWorkers = values.workers === undefined ? null : Number(values.workers);
+  if (sluiceWorkers !== null && !(Number.isInteger(sluiceWorkers) && sluiceWorkers >= 1)) throw new Error(`--workers must be a whole number ≥ 1\n${USAGE}`);
   const servers = (values.servers?.split(',').map((s) => s.trim()).filter(Boolean) ?? [...SERVER_NAMES]) as ServerName[];
   for (const s of servers) {
     if (!(SERVER_NAMES as readonly string[]).includes(s)) throw new Error(`unknown server ${s}\n${USAGE}`);
@@ -86,6 +92,7 @@ function parseOptions(argv: string[]): Options {
     verify: !values['no-verify'],
     showConfigs: values['show-configs']!,
     quietWaitSeconds,
+    sluiceWorkers,
   };
 }
 
@@ -221,7 +228,7 @@ async function main(): Promise<number> {
     finish(results, options.quick);
   });
   const ctx = {
-    group, peers, sizes: options.quick ? QUICK_SIZES : FULL_SIZES, verify: options.verify,
+    group, peers, sizes: options.quick ? QUICK_SIZES : FULL_SIZES, verify: options.verify, sluiceWorkers: options.sluiceWorkers,
     log: (line: string) => process.stdout.write(`${line}\n`),
   };
   try {

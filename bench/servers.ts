@@ -26,6 +26,8 @@ export interface ServerSettings {
   udpReceiveBuffer: number | null;
   /** TCP connections the server must hold at once. */
   maxConnections: number;
+  /** sluice's worker processes (null or absent: its default, one per core). */
+  sluiceWorkers?: number | null;
   /** sluice only: the `tenants` section (W6: tenant tN owns loadgen's tenant N's network). */
   sluiceTenants?: Record<string, unknown>;
   /** sluice only: the `sinks` section, instead of the default file sink under data_dir/logs. */
@@ -84,6 +86,7 @@ export function sluiceConfig(dir: string, s: ServerSettings): ServerConfig {
     data_dir: dataDir,
     log: { level: 'info' },
     shutdown_timeout: '30s',
+    ...(s.sluiceWorkers === undefined || s.sluiceWorkers === null ? {} : { workers: s.sluiceWorkers }),
     sources: {
       // receive_buffer 0: the operating system's default.
       syslog_udp: { address: HOST, port: s.udpPort, receive_buffer: s.udpReceiveBuffer ?? 0 },

@@ -230,6 +230,8 @@ export interface RunContext {
   sizes: Sizes;
   /** Check every line after the measurement (JSON validity, duplicates). */
   verify: boolean;
+  /** sluice's `workers` (null: its default). */
+  sluiceWorkers?: number | null;
   log: (line: string) => void;
 }
 
@@ -247,7 +249,7 @@ export async function measure(variant: Variant, server: ServerName, ctx: RunCont
     const tenants = ctx.sizes.isolationTenants + 1;
     const running = await startServer(server, dir, {
       tcpPort: port, udpPort: port, output: variant.output, udpReceiveBuffer: variant.udpReceiveBuffer,
-      maxConnections: isolation ? tenants * ctx.sizes.isolationAgentsPerTenant + 100 : maxConnections,
+      maxConnections: isolation ? tenants * ctx.sizes.isolationAgentsPerTenant + 100 : maxConnections, sluiceWorkers: ctx.sluiceWorkers ?? null,
       ...(isolation ? { sluiceTenants: isolationTenants(tenants), sluiceSinks: isolationSinks(tenants) } : {}),
     }, ctx.group, ctx.peers);
     let result: Partial<Measurement>;

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import YAML from 'yaml';
-import { sortRotated } from '../src/sinks/file/sink.js';
+import { ACTIVE_FILE_PATTERN, sortRotated } from '../src/sinks/file/sink.js';
 import { formatProblem, parseConfig } from '../src/ops/config/load.js';
 import type { SluiceConfig } from '../src/ops/config/types.js';
 import { SluiceNode } from '../src/ops/node.js';
@@ -63,12 +63,13 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
   }
 }
 
-/** Every NDJSON record under a tenant folder, in file order (rotated files oldest first, then current). */
+/** Every NDJSON record under a tenant folder, in file order (rotated files oldest first, then the active files of every writer). */
 export function readTenantRecords(logsDir: string, tenant: string): Record<string, unknown>[] {
   const dir = path.join(logsDir, tenant);
   if (!existsSync(dir)) return [];
-  const names = sortRotated(readdirSync(dir));
-  if (existsSync(path.join(dir, 'current.ndjson'))) names.push('current.ndjson');
+  const all = readdirSync(dir);
+  // Rotated files of every writer (oldest first), then the active file of each writer (one per worker process).
+  const names = [...sortRotated(all), ...all.filter((name) => ACTIVE_FILE_PATTERN.test(name)).sort()];
   const records: Record<string, unknown>[] = [];
   for (const name of names) {
     for (const line of readFileSync(path.join(dir, name), 'utf8').split('\n')) {

@@ -6,14 +6,17 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError, defaultConfig, formatProblem, loadConfigFile, parseConfig } from './config/load.js';
 import type { SluiceConfig } from './config/types.js';
-import { SluiceNode } from './node.js';
+import path from 'node:path';
+import YAML from 'yaml';
+import { Primary } from './cluster/primary.js';
+import { ClusterControl } from './cluster/cluster-control.js';
+import { openCommandSocket, sendCommand, type Command as NodeCommand } from './cluster/command-socket.js';
 import { DEFAULT_LOG_CONFIG, createLogger, flushLogger } from './log-output.js';
 import { Telemetry } from './telemetry.js';
 import { VERSION } from './version.js';
 import { registerHostmetaCommand } from '../services/hostmeta/command.js';
 import { registerLoadgenCommand } from './loadgen/command.js';
 import { startAdminServer, type RunningAdminServer } from './admin/server.js';
-import { LocalControl } from './admin/local-control.js';
 import { registerAdminCommands } from './admin/commands.js';
 
 
@@ -38,41 +41,78 @@ function readConfig(file: string | undefined): SluiceConfig {
 async function start(options: { config?: string }): Promise<void> {
   const config = readConfig(options.config);
   const logger = createLogger(config.log);
-  const node = new SluiceNode(config, logger);
+  const primary = new Primary(config, { configPath: options.config === undefined ? null : path.resolve(options.config), logger });
+  const control = new ClusterControl(primary);
+  let closeSocket: () => void = () => undefined;
   const exit = async (status: number): Promise<never> => {
+    closeSocket();
     await flushLogger(logger, LOG_FLUSH_TIMEOUT_MS);
     process.exit(status);
   };
-  try {
-    await node.start();
-  } catch (err) {
-    node.telemetry.emit('startFailed', { error: (err as Error).message });
-    await exit(1);
-  }
-  // The admin server (dashboard, /metrics, /api) sees the node only through NodeControl.
   let admin: RunningAdminServer | null = null;
-  try {
-    if (config.admin.enabled) admin = await startAdminServer(config, new LocalControl(node), logger);
-  } catch (err) {
-    node.telemetry.emit('startFailed', { error: `admin server: ${(err as Error).message}` });
-    await node.stop();
-    await exit(1);
-  }
+  // Signals are handled from the start: a SIGTERM while the workers come up drains them too.
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals): void => {
     if (signalled) {
-      node.telemetry.emit('secondSignal', { signal });
+      primary.telemetry.emit('secondSignal', { signal });
       void exit(1);
       return;
     }
     signalled = true;
-    void node.stop().then(async (complete) => {
+    void primary.stop().then(async (complete) => {
       await admin?.close();
       await exit(complete ? 0 : 1);
     });
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  try {
+    closeSocket = await openCommandSocket(primary, config.dataDir);
+    await primary.start();
+    if (primary.readyWorkers().length === 0 && !signalled) throw new Error('no worker could start (see the lines above)');
+    // The admin server (dashboard, /metrics, /api) runs in the primary and sees every worker through ClusterControl.
+    if (config.admin.enabled && !signalled) {
+      admin = await startAdminServer(config, control, logger).catch((err: Error) => { throw new Error(`admin server: ${err.message}`, { cause: err }); });
+    }
+  } catch (err) {
+    primary.telemetry.emit('startFailed', { error: (err as Error).message });
+    await primary.stop(Date.now() + 1000);
+    await exit(1);
+  }
+  if (signalled) return;
+  primary.telemetry.emit('nodeReady', { workers: primary.slotIds().length, readiness: (await control.readiness()).detail.join('; ') });
+  // Reload and rolling restart by signal: the outcome goes to the log (sluice reload / restart print it).
+  process.on('SIGHUP', () => {
+    void primary.reload().then((outcome) => outcome.applied?.catch(() => undefined));
+  });
+  process.on('SIGUSR2', () => {
+    void primary.rollingRestart().catch((err: Error) => primary.telemetry.emit('rollingRestartFailed', { error: err.message }));
+  });
+}
+
+/** The data dir of the node to reach: --data-dir, else the config file's data_dir (read leniently: the file may be the bad one), else ./data. */
+function targetDataDir(options: { config?: string; dataDir?: string }): string {
+  if (options.dataDir !== undefined) return options.dataDir;
+  if (options.config !== undefined) {
+    try {
+      const doc = YAML.parse(readFileSync(options.config, 'utf8')) as { data_dir?: unknown } | null;
+      if (typeof doc?.data_dir === 'string') return doc.data_dir;
+    } catch {
+      // Unreadable or not YAML: the node will say so when it reloads.
+    }
+  }
+  return './data';
+}
+
+async function command(name: NodeCommand, options: { config?: string; dataDir?: string }): Promise<void> {
+  try {
+    const answer = await sendCommand(targetDataDir(options), name);
+    for (const message of answer.messages) (answer.ok ? process.stdout : process.stderr).write(`${message}\n`);
+    process.exit(answer.ok ? 0 : 1);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(2);
+  }
 }
 
 function validate(options: { config: string }): void {
@@ -98,9 +138,22 @@ const program = new Command()
   .version(VERSION);
 
 program.command('start')
-  .description('start a node (with no config file, every default applies)')
+  .description('start a node: a primary and its workers (with no config file, every default applies); see docs/operations.md')
   .option('-c, --config <file>', 'YAML configuration file (reference: docs/config.md)')
   .action(start);
+
+program.command('reload')
+  .description('make the running node re-read its configuration file: validated first (refused with the reasons, the running configuration stays), then the workers are replaced one at a time; exits 0 when applied, 1 when refused')
+  .option('-c, --config <file>', 'the configuration file, to find the node by its data_dir')
+  .option('--data-dir <dir>', 'the data_dir of the node (default: from the file, else ./data)')
+  .action((options: { config?: string; dataDir?: string }) => command('reload', options));
+
+program.command('restart')
+  .description('replace the running node\'s workers one at a time (new worker up, old one drains and exits): no downtime, nothing acknowledged lost')
+  .requiredOption('--rolling', 'one worker at a time (the only kind of restart a running node does)')
+  .option('-c, --config <file>', 'the configuration file, to find the node by its data_dir')
+  .option('--data-dir <dir>', 'the data_dir of the node (default: from the file, else ./data)')
+  .action((options: { config?: string; dataDir?: string }) => command('restart', options));
 
 program.command('validate')
   .description('check a configuration file; exits 1 and lists every problem when it is invalid')

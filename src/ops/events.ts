@@ -5,7 +5,8 @@
  * docs/log-codes.md is generated from this table and a test keeps them equal.
  *
  * Ranges: 00xx node, 01xx sources, 02xx file sink, 03xx host metadata,
- * 04xx RELP, 045x disk buffer, 05xx delivery sinks, 06xx the node's own log output, 07xx the admin server.
+ * 04xx RELP, 045x disk buffer, 05xx delivery sinks, 06xx the node's own log output, 07xx the admin server,
+ * 08xx the primary, its workers and supervision.
  */
 
 export type EventLevel = 'info' | 'warn' | 'error';
@@ -24,7 +25,7 @@ export type EventDef =
   | (EventBase & { readonly level: 'info'; readonly help?: string })
   | (EventBase & { readonly level: 'warn' | 'error'; readonly help: string });
 
-export type CounterName = 'connectionsRefused' | 'connectionsClosed' | 'framesRejected' | 'recordsDropped' | 'sinkErrors';
+export type CounterName = 'connectionsRefused' | 'connectionsClosed' | 'framesRejected' | 'recordsDropped' | 'sinkErrors' | 'restarts';
 
 const THROTTLE_MS = 10_000;
 
@@ -211,6 +212,34 @@ export const EVENTS = {
   sessionDisconnected: { code: 'SLU0704I', level: 'info', text: 'session disconnected by an admin request' },
   tenantLimitsChanged: { code: 'SLU0705I', level: 'info', text: 'tenant limits changed by an admin request' },
   heapSnapshotWritten: { code: 'SLU0706I', level: 'info', text: 'heap snapshot written' },
+  primaryStarting: { code: 'SLU0800I', level: 'info', text: 'primary starting its workers' },
+  workerReady: { code: 'SLU0801I', level: 'info', text: 'worker ready: serving every listener' },
+  childRestarting: {
+    code: 'SLU0802W', level: 'warn', text: 'worker or component ended unexpectedly; restarting after its backoff', counter: 'restarts',
+    help: 'A worker process (`component` worker:<n>) or a component died and is restarted after `delay_ms` (exponential backoff with jitter). The other workers keep serving; what was acknowledged is durable. `error` says how it ended; a worker killed by a signal (SIGKILL: often the kernel OOM killer) is worth a look at memory.',
+  },
+  crashLoop: {
+    code: 'SLU0803E', level: 'error', text: 'crash loop: restarted again and again without running stably; still retrying at the longest backoff while the rest serves',
+    help: 'The worker or component named by `component` failed `failures` times in a row (supervision.crash_loop_after). The node stays up on its healthy workers and /readyz says so; the `sluice_crash_loop` gauge is 1. Read the lines before it (SLU0008E startFailed of that worker, its `error`): usually a resource only it uses (its disk buffer folder, a full disk) or a bad config.',
+  },
+  childRecovered: { code: 'SLU0804I', level: 'info', text: 'worker or component running stably again after failures' },
+  reloadAccepted: { code: 'SLU0805I', level: 'info', text: 'configuration reload accepted: rolling the workers onto it' },
+  reloadRefused: {
+    code: 'SLU0806E', level: 'error', text: 'configuration reload refused: the running configuration stays',
+    help: 'A reload (SIGHUP or `sluice reload`) found problems in the file (`problems`, each with line and key) or a change that takes a full restart (data_dir, hostmeta.service), or a replacement worker did not start. Nothing changed: the node serves on with the configuration it had. Fix the file (`sluice validate -c <file>`) and reload again.',
+  },
+  rollingRestartStarted: { code: 'SLU0807I', level: 'info', text: 'rolling restart: replacing the workers one at a time' },
+  rollingRestartDone: { code: 'SLU0808I', level: 'info', text: 'rolling restart finished' },
+  workerDraining: { code: 'SLU0809I', level: 'info', text: 'worker draining: no longer accepting, finishing its sessions, flushing' },
+  workerUnanswered: {
+    code: 'SLU0810W', level: 'warn', text: 'a worker did not answer a control request in time', throttleMs: THROTTLE_MS,
+    help: 'The primary asked worker `worker` for `method` (metrics, sessions, …) and got no answer in time; that worker is left out of the answer (metrics, /readyz, the dashboard may undercount). A worker that stays silent is probably stuck: it is restarted if it dies; otherwise `sluice restart --rolling` replaces it.',
+  },
+  primaryStopped: { code: 'SLU0811I', level: 'info', text: 'primary stopped: every worker drained' },
+  rollingRestartFailed: {
+    code: 'SLU0812E', level: 'error', text: 'rolling restart aborted: the running workers stay',
+    help: 'A replacement worker did not become ready (`error`), so the restart stopped before draining the worker it was to replace; the node serves on with the workers it has. Read the replacement\'s SLU0008E line for the cause.',
+  },
 
   memoryBudget: { code: 'SLU0610I', level: 'info', text: 'memory governor: budget and marks' },
   memoryPressureRising: {

@@ -27,6 +27,8 @@ import { startHostmetaService, type RunningHostmetaService } from '../services/h
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
+import { Supervisor } from '../core/supervisor.js';
+import { supervisionEvents, supervisorPolicy } from './supervision.js';
 import { connectionCapacity, descriptorsWanted, openFilesLimit, readFdLimits, SPARE_DESCRIPTORS } from './descriptors.js';
 
 export interface NodeAddresses {
@@ -38,22 +40,38 @@ export interface NodeAddresses {
   hostmeta: { address: string; port: number } | null;
 }
 
-function buildSink(config: SinkConfig, dataDir: string, telemetry: Telemetry): Sink {
-  const sink = buildBareSink(config, telemetry);
-  if (config.diskBuffer === null) return sink;
-  return new BufferedSink(sink, path.join(dataDir, 'buffers', config.name), config.diskBuffer, telemetry);
+/** What differs in one worker process of a multi-process node. */
+export interface NodeOptions {
+  /**
+   * This worker's slot (1-based; absent in a single process). It tags what
+   * must not be shared between processes: session ids (`w<n>:`), the file
+   * sink's files (`current-w<n>.ndjson`) and disk buffers
+   * (`<data_dir>/buffers/<sink>.w<n>/`), so a worker started later in the
+   * same slot takes over its predecessor's files and buffer.
+   */
+  workerId?: number;
 }
 
-function buildBareSink(config: SinkConfig, telemetry: Telemetry): Sink {
+function buildSink(config: SinkConfig, dataDir: string, telemetry: Telemetry, tag: string | null): Sink {
+  const sink = buildBareSink(config, telemetry, tag);
+  if (config.diskBuffer === null) return sink;
+  const folder = tag === null ? config.name : `${config.name}.${tag}`;
+  return new BufferedSink(sink, path.join(dataDir, 'buffers', folder), config.diskBuffer, telemetry);
+}
+
+function buildBareSink(config: SinkConfig, telemetry: Telemetry, tag: string | null): Sink {
   switch (config.type) {
     case 'file':
-      return new FileSink(config, telemetry);
+      return new FileSink(config, telemetry, tag);
     case 'syslog':
       return new SyslogSink(config, telemetry);
     case 'nats':
       return new DeferredSink(config.name, true, async () => new (await import('../sinks/nats/sink.js')).NatsSink(config, telemetry));
   }
 }
+
+/** How often a running listener's health is checked by its supervisor. */
+const HEALTH_CHECK_MS = 500;
 
 export class SluiceNode {
   readonly telemetry: Telemetry;
@@ -69,17 +87,23 @@ export class SluiceNode {
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
   private state: 'new' | 'running' | 'stopping' = 'new';
+  /** Keeps the listeners running: one that fails (or stops listening) is started again with backoff. */
+  private readonly supervisor: Supervisor;
+  /** Ends the health watch of each supervised listener. */
+  private readonly watches = new Map<string, AbortController>();
   readonly eventLoop: EventLoopMonitor;
 
-  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log)) {
+  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log), readonly options: NodeOptions = {}) {
     this.telemetry = new Telemetry(logger);
+    this.supervisor = new Supervisor(supervisorPolicy(config.supervision), supervisionEvents(this.telemetry));
     // Process memory, CPU and heap (process_*, nodejs_*), which the dashboard shows.
     collectDefaultMetrics({ register: this.telemetry.registry });
     this.telemetry.setTenantSeries(config.tenants.map((t) => t.id), config.admin.tenantSeries);
     this.eventLoop = new EventLoopMonitor(this.telemetry);
-    this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry));
+    const tag = options.workerId === undefined ? null : `w${options.workerId}`;
+    this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry, tag));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
-    this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry);
+    this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry, tag === null ? '' : `${tag}:`);
     this.telemetry.sessionTotals = () => this.pipeline.sessions.totals();
     this.pipeline.memory.configure(config.memory);
     const { syslogUdp, syslogTcp, syslogTls } = config.sources;
@@ -128,6 +152,9 @@ export class SluiceNode {
     for (const component of this.components()) {
       if (!component.health.healthy) detail.push(`${component.name}: ${component.health.detail ?? 'unhealthy'}`);
     }
+    for (const state of this.supervisor.states()) {
+      if (state.crashLoop) detail.push(`${state.name}: crash loop (${state.failures} failures in a row, last: ${state.lastError ?? 'unknown'}); retrying`);
+    }
     return { ready: detail.length === 0, detail };
   }
 
@@ -143,8 +170,47 @@ export class SluiceNode {
       throw new Error(`no component ${name}`);
     }
     this.telemetry.emit('componentControlled', { component: name, action });
+    if (action === 'start' && this.supervisor.has(name)) return;
+    await this.unsupervise(name);
     if (action !== 'start') await source.stop(Date.now() + this.config.shutdownTimeoutMs);
-    if (action !== 'stop') await source.start();
+    if (action !== 'stop') await this.supervise(source, true);
+  }
+
+  /**
+   * Keep `source` running from now on. `startNow`: start it first (else it is
+   * running already). Resolves once that first start succeeded; when it fails
+   * it rejects, and the supervisor goes on retrying with backoff.
+   */
+  private supervise(source: Source, startNow: boolean): Promise<void> {
+    const name = `source:${source.name}`;
+    const watch = new AbortController();
+    this.watches.set(name, watch);
+    let firstRun = true;
+    let settleFirst: (err?: Error) => void = () => undefined;
+    const first = new Promise<void>((resolve, reject) => { settleFirst = (err) => (err === undefined ? resolve() : reject(err)); });
+    this.supervisor.add(name, async () => {
+      const isFirst = firstRun;
+      firstRun = false;
+      if (!isFirst) await source.stop(Date.now() + this.config.shutdownTimeoutMs);
+      if (!isFirst || startNow) {
+        try {
+          await source.start();
+        } catch (err) {
+          source.destroy();
+          if (isFirst) settleFirst(new Error(`${name} did not start (${(err as Error).message}); retrying with backoff`));
+          throw err;
+        }
+      }
+      if (isFirst) settleFirst();
+      await failure(source, watch.signal);
+    });
+    return first;
+  }
+
+  private async unsupervise(name: string): Promise<void> {
+    this.watches.get(name)?.abort();
+    this.watches.delete(name);
+    await this.supervisor.remove(name);
   }
 
   /** Where the sources are listening (ports may have been configured as 0). */
@@ -174,6 +240,7 @@ export class SluiceNode {
       throw err;
     }
     this.state = 'running';
+    for (const source of this.sources) void this.supervise(source, false);
     // Measured from here: loading modules and opening stores at start are not the node under load.
     this.eventLoop.start();
     this.telemetry.emit('nodeReady', {});
@@ -227,6 +294,8 @@ export class SluiceNode {
 
   private async drain(deadline: number): Promise<boolean> {
     this.telemetry.emit('nodeStopping', {});
+    for (const watch of this.watches.values()) watch.abort();
+    await this.supervisor.stopAll();
     // The run's event-loop summary covers the node at work, not its shutdown.
     this.eventLoop.stop();
     // Paused sessions resume, so what their agents sent is read and answered before the end.
@@ -285,4 +354,23 @@ async function settlesBefore(work: Promise<unknown>, deadline: number): Promise<
   const result = await Promise.race([settled, expired]);
   clearTimeout(timer);
   return result;
+}
+
+/** Resolves when `signal` aborts; rejects once `source` reports itself unhealthy (its listener is gone). */
+function failure(source: Source, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setInterval(() => {
+      const health = source.health();
+      if (health.healthy) return;
+      clearInterval(timer);
+      signal.removeEventListener('abort', onAbort);
+      reject(new Error(health.detail ?? 'unhealthy'));
+    }, HEALTH_CHECK_MS);
+    const onAbort = (): void => {
+      clearInterval(timer);
+      resolve();
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
 }

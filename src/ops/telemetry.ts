@@ -21,6 +21,7 @@ const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
   framesRejected: ['source', 'reason'],
   recordsDropped: ['source', 'reason'],
   sinkErrors: ['sink'],
+  restarts: ['component'],
 };
 
 export class Telemetry {
@@ -47,6 +48,10 @@ export class Telemetry {
   readonly hostmetaCacheLookups: Counter<'result'>;
   readonly hostmetaCacheEntries: Gauge<never>;
   readonly hostmetaTouchesDropped: Counter<never>;
+
+  readonly restarts: Counter<'component'>;
+  readonly crashLooping: Gauge<'component'>;
+  readonly workersRunning: Gauge<never>;
 
   readonly bufferDroppedRecords: Counter<'buffer' | 'reason'>;
   readonly bufferDiscardedBytes: Counter<'buffer' | 'reason'>;
@@ -122,6 +127,9 @@ export class Telemetry {
     this.sinkDropped = counter('sluice_sink_dropped_records_total', 'Records a delivery sink gave up on, by reason (see docs/sinks.md).', ['sink', 'reason']);
     this.sinkConnected = gauge('sluice_sink_connected', '1 while a delivery sink holds a connection to its receiver.', ['sink']);
     this.sinkDuplicates = counter('sluice_sink_duplicates_total', 'Records the receiver reported it already had (JetStream de-duplication by message id).', ['sink']);
+    this.restarts = counter('sluice_restarts_total', 'Workers (`worker:<n>`) and components restarted by their supervisor after ending unexpectedly.', ['component']);
+    this.crashLooping = gauge('sluice_crash_loop', '1 while a worker or component is in a crash loop (see supervision.crash_loop_after).', ['component']);
+    this.workersRunning = gauge('sluice_workers_running', 'Worker processes serving (kept by the primary).', []);
     this.memoryState = gauge('sluice_memory_state', 'Memory governor state: 0 normal, 1 soft (heaviest sessions paused), 2 hard (new work refused).', []);
     this.memoryPressure = gauge('sluice_memory_pressure', 'Memory governor pressure: the larger of accounted bytes and heap used, as a fraction of the budget.', []);
     this.memoryAccountedBytes = gauge('sluice_memory_accounted_bytes', 'Bytes held, by component (sessions, lanes, sinks, http) and heap_used, at the last sample.', ['component']);

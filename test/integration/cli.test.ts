@@ -88,6 +88,7 @@ test('cli: with log.output syslog, the node logs to the receiver (down to its la
   const config = path.join(dir, 'sluice.yaml');
   writeFileSync(config, [
     `data_dir: ${JSON.stringify(dir)}`,
+    'workers: 1',
     'log:', '  output: syslog', `  syslog: { protocol: tcp, port: ${receiver.tcpPort}, facility: local0 }`,
     'sources:', '  syslog_udp: { port: 0 }', '  syslog_tcp: { port: 0 }', '  http: { port: 0 }', '  relp: { port: 0 }',
     'hostmeta: { service: { port: 0 } }',
@@ -99,14 +100,20 @@ test('cli: with log.output syslog, the node logs to the receiver (down to its la
   await waitFor('node ready, at the receiver', () => codes().includes('SLU0003I'));
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
-  await waitFor('node stopped, at the receiver', () => codes().includes('SLU0005I'));
+  await waitFor('node stopped, at the receiver', () => codes().includes('SLU0005I') && codes().includes('SLU0811I'));
   const records = readTenantRecords(receiver.logs, 'default');
   const received = records.map((r) => r.msgid);
-  assert.equal(received[0], 'SLU0001I', 'from the first line');
-  assert.equal(received.at(-1), 'SLU0005I', 'to the last, written just before exit');
-  for (const code of ['SLU0002I', 'SLU0003I', 'SLU0004I']) assert.ok(received.includes(code), code);
+  // The primary and its worker log over connections of their own: their lines interleave at the receiver.
+  const primary = records.filter((r) => String(r.procid) === String(child.pid)).map((r) => r.msgid);
+  assert.equal(primary[0], 'SLU0800I', 'from the primary\'s first line');
+  assert.equal(primary.at(-1), 'SLU0811I', 'to its last, written just before exit');
+  const worker = records.filter((r) => String(r.procid) !== String(child.pid)).map((r) => r.msgid);
+  assert.equal(worker[0], 'SLU0001I', 'from the worker\'s first line');
+  assert.equal(worker.at(-1), 'SLU0005I', 'the worker\'s last line, written before it exits');
+  for (const code of ['SLU0001I', 'SLU0002I', 'SLU0003I', 'SLU0004I', 'SLU0801I']) assert.ok(received.includes(code), code);
   assert.ok(records.every((r) => r.facility === 16 && r.app === 'sluice'));
-  assert.deepEqual(lines.map((l) => [l.code, l.receiver]), [['SLU0600I', `tcp://127.0.0.1:${receiver.tcpPort}`]], 'stderr has only the line saying where the log went');
+  // Each process (the primary, its one worker) says once on stderr where its log went, and nothing else.
+  assert.deepEqual(lines.map((l) => [l.code, l.receiver]), [1, 2].map(() => ['SLU0600I', `tcp://127.0.0.1:${receiver.tcpPort}`]), 'stderr has only the lines saying where the log went');
 });
 
 test('cli: SIGTERM stops accepting, drains, flushes everything and exits 0 within 10 s', async (t) => {

@@ -156,7 +156,8 @@ test('package: npm pack, install the tarball into an empty prefix, run sluice fr
   assert.equal(record.hostname, 'packed-host');
 
   // The dashboard's assets come from the installed package (uPlot from its dependencies).
-  const admin = node.lines.find((l) => l.code === 'SLU0700I');
+  // The workers say they are ready before the primary starts the admin server.
+  const admin = await waitFor('admin server listening', () => node.lines.find((l) => l.code === 'SLU0700I'), 30_000);
   for (const asset of ['/', '/assets/dashboard.js', '/assets/uPlot.iife.min.js']) {
     const response = await fetch(`http://127.0.0.1:${admin!.port as number}${asset}`);
     assert.equal(response.status, 200, asset);

@@ -492,6 +492,13 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         maxQueueBytes: size(c.log.syslog.max_queue),
       },
     },
+    workers: c.workers,
+    supervision: {
+      initialBackoffMs: duration(c.supervision.initial_backoff),
+      maxBackoffMs: duration(c.supervision.max_backoff),
+      stableAfterMs: duration(c.supervision.stable_after),
+      crashLoopAfter: c.supervision.crash_loop_after,
+    },
     sources: {
       syslogUdp: {
         enabled: udp.enabled,

@@ -511,6 +511,20 @@ export const HostmetaSchema = section(
   'Host metadata: the service that stores it and the client that enriches records with it.',
 );
 
+export const SupervisionSchema = section(
+  {
+    initial_backoff: duration('100ms', 'Wait before restarting a worker (or a component) after its first failure; each failure in a row doubles it, with jitter.'),
+    max_backoff: duration('30s', 'Longest wait between restarts.'),
+    stable_after: duration('30s', 'A worker or component that has run this long is healthy again: its next failure starts the backoff over.'),
+    crash_loop_after: Type.Integer({
+      description: 'Failures in a row after which a worker or component is reported as in a crash loop (event SLU0803E, gauge `sluice_crash_loop`, a /readyz note). It is still restarted at the longest backoff; the node never exits over it.',
+      default: 5,
+      minimum: 1,
+    }),
+  },
+  'How the primary restarts its workers, and a worker its components: exponential backoff with jitter, never giving up.',
+);
+
 export const AdminSchema = section(
   {
     enabled: Type.Boolean({ description: 'Serve the dashboard, `/metrics`, `/healthz`, `/readyz` and the admin API (see admin.md).', default: true }),
@@ -575,6 +589,13 @@ export const SluiceConfigSchema = Type.Partial(
       minLength: 1,
     }),
     log: LogSchema,
+    workers: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], {
+      description: '`sluice start` runs a primary process and this many worker processes that share every listener; `auto` is the number of cores available (os.availableParallelism()). See operations.md.',
+      default: 'auto',
+      'x-type': '`auto` or integer, 1 to 256',
+      'x-expected': '"auto" or a whole number of workers from 1 to 256',
+    }),
+    supervision: SupervisionSchema,
     shutdown_timeout: duration(
       '10s',
       'On shutdown, how long the node waits for queued records to be written before it exits anyway.',

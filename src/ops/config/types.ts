@@ -106,6 +106,13 @@ export interface FileSinkConfig {
 /** Every sink may sit behind a disk buffer (null: none). */
 export type SinkConfig = (FileSinkConfig | SyslogSinkConfig | NatsSinkConfig) & { diskBuffer: DiskBufferConfig | null };
 
+export interface SupervisionConfig {
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  stableAfterMs: number;
+  crashLoopAfter: number;
+}
+
 export interface AdminTokenConfig {
   /** SHA-256 (hex) of the token. */
   tokenHash: string;
@@ -127,6 +134,9 @@ export interface AdminConfig {
 export interface SluiceConfig {
   dataDir: string;
   log: LogConfig;
+  /** Worker processes `sluice start` runs; 'auto': os.availableParallelism(). */
+  workers: number | 'auto';
+  supervision: SupervisionConfig;
   sources: {
     syslogUdp: SyslogUdpSourceConfig;
     syslogTcp: SyslogTcpSourceConfig;

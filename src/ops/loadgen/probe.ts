@@ -2,7 +2,7 @@
  * The probe: sees records arrive in the file sink, as a reader of the files
  * would, and times them against the send time they carry.
  *
- * It follows `<logs>/<tenant>/current.ndjson` of every tenant folder (the
+ * It follows `<logs>/<tenant>/current.ndjson` (and each worker's `current-w<n>.ndjson`) of every tenant folder (the
  * expected ones from the first poll, others once found: the folder list is
  * read again every quarter second), reading only appended bytes every few
  * milliseconds. A file that
@@ -18,7 +18,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ACTIVE_FILE, sortRotated } from '../../sinks/file/sink.js';
+import { ACTIVE_FILE, ACTIVE_FILE_PATTERN, sortRotated } from '../../sinks/file/sink.js';
 import { monotonicMicros } from './clock.js';
 import { MarkerReader, NDJSON_MARKER } from './message.js';
 import type { DeliveryListener } from './tracker.js';
@@ -115,11 +115,23 @@ export class LogProbe {
     } catch {
       folders = []; // No logs folder yet: the node has written nothing.
     }
-    if (atStart) folders.push(...this.expectedFolders);
+    const found: [string, string][] = [];
     for (const folder of folders) {
-      if (this.files.has(folder)) continue;
-      const file = new FollowedFile(folder, path.join(this.logsDir, folder, ACTIVE_FILE));
-      this.files.set(folder, file);
+      let names: string[];
+      try {
+        names = readdirSync(path.join(this.logsDir, folder)).filter((name) => ACTIVE_FILE_PATTERN.test(name));
+      } catch {
+        names = [];
+      }
+      for (const name of names) found.push([folder, name]);
+    }
+    // The single-process file of an expected folder is followed before it exists; workers' files once found.
+    if (atStart) for (const folder of this.expectedFolders) found.push([folder, ACTIVE_FILE]);
+    for (const [folder, name] of found) {
+      const filePath = path.join(this.logsDir, folder, name);
+      if (this.files.has(filePath)) continue;
+      const file = new FollowedFile(folder, filePath);
+      this.files.set(filePath, file);
       // What is there before the run is not ours: follow an existing file from its end.
       if (atStart && this.openFile(file)) file.offset = fstatSync(file.fd!).size;
     }
@@ -171,7 +183,7 @@ export class LogProbe {
     const folder = path.dirname(finished.path);
     let names: string[];
     try {
-      names = sortRotated(readdirSync(folder));
+      names = sortRotated(readdirSync(folder), ACTIVE_FILE_PATTERN.exec(path.basename(finished.path))?.[1] ?? null);
     } catch {
       return;
     }

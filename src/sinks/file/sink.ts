@@ -1,7 +1,7 @@
 /**
  * The file sink: NDJSON per tenant under `<path>/<tenant>/`.
  *
- * The active file is `current.ndjson`; rotation (by size, by age) renames it
+ * The active file is `current.ndjson` (`current-w<n>.ndjson` in worker n); rotation (by size, by age) renames it
  * to the UTC time it was opened, e.g. `20261127T142000.123Z.ndjson`, so names
  * sort by age. Records are encoded as they arrive and written in batches (one
  * write in flight per tenant file); a batch is committed, and its acks
@@ -28,24 +28,38 @@ import { EncodedQueue } from '../encoded-queue.js';
 import { FairShares, type TenantShare } from '../../core/fair.js';
 
 export const ACTIVE_FILE = 'current.ndjson';
-const ROTATED_FILE = /^(\d{8}T\d{6}\.\d{3}Z)(?:-(\d{1,6}))?\.ndjson$/;
+/** Active files of every writer: `current.ndjson` (a single process) and `current-w<n>.ndjson` (worker n). */
+export const ACTIVE_FILE_PATTERN = /^current(?:-(w\d+))?\.ndjson$/;
+const ROTATED_FILE = /^(\d{8}T\d{6}\.\d{3}Z)(?:-(\d{1,6}))?(?:-(w\d+))?\.ndjson$/;
 const MAINTENANCE_INTERVAL_MS = 1000;
 /** A tenant queue that was empty starts with a chunk this small, doubling up to batch_size while it stays busy. */
 const FIRST_CHUNK_BYTES = 4096;
 
-/** `2026-11-27T14:20:00.123Z` → `20261127T142000.123Z`. */
-export function rotatedName(openedAtMs: number, seq: number): string {
-  const iso = new Date(openedAtMs).toISOString();
-  const stamp = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 13) + iso.slice(14, 16) + iso.slice(17);
-  return seq === 0 ? `${stamp}.ndjson` : `${stamp}-${seq}.ndjson`;
+/**
+ * The active file of one writer. Worker processes of one node each write
+ * their own files (`tag` `w<n>`): appends and renames of several processes
+ * on one file would race.
+ */
+export function activeFileName(tag: string | null = null): string {
+  return tag === null ? ACTIVE_FILE : `current-${tag}.ndjson`;
 }
 
-/** Rotated files of one folder, oldest first. */
-export function sortRotated(names: readonly string[]): string[] {
+/** `2026-11-27T14:20:00.123Z` → `20261127T142000.123Z` (then `-<seq>` when taken, `-<tag>` for a worker's file). */
+export function rotatedName(openedAtMs: number, seq: number, tag: string | null = null): string {
+  const iso = new Date(openedAtMs).toISOString();
+  const stamp = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 13) + iso.slice(14, 16) + iso.slice(17);
+  return `${stamp}${seq === 0 ? '' : `-${seq}`}${tag === null ? '' : `-${tag}`}.ndjson`;
+}
+
+/**
+ * Rotated files of one folder, oldest first: of one writer (`tag`, null for
+ * the untagged files of a single process), or of every writer (undefined).
+ */
+export function sortRotated(names: readonly string[], tag?: string | null): string[] {
   const parsed: { name: string; stamp: string; seq: number }[] = [];
   for (const name of names) {
     const m = ROTATED_FILE.exec(name);
-    if (m) parsed.push({ name, stamp: m[1]!, seq: m[2] === undefined ? 0 : Number(m[2]) });
+    if (m && (tag === undefined || (m[3] ?? null) === tag)) parsed.push({ name, stamp: m[1]!, seq: m[2] === undefined ? 0 : Number(m[2]) });
   }
   parsed.sort((a, b) => (a.stamp < b.stamp ? -1 : a.stamp > b.stamp ? 1 : a.seq - b.seq));
   return parsed.map((p) => p.name);
@@ -87,8 +101,12 @@ export class FileSink implements Sink {
   private readonly rotations: Counter.Internal;
   private readonly queuedGauge: Gauge.Internal<"sink">;
 
-  constructor(private readonly config: FileSinkConfig, private readonly telemetry: Telemetry) {
+  private readonly activeFile: string;
+
+  /** `fileTag`: this writer's tag in the file names (`w<n>` in worker n), null in a single process. */
+  constructor(private readonly config: FileSinkConfig, private readonly telemetry: Telemetry, private readonly fileTag: string | null = null) {
     this.name = config.name;
+    this.activeFile = activeFileName(fileTag);
     const labels = { sink: config.name };
     this.written = telemetry.sinkRecords.labels(labels);
     this.writtenBytes = telemetry.sinkBytes.labels(labels);
@@ -289,7 +307,7 @@ export class FileSink implements Sink {
     }
     if (file.handle === null) {
       await mkdir(file.dir, { recursive: true });
-      const activePath = path.join(file.dir, ACTIVE_FILE);
+      const activePath = path.join(file.dir, this.activeFile);
       file.handle = await open(activePath, 'a');
       const st = await file.handle.stat();
       file.size = st.size > 0 ? await this.dropTornTail(file, activePath, st.size) : 0;
@@ -334,10 +352,10 @@ export class FileSink implements Sink {
     if (file.handle !== null) await this.syncFile(file);
     await file.handle?.close();
     file.handle = null;
-    const activePath = path.join(file.dir, ACTIVE_FILE);
+    const activePath = path.join(file.dir, this.activeFile);
     let seq = 0;
-    let target = path.join(file.dir, rotatedName(file.openedAt, seq));
-    while (await exists(target)) target = path.join(file.dir, rotatedName(file.openedAt, ++seq));
+    let target = path.join(file.dir, rotatedName(file.openedAt, seq, this.fileTag));
+    while (await exists(target)) target = path.join(file.dir, rotatedName(file.openedAt, ++seq, this.fileTag));
     await rename(activePath, target);
     this.rotations.inc();
     this.telemetry.emit('fileRotated', { sink: this.name, tenant: file.tenant, file: target, bytes: file.size });
@@ -346,7 +364,7 @@ export class FileSink implements Sink {
   }
 
   private async prune(file: TenantFile): Promise<void> {
-    const rotated = sortRotated(await readdir(file.dir));
+    const rotated = sortRotated(await readdir(file.dir), this.fileTag);
     for (const name of rotated.slice(0, Math.max(0, rotated.length - this.config.maxFiles))) {
       try {
         await unlink(path.join(file.dir, name));

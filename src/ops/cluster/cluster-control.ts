@@ -1,0 +1,129 @@
+/**
+ * NodeControl of a multi-process node, in the primary: each call goes to
+ * every ready worker over IPC (with a timeout) and the answers are merged so
+ * the admin API sees the node as one. Metrics are summed with prom-client's
+ * AggregatorRegistry over the workers' registries and the primary's own
+ * (supervision, the host metadata service).
+ */
+import { writeHeapSnapshot } from 'node:v8';
+import path from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { TenantLimits } from '../../core/limits.js';
+import type { ComponentView, NodeControl, Readiness, SessionView, TailFilter } from '../control.js';
+import type { Primary, WorkerProcess } from './primary.js';
+
+const WORKER_SESSION = /^w(\d+):/;
+
+export class ClusterControl implements NodeControl {
+  private nextSubscription = 1;
+  private readonly tails = new Map<number, TailFilter>();
+
+  constructor(private readonly primary: Primary) {
+    // A worker that comes up while a tail is open joins it.
+    primary.onWorkerReady.add((worker) => {
+      for (const [subscription, filter] of this.tails) void worker.call('tail', [filter, subscription]).catch(() => undefined);
+    });
+  }
+
+  /** Call every ready worker; answers of those that failed or timed out are left out (and logged). */
+  private async all<T>(method: string, args: unknown[] = []): Promise<{ worker: WorkerProcess; value: T }[]> {
+    const workers = this.primary.readyWorkers();
+    const results = await Promise.allSettled(workers.map((w) => w.call(method, args)));
+    const answers: { worker: WorkerProcess; value: T }[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') answers.push({ worker: workers[i]!, value: r.value as T });
+      else this.primary.telemetry.emit('workerUnanswered', { worker: workers[i]!.id, method, error: (r.reason as Error).message });
+    });
+    return answers;
+  }
+
+  /** Call every ready worker; the first error is thrown (for operations that must reach all). */
+  private async every(method: string, args: unknown[]): Promise<unknown[]> {
+    const workers = this.primary.readyWorkers();
+    const results = await Promise.allSettled(workers.map((w) => w.call(method, args)));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason as Error;
+    return results.map((r) => (r as PromiseFulfilledResult<unknown>).value);
+  }
+
+  private async aggregated(): Promise<Registry> {
+    const answers = await this.all<object[]>('metricsJson');
+    const own = await this.primary.telemetry.registry.getMetricsAsJSON();
+    return AggregatorRegistry.aggregate([own, ...answers.map((a) => a.value)]);
+  }
+
+  async metrics(): Promise<{ contentType: string; text: string }> {
+    const registry = await this.aggregated();
+    return { contentType: registry.contentType, text: await registry.metrics() };
+  }
+
+  async metricsJson(): Promise<unknown[]> {
+    return await (await this.aggregated()).getMetricsAsJSON();
+  }
+
+  async readiness(): Promise<Readiness> {
+    const detail: string[] = [];
+    const answers = await this.all<Readiness>('readiness');
+    for (const { worker, value } of answers) for (const d of value.detail) detail.push(`worker ${worker.id}: ${d}`);
+    const serving = this.primary.readyWorkers().length;
+    for (const state of this.primary.supervisor.states()) {
+      if (state.crashLoop) detail.push(`${state.name}: crash loop (${state.failures} failures in a row, last: ${state.lastError ?? 'unknown'}); retrying`);
+      else if (!state.running && state.nextStartAt !== null) detail.push(`${state.name}: restarting after its backoff (last: ${state.lastError ?? 'unknown'})`);
+    }
+    if (serving === 0) detail.unshift('no worker is serving');
+    const workersReady = answers.length > 0 && answers.some((a) => a.value.ready);
+    return { ready: serving > 0 && workersReady, detail };
+  }
+
+  async sessions(): Promise<SessionView[]> {
+    return (await this.all<SessionView[]>('sessions')).flatMap((a) => a.value);
+  }
+
+  async disconnect(sessionId: string): Promise<boolean> {
+    const id = Number(WORKER_SESSION.exec(sessionId)?.[1]);
+    const worker = this.primary.readyWorkers().find((w) => w.id === id);
+    if (worker === undefined) return false;
+    return (await worker.call('disconnect', [sessionId])) === true;
+  }
+
+  async setTenantLimits(tenantId: string, limits: TenantLimits): Promise<void> {
+    await this.every('setTenantLimits', [tenantId, limits]);
+  }
+
+  async components(): Promise<ComponentView[]> {
+    const views: ComponentView[] = (await this.all<ComponentView[]>('components')).flatMap((a) => a.value.map((c) => ({ ...c, worker: a.worker.id })));
+    const hostmeta = this.primary.hostmetaAddress();
+    if (hostmeta !== null) views.push({ name: 'service:hostmeta', kind: 'service', healthy: true, detail: `primary, ${hostmeta.address}:${hostmeta.port}` });
+    return views;
+  }
+
+  async controlComponent(name: string, action: 'stop' | 'start' | 'restart'): Promise<void> {
+    await this.every('controlComponent', [name, action]);
+  }
+
+  async heapSnapshot(directory: string): Promise<string[]> {
+    await mkdir(directory, { recursive: true });
+    const own = writeHeapSnapshot(path.join(directory, `sluice-${process.pid}-primary-${Date.now()}.heapsnapshot`));
+    return [own, ...(await this.all<string[]>('heapSnapshot', [directory])).flatMap((a) => a.value)];
+  }
+
+  async tail(filter: TailFilter, onRecord: (line: string) => void): Promise<() => void> {
+    const subscription = this.nextSubscription++;
+    this.primary.listenTail(subscription, onRecord);
+    this.tails.set(subscription, filter);
+    try {
+      await this.every('tail', [filter, subscription]);
+    } catch (err) {
+      this.stopTail(subscription);
+      throw err;
+    }
+    return () => this.stopTail(subscription);
+  }
+
+  private stopTail(subscription: number): void {
+    this.tails.delete(subscription);
+    this.primary.listenTail(subscription, null);
+    for (const worker of this.primary.readyWorkers()) void worker.call('untail', [subscription]).catch(() => undefined);
+  }
+}

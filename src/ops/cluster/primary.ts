@@ -1,0 +1,413 @@
+/**
+ * The primary of a multi-process node: it runs the host metadata service
+ * once (SQLite must have one writer), keeps `workers` worker processes
+ * running under a Supervisor, and carries out the operations that must not
+ * lose an acknowledged record: reload, rolling restart, drain.
+ *
+ * Worker ids are slots, 1-based. A worker restarted after a crash keeps its
+ * slot (and so its files and disk buffers). A rolling restart starts each
+ * replacement in the lowest free slot before the old worker stops accepting,
+ * so two workers never share a slot's files; the slot the old worker leaves
+ * is taken over by a later replacement.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics } from 'prom-client';
+import { Supervisor } from '../../core/supervisor.js';
+import { timerDelay } from '../../core/clock.js';
+import { ConfigError, formatProblem, loadConfigFile } from '../config/load.js';
+import type { SluiceConfig } from '../config/types.js';
+import type { NodeAddresses } from '../node.js';
+import { supervisionEvents, supervisorPolicy } from '../supervision.js';
+import { Telemetry } from '../telemetry.js';
+import { VERSION } from '../version.js';
+import { startHostmetaService, type RunningHostmetaService } from '../../services/hostmeta/server.js';
+import { isSluiceMessage, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
+
+/** How long a control call to one worker may take before it counts as unanswered. */
+export const CALL_TIMEOUT_MS = 5000;
+/** How long past its drain deadline a worker may take to exit before it is killed. */
+const RETIRE_GRACE_MS = 5000;
+/** How long a replacement worker may take to be ready during a rolling restart. */
+const REPLACEMENT_READY_TIMEOUT_MS = 60_000;
+
+export interface ReloadOutcome {
+  accepted: boolean;
+  /** Why it was refused (one line per problem). */
+  problems: string[];
+  /** When accepted: settles once every worker runs the new configuration (rejects if the rolling restart was aborted). */
+  applied?: Promise<void>;
+}
+
+/** One worker process (a slot may see several over its life). */
+export class WorkerProcess {
+  addresses: NodeAddresses | null = null;
+  readonly ready: Promise<NodeAddresses>;
+  /** The worker is listening for messages. */
+  readonly hello: Promise<void>;
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private nextCall = 1;
+  /** Set by the primary when it told this worker to drain. */
+  draining = false;
+  /** When it must have drained by (set with `draining`). */
+  drainDeadline = 0;
+  private greeted = false;
+
+  constructor(readonly id: number, readonly worker: Worker, onTail: (subscription: number, line: string) => void) {
+    let ready: (a: NodeAddresses) => void = () => undefined;
+    let failed: (e: Error) => void = () => undefined;
+    this.ready = new Promise((resolve, reject) => { ready = resolve; failed = reject; });
+    this.ready.catch(() => undefined);
+    let hello: () => void = () => undefined;
+    this.hello = new Promise((resolve) => { hello = resolve; });
+    this.exited = new Promise((resolve) => {
+      worker.once('exit', (code, signal) => {
+        failed(new Error(`worker ${id} exited before it was ready (${signal ?? `code ${code}`})`));
+        for (const call of this.pending.values()) {
+          clearTimeout(call.timer);
+          call.reject(new Error(`worker ${id} exited`));
+        }
+        this.pending.clear();
+        resolve({ code, signal });
+      });
+    });
+    worker.on('message', (message: unknown) => {
+      if (!isSluiceMessage(message)) return;
+      const m = message as FromWorker;
+      if (m.sluice === 'hello') {
+        this.greeted = true;
+        hello();
+      } else if (m.sluice === 'ready') {
+        this.addresses = m.addresses;
+        ready(m.addresses);
+      } else if (m.sluice === 'failed') {
+        failed(new Error(`worker ${id} failed to start: ${m.error}`));
+      } else if (m.sluice === 'result' || m.sluice === 'error') {
+        const call = this.pending.get(m.id);
+        if (call === undefined) return;
+        this.pending.delete(m.id);
+        clearTimeout(call.timer);
+        if (m.sluice === 'result') call.resolve(m.value);
+        else call.reject(new Error(m.message));
+      } else if (m.sluice === 'tail') {
+        onTail(m.subscription, m.line);
+      }
+    });
+    // A worker that dies mid-send must not take the primary down with an EPIPE.
+    worker.on('error', () => undefined);
+  }
+
+  /**
+   * Drain by `deadline`. A worker still loading its code has no listener for
+   * messages yet (one sent now would be lost): it is told once it says hello.
+   */
+  drain(deadline: number): void {
+    this.draining = true;
+    this.drainDeadline = deadline;
+    if (this.greeted) this.send({ sluice: 'drain', deadline });
+  }
+
+  send(message: ToWorker): void {
+    if (this.worker.isConnected()) this.worker.send(message);
+  }
+
+  /** Ask this worker's NodeControl; rejects after `timeoutMs`. */
+  call(method: string, args: unknown[], timeoutMs = CALL_TIMEOUT_MS): Promise<unknown> {
+    if (!this.worker.isConnected()) return Promise.reject(new Error(`worker ${this.id} is not connected`));
+    const id = this.nextCall++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`worker ${this.id} did not answer ${method} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.send({ sluice: 'call', id, method, args });
+    });
+  }
+}
+
+export interface PrimaryOptions {
+  /** The file `reload` re-reads; null: the node runs on the defaults and cannot be reloaded from a file. */
+  configPath: string | null;
+  logger: Logger;
+  /** The worker program (tests may point elsewhere); default: worker-main.js next to this file. */
+  workerExec?: string;
+}
+
+export function workerCount(config: SluiceConfig): number {
+  return config.workers === 'auto' ? os.availableParallelism() : config.workers;
+}
+
+export class Primary {
+  readonly telemetry: Telemetry;
+  readonly supervisor: Supervisor;
+  /** The live worker process of each slot (absent while the slot waits out a backoff). */
+  readonly workers = new Map<number, WorkerProcess>();
+  /** Slots the supervisor keeps running. */
+  private readonly slots = new Set<number>();
+  private hostmeta: RunningHostmetaService | null = null;
+  private rolling: Promise<void> | null = null;
+  private starting: Promise<void> | null = null;
+  private stopping: Promise<boolean> | null = null;
+  private readonly tailListeners = new Map<number, (line: string) => void>();
+  /** Called with each worker once it is ready (ClusterControl subscribes open tails). */
+  readonly onWorkerReady = new Set<(worker: WorkerProcess) => void>();
+
+  constructor(public config: SluiceConfig, private readonly options: PrimaryOptions) {
+    this.telemetry = new Telemetry(options.logger);
+    // The primary's own memory and CPU count in the node's totals (summed with the workers').
+    collectDefaultMetrics({ register: this.telemetry.registry });
+    this.supervisor = new Supervisor(supervisorPolicy(config.supervision), supervisionEvents(this.telemetry));
+  }
+
+  /** Start the metadata service and every worker; resolves once each slot has been ready or has failed once. */
+  start(): Promise<void> {
+    this.starting ??= this.startAll();
+    return this.starting;
+  }
+
+  private async startAll(): Promise<void> {
+    this.telemetry.emit('primaryStarting', { version: VERSION, data_dir: this.config.dataDir, workers: workerCount(this.config), pid: process.pid });
+    const { service, client } = this.config.hostmeta;
+    if (client.enabled && client.url === null && !service.enabled) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');
+    if (service.enabled) this.hostmeta = await startHostmetaService(service, this.telemetry);
+    cluster.setupPrimary({
+      exec: this.options.workerExec ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker-main.js'),
+      args: [],
+    });
+    if (this.stopping !== null) return;
+    const first: Promise<unknown>[] = [];
+    for (let id = 1; id <= workerCount(this.config); id++) first.push(this.addSlot(id).catch(() => undefined));
+    await Promise.all(first);
+  }
+
+  /** The config a worker runs: the metadata service is the primary's, so workers are its clients. */
+  private workerConfig(): SluiceConfig {
+    const c = this.config;
+    const url = c.hostmeta.client.url ?? (this.hostmeta === null ? null : serviceUrl(this.hostmeta));
+    return { ...c, hostmeta: { service: { ...c.hostmeta.service, enabled: false }, client: { ...c.hostmeta.client, url } } };
+  }
+
+  /** Supervise slot `id`; resolves with its first worker's addresses (rejects if that one fails). */
+  private addSlot(id: number): Promise<NodeAddresses> {
+    this.slots.add(id);
+    let first: ((w: WorkerProcess) => void) | null = null;
+    const firstWorker = new Promise<WorkerProcess>((resolve) => { first = resolve; });
+    this.supervisor.add(`worker:${id}`, async () => {
+      const proc = this.fork(id);
+      if (first !== null) {
+        first(proc);
+        first = null;
+      }
+      const { code, signal } = await proc.exited;
+      if (this.workers.get(id) === proc) this.workers.delete(id);
+      this.updateRunning();
+      if (proc.draining) return;
+      throw new Error(`worker ${id} (pid ${proc.worker.process.pid}) exited: ${signal ?? `code ${code}`}`);
+    });
+    return firstWorker.then((w) => w.ready);
+  }
+
+  private fork(id: number): WorkerProcess {
+    const worker = cluster.fork({ [WORKER_ID_ENV]: String(id) });
+    const proc = new WorkerProcess(id, worker, (subscription, line) => this.tailListeners.get(subscription)?.(line));
+    this.workers.set(id, proc);
+    proc.hello.then(() => proc.send(proc.draining ? { sluice: 'drain', deadline: proc.drainDeadline } : { sluice: 'start', config: this.workerConfig() }), () => undefined);
+    proc.ready.then(() => {
+      this.updateRunning();
+      this.telemetry.emit('workerReady', { worker: id, pid: worker.process.pid });
+      for (const listener of this.onWorkerReady) listener(proc);
+    }, () => undefined);
+    return proc;
+  }
+
+  private updateRunning(): void {
+    let running = 0;
+    for (const w of this.workers.values()) if (w.addresses !== null && !w.draining) running++;
+    this.telemetry.workersRunning.set(running);
+  }
+
+  /** Stop slot `id`: no more restarts; its worker drains by `deadline` and exits. */
+  private async retire(id: number, deadline: number): Promise<void> {
+    this.slots.delete(id);
+    const removed = this.supervisor.remove(`worker:${id}`);
+    const proc = this.workers.get(id);
+    let killer: NodeJS.Timeout | undefined;
+    if (proc !== undefined) {
+      proc.drain(deadline);
+      this.updateRunning();
+      // A worker still there well past its deadline is stuck: it must not hold a rolling restart forever.
+      killer = setTimeout(() => {
+        this.telemetry.emit('shutdownDeadline', { error: `worker ${id} still draining ${RETIRE_GRACE_MS} ms after its deadline: killed` });
+        proc.worker.process.kill('SIGKILL');
+      }, timerDelay(deadline - Date.now() + RETIRE_GRACE_MS));
+    }
+    this.telemetry.crashLooping.labels({ component: `worker:${id}` }).set(0);
+    await removed;
+    clearTimeout(killer);
+  }
+
+  /** Ready worker processes (serving). */
+  readyWorkers(): WorkerProcess[] {
+    return [...this.workers.values()].filter((w) => w.addresses !== null && !w.draining && w.worker.isConnected());
+  }
+
+  /** Slots, in order. */
+  slotIds(): number[] {
+    return [...this.slots].sort((a, b) => a - b);
+  }
+
+  /** Subscribe to tail lines of `subscription` (ClusterControl). */
+  listenTail(subscription: number, listener: ((line: string) => void) | null): void {
+    if (listener === null) this.tailListeners.delete(subscription);
+    else this.tailListeners.set(subscription, listener);
+  }
+
+  hostmetaAddress(): { address: string; port: number } | null {
+    return this.hostmeta === null ? null : { address: this.hostmeta.address, port: this.hostmeta.port };
+  }
+
+  /**
+   * Replace every worker, one at a time: the new one in a free slot, ready
+   * (listening) before the old one is told to drain. A replacement that does
+   * not come up aborts the restart and leaves the old worker serving.
+   */
+  rollingRestart(next: SluiceConfig = this.config): Promise<void> {
+    if (this.stopping !== null) return Promise.reject(new Error('the node is stopping'));
+    if (this.rolling !== null) return Promise.reject(new Error('a rolling restart is already running'));
+    this.rolling = this.roll(next).finally(() => { this.rolling = null; });
+    return this.rolling;
+  }
+
+  private async roll(next: SluiceConfig): Promise<void> {
+    const previous = this.config;
+    this.config = next;
+    const old = this.slotIds();
+    const want = workerCount(next);
+    this.telemetry.emit('rollingRestartStarted', { workers: old.length, target: want });
+    let replaced = 0;
+    for (const id of old) {
+      if (this.stopping !== null) throw new Error('the node is stopping');
+      if (replaced < want) {
+        const slot = this.freeSlot();
+        try {
+          await withTimeout(this.addSlot(slot), REPLACEMENT_READY_TIMEOUT_MS, `worker ${slot} was not ready`);
+        } catch (err) {
+          await this.retire(slot, Date.now() + next.shutdownTimeoutMs);
+          this.config = previous;
+          throw new Error(`rolling restart aborted: the replacement for worker ${id} did not start (${(err as Error).message}); the running workers stay`, { cause: err });
+        }
+        replaced++;
+      }
+      await this.retire(id, Date.now() + this.config.shutdownTimeoutMs);
+    }
+    while (replaced < want) {
+      await this.addSlot(this.freeSlot()).catch(() => undefined);
+      replaced++;
+    }
+    this.telemetry.emit('rollingRestartDone', { workers: this.slotIds().join(',') });
+  }
+
+  private freeSlot(): number {
+    let id = 1;
+    while (this.slots.has(id) || this.workers.has(id)) id++;
+    return id;
+  }
+
+  /**
+   * Re-read the configuration file. Invalid: refused with the reasons, the
+   * running configuration stays. Valid: tenant limits change at once in every
+   * worker, then the workers are rolled onto the new configuration.
+   */
+  async reload(): Promise<ReloadOutcome> {
+    const path = this.options.configPath;
+    const refuse = (problems: string[]): ReloadOutcome => {
+      this.telemetry.emit('reloadRefused', { file: path, problems: problems.join('; ') });
+      return { accepted: false, problems };
+    };
+    if (path === null) return refuse(['this node was started without a configuration file (sluice start -c <file>)']);
+    let next: SluiceConfig;
+    try {
+      next = loadConfigFile(path);
+    } catch (err) {
+      if (err instanceof ConfigError) return refuse(err.problems.map((p) => formatProblem(p, path)));
+      throw err;
+    }
+    const fixed: string[] = [];
+    if (next.dataDir !== this.config.dataDir) fixed.push('data_dir');
+    if (JSON.stringify(next.hostmeta.service) !== JSON.stringify(this.config.hostmeta.service)) fixed.push('hostmeta.service');
+    if (fixed.length > 0) return refuse(fixed.map((key) => `${path}: ${key} changed: that takes a full restart (stop, then start)`));
+    if (this.rolling !== null) return refuse(['a rolling restart is already running; reload again once it has finished']);
+    this.telemetry.emit('reloadAccepted', { file: path });
+    const before = new Map(this.config.tenants.map((t) => [t.id, JSON.stringify(t.limits)]));
+    await Promise.allSettled(next.tenants.filter((t) => before.has(t.id) && before.get(t.id) !== JSON.stringify(t.limits))
+      .flatMap((t) => this.readyWorkers().map((w) => w.call('setTenantLimits', [t.id, t.limits]))));
+    const applied = this.rollingRestart(next);
+    applied.catch((err: Error) => this.telemetry.emit('rollingRestartFailed', { error: err.message }));
+    return { accepted: true, problems: [], applied };
+  }
+
+  /** Wait for a rolling restart in progress (tests, the control socket). */
+  async settled(): Promise<void> {
+    while (this.rolling !== null) await this.rolling.catch(() => undefined);
+  }
+
+  /**
+   * Drain the whole node: every worker stops accepting, finishes and flushes
+   * by the deadline (shutdown_timeout); then the metadata service closes.
+   * Resolves true when every worker exited cleanly in time.
+   */
+  stop(deadline = Date.now() + this.config.shutdownTimeoutMs): Promise<boolean> {
+    this.stopping ??= this.drainAll(deadline);
+    return this.stopping;
+  }
+
+  private async drainAll(deadline: number): Promise<boolean> {
+    this.telemetry.emit('nodeStopping', {});
+    // A stop during start does not wait for the workers to be ready: each is told to drain at once
+    // (one still loading its code as soon as it says hello), and no slot is added after this.
+    // Workers get the deadline less a margin to exit in; a worker still there at the deadline is killed.
+    const workerDeadline = deadline - Math.min(1000, Math.max(0, (deadline - Date.now()) / 10));
+    const exits = [...this.workers.values()].map((w) => w.exited);
+    const clean = [...this.workers.values()].map((w) => w.exited.then((e) => e.code === 0));
+    const retired = Promise.all(this.slotIds().map((id) => this.retire(id, workerDeadline)));
+    let complete = await settlesBefore(Promise.all([retired, ...exits]), deadline);
+    if (!complete) {
+      this.telemetry.emit('shutdownDeadline', { error: 'workers still draining at the deadline were killed' });
+      for (const w of this.workers.values()) w.worker.process.kill('SIGKILL');
+    } else {
+      complete = (await Promise.all(clean)).every(Boolean);
+    }
+    await this.supervisor.stopAll();
+    if (this.hostmeta !== null && !(await settlesBefore(this.hostmeta.close(), Math.max(deadline, Date.now() + 1000)))) complete = false;
+    this.telemetry.emit('primaryStopped', { complete });
+    return complete;
+  }
+}
+
+function serviceUrl(service: RunningHostmetaService): string {
+  const host = service.address.includes(':') ? `[${service.address}]` : service.address;
+  return `http://${host}:${service.port}`;
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms); });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function settlesBefore(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timerDelay(deadline - Date.now())); });
+  const result = await Promise.race([work.then(() => true as const, () => true as const), expired]);
+  clearTimeout(timer);
+  return result;
+}

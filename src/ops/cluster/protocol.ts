@@ -1,0 +1,31 @@
+/**
+ * The messages between the primary and its workers (over node:cluster IPC).
+ * Every message carries `sluice` (its type) so it is never confused with
+ * node:cluster's or prom-client's own messages on the same channel.
+ */
+import type { SluiceConfig } from '../config/types.js';
+import type { NodeAddresses } from '../node.js';
+
+/** Primary → worker. */
+export type ToWorker =
+  | { sluice: 'start'; config: SluiceConfig }
+  /** Stop accepting, drain, flush, exit (0 when everything was flushed by `deadline`). */
+  | { sluice: 'drain'; deadline: number }
+  | { sluice: 'call'; id: number; method: string; args: unknown[] };
+
+/** Worker → primary. */
+export type FromWorker =
+  /** The worker listens for messages now (ones sent earlier, e.g. at node:cluster's 'online', would be lost). */
+  | { sluice: 'hello' }
+  | { sluice: 'ready'; addresses: NodeAddresses }
+  | { sluice: 'failed'; error: string }
+  | { sluice: 'result'; id: number; value: unknown }
+  | { sluice: 'error'; id: number; message: string }
+  | { sluice: 'tail'; subscription: number; line: string };
+
+/** The environment variable a worker reads its slot from. */
+export const WORKER_ID_ENV = 'SLUICE_WORKER_ID';
+
+export function isSluiceMessage(message: unknown): message is { sluice: string } {
+  return typeof message === 'object' && message !== null && typeof (message as { sluice?: unknown }).sluice === 'string';
+}

@@ -1,0 +1,4 @@
+/** The program node:cluster forks for each worker (see primary.ts). */
+import { runWorker } from './worker.js';
+
+runWorker();

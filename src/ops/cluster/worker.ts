@@ -1,0 +1,97 @@
+/**
+ * One worker process of a multi-process node: it waits for its configuration
+ * from the primary, runs a SluiceNode in its slot (listeners shared with the
+ * other workers through node:cluster), answers the primary's control calls,
+ * and drains when told to (or on SIGTERM).
+ *
+ * SIGINT is ignored: Ctrl-C reaches the whole process group, and the primary
+ * drains its workers itself. When the primary disappears, node:cluster exits
+ * the worker at once; what it acknowledged is already durable.
+ */
+import { createLogger, flushLogger } from '../log-output.js';
+import type { Logger } from 'pino';
+import { SluiceNode } from '../node.js';
+import type { NodeControl } from '../control.js';
+import { LocalControl } from '../admin/local-control.js';
+import { isSluiceMessage, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
+
+function send(message: FromWorker): void {
+  process.send?.(message);
+}
+
+export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node) => new LocalControl(node)): void {
+  const workerId = Number(process.env[WORKER_ID_ENV]);
+  if (!Number.isSafeInteger(workerId) || workerId < 1 || process.send === undefined) {
+    process.stderr.write(`a sluice worker is started by the primary (${WORKER_ID_ENV} and an IPC channel missing)\n`);
+    process.exit(2);
+  }
+  let node: SluiceNode | null = null;
+  let logger: Logger | null = null;
+  /** Exit once the last log lines are out (a syslog receiver may be slow). */
+  const exit = async (status: number): Promise<never> => {
+    if (logger !== null) await flushLogger(logger, 2000);
+    process.exit(status);
+  };
+  let control: NodeControl | null = null;
+  let draining: Promise<void> | null = null;
+  const tails = new Map<number, () => void>();
+
+  const drain = (deadline: number): Promise<void> => {
+    draining ??= (async () => {
+      for (const stop of tails.values()) stop();
+      tails.clear();
+      if (node === null) process.exit(0);
+      node.telemetry.emit('workerDraining', { worker: workerId });
+      const complete = await node.stop(deadline);
+      await exit(complete ? 0 : 1);
+    })();
+    return draining;
+  };
+
+  const start = async (message: Extract<ToWorker, { sluice: 'start' }>): Promise<void> => {
+    logger = createLogger(message.config.log);
+    node = new SluiceNode(message.config, logger.child({ worker: workerId }), { workerId });
+    control = makeControl(node);
+    try {
+      await node.start();
+    } catch (err) {
+      node.telemetry.emit('startFailed', { error: (err as Error).message, worker: workerId });
+      send({ sluice: 'failed', error: (err as Error).message });
+      await exit(1);
+    }
+    send({ sluice: 'ready', addresses: node.addresses() });
+  };
+
+  const call = async (message: Extract<ToWorker, { sluice: 'call' }>): Promise<void> => {
+    try {
+      if (control === null) throw new Error('worker not started');
+      let value: unknown;
+      if (message.method === 'tail') {
+        const [filter, subscription] = message.args as [Parameters<NodeControl['tail']>[0], number];
+        tails.set(subscription, await control.tail(filter, (line) => send({ sluice: 'tail', subscription, line })));
+      } else if (message.method === 'untail') {
+        const [subscription] = message.args as [number];
+        tails.get(subscription)?.();
+        tails.delete(subscription);
+      } else {
+        const method = (control as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[message.method];
+        if (typeof method !== 'function') throw new Error(`no control method ${message.method}`);
+        value = await method.apply(control, message.args);
+      }
+      send({ sluice: 'result', id: message.id, value });
+    } catch (err) {
+      send({ sluice: 'error', id: message.id, message: (err as Error).message });
+    }
+  };
+
+  process.on('message', (message: unknown) => {
+    if (!isSluiceMessage(message)) return;
+    const m = message as ToWorker;
+    if (m.sluice === 'start') void start(m);
+    else if (m.sluice === 'drain') void drain(m.deadline);
+    else if (m.sluice === 'call') void call(m);
+  });
+  send({ sluice: 'hello' });
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => { void drain(Date.now() + (node?.config.shutdownTimeoutMs ?? 0)); });
+}

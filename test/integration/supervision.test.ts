@@ -1,0 +1,58 @@
+/**
+ * A node keeps its listeners running with the same supervisor the primary
+ * uses for workers: a listener that cannot come back (its port taken) is
+ * retried with growing backoff while the rest of the node serves, and returns
+ * once it can.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { connect, readTenantRecords, startTestNode, waitFor } from '../helpers.js';
+
+/** A free port below the ephemeral range (32768+): the listener must get the same port back after its restart. */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+test('supervision: a listener whose port is taken is retried with backoff while the node serves, and comes back once it is free', { timeout: 60_000 }, async (t) => {
+  const tcpPort = await freePort();
+  const { node, logs, lines } = await startTestNode(t, [
+    'supervision: { initial_backoff: 20ms, max_backoff: 200ms, crash_loop_after: 4 }',
+    `sources: { syslog_udp: { enabled: false }, http: { enabled: false }, syslog_tcp: { port: ${tcpPort} } }`,
+  ].join('\n'));
+  await node.controlComponent('source:syslog_tcp', 'stop');
+  // Someone else takes the port while the listener is down.
+  const squatter = net.createServer();
+  await new Promise<void>((resolve) => squatter.listen(tcpPort, '127.0.0.1', resolve));
+  t.after(() => { squatter.close(); });
+  await assert.rejects(node.controlComponent('source:syslog_tcp', 'start'), /did not start .*retrying with backoff/);
+
+  const restarts = () => lines.filter((l) => l.code === 'SLU0802W' && l.component === 'source:syslog_tcp');
+  await waitFor('six retries', () => restarts().length >= 6, 20_000);
+  assert.deepEqual(restarts().slice(0, 6).map((l) => l.failures), [1, 2, 3, 4, 5, 6]);
+  restarts().slice(0, 6).forEach((l, i) => {
+    const cap = Math.min(200, 20 * 2 ** i);
+    assert.ok(Number(l.delay_ms) >= cap / 2 && Number(l.delay_ms) <= cap, `retry ${i + 1}: ${String(l.delay_ms)} ms within [${cap / 2}, ${cap}]`);
+  });
+  assert.ok(lines.some((l) => l.code === 'SLU0803E' && l.component === 'source:syslog_tcp'), 'the crash loop is reported');
+  const readiness = node.readiness();
+  assert.equal(readiness.ready, false);
+  assert.ok(readiness.detail.some((d) => d.startsWith('source:syslog_tcp: crash loop')), readiness.detail.join('; '));
+  assert.equal(await node.telemetry.value('sluice_crash_loop', { component: 'source:syslog_tcp' }), 1);
+  assert.ok(await node.telemetry.value('sluice_restarts_total', { component: 'source:syslog_tcp' }) >= 6);
+  assert.ok(node.components().find((c) => c.name === 'source:relp')!.health.healthy, 'the other listeners serve on');
+
+  await new Promise<void>((resolve) => squatter.close(() => resolve()));
+  await waitFor('listening again', () => node.components().find((c) => c.name === 'source:syslog_tcp')!.health.healthy, 10_000);
+  const socket = await connect(tcpPort);
+  socket.end('<13>1 - host app - - - back\n');
+  await waitFor('record written', () => readTenantRecords(logs, 'default').some((r) => r.msg === 'back'));
+});

@@ -1,0 +1,163 @@
+/**
+ * The primary and its workers, run in this test process (it becomes the
+ * node:cluster primary; the workers are real forked processes).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Primary } from '../../../src/ops/cluster/primary.js';
+import { ClusterControl } from '../../../src/ops/cluster/cluster-control.js';
+import { connect, memoryLogger, readTenantRecords, tempDir, testConfig, waitFor } from '../../helpers.js';
+
+async function startPrimary(t: { after(fn: () => void | Promise<void>): void }, dir: string, yaml: string) {
+  const { logger, lines } = memoryLogger();
+  const primary = new Primary(testConfig(dir, yaml), { configPath: null, logger });
+  t.after(async () => {
+    await primary.stop(Date.now() + 5000);
+  });
+  await primary.start();
+  return { primary, control: new ClusterControl(primary), lines };
+}
+
+/** POST one batch to /v1/ingest on a new connection (so batches spread over the workers); true when answered 200. */
+function post(port: number, body: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/ingest', agent: false, headers: { 'content-type': 'application/x-ndjson' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200));
+      res.on('error', () => resolve(false));
+    });
+    req.on('error', () => resolve(false));
+    req.setTimeout(10_000, () => req.destroy());
+    req.end(body);
+  });
+}
+
+test('cluster: kill -9 a worker under load: it comes back after its backoff, the node keeps serving, nothing acknowledged is lost', { timeout: 90_000 }, async (t) => {
+  const dir = tempDir(t);
+  const { primary, control, lines } = await startPrimary(t, dir, [
+    'workers: 2',
+    'supervision: { initial_backoff: 200ms, max_backoff: 2s }',
+    'sources: { syslog_udp: { enabled: false }, relp: { enabled: false } }',
+  ].join('\n'));
+  assert.deepEqual(primary.slotIds(), [1, 2]);
+  const port = primary.readyWorkers()[0]!.addresses!.http!.port;
+  assert.ok(primary.readyWorkers().every((w) => w.addresses!.http!.port === port), 'every worker shares the one HTTP port');
+
+  const acknowledged = new Set<number>();
+  let next = 0;
+  let sending = true;
+  let failures = 0;
+  const sender = async (): Promise<void> => {
+    while (sending) {
+      const first = next;
+      next += 20;
+      const body = Array.from({ length: 20 }, (_, i) => `seq ${first + i}`).join('\n');
+      // At least once: a batch that was not acknowledged is sent again until it is.
+      while (!(await post(port, body))) failures++;
+      for (let i = 0; i < 20; i++) acknowledged.add(first + i);
+    }
+  };
+  const senders = [sender(), sender(), sender(), sender()];
+  await waitFor('load before the kill', () => acknowledged.size >= 2000, 30_000);
+  const victim = primary.workers.get(1)!;
+  const victimPid = victim.worker.process.pid!;
+  process.kill(victimPid, 'SIGKILL');
+  await victim.exited;
+  const atKill = acknowledged.size;
+  await waitFor('worker 1 back', () => {
+    const w = primary.workers.get(1);
+    return w !== undefined && w.addresses !== null && w.worker.process.pid !== victimPid;
+  }, 30_000);
+  await waitFor('more load after the restart', () => acknowledged.size >= atKill + 2000, 30_000);
+  sending = false;
+  await Promise.all(senders);
+
+  const restarting = lines.filter((l) => l.code === 'SLU0802W');
+  assert.equal(restarting.length, 1);
+  assert.equal(restarting[0]!.component, 'worker:1');
+  assert.ok(Number(restarting[0]!.delay_ms) >= 100 && Number(restarting[0]!.delay_ms) <= 200, `first backoff within [initial/2, initial]: ${String(restarting[0]!.delay_ms)}`);
+  assert.match((await control.metrics()).text, /sluice_restarts_total\{component="worker:1"\} 1/);
+  assert.equal((await control.readiness()).ready, true);
+
+  await primary.stop(Date.now() + 5000);
+  const seen = new Set<number>();
+  for (const record of readTenantRecords(path.join(dir, 'logs'), 'default')) seen.add(Number(String(record.msg).slice(4)));
+  const missing = [...acknowledged].filter((seq) => !seen.has(seq));
+  t.diagnostic(`${acknowledged.size} acknowledged (${failures} retried requests around the kill), ${seen.size} in the files`);
+  assert.deepEqual(missing, [], 'every acknowledged record is in the files');
+});
+
+test('cluster: a worker that crashes on start 20 times in a row: backoff grows, the node stays up, serves and reports it', { timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t);
+  // Slot 2's disk buffer folder is a file: that worker fails every start; slot 1 is healthy.
+  mkdirSync(path.join(dir, 'buffers'), { recursive: true });
+  writeFileSync(path.join(dir, 'buffers', 'files.w2'), 'not a folder');
+  const { primary, control, lines } = await startPrimary(t, dir, [
+    'workers: 2',
+    'supervision: { initial_backoff: 10ms, max_backoff: 160ms, crash_loop_after: 5 }',
+    'sources: { syslog_udp: { enabled: false }, relp: { enabled: false }, http: { enabled: false } }',
+    'sinks: { files: { type: file, buffer: { type: disk } } }',
+  ].join('\n'));
+  const failures = () => lines.filter((l) => l.code === 'SLU0802W' && l.component === 'worker:2');
+  await waitFor('20 failed starts', () => failures().length >= 20, 100_000);
+
+  const delays = failures().map((l) => Number(l.delay_ms));
+  // Full jitter in [cap/2, cap]: the caps are 10, 20, 40, 80, 160, 160, …
+  delays.forEach((delay, i) => {
+    const cap = Math.min(160, 10 * 2 ** i);
+    assert.ok(delay >= cap / 2 && delay <= cap, `restart ${i + 1}: ${delay} ms within [${cap / 2}, ${cap}]`);
+  });
+  assert.deepEqual(failures().map((l) => l.failures).slice(0, 20), Array.from({ length: 20 }, (_, i) => i + 1));
+  assert.equal(lines.filter((l) => l.code === 'SLU0803E' && l.component === 'worker:2').length, 1, 'the crash loop is reported once');
+  assert.match((await control.metrics()).text, /sluice_crash_loop\{component="worker:2"\} 1/);
+  const readiness = await control.readiness();
+  assert.equal(readiness.ready, true, 'the healthy worker keeps the node ready');
+  assert.ok(readiness.detail.some((d) => d.startsWith('worker:2: crash loop')), readiness.detail.join('; '));
+
+  const port = primary.workers.get(1)!.addresses!.syslogTcp!.port;
+  const socket = await connect(port);
+  socket.end('<13>1 - host app - - - still serving\n');
+  await waitFor('record written', () => readTenantRecords(path.join(dir, 'logs'), 'default').some((r) => r.msg === 'still serving'));
+});
+
+test('cluster control: the node seen as one — sessions of every worker, disconnect routed by id, tail from every worker, metrics summed', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const { primary, control } = await startPrimary(t, dir, [
+    'workers: 2',
+    'sources: { syslog_udp: { enabled: false }, relp: { enabled: false }, http: { enabled: false } }',
+  ].join('\n'));
+  const port = primary.workers.get(1)!.addresses!.syslogTcp!.port;
+  const tailed: string[] = [];
+  const stopTail = await control.tail({ tenant: 'default' }, (line) => tailed.push(line));
+
+  // Connections are handed to the workers in turn: a handful reaches both.
+  const sockets = await Promise.all(Array.from({ length: 6 }, () => connect(port)));
+  sockets.forEach((socket, i) => socket.write(`<13>1 - host${i} app - - - hello ${i}\n`));
+  const sessions = await waitFor('six sessions', async () => {
+    const list = await control.sessions();
+    return list.length === 6 && list.every((s) => s.records === 1) ? list : undefined;
+  });
+  const workersSeen = new Set(sessions.map((s) => /^w(\d+):/.exec(s.id)?.[1]));
+  assert.deepEqual([...workersSeen].sort(), ['1', '2'], 'sessions of both workers, ids prefixed by their worker');
+  await waitFor('six tailed records', () => tailed.length === 6);
+  assert.deepEqual(tailed.map((line) => (JSON.parse(line) as { msg: string }).msg).sort(), Array.from({ length: 6 }, (_, i) => `hello ${i}`));
+  stopTail();
+
+  const victim = sessions.find((s) => s.id.startsWith('w2:'))!;
+  assert.equal(await control.disconnect(victim.id), true);
+  assert.equal(await control.disconnect('w2:syslog_tcp-999'), false);
+  await waitFor('five sessions', async () => (await control.sessions()).length === 5);
+
+  const text = (await control.metrics()).text;
+  assert.match(text, /sluice_source_received_records_total\{source="syslog_tcp"\} 6\b/, 'received records summed over the workers');
+  assert.match(text, /sluice_workers_running 2\b/);
+  const components = await control.components();
+  assert.deepEqual([...new Set(components.filter((c) => c.name === 'source:syslog_tcp').map((c) => c.worker))].sort(), [1, 2]);
+  assert.ok(components.some((c) => c.name === 'service:hostmeta'), 'the metadata service runs once, in the primary');
+  await control.setTenantLimits('default', { messagesPerSecond: 1000, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 });
+  await assert.rejects(control.setTenantLimits('nobody', { messagesPerSecond: 1, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 }), /no tenant nobody/);
+  for (const socket of sockets) socket.destroy();
+});
