@@ -248,9 +248,9 @@ export class SluiceNode {
 
   /**
    * Log what the open-files limit lets this node hold and cap stream
-   * connections there (refused
-   * past it, reason fd_limit, rather than failing at accept with EMFILE).
-   * Node.js has already raised the soft limit to the hard one at start.
+   * connections there (refused past it, reason fd_limit, rather than failing
+   * at accept with EMFILE). Node.js has already raised the soft limit to the
+   * hard one at start.
    */
   private announceCapacity(): void {
     const limits = readFdLimits();
