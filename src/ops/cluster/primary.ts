@@ -175,6 +175,8 @@ export class Primary {
     const { service, client } = this.config.hostmeta;
     if (client.enabled && client.url === null && !service.enabled) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');
     if (service.enabled) this.hostmeta = await startHostmetaService(service, this.telemetry);
+    // Node takes the policy at the first setupPrimary of the process and keeps it.
+    cluster.schedulingPolicy = this.config.connectionBalancing === 'round_robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
     cluster.setupPrimary({
       exec: this.options.workerExec ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker-main.js'),
       args: [],
@@ -339,6 +341,7 @@ export class Primary {
     }
     const fixed: string[] = [];
     if (next.dataDir !== this.config.dataDir) fixed.push('data_dir');
+    if (next.connectionBalancing !== this.config.connectionBalancing) fixed.push('connection_balancing');
     if (JSON.stringify(next.hostmeta.service) !== JSON.stringify(this.config.hostmeta.service)) fixed.push('hostmeta.service');
     if (fixed.length > 0) return refuse(fixed.map((key) => `${path}: ${key} changed: that takes a full restart (stop, then start)`));
     if (this.rolling !== null) return refuse(['a rolling restart is already running; reload again once it has finished']);

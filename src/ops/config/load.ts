@@ -493,6 +493,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
       },
     },
     workers: c.workers,
+    connectionBalancing: c.connection_balancing,
     supervision: {
       initialBackoffMs: duration(c.supervision.initial_backoff),
       maxBackoffMs: duration(c.supervision.max_backoff),

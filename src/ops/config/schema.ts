@@ -595,6 +595,10 @@ export const SluiceConfigSchema = Type.Partial(
       'x-type': '`auto` or integer, 1 to 256',
       'x-expected': '"auto" or a whole number of workers from 1 to 256',
     }),
+    connection_balancing: Type.Union([Type.Literal('kernel'), Type.Literal('round_robin')], {
+      description: 'How the workers share stream connections. `kernel`: every worker accepts from the shared listening socket, so a reconnect storm of thousands of agents is accepted by all workers at once. `round_robin`: the primary accepts each connection and hands it to the workers in turn (even, but every accept passes through the primary). Taken at start; changing it takes a restart. See operations.md.',
+      default: 'kernel',
+    }),
     supervision: SupervisionSchema,
     shutdown_timeout: duration(
       '10s',

@@ -136,6 +136,8 @@ export interface SluiceConfig {
   log: LogConfig;
   /** Worker processes `sluice start` runs; 'auto': os.availableParallelism(). */
   workers: number | 'auto';
+  /** How the workers share stream connections (see operations.md). */
+  connectionBalancing: 'kernel' | 'round_robin';
   supervision: SupervisionConfig;
   sources: {
     syslogUdp: SyslogUdpSourceConfig;

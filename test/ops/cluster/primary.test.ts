@@ -13,7 +13,8 @@ import { connect, memoryLogger, readTenantRecords, tempDir, testConfig, waitFor 
 
 async function startPrimary(t: { after(fn: () => void | Promise<void>): void }, dir: string, yaml: string) {
   const { logger, lines } = memoryLogger();
-  const primary = new Primary(testConfig(dir, yaml), { configPath: null, logger });
+  // Round robin: these tests count on connections reaching every worker (the first Primary of a process fixes the policy).
+  const primary = new Primary(testConfig(dir, `connection_balancing: round_robin\n${yaml}`), { configPath: null, logger });
   t.after(async () => {
     await primary.stop(Date.now() + 5000);
   });

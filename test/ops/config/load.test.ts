@@ -32,6 +32,7 @@ const DEFAULTS: SluiceConfig = {
     syslog: { protocol: 'udp', host: '127.0.0.1', port: 514, facility: 3, appName: 'sluice', maxMessageBytes: 8192, maxQueueBytes: 1024 * 1024 },
   },
   workers: 'auto',
+  connectionBalancing: 'kernel',
   supervision: { initialBackoffMs: 100, maxBackoffMs: 30_000, stableAfterMs: 30_000, crashLoopAfter: 5 },
   sources: {
     syslogUdp: { enabled: true, address: '127.0.0.1', port: 5514, receiveBufferBytes: 4 * 1024 * 1024 },
@@ -256,7 +257,7 @@ describe('sizes', () => {
 
 describe('unknown keys', () => {
   const cases: [string, string, string][] = [
-    ['colour: red\n', 'colour', 'data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory'],
+    ['colour: red\n', 'colour', 'data_dir, log, workers, connection_balancing, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory'],
     ['log:\n  colour: red\n', 'log.colour', 'level, output, syslog'],
     ['log:\n  syslog:\n    colour: red\n', 'log.syslog.colour', 'protocol, host, port, facility, app_name, max_message, max_queue'],
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
@@ -585,7 +586,7 @@ describe('the file as a whole', () => {
     assert.deepEqual(brief(p), {
       path: '',
       value: [{ data_dir: './data' }, { log: {} }],
-      expected: 'a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory',
+      expected: 'a mapping with the keys: data_dir, log, workers, connection_balancing, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory',
     });
     assert.deepEqual([p.line, p.column], [1, 1]);
   });
@@ -593,7 +594,7 @@ describe('the file as a whole', () => {
   it('a top-level scalar is one problem', () => {
     assert.equal(
       formatProblem(one('sluice\n'), 'x.yaml'),
-      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, workers, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory',
+      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, workers, connection_balancing, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory',
     );
   });
 
