@@ -95,8 +95,9 @@ export class Telemetry {
     const registers = [this.registry];
     const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
       new Counter<L>({ name, help, labelNames, registers });
-    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-      new Gauge<L>({ name, help, labelNames, registers });
+    // `aggregator`: how the primary combines the workers' values (a sum, unless a sum means nothing).
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], aggregator: 'sum' | 'max' = 'sum') =>
+      new Gauge<L>({ name, help, labelNames, registers, aggregator });
 
     this.recordsReceived = counter('sluice_source_received_records_total', 'Records decoded by a source.', ['source']);
     this.bytesReceived = counter('sluice_source_received_bytes_total', 'Frame bytes decoded by a source.', ['source']);
@@ -128,10 +129,10 @@ export class Telemetry {
     this.sinkConnected = gauge('sluice_sink_connected', '1 while a delivery sink holds a connection to its receiver.', ['sink']);
     this.sinkDuplicates = counter('sluice_sink_duplicates_total', 'Records the receiver reported it already had (JetStream de-duplication by message id).', ['sink']);
     this.restarts = counter('sluice_restarts_total', 'Workers (`worker:<n>`) and components restarted by their supervisor after ending unexpectedly.', ['component']);
-    this.crashLooping = gauge('sluice_crash_loop', '1 while a worker or component is in a crash loop (see supervision.crash_loop_after).', ['component']);
+    this.crashLooping = gauge('sluice_crash_loop', '1 while a worker or component is in a crash loop (see supervision.crash_loop_after).', ['component'], 'max');
     this.workersRunning = gauge('sluice_workers_running', 'Worker processes serving (kept by the primary).', []);
-    this.memoryState = gauge('sluice_memory_state', 'Memory governor state: 0 normal, 1 soft (heaviest sessions paused), 2 hard (new work refused).', []);
-    this.memoryPressure = gauge('sluice_memory_pressure', 'Memory governor pressure: the larger of accounted bytes and heap used, as a fraction of the budget.', []);
+    this.memoryState = gauge('sluice_memory_state', 'Memory governor state: 0 normal, 1 soft (heaviest sessions paused), 2 hard (new work refused); the highest of the workers\'.', [], 'max');
+    this.memoryPressure = gauge('sluice_memory_pressure', 'Memory governor pressure: the larger of accounted bytes and heap used, as a fraction of the budget; the highest of the workers\'.', [], 'max');
     this.memoryAccountedBytes = gauge('sluice_memory_accounted_bytes', 'Bytes held, by component (sessions, lanes, sinks, http) and heap_used, at the last sample.', ['component']);
     this.memoryPausedSessions = gauge('sluice_memory_paused_sessions', 'Sessions the memory governor has paused.', []);
     this.connectionCapacity = gauge('sluice_connection_capacity', 'Stream connections this node can hold: the file-descriptor limit minus a reserve.', []);
@@ -179,8 +180,9 @@ export class Telemetry {
     for (const [stat, what] of [['p50', 'median'], ['p99', '99th percentile'], ['max', 'largest']] as const) {
       new Gauge({
         name: `sluice_event_loop_delay_${stat}_seconds`,
-        help: `Event-loop delay since the previous scrape, ${what} (perf_hooks.monitorEventLoopDelay, 10 ms resolution).`,
+        help: `Event-loop delay since the previous scrape, ${what} (perf_hooks.monitorEventLoopDelay, 10 ms resolution); the highest of the workers'.`,
         registers,
+        aggregator: 'max',
         collect(this: Gauge) {
           const delay = sample();
           if (delay !== undefined) this.set(delay[stat]);
