@@ -14,6 +14,7 @@ import { FileSink } from '../sinks/file/sink.js';
 import { SyslogSink } from '../sinks/syslog/sink.js';
 import { DeferredSink } from '../sinks/deferred.js';
 import { BufferedSink } from '../sinks/buffer/buffered-sink.js';
+import { SupervisedSink } from '../sinks/supervised.js';
 import path from 'node:path';
 import { collectDefaultMetrics } from 'prom-client';
 import { SyslogStreamSource } from '../sources/syslog/tcp.js';
@@ -76,7 +77,7 @@ const HEALTH_CHECK_MS = 500;
 export class SluiceNode {
   readonly telemetry: Telemetry;
   readonly pipeline: Pipeline;
-  private readonly sinks: Sink[];
+  private readonly sinks: SupervisedSink[];
   private readonly sources: Source[] = [];
   private readonly udp: SyslogUdpSource | null = null;
   private readonly tcp: SyslogStreamSource | null = null;
@@ -101,7 +102,7 @@ export class SluiceNode {
     this.telemetry.setTenantSeries(config.tenants.map((t) => t.id), config.admin.tenantSeries);
     this.eventLoop = new EventLoopMonitor(this.telemetry);
     const tag = options.workerId === undefined ? null : `w${options.workerId}`;
-    this.sinks = config.sinks.map((sink) => buildSink(sink, config.dataDir, this.telemetry, tag));
+    this.sinks = config.sinks.map((sink) => new SupervisedSink(buildSink(sink, config.dataDir, this.telemetry, tag), this.telemetry));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry, tag === null ? '' : `${tag}:`);
     this.telemetry.sessionTotals = () => this.pipeline.sessions.totals();
@@ -207,6 +208,32 @@ export class SluiceNode {
     return first;
   }
 
+  /**
+   * Keep trying to start `sink` with backoff until it has started. Resolves
+   * after the first attempt, whichever way it went: until the sink starts it
+   * holds what is routed to it and slows its tenants (SupervisedSink).
+   */
+  private superviseSink(sink: SupervisedSink): Promise<void> {
+    const name = `sink:${sink.name}`;
+    const watch = new AbortController();
+    this.watches.set(name, watch);
+    let attempted: () => void = () => undefined;
+    const firstAttempt = new Promise<void>((resolve) => { attempted = resolve; });
+    this.supervisor.add(name, async () => {
+      try {
+        await sink.start();
+      } finally {
+        attempted();
+      }
+      // Started: a sink does not end (its connections are retried within it); the run lasts until shutdown.
+      await new Promise<void>((resolve) => {
+        if (watch.signal.aborted) resolve();
+        else watch.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    });
+    return firstAttempt;
+  }
+
   private async unsupervise(name: string): Promise<void> {
     this.watches.get(name)?.abort();
     this.watches.delete(name);
@@ -227,13 +254,16 @@ export class SluiceNode {
     const wanted = descriptorsWanted(this.config);
     if (openFiles !== null && wanted !== null && openFiles < wanted) this.telemetry.emit('openFilesLow', { open_files_limit: openFiles, wanted });
     try {
-      for (const sink of this.sinks) await sink.start();
+      // A sink that cannot start yet is retried with backoff while its tenants' sources wait.
+      for (const sink of this.sinks) await this.superviseSink(sink);
       await this.startHostmeta();
       this.announceCapacity();
       for (const source of this.sources) await source.start();
       this.pipeline.memory.start();
     } catch (err) {
       this.pipeline.memory.stop();
+      for (const watch of this.watches.values()) watch.abort();
+      await this.supervisor.stopAll();
       for (const component of [...this.sources, ...this.sinks]) component.destroy();
       await this.hostmetaCache?.close();
       await this.hostmetaService?.close();

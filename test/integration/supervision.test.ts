@@ -1,13 +1,15 @@
 /**
- * A node keeps its listeners running with the same supervisor the primary
- * uses for workers: a listener that cannot come back (its port taken) is
- * retried with growing backoff while the rest of the node serves, and returns
- * once it can.
+ * A node keeps its listeners and sinks running with the same supervisor the
+ * primary uses for workers: a listener that cannot come back (its port taken)
+ * or a sink that cannot start is retried with growing backoff while the rest
+ * of the node serves, and returns once it can.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { connect, readTenantRecords, startTestNode, waitFor } from '../helpers.js';
+import path from 'node:path';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, readTenantRecords, startTestNode, tempDir, waitFor } from '../helpers.js';
 
 /** A free port below the ephemeral range (32768+): the listener must get the same port back after its restart. */
 async function freePort(): Promise<number> {
@@ -55,4 +57,39 @@ test('supervision: a listener whose port is taken is retried with backoff while 
   const socket = await connect(tcpPort);
   socket.end('<13>1 - host app - - - back\n');
   await waitFor('record written', () => readTenantRecords(logs, 'default').some((r) => r.msg === 'back'));
+});
+
+test('supervision: a sink that cannot start is retried with backoff while its records wait, then everything arrives in order', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  // The sink's folder cannot be created: a plain file stands where its parent should be.
+  const blocker = path.join(dir, 'mnt');
+  writeFileSync(blocker, 'not a folder');
+  const logs = path.join(blocker, 'logs');
+  const { node, lines, tcpPort } = await startTestNode(t, [
+    'supervision: { initial_backoff: 20ms, max_backoff: 200ms }',
+    'sources: { syslog_udp: { enabled: false } }',
+    'sinks:',
+    `  files: { type: file, path: ${logs} }`,
+  ].join('\n'), dir);
+  const sink = () => node.components().find((c) => c.name === 'sink:files')!;
+  assert.equal(sink().health.healthy, false);
+  assert.match(sink().health.detail ?? '', /not started .*retrying with backoff/);
+  assert.equal(node.readiness().ready, false, 'not ready while a sink is down');
+
+  // An agent sends meanwhile: its records are held and its session stops reading.
+  const agent = await connect(tcpPort);
+  agent.write(Array.from({ length: 50 }, (_, i) => `<13>1 - web-1 app - - - held ${i}\n`).join(''));
+  await waitFor('retries logged', () => lines.filter((l) => l.code === 'SLU0802W' && l.component === 'sink:files').length >= 3);
+  assert.ok(await node.telemetry.value('sluice_restarts_total', { component: 'sink:files' }) >= 3);
+  await waitFor('the session read them', () => node.pipeline.sessions.views().some((s) => s.records === 50));
+  await waitFor('the sink holds them', () => /; [1-9]\d* bytes queued/.test(sink().health.detail ?? ''));
+  assert.equal(existsSync(logs), false, 'nothing written yet');
+
+  // The folder can be made now: the next retry starts the sink and the held records go in, in order.
+  rmSync(blocker);
+  await waitFor('the sink started', () => sink().health.healthy, 10_000);
+  agent.end('<13>1 - web-1 app - - - after\n');
+  await waitFor('all 51 records written', () => readTenantRecords(logs, 'default').length === 51, 10_000);
+  assert.deepEqual(readTenantRecords(logs, 'default').map((r) => r.msg), [...Array.from({ length: 50 }, (_, i) => `held ${i}`), 'after']);
+  assert.equal(node.readiness().ready, true);
 });

@@ -5,16 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Primary } from '../../../src/ops/cluster/primary.js';
 import { ClusterControl } from '../../../src/ops/cluster/cluster-control.js';
 import { connect, memoryLogger, readTenantRecords, tempDir, testConfig, waitFor } from '../../helpers.js';
 
-async function startPrimary(t: { after(fn: () => void | Promise<void>): void }, dir: string, yaml: string) {
+async function startPrimary(t: { after(fn: () => void | Promise<void>): void }, dir: string, yaml: string, workerExec?: string) {
   const { logger, lines } = memoryLogger();
   // Round robin: these tests count on connections reaching every worker (the first Primary of a process fixes the policy).
-  const primary = new Primary(testConfig(dir, `connection_balancing: round_robin\n${yaml}`), { configPath: null, logger });
+  const primary = new Primary(testConfig(dir, `connection_balancing: round_robin\n${yaml}`), { configPath: null, logger, ...(workerExec === undefined ? {} : { workerExec }) });
   t.after(async () => {
     await primary.stop(Date.now() + 5000);
   });
@@ -93,15 +93,12 @@ test('cluster: kill -9 a worker under load: it comes back after its backoff, the
 
 test('cluster: a worker that crashes on start 20 times in a row: backoff grows, the node stays up, serves and reports it', { timeout: 120_000 }, async (t) => {
   const dir = tempDir(t);
-  // Slot 2's disk buffer folder is a file: that worker fails every start; slot 1 is healthy.
-  mkdirSync(path.join(dir, 'buffers'), { recursive: true });
-  writeFileSync(path.join(dir, 'buffers', 'files.w2'), 'not a folder');
+  // The worker of slot 2 exits at every start (a worker program that does so); slot 1 is healthy.
   const { primary, control, lines } = await startPrimary(t, dir, [
     'workers: 2',
     'supervision: { initial_backoff: 10ms, max_backoff: 160ms, crash_loop_after: 5 }',
     'sources: { syslog_udp: { enabled: false }, relp: { enabled: false }, http: { enabled: false } }',
-    'sinks: { files: { type: file, buffer: { type: disk } } }',
-  ].join('\n'));
+  ].join('\n'), fileURLToPath(new URL('./crashing-worker.js', import.meta.url)));
   const failures = () => lines.filter((l) => l.code === 'SLU0802W' && l.component === 'worker:2');
   await waitFor('20 failed starts', () => failures().length >= 20, 100_000);
 
