@@ -26,6 +26,7 @@ import { createLogger, Telemetry } from './telemetry.js';
 import { EventLoopMonitor } from './event-loop.js';
 import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
+import type { HostmetaClient } from '../services/hostmeta/client.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
 import { Supervisor } from '../core/supervisor.js';
@@ -234,6 +235,41 @@ export class SluiceNode {
     return firstAttempt;
   }
 
+  /**
+   * Restart the metadata client (a new connection pool, the address resolved
+   * again) when every request has failed for `restartAfterMs`, with the
+   * supervisor's backoff; lookups meanwhile are served from the cache or go
+   * on without metadata.
+   */
+  private superviseHostmetaClient(cache: HostMetadataCache, first: HostmetaClient, make: () => HostmetaClient, restartAfterMs: number): void {
+    const watch = new AbortController();
+    this.watches.set('client:hostmeta', watch);
+    let current: HostmetaClient | null = first;
+    this.supervisor.add('client:hostmeta', async () => {
+      if (current === null) {
+        current = make();
+        cache.replaceClient(current);
+      }
+      const running = current;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setInterval(() => {
+          const failing = running.failingForMs();
+          if (failing < restartAfterMs) return;
+          clearInterval(timer);
+          watch.signal.removeEventListener('abort', onAbort);
+          current = null;
+          reject(new Error(`every request to the metadata service failed for ${failing} ms`));
+        }, Math.min(HEALTH_CHECK_MS, restartAfterMs));
+        const onAbort = (): void => {
+          clearInterval(timer);
+          resolve();
+        };
+        if (watch.signal.aborted) onAbort();
+        else watch.signal.addEventListener('abort', onAbort, { once: true });
+      });
+    });
+  }
+
   private async unsupervise(name: string): Promise<void> {
     this.watches.get(name)?.abort();
     this.watches.delete(name);
@@ -306,8 +342,12 @@ export class SluiceNode {
       this.hostmetaCache = new HostMetadataCache(local, { ...client, url: serviceUrl(this.hostmetaService) }, this.telemetry);
     } else {
       // The HTTP client (undici) is loaded only for a remote service.
-      const { createHostMetadataCache } = await import('../services/hostmeta/client.js');
-      this.hostmetaCache = createHostMetadataCache({ ...client, url: client.url }, this.telemetry);
+      const { HostmetaClient } = await import('../services/hostmeta/client.js');
+      const remote = { ...client, url: client.url };
+      const first = new HostmetaClient(remote, this.telemetry);
+      const cache = new HostMetadataCache(first, remote, this.telemetry);
+      this.hostmetaCache = cache;
+      if (remote.restartAfterMs > 0) this.superviseHostmetaClient(cache, first, () => new HostmetaClient(remote, this.telemetry), remote.restartAfterMs);
     }
     this.pipeline.useMetadata(this.hostmetaCache);
   }

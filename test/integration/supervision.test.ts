@@ -1,8 +1,9 @@
 /**
- * A node keeps its listeners and sinks running with the same supervisor the
- * primary uses for workers: a listener that cannot come back (its port taken)
- * or a sink that cannot start is retried with growing backoff while the rest
- * of the node serves, and returns once it can.
+ * A node keeps its listeners, sinks and metadata client running with the same
+ * supervisor the primary uses for workers: a listener that cannot come back
+ * (its port taken), a sink that cannot start, or a metadata client whose every
+ * request fails is retried with growing backoff while the rest of the node
+ * serves, and returns once it can.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -92,4 +93,35 @@ test('supervision: a sink that cannot start is retried with backoff while its re
   await waitFor('all 51 records written', () => readTenantRecords(logs, 'default').length === 51, 10_000);
   assert.deepEqual(readTenantRecords(logs, 'default').map((r) => r.msg), [...Array.from({ length: 50 }, (_, i) => `held ${i}`), 'after']);
   assert.equal(node.readiness().ready, true);
+});
+
+test('supervision: a metadata client whose every request fails is restarted with backoff; the node delivers meanwhile and enriches again once the service answers', { timeout: 60_000 }, async (t) => {
+  const servicePort = await freePort();
+  const { node, logs, lines, tcpPort } = await startTestNode(t, [
+    'supervision: { initial_backoff: 20ms, max_backoff: 200ms }',
+    'sources: { syslog_udp: { enabled: false } }',
+    'hostmeta:',
+    '  service: { enabled: false }',
+    `  client: { url: "http://127.0.0.1:${servicePort}", lookup_timeout: 50ms, restart_after: 300ms }`,
+  ].join('\n'));
+  const agent = await connect(tcpPort);
+  let sent = 0;
+  // A new host every 50 ms: each is a lookup, and each lookup fails while no service listens.
+  const sender = setInterval(() => agent.write(`<13>1 - host-${sent} app - - - record ${sent++}\n`), 50);
+  t.after(() => clearInterval(sender));
+  const restarts = () => lines.filter((l) => l.code === 'SLU0802W' && l.component === 'client:hostmeta');
+  await waitFor('the client restarted twice', () => restarts().length >= 2, 20_000);
+  assert.match(String(restarts()[0]!.error), /every request to the metadata service failed/);
+  assert.ok(await node.telemetry.value('sluice_restarts_total', { component: 'client:hostmeta' }) >= 2);
+  await waitFor('records delivered without metadata meanwhile', () => readTenantRecords(logs, 'default').length >= 10);
+
+  // The service comes up where the client points: lookups are answered again.
+  await startTestNode(t, `hostmeta:\n  service: { port: ${servicePort} }`);
+  // Each new host is registered (PUT), then looked up (GET 200).
+  const answered = () => node.telemetry.value('sluice_hostmeta_client_requests_total', { method: 'GET', outcome: 'ok' });
+  await waitFor('lookups answered', async () => (await answered()) > 0, 20_000);
+  clearInterval(sender);
+  const total = sent;
+  agent.end();
+  await waitFor('every record delivered', () => readTenantRecords(logs, 'default').length === total, 10_000);
 });

@@ -655,6 +655,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         cacheMaxEntries: c.hostmeta.client.cache_max_entries,
         lookupTimeoutMs: duration(c.hostmeta.client.lookup_timeout),
         touchIntervalMs: duration(c.hostmeta.client.touch_interval),
+        restartAfterMs: duration(c.hostmeta.client.restart_after),
       },
     },
     admin: {

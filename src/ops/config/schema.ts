@@ -502,6 +502,7 @@ export const HostmetaClientSchema = section(
     cache_max_entries: Type.Integer({ description: 'Hosts kept in the cache (least recently used evicted).', default: 50000, minimum: 1 }),
     lookup_timeout: duration('250ms', 'Longest a batch with a host never seen before waits for its metadata; then it goes on without.'),
     touch_interval: duration('60s', 'A host\'s `last_seen` is refreshed at most this often.'),
+    restart_after: duration('30s', 'A remote client whose every request has failed for this long is restarted by the supervisor with backoff (new connections, the address resolved again); lookups meanwhile are answered from the cache or go on without metadata. 0: never.'),
   },
   "The node's client of the host metadata service, with its cache.",
 );

@@ -100,7 +100,7 @@ export class HostMetadataCache {
   private readonly touchBudget: TokenBucket;
 
   /** The cache owns `client` and closes it on close(). */
-  constructor(private readonly client: HostmetaCalls, private readonly config: HostmetaClientConfig,
+  constructor(private client: HostmetaCalls, private readonly config: HostmetaClientConfig,
     private readonly telemetry: Telemetry, options: HostMetadataCacheOptions = {}) {
     this.now = options.now ?? Date.now;
     this.touchBudget = new TokenBucket(config.touchesPerSecond, config.touchesPerSecond, this.now());
@@ -196,6 +196,13 @@ export class HostMetadataCache {
   /** Resolves once the touches in flight now have finished (each either sent or failed). */
   async whenTouchesSettled(): Promise<void> {
     await Promise.allSettled([...this.touches]);
+  }
+
+  /** Ask `next` from now on (a restarted client); the old one finishes what it has in flight, then closes. */
+  replaceClient(next: HostmetaCalls): void {
+    const old = this.client;
+    this.client = next;
+    void old.close();
   }
 
   /** Hosts held. */

@@ -17,7 +17,6 @@ import { Pool } from 'undici';
 import { backoffDelay } from '../../core/backoff.js';
 import type { Telemetry } from '../../ops/telemetry.js';
 import type { HostmetaClientConfig } from './config.js';
-import { HostMetadataCache } from './cache.js';
 import { isHostKey, isTenantId, KEY_HEADER, TENANT_HEADER, type HostMetadata, type HostMetadataPatch } from './schema.js';
 
 export type HostmetaMethod = 'GET' | 'PUT' | 'PATCH' | 'DELETE';
@@ -49,6 +48,8 @@ export class HostmetaClient {
   private readonly outcomes = new Map<string, Counter.Internal>();
   private readonly closeSignal = new AbortController();
   private closing: Promise<void> | null = null;
+  /** Since when every exchange has failed (network error, timeout, 5xx), epoch ms; null while the service answers. */
+  private failingSince: number | null = null;
 
   constructor(private readonly config: HostmetaClientConfig, private readonly telemetry: Telemetry) {
     const url = new URL(config.url);
@@ -198,7 +199,14 @@ export class HostmetaClient {
     return new HostmetaRequestError('status', `${method}: unexpected status ${status}`, status);
   }
 
+  /** How long every exchange has failed (0: the last one got an answer). */
+  failingForMs(now = Date.now()): number {
+    return this.failingSince === null ? 0 : now - this.failingSince;
+  }
+
   private count(method: HostmetaMethod, outcome: RequestOutcome): void {
+    if (outcome === 'network_error' || outcome === 'timeout' || outcome === 'server_error') this.failingSince ??= Date.now();
+    else this.failingSince = null;
     const id = `${method} ${outcome}`;
     let counter = this.outcomes.get(id);
     if (!counter) {
@@ -207,9 +215,4 @@ export class HostmetaClient {
     }
     counter.inc();
   }
-}
-
-/** A client and the cache in front of it, from one configuration: what a node with a remote service creates. */
-export function createHostMetadataCache(config: HostmetaClientConfig, telemetry: Telemetry): HostMetadataCache {
-  return new HostMetadataCache(new HostmetaClient(config, telemetry), config, telemetry);
 }

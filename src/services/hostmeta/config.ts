@@ -61,6 +61,8 @@ export interface HostmetaClientConfig {
   lookupTimeoutMs: number;
   /** Lookups outstanding at once; more wait their turn (each caller still bounded by its timeout). */
   maxLookupsInFlight: number;
+  /** A client whose every request has failed for this long is restarted by the node's supervisor (a new pool). 0: never. */
+  restartAfterMs: number;
   /** `last_seen` of a host is refreshed at most once per this interval. */
   touchIntervalMs: number;
   /** Registrations and refreshes outstanding at once; past this, touches are dropped and counted. */
@@ -86,6 +88,7 @@ export const DEFAULT_HOSTMETA_CLIENT_CONFIG: Readonly<HostmetaClientConfig> = Ob
   lookupTimeoutMs: 250,
   maxLookupsInFlight: 256,
   touchIntervalMs: 60_000,
+  restartAfterMs: 30_000,
   maxTouchesInFlight: 256,
   touchesPerSecond: 1000,
 });
