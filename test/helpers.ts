@@ -146,3 +146,41 @@ export function closed(socket: net.Socket): Promise<void> {
     socket.once('close', () => resolve());
   });
 }
+
+/**
+ * A free port for a server a test binds later (a receiver that comes up
+ * mid-test, a private nats-server): below the ephemeral range (32768+), so
+ * no outgoing connection of another test can be given it meanwhile.
+ */
+export async function lateBoundPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+/** The JSON lines a child process writes to `stream` (its stderr log), collected as they come; other lines as `{ raw }`. */
+export function jsonLines(stream: NodeJS.ReadableStream): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  let buffered = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (s: string) => {
+    buffered += s;
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ raw: line });
+      }
+    }
+  });
+  return lines;
+}

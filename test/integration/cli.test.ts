@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import dgram from 'node:dgram';
-import { ROOT, closed, connect, readTenantRecords, startTestNode, tempDir, waitFor } from '../helpers.js';
+import { closed, connect, jsonLines, readTenantRecords, ROOT, startTestNode, tempDir, waitFor } from '../helpers.js';
 
 const CLI = path.join(ROOT, 'dist', 'src', 'ops', 'cli.js');
 const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -21,21 +21,7 @@ function run(args: string[], cwd = ROOT): { status: number | null; stdout: strin
 /** Start `sluice start` and collect its JSON log lines. */
 function startNode(args: string[], cwd: string): { child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> } {
   const child = spawn(process.execPath, [CLI, 'start', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Record<string, unknown>[] = [];
-  let buffered = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-    buffered += s;
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ raw: line });
-      }
-    }
-  });
+  const lines = jsonLines(child.stderr!);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, lines, exited };
 }

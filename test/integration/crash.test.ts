@@ -10,23 +10,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ROOT, requireProgram, tempDir, waitFor } from '../helpers.js';
+import { lateBoundPort, requireProgram, ROOT, tempDir, waitFor } from '../helpers.js';
 
 const TOTAL = 200_000;
 const noRsyslog = requireProgram('rsyslogd', 'Debian packages rsyslog and rsyslog-relp');
 const omrelp = ['/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so', '/usr/lib/rsyslog/omrelp.so'].some((p) => existsSync(p));
 if (!noRsyslog && !omrelp && process.env.CI === 'true') throw new Error('rsyslog-relp is required under CI=true');
 const skip = noRsyslog || (omrelp ? false : 'rsyslog-relp not installed');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Every `seq N` in the tenant's files, in file order. */
 function delivered(logsDir: string): number[] {
@@ -48,8 +38,8 @@ function delivered(logsDir: string): number[] {
 
 test('crash: 200,000 messages from rsyslog over RELP, SIGKILL twice mid-stream: every one is in the file', { skip, timeout: 240_000 }, async (t) => {
   const dir = tempDir(t);
-  const relpPort = await freePort();
-  const inputPort = await freePort();
+  const relpPort = await lateBoundPort();
+  const inputPort = await lateBoundPort();
   const config = path.join(dir, 'sluice.yaml');
   writeFileSync(config, [
     `data_dir: ${JSON.stringify(path.join(dir, 'node'))}`,

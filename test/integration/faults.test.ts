@@ -9,26 +9,9 @@ import net from 'node:net';
 import { request } from 'undici';
 import { SyslogFramer } from '../../src/sources/syslog/framing.js';
 import { SluiceNode } from '../../src/ops/node.js';
-import { memoryLogger, readTenantRecords, tempDir, testConfig, waitFor } from '../helpers.js';
+import { lateBoundPort, memoryLogger, readTenantRecords, tempDir, testConfig, waitFor } from '../helpers.js';
 
 const OUTAGE_MS = 30_000;
-
-/**
- * A free port below the ephemeral range (32768+): the receiver binds it only
- * after the 30 s outage, and in between an outgoing connection of another
- * test could be given an ephemeral port that happened to be picked here.
- */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const server = net.createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
 
 async function ingest(node: SluiceNode, from: number, count: number): Promise<void> {
   const port = node.addresses().http!.port;
@@ -41,7 +24,7 @@ async function ingest(node: SluiceNode, from: number, count: number): Promise<vo
 
 test('faults: a syslog receiver down for 30 s behind a disk buffer loses nothing acknowledged, across a node restart', { timeout: 120_000 }, async (t) => {
   const dir = tempDir(t);
-  const receiverPort = await freePort();
+  const receiverPort = await lateBoundPort();
   const yaml = [
     'sinks:',
     '  files: { type: file }',

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ROOT, connect, readTenantRecords, requireProgram, tempDir, waitFor } from '../helpers.js';
+import { connect, jsonLines, readTenantRecords, requireProgram, ROOT, tempDir, waitFor } from '../helpers.js';
 
 const CLI = path.join(ROOT, 'dist', 'src', 'ops', 'cli.js');
 const TOTAL = 200_000;
@@ -22,21 +22,7 @@ interface RunningNode { child: ChildProcess; lines: Record<string, unknown>[]; e
 
 function startNode(config: string, cwd: string): RunningNode {
   const child = spawn(process.execPath, [CLI, 'start', '-c', config], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines: Record<string, unknown>[] = [];
-  let buffered = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-    buffered += s;
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ raw: line });
-      }
-    }
-  });
+  const lines = jsonLines(child.stderr!);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, lines, exited };
 }

@@ -10,23 +10,10 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, readTenantRecords, startTestNode, tempDir, waitFor } from '../helpers.js';
-
-/** A free port below the ephemeral range (32768+): the listener must get the same port back after its restart. */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const server = net.createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
+import { connect, lateBoundPort, readTenantRecords, startTestNode, tempDir, waitFor } from '../helpers.js';
 
 test('supervision: a listener whose port is taken is retried with backoff while the node serves, and comes back once it is free', { timeout: 60_000 }, async (t) => {
-  const tcpPort = await freePort();
+  const tcpPort = await lateBoundPort();
   const { node, logs, lines } = await startTestNode(t, [
     'supervision: { initial_backoff: 20ms, max_backoff: 200ms, crash_loop_after: 4 }',
     `sources: { syslog_udp: { enabled: false }, http: { enabled: false }, syslog_tcp: { port: ${tcpPort} } }`,
@@ -96,7 +83,7 @@ test('supervision: a sink that cannot start is retried with backoff while its re
 });
 
 test('supervision: a metadata client whose every request fails is restarted with backoff; the node delivers meanwhile and enriches again once the service answers', { timeout: 60_000 }, async (t) => {
-  const servicePort = await freePort();
+  const servicePort = await lateBoundPort();
   const { node, logs, lines, tcpPort } = await startTestNode(t, [
     'supervision: { initial_backoff: 20ms, max_backoff: 200ms }',
     'sources: { syslog_udp: { enabled: false } }',

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { LogConfig, LogSyslogConfig } from '../../src/ops/config/types.js';
 import { DEFAULT_LOG_CONFIG, createLogger, flushLogger, syslogOutputOf, type SyslogLogOutput } from '../../src/ops/log-output.js';
 import { Telemetry } from '../../src/ops/telemetry.js';
-import { readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
+import { lateBoundPort, readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
 
 function syslogConfig(overrides: Partial<LogSyslogConfig>): LogConfig {
   return { ...DEFAULT_LOG_CONFIG, output: 'syslog', syslog: { ...DEFAULT_LOG_CONFIG.syslog, ...overrides } };
@@ -29,19 +29,6 @@ function syslogLogger(t: { after(fn: () => void): void }, overrides: Partial<Log
   const output = syslogOutputOf(logger)!;
   t.after(() => output.close());
   return { logger, output, stderr };
-}
-
-/** A free port below the ephemeral range: bound late, it must not be handed to another test's outgoing connection meanwhile. */
-async function lateBoundPort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const server = net.createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
 }
 
 /** Octet-counted frames read by a plain TCP server (`LEN SP MSG`). */

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, closed, connect, readTenantRecords, requireProgram, tempDir, waitFor } from '../helpers.js';
+import { closed, connect, jsonLines, readTenantRecords, requireProgram, ROOT, tempDir, waitFor } from '../helpers.js';
 
 const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
 
@@ -41,21 +41,7 @@ function cleanNpmEnv(): NodeJS.ProcessEnv {
 function startNode(command: string, args: string[], cwd: string):
 { lines: Record<string, unknown>[]; exited: Promise<number | null>; hasExited(): boolean; kill(): void } {
   const child = spawn(command, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines: Record<string, unknown>[] = [];
-  let buffered = '';
-  child.stderr.setEncoding('utf8').on('data', (s: string) => {
-    buffered += s;
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ raw: line });
-      }
-    }
-  });
+  const lines = jsonLines(child.stderr!);
   let gone = false;
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
     gone = true;

@@ -17,7 +17,7 @@ import { SyslogSink } from '../../src/sinks/syslog/sink.js';
 import { DEFAULT_SYSLOG_SINK, type SyslogSinkConfig } from '../../src/sinks/syslog/config.js';
 import { SyslogFramer } from '../../src/sources/syslog/framing.js';
 import { Telemetry } from '../../src/ops/telemetry.js';
-import { memoryLogger, waitFor, ackInto, silentTelemetry } from '../helpers.js';
+import { ackInto, lateBoundPort, memoryLogger, silentTelemetry, waitFor } from '../helpers.js';
 
 const RECEIVED = '2026-11-27T14:20:00.123Z';
 
@@ -63,14 +63,6 @@ function tcpConfig(port: number, overrides: Partial<SyslogSinkConfig> = {}): Sys
   };
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
 
 test('encoded queue: chunks released as failed fail their batches and the batch straddling into the queued chunks', () => {
@@ -99,7 +91,7 @@ test('encoded queue: chunks released as failed fail their batches and the batch 
 });
 
 test('delivery: a receiver that is down at first gets every record once it is up; acks commit after the write', async (t) => {
-  const port = await freePort();
+  const port = await lateBoundPort();
   const telemetry = silentTelemetry();
   const sink = new SyslogSink(tcpConfig(port), telemetry);
   assert.equal(sink.acknowledges, true);
@@ -157,7 +149,7 @@ test('delivery: stop() sends what is queued, even a partial batch, before it res
 });
 
 test('delivery: stop() gives up at the deadline: what remains fails its acks and is counted', async () => {
-  const port = await freePort(); // nobody listens
+  const port = await lateBoundPort(); // nobody listens
   const telemetry = silentTelemetry();
   const sink = new SyslogSink(tcpConfig(port), telemetry);
   await sink.start();
@@ -173,7 +165,7 @@ test('delivery: stop() gives up at the deadline: what remains fails its acks and
 });
 
 test('delivery: destroy() fails every pending ack at once', async () => {
-  const port = await freePort();
+  const port = await lateBoundPort();
   const sink = new SyslogSink(tcpConfig(port), silentTelemetry());
   await sink.start();
   const statuses: AckStatus[] = [];

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
-import { tempDir, waitFor } from '../../helpers.js';
+import { jsonLines, tempDir, waitFor } from '../../helpers.js';
 
 const CLI = fileURLToPath(new URL('../../../src/ops/cli.js', import.meta.url));
 const KEY = 'e1924d5bfc58ac9576d6b31f261e0d137d56e142';
@@ -15,21 +15,7 @@ const KEY = 'e1924d5bfc58ac9576d6b31f261e0d137d56e142';
 /** `sluice hostmeta` on a free port, its JSON log lines collected; killed if the test ends with it still running. */
 function startHostmeta(t: { after(fn: () => void): void }, args: string[], cwd: string) {
   const child: ChildProcess = spawn(process.execPath, [CLI, 'hostmeta', '--port', '0', ...args], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines: Record<string, unknown>[] = [];
-  let buffered = '';
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => {
-    buffered += text;
-    let newline: number;
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ raw: line });
-      }
-    }
-  });
+  const lines = jsonLines(child.stderr!);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   t.after(() => {
     if (child.exitCode === null) child.kill('SIGKILL');

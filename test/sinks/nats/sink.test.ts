@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import pino from 'pino';
 import { connect, StorageType, type NatsConnection } from 'nats';
@@ -18,7 +17,7 @@ import { SinkStats } from '../../../src/sinks/delivery/stats.js';
 import { JetStreamTransport, NatsEncoder, NatsSink } from '../../../src/sinks/nats/sink.js';
 import { DEFAULT_NATS_SINK, type NatsSinkConfig } from '../../../src/sinks/nats/config.js';
 import { Telemetry } from '../../../src/ops/telemetry.js';
-import { memoryLogger, requireProgram, tempDir, waitFor, ackInto } from '../../helpers.js';
+import { ackInto, lateBoundPort, memoryLogger, requireProgram, tempDir, waitFor } from '../../helpers.js';
 
 const SHARED_SERVER = '127.0.0.1:4222';
 const TS = '2026-11-27T14:20:00.123Z';
@@ -179,14 +178,6 @@ test('nats: with create_stream off, records wait (retrying) until the stream exi
   assert.equal((await readStream(nc, names.stream)).length, 5);
 });
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** A nats-server of this test's own, with JetStream storing under `dir`; resolves once it takes connections. */
 async function startNatsServer(port: number, dir: string): Promise<ChildProcess> {
   const server = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
@@ -208,7 +199,7 @@ function killHard(server: ChildProcess): Promise<void> {
 
 test('nats: kill -9 of the server mid-stream and a restart on the same store lose no acknowledged record', { skip: noNats }, async (t) => {
   const dir = tempDir(t, 'sluice-nats-');
-  const port = await freePort();
+  const port = await lateBoundPort();
   let server = await startNatsServer(port, dir);
   t.after(() => { if (server.exitCode === null) process.kill(server.pid!, 'SIGKILL'); });
   const names = uniqueNames();

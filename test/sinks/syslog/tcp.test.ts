@@ -19,7 +19,7 @@ import { DEFAULT_SYSLOG_SINK, type SyslogSinkConfig } from '../../../src/sinks/s
 import { SyslogFramer } from '../../../src/sources/syslog/framing.js';
 import { Telemetry } from '../../../src/ops/telemetry.js';
 import { makePki } from '../../certs.js';
-import { requireProgram, tempDir, waitFor, ackInto } from '../../helpers.js';
+import { ackInto, lateBoundPort, requireProgram, tempDir, waitFor } from '../../helpers.js';
 
 const TS = '2026-11-27T14:20:00.123Z';
 
@@ -50,14 +50,6 @@ function sinkConfig(name: string, port: number, overrides: Partial<SyslogSinkCon
   };
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 const noRsyslog = requireProgram('rsyslogd', 'Debian packages rsyslog and rsyslog-gnutls');
 
 interface Rsyslog {
@@ -68,7 +60,7 @@ interface Rsyslog {
 
 /** A real rsyslog receiving on imtcp (optionally TLS with required client certificates), writing each message as one line. */
 async function startRsyslog(t: { after(fn: () => void): void }, dir: string, tlsFiles: { ca: string; cert: string; key: string } | null): Promise<Rsyslog> {
-  const port = await freePort();
+  const port = await lateBoundPort();
   const out = path.join(dir, 'received.log');
   const conf = path.join(dir, 'rsyslog.conf');
   const global = tlsFiles === null ? `global(workDirectory="${dir}")`
