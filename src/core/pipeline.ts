@@ -170,8 +170,7 @@ export class Pipeline {
       }
       return true;
     }
-    let bytes = 0;
-    for (let i = 0; i < records.length; i++) bytes += records[i]!.size;
+    const bytes = recordBytes(records);
     const bySource = this.acceptedFrom(source);
     const byTenant = this.acceptedByTenant.get(tenant.id);
     bySource.records.inc(records.length);
@@ -384,8 +383,7 @@ export class Lane {
   private process(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
     const limiter = tenant.limiter;
     if (this.chargeLimits && !limiter.unlimited && !this.expedited) {
-      let bytes = 0;
-      for (let i = 0; i < records.length; i++) bytes += records[i]!.size;
+      const bytes = recordBytes(records);
       const wait = limiter.charge(records.length, bytes, Date.now());
       if (wait > 0) {
         this.pipeline.countThrottle(this.sourceName, tenant.id);

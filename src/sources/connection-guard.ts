@@ -5,6 +5,7 @@
  * second (not a timer per connection) that closes sessions idle past
  * idle_timeout or holding an incomplete frame past frame_timeout (slowloris).
  */
+import type net from 'node:net';
 import type { Tenant } from '../core/identity.js';
 import type { Telemetry } from '../ops/telemetry.js';
 import type { MemoryGovernor } from '../core/memory.js';
@@ -63,8 +64,27 @@ export class ConnectionGuard {
     return true;
   }
 
+  /**
+   * Bind `server` with a deep accept queue (it absorbs reconnect storms of
+   * thousands of agents; capped by net.core.somaxconn), report its later
+   * errors, start sweeping `sessions`, and log where it listens.
+   */
+  async listen(server: net.Server, host: string, port: number, sessions: Iterable<GuardedSession>): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, backlog: 4096 }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.telemetry.emit('sourceError', { source: this.source, error: err.message }));
+    this.start(sessions);
+    const bound = server.address() as net.AddressInfo;
+    this.telemetry.emit('listening', { source: this.source, address: bound.address, port: bound.port });
+  }
+
   /** Sweep `sessions` once a second while either timeout is configured. */
-  start(sessions: Iterable<GuardedSession>): void {
+  private start(sessions: Iterable<GuardedSession>): void {
     const { idleTimeoutMs, frameTimeoutMs } = this.bounds;
     if (this.sweeper !== null || (idleTimeoutMs <= 0 && frameTimeoutMs <= 0)) return;
     this.sweeper = setInterval(() => {

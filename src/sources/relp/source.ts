@@ -98,17 +98,7 @@ export class RelpSource implements Source {
     // Half-open: a client that ends its side still gets the responses to what it sent.
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, this.onConnection);
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.config.address, port: this.config.port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (err) => this.telemetry.emit('sourceError', { source: this.name, error: err.message }));
-    this.guard.start(this.openSessions);
-    const bound = this.address();
-    this.telemetry.emit('listening', { source: this.name, address: bound?.address, port: bound?.port });
+    await this.guard.listen(server, this.config.address, this.config.port, this.openSessions);
   }
 
   /**

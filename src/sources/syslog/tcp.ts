@@ -360,18 +360,7 @@ export class SyslogStreamSource implements Source {
       server = net.createServer({ noDelay: true }, this.onConnection);
     }
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      // A deep accept queue absorbs reconnect storms of thousands of agents (capped by net.core.somaxconn).
-      server.listen({ host: this.config.address, port: this.config.port, backlog: 4096 }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (err) => this.telemetry.emit('sourceError', { source: this.name, error: err.message }));
-    this.guard.start(this.sessions);
-    const bound = this.address();
-    this.telemetry.emit('listening', { source: this.name, address: bound?.address, port: bound?.port });
+    await this.guard.listen(server, this.config.address, this.config.port, this.sessions);
   }
 
   async stop(deadline: number): Promise<void> {
