@@ -117,7 +117,8 @@ test('memory governor: heaviest sessions pause, hard mark refuses new work, all 
       return entry === undefined || entry.governed || entry.records === framesPerAgent;
     }, 20_000);
   }
-  await waitFor('the governor in the hard state', () => stalledPastHard() && governor.state === MemoryState.Hard);
+  // Under a loaded machine (the suite runs two files at once) the governor's samples come late: allow for it.
+  await waitFor('the governor in the hard state', () => stalledPastHard() && governor.state === MemoryState.Hard, 30_000);
   assert.ok(governor.pausedSessions > 0, 'sessions were paused');
   assert.equal(sessionOf(node, quiet)!.governed, false, 'an idle session is never paused');
   assert.ok(await node.telemetry.value('sluice_memory_accounted_bytes', { component: 'sinks' }) > 0.75 * MiB);
