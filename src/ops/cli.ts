@@ -8,9 +8,9 @@ import { ConfigError, defaultConfig, formatProblem, loadConfigFile, parseConfig 
 import type { SluiceConfig } from './config/types.js';
 import path from 'node:path';
 import YAML from 'yaml';
-import { Primary } from './cluster/primary.js';
-import { ClusterControl } from './cluster/cluster-control.js';
-import { openCommandSocket, sendCommand, type Command as NodeCommand } from './cluster/command-socket.js';
+import { Primary } from './workers/primary.js';
+import { WorkersControl } from './workers/workers-control.js';
+import { openCommandSocket, sendCommand, type Command as NodeCommand } from './workers/command-socket.js';
 import { DEFAULT_LOG_CONFIG, createLogger, flushLogger } from './log-output.js';
 import { Telemetry } from './telemetry.js';
 import { VERSION } from './version.js';
@@ -42,7 +42,7 @@ async function start(options: { config?: string }): Promise<void> {
   const config = readConfig(options.config);
   const logger = createLogger(config.log);
   const primary = new Primary(config, { configPath: options.config === undefined ? null : path.resolve(options.config), logger });
-  const control = new ClusterControl(primary);
+  const control = new WorkersControl(primary);
   let closeSocket: () => void = () => undefined;
   const exit = async (status: number): Promise<never> => {
     closeSocket();
@@ -70,7 +70,7 @@ async function start(options: { config?: string }): Promise<void> {
     closeSocket = await openCommandSocket(primary, config.dataDir);
     await primary.start();
     if (primary.readyWorkers().length === 0 && !signalled) throw new Error('no worker could start (see the lines above)');
-    // The admin server (dashboard, /metrics, /api) runs in the primary and sees every worker through ClusterControl.
+    // The admin server (dashboard, /metrics, /api) runs in the primary and sees every worker through WorkersControl.
     if (config.admin.enabled && !signalled) {
       admin = await startAdminServer(config, control, logger).catch((err: Error) => { throw new Error(`admin server: ${err.message}`, { cause: err }); });
     }

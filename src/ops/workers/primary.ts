@@ -154,7 +154,7 @@ export class Primary {
   private starting: Promise<void> | null = null;
   private stopping: Promise<boolean> | null = null;
   private readonly tailListeners = new Map<number, (line: string) => void>();
-  /** Called with each worker once it is ready (ClusterControl subscribes open tails). */
+  /** Called with each worker once it is ready (WorkersControl subscribes open tails). */
   readonly onWorkerReady = new Set<(worker: WorkerProcess) => void>();
 
   constructor(public config: SluiceConfig, private readonly options: PrimaryOptions) {
@@ -263,7 +263,7 @@ export class Primary {
     return [...this.slots].sort((a, b) => a - b);
   }
 
-  /** Subscribe to tail lines of `subscription` (ClusterControl). */
+  /** Subscribe to tail lines of `subscription` (WorkersControl). */
   listenTail(subscription: number, listener: ((line: string) => void) | null): void {
     if (listener === null) this.tailListeners.delete(subscription);
     else this.tailListeners.set(subscription, listener);

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Primary } from '../../../src/ops/cluster/primary.js';
-import { ClusterControl } from '../../../src/ops/cluster/cluster-control.js';
+import { Primary } from '../../../src/ops/workers/primary.js';
+import { WorkersControl } from '../../../src/ops/workers/workers-control.js';
 import { connect, memoryLogger, readTenantRecords, tempDir, testConfig, waitFor } from '../../helpers.js';
 
 async function startPrimary(t: { after(fn: () => void | Promise<void>): void }, dir: string, yaml: string, workerExec?: string) {
@@ -19,7 +19,7 @@ async function startPrimary(t: { after(fn: () => void | Promise<void>): void }, 
     await primary.stop(Date.now() + 5000);
   });
   await primary.start();
-  return { primary, control: new ClusterControl(primary), lines };
+  return { primary, control: new WorkersControl(primary), lines };
 }
 
 /** POST one batch to /v1/ingest on a new connection (so batches spread over the workers); true when answered 200. */

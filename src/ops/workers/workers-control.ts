@@ -15,7 +15,7 @@ import type { Primary, WorkerProcess } from './primary.js';
 
 const WORKER_SESSION = /^w(\d+):/;
 
-export class ClusterControl implements NodeControl {
+export class WorkersControl implements NodeControl {
   private nextSubscription = 1;
   private readonly tails = new Map<number, TailFilter>();
 
