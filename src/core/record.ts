@@ -10,6 +10,8 @@
 export class SourceInfo {
   /** Pre-encoded JSON object, so sinks do not re-encode it per record. */
   readonly json: string;
+  /** `json` is ASCII (an address is, but it is checked, not assumed). */
+  readonly jsonAscii: boolean;
 
   constructor(
     readonly protocol: 'udp' | 'tcp' | 'tls' | 'relp' | 'http',
@@ -17,7 +19,13 @@ export class SourceInfo {
     readonly port: number,
   ) {
     this.json = `{"protocol":"${protocol}","address":${JSON.stringify(address)},"port":${port}}`;
+    this.jsonAscii = isAscii(this.json);
   }
+}
+
+/** Whether every character of `s` is ASCII (not for the hot path: once per session or per metadata object). */
+export function isAscii(s: string): boolean {
+  return /^[\x00-\x7f]*$/.test(s);
 }
 
 /** RFC 5424 structured data: SD-ID → PARAM-NAME → value (an array when a name repeats). */
@@ -54,6 +62,12 @@ export class LogRecord {
    * skip their per-field checks. (Structured data is always fully encoded.)
    */
   jsonSafe = false;
+  /**
+   * No string field holds anything but ASCII (every field is a substring of a
+   * frame of ASCII, with at most a dropped BOM), so with jsonSafe the encoded
+   * line is ASCII and needs no UTF-8 encoding.
+   */
+  ascii = false;
   /** Size of the frame on the wire, in bytes (for accounting and limits). */
   size = 0;
   /** Host metadata attached by enrichment. */

@@ -46,15 +46,17 @@ export class EncodedQueue {
     this.nextChunkSize = firstChunkSize;
   }
 
-  append(line: string): void {
+  /** Append one line; `ascii`: the caller knows it holds only ASCII, so it is copied without UTF-8 encoding. */
+  append(line: string, ascii = false): void {
     // A UTF-16 unit encodes to at most 3 UTF-8 bytes: measure exactly only when that bound does not fit.
     const room = this.open === null ? 0 : this.open.length - this.openUsed;
-    if (line.length * 3 > room && (room === 0 || Buffer.byteLength(line) > room)) {
+    const bytes = ascii ? line.length : line.length * 3 <= room ? 0 : Buffer.byteLength(line);
+    if (room === 0 || bytes > room) {
       this.seal();
-      this.open = Buffer.allocUnsafeSlow(Math.max(this.nextChunkSize, Buffer.byteLength(line)));
+      this.open = Buffer.allocUnsafeSlow(Math.max(this.nextChunkSize, bytes));
       if (this.nextChunkSize < this.chunkSize) this.nextChunkSize = Math.min(this.chunkSize, this.nextChunkSize * 2);
     }
-    const written = this.open!.write(line, this.openUsed);
+    const written = this.open!.write(line, this.openUsed, ascii ? 'latin1' : 'utf8');
     this.openUsed += written;
     this.appended += written;
     this.bytes += written;

@@ -4,7 +4,8 @@
  * so no backtracking) proves; only the rest go through JSON.stringify.
  * Field reference: docs/record.md.
  */
-import { LogRecord, SourceInfo } from '../../core/record.js';
+import { isAscii, LogRecord, SourceInfo } from '../../core/record.js';
+import type { EncodedQueue } from '../encoded-queue.js';
 
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\]/;
 
@@ -16,9 +17,24 @@ function strOrNull(s: string | null): string {
   return s === null ? 'null' : str(s);
 }
 
+/** Set by encodeRecord: the line it returned is all ASCII. */
+let lineAscii = false;
+
+/**
+ * Append rec's line to `queue`. A line known to be ASCII (a record decoded
+ * from an ASCII frame: the common case) is copied into the queue's chunk
+ * character for character, without UTF-8 encoding.
+ */
+export function appendRecord(queue: EncodedQueue, rec: LogRecord): void {
+  const line = encodeRecord(rec);
+  queue.append(line, lineAscii);
+}
+
 export function encodeRecord(rec: LogRecord): string {
   // The frame-level check in decode spares the per-field ones (see LogRecord.jsonSafe).
   if (rec.jsonSafe) {
+    // tenant (a configured id), host (hex) and received (ISO time) are ASCII by construction.
+    lineAscii = rec.ascii && (rec.source === null || rec.source.jsonAscii);
     const line = '{"ts":"' + rec.ts
       + '","received":"' + rec.received
       + '","tenant":"' + rec.tenant
@@ -47,6 +63,7 @@ export function encodeRecord(rec: LogRecord): string {
     + ',"sd":' + (rec.sd === null ? 'null' : JSON.stringify(rec.sd))
     + ',"msg":' + str(rec.msg)
     + ',"source":' + (rec.source === null ? 'null' : rec.source.json);
+  lineAscii = false;
   return finish(line, rec);
 }
 
@@ -54,19 +71,29 @@ export function encodeRecord(rec: LogRecord): string {
  * Host metadata objects come from the metadata cache, frozen and shared by
  * every record of the host: encode each once, not once per record.
  */
-const metaJson = new WeakMap<object, string>();
+interface EncodedMeta {
+  json: string;
+  ascii: boolean;
+}
 
-function encodeMeta(meta: Record<string, unknown>): string {
-  let json = metaJson.get(meta);
-  if (json === undefined) {
-    json = JSON.stringify(meta);
-    if (Object.isFrozen(meta)) metaJson.set(meta, json);
+const metaJson = new WeakMap<object, EncodedMeta>();
+
+function encodeMeta(meta: Record<string, unknown>): EncodedMeta {
+  let encoded = metaJson.get(meta);
+  if (encoded === undefined) {
+    const json = JSON.stringify(meta);
+    encoded = { json, ascii: isAscii(json) };
+    if (Object.isFrozen(meta)) metaJson.set(meta, encoded);
   }
-  return json;
+  return encoded;
 }
 
 function finish(line: string, rec: LogRecord): string {
-  if (rec.meta !== null) line += ',"meta":' + encodeMeta(rec.meta);
+  if (rec.meta !== null) {
+    const meta = encodeMeta(rec.meta);
+    line += ',"meta":' + meta.json;
+    if (!meta.ascii) lineAscii = false;
+  }
   if (rec.parseError) line += ',"parse_error":true';
   if (rec.invalidUtf8) line += ',"invalid_utf8":true';
   return line + '}\n';

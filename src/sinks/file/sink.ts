@@ -23,7 +23,7 @@ import { backoffDelay } from '../../core/backoff.js';
 import { timerDelay } from '../../core/clock.js';
 import type { FileSinkConfig } from '../../ops/config/types.js';
 import type { Telemetry } from '../../ops/telemetry.js';
-import { encodeRecord } from './encode.js';
+import { appendRecord } from './encode.js';
 import { EncodedQueue } from '../encoded-queue.js';
 import { FairShares, type TenantShare } from '../../core/fair.js';
 
@@ -138,7 +138,7 @@ export class FileSink implements Sink {
     }
     const queue = file.queue;
     const before = queue.bytes;
-    for (let i = 0; i < records.length; i++) queue.append(encodeRecord(records[i]!));
+    for (let i = 0; i < records.length; i++) appendRecord(queue, records[i]!);
     queue.mark(records.length, ack === null ? null : this.afterSync(file, ack));
     const clear = this.shares.add(file.share, queue.bytes - before);
     this.queuedGauge.set(this.shares.total);

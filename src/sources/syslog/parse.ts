@@ -80,14 +80,30 @@ const BOM = 0xfeff;
 
 const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
 
-export function parseSyslog(text: string, rec: LogRecord, nowMs: number): void {
+/** Where the caller's BOM is (see parseSyslog), and whether the parser dropped it. */
+let bomAt = -1;
+let bomDropped = false;
+
+/**
+ * Parse `text` into `rec`. `byteOrderMark` ≥ 0: the text is a frame decoded
+ * as Latin-1 whose only non-ASCII bytes, the UTF-8 BOM, are the three
+ * characters at that index. They are dropped where a BOM (U+FEFF) is dropped
+ * (first in the frame, or first in the MSG of an RFC 5424 message), and then
+ * the record is what parsing the UTF-8 text would have made: everything the
+ * parser decided before reaching them depended only on the ASCII before them
+ * (whatever read further ended past them). Returns false when they were not
+ * dropped there: the caller must parse the UTF-8 text instead.
+ */
+export function parseSyslog(text: string, rec: LogRecord, nowMs: number, byteOrderMark = -1): boolean {
   let end = text.length;
   while (end > 0) {
     const c = text.charCodeAt(end - 1);
     if (c === NUL || c === LF || c === CR) end--;
     else break;
   }
-  const start = end > 0 && text.charCodeAt(0) === BOM ? 1 : 0;
+  bomAt = byteOrderMark;
+  bomDropped = byteOrderMark === 0;
+  const start = bomDropped ? 3 : end > 0 && text.charCodeAt(0) === BOM ? 1 : 0;
   let p = start;
 
   rec.facility = DEFAULT_FACILITY;
@@ -113,7 +129,7 @@ export function parseSyslog(text: string, rec: LogRecord, nowMs: number): void {
     }
     if (q === p + 1 || q >= end || text.charCodeAt(q) !== GT || pri > 191) {
       fail(text, start, end, rec);
-      return;
+      return bomAt < 0 || bomDropped;
     }
     rec.facility = pri >> 3;
     rec.severity = pri & 7;
@@ -129,10 +145,11 @@ export function parseSyslog(text: string, rec: LogRecord, nowMs: number): void {
     }
     if (v > p && v < end && text.charCodeAt(v) === SP) {
       if (v !== p + 1 || text.charCodeAt(p) !== 49 || !parse5424(text, v + 1, end, rec)) fail(text, start, end, rec);
-      return;
+      return bomAt < 0 || bomDropped;
     }
   }
   if (!parse3164(text, p, end, rec, hasPri, nowMs)) fail(text, start, end, rec);
+  return bomAt < 0 || bomDropped;
 }
 
 /** A header field's value: NILVALUE (`-`) is null. */
@@ -196,7 +213,12 @@ function parse5424(text: string, p: number, end: number, rec: LogRecord): boolea
   if (p < end) {
     if (text.charCodeAt(p) !== SP) return false;
     p++;
-    if (p < end && text.charCodeAt(p) === BOM) p++;
+    if (p === bomAt) {
+      p += 3;
+      bomDropped = true;
+    } else if (p < end && text.charCodeAt(p) === BOM) {
+      p++;
+    }
     rec.msg = text.slice(p, end);
   }
   return true;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LogRecord, SourceInfo } from '../../../src/core/record.js';
-import { encodeRecord } from '../../../src/sinks/file/encode.js';
+import { appendRecord, encodeRecord } from '../../../src/sinks/file/encode.js';
 
 function record(): LogRecord {
   const rec = new LogRecord();
@@ -86,5 +86,38 @@ test('encode property: any decoded frame encodes to one line of valid JSON that 
     const parsed = JSON.parse(line) as Record<string, unknown>;
     assert.deepEqual([parsed.ts, parsed.hostname, parsed.app, parsed.procid, parsed.msgid, parsed.msg, parsed.sd],
       [rec.ts, rec.hostname, rec.app, rec.procid, rec.msgid, rec.msg, rec.sd === null ? null : JSON.parse(JSON.stringify(rec.sd))]);
+  }), { numRuns: 1000 });
+});
+
+test('appendRecord property: the bytes queued are exactly the UTF-8 of encodeRecord, ASCII fast path or not', async () => {
+  const fc = (await import('fast-check')).default;
+  const { decodeSyslogFrame } = await import('../../../src/sources/syslog/decode.js');
+  const { EncodedQueue } = await import('../../../src/sinks/encoded-queue.js');
+  const piece = fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom('<13>1 ', '<165>1 2026-11-27T10:00:00.123+01:00 ', 'Oct 11 22:14:15 ', 'host ', 'app[12]: ', '- ', '[id@1 k="v\\"q"] ', 'text ') },
+    { weight: 1, arbitrary: fc.constantFrom('\uFEFF', '- - \uFEFF', 'é', '"', '\\', '\t', '\u0000') },
+    { weight: 2, arbitrary: fc.string({ unit: 'grapheme-ascii', maxLength: 30 }) },
+  );
+  const meta = fc.option(fc.oneof(
+    fc.constant(Object.freeze({ owner: 'team-a', env: 'prod' })),
+    fc.constant(Object.freeze({ owner: 'équipe', note: '"quoted"\n' })),
+    fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ unit: 'binary', maxLength: 8 }), { maxKeys: 3 }),
+  ));
+  const source = fc.constantFrom(new SourceInfo('tcp', '127.0.0.1', 40000), new SourceInfo('udp', '::1', 1), new SourceInfo('tcp', 'hôte', 2));
+  fc.assert(fc.property(fc.array(fc.array(piece, { maxLength: 10 }), { minLength: 1, maxLength: 8 }), meta, source, fc.boolean(), (frames, m, src, flags) => {
+    // A tiny first chunk, so lines also land where a new chunk must be made.
+    const queue = new EncodedQueue(256, 16);
+    const want: Buffer[] = [];
+    for (const parts of frames) {
+      const frame = Buffer.from(parts.join(''));
+      const rec = decodeSyslogFrame(frame, 0, frame.length, src, '2026-11-27T00:00:00.000Z', Date.UTC(2026, 10, 27));
+      rec.tenant = 'acme';
+      rec.host = 'f'.repeat(40);
+      rec.meta = m as Record<string, unknown> | null;
+      if (flags) rec.parseError = rec.invalidUtf8 = true;
+      appendRecord(queue, rec);
+      want.push(Buffer.from(encodeRecord(rec), 'utf8'));
+    }
+    assert.deepEqual(Buffer.concat(queue.take(Infinity)), Buffer.concat(want));
   }), { numRuns: 1000 });
 });
