@@ -1,7 +1,9 @@
 /**
  * A LogRecord as one NDJSON line. Built by hand (as pino does): the common
- * string needs no escaping, which one regex test (a single character class,
- * so no backtracking) proves; only the rest go through JSON.stringify.
+ * string needs no escaping, which the decoder's scan of the frame proves
+ * (LogRecord.jsonSafe) or one regex test (a single character class, so no
+ * backtracking) does; only the rest go through JSON.stringify. The file sink
+ * appends lines of ASCII to its chunks without UTF-8 encoding them.
  * Field reference: docs/record.md.
  */
 import { isAscii, LogRecord, SourceInfo } from '../../core/record.js';
@@ -30,10 +32,67 @@ export function appendRecord(queue: EncodedQueue, rec: LogRecord): void {
   queue.append(line, lineAscii);
 }
 
+/**
+ * Records of one connection repeat most of their line: everything from
+ * tenant to the opening quote of msg (same host, app, procid, msgid and
+ * priority, no SD), and everything after msg (same source, metadata object
+ * and flags). Each part is kept from the last record and rebuilt only when
+ * one of its fields differs, so a line is six pieces instead of thirty.
+ */
+let midTenant = '';
+let midHost = '';
+let midHostname: string | null = null;
+let midApp: string | null = null;
+let midProcid: string | null = null;
+let midMsgid: string | null = null;
+let midFacility = -1;
+let midSeverity = -1;
+let middle = '';
+
+let tailSource: SourceInfo | null = null;
+let tailMeta: Record<string, unknown> | null = null;
+let tailFlags = -1;
+let tail = '';
+let tailAscii = true;
+
 export function encodeRecord(rec: LogRecord): string {
   // The frame-level check in decode spares the per-field ones (see LogRecord.jsonSafe).
-  if (rec.jsonSafe) {
+  if (rec.jsonSafe && rec.sd === null) {
+    if (rec.tenant !== midTenant || rec.host !== midHost || rec.hostname !== midHostname || rec.app !== midApp
+      || rec.procid !== midProcid || rec.msgid !== midMsgid || rec.facility !== midFacility || rec.severity !== midSeverity) {
+      middle = '","tenant":"' + rec.tenant
+        + '","host":"' + rec.host
+        + '","hostname":' + (rec.hostname === null ? 'null' : '"' + rec.hostname + '"')
+        + ',"app":' + (rec.app === null ? 'null' : '"' + rec.app + '"')
+        + ',"procid":' + (rec.procid === null ? 'null' : '"' + rec.procid + '"')
+        + ',"msgid":' + (rec.msgid === null ? 'null' : '"' + rec.msgid + '"')
+        + ',"facility":' + rec.facility
+        + ',"severity":' + rec.severity
+        + ',"sd":null,"msg":"';
+      midTenant = rec.tenant;
+      midHost = rec.host;
+      midHostname = rec.hostname;
+      midApp = rec.app;
+      midProcid = rec.procid;
+      midMsgid = rec.msgid;
+      midFacility = rec.facility;
+      midSeverity = rec.severity;
+    }
+    const flags = (rec.parseError ? 1 : 0) | (rec.invalidUtf8 ? 2 : 0);
+    if (rec.source !== tailSource || rec.meta !== tailMeta || flags !== tailFlags) {
+      lineAscii = rec.source === null || rec.source.jsonAscii;
+      tail = finish('","source":' + (rec.source === null ? 'null' : rec.source.json), rec);
+      tailAscii = lineAscii;
+      tailSource = rec.source;
+      tailMeta = rec.meta;
+      // Metadata that could change (not frozen) is encoded again for the next record.
+      tailFlags = rec.meta === null || Object.isFrozen(rec.meta) ? flags : -1;
+    }
     // tenant (a configured id), host (hex) and received (ISO time) are ASCII by construction.
+    lineAscii = rec.ascii && tailAscii;
+    return '{"ts":"' + rec.ts + '","received":"' + rec.received + middle + rec.msg + tail;
+  }
+  if (rec.jsonSafe) {
     lineAscii = rec.ascii && (rec.source === null || rec.source.jsonAscii);
     const line = '{"ts":"' + rec.ts
       + '","received":"' + rec.received
@@ -45,7 +104,7 @@ export function encodeRecord(rec: LogRecord): string {
       + ',"msgid":' + (rec.msgid === null ? 'null' : '"' + rec.msgid + '"')
       + ',"facility":' + rec.facility
       + ',"severity":' + rec.severity
-      + ',"sd":' + (rec.sd === null ? 'null' : JSON.stringify(rec.sd))
+      + ',"sd":' + JSON.stringify(rec.sd)
       + ',"msg":"' + rec.msg
       + '","source":' + (rec.source === null ? 'null' : rec.source.json);
     return finish(line, rec);

@@ -89,7 +89,26 @@ test('encode property: any decoded frame encodes to one line of valid JSON that 
   }), { numRuns: 1000 });
 });
 
-test('appendRecord property: the bytes queued are exactly the UTF-8 of encodeRecord, ASCII fast path or not', async () => {
+/**
+ * The encoder as it was before lines were built from parts kept between
+ * records and written as ASCII (main at 2dda4ce, its general path, which its
+ * fast path matched): the oracle for the bytes the file sink writes.
+ */
+function previousEncodeRecord(rec: LogRecord): string {
+  const str = (s: string): string => (/[\u0000-\u001f"\\]/.test(s) ? JSON.stringify(s) : '"' + s + '"');
+  const strOrNull = (s: string | null): string => (s === null ? 'null' : str(s));
+  let line = '{"ts":' + str(rec.ts) + ',"received":"' + rec.received + '","tenant":"' + rec.tenant + '","host":"' + rec.host
+    + '","hostname":' + strOrNull(rec.hostname) + ',"app":' + strOrNull(rec.app) + ',"procid":' + strOrNull(rec.procid)
+    + ',"msgid":' + strOrNull(rec.msgid) + ',"facility":' + rec.facility + ',"severity":' + rec.severity
+    + ',"sd":' + (rec.sd === null ? 'null' : JSON.stringify(rec.sd)) + ',"msg":' + str(rec.msg)
+    + ',"source":' + (rec.source === null ? 'null' : rec.source.json);
+  if (rec.meta !== null) line += ',"meta":' + JSON.stringify(rec.meta);
+  if (rec.parseError) line += ',"parse_error":true';
+  if (rec.invalidUtf8) line += ',"invalid_utf8":true';
+  return line + '}\n';
+}
+
+test('appendRecord property: the bytes queued are the UTF-8 of what the previous encoder made, record after record', async () => {
   const fc = (await import('fast-check')).default;
   const { decodeSyslogFrame } = await import('../../../src/sources/syslog/decode.js');
   const { EncodedQueue } = await import('../../../src/sinks/encoded-queue.js');
@@ -98,26 +117,46 @@ test('appendRecord property: the bytes queued are exactly the UTF-8 of encodeRec
     { weight: 1, arbitrary: fc.constantFrom('\uFEFF', '- - \uFEFF', 'é', '"', '\\', '\t', '\u0000') },
     { weight: 2, arbitrary: fc.string({ unit: 'grapheme-ascii', maxLength: 30 }) },
   );
-  const meta = fc.option(fc.oneof(
-    fc.constant(Object.freeze({ owner: 'team-a', env: 'prod' })),
-    fc.constant(Object.freeze({ owner: 'équipe', note: '"quoted"\n' })),
-    fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ unit: 'binary', maxLength: 8 }), { maxKeys: 3 }),
-  ));
-  const source = fc.constantFrom(new SourceInfo('tcp', '127.0.0.1', 40000), new SourceInfo('udp', '::1', 1), new SourceInfo('tcp', 'hôte', 2));
-  fc.assert(fc.property(fc.array(fc.array(piece, { maxLength: 10 }), { minLength: 1, maxLength: 8 }), meta, source, fc.boolean(), (frames, m, src, flags) => {
+  // Runs of records that share their header (the parts kept between records), and records that differ.
+  const frame = fc.oneof(
+    fc.array(piece, { maxLength: 10 }).map((parts) => parts.join('')),
+    fc.tuple(fc.constantFrom('<13>1', '<14>1', '<13>2'), fc.constantFrom('h', 'h2', '-'), fc.constantFrom('app', '-'), fc.constantFrom('1', '-'),
+      fc.constantFrom('ID', '-'), fc.constantFrom('', '\uFEFF', 'é'), fc.string({ unit: 'grapheme-ascii', maxLength: 20 }))
+      .map(([pri, host, app, procid, msgid, lead, msg]) => `${pri} 2026-11-27T10:00:00Z ${host} ${app} ${procid} ${msgid} - ${lead}${msg}`),
+  );
+  const frozen = [Object.freeze({ owner: 'team-a', env: 'prod' }), Object.freeze({ owner: 'équipe', note: '"quoted"\n' })];
+  const meta = fc.option(fc.oneof(fc.constantFrom(...frozen), fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ unit: 'binary', maxLength: 8 }), { maxKeys: 3 })));
+  const sources = [new SourceInfo('tcp', '127.0.0.1', 40000), new SourceInfo('udp', '::1', 1), new SourceInfo('tcp', 'hôte', 2)];
+  const record = fc.record({
+    frame, meta, source: fc.constantFrom(...sources), tenant: fc.constantFrom('acme', 'b'), host: fc.constantFrom('f'.repeat(40), 'e'.repeat(40)),
+    flags: fc.constantFrom(0, 0, 1, 2, 3), mutateMeta: fc.boolean(),
+  });
+  fc.assert(fc.property(fc.array(record, { minLength: 1, maxLength: 12 }), (records) => {
     // A tiny first chunk, so lines also land where a new chunk must be made.
     const queue = new EncodedQueue(256, 16);
     const want: Buffer[] = [];
-    for (const parts of frames) {
-      const frame = Buffer.from(parts.join(''));
-      const rec = decodeSyslogFrame(frame, 0, frame.length, src, '2026-11-27T00:00:00.000Z', Date.UTC(2026, 10, 27));
-      rec.tenant = 'acme';
-      rec.host = 'f'.repeat(40);
-      rec.meta = m as Record<string, unknown> | null;
-      if (flags) rec.parseError = rec.invalidUtf8 = true;
+    let shared: Record<string, unknown> = { n: 0 };
+    for (const r of records) {
+      const bytes = Buffer.from(r.frame);
+      const rec = decodeSyslogFrame(bytes, 0, bytes.length, r.source, '2026-11-27T00:00:00.000Z', Date.UTC(2026, 10, 27));
+      rec.tenant = r.tenant;
+      rec.host = r.host;
+      // Unfrozen metadata may change between two records that carry the same object.
+      if (r.mutateMeta) {
+        shared.n = (shared.n as number) + 1;
+        rec.meta = shared;
+      } else {
+        rec.meta = r.meta as Record<string, unknown> | null;
+      }
+      rec.parseError = (r.flags & 1) !== 0;
+      rec.invalidUtf8 = (r.flags & 2) !== 0;
       appendRecord(queue, rec);
-      want.push(Buffer.from(encodeRecord(rec), 'utf8'));
+      const line = encodeRecord(rec);
+      const previous = previousEncodeRecord(rec);
+      assert.equal(line, previous);
+      want.push(Buffer.from(previous, 'utf8'));
+      if (r.mutateMeta && r.flags === 3) shared = { n: 0 };
     }
     assert.deepEqual(Buffer.concat(queue.take(Infinity)), Buffer.concat(want));
-  }), { numRuns: 1000 });
+  }), { numRuns: 2000 });
 });
