@@ -29,13 +29,16 @@ export const MEMBERS_BUCKET = 'members';
 export const LEADER_BUCKET = 'leader';
 export const HOST_LOCKS_BUCKET = 'host_locks';
 
-/** Connects for cluster coordination; resolves once connected (retrying meanwhile), then reconnects on its own, forever. */
+/**
+ * Connects for cluster coordination (rejects when no server answers within
+ * 2 s: callers retry); once connected, it reconnects on its own, forever.
+ */
 export async function connectCluster(config: ClusterConfig, role: string): Promise<NatsConnection> {
   return connect({
     servers: config.nats,
     name: `sluice ${config.nodeId} ${role}`,
+    timeout: 2000,
     maxReconnectAttempts: -1,
-    waitOnFirstConnect: true,
     reconnectTimeWait: 500,
     reconnectJitter: 250,
     noAsyncTraces: true,

@@ -14,9 +14,11 @@
  * leader removes locks of owners that left the cluster without doing so.
  */
 import { randomBytes } from 'node:crypto';
-import { KvWatchInclude, type KV, type KvEntry, type QueuedIterator } from 'nats';
-import type { SessionEntry, SessionObserver } from '../../core/sessions.js';
-import { decodeValue, encodeValue } from './buckets.js';
+import { KvWatchInclude, type KV, type KvEntry, type NatsConnection, type QueuedIterator } from 'nats';
+import type { SessionEntry, SessionObserver, SessionRegistry } from '../../core/sessions.js';
+import type { ClusterConfig } from '../../ops/config/types.js';
+import type { Telemetry } from '../../ops/telemetry.js';
+import { connectCluster, decodeValue, encodeValue, openClusterBuckets } from './buckets.js';
 
 export interface HostLockRecord {
   /** `<node id>/<process tag>`: unique per process run. */
@@ -197,5 +199,61 @@ export class HostLocks implements SessionObserver {
     this.takeovers += sessions.length;
     for (const session of sessions) session.control.close('host_moved');
     this.events.hostMoved(hostKey, record, sessions.length);
+  }
+}
+
+/**
+ * Host locks for one process's sessions, in the background: connects (and
+ * retries while NATS is away; sessions meanwhile are simply not locked),
+ * then locks the hosts of the sessions already open and of every new one.
+ */
+export class HostLockService {
+  private nc: NatsConnection | null = null;
+  private locks: HostLocks | null = null;
+  private stopping = false;
+  private retry: NodeJS.Timeout | null = null;
+  private gauge: NodeJS.Timeout | null = null;
+
+  constructor(private readonly config: ClusterConfig, private readonly sessions: SessionRegistry, private readonly telemetry: Telemetry) {
+    void this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    const c = this.config;
+    while (!this.stopping) {
+      try {
+        this.nc ??= await connectCluster(c, 'host locks');
+        const { hostLocks } = await openClusterBuckets(this.nc, c);
+        const locks = new HostLocks(hostLocks, c.nodeId, {
+          hostMoved: (hostKey, record, sessions) => {
+            this.telemetry.hostLockTakeovers.inc(sessions);
+            this.telemetry.emit('hostMoved', { host_key: hostKey, to: record.node, sessions });
+          },
+          lockFailed: (hostKey, err) => this.telemetry.emit('hostLockFailed', { host_key: hostKey, error: err.message }),
+        });
+        await locks.start();
+        if (this.stopping) {
+          locks.stop();
+          break;
+        }
+        this.locks = locks;
+        this.sessions.observe(locks);
+        for (const entry of this.sessions.values()) if (entry.hostKey !== null) locks.hostChanged(entry, null);
+        this.gauge = setInterval(() => this.telemetry.hostLocksHeld.set(locks.size), c.heartbeatIntervalMs).unref();
+        return;
+      } catch (err) {
+        this.telemetry.emit('hostLockFailed', { host_key: null, error: (err as Error).message });
+        await new Promise<void>((resolve) => { this.retry = setTimeout(resolve, c.heartbeatIntervalMs); });
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.retry !== null) clearTimeout(this.retry);
+    if (this.gauge !== null) clearInterval(this.gauge);
+    this.locks?.stop();
+    // drain(): the lock deletes of sessions that just closed go out before the connection ends.
+    await this.nc?.drain().catch(() => undefined);
   }
 }
