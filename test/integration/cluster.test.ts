@@ -17,7 +17,7 @@ import { hostKey } from '../../src/core/identity.js';
 import { destroyClusterBuckets } from '../../src/services/cluster/buckets.js';
 import type { ClusterStatus } from '../../src/services/cluster/member.js';
 import type { HostLockRecord } from '../../src/services/cluster/host-locks.js';
-import { closed, connect, jsonLines, requireProgram, ROOT, tempDir, waitFor } from '../helpers.js';
+import { closed, connect, jsonLines, launchChromium, requireProgram, ROOT, tempDir, waitFor } from '../helpers.js';
 
 const CLI = path.join(ROOT, 'dist', 'src', 'ops', 'cli.js');
 const NATS_URL = 'nats://127.0.0.1:4222';
@@ -81,6 +81,23 @@ test('cluster: three nodes elect one leader; a host that moves takes its session
     const leaderId = agreed[0]!.leader!.id;
     assert.deepEqual(agreed[0]!.members.map((m) => m.id), ['n1', 'n2', 'n3']);
     for (const m of agreed[0]!.members) assert.match(m.admin ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+
+    // The dashboard of n1 shows the cluster: three members, the leader marked, links to the others' dashboards.
+    const browser = await launchChromium();
+    if (typeof browser !== 'string') {
+      try {
+        const page = await browser.newPage();
+        await page.goto(nodes[0]!.admin);
+        await page.waitForSelector('#cluster:not([hidden]) #cluster-members tbody tr:nth-child(3)', { timeout: 15_000 });
+        const rows = await page.$$eval('#cluster-members tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+        assert.deepEqual(rows.map((r) => [r[0], r[1]]), ['n1', 'n2', 'n3'].map((id) => [id, id === leaderId ? 'leader' : 'member']));
+        assert.equal(rows[0]![8], 'this node');
+        assert.match(rows[1]![8] ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+        await page.screenshot({ path: path.join(dir, 'cluster-dashboard.png'), fullPage: true });
+      } finally {
+        await browser.close();
+      }
+    }
 
     // `sluice cluster status` prints the members and marks the leader.
     const printed = spawnSync(process.execPath, [CLI, 'cluster', 'status', '--url', nodes[0]!.admin], { encoding: 'utf8' });
