@@ -19,7 +19,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,6 +42,7 @@ const TOKEN = 'replace-with-a-long-random-token';
 const omrelp = ['/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so', '/usr/lib/rsyslog/omrelp.so'].some((p) => existsSync(p));
 if (!omrelp && process.env.CI === 'true') throw new Error('rsyslog-relp is required under CI=true');
 const skip = requireProgram('haproxy', 'Debian package haproxy')
+  || requireProgram('logger', 'Debian package bsdutils')
   || requireProgram('nats-server', 'Debian package nats-server')
   || requireProgram('rsyslogd', 'Debian packages rsyslog and rsyslog-relp')
   || (omrelp ? false : 'rsyslog-relp not installed')
@@ -208,14 +209,12 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
   }, 20_000);
   mark('haproxy up');
 
-  // Verify, as the doc does: one message over syslog TCP and one over HTTP, through HAProxy.
-  const syslog = await new Promise<net.Socket>((resolve, reject) => {
-    const socket = net.connect(5514, at(30), () => resolve(socket));
-    socket.once('error', reject);
-  });
-  syslog.end(`<14>1 2026-11-27T00:00:00Z checkhost deploycheck - - [sluice@32473 token="${TOKEN}"] hello over tcp\n`);
+  // Verify, as the doc does: one message with logger over syslog TCP and one over HTTP, through HAProxy.
+  const logger = spawnSync('logger', ['-n', at(30), '-P', '5514', '-T', '--octet-count', '--rfc5424', '--sd-id', 'sluice@32473',
+    '--sd-param', `token="${TOKEN}"`, '-t', 'deploycheck', 'hello over tcp'], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(logger.status, 0, logger.stderr);
   const posted = await fetch(`http://${at(30)}:4318/v1/ingest`, {
-    method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: '{"msg":"hello over http","hostname":"checkhost"}\n',
+    method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: '{"msg":"hello over http","app":"deploycheck"}\n',
   });
   assert.equal(posted.status, 200, await posted.text());
 
@@ -223,13 +222,13 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
   nc = await natsConnect({ servers: [11, 12, 13].map((n) => `nats://${at(n)}:4222`) });
   const jsm = await nc.jetstreamManager();
   await within('the stream created by a node', async () => (await jsm.streams.info(stream).catch(() => null)) !== null, 10_000);
-  const received: { subject: string; record: { tenant: string; hostname: string; msg: string } }[] = [];
+  const received: { subject: string; record: { tenant: string; hostname: string; app: string; msg: string } }[] = [];
   const seqCounts = new Uint8Array(TOTAL);
   let seqsSeen = 0;
   consuming = await (await nc.jetstream().consumers.get(stream)).consume();
   void (async () => {
     for await (const m of consuming!) {
-      const record = JSON.parse(m.string()) as { tenant: string; hostname: string; msg: string };
+      const record = JSON.parse(m.string()) as { tenant: string; hostname: string; app: string; msg: string };
       received.push({ subject: m.subject, record });
       const seq = /^seq (\d+)$/.exec(record.msg);
       if (seq === null) continue;
@@ -238,8 +237,8 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
       seqCounts[i] = seqCounts[i]! + 1;
     }
   })();
-  await within('both check messages in the stream', async () => received.filter((r) => r.record.hostname === 'checkhost').length === 2, 10_000);
-  const checks = received.filter((r) => r.record.hostname === 'checkhost');
+  await within('both check messages in the stream', async () => received.filter((r) => r.record.app === 'deploycheck').length === 2, 10_000);
+  const checks = received.filter((r) => r.record.app === 'deploycheck');
   assert.deepEqual(checks.map((r) => r.record.msg).sort(), ['hello over http', 'hello over tcp']);
   assert.ok(checks.every((r) => r.record.tenant === 'acme' && r.subject.startsWith(`${subjectPrefix}.acme.`)), JSON.stringify(checks));
   const info = await jsm.streams.info(stream);
