@@ -597,9 +597,9 @@ export const ClusterSchema = section(
       default: 'sluice', pattern: '^[A-Za-z0-9_-]{1,32}$', 'x-expected': '1 to 32 letters, digits, "_" and "-"',
     }),
     replicas: Type.Integer({ description: 'Replicas of each bucket when it is created (3 on a 3-server NATS cluster).', default: 1, minimum: 1, maximum: 5 }),
-    heartbeat_interval: duration('2s', 'How often the node writes its heartbeat (identity and load) and renews its leadership or claims it.'),
+    heartbeat_interval: duration('1s', 'How often the node writes its heartbeat (identity and load) and renews its leadership or claims it.'),
     member_ttl: duration('10s', 'A member whose heartbeat is older than this disappears from the cluster (the bucket\'s time-to-live, fixed when the bucket is created).'),
-    leader_ttl: duration('6s', 'The leader key expires this long after its last renewal, so a new leader is elected at most this long plus one heartbeat after the old one died (fixed when the bucket is created).'),
+    leader_ttl: duration('5s', 'The leader key expires this long after its last renewal, so a new leader is elected at most this long plus one heartbeat after the old one died (fixed when the bucket is created).'),
     host_locks: Type.Boolean({ description: 'One node owns a host\'s session at a time: a host that connects through another node takes its session over and the old node closes its own.', default: true }),
     prune_hosts_after: duration('30d', 'The leader deletes host metadata of hosts unseen for this long (when this node runs the host metadata service). 0: never.'),
     shed_connections_over: Type.Number({
