@@ -106,24 +106,6 @@ async function haproxyServers(statsUrl: string): Promise<Map<string, { status: s
   return servers;
 }
 
-/** The cluster as its buckets hold it: live members (by heartbeat) and the leader (`cluster` section, docs/config.md). */
-async function clusterView(nc: NatsConnection): Promise<{ members: string[]; leader: string | null }> {
-  const js = nc.jetstream();
-  const read = async (bucket: string): Promise<Map<string, { id: string }>> => {
-    const kv = await js.views.kv(bucket, { bindOnly: true });
-    const keys: string[] = [];
-    for await (const key of await kv.keys()) keys.push(key);
-    const values = new Map<string, { id: string }>();
-    for (const key of keys) {
-      const entry = await kv.get(key);
-      if (entry !== null && entry.operation === 'PUT') values.set(key, entry.json<{ id: string }>());
-    }
-    return values;
-  };
-  const members = [...(await read('sluice_members')).values()].map((m) => m.id).sort();
-  return { members, leader: (await read('sluice_leader')).get('leader')?.id ?? null };
-}
-
 test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP load through HAProxy loses nothing acknowledged', { skip, timeout: 150_000 }, async (t) => {
   const started = Date.now();
   const timings: string[] = [];
@@ -262,15 +244,6 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
   const info = await jsm.streams.info(stream);
   assert.equal(info.config.num_replicas, 3, 'the stream the node created is replicated on the three servers');
   assert.equal(info.cluster?.replicas?.length, 2);
-  // The nodes found each other through their `cluster` section: three members, one leader among them.
-  const all = ['node-1', 'node-2', 'node-3'];
-  const formed = await within('three members and a leader', async () => {
-    const view = await clusterView(nc!).catch(() => null);
-    return view !== null && view.members.join() === all.join() && view.leader !== null && view;
-  }, 20_000);
-  assert.ok(all.includes(formed.leader!));
-  assert.equal((await jsm.streams.info('KV_sluice_members')).config.num_replicas, 3);
-  mark('cluster formed');
 
   // Step: the agent, rsyslog with the shipped snippet, fed numbered messages over TCP.
   const agentRoot = path.join(dir, 'agent');
@@ -325,15 +298,6 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
   await fed;
   await within('every message in the stream', async () => seqsSeen === TOTAL, 60_000);
   mark('all delivered');
-  // The dead node leaves the membership once its heartbeat expires (member_ttl, 10 s); a survivor leads.
-  const survivors = all.filter((id) => id !== `node-${victim}`);
-  const after = await within(`node-${victim} gone from the members`, async () => {
-    const view = await clusterView(nc!);
-    return view.members.join() === survivors.join() && view.leader !== null && view;
-  }, 20_000);
-  assert.ok(survivors.includes(after.leader!), `leader ${after.leader}`);
-  const leftAfterMs = Date.now() - killedAt;
-  mark('membership updated');
 
   // Zero acknowledged loss: every number is in the stream; duplicates (RELP resends) are counted.
   const missing: number[] = [];
@@ -362,9 +326,8 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
   // Step: the dead node comes back; HAProxy takes it back after its checks pass.
   nodes[victim - 1] = startNode(victim);
   await within(`HAProxy marks node-${victim} up again`, async () => (await haproxyServers(statsUrl)).get(`relp/node-${victim}`)!.status === 'UP', 40_000);
-  await within(`node-${victim} a member again`, async () => (await clusterView(nc!)).members.join() === all.join(), 20_000);
   mark('back up');
 
-  t.diagnostic(`cluster deploy: ${TOTAL} fed, all in the stream, ${duplicates} duplicates; node-${victim} killed, HAProxy marked it down after ${downAfterMs} ms, rsyslog went on through node-${survivor}, the members were ${survivors.join(' and ')} after ${leftAfterMs} ms`);
+  t.diagnostic(`cluster deploy: ${TOTAL} fed, all in the stream, ${duplicates} duplicates; node-${victim} killed, HAProxy marked it down after ${downAfterMs} ms, rsyslog went on through node-${survivor}`);
   t.diagnostic(`timings: ${timings.join(', ')}`);
 });
