@@ -15,7 +15,7 @@
  * every program binds the address and the real port its file names; other tests bind
  * 127.0.0.1 or port 0, never 0.0.0.0 on these ports. Each machine's absolute paths
  * (/var/lib/...) are moved under a folder of its own. Only what one shared test host
- * forces is changed beyond that — see `SLUICE_CHANGES` and `HAPROXY_DROPPED`.
+ * forces is changed beyond that — see `sluiceChanges` and `HAPROXY_DROPPED`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -48,7 +48,7 @@ const skip = requireProgram('haproxy', 'Debian package haproxy')
   || (omrelp ? false : 'rsyslog-relp not installed')
   || await requirePostgres();
 
-/** Global settings of the shipped haproxy.cfg that need root or the system's files; dropped here. */
+/** Global settings of the shipped haproxy.cfg that need root or the system's files (and `log global`, which refers to them); dropped here. */
 const HAPROXY_DROPPED = /^\s*(log|chroot|user|group|daemon|stats socket)\b/;
 
 /** A shipped file with the deployment's machines moved onto loopback: 10.0.0.N → `<net>.N`, /var/lib → `<root>/var/lib`. */
@@ -123,11 +123,12 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
 
   t.after(async () => {
     consuming?.stop();
+    for (const machine of machines) if (!machine.name.startsWith('nats-')) killGroup(machine);
     if (nc !== null) {
       await (await nc.jetstreamManager()).streams.delete(stream).catch(() => false);
       await nc.close();
     }
-    for (const machine of machines.reverse()) killGroup(machine);
+    for (const machine of machines) killGroup(machine);
     const admin = new pg.Client({ connectionString: withDefaultUser(POSTGRES_URL) });
     await admin.connect();
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -166,7 +167,7 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
   mark('nats cluster');
 
   // Step: the three sluice nodes, each with its file.
-  const SLUICE_CHANGES = (doc: YAML.Document, n: number): void => {
+  const sluiceChanges = (doc: YAML.Document, n: number): void => {
     // One shared PostgreSQL for every test: a schema of this run's own.
     doc.setIn(['hostmeta', 'service', 'postgres_url'], POSTGRES_URL);
     doc.setIn(['hostmeta', 'service', 'postgres_schema'], schema);
@@ -175,13 +176,15 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
     // The stream and subjects of this run (deleted afterwards).
     doc.setIn(['sinks', 'bus', 'nats', 'stream'], stream);
     doc.setIn(['sinks', 'bus', 'nats', 'subject_prefix'], subjectPrefix);
+    // `workers: auto` is one per core of the node's machine; here three nodes share one machine of any size.
+    doc.setIn(['workers'], 2);
     assert.equal(doc.getIn(['cluster', 'node_id']), `node-${n}`);
   };
   const nodeConfigs = [1, 2, 3].map((n) => {
     const root = path.join(dir, `node-${n}`);
     mkdirSync(path.join(root, 'var', 'lib', 'sluice'), { recursive: true });
     const doc = YAML.parseDocument(onLoopback(`sluice-node-${n}.yaml`, net24, root));
-    SLUICE_CHANGES(doc, n);
+    sluiceChanges(doc, n);
     const config = path.join(root, 'sluice.yaml');
     writeFileSync(config, doc.toString());
     return config;
