@@ -106,6 +106,24 @@ async function haproxyServers(statsUrl: string): Promise<Map<string, { status: s
   return servers;
 }
 
+interface ClusterView {
+  members: string[];
+  leader: string | null;
+}
+
+/** A node's view of the cluster from its admin API (GET /api/cluster, with the token the node wrote at first start). */
+async function clusterView(adminUrl: string, dataDir: string): Promise<ClusterView | null> {
+  try {
+    const token = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+    const response = await fetch(`${adminUrl}/api/cluster`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(2000) });
+    if (response.status !== 200) return null;
+    const status = await response.json() as { members: { id: string }[]; leader: { id: string } | null };
+    return { members: status.members.map((m) => m.id).sort(), leader: status.leader?.id ?? null };
+  } catch {
+    return null;
+  }
+}
+
 test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP load through HAProxy loses nothing acknowledged', { skip, timeout: 150_000 }, async (t) => {
   const started = Date.now();
   const timings: string[] = [];
@@ -180,6 +198,7 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
     doc.setIn(['workers'], 2);
     assert.equal(doc.getIn(['cluster', 'node_id']), `node-${n}`);
   };
+  const nodeDataDir = (n: number): string => path.join(dir, `node-${n}`, 'var', 'lib', 'sluice');
   const nodeConfigs = [1, 2, 3].map((n) => {
     const root = path.join(dir, `node-${n}`);
     mkdirSync(path.join(root, 'var', 'lib', 'sluice'), { recursive: true });
@@ -197,6 +216,19 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
     return statuses.every((s) => s === 200);
   }, 40_000);
   mark('nodes ready');
+  // Verify: the nodes found each other (`sluice cluster status`, as the doc runs it, then each node's view).
+  const all = ['node-1', 'node-2', 'node-3'];
+  const agreeOn = async (ids: number[], members: string[]): Promise<string | false> => {
+    const views = await Promise.all(ids.map((n) => clusterView(`http://${at(20 + n)}:8080`, nodeDataDir(n))));
+    const leader = views[0]?.leader ?? null;
+    return leader !== null && members.includes(leader)
+      && views.every((v) => v !== null && v.members.join() === members.join() && v.leader === leader) && leader;
+  };
+  await within('the three nodes in one cluster with one leader', () => agreeOn([1, 2, 3], all), 20_000);
+  const status = spawnSync(process.execPath, [CLI, 'cluster', 'status', '--url', `http://${at(21)}:8080`, '--data-dir', nodeDataDir(1), '--json'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(status.status, 0, status.stderr);
+  assert.deepEqual((JSON.parse(status.stdout) as { members: { id: string }[] }).members.map((m) => m.id).sort(), all);
+  mark('cluster formed');
 
   // Step: HAProxy with the shipped file.
   const haproxyConfig = path.join(dir, 'haproxy.cfg');
@@ -302,6 +334,11 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
   await fed;
   await within('every message in the stream', async () => seqsSeen === TOTAL, 60_000);
   mark('all delivered');
+  // The dead node leaves the cluster once its heartbeat expires (member_ttl, 10 s); the other two agree on a leader among them.
+  const alive = [1, 2, 3].filter((n) => n !== victim);
+  const leaderAfter = await within(`node-${victim} gone from the cluster`, () => agreeOn(alive, alive.map((n) => `node-${n}`)), 20_000);
+  const leftAfterMs = Date.now() - killedAt;
+  mark('membership updated');
 
   // Zero acknowledged loss: every number is in the stream; duplicates (RELP resends) are counted.
   const missing: number[] = [];
@@ -330,8 +367,9 @@ test('cluster deployment (docs/cluster.md) on loopback: a node killed under RELP
   // Step: the dead node comes back; HAProxy takes it back after its checks pass.
   nodes[victim - 1] = startNode(victim);
   await within(`HAProxy marks node-${victim} up again`, async () => (await haproxyServers(statsUrl)).get(`relp/node-${victim}`)!.status === 'UP', 40_000);
+  await within(`node-${victim} back in the cluster`, () => agreeOn([1, 2, 3], all), 20_000);
   mark('back up');
 
-  t.diagnostic(`cluster deploy: ${TOTAL} fed, all in the stream, ${duplicates} duplicates; node-${victim} killed, HAProxy marked it down after ${downAfterMs} ms, rsyslog went on through node-${survivor}`);
+  t.diagnostic(`cluster deploy: ${TOTAL} fed, all in the stream, ${duplicates} duplicates; node-${victim} killed, HAProxy marked it down after ${downAfterMs} ms, rsyslog went on through node-${survivor}; members node-${alive.join(' and node-')} with leader ${leaderAfter} ${leftAfterMs} ms after the kill`);
   t.diagnostic(`timings: ${timings.join(', ')}`);
 });
