@@ -178,6 +178,8 @@ export const EVENTS = {
     help: 'The saved read position was unreadable, so everything still on disk is delivered again: receivers may see duplicates. Nothing to do unless it repeats.',
   },
   bufferStaleLock: { code: 'SLU0458I', level: 'info', text: 'disk buffer: lock left by a process that is gone taken over' },
+  bufferLegacyFound: { code: 'SLU0460I', level: 'info', text: 'disk buffer: entries written by an earlier version (one log for every tenant) are replayed first, in their order' },
+  bufferLegacyReplayed: { code: 'SLU0461I', level: 'info', text: 'disk buffer: the entries of the earlier version are all delivered and their files removed' },
   sinkConnected: { code: 'SLU0500I', level: 'info', text: 'sink connected to its receiver' },
   sinkDisconnected: {
     code: 'SLU0501W', level: 'warn', text: 'sink lost its connection; the next send reconnects', throttleMs: THROTTLE_MS,

@@ -37,6 +37,7 @@ export type ChildReport =
   | { kind: 'acknowledging'; id: number };
 
 const IN_FLIGHT = 64;
+export const TENANT = 'acme';
 const ACK_LAG_ENTRIES = 300;
 
 async function main(dir: string, firstN: number): Promise<void> {
@@ -53,7 +54,7 @@ async function main(dir: string, firstN: number): Promise<void> {
   const appendForever = async (): Promise<void> => {
     for (;;) {
       const n = nextN++; // taken and appended in the same tick: call order is number order
-      const result = await buffer.append(payloadFor(n), 1);
+      const result = await buffer.append(TENANT, payloadFor(n), 1);
       if (!result.written) throw new Error(`append ${n} refused: ${result.reason}`);
       if (unreported.length === 0) setImmediate(flushReports);
       unreported.push([n, result.id]);
@@ -65,7 +66,7 @@ async function main(dir: string, firstN: number): Promise<void> {
     const target = batch[batch.length - 1]!.id - ACK_LAG_ENTRIES;
     if (target > 0) {
       send({ kind: 'acknowledging', id: target });
-      buffer.acknowledge(target);
+      buffer.acknowledge({ tenant: TENANT, id: target });
     }
   }
 }
