@@ -483,7 +483,8 @@ export class DiskBuffer {
       // Its entries are older than any in the tenants' chains: nothing else is read until it is read through.
       while (legacy.nextCost > 0) {
         if (out.length > 0 && legacy.nextCost - 1 > maxBytes - bytes) return out;
-        const entry = await this.takeFrom(legacy);
+        const taken = this.takeFrom(legacy);
+        const entry = taken instanceof Promise ? await taken : taken;
         if (entry === null) continue;
         out.push(entry);
         bytes += entry.payload.length;
@@ -500,7 +501,8 @@ export class DiskBuffer {
       const chain = this.round.pick(room);
       if (chain === null) break;
       const cost = chain.nextCost;
-      const entry = await this.takeFrom(chain);
+      const taken = this.takeFrom(chain);
+      const entry = taken instanceof Promise ? await taken : taken;
       this.round.served(chain, entry !== null ? cost : 0);
       if (entry === null) continue;
       out.push(entry);
@@ -509,9 +511,22 @@ export class DiskBuffer {
     return out;
   }
 
-  /** Take the chain's next entry (null when it failed verification: counted), and find the one after. */
-  private async takeFrom(chain: SegmentChain): Promise<BufferEntry | null> {
-    const entry = await chain.take();
+  /**
+   * Take the chain's next entry (null when it failed verification: counted),
+   * and find the one after. Without waiting when both are in the chain's read
+   * buffer, as they are for all but one entry per buffer's worth.
+   */
+  private takeFrom(chain: SegmentChain): BufferEntry | null | Promise<BufferEntry | null> {
+    const entry = chain.takeBuffered();
+    if (entry !== undefined && chain.peekBuffered()) {
+      this.handedOut.push({ chain, id: entry.id });
+      return entry;
+    }
+    return this.takeFromFile(chain, entry);
+  }
+
+  private async takeFromFile(chain: SegmentChain, taken: BufferEntry | undefined): Promise<BufferEntry | null> {
+    const entry = taken ?? await chain.take();
     if (entry !== null) this.handedOut.push({ chain, id: entry.id });
     await this.peekChain(chain);
     return entry;

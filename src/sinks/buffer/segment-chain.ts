@@ -326,6 +326,7 @@ export class SegmentChain extends DrrFlow {
    * unreadable (counted). Only durable bytes are read.
    */
   async peek(): Promise<void> {
+    if (this.peekBuffered()) return;
     this.nextCost = 0;
     for (;;) {
       const scanner = await this.readerAt();
@@ -352,8 +353,21 @@ export class SegmentChain extends DrrFlow {
     }
   }
 
+  /** peek() when the next entry's header is already in the reader's buffer: true when nextCost is set. */
+  peekBuffered(): boolean {
+    const scanner = this.scanner;
+    if (scanner === null || this.readerSegment!.released) return false;
+    scanner.limit = this.readerSegment!.durableBytes;
+    const result = scanner.peekBuffered();
+    if (result === null || result.kind !== 'entry' || result.id < this.readFrom) return false;
+    this.nextCost = result.payloadBytes + 1;
+    return true;
+  }
+
   /** Read the entry peek() found (null when it fails verification: counted, and the next peek() goes past it). */
   async take(): Promise<BufferEntry | null> {
+    const buffered = this.takeBuffered();
+    if (buffered !== undefined) return buffered;
     const scanner = await this.readerAt();
     if (scanner === null) return null;
     const segment = this.readerSegment!;
@@ -363,8 +377,19 @@ export class SegmentChain extends DrrFlow {
       await this.skipDamage(segment, result.offset, result.reason);
       return null;
     }
-    if (result.kind !== 'entry') return null;
-    const { entry, recordsBefore } = result;
+    return result.kind === 'entry' ? this.handOut(result.entry, result.recordsBefore) : null;
+  }
+
+  /** take() when the whole entry is in the reader's buffer and verifies; undefined when it needs take(). */
+  takeBuffered(): BufferEntry | undefined {
+    if (this.scanner === null || this.readerSegment!.released) return undefined;
+    const result = this.scanner.nextBuffered();
+    if (result === null || result.kind !== 'entry') return undefined;
+    this.nextCost = 0;
+    return this.handOut(result.entry, result.recordsBefore);
+  }
+
+  private handOut(entry: ScannedEntry, recordsBefore: number): BufferEntry {
     if (entry.id > this.expectedId) this.reportLoss(entry.id, recordsBefore);
     this.expectedId = entry.id + 1;
     this.expectedRecordsBefore = recordsBefore + entry.records;

@@ -74,8 +74,25 @@ export class SegmentScanner {
     if (remaining === 0) return { kind: 'end' };
     if (remaining < ENTRY_HEADER_BYTES) return this.bad('short_entry_header');
     if (!(await this.fill(ENTRY_HEADER_BYTES))) return this.bad('file_shorter_than_recorded');
-    const at = this.offset - this.bufStart;
-    const header = decodeEntryHeader(this.buf, at);
+    return this.headerHere(remaining);
+  }
+
+  /**
+   * peek() without waiting, when the answer needs no read (the next header
+   * is in the read buffer, or the limit is reached); null otherwise. Replay
+   * runs through here for all but one entry per read-buffer's worth.
+   */
+  peekBuffered(): PeekResult | null {
+    if (this.offset === 0 || this.offset < this.bufStart) return null;
+    const remaining = this.limit - this.offset;
+    if (remaining === 0) return { kind: 'end' };
+    if (remaining < ENTRY_HEADER_BYTES || this.bufStart + this.bufLength - this.offset < ENTRY_HEADER_BYTES) return null;
+    return this.headerHere(remaining);
+  }
+
+  /** The entry header at `offset`, present in the read buffer, checked as far as it can be without the payload. */
+  private headerHere(remaining: number): PeekResult {
+    const header = decodeEntryHeader(this.buf, this.offset - this.bufStart);
     if (typeof header === 'string') return this.bad(header);
     if (header.id !== this.nextId) return this.bad('unexpected_id');
     if (ENTRY_HEADER_BYTES + header.payloadBytes > remaining) return this.bad('short_payload');
@@ -87,24 +104,36 @@ export class SegmentScanner {
     if (peeked.kind !== 'entry') return peeked;
     if (peeked.payloadBytes > payloadBudget) return { kind: 'over_budget' };
     const total = ENTRY_HEADER_BYTES + peeked.payloadBytes;
-
-    let payload: Buffer;
-    let headerBytes: Buffer;
-    let headerAt: number;
-    if (total <= this.buf.length) {
-      if (!(await this.fill(total))) return this.bad('file_shorter_than_recorded');
-      headerAt = this.offset - this.bufStart;
-      headerBytes = this.buf;
-      // A copy: the read buffer is reused, and the sink may hold a payload for a long time.
-      payload = Buffer.from(this.buf.subarray(headerAt + ENTRY_HEADER_BYTES, headerAt + total));
-    } else {
+    if (total > this.buf.length) {
       // Larger than the read buffer: read this entry into memory of its own.
       const whole = Buffer.allocUnsafeSlow(total);
       if (!(await this.readExactly(whole, this.offset))) return this.bad('file_shorter_than_recorded');
-      headerBytes = whole;
-      headerAt = 0;
-      payload = whole.subarray(ENTRY_HEADER_BYTES);
+      return this.verified(whole, 0, whole.subarray(ENTRY_HEADER_BYTES), total);
     }
+    if (!(await this.fill(total))) return this.bad('file_shorter_than_recorded');
+    return this.takeBuffered(total);
+  }
+
+  /**
+   * next() without waiting, when the whole next entry is in the read buffer;
+   * null when it needs a read (or is not an entry: next() says what it is).
+   */
+  nextBuffered(): ScanResult | null {
+    const peeked = this.peekBuffered();
+    if (peeked === null || peeked.kind !== 'entry') return null;
+    const total = ENTRY_HEADER_BYTES + peeked.payloadBytes;
+    if (this.bufStart + this.bufLength - this.offset < total) return null;
+    return this.takeBuffered(total);
+  }
+
+  private takeBuffered(total: number): ScanResult {
+    const headerAt = this.offset - this.bufStart;
+    // A copy: the read buffer is reused, and the sink may hold a payload for a long time.
+    const payload = Buffer.from(this.buf.subarray(headerAt + ENTRY_HEADER_BYTES, headerAt + total));
+    return this.verified(this.buf, headerAt, payload, total);
+  }
+
+  private verified(headerBytes: Buffer, headerAt: number, payload: Buffer, total: number): ScanResult {
     if (!entryChecksumMatches(headerBytes, headerAt, payload)) return this.bad('checksum_mismatch');
     // Verified: the header fields can be trusted now.
     const header = decodeEntryHeader(headerBytes, headerAt) as EntryHeader;
