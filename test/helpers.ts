@@ -12,6 +12,7 @@ import type { SluiceConfig } from '../src/ops/config/types.js';
 import { SluiceNode } from '../src/ops/node.js';
 import { Telemetry } from '../src/ops/telemetry.js';
 import { AckToken, type AckStatus } from '../src/core/ack.js';
+import type { Browser } from 'playwright-core';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
@@ -183,4 +184,24 @@ export function jsonLines(stream: NodeJS.ReadableStream): Record<string, unknown
     }
   });
   return lines;
+}
+
+/**
+ * Debian's headless Chromium under playwright-core, or the reason it is
+ * missing (the test skips with it; under CI=true a missing one fails).
+ */
+export async function launchChromium(): Promise<Browser | string> {
+  const missing = requireProgram('chromium', 'apt-get install chromium');
+  if (missing !== false) return missing;
+  let playwright: typeof import('playwright-core');
+  try {
+    playwright = await import('playwright-core');
+  } catch (err) {
+    if (process.env.CI === 'true') throw err;
+    const reason = 'playwright-core not installed (npm install)';
+    process.stderr.write(`skipping: ${reason}\n`);
+    return reason;
+  }
+  // --no-sandbox: tests may run as root, where Chromium's sandbox refuses to start.
+  return playwright.chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
 }
