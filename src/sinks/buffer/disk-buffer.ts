@@ -86,6 +86,8 @@ export class DiskBuffer {
   private readonly chains = new Map<string, SegmentChain>();
   /** Entries written before there was a chain per tenant: read first, never appended to; null once gone. */
   private legacy: SegmentChain | null = null;
+  /** The legacy chain was here, and is delivered and gone. */
+  private legacyDelivered = false;
   private readonly context: ChainContext;
   private readonly tenantsDir: string;
 
@@ -605,6 +607,7 @@ export class DiskBuffer {
   acknowledge(entry: Pick<BufferEntry, 'tenant' | 'id'>): void {
     if (this.closed) throw new DiskBufferClosedError(this.name);
     if (!Number.isSafeInteger(entry.id)) throw new RangeError(`entry id must be an integer (got ${entry.id})`);
+    if (entry.tenant === null && this.legacyDelivered) return;
     const target = entry.tenant === null ? this.legacy : this.chains.get(entry.tenant);
     if (target === null || target === undefined) throw new RangeError(`disk buffer ${this.name}: no entries of tenant ${String(entry.tenant)} were read`);
     if (entry.id <= target.acknowledged) return;
@@ -731,6 +734,7 @@ export class DiskBuffer {
     const legacy = this.legacy;
     if (legacy === null || legacy.segments.length > 0 || this.releasedSegments.some((s) => path.dirname(s.file) === this.dir)) return;
     this.legacy = null;
+    this.legacyDelivered = true;
     this.openReaders.delete(legacy);
     void legacy.closeHandles();
     this.acknowledgements++; // the next checkpoint drops its entry
