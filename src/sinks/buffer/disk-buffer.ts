@@ -27,7 +27,7 @@ import {
   ENTRY_HEADER_BYTES, MAX_TENANT_BYTES, SEGMENT_HEADER_BYTES, TENANTS_DIR, parseSegmentName, parseTenantDirName, tenantDirName,
 } from './format.js';
 import { DirectoryLock } from './lock.js';
-import { SegmentChain, UndoFailedError, type BufferEntry, type ChainContext, type PendingAppend, type Segment } from './segment-chain.js';
+import { SegmentChain, UndoFailedError, type BufferEntry, type ChainContext, type PendingAppend, type Segment, type SegmentWrite } from './segment-chain.js';
 
 export type { BufferEntry } from './segment-chain.js';
 
@@ -62,8 +62,10 @@ const MAINTENANCE_RETRY_MS = 1000;
 export const REPLAY_QUANTUM_BYTES = 64 * 1024;
 /** Chains whose reader keeps its file open (the others reopen it where they stopped). */
 const MAX_OPEN_READERS = 32;
-/** Chains whose newest segment stays open between write rounds (the others reopen it when next written). */
+/** Chains whose newest segment is open (the others reopen it when next written). */
 const MAX_OPEN_WRITERS = 64;
+/** Chains a write round writes at once (their fdatasyncs share libuv's thread pool anyway). */
+const WRITE_LANES = 16;
 
 interface BlockedAppend {
   readonly chain: SegmentChain;
@@ -395,7 +397,28 @@ export class DiskBuffer {
     }
     this.writingEntries = batch.length;
     const chains = [...byChain.keys()];
-    const results = await Promise.allSettled(chains.map((chain) => chain.write(byChain.get(chain)!)));
+    const results: PromiseSettledResult<SegmentWrite[]>[] = [];
+    let next = 0;
+    const writing = new Set<SegmentChain>();
+    const lane = async (): Promise<void> => {
+      while (next < chains.length) {
+        const i = next++;
+        const chain = chains[i]!;
+        writing.add(chain);
+        // Files are closed before more are opened: never more than MAX_OPEN_WRITERS, whatever the tenants in the round.
+        if (!chain.hasWriteHandle) await this.closeIdleWriters(MAX_OPEN_WRITERS - 1, writing);
+        this.openWriters.delete(chain);
+        this.openWriters.add(chain);
+        try {
+          results[i] = { status: 'fulfilled', value: await chain.write(byChain.get(chain)!) };
+        } catch (err) {
+          results[i] = { status: 'rejected', reason: err };
+        }
+        writing.delete(chain);
+        if (!chain.hasWriteHandle) this.openWriters.delete(chain);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(WRITE_LANES, chains.length) }, lane));
     this.writingEntries = 0;
     this.bytesReserved -= reserved;
 
@@ -415,12 +438,9 @@ export class DiskBuffer {
       for (const write of result.value) this.bytesHeld += write.bytes;
       this.unacknowledgedEntries += appends.length;
       this.unpeeked.add(chain);
-      this.openWriters.delete(chain);
-      if (chain.hasWriteHandle) this.openWriters.add(chain);
       this.releaseAcknowledged(chain); // a segment this round moved on from may be fully acknowledged already
       settle.push(() => { for (const write of result.value) for (const entry of write.entries) entry.append.resolve({ written: true, id: entry.id }); });
     });
-    this.boundOpenWriters();
     this.replan(chains); // appends admitted during the round were planned on the round's plan; re-check against what happened
     if (wrote) {
       this.syncs.inc();
@@ -446,12 +466,13 @@ export class DiskBuffer {
     }
   }
 
-  /** Close the newest segments of the chains written least recently, past MAX_OPEN_WRITERS (between rounds only). */
-  private boundOpenWriters(): void {
+  /** Close the newest segments of the chains written least recently (but not those being written) until at most `keep` are open. */
+  private async closeIdleWriters(keep: number, writing: ReadonlySet<SegmentChain>): Promise<void> {
     for (const chain of this.openWriters) {
-      if (this.openWriters.size <= MAX_OPEN_WRITERS) return;
-      chain.closeWriteHandle();
+      if (this.openWriters.size <= keep) return;
+      if (writing.has(chain)) continue;
       this.openWriters.delete(chain);
+      await chain.closeWriteHandle();
     }
   }
 
@@ -544,8 +565,8 @@ export class DiskBuffer {
     if (chain.hasOpenReader) this.openReaders.add(chain);
     for (const oldest of this.openReaders) {
       if (this.openReaders.size <= MAX_OPEN_READERS) break;
-      oldest.suspendReader();
       this.openReaders.delete(oldest);
+      await oldest.suspendReader();
     }
   }
 
@@ -829,6 +850,7 @@ export class DiskBuffer {
       this.chains.set(tenant, chain);
       await chain.recover(saved.tenants.get(tenant) ?? 0);
       this.register(chain);
+      await this.closeIdleWriters(MAX_OPEN_WRITERS, new Set()); // recovery keeps each chain's newest segment open
     }
     // A tenant whose segments are all gone keeps its ids running on.
     for (const [tenant, acknowledged] of saved.tenants) {
@@ -853,6 +875,5 @@ export class DiskBuffer {
     if (chain.unacknowledged > 0) this.unpeeked.add(chain);
     if (chain.hasWriteHandle) this.openWriters.add(chain);
     this.releaseAcknowledged(chain);
-    this.boundOpenWriters();
   }
 }

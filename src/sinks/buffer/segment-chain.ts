@@ -190,16 +190,16 @@ export class SegmentChain extends DrrFlow {
     if (active.lastId < active.firstId || active.lastId > this.acknowledged) return false;
     active.sealed = true;
     this.appendTo = null;
-    this.closeWriteHandle();
+    void this.closeWriteHandle();
     this.plannedTail = null;
     return true;
   }
 
   /** Close the newest segment's handle while the chain is idle; the next round reopens it. */
-  closeWriteHandle(): void {
+  async closeWriteHandle(): Promise<void> {
     const handle = this.appendHandle;
     this.appendHandle = null;
-    void handle?.close().catch(() => undefined);
+    await handle?.close().catch(() => undefined);
   }
 
   // ── writing ──────────────────────────────────────────────────────────
@@ -416,7 +416,7 @@ export class SegmentChain extends DrrFlow {
   }
 
   /** Close the reader's file, keeping its place: the next read reopens it there. */
-  suspendReader(): void {
+  async suspendReader(): Promise<void> {
     if (this.scanner !== null) {
       this.readerOffset = this.scanner.offset;
       this.readerNextId = this.scanner.nextId;
@@ -424,7 +424,7 @@ export class SegmentChain extends DrrFlow {
     this.scanner = null;
     const handle = this.readerHandle;
     this.readerHandle = null;
-    void handle?.close().catch(() => undefined);
+    await handle?.close().catch(() => undefined);
   }
 
   private async leaveReaderSegment(): Promise<void> {
