@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/buffer-replay.js --before <checkout> [--mb 128] [--steady 50] [--repeat 3] [--dir /tmp]`
+ * `node dist/bench/buffer-replay.js --before <checkout> [--mb 128] [--steady 50] [--in-flight 64] [--repeat 3] [--dir /tmp]`
  *
  * The disk buffer's replay after an outage, two versions side by side in one
  * run so the comparison holds on a noisy machine: `<checkout>` is a built
@@ -26,7 +26,6 @@ import { pathToFileURL } from 'node:url';
 
 const ENTRY_BYTES = 4096;
 const STEADY_ENTRIES = 20;
-const IN_FLIGHT = 64;
 const READ_BYTES = 1024 * 1024;
 
 /** The part of either version's API the workload uses. */
@@ -88,8 +87,8 @@ function payloadFor(tenant: string, n: number): Buffer {
   return out;
 }
 
-/** Append every (tenant, n) of `items`, IN_FLIGHT at a time; returns seconds. */
-async function appendAll(buffer: Buffered, items: [string, number][]): Promise<number> {
+/** Append every (tenant, n) of `items`, `inFlight` at a time; returns seconds. */
+async function appendAll(buffer: Buffered, items: [string, number][], inFlight: number): Promise<number> {
   const started = performance.now();
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -98,7 +97,7 @@ async function appendAll(buffer: Buffered, items: [string, number][]): Promise<n
       await buffer.append(tenant, payloadFor(tenant, n));
     }
   };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  await Promise.all(Array.from({ length: inFlight }, worker));
   return (performance.now() - started) / 1000;
 }
 
@@ -114,17 +113,17 @@ interface Result {
   steadyDoneMs: number;
 }
 
-async function runOnce(version: Version, root: string, floodMiB: number, steadyTenants: number): Promise<Result> {
+async function runOnce(version: Version, root: string, floodMiB: number, steadyTenants: number, inFlight: number): Promise<Result> {
   const dir = mkdtempSync(path.join(root, `sluice-replay-${version.label}-`));
   try {
     const floodEntries = Math.round((floodMiB * 1024 * 1024) / ENTRY_BYTES);
     let buffer = await version.open(dir);
-    const floodSeconds = await appendAll(buffer, Array.from({ length: floodEntries }, (_, i) => ['flood', i] as [string, number]));
+    const floodSeconds = await appendAll(buffer, Array.from({ length: floodEntries }, (_, i) => ['flood', i] as [string, number]), inFlight);
     const steady: [string, number][] = [];
     for (let n = 0; n < STEADY_ENTRIES; n++) for (let t = 0; t < steadyTenants; t++) steady.push([`steady${t}`, n]);
     // The first append of a tenant creates its chain (a folder, a segment, three fsyncs): timed apart from the rest.
-    await appendAll(buffer, steady.slice(0, steadyTenants));
-    const steadySeconds = await appendAll(buffer, steady.slice(steadyTenants));
+    await appendAll(buffer, steady.slice(0, steadyTenants), inFlight);
+    const steadySeconds = await appendAll(buffer, steady.slice(steadyTenants), inFlight);
     await buffer.close();
 
     const opened = performance.now();
@@ -180,23 +179,24 @@ async function main(): Promise<void> {
       mb: { type: 'string', default: '128' },
       steady: { type: 'string', default: '50' },
       repeat: { type: 'string', default: '3' },
+      'in-flight': { type: 'string', default: '64' },
       dir: { type: 'string', default: os.tmpdir() },
     },
   });
-  if (values.before === undefined) throw new Error('usage: node dist/bench/buffer-replay.js --before <built checkout> [--mb 128] [--steady 50] [--repeat 3] [--dir /tmp]');
+  if (values.before === undefined) throw new Error('usage: node dist/bench/buffer-replay.js --before <built checkout> [--mb 128] [--steady 50] [--in-flight 64] [--repeat 3] [--dir /tmp]');
   const here = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
   const versions = [await loadVersion('before', values.before), await loadVersion('after', here)];
   const results = new Map<string, Result[]>(versions.map((v) => [v.label, []]));
   const repeat = Number(values.repeat);
   for (let r = 0; r < repeat; r++) {
     for (const version of r % 2 === 0 ? versions : [...versions].reverse()) {
-      const result = await runOnce(version, values.dir, Number(values.mb), Number(values.steady));
+      const result = await runOnce(version, values.dir, Number(values.mb), Number(values.steady), Number(values['in-flight']));
       results.get(version.label)!.push(result);
       process.stderr.write(`${version.label} #${r + 1}: ${JSON.stringify(result)}\n`);
     }
   }
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  process.stdout.write(`${os.cpus().length} × ${cpu}, node ${process.version}, data in ${values.dir}; median of ${repeat}\n\n`);
+  process.stdout.write(`${os.cpus().length} × ${cpu}, node ${process.version}, data in ${values.dir}; ${values['in-flight']} appends in flight; median of ${repeat}\n\n`);
   process.stdout.write(`| version | flood write MB/s | ${values.steady} tenants write MB/s | open ms | replay MB/s | replay CPU s/GB | steady tenants done after | steady tenants done ms |\n|---|---|---|---|---|---|---|---|\n`);
   for (const version of versions) {
     const rows = results.get(version.label)!;
