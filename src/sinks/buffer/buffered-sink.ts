@@ -13,7 +13,9 @@
  * Fairness: appends waiting for their fsync are counted per tenant, and past
  * the high-water mark only tenants over their share are slowed. On disk each
  * tenant has its own chain, replayed by deficit round-robin: a tenant's
- * backlog delays another tenant's replay by at most one turn per round.
+ * backlog delays another tenant's replay by at most one turn per round. When
+ * the sink asks a tenant to slow down, the buffer holds that tenant's chain
+ * until the sink drains it, and the pump goes on with the others.
  */
 import type { ComponentHealth, Sink } from '../../core/component.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
@@ -63,6 +65,7 @@ export class BufferedSink implements Sink {
       for (const listener of this.drainListeners) listener(tenant);
     });
     inner.onDrain((tenant) => {
+      this.buffer?.release(tenant);
       if (tenant !== null && tenant !== this.innerWaitingFor) return;
       const resume = this.innerDrained;
       this.innerDrained = null;
@@ -186,11 +189,16 @@ export class BufferedSink implements Sink {
     if (this.inner.acknowledges) ack.retain();
     const clear = this.inner.write(tenant, records, this.inner.acknowledges ? ack : null);
     ack.seal();
-    if (!clear && this.inner.congested(tenant)) {
-      this.innerWaitingFor = tenant;
-      await new Promise<void>((resolve) => { this.innerDrained = resolve; });
-      this.innerWaitingFor = null;
+    if (clear || !this.inner.congested(tenant)) return;
+    if (entry.tenant !== null) {
+      // Only this tenant waits for the sink to drain it: the pump goes on with the others.
+      this.buffer!.hold(entry.tenant);
+      return;
     }
+    // An entry of the one-log version: its tenant has no chain to hold, so the pump waits.
+    this.innerWaitingFor = tenant;
+    await new Promise<void>((resolve) => { this.innerDrained = resolve; });
+    this.innerWaitingFor = null;
   }
 
   /**

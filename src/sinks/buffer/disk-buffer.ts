@@ -117,12 +117,12 @@ export class DiskBuffer {
   private readonly blocked: BlockedAppend[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
-  /** Completed write rounds; readers waiting for data watch it change. */
-  private flushes = 0;
-  private readonly flushWatchers = new Set<() => void>();
+  /** Write rounds completed and tenants released: readers waiting for entries watch it change. */
+  private readableChanges = 0;
+  private readonly readableWatchers = new Set<() => void>();
 
   /** Tenant chains with entries ready to read, served in turn by bytes. */
-  private readonly round = new DeficitRoundRobin<SegmentChain>(REPLAY_QUANTUM_BYTES, (chain) => chain.nextCost);
+  private readonly round = new DeficitRoundRobin<SegmentChain>(REPLAY_QUANTUM_BYTES, (chain) => (chain.held ? 0 : chain.nextCost));
   /** Chains that may have entries to read that no peek has seen yet (written since, or just opened). */
   private readonly unpeeked = new Set<SegmentChain>();
   /** Read and not acknowledged, in the order handed out (from handedOutStart). */
@@ -444,8 +444,8 @@ export class DiskBuffer {
     this.replan(chains); // appends admitted during the round were planned on the round's plan; re-check against what happened
     if (wrote) {
       this.syncs.inc();
-      this.flushes++;
-      this.notifyFlushWatchers();
+      this.readableChanges++;
+      this.notifyReadableWatchers();
     }
     this.updateGauges();
     for (const done of settle) done();
@@ -515,7 +515,7 @@ export class DiskBuffer {
     }
     for (const chain of this.unpeeked) {
       if (chain.nextCost === 0) await this.peekChain(chain);
-      if (chain.nextCost > 0) this.round.activate(chain);
+      if (chain.nextCost > 0 && !chain.held) this.round.activate(chain); // a held one joins again when released
     }
     this.unpeeked.clear();
     for (;;) {
@@ -574,13 +574,13 @@ export class DiskBuffer {
   async *batches(maxBytes = DEFAULT_READ_BYTES, signal?: AbortSignal): AsyncGenerator<BufferEntry[]> {
     for (;;) {
       if (this.closing !== null || signal?.aborted) return;
-      const seen = this.flushes;
+      const seen = this.readableChanges;
       const batch = await this.read(maxBytes);
       if (batch.length > 0) {
         yield batch;
         continue;
       }
-      if (!(await this.flushedSince(seen, signal))) return;
+      if (!(await this.readableSince(seen, signal))) return;
     }
   }
 
@@ -593,9 +593,9 @@ export class DiskBuffer {
     return this.entries();
   }
 
-  /** Resolves true once a write round completes after `seen`, false if the buffer closes or `signal` aborts first. */
-  private flushedSince(seen: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.flushes !== seen) return Promise.resolve(true);
+  /** Resolves true once a write round completes (or a tenant is released) after `seen`, false if the buffer closes or `signal` aborts first. */
+  private readableSince(seen: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.readableChanges !== seen) return Promise.resolve(true);
     if (signal?.aborted || this.closing !== null) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       const watcher = (): void => {
@@ -603,18 +603,42 @@ export class DiskBuffer {
         resolve(this.closing === null);
       };
       const onAbort = (): void => {
-        this.flushWatchers.delete(watcher);
+        this.readableWatchers.delete(watcher);
         resolve(false);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.flushWatchers.add(watcher);
+      this.readableWatchers.add(watcher);
     });
   }
 
-  private notifyFlushWatchers(): void {
-    const watchers = [...this.flushWatchers];
-    this.flushWatchers.clear();
+  private notifyReadableWatchers(): void {
+    const watchers = [...this.readableWatchers];
+    this.readableWatchers.clear();
     for (const watcher of watchers) watcher();
+  }
+
+  /**
+   * Hand out no more of `tenant`'s entries until release(): what it is
+   * delivered to cannot take more of that tenant now, and the other tenants'
+   * replay goes on meanwhile. Its place in its chain is kept.
+   */
+  hold(tenant: string): void {
+    const chain = this.chains.get(tenant);
+    if (chain !== undefined) chain.held = true;
+  }
+
+  /** Hand out `tenant`'s entries again (null: every held tenant's); a reader waiting in batches() wakes. */
+  release(tenant: string | null): void {
+    let released = false;
+    for (const chain of tenant === null ? this.chains.values() : [this.chains.get(tenant)]) {
+      if (chain === undefined || !chain.held) continue;
+      chain.held = false;
+      this.unpeeked.add(chain);
+      released = true;
+    }
+    if (!released) return;
+    this.readableChanges++;
+    this.notifyReadableWatchers();
   }
 
   // ── acknowledging ────────────────────────────────────────────────────
@@ -780,7 +804,7 @@ export class DiskBuffer {
       waiter.signal?.removeEventListener('abort', waiter.onAbort);
       waiter.reject(closedError);
     }
-    this.notifyFlushWatchers();
+    this.notifyReadableWatchers();
     try {
       while (this.flushing !== null || this.pending.length > 0) {
         this.startFlush();

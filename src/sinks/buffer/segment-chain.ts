@@ -123,6 +123,8 @@ export class SegmentChain extends DrrFlow {
   nextCost = 0;
   /** The reader found damage in the segment appended to and sealed it: the owner re-plans. */
   sealedByReader = false;
+  /** Its entries are not handed out for now (DiskBuffer.hold()). */
+  held = false;
 
   constructor(
     readonly tenant: string | null,

@@ -242,3 +242,36 @@ test('fair replay: a buffer written before per-tenant chains is replayed first a
   assert.equal(buffer.entriesHeld, 0);
   assert.deepEqual(await buffer.append('acme', Buffer.from('new 2'), 1), { written: true, id: 2 }, 'ids run on');
 });
+
+test('fair replay: a held tenant is not handed out while the others go on; released, it resumes in order and wakes a waiting reader', async (t) => {
+  const dir = tempDir(t);
+  const buffer = await DiskBuffer.open(dir, config, memoryTelemetry().telemetry);
+  t.after(() => buffer.close());
+  await appendMany(buffer, 'busy', 40, 500);
+  await appendMany(buffer, 'other', 40, 500);
+  const first = await buffer.read(2000);
+  assert.ok(first.length > 0);
+  buffer.hold('busy'); // its receiver asked it to slow down
+  const whileHeld: BufferEntry[] = [];
+  for (;;) {
+    const batch = await buffer.read(4000);
+    if (batch.length === 0) break;
+    whileHeld.push(...batch);
+  }
+  assert.ok(whileHeld.every((e) => e.tenant === 'other'), 'nothing of the held tenant is handed out');
+  assert.equal(first.filter((e) => e.tenant === 'other').length + whileHeld.length, 40, 'the other tenant is replayed to the end meanwhile');
+
+  const controller = new AbortController();
+  const rest: BufferEntry[] = [];
+  const reader = (async () => {
+    for await (const batch of buffer.batches(4000, controller.signal)) {
+      rest.push(...batch);
+      if (first.filter((e) => e.tenant === 'busy').length + rest.length === 40) controller.abort();
+    }
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(rest.length, 0, 'the reader waits while the only tenant left is held');
+  buffer.release('busy'); // drained: no append needed to wake the reader
+  await reader;
+  assertExactOrder([...first, ...whileHeld, ...rest], { busy: 40, other: 40 }, () => 500);
+});
