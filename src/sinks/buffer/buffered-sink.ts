@@ -53,6 +53,8 @@ export class BufferedSink implements Sink {
   private innerDrained: (() => void) | null = null;
   /** The tenant the pump waits on the sink for. */
   private innerWaitingFor: string | null = null;
+  /** Tenants the sink asked to slow down, held in the buffer until it drains them. */
+  private readonly held = new Set<string>();
 
   constructor(
     private readonly inner: Sink,
@@ -65,6 +67,8 @@ export class BufferedSink implements Sink {
       for (const listener of this.drainListeners) listener(tenant);
     });
     inner.onDrain((tenant) => {
+      if (tenant === null) this.held.clear();
+      else this.held.delete(tenant);
       this.buffer?.release(tenant);
       if (tenant !== null && tenant !== this.innerWaitingFor) return;
       const resume = this.innerDrained;
@@ -164,6 +168,8 @@ export class BufferedSink implements Sink {
           while (this.window.length >= DELIVERY_WINDOW && !this.stopReading.signal.aborted) {
             await new Promise<void>((resolve) => { this.windowFreed = resolve; });
           }
+          // Read in the same batch before its tenant was held: it waits for the drain rather than overfill the sink.
+          if (entry.tenant !== null && this.held.has(entry.tenant)) await this.waitForDrain(entry.tenant);
           if (this.stopReading.signal.aborted) return;
           await this.deliver(entry);
         }
@@ -192,10 +198,15 @@ export class BufferedSink implements Sink {
     if (clear || !this.inner.congested(tenant)) return;
     if (entry.tenant !== null) {
       // Only this tenant waits for the sink to drain it: the pump goes on with the others.
+      this.held.add(entry.tenant);
       this.buffer!.hold(entry.tenant);
       return;
     }
     // An entry of the one-log version: its tenant has no chain to hold, so the pump waits.
+    await this.waitForDrain(tenant);
+  }
+
+  private async waitForDrain(tenant: string): Promise<void> {
     this.innerWaitingFor = tenant;
     await new Promise<void>((resolve) => { this.innerDrained = resolve; });
     this.innerWaitingFor = null;
