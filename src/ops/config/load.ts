@@ -615,6 +615,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
           subjectPrefix: n.subject_prefix,
           createStream: n.create_stream,
           duplicateWindowMs: duration(n.duplicate_window),
+          replicas: n.replicas,
           maxInFlight: n.max_in_flight,
           publishTimeoutMs: duration(n.publish_timeout),
           user: n.user,

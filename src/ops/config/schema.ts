@@ -384,6 +384,7 @@ const natsSinkSection = section(
     subject_prefix: Type.String({ description: 'Records are published to `<subject_prefix>.<tenant>.<host key>`.', default: 'logs', pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$', 'x-expected': 'dot-separated subject tokens such as logs' }),
     create_stream: Type.Boolean({ description: 'Create the stream (subjects `<subject_prefix>.>`) when it does not exist.', default: true }),
     duplicate_window: duration('2m', 'De-duplication window of a created stream: a re-publish within it is stored once.'),
+    replicas: Type.Integer({ description: 'Copies a created stream keeps, each on another server of the JetStream cluster: 3 in a 3-server cluster, so a server can die without losing or blocking the stream (see cluster.md).', default: 1, minimum: 1, maximum: 5 }),
     max_in_flight: Type.Integer({ description: 'Publishes awaiting their JetStream acknowledgement at once.', default: 1024, minimum: 1, maximum: 65536 }),
     publish_timeout: duration('5s', 'Longest a publish waits for its acknowledgement before the batch is retried.'),
     user: Type.Union([Type.String(), Type.Null()], { description: 'User name, or null.', default: null, 'x-type': 'string or null', 'x-expected': 'a string, or null' }),

@@ -262,14 +262,16 @@ export class ClusterMember {
     // Somewhere to go: another member not itself refusing work.
     if (!members.some((m) => m.id !== this.config.cluster.nodeId && m.load.memoryState < 2)) return;
     const total = members.reduce((n, m) => n + m.load.connections, 0);
-    const fair = total / members.length;
+    // Rounded up: connections are whole, so a node holding the one connection of three nodes (share 1) is not over it,
+    // and a shed connection cannot make its new node the one over the share (no ping-pong).
+    const fair = Math.ceil(total / members.length);
     let count = 0;
     let reason = '';
     if (self.memoryState >= 1) {
       count = Math.ceil(self.connections * SHED_MEMORY_FRACTION);
       reason = 'memory';
     } else if (self.connections > fair * over) {
-      count = Math.ceil(self.connections - fair);
+      count = self.connections - fair;
       reason = 'connections';
     }
     count = Math.min(count, Math.ceil(self.connections * SHED_MAX_FRACTION));
@@ -277,6 +279,6 @@ export class ClusterMember {
     const asked = await this.hooks.shed(count);
     this.nextShedAt = Date.now() + this.config.cluster.shedIntervalMs;
     this.status.lastShed = { at: Date.now(), asked, reason };
-    this.telemetry.emit('clusterShedding', { node: this.config.cluster.nodeId, reason, connections: self.connections, fairShare: Math.round(fair), wanted: count, asked });
+    this.telemetry.emit('clusterShedding', { node: this.config.cluster.nodeId, reason, connections: self.connections, fairShare: fair, wanted: count, asked });
   }
 }

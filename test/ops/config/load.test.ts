@@ -699,7 +699,7 @@ describe('sink types', () => {
       '  bus:',
       '    type: nats',
       '    batch_size: 128KiB',
-      '    nats: { servers: ["nats://10.0.0.1:4222"], stream: LOGS, duplicate_window: 5m }',
+      '    nats: { servers: ["nats://10.0.0.1:4222"], stream: LOGS, duplicate_window: 5m, replicas: 3 }',
     ].join('\n'));
     const [forward, bus] = config.sinks;
     assert.equal(forward?.type, 'syslog');
@@ -714,6 +714,7 @@ describe('sink types', () => {
       assert.deepEqual(bus.servers, ['nats://10.0.0.1:4222']);
       assert.equal(bus.stream, 'LOGS');
       assert.equal(bus.duplicateWindowMs, 300_000);
+      assert.equal(bus.replicas, 3);
       assert.equal(bus.batchBytes, 128 * 1024);
     }
   });

@@ -14,7 +14,10 @@ import { HostLocks, type HostLockRecord } from '../../../src/services/cluster/ho
 import { SessionRegistry, type SessionControl } from '../../../src/core/sessions.js';
 import { defaultConfig } from '../../../src/ops/config/load.js';
 import type { ClusterConfig } from '../../../src/ops/config/types.js';
-import { requireProgram, waitFor } from '../../helpers.js';
+import { ClusterMember } from '../../../src/services/cluster/member.js';
+import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Gauge, Registry } from 'prom-client';
+import { memoryLogger, requireProgram, waitFor } from '../../helpers.js';
 
 const noNats = requireProgram('nats-server', 'Debian package nats-server, run as `nats-server -js -a 127.0.0.1 -p 4222`');
 
@@ -221,4 +224,61 @@ test('host locks: two nodes racing for one host agree on the winner (the later w
     assert.ok(keptByA !== keptByB, `race${i}: exactly one node keeps it`);
     assert.equal(owner, keptByA ? 'node-a' : 'node-b');
   }
+});
+
+test('cluster member: heartbeats the node\'s load; the leader publishes totals, removes locks of departed nodes and prunes hosts; a node over its fair share sheds', { skip: noNats, timeout: 30_000 }, async (t) => {
+  const config = clusterConfig({ heartbeatIntervalMs: 200, leaderTtlMs: 1000, shedIntervalMs: 60_000, pruneHostsAfterMs: 86_400_000 });
+  const [observer] = await nodes(t, config, 1);
+  // A lock left by a node that is gone, and one of a live member: the leader removes the first only.
+  await observer!.buckets.hostLocks.put('ghostkey', new TextEncoder().encode(JSON.stringify({ owner: 'ghost/x', node: 'ghost', session: 's', at: 0 })));
+  await observer!.buckets.hostLocks.put('livekey', new TextEncoder().encode(JSON.stringify({ owner: 'busy/x', node: 'busy', session: 's', at: 0 })));
+
+  const started: ClusterMember[] = [];
+  const shed: Record<string, number[]> = { busy: [], quiet: [] };
+  const pruned: Record<string, number[]> = { busy: [], quiet: [] };
+  const member = (id: string, sessions: number): ClusterMember => {
+    // The node's metrics as prom-client gives them: a real registry with the gauges the member reads.
+    const registry = new Registry();
+    new Gauge({ name: 'sluice_sessions', help: 'open sessions', registers: [registry] }).set(sessions);
+    new Gauge({ name: 'sluice_memory_state', help: 'state', registers: [registry] }).set(0);
+    const telemetry = new Telemetry(memoryLogger().logger);
+    const m = new ClusterMember({ ...defaultConfig(), cluster: { ...config, nodeId: id } }, telemetry, {
+      metricsJson: () => registry.getMetricsAsJSON(),
+      shed: async (count) => { shed[id]!.push(count); return count; },
+      pruneHosts: async (olderThanMs) => { pruned[id]!.push(olderThanMs); return 0; },
+    }, `http://127.0.0.1:${id === 'busy' ? 1 : 2}`);
+    started.push(m);
+    m.start();
+    return m;
+  };
+  t.after(async () => { for (const m of started) await m.stop(); });
+  const busy = member('busy', 100);
+  const quiet = member('quiet', 10);
+
+  const seen = await waitFor('both members, a leader and its totals, seen by both', () => {
+    const views = [busy.view(), quiet.view()];
+    return views.every((v) => v.members.length === 2 && v.totals !== null && v.leader !== null) ? views : false;
+  }, 15_000);
+  assert.deepEqual(seen[0]!.members.map((m) => [m.id, m.load.connections, m.admin]), [['busy', 100, 'http://127.0.0.1:1'], ['quiet', 10, 'http://127.0.0.1:2']]);
+  const leader = seen.find((v) => v.leading)!;
+  assert.equal(seen.filter((v) => v.leading).length, 1);
+  assert.deepEqual({ ...seen[1]!.totals!, at: 0 }, { by: leader.nodeId, at: 0, members: 2, connections: 110, recordsPerSec: 0, bytesPerSec: 0, rssBytes: 0 });
+
+  // busy holds 100 of 110 connections (fair share 55; over 1.25 × 55): it asks min(100 − 55, a quarter of 100) = 25 agents to reconnect, once per interval.
+  await waitFor('busy to shed', () => shed.busy!.length > 0, 10_000);
+  await new Promise((r) => setTimeout(r, 600));
+  assert.deepEqual(shed, { busy: [25], quiet: [] });
+  assert.deepEqual({ ...busy.view().lastShed!, at: 0 }, { at: 0, asked: 25, reason: 'connections' });
+
+  // Only the leader runs the singleton jobs.
+  await waitFor('the ghost lock removed', async () => (await observer!.buckets.hostLocks.get('ghostkey'))?.operation !== 'PUT', 10_000);
+  assert.equal((await observer!.buckets.hostLocks.get('livekey'))?.operation, 'PUT');
+  assert.deepEqual(pruned[leader.nodeId], [86_400_000]);
+  assert.deepEqual(pruned[leader.nodeId === 'busy' ? 'quiet' : 'busy'], []);
+
+  // A clean stop leaves at once and hands leadership over within a heartbeat or two.
+  const leaving = leader.nodeId === 'busy' ? busy : quiet;
+  const staying = leaving === busy ? quiet : busy;
+  await leaving.stop();
+  await waitFor('the other to lead, alone', () => staying.view().leading && staying.view().members.length === 1, 5000);
 });
