@@ -87,6 +87,7 @@ export class Telemetry {
   readonly memoryAccountedBytes: Gauge<'component'>;
   readonly memoryPausedSessions: Gauge<never>;
   readonly connectionCapacity: Gauge<never>;
+  readonly sessionsShed: Counter<'protocol'>;
 
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
@@ -136,6 +137,7 @@ export class Telemetry {
     this.memoryAccountedBytes = gauge('sluice_memory_accounted_bytes', 'Bytes held, by component (sessions, lanes, sinks, http) and heap_used, at the last sample.', ['component']);
     this.memoryPausedSessions = gauge('sluice_memory_paused_sessions', 'Sessions the memory governor has paused.', []);
     this.connectionCapacity = gauge('sluice_connection_capacity', 'Stream connections this node can hold: the file-descriptor limit minus a reserve.', []);
+    this.sessionsShed = counter('sluice_sessions_shed_total', 'Agent connections asked to reconnect to spread the load (RELP serverclose, HTTP Connection: close), by protocol.', ['protocol']);
     this.sinkTruncated = counter('sluice_sink_truncated_records_total', 'Records cut to the sink\'s max message size.', ['sink']);
     const logOutput = syslogOutputOf(logger);
     this.logDroppedLines = new Counter({
