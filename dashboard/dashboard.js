@@ -337,7 +337,50 @@
     for (const chart of Object.values(charts)) if (chart) chart.plot.setSize({ width: Math.max(300, chart.plot.root.parentElement.clientWidth), height: 180 });
   });
 
+  // ---- cluster (only when the node is a cluster member) ----------------------
+
+  function renderCluster(c) {
+    const leader = c.leader ? c.leader.id : null;
+    $('cluster-summary').textContent = '(' + c.members.length + ' nodes seen from ' + c.nodeId + ', leader ' + (leader ?? 'none')
+      + (c.connected ? '' : ', NATS unreachable') + ')';
+    const now = Date.now();
+    $('cluster-members').querySelector('tbody').replaceChildren(...c.members.map((m) => {
+      const tr = document.createElement('tr');
+      const link = document.createElement('td');
+      if (m.admin && m.id !== c.nodeId) {
+        const a = document.createElement('a');
+        a.href = m.admin + '/';
+        a.textContent = m.admin;
+        link.append(a);
+      } else link.textContent = m.id === c.nodeId ? 'this node' : '-';
+      tr.append(cell(m.id), cell(m.id === leader ? 'leader' : 'member', m.id === leader ? 'ok' : ''), cell(String(m.load.connections), 'num'),
+        cell(si(m.load.recordsPerSec), 'num'), cell(bytes(m.load.bytesPerSec), 'num'), cell(bytes(m.load.rssBytes), 'num'),
+        cell(MEMORY_STATES[m.load.memoryState] ?? String(m.load.memoryState), m.load.memoryState > 0 ? 'bad' : ''),
+        cell(Math.max(0, Math.round((now - m.heartbeatAt) / 1000)) + 's', 'num'), link);
+      return tr;
+    }));
+  }
+
+  async function pollCluster() {
+    for (;;) {
+      try {
+        const response = await fetch('/api/cluster', { headers: headers() });
+        // 404: this node runs alone; the section stays hidden and is not asked for again.
+        if (response.status === 404) return;
+        if (response.ok) {
+          const status = await response.json();
+          $('cluster').hidden = false;
+          renderCluster(status);
+        }
+      } catch {
+        // The overview stream reports the connection; try again at the next round.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
+
   // For tests and the curious: the charts' data.
   window.sluiceDashboard = { charts, get latest() { return latest; } };
   stream();
+  pollCluster();
 })();

@@ -5,13 +5,16 @@ import path from 'node:path';
 import pino from 'pino';
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
+import pg from 'pg';
 import YAML from 'yaml';
+import { withDefaultUser } from '../src/services/hostmeta/postgres-store.js';
 import { ACTIVE_FILE_PATTERN, sortRotated } from '../src/sinks/file/sink.js';
 import { formatProblem, parseConfig } from '../src/ops/config/load.js';
 import type { SluiceConfig } from '../src/ops/config/types.js';
 import { SluiceNode } from '../src/ops/node.js';
 import { Telemetry } from '../src/ops/telemetry.js';
 import { AckToken, type AckStatus } from '../src/core/ack.js';
+import type { Browser } from 'playwright-core';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
@@ -90,6 +93,26 @@ export function requireProgram(name: string, hint: string): string | false {
   const reason = `${name} not installed (${hint})`;
   process.stderr.write(`skipping: ${reason}\n`);
   return reason;
+}
+
+/** The shared PostgreSQL of the tests (each test works in a schema of its own and drops it). */
+export const POSTGRES_URL = process.env.SLUICE_TEST_POSTGRES_URL ?? 'postgres://127.0.0.1:5432/test';
+
+/** Whether PostgreSQL answers. Missing: the test skips with the reason, except under CI=true, where it fails. */
+export async function requirePostgres(url = POSTGRES_URL): Promise<string | false> {
+  const client = new pg.Client({ connectionString: withDefaultUser(url), connectionTimeoutMillis: 3_000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return false;
+  } catch (err) {
+    const reason = `PostgreSQL not reachable at ${url} (${(err as Error).message}); set SLUICE_TEST_POSTGRES_URL`;
+    if (process.env.CI === 'true') throw new Error(`${reason}: required under CI=true`, { cause: err });
+    process.stderr.write(`skipping: ${reason}\n`);
+    return reason;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /**
@@ -183,4 +206,24 @@ export function jsonLines(stream: NodeJS.ReadableStream): Record<string, unknown
     }
   });
   return lines;
+}
+
+/**
+ * Debian's headless Chromium under playwright-core, or the reason it is
+ * missing (the test skips with it; under CI=true a missing one fails).
+ */
+export async function launchChromium(): Promise<Browser | string> {
+  const missing = requireProgram('chromium', 'apt-get install chromium');
+  if (missing !== false) return missing;
+  let playwright: typeof import('playwright-core');
+  try {
+    playwright = await import('playwright-core');
+  } catch (err) {
+    if (process.env.CI === 'true') throw err;
+    const reason = 'playwright-core not installed (npm install)';
+    process.stderr.write(`skipping: ${reason}\n`);
+    return reason;
+  }
+  // --no-sandbox: tests may run as root, where Chromium's sandbox refuses to start.
+  return playwright.chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
 }

@@ -19,9 +19,24 @@ export interface SessionControl {
   resumeReading(): void;
 }
 
+/** What is told of every session's host and end (the cluster's host session locks). */
+export interface SessionObserver {
+  /**
+   * The session's host key became known (its first attributed record), or the
+   * session turned out to carry several hosts (a relay): `hostKey` is then null
+   * and stays so. `previousKey` is what it was.
+   */
+  hostChanged(entry: SessionEntry, previousKey: string | null): void;
+  closed(entry: SessionEntry): void;
+}
+
 export class SessionEntry {
   /** Hostname of the last record with one (agents usually send one host per connection). */
   host: string | null = null;
+  /** The host key of the one host this session carries; null until known, and for a relay of several hosts. */
+  hostKey: string | null = null;
+  /** Records of more than one host came over this session. */
+  multiHost = false;
   tenant: string | null;
   records = 0;
   bytes = 0;
@@ -40,8 +55,36 @@ export class SessionEntry {
     tenant: string | null,
     readonly openedAt: number,
     readonly control: SessionControl,
+    private readonly observers: readonly SessionObserver[] = [],
   ) {
     this.tenant = tenant;
+  }
+
+  /**
+   * Notes the hosts of an attributed batch (once per batch: a string compare
+   * per record, the keys being the same interned strings on a one-host session).
+   */
+  noteHosts(records: readonly { hostname: string | null; host: string }[]): void {
+    const last = records[records.length - 1];
+    if (last === undefined) return;
+    this.host = last.hostname ?? this.host;
+    if (this.multiHost) return;
+    const previous = this.hostKey;
+    let key = previous ?? records[0]!.host;
+    for (const rec of records) {
+      if (rec.host !== key) {
+        key = '';
+        break;
+      }
+    }
+    if (key === previous) return;
+    if (key === '') {
+      this.multiHost = true;
+      this.hostKey = null;
+    } else {
+      this.hostKey = key;
+    }
+    for (const observer of this.observers) observer.hostChanged(this, previous);
   }
 
   /** A plain snapshot (for JSON, IPC and sorting). */
@@ -75,18 +118,25 @@ export interface SessionView {
 export class SessionRegistry {
   private readonly entries = new Map<string, SessionEntry>();
   private nextId = 1;
+  private readonly observers: SessionObserver[] = [];
 
   /** `idPrefix` keeps ids unique across the worker processes of one node. */
   constructor(private readonly idPrefix = '') {}
 
   open(source: string, protocol: string, peer: string, tenant: string | null, control: SessionControl): SessionEntry {
-    const entry = new SessionEntry(`${this.idPrefix}${source}-${this.nextId++}`, source, protocol, peer, tenant, Date.now(), control);
+    const entry = new SessionEntry(`${this.idPrefix}${source}-${this.nextId++}`, source, protocol, peer, tenant, Date.now(), control, this.observers);
     this.entries.set(entry.id, entry);
     return entry;
   }
 
   close(entry: SessionEntry): void {
-    this.entries.delete(entry.id);
+    if (!this.entries.delete(entry.id)) return;
+    for (const observer of this.observers) observer.closed(entry);
+  }
+
+  /** Told of every session's host and close from now on (sessions already open: see values()). */
+  observe(observer: SessionObserver): void {
+    this.observers.push(observer);
   }
 
   get(id: string): SessionEntry | undefined {

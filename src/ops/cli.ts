@@ -10,6 +10,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { Primary } from './workers/primary.js';
 import { WorkersControl } from './workers/workers-control.js';
+import type { ClusterMember } from '../services/cluster/member.js';
 import { openCommandSocket, sendCommand, type Command as NodeCommand } from './workers/command-socket.js';
 import { DEFAULT_LOG_CONFIG, createLogger, flushLogger } from './log-output.js';
 import { Telemetry } from './telemetry.js';
@@ -50,6 +51,7 @@ async function start(options: { config?: string }): Promise<void> {
     process.exit(status);
   };
   let admin: RunningAdminServer | null = null;
+  let member: ClusterMember | null = null;
   // Signals are handled from the start: a SIGTERM while the workers come up drains them too.
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals): void => {
@@ -59,7 +61,8 @@ async function start(options: { config?: string }): Promise<void> {
       return;
     }
     signalled = true;
-    void primary.stop().then(async (complete) => {
+    // Leave the cluster first (resign, remove the heartbeat), so the others take over at once; then drain.
+    void (member?.stop() ?? Promise.resolve()).then(() => primary.stop()).then(async (complete) => {
       await admin?.close();
       await exit(complete ? 0 : 1);
     });
@@ -80,6 +83,18 @@ async function start(options: { config?: string }): Promise<void> {
     await exit(1);
   }
   if (signalled) return;
+  if (config.cluster.nats.length > 0) {
+    const adminUrl = admin === null ? null : `http://${admin.address.includes(':') ? `[${admin.address}]` : admin.address}:${admin.port}`;
+    // The NATS client is loaded only in cluster mode.
+    const { ClusterMember } = await import('../services/cluster/member.js');
+    member = new ClusterMember(config, primary.telemetry, {
+      metricsJson: () => control.metricsJson(),
+      shed: null,
+      pruneHosts: null,
+    }, adminUrl);
+    control.clusterMember = member;
+    member.start();
+  }
   primary.telemetry.emit('nodeReady', { workers: primary.slotIds().length, readiness: (await control.readiness()).detail.join('; ') });
   // Reload and rolling restart by signal: the outcome goes to the log (sluice reload / restart print it).
   process.on('SIGHUP', () => {

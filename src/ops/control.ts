@@ -9,8 +9,9 @@
  */
 import type { SessionView } from '../core/sessions.js';
 import type { TenantLimits } from '../core/limits.js';
+import type { ClusterStatus } from '../services/cluster/member.js';
 
-export type { SessionView };
+export type { SessionView, ClusterStatus };
 
 export interface ComponentView {
   /** Unique in the node: e.g. `source:syslog_tcp`, `sink:files`, `service:hostmeta`. */
@@ -68,4 +69,6 @@ export interface NodeControl {
    * function that stops the tail. Costs nothing while no tail is open.
    */
   tail(filter: TailFilter, onRecord: (line: string) => void): Promise<() => void>;
+  /** This node's view of its cluster (members, leader, totals); null when it runs alone. */
+  cluster(): Promise<ClusterStatus | null>;
 }

@@ -6,7 +6,7 @@
  *
  * Ranges: 00xx node, 01xx sources, 02xx file sink, 03xx host metadata,
  * 04xx RELP, 045x disk buffer, 05xx delivery sinks, 06xx the node's own log output, 07xx the admin server,
- * 08xx the primary, its workers and supervision.
+ * 08xx the primary, its workers and supervision, 09xx cluster mode.
  */
 
 export type EventLevel = 'info' | 'warn' | 'error';
@@ -255,6 +255,21 @@ export const EVENTS = {
     help: 'Past the soft mark the sessions holding or reading the most stopped reading (TCP backpressure reaches their agents; RELP and HTTP acks are delayed). Nothing is lost; they resume as pressure falls. If this repeats, the sinks are slower than the input or `memory.budget` is too small.',
   },
   memorySessionsResumed: { code: 'SLU0615I', level: 'info', text: 'memory governor resumed sessions it had paused', throttleMs: THROTTLE_MS },
+
+  clusterJoined: { code: 'SLU0900I', level: 'info', text: 'cluster: connected to NATS, heartbeating as a member' },
+  clusterUnreachable: {
+    code: 'SLU0901W', level: 'warn', text: 'cluster: NATS unreachable or a cluster write failed; retrying', throttleMs: THROTTLE_MS,
+    help: 'The node could not write its heartbeat or reach the buckets (`error`). It keeps serving its agents; meanwhile it may drop out of the member list (after `cluster.member_ttl`) and give up leadership, and host takeovers through other nodes are not seen. Check the NATS servers in `cluster.nats` (`nats-server` logs, `/healthz?js-enabled-only=true` on their monitoring port).',
+  },
+  clusterLeaderChanged: { code: 'SLU0902I', level: 'info', text: 'cluster: leader changed' },
+  hostMoved: { code: 'SLU0903I', level: 'info', text: 'host session taken over by another node or worker: the old session closed', throttleMs: THROTTLE_MS },
+  hostLockFailed: {
+    code: 'SLU0904W', level: 'warn', text: 'host session lock could not be written; the host is not locked until its next connection', throttleMs: THROTTLE_MS,
+    help: 'NATS did not take the lock write (`error`). Records still flow; only the takeover of this host\'s session by another node is not enforced until it reconnects. Frequent: check the NATS servers and the node\'s connection to them (SLU0901W).',
+  },
+  clusterShedding: { code: 'SLU0905I', level: 'info', text: 'cluster: asking agents to reconnect elsewhere (over the fair share of connections or past the soft memory mark)' },
+  clusterLocksPruned: { code: 'SLU0906I', level: 'info', text: 'cluster leader: removed host session locks of nodes that left' },
+  clusterLeft: { code: 'SLU0907I', level: 'info', text: 'cluster: left (resigned leadership, removed the heartbeat)' },
 } as const satisfies Record<string, EventDef>;
 
 export type EventName = keyof typeof EVENTS;
@@ -283,7 +298,8 @@ export function renderEventDocs(): string {
     'counter also increment it, in the same call (see [metrics.md](metrics.md)).',
     '',
     'Ranges: `00xx` node, `01xx` sources, `02xx` file sink, `03xx` host metadata, `04xx` RELP,',
-    '`045x` disk buffer, `05xx` delivery sinks, `06xx` the node\'s own log output.',
+    '`045x` disk buffer, `05xx` delivery sinks, `06xx` the node\'s own log output, `07xx` the admin server,',
+    '`08xx` the primary, its workers and supervision, `09xx` cluster mode.',
     '',
     '| code | level | event | message | counter | throttled |',
     '|---|---|---|---|---|---|',

@@ -29,6 +29,7 @@ import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import type { HostmetaClient } from '../services/hostmeta/client.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { VERSION } from './version.js';
+import type { HostLockService } from '../services/cluster/host-locks.js';
 import { Supervisor } from '../core/supervisor.js';
 import { supervisionEvents, supervisorPolicy } from './supervision.js';
 import { connectionCapacity, descriptorsWanted, openFilesLimit, readFdLimits, SPARE_DESCRIPTORS } from './descriptors.js';
@@ -88,6 +89,7 @@ export class SluiceNode {
   private stopped: Promise<boolean> | null = null;
   private hostmetaService: RunningHostmetaService | null = null;
   private hostmetaCache: HostMetadataCache | null = null;
+  private hostLocks: HostLockService | null = null;
   private state: 'new' | 'running' | 'stopping' = 'new';
   /** Keeps the listeners running: one that fails (or stops listening) is started again with backoff. */
   private readonly supervisor: Supervisor;
@@ -334,6 +336,12 @@ export class SluiceNode {
       this.announceCapacity();
       for (const source of this.sources) await source.start();
       this.pipeline.memory.start();
+      const { cluster } = this.config;
+      // The NATS client is loaded only in cluster mode (as for the NATS sink): a node alone does not pay its memory.
+      if (cluster.nats.length > 0 && cluster.hostLocks) {
+        const { HostLockService } = await import('../services/cluster/host-locks.js');
+        this.hostLocks = new HostLockService(cluster, this.pipeline.sessions, this.telemetry);
+      }
     } catch (err) {
       this.pipeline.memory.stop();
       for (const watch of this.watches.values()) watch.abort();
@@ -418,8 +426,11 @@ export class SluiceNode {
         this.telemetry.emit('shutdownDeadline', { error: (result.reason as Error).message });
       }
     }
-    // Registrations in flight and open API connections must not hold the exit past the deadline.
-    for (const [what, closing] of [['hostmeta client', this.hostmetaCache?.close()], ['hostmeta service', this.hostmetaService?.close()]] as const) {
+    // Registrations in flight, open API connections and lock removals must not hold the exit past the deadline.
+    const closings = [
+      ['hostmeta client', this.hostmetaCache?.close()], ['hostmeta service', this.hostmetaService?.close()], ['host locks', this.hostLocks?.stop()],
+    ] as const;
+    for (const [what, closing] of closings) {
       if (closing !== undefined && !(await settlesBefore(closing, deadline))) {
         complete = false;
         this.telemetry.emit('shutdownDeadline', { error: `${what} still closing at the deadline` });

@@ -36,6 +36,11 @@ export class Telemetry {
   readonly framesRejected: Counter<'source' | 'reason'>;
   readonly recordsDropped: Counter<'source' | 'reason'>;
   readonly connections: Gauge<'source'>;
+  readonly clusterMembers: Gauge;
+  readonly clusterLeader: Gauge;
+  readonly clusterConnected: Gauge;
+  readonly hostLockTakeovers: Counter;
+  readonly hostLocksHeld: Gauge;
   readonly sinkRecords: Counter<'sink'>;
   readonly sinkBytes: Counter<'sink'>;
   readonly sinkErrors: Counter<'sink'>;
@@ -138,6 +143,11 @@ export class Telemetry {
     this.memoryPausedSessions = gauge('sluice_memory_paused_sessions', 'Sessions the memory governor has paused.', []);
     this.connectionCapacity = gauge('sluice_connection_capacity', 'Stream connections this node can hold: the file-descriptor limit minus a reserve.', []);
     this.sessionsShed = counter('sluice_sessions_shed_total', 'Agent connections asked to reconnect to spread the load (RELP serverclose, HTTP Connection: close), by protocol.', ['protocol']);
+    this.clusterMembers = gauge('sluice_cluster_members', 'Members of the cluster this node sees (0: not in cluster mode, or NATS unreachable).', [], 'max');
+    this.clusterLeader = gauge('sluice_cluster_leader', '1 while this node is the cluster\'s leader.', [], 'max');
+    this.clusterConnected = gauge('sluice_cluster_connected', '1 while this node reaches NATS and its heartbeat is written (cluster mode).', [], 'max');
+    this.hostLockTakeovers = counter('sluice_host_lock_takeovers_total', 'Sessions closed because their host connected through another node or worker, which took its session lock over.', []);
+    this.hostLocksHeld = gauge('sluice_host_locks_held', 'Host session locks this node holds (cluster mode).', []);
     this.sinkTruncated = counter('sluice_sink_truncated_records_total', 'Records cut to the sink\'s max message size.', ['sink']);
     const logOutput = syslogOutputOf(logger);
     this.logDroppedLines = new Counter({

@@ -7,39 +7,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { lateBoundPort, requireProgram, ROOT, tempDir, waitFor } from '../helpers.js';
+import { lateBoundPort, ROOT, tempDir, waitFor } from '../helpers.js';
+import { deliveredSequences, missingAndDuplicates, rsyslogRelayMissing, startRsyslogRelay } from '../rsyslog-relay.js';
 
 const TOTAL = 200_000;
-const noRsyslog = requireProgram('rsyslogd', 'Debian packages rsyslog and rsyslog-relp');
-const omrelp = ['/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so', '/usr/lib/rsyslog/omrelp.so'].some((p) => existsSync(p));
-if (!noRsyslog && !omrelp && process.env.CI === 'true') throw new Error('rsyslog-relp is required under CI=true');
-const skip = noRsyslog || (omrelp ? false : 'rsyslog-relp not installed');
-
-/** Every `seq N` in the tenant's files, in file order. */
-function delivered(logsDir: string): number[] {
-  const dir = path.join(logsDir, 'default');
-  if (!existsSync(dir)) return [];
-  const seqs: number[] = [];
-  for (const name of readdirSync(dir)) {
-    const text = readFileSync(path.join(dir, name), 'utf8');
-    let at = 0;
-    for (;;) {
-      at = text.indexOf('"msg":"seq ', at);
-      if (at < 0) break;
-      at += 11;
-      seqs.push(Number.parseInt(text.slice(at, text.indexOf('"', at)), 10));
-    }
-  }
-  return seqs;
-}
-
-test('crash: 200,000 messages from rsyslog over RELP, SIGKILL twice mid-stream: every one is in the file', { skip, timeout: 240_000 }, async (t) => {
+test('crash: 200,000 messages from rsyslog over RELP, SIGKILL twice mid-stream: every one is in the file', { skip: rsyslogRelayMissing, timeout: 240_000 }, async (t) => {
   const dir = tempDir(t);
   const relpPort = await lateBoundPort();
-  const inputPort = await lateBoundPort();
   const config = path.join(dir, 'sluice.yaml');
   writeFileSync(config, [
     `data_dir: ${JSON.stringify(path.join(dir, 'node'))}`,
@@ -63,53 +39,21 @@ test('crash: 200,000 messages from rsyslog over RELP, SIGKILL twice mid-stream: 
   t.after(() => { node?.kill('SIGKILL'); });
   await startNode();
 
-  const rsyslogConf = path.join(dir, 'rsyslog.conf');
-  writeFileSync(rsyslogConf, `
-global(workDirectory="${dir}")
-module(load="imtcp")
-module(load="omrelp")
-input(type="imtcp" address="127.0.0.1" port="${inputPort}")
-action(type="omrelp" target="127.0.0.1" port="${relpPort}" windowSize="1024" template="RSYSLOG_SyslogProtocol23Format"
-  queue.type="LinkedList" queue.size="400000" action.resumeRetryCount="-1" action.resumeInterval="1")
-`);
-  const rsyslog = spawn('rsyslogd', ['-n', '-f', rsyslogConf, '-i', path.join(dir, 'rsyslog.pid')], { stdio: 'ignore' });
-  t.after(() => { rsyslog.kill('SIGKILL'); });
-
-  // Feed rsyslog: 200,000 numbered messages over TCP as fast as it takes them.
-  const feeder = await waitFor('rsyslog input', () => new Promise<net.Socket | undefined>((resolve) => {
-    const socket = net.connect(inputPort, '127.0.0.1', () => resolve(socket));
-    socket.once('error', () => resolve(undefined));
-  }), 20_000);
-  const sent = new Promise<void>((resolve) => {
-    let i = 0;
-    const pump = (): void => {
-      while (i < TOTAL) {
-        let chunk = '';
-        for (let k = 0; k < 1000 && i < TOTAL; k++, i++) chunk += `<14>1 2026-11-27T00:00:00Z agent app - - - seq ${i}\n`;
-        if (!feeder.write(chunk)) {
-          feeder.once('drain', pump);
-          return;
-        }
-      }
-      feeder.end(resolve);
-    };
-    pump();
-  });
+  const relay = await startRsyslogRelay(t, dir, { host: '127.0.0.1', port: relpPort });
+  const sent = relay.feed(TOTAL);
 
   for (const killAt of [50_000, 130_000]) {
-    await waitFor(`${killAt} delivered`, () => delivered(logsDir).length >= killAt, 120_000);
+    await waitFor(`${killAt} delivered`, () => deliveredSequences(logsDir).length >= killAt, 120_000);
     node!.kill('SIGKILL');
     await new Promise((resolve) => node!.once('exit', resolve));
     await startNode();
   }
   await sent;
   const seqs = await waitFor('every message', () => {
-    const s = delivered(logsDir);
+    const s = deliveredSequences(logsDir);
     return new Set(s).size >= TOTAL ? s : undefined;
   }, 150_000);
-  const unique = new Set(seqs);
-  for (let i = 0; i < TOTAL; i++) assert.ok(unique.has(i), `message ${i} is missing`);
-  const duplicates = seqs.length - unique.size;
-  t.diagnostic(`crash test: ${TOTAL} sent, ${unique.size} delivered, ${duplicates} duplicates after 2 SIGKILLs`);
-  assert.equal(unique.size, TOTAL);
+  const { missing, duplicates } = missingAndDuplicates(seqs, TOTAL);
+  assert.deepEqual(missing, []);
+  t.diagnostic(`crash test: ${TOTAL} sent, ${TOTAL} delivered, ${duplicates} duplicates after 2 SIGKILLs`);
 });

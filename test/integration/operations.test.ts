@@ -6,17 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { connect, jsonLines, readTenantRecords, requireProgram, ROOT, tempDir, waitFor } from '../helpers.js';
+import { connect, jsonLines, lateBoundPort, readTenantRecords, ROOT, tempDir, waitFor } from '../helpers.js';
+import { deliveredSequences, missingAndDuplicates, rsyslogRelayMissing, startRsyslogRelay } from '../rsyslog-relay.js';
 
 const CLI = path.join(ROOT, 'dist', 'src', 'ops', 'cli.js');
 const TOTAL = 200_000;
-const noRsyslog = requireProgram('rsyslogd', 'Debian packages rsyslog and rsyslog-relp');
-const omrelp = ['/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so', '/usr/lib/rsyslog/omrelp.so'].some((p) => existsSync(p));
-if (!noRsyslog && !omrelp && process.env.CI === 'true') throw new Error('rsyslog-relp is required under CI=true');
-const skipRsyslog = noRsyslog || (omrelp ? false : 'rsyslog-relp not installed');
 
 interface RunningNode { child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> }
 
@@ -36,16 +32,6 @@ function sluice(args: string[], cwd: string): Promise<{ status: number | null; s
     child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
     child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
     child.on('exit', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
   });
 }
 
@@ -100,28 +86,9 @@ test('operations: reload refuses a bad file with its reasons and the old config 
   assert.ok(node.lines.some((l) => l.code === 'SLU0811I' && l.complete === true));
 });
 
-/** Every `seq N` in the tenant's files (every worker's), in file order. */
-function delivered(logsDir: string): number[] {
-  const dir = path.join(logsDir, 'default');
-  if (!existsSync(dir)) return [];
-  const seqs: number[] = [];
-  for (const name of readdirSync(dir)) {
-    const text = readFileSync(path.join(dir, name), 'utf8');
-    let at = 0;
-    for (;;) {
-      at = text.indexOf('"msg":"seq ', at);
-      if (at < 0) break;
-      at += 11;
-      seqs.push(Number.parseInt(text.slice(at, text.indexOf('"', at)), 10));
-    }
-  }
-  return seqs;
-}
-
-test('operations: two rolling restarts during 200,000 messages from rsyslog over RELP lose nothing', { skip: skipRsyslog, timeout: 240_000 }, async (t) => {
+test('operations: two rolling restarts during 200,000 messages from rsyslog over RELP lose nothing', { skip: rsyslogRelayMissing, timeout: 240_000 }, async (t) => {
   const dir = tempDir(t);
-  const relpPort = await freePort();
-  const inputPort = await freePort();
+  const relpPort = await lateBoundPort();
   const config = path.join(dir, 'sluice.yaml');
   writeFileSync(config, nodeYaml(dir, [
     'sources:',
@@ -135,54 +102,24 @@ test('operations: two rolling restarts during 200,000 messages from rsyslog over
   t.after(() => { node.child.kill('SIGKILL'); });
   await waitFor('node ready', () => node.lines.some((l) => l.code === 'SLU0003I' && l.workers === 2), 30_000);
 
-  const rsyslogConf = path.join(dir, 'rsyslog.conf');
-  writeFileSync(rsyslogConf, `
-global(workDirectory="${dir}")
-module(load="imtcp")
-module(load="omrelp")
-input(type="imtcp" address="127.0.0.1" port="${inputPort}")
-action(type="omrelp" target="127.0.0.1" port="${relpPort}" windowSize="1024" template="RSYSLOG_SyslogProtocol23Format"
-  queue.type="LinkedList" queue.size="400000" action.resumeRetryCount="-1" action.resumeInterval="1")
-`);
-  const rsyslog = spawn('rsyslogd', ['-n', '-f', rsyslogConf, '-i', path.join(dir, 'rsyslog.pid')], { stdio: 'ignore' });
-  t.after(() => { rsyslog.kill('SIGKILL'); });
-
-  const feeder = await waitFor('rsyslog input', () => new Promise<net.Socket | undefined>((resolve) => {
-    const socket = net.connect(inputPort, '127.0.0.1', () => resolve(socket));
-    socket.once('error', () => resolve(undefined));
-  }), 20_000);
-  const sent = new Promise<void>((resolve) => {
-    let i = 0;
-    const pump = (): void => {
-      while (i < TOTAL) {
-        let chunk = '';
-        for (let k = 0; k < 1000 && i < TOTAL; k++, i++) chunk += `<14>1 2026-11-27T00:00:00Z agent app - - - seq ${i}\n`;
-        if (!feeder.write(chunk)) {
-          feeder.once('drain', pump);
-          return;
-        }
-      }
-      feeder.end(resolve);
-    };
-    pump();
-  });
+  const relay = await startRsyslogRelay(t, dir, { host: '127.0.0.1', port: relpPort });
+  const sent = relay.feed(TOTAL);
 
   for (const restartAt of [50_000, 120_000]) {
-    await waitFor(`${restartAt} delivered`, () => delivered(logsDir).length >= restartAt, 120_000);
+    await waitFor(`${restartAt} delivered`, () => deliveredSequences(logsDir).length >= restartAt, 120_000);
     const restart = await sluice(['restart', '--rolling', '-c', config], dir);
     assert.equal(restart.status, 0, restart.stderr);
     assert.match(restart.stdout, /rolling restart done/);
   }
   await sent;
   const seqs = await waitFor('every message', () => {
-    const s = delivered(logsDir);
+    const s = deliveredSequences(logsDir);
     return new Set(s).size >= TOTAL ? s : undefined;
   }, 150_000);
-  const unique = new Set(seqs);
-  for (let i = 0; i < TOTAL; i++) assert.ok(unique.has(i), `message ${i} is missing`);
-  const duplicates = seqs.length - unique.size;
+  const { missing, duplicates } = missingAndDuplicates(seqs, TOTAL);
+  assert.deepEqual(missing, []);
   const drained = node.lines.filter((l) => l.code === 'SLU0809I').length;
-  t.diagnostic(`rolling restarts: ${TOTAL} sent, ${unique.size} delivered, ${duplicates} duplicates, ${drained} workers drained`);
+  t.diagnostic(`rolling restarts: ${TOTAL} sent, ${TOTAL} delivered, ${duplicates} duplicates, ${drained} workers drained`);
   assert.equal(drained, 4, 'two workers replaced per rolling restart');
   assert.equal(node.lines.filter((l) => l.code === 'SLU0802W').length, 0, 'no worker crashed');
   node.child.kill('SIGTERM');

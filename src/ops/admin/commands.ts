@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { SessionView } from '../control.js';
+import type { ClusterStatus, SessionView } from '../control.js';
 import type { LiveOverview } from './overview.js';
 
 interface ClientOptions {
@@ -137,6 +137,34 @@ export function renderSessions(sessions: SessionView[], total: number): string {
   return lines.join('\n') + '\n';
 }
 
+const MEMORY_STATES = ['normal', 'soft', 'hard'];
+
+/** `sluice cluster status`: the members as this node sees them, the leader marked. */
+export function renderClusterStatus(status: ClusterStatus): string {
+  const now = Date.now();
+  const leader = status.leader?.id ?? null;
+  const lines = [
+    `cluster of ${status.members.length} node${status.members.length === 1 ? '' : 's'} seen from ${status.nodeId}`
+    + (status.connected ? '' : ` (NATS unreachable: ${status.lastError ?? 'connecting'})`),
+    leader === null ? 'leader: none elected yet' : `leader: ${leader} since ${new Date(status.leader!.since).toISOString()}`,
+  ];
+  if (status.totals !== null) {
+    const t = status.totals;
+    lines.push(`totals (published by ${t.by}): ${t.connections} connections, ${si(t.recordsPerSec)} records/s, ${bytes(t.bytesPerSec)}/s, ${bytes(t.rssBytes)} resident`);
+  }
+  if (status.lastShed !== null) {
+    lines.push(`last shed: ${status.lastShed.asked} agents asked to reconnect (${status.lastShed.reason}) ${Math.round((now - status.lastShed.at) / 1000)}s ago`);
+  }
+  lines.push('');
+  const rows = status.members.map((m) => [
+    m.id, m.id === leader ? 'leader' : 'member', String(m.load.connections), si(m.load.recordsPerSec), `${bytes(m.load.bytesPerSec)}/s`,
+    bytes(m.load.rssBytes), MEMORY_STATES[m.load.memoryState] ?? String(m.load.memoryState),
+    `${Math.max(0, Math.round((now - m.heartbeatAt) / 1000))}s`, m.version, m.admin ?? '-',
+  ]);
+  lines.push(...table(['NODE', 'ROLE', 'CONNECTIONS', 'REC/S', 'BYTES/S', 'RSS', 'MEMORY', 'HEARTBEAT', 'VERSION', 'ADMIN'], rows));
+  return lines.join('\n') + '\n';
+}
+
 function fail(err: unknown): never {
   process.stderr.write(`${err instanceof AdminClientError ? err.message : (err as Error).stack ?? String(err)}\n`);
   process.exit(err instanceof AdminClientError ? 2 : 1);
@@ -192,6 +220,19 @@ export function registerAdminCommands(program: Command): void {
           if (event === 'message') process.stdout.write(`${data}\n`);
           else if (event === 'dropped') process.stderr.write(`sluice tail: ${(JSON.parse(data) as { dropped: number }).dropped} records skipped: this terminal reads slower than they arrive\n`);
         });
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  const cluster = program.command('cluster').description('cluster mode: several nodes coordinated through NATS JetStream (docs/cluster.md)');
+  clientOptions(cluster.command('status'))
+    .description('members, leader and load per node, as the node at --url sees them')
+    .option('--json', 'print JSON')
+    .action(async (options: ClientOptions & { json?: boolean }) => {
+      try {
+        const status = (await (await request(options, 'api/cluster')).json()) as ClusterStatus;
+        process.stdout.write(options.json === true ? `${JSON.stringify(status, null, 2)}\n` : renderClusterStatus(status));
       } catch (err) {
         fail(err);
       }

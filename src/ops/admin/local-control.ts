@@ -23,6 +23,11 @@ export class LocalControl implements NodeControl {
     return this.node.telemetry.registry.getMetricsAsJSON();
   }
 
+  /** A single process is never a cluster member: membership runs in the primary of `sluice start`. */
+  async cluster(): Promise<null> {
+    return null;
+  }
+
   async readiness(): Promise<Readiness> {
     return this.node.readiness();
   }

@@ -77,7 +77,8 @@ export interface SinkBounds {
   bufferMaxBytes: number | null;
 }
 
-function sum(metrics: Map<string, MetricJson>, name: string, where: (labels: Record<string, string | number>) => boolean = () => true): number {
+/** A metric's values added up (those whose labels pass `where`). */
+export function sum(metrics: Map<string, MetricJson>, name: string, where: (labels: Record<string, string | number>) => boolean = () => true): number {
   const metric = metrics.get(name);
   if (metric === undefined) return 0;
   let total = 0;
@@ -122,6 +123,13 @@ function gaugesWithPrefix(metrics: Map<string, MetricJson>, prefixes: string[]):
   return out;
 }
 
+/** prom-client's JSON by metric name. */
+export function metricsByName(metricsJson: unknown[]): Map<string, MetricJson> {
+  const metrics = new Map<string, MetricJson>();
+  for (const m of metricsJson as MetricJson[]) metrics.set(m.name, m);
+  return metrics;
+}
+
 export function buildOverview(
   metricsJson: unknown[],
   sessions: SessionView[],
@@ -129,8 +137,7 @@ export function buildOverview(
   bounds: readonly SinkBounds[],
   scope: string | null,
 ): Overview {
-  const metrics = new Map<string, MetricJson>();
-  for (const m of metricsJson as MetricJson[]) metrics.set(m.name, m);
+  const metrics = metricsByName(metricsJson);
   const inScope = scope === null ? () => true : (labels: Record<string, string | number>) => labels.tenant === scope;
   const scopedSessions = scope === null ? sessions : sessions.filter((s) => s.tenant === scope);
 

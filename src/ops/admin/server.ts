@@ -312,6 +312,15 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     return { id: req.params.id, limits: limitsJson(next) };
   });
 
+  /** This node's view of the cluster; 404 when it runs alone. Fleet-wide, so not for tenant-scoped tokens. */
+  app.get('/api/cluster', async (req) => {
+    const principal = authorize(req, 'read');
+    if (principal.tenant !== null) throw new HttpError(403, 'this token is scoped to one tenant');
+    const status = await control.cluster();
+    if (status === null) throw new HttpError(404, 'this node runs alone (no cluster.nats in its configuration)');
+    return status;
+  });
+
   app.get('/api/components', async (req) => {
     authorize(req, 'node');
     return control.components();

@@ -12,6 +12,7 @@ import { DEFAULT_NATS_SINK } from '../../sinks/nats/config.js';
 import { DEFAULT_DISK_BUFFER_CONFIG } from '../../sinks/buffer/config.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
@@ -319,6 +320,18 @@ function semanticProblems(
     report(['memory', 'soft_mark'], `a fraction below hard_mark (${memory['hard_mark']})`);
   }
 
+  const cluster = filled['cluster'];
+  if (isPlainObject(cluster)) {
+    // A heartbeat must come at least twice within each time-to-live, or a live node would expire between two of them.
+    const heartbeat = parseDuration(cluster['heartbeat_interval'] as number | string);
+    for (const ttl of ['member_ttl', 'leader_ttl'] as const) {
+      const value = parseDuration(cluster[ttl] as number | string);
+      if (heartbeat !== null && value !== null && value < 2 * heartbeat) {
+        report(['cluster', ttl], `a duration of at least twice heartbeat_interval (${String(cluster['heartbeat_interval'])})`);
+      }
+    }
+  }
+
   const givenSinks = isPlainObject(original) ? original['sinks'] : undefined;
   if (isPlainObject(givenSinks)) {
     for (const [name, sink] of Object.entries(givenSinks)) {
@@ -602,6 +615,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
           subjectPrefix: n.subject_prefix,
           createStream: n.create_stream,
           duplicateWindowMs: duration(n.duplicate_window),
+          replicas: n.replicas,
           maxInFlight: n.max_in_flight,
           publishTimeoutMs: duration(n.publish_timeout),
           user: n.user,
@@ -666,7 +680,25 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
       openLoopbackReads: c.admin.open_loopback_reads,
       tenantSeries: c.admin.tenant_series,
     },
+    cluster: {
+      nats: [...c.cluster.nats],
+      nodeId: c.cluster.node_id === '' ? defaultNodeId() : c.cluster.node_id,
+      bucketPrefix: c.cluster.bucket_prefix,
+      replicas: c.cluster.replicas,
+      heartbeatIntervalMs: Math.max(100, duration(c.cluster.heartbeat_interval)),
+      memberTtlMs: duration(c.cluster.member_ttl),
+      leaderTtlMs: duration(c.cluster.leader_ttl),
+      hostLocks: c.cluster.host_locks,
+      pruneHostsAfterMs: duration(c.cluster.prune_hosts_after),
+      shedConnectionsOver: c.cluster.shed_connections_over,
+      shedIntervalMs: duration(c.cluster.shed_interval),
+    },
   };
+}
+
+/** The hostname, as a cluster node id may spell it. */
+export function defaultNodeId(): string {
+  return os.hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64) || 'node';
 }
 
 /**

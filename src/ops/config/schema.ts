@@ -384,6 +384,7 @@ const natsSinkSection = section(
     subject_prefix: Type.String({ description: 'Records are published to `<subject_prefix>.<tenant>.<host key>`.', default: 'logs', pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$', 'x-expected': 'dot-separated subject tokens such as logs' }),
     create_stream: Type.Boolean({ description: 'Create the stream (subjects `<subject_prefix>.>`) when it does not exist.', default: true }),
     duplicate_window: duration('2m', 'De-duplication window of a created stream: a re-publish within it is stored once.'),
+    replicas: Type.Integer({ description: 'Copies a created stream keeps, each on another server of the JetStream cluster: 3 in a 3-server cluster, so a server can die without losing or blocking the stream (see cluster.md).', default: 1, minimum: 1, maximum: 5 }),
     max_in_flight: Type.Integer({ description: 'Publishes awaiting their JetStream acknowledgement at once.', default: 1024, minimum: 1, maximum: 65536 }),
     publish_timeout: duration('5s', 'Longest a publish waits for its acknowledgement before the batch is retried.'),
     user: Type.Union([Type.String(), Type.Null()], { description: 'User name, or null.', default: null, 'x-type': 'string or null', 'x-expected': 'a string, or null' }),
@@ -581,6 +582,35 @@ export const MemorySchema = section(
   'The memory governor (see memory.md).',
 );
 
+export const ClusterSchema = section(
+  {
+    nats: Type.Array(Type.String({ minLength: 1 }), {
+      description: 'NATS servers (`nats://host:port`) whose JetStream key-value buckets hold the cluster\'s membership, leader and host session locks. Empty: the node runs alone. See cluster.md.',
+      default: [], 'x-type': 'list of URLs', 'x-expected': 'a list of nats:// URLs',
+    }),
+    node_id: Type.String({
+      description: 'This node\'s name in the cluster, unique among its members. Empty: the machine\'s hostname.',
+      default: '', pattern: '^([A-Za-z0-9_-]{1,64})?$', 'x-expected': '1 to 64 letters, digits, "_" and "-", or empty',
+    }),
+    bucket_prefix: Type.String({
+      description: 'Prefix of the key-value buckets (`<prefix>_members`, `<prefix>_leader`, `<prefix>_host_locks`); nodes with the same prefix form one cluster.',
+      default: 'sluice', pattern: '^[A-Za-z0-9_-]{1,32}$', 'x-expected': '1 to 32 letters, digits, "_" and "-"',
+    }),
+    replicas: Type.Integer({ description: 'Replicas of each bucket when it is created (3 on a 3-server NATS cluster).', default: 1, minimum: 1, maximum: 5 }),
+    heartbeat_interval: duration('1s', 'How often the node writes its heartbeat (identity and load) and renews its leadership or claims it.'),
+    member_ttl: duration('10s', 'A member whose heartbeat is older than this disappears from the cluster (the bucket\'s time-to-live, fixed when the bucket is created).'),
+    leader_ttl: duration('5s', 'The leader key expires this long after its last renewal, so a new leader is elected at most this long plus one heartbeat after the old one died (fixed when the bucket is created).'),
+    host_locks: Type.Boolean({ description: 'One node owns a host\'s session at a time: a host that connects through another node takes its session over and the old node closes its own.', default: true }),
+    prune_hosts_after: duration('30d', 'The leader deletes host metadata of hosts unseen for this long (when this node runs the host metadata service). 0: never.'),
+    shed_connections_over: Type.Number({
+      description: 'A node with more than this multiple of its fair share of the cluster\'s connections (or over its soft memory mark) asks some agents to reconnect (RELP serverclose, HTTP Connection: close) so the balancer spreads them. 0: never.',
+      default: 1.25, minimum: 0, maximum: 100,
+    }),
+    shed_interval: duration('10s', 'How often a node considers shedding, and the pause after it has shed, so the balancer\'s view settles.'),
+  },
+  'Cluster mode: several nodes behind a TCP load balancer, coordinated through NATS JetStream key-value buckets (see cluster.md).',
+);
+
 export const SluiceConfigSchema = Type.Partial(
   Type.Object({
     data_dir: Type.String({
@@ -611,6 +641,7 @@ export const SluiceConfigSchema = Type.Partial(
     hostmeta: HostmetaSchema,
     admin: AdminSchema,
     memory: MemorySchema,
+    cluster: ClusterSchema,
   }),
   {
     $id: 'https://sluice.dev/schema/config.json',

@@ -131,6 +131,23 @@ export interface AdminConfig {
   tenantSeries: number;
 }
 
+export interface ClusterConfig {
+  /** Empty: the node runs alone. */
+  nats: string[];
+  nodeId: string;
+  bucketPrefix: string;
+  replicas: number;
+  heartbeatIntervalMs: number;
+  memberTtlMs: number;
+  leaderTtlMs: number;
+  hostLocks: boolean;
+  /** 0: never. */
+  pruneHostsAfterMs: number;
+  /** 0: never shed. */
+  shedConnectionsOver: number;
+  shedIntervalMs: number;
+}
+
 export interface SluiceConfig {
   dataDir: string;
   log: LogConfig;
@@ -156,4 +173,5 @@ export interface SluiceConfig {
     client: Omit<HostmetaClientConfig, 'url'> & { enabled: boolean; url: string | null };
   };
   admin: AdminConfig;
+  cluster: ClusterConfig;
 }

@@ -343,6 +343,7 @@ export class Primary {
     if (next.dataDir !== this.config.dataDir) fixed.push('data_dir');
     if (next.connectionBalancing !== this.config.connectionBalancing) fixed.push('connection_balancing');
     if (JSON.stringify(next.hostmeta.service) !== JSON.stringify(this.config.hostmeta.service)) fixed.push('hostmeta.service');
+    if (JSON.stringify(next.cluster) !== JSON.stringify(this.config.cluster)) fixed.push('cluster');
     if (fixed.length > 0) return refuse(fixed.map((key) => `${path}: ${key} changed: that takes a full restart (stop, then start)`));
     if (this.rolling !== null) return refuse(['a rolling restart is already running; reload again once it has finished']);
     this.telemetry.emit('reloadAccepted', { file: path });

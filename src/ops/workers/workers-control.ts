@@ -12,12 +12,15 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { TenantLimits } from '../../core/limits.js';
 import type { ComponentView, NodeControl, Readiness, SessionView, TailFilter } from '../control.js';
 import type { Primary, WorkerProcess } from './primary.js';
+import type { ClusterMember, ClusterStatus } from '../../services/cluster/member.js';
 
 const WORKER_SESSION = /^w(\d+):/;
 
 export class WorkersControl implements NodeControl {
   private nextSubscription = 1;
   private readonly tails = new Map<number, TailFilter>();
+  /** Set once the node has joined its cluster (cluster mode). */
+  clusterMember: ClusterMember | null = null;
 
   constructor(private readonly primary: Primary) {
     // A worker that comes up while a tail is open joins it.
@@ -60,6 +63,10 @@ export class WorkersControl implements NodeControl {
 
   async metricsJson(): Promise<unknown[]> {
     return await (await this.aggregated()).getMetricsAsJSON();
+  }
+
+  async cluster(): Promise<ClusterStatus | null> {
+    return this.clusterMember?.view() ?? null;
   }
 
   async readiness(): Promise<Readiness> {

@@ -19,6 +19,8 @@ export interface NatsSinkConfig extends DeliveryConfig {
   createStream: boolean;
   /** The created stream's de-duplication window: a re-publish within it is stored once. */
   duplicateWindowMs: number;
+  /** Copies the created stream keeps, each on another server of a JetStream cluster (1 to 5). */
+  replicas: number;
   /** Publishes awaiting their JetStream ack at once, at most. */
   maxInFlight: number;
   /** Longest a publish waits for its ack before the batch is retried. */
@@ -40,6 +42,7 @@ export const DEFAULT_NATS_SINK: Readonly<NatsSinkConfig> = {
   subjectPrefix: 'logs',
   createStream: true,
   duplicateWindowMs: 120_000,
+  replicas: 1,
   maxInFlight: 1024,
   publishTimeoutMs: 5000,
   connectTimeoutMs: 5000,
@@ -63,6 +66,7 @@ export function checkNatsSinkConfig(config: NatsSinkConfig): string[] {
   if (!STREAM_NAME.test(config.stream)) problems.push('stream must be letters, digits, _ or - only');
   if (!SUBJECT_TOKENS.test(config.subjectPrefix)) problems.push('subject prefix must be dot-separated tokens of letters, digits, _ or -');
   if (!(config.duplicateWindowMs > 0)) problems.push('duplicate window must be above 0');
+  if (!(Number.isInteger(config.replicas) && config.replicas >= 1 && config.replicas <= 5)) problems.push('replicas must be a whole number from 1 to 5');
   if (!(Number.isInteger(config.maxInFlight) && config.maxInFlight > 0)) problems.push('max in flight must be a whole number above 0');
   if (!(config.publishTimeoutMs > 0 && config.connectTimeoutMs > 0 && config.reconnectWaitMs > 0)) problems.push('timeouts must be above 0');
   if ((config.user === null) !== (config.password === null)) problems.push('user and password go together');

@@ -213,6 +213,7 @@ export class JetStreamTransport implements DeliveryTransport {
           storage: StorageType.File,
           retention: RetentionPolicy.Limits,
           duplicate_window: nanos(c.duplicateWindowMs),
+          num_replicas: c.replicas,
         });
         this.stats.telemetry.emit('natsStreamCreated', { sink: this.stats.sink, stream: c.stream, subjects: `${c.subjectPrefix}.>` });
       } catch (addErr) {

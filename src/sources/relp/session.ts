@@ -376,7 +376,7 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession,
     this.context.counters.records.inc(records.length);
     this.entry.records += records.length;
     this.entry.tenant = tenant.id;
-    this.entry.host = records[records.length - 1]!.hostname ?? this.entry.host;
+    this.entry.noteHosts(records);
     if (!this.lane.submit(tenant, records, reply.token) && !this.laneBlocked) {
       this.laneBlocked = true;
       this.entry.throttled = true;

@@ -245,7 +245,7 @@ class StreamSession implements SessionControl, GuardedSession {
     this.counters.records.inc(batch.length);
     this.entry.records += batch.length;
     this.entry.tenant = tenant.id;
-    this.entry.host = batch[batch.length - 1]!.hostname ?? this.entry.host;
+    this.entry.noteHosts(batch);
     if (!this.lane.submit(tenant, batch, null)) {
       this.entry.throttled = true;
       this.socket.pause();

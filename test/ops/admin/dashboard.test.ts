@@ -9,31 +9,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Browser } from 'playwright-core';
 import { Counter, Gauge } from 'prom-client';
-import { connect, requireProgram, waitFor } from '../../helpers.js';
+import { connect, launchChromium, waitFor } from '../../helpers.js';
 import { ADMIN_TOKEN, TWO_TENANTS, frame, startAdminFixture } from './admin-helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-
-async function launch(): Promise<Browser | string> {
-  const missing = requireProgram('chromium', 'apt-get install chromium');
-  if (missing !== false) return missing;
-  let playwright: typeof import('playwright-core');
-  try {
-    playwright = await import('playwright-core');
-  } catch (err) {
-    if (process.env.CI === 'true') throw err;
-    const reason = 'playwright-core not installed (npm install)';
-    process.stderr.write(`skipping: ${reason}\n`);
-    return reason;
-  }
-  // --no-sandbox: tests may run as root, where Chromium's sandbox refuses to start.
-  return playwright.chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-}
-
 test('dashboard: live charts under load, a session drill-down with its live tail, in headless Chromium', { timeout: 120_000 }, async (t) => {
-  const browser = await launch();
+  const browser = await launchChromium();
   if (typeof browser === 'string') return t.skip(browser);
   t.after(() => browser.close());
   const { base, tcpPort, node } = await startAdminFixture(t, TWO_TENANTS);

@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import {
   ConfigError,
   defaultConfig,
+  defaultNodeId,
   formatProblem,
   loadConfigFile,
   parseConfig,
@@ -77,6 +78,10 @@ const DEFAULTS: SluiceConfig = {
     },
   },
   admin: { enabled: true, address: '127.0.0.1', port: 8080, tokens: [], openLoopbackReads: true, tenantSeries: 100 },
+  cluster: {
+    nats: [], nodeId: defaultNodeId(), bucketPrefix: 'sluice', replicas: 1, heartbeatIntervalMs: 1000, memberTtlMs: 10_000,
+    leaderTtlMs: 5000, hostLocks: true, pruneHostsAfterMs: 30 * 86_400_000, shedConnectionsOver: 1.25, shedIntervalMs: 10_000,
+  },
 };
 
 const DURATION_EXPECTED = 'a duration such as 10s, 500ms or 1h';
@@ -257,7 +262,7 @@ describe('sizes', () => {
 
 describe('unknown keys', () => {
   const cases: [string, string, string][] = [
-    ['colour: red\n', 'colour', 'data_dir, log, workers, connection_balancing, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory'],
+    ['colour: red\n', 'colour', 'data_dir, log, workers, connection_balancing, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory, cluster'],
     ['log:\n  colour: red\n', 'log.colour', 'level, output, syslog'],
     ['log:\n  syslog:\n    colour: red\n', 'log.syslog.colour', 'protocol, host, port, facility, app_name, max_message, max_queue'],
     ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
@@ -294,6 +299,19 @@ describe('values', () => {
     });
     assert.equal(one('memory:\n  budget: 100KiB\n').path, 'memory.budget');
     assert.equal(one('memory:\n  hard_mark: 1.5\n').path, 'memory.hard_mark');
+  });
+
+  it('cluster: NATS servers, a node id, durations; each time-to-live at least two heartbeats', () => {
+    const cluster = ok("cluster:\n  nats: ['nats://10.0.0.11:4222', 'nats://10.0.0.12:4222']\n  node_id: node-1\n  heartbeat_interval: 1s\n  leader_ttl: 4s\n").cluster;
+    assert.deepEqual(cluster.nats, ['nats://10.0.0.11:4222', 'nats://10.0.0.12:4222']);
+    assert.equal(cluster.nodeId, 'node-1');
+    assert.equal(cluster.heartbeatIntervalMs, 1000);
+    assert.equal(cluster.leaderTtlMs, 4000);
+    assert.match(defaultNodeId(), /^[A-Za-z0-9_-]{1,64}$/);
+    assert.deepEqual(brief(one('cluster:\n  heartbeat_interval: 4s\n  member_ttl: 7s\n  leader_ttl: 8s\n')), {
+      path: 'cluster.member_ttl', value: '7s', expected: 'a duration of at least twice heartbeat_interval (4s)',
+    });
+    assert.equal(one('cluster:\n  node_id: "node 1"\n').path, 'cluster.node_id');
   });
 
   it('a bad log level lists the levels', () => {
@@ -586,7 +604,7 @@ describe('the file as a whole', () => {
     assert.deepEqual(brief(p), {
       path: '',
       value: [{ data_dir: './data' }, { log: {} }],
-      expected: 'a mapping with the keys: data_dir, log, workers, connection_balancing, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory',
+      expected: 'a mapping with the keys: data_dir, log, workers, connection_balancing, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory, cluster',
     });
     assert.deepEqual([p.line, p.column], [1, 1]);
   });
@@ -594,7 +612,7 @@ describe('the file as a whole', () => {
   it('a top-level scalar is one problem', () => {
     assert.equal(
       formatProblem(one('sluice\n'), 'x.yaml'),
-      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, workers, connection_balancing, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory',
+      'x.yaml:1:1: top level: got "sluice"; expected a mapping with the keys: data_dir, log, workers, connection_balancing, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory, cluster',
     );
   });
 
@@ -681,7 +699,7 @@ describe('sink types', () => {
       '  bus:',
       '    type: nats',
       '    batch_size: 128KiB',
-      '    nats: { servers: ["nats://10.0.0.1:4222"], stream: LOGS, duplicate_window: 5m }',
+      '    nats: { servers: ["nats://10.0.0.1:4222"], stream: LOGS, duplicate_window: 5m, replicas: 3 }',
     ].join('\n'));
     const [forward, bus] = config.sinks;
     assert.equal(forward?.type, 'syslog');
@@ -696,6 +714,7 @@ describe('sink types', () => {
       assert.deepEqual(bus.servers, ['nats://10.0.0.1:4222']);
       assert.equal(bus.stream, 'LOGS');
       assert.equal(bus.duplicateWindowMs, 300_000);
+      assert.equal(bus.replicas, 3);
       assert.equal(bus.batchBytes, 128 * 1024);
     }
   });

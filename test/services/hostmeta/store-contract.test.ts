@@ -13,26 +13,7 @@ import { MIGRATIONS, type Migration } from '../../../src/services/hostmeta/migra
 import { PostgresHostmetaStore, withDefaultUser } from '../../../src/services/hostmeta/postgres-store.js';
 import { SqliteHostmetaStore } from '../../../src/services/hostmeta/sqlite-store.js';
 import { SchemaTooNewError, type HostmetaStore } from '../../../src/services/hostmeta/store.js';
-import { tempDir } from '../../helpers.js';
-
-const POSTGRES_URL = process.env.SLUICE_TEST_POSTGRES_URL ?? 'postgres://127.0.0.1:5432/test';
-
-/** Whether PostgreSQL answers. Missing: the tests skip with the reason, except under CI=true, where they fail. */
-async function requirePostgres(url: string): Promise<string | false> {
-  const client = new pg.Client({ connectionString: withDefaultUser(url), connectionTimeoutMillis: 3_000 });
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return false;
-  } catch (err) {
-    const reason = `PostgreSQL not reachable at ${url} (${(err as Error).message}); set SLUICE_TEST_POSTGRES_URL`;
-    if (process.env.CI === 'true') throw new Error(`${reason}: required under CI=true`, { cause: err });
-    process.stderr.write(`skipping: ${reason}\n`);
-    return reason;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
+import { POSTGRES_URL, requirePostgres, tempDir } from '../../helpers.js';
 
 const postgresSkip = await requirePostgres(POSTGRES_URL);
 
