@@ -89,8 +89,8 @@ async function start(options: { config?: string }): Promise<void> {
     const { ClusterMember } = await import('../services/cluster/member.js');
     member = new ClusterMember(config, primary.telemetry, {
       metricsJson: () => control.metricsJson(),
-      shed: null,
-      pruneHosts: null,
+      shed: (count) => control.shedSessions(count),
+      pruneHosts: primary.hostmetaService === null ? null : (olderThanMs) => primary.hostmetaService!.pruneUnseen(olderThanMs),
     }, adminUrl);
     control.clusterMember = member;
     member.start();
