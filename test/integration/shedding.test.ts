@@ -7,13 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { LocalControl } from '../../src/ops/admin/local-control.js';
 import { RECONNECT_CLOSE_GRACE_MS } from '../../src/sources/relp/session.js';
-import { closed, connect, lateBoundPort, readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
+import { closed, connect, readTenantRecords, startTestNode, tempDir, waitFor } from '../helpers.js';
 import { OPEN_OFFERS, RelpTestClient } from '../relp-client.js';
+import { rsyslogRelayMissing, startRsyslogRelay } from '../rsyslog-relay.js';
 import { ADMIN_TOKEN, ACME_TOKEN, call, startAdminFixture, TWO_TENANTS } from '../ops/admin/admin-helpers.js';
 
 const syslogMessage = (msg: string): string => `<13>1 2026-11-27T14:20:00.000Z web-1 app - - - ${msg}`;
@@ -135,45 +133,14 @@ test('shedding: POST /api/sessions/shed takes a whole-node token and a positive 
   assert.equal(client.received.at(-1)?.command, 'serverclose');
 });
 
-const noRsyslog = requireProgram('rsyslogd', 'Debian packages rsyslog and rsyslog-relp');
-const OMRELP = ['/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so', '/usr/lib/rsyslog/omrelp.so'];
 
-test('shedding: the real rsyslog, asked to reconnect mid-stream, reconnects and delivers every message exactly once', { skip: noRsyslog, timeout: 120_000 }, async (t) => {
-  if (!OMRELP.some((p) => existsSync(p))) {
-    if (process.env.CI === 'true') throw new Error('rsyslog-relp (omrelp) is required under CI=true');
-    t.skip('rsyslog-relp not installed');
-    return;
-  }
+test('shedding: the real rsyslog, asked to reconnect mid-stream, reconnects and delivers every message exactly once', { skip: rsyslogRelayMissing, timeout: 120_000 }, async (t) => {
   const total = 20_000;
   const { node, logs } = await startTestNode(t, 'sources: { relp: { window: 1024 } }');
   const control = new LocalControl(node);
-  const dir = tempDir(t);
-  const inputPort = await lateBoundPort();
-  const conf = path.join(dir, 'rsyslog.conf');
-  writeFileSync(conf, `
-global(workDirectory="${dir}")
-module(load="imtcp")
-module(load="omrelp")
-input(type="imtcp" address="127.0.0.1" port="${inputPort}")
-action(type="omrelp" target="127.0.0.1" port="${node.addresses().relp!.port}" windowSize="1024" template="RSYSLOG_SyslogProtocol23Format"
-  queue.type="LinkedList" queue.size="100000" action.resumeRetryCount="-1" action.resumeInterval="1")
-`);
-  const rsyslog = spawn('rsyslogd', ['-n', '-f', conf, '-i', path.join(dir, 'rsyslog.pid')], { stdio: 'ignore' });
-  t.after(() => { rsyslog.kill('SIGKILL'); });
-  const feeder = await waitFor('rsyslog input', () => new Promise<net.Socket | undefined>((resolve) => {
-    const socket = net.connect(inputPort, '127.0.0.1', () => resolve(socket));
-    socket.once('error', () => resolve(undefined));
-  }), 20_000);
+  const relay = await startRsyslogRelay(t, tempDir(t), { host: '127.0.0.1', port: node.addresses().relp!.port }, { queueSize: 100_000 });
   // Paced, so the stream is still flowing when the session is asked to go.
-  const sent = (async () => {
-    for (let i = 0; i < total; i += 500) {
-      let chunk = '';
-      for (let k = i; k < Math.min(total, i + 500); k++) chunk += `<14>1 2026-11-27T00:00:00Z agent app - - - seq ${k}\n`;
-      feeder.write(chunk);
-      await pause(20);
-    }
-    feeder.end();
-  })();
+  const sent = relay.feed(total, { chunk: 500, pauseMs: 20 });
   const delivered = () => readTenantRecords(logs, 'default').map((r) => String(r.msg)).filter((m) => m.startsWith('seq '));
 
   await waitFor('a quarter delivered', () => delivered().length >= total / 4, 60_000);
