@@ -243,6 +243,9 @@ export const EVENTS = {
     help: 'A replacement worker did not become ready (`error`), so the restart stopped before draining the worker it was to replace; the node serves on with the workers it has. Read the replacement\'s SLU0008E line for the cause.',
   },
 
+  sessionsShed: { code: 'SLU0950I', level: 'info', text: 'load shedding: agent connections asked to reconnect, so the balancer spreads them' },
+  hostsPruned: { code: 'SLU0951I', level: 'info', text: 'host metadata: hosts unseen for the given time deleted' },
+
   memoryBudget: { code: 'SLU0610I', level: 'info', text: 'memory governor: budget and marks' },
   memoryPressureRising: {
     code: 'SLU0612W', level: 'warn', text: 'memory pressure rose past a mark',
