@@ -18,8 +18,22 @@ if (!noRsyslog && !omrelp && process.env.CI === 'true') throw new Error('rsyslog
 export const rsyslogRelayMissing: string | false = noRsyslog || (omrelp ? false : 'rsyslog-relp not installed');
 
 export interface RsyslogRelay {
-  /** Sends `total` lines `seq 0` … `seq total-1` into rsyslog as fast as it takes them; resolves once all are written to it. */
-  feed(total: number): Promise<void>;
+  /**
+   * Sends `total` lines `seq 0` … `seq total-1` into rsyslog, in chunks of `chunk` lines, as
+   * fast as it takes them or with `pauseMs` between chunks (a stream still flowing later on);
+   * resolves once all are written to it.
+   */
+  feed(total: number, pace?: { chunk: number; pauseMs: number }): Promise<void>;
+}
+
+export interface RelayOptions {
+  /** rsyslog's action queue, in messages. */
+  queueSize?: number;
+  /**
+   * RELP connections, one omrelp action each, every one forwarding every line under a
+   * hostname of its own (`agent-1` …); with 1, the line's own hostname (`agent`).
+   */
+  agents?: number;
 }
 
 /** Starts rsyslogd (killed when the test ends) relaying over RELP to `target`. */
@@ -27,17 +41,21 @@ export async function startRsyslogRelay(
   t: { after(fn: () => void): void },
   dir: string,
   target: { host: string; port: number },
-  queueSize = 400_000,
+  { queueSize = 400_000, agents = 1 }: RelayOptions = {},
 ): Promise<RsyslogRelay> {
   const inputPort = await lateBoundPort();
   const conf = path.join(dir, 'rsyslog.conf');
+  const action = (template: string) => `action(type="omrelp" target="${target.host}" port="${target.port}" windowSize="1024" template="${template}"
+  queue.type="LinkedList" queue.size="${queueSize}" action.resumeRetryCount="-1" action.resumeInterval="1")`;
+  const actions = agents === 1 ? [action('RSYSLOG_SyslogProtocol23Format')] : Array.from({ length: agents }, (_, i) => `
+template(name="agent${i + 1}" type="string" string="<%PRI%>1 %TIMESTAMP:::date-rfc3339% agent-${i + 1} %APP-NAME% %PROCID% %MSGID% %STRUCTURED-DATA% %msg%\n")
+${action(`agent${i + 1}`)}`);
   writeFileSync(conf, `
 global(workDirectory="${dir}")
 module(load="imtcp")
 module(load="omrelp")
 input(type="imtcp" address="127.0.0.1" port="${inputPort}")
-action(type="omrelp" target="${target.host}" port="${target.port}" windowSize="1024" template="RSYSLOG_SyslogProtocol23Format"
-  queue.type="LinkedList" queue.size="${queueSize}" action.resumeRetryCount="-1" action.resumeInterval="1")
+${actions.join('\n')}
 `);
   const rsyslog = spawn('rsyslogd', ['-n', '-f', conf, '-i', path.join(dir, 'rsyslog.pid')], { stdio: 'ignore' });
   t.after(() => { rsyslog.kill('SIGKILL'); });
@@ -46,13 +64,18 @@ action(type="omrelp" target="${target.host}" port="${target.port}" windowSize="1
     socket.once('error', () => resolve(undefined));
   }), 20_000);
   return {
-    feed: (total) => new Promise<void>((resolve) => {
+    feed: (total, pace = { chunk: 1000, pauseMs: 0 }) => new Promise<void>((resolve) => {
       let i = 0;
       const pump = (): void => {
         while (i < total) {
           let chunk = '';
-          for (let k = 0; k < 1000 && i < total; k++, i++) chunk += `<14>1 2026-11-27T00:00:00Z agent app - - - seq ${i}\n`;
-          if (!input.write(chunk)) {
+          for (let k = 0; k < pace.chunk && i < total; k++, i++) chunk += `<14>1 2026-11-27T00:00:00Z agent app - - - seq ${i}\n`;
+          const flowing = input.write(chunk);
+          if (pace.pauseMs > 0) {
+            setTimeout(pump, pace.pauseMs);
+            return;
+          }
+          if (!flowing) {
             input.once('drain', pump);
             return;
           }
@@ -64,7 +87,31 @@ action(type="omrelp" target="${target.host}" port="${target.port}" windowSize="1
   };
 }
 
-/** Every `seq N` in a tenant's files (every worker's), in file order. */
+
+/**
+ * Every `seq N` in the tenant's files under `logsDirs` (every node's, every worker's) by the
+ * record's hostname, in file order.
+ */
+export function deliveredByHost(logsDirs: readonly string[], tenant = 'default'): Map<string, number[]> {
+  const byHost = new Map<string, number[]>();
+  for (const logsDir of logsDirs) {
+    const dir = path.join(logsDir, tenant);
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir)) {
+      for (const line of readFileSync(path.join(dir, name), 'utf8').split('\n')) {
+        if (!line.includes('"msg":"seq ')) continue;
+        const rec = JSON.parse(line) as { msg: string; hostname?: string };
+        const host = rec.hostname ?? '';
+        let seqs = byHost.get(host);
+        if (seqs === undefined) byHost.set(host, seqs = []);
+        seqs.push(Number.parseInt(rec.msg.slice(4), 10));
+      }
+    }
+  }
+  return byHost;
+}
+
+/** Every `seq N` in a tenant's files (every worker's), in file order (a text scan: polled often, over 200,000 lines). */
 export function deliveredSequences(logsDir: string, tenant = 'default'): number[] {
   const dir = path.join(logsDir, tenant);
   if (!existsSync(dir)) return [];

@@ -22,7 +22,29 @@ export interface Component {
   health(): ComponentHealth;
 }
 
-export type Source = Component;
+export interface Source extends Component {
+  /**
+   * The connections this source can ask to reconnect without losing anything
+   * (load shedding: the balancer then spreads their agents), not yet asked.
+   * Absent where the protocol has no graceful way: closing a plain syslog
+   * connection over TCP or TLS loses what its agent had in flight.
+   */
+  reconnectable?(): Iterable<Reconnectable>;
+}
+
+/** One agent connection that can be asked to reconnect (see Source.reconnectable). */
+export interface Reconnectable {
+  /** `relp` or `http`: the label of `sluice_sessions_shed_total`. */
+  readonly protocol: string;
+  /** Epoch ms the connection opened. */
+  readonly openedAt: number;
+  /**
+   * Ask the agent, once, to reconnect: what it sent is still answered (RELP
+   * answers every transaction read, then `serverclose`; HTTP answers the next
+   * response with `Connection: close`).
+   */
+  askToReconnect(): void;
+}
 
 export interface Sink extends Component {
   /** Whether this sink's commit counts towards end-to-end acknowledgement. */

@@ -87,10 +87,11 @@ async function start(options: { config?: string }): Promise<void> {
     const adminUrl = admin === null ? null : `http://${admin.address.includes(':') ? `[${admin.address}]` : admin.address}:${admin.port}`;
     // The NATS client is loaded only in cluster mode.
     const { ClusterMember } = await import('../services/cluster/member.js');
+    const hostmeta = primary.hostmetaService;
     member = new ClusterMember(config, primary.telemetry, {
       metricsJson: () => control.metricsJson(),
-      shed: null,
-      pruneHosts: null,
+      shed: (count) => control.shedSessions(count),
+      pruneHosts: hostmeta === null ? null : (olderThanMs) => hostmeta.pruneUnseen(olderThanMs),
     }, adminUrl);
     control.clusterMember = member;
     member.start();

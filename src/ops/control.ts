@@ -47,6 +47,15 @@ export interface NodeControl {
   sessions(): Promise<SessionView[]>;
   /** Close one session (counted under reason `admin`). False when no such session is open. */
   disconnect(sessionId: string): Promise<boolean>;
+  /** Agent connections that shedSessions could ask to reconnect now: open RELP sessions and HTTP keep-alive connections not yet asked. */
+  sheddableSessions(): Promise<number>;
+  /**
+   * Load shedding: ask up to `count` agents to reconnect (RELP `serverclose`
+   * after answering what was read, HTTP `Connection: close` on the next
+   * response), the longest connected first, so the balancer spreads them;
+   * plain syslog over TCP/TLS is never asked. Resolves to how many were asked.
+   */
+  shedSessions(count: number): Promise<number>;
   /** Change a tenant's rate limits at once, in every worker. Throws for an unknown tenant or bad limits. */
   setTenantLimits(tenantId: string, limits: TenantLimits): Promise<void>;
   components(): Promise<ComponentView[]>;

@@ -178,6 +178,8 @@ export const EVENTS = {
     help: 'The saved read position was unreadable, so everything still on disk is delivered again: receivers may see duplicates. Nothing to do unless it repeats.',
   },
   bufferStaleLock: { code: 'SLU0458I', level: 'info', text: 'disk buffer: lock left by a process that is gone taken over' },
+  bufferLegacyFound: { code: 'SLU0460I', level: 'info', text: 'disk buffer: entries written by an earlier version (one log for every tenant) are replayed first, in their order' },
+  bufferLegacyReplayed: { code: 'SLU0461I', level: 'info', text: 'disk buffer: the entries of the earlier version are all delivered and their files removed' },
   sinkConnected: { code: 'SLU0500I', level: 'info', text: 'sink connected to its receiver' },
   sinkDisconnected: {
     code: 'SLU0501W', level: 'warn', text: 'sink lost its connection; the next send reconnects', throttleMs: THROTTLE_MS,
@@ -240,6 +242,9 @@ export const EVENTS = {
     code: 'SLU0812E', level: 'error', text: 'rolling restart aborted: the running workers stay',
     help: 'A replacement worker did not become ready (`error`), so the restart stopped before draining the worker it was to replace; the node serves on with the workers it has. Read the replacement\'s SLU0008E line for the cause.',
   },
+
+  sessionsShed: { code: 'SLU0950I', level: 'info', text: 'load shedding: agent connections asked to reconnect, so the balancer spreads them' },
+  hostsPruned: { code: 'SLU0951I', level: 'info', text: 'host metadata: hosts unseen for the given time deleted' },
 
   memoryBudget: { code: 'SLU0610I', level: 'info', text: 'memory governor: budget and marks' },
   memoryPressureRising: {

@@ -5,7 +5,7 @@
  * first, so everything they accepted reaches the sinks before those flush).
  */
 import type { Logger } from 'pino';
-import type { ComponentHealth, Sink, Source } from '../core/component.js';
+import type { ComponentHealth, Reconnectable, Sink, Source } from '../core/component.js';
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
 import type { TenantLimits } from '../core/limits.js';
@@ -126,6 +126,44 @@ export class SluiceNode {
       throw new Error('limits: rates must be >= 0 and burst > 0');
     }
     tenant.limiter.set(limits);
+  }
+
+  /** Agent connections shedSessions could ask to reconnect now (open RELP sessions and HTTP keep-alive connections not yet asked). */
+  sheddableSessions(): number {
+    let count = 0;
+    for (const source of this.sources) {
+      if (source.reconnectable === undefined) continue;
+      for (const _ of source.reconnectable()) count++;
+    }
+    return count;
+  }
+
+  /**
+   * Load shedding: ask up to `count` agents to reconnect, gracefully (see
+   * Source.reconnectable), so the balancer in front spreads them; returns how
+   * many were asked. Plain syslog over TCP or TLS is never shed: closing it
+   * would lose what its agent had in flight.
+   *
+   * The longest-connected go first: an agent that has just arrived (perhaps
+   * shed by another node a moment ago) is asked last, so agents do not bounce
+   * between nodes, and the agents moved are those whose node choice is the
+   * oldest, made before the load changed.
+   */
+  shedSessions(count: number): number {
+    if (this.state !== 'running' || !(count >= 1)) return 0;
+    const candidates: Reconnectable[] = [];
+    for (const source of this.sources) if (source.reconnectable !== undefined) for (const c of source.reconnectable()) candidates.push(c);
+    candidates.sort((a, b) => a.openedAt - b.openedAt);
+    const asked = candidates.slice(0, Math.floor(count));
+    const byProtocol: Record<string, number> = {};
+    for (const connection of asked) {
+      connection.askToReconnect();
+      byProtocol[connection.protocol] = (byProtocol[connection.protocol] ?? 0) + 1;
+    }
+    for (const [protocol, n] of Object.entries(byProtocol)) this.telemetry.sessionsShed.inc({ protocol }, n);
+    // One line per call, with the count per protocol as fields (relp, http).
+    this.telemetry.emit('sessionsShed', { requested: count, asked: asked.length, sheddable: candidates.length, ...byProtocol });
+    return asked.length;
   }
 
   /**

@@ -92,6 +92,7 @@ export class Telemetry {
   readonly memoryAccountedBytes: Gauge<'component'>;
   readonly memoryPausedSessions: Gauge<never>;
   readonly connectionCapacity: Gauge<never>;
+  readonly sessionsShed: Counter<'protocol'>;
 
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
@@ -141,6 +142,7 @@ export class Telemetry {
     this.memoryAccountedBytes = gauge('sluice_memory_accounted_bytes', 'Bytes held, by component (sessions, lanes, sinks, http) and heap_used, at the last sample.', ['component']);
     this.memoryPausedSessions = gauge('sluice_memory_paused_sessions', 'Sessions the memory governor has paused.', []);
     this.connectionCapacity = gauge('sluice_connection_capacity', 'Stream connections this node can hold: the file-descriptor limit minus a reserve.', []);
+    this.sessionsShed = counter('sluice_sessions_shed_total', 'Agent connections asked to reconnect to spread the load (RELP serverclose, HTTP Connection: close), by protocol.', ['protocol']);
     this.clusterMembers = gauge('sluice_cluster_members', 'Members of the cluster this node sees (0: not in cluster mode, or NATS unreachable).', [], 'max');
     this.clusterLeader = gauge('sluice_cluster_leader', '1 while this node is the cluster\'s leader.', [], 'max');
     this.clusterConnected = gauge('sluice_cluster_connected', '1 while this node reaches NATS and its heartbeat is written (cluster mode).', [], 'max');

@@ -44,6 +44,14 @@ export class LocalControl implements NodeControl {
     return true;
   }
 
+  async sheddableSessions(): Promise<number> {
+    return this.node.sheddableSessions();
+  }
+
+  async shedSessions(count: number): Promise<number> {
+    return this.node.shedSessions(count);
+  }
+
   async setTenantLimits(tenantId: string, limits: TenantLimits): Promise<void> {
     this.node.setTenantLimits(tenantId, limits);
     this.node.telemetry.emit('tenantLimitsChanged', {

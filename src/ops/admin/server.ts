@@ -283,6 +283,14 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     return reply.code(202).send({ disconnected: session.id });
   });
 
+  /** Load shedding: ask up to `count` agents to reconnect (see NodeControl.shedSessions). */
+  app.post<{ Body: { count?: unknown } | null }>('/api/sessions/shed', async (req) => {
+    authorize(req, 'node');
+    const count = req.body?.count;
+    if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1) throw new HttpError(400, 'count: a positive integer');
+    return { requested: count, asked: await control.shedSessions(count) };
+  });
+
   app.get('/api/tenants', async (req) => {
     const principal = authorize(req, 'read');
     return [...limits].filter(([id]) => principal.tenant === null || id === principal.tenant)

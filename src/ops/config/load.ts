@@ -681,7 +681,7 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
       tenantSeries: c.admin.tenant_series,
     },
     cluster: {
-      nats: [...c.cluster.nats],
+      nats: typeof c.cluster.nats === 'string' ? [c.cluster.nats] : [...c.cluster.nats],
       nodeId: c.cluster.node_id === '' ? defaultNodeId() : c.cluster.node_id,
       bucketPrefix: c.cluster.bucket_prefix,
       replicas: c.cluster.replicas,

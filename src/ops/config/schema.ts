@@ -584,9 +584,9 @@ export const MemorySchema = section(
 
 export const ClusterSchema = section(
   {
-    nats: Type.Array(Type.String({ minLength: 1 }), {
-      description: 'NATS servers (`nats://host:port`) whose JetStream key-value buckets hold the cluster\'s membership, leader and host session locks. Empty: the node runs alone. See cluster.md.',
-      default: [], 'x-type': 'list of URLs', 'x-expected': 'a list of nats:// URLs',
+    nats: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }))], {
+      description: 'NATS servers (`nats://host:port`, one URL or a list) whose JetStream key-value buckets hold the cluster\'s membership, leader and host session locks. Empty: the node runs alone. See cluster.md.',
+      default: [], 'x-type': 'URL or list of URLs', 'x-expected': 'a nats:// URL or a list of them',
     }),
     node_id: Type.String({
       description: 'This node\'s name in the cluster, unique among its members. Empty: the machine\'s hostname.',

@@ -269,6 +269,11 @@ export class Primary {
     else this.tailListeners.set(subscription, listener);
   }
 
+  /** The host metadata service this primary runs (null when hostmeta.service is disabled): the cluster leader prunes it. */
+  get hostmetaService(): RunningHostmetaService | null {
+    return this.hostmeta;
+  }
+
   hostmetaAddress(): { address: string; port: number } | null {
     return this.hostmeta === null ? null : { address: this.hostmeta.address, port: this.hostmeta.port };
   }

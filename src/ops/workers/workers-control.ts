@@ -94,6 +94,23 @@ export class WorkersControl implements NodeControl {
     return (await worker.call('disconnect', [sessionId])) === true;
   }
 
+  async sheddableSessions(): Promise<number> {
+    return (await this.all<number>('sheddableSessions')).reduce((sum, a) => sum + a.value, 0);
+  }
+
+  /** `count` split across the workers in proportion to what each could shed, so the busiest share gives the most. */
+  async shedSessions(count: number): Promise<number> {
+    const answers = await this.all<number>('sheddableSessions');
+    const shares = proportionalShares(count, answers.map((a) => a.value));
+    const asked = await Promise.allSettled(answers.map((a, i) => (shares[i]! > 0 ? a.worker.call('shedSessions', [shares[i]]) : Promise.resolve(0))));
+    let total = 0;
+    asked.forEach((r, i) => {
+      if (r.status === 'fulfilled') total += r.value as number;
+      else this.primary.telemetry.emit('workerUnanswered', { worker: answers[i]!.worker.id, method: 'shedSessions', error: (r.reason as Error).message });
+    });
+    return total;
+  }
+
   async setTenantLimits(tenantId: string, limits: TenantLimits): Promise<void> {
     await this.every('setTenantLimits', [tenantId, limits]);
   }
@@ -133,4 +150,27 @@ export class WorkersControl implements NodeControl {
     this.primary.listenTail(subscription, null);
     for (const worker of this.primary.readyWorkers()) void worker.call('untail', [subscription]).catch(() => undefined);
   }
+}
+
+/**
+ * Split `count` over parts holding `capacities`, in proportion, each share
+ * at most its capacity, the remainders going to the largest fractions
+ * (so the shares add up to min(count, total capacity)).
+ */
+export function proportionalShares(count: number, capacities: readonly number[]): number[] {
+  const total = capacities.reduce((sum, c) => sum + c, 0);
+  const wanted = Math.min(Math.floor(count), total);
+  if (!(wanted > 0)) return capacities.map(() => 0);
+  const exact = capacities.map((c) => (wanted * c) / total);
+  const shares = exact.map((e) => Math.floor(e));
+  let left = wanted - shares.reduce((sum, s) => sum + s, 0);
+  const byFraction = exact.map((e, i) => ({ i, fraction: e - Math.floor(e) })).sort((a, b) => b.fraction - a.fraction);
+  for (const { i } of byFraction) {
+    if (left === 0) break;
+    if (shares[i]! < capacities[i]!) {
+      shares[i]!++;
+      left--;
+    }
+  }
+  return shares;
 }

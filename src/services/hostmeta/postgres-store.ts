@@ -205,6 +205,15 @@ export class PostgresHostmetaStore implements HostmetaStore {
     return rows.map(toStoredHost);
   }
 
+  async pruneUnseen(cutoffMs: number, limit: number): Promise<number> {
+    // The expression is the one migration 2 indexes, so this is a range of that index.
+    // SKIP LOCKED: a row a merge holds is being written (likely a host seen right now); the next round decides.
+    const seenAt = `${this.schema}.host_seen_at(metadata, updated_at)`;
+    const result = await this.pool.query(`DELETE FROM ${this.table} WHERE (tenant, host_key) IN
+      (SELECT tenant, host_key FROM ${this.table} WHERE ${seenAt} < $1 ORDER BY ${seenAt} LIMIT $2 FOR UPDATE SKIP LOCKED)`, [cutoffMs, limit]);
+    return result.rowCount ?? 0;
+  }
+
   async appliedMigrations(): Promise<AppliedMigration[]> {
     const { rows } = await this.pool.query<{ version: number; name: string; applied_at: Date }>(
       `SELECT version, name, applied_at FROM ${this.schema}.schema_migrations ORDER BY version`);

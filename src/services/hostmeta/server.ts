@@ -220,10 +220,21 @@ export function createHostmetaStore(config: HostmetaServiceConfig, telemetry: Te
   return new SqliteHostmetaStore(path.join(config.dataDir, SQLITE_FILE_NAME));
 }
 
+/** Hosts one statement of {@link RunningHostmetaService.pruneUnseen} deletes at most: a few milliseconds, one short transaction. */
+export const PRUNE_BATCH = 1000;
+
 export interface RunningHostmetaService {
   readonly address: string;
   readonly port: number;
   readonly store: HostmetaStore;
+  /**
+   * Delete every host, of any tenant, not seen for `olderThanMs` (its
+   * `last_seen`, else its last write), in batches of {@link PRUNE_BATCH} so
+   * no transaction is long and requests go on between them; logs the count
+   * (SLU0951I) and resolves to it. Stops early, with what it deleted, once
+   * the service is closing. Rejects when the store fails.
+   */
+  pruneUnseen(olderThanMs: number): Promise<number>;
   /** Stop accepting, finish requests in flight, close the store. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -253,6 +264,26 @@ export async function startHostmetaService(config: HostmetaServiceConfig, teleme
     address: bound.address,
     port: bound.port,
     store,
+    async pruneUnseen(olderThanMs) {
+      if (!(olderThanMs > 0)) throw new Error(`pruneUnseen: olderThanMs must be positive, got ${olderThanMs}`);
+      const started = Date.now();
+      const cutoff = started - olderThanMs;
+      let pruned = 0;
+      let batches = 0;
+      for (;;) {
+        if (closing !== null) break;
+        const deleted = await store.pruneUnseen(cutoff, PRUNE_BATCH);
+        pruned += deleted;
+        batches++;
+        if (deleted < PRUNE_BATCH) break;
+        // SQLite runs in this thread: let requests in between batches.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      telemetry.emit('hostsPruned', {
+        store: store.kind, hosts: pruned, unseen_since: new Date(cutoff).toISOString(), batches, duration_ms: Date.now() - started,
+      });
+      return pruned;
+    },
     close() {
       closing ??= (async () => {
         try {

@@ -7,11 +7,12 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { MIGRATIONS, pendingMigrations, type Migration } from './migrations.js';
+import { MIGRATIONS, pendingMigrations, SQLITE_SEEN_AT_FUNCTION, type Migration } from './migrations.js';
 import type { HostMetadata, HostMetadataPatch } from './schema.js';
 import {
   documentBytes,
   mergeDocument,
+  seenAt,
   type AppliedMigration,
   type HostmetaStore,
   type MergeResult,
@@ -33,23 +34,26 @@ function toStoredHost(row: HostRow): StoredHost {
 
 class Statements {
   readonly get: Database.Statement<[string, string], HostRow>;
-  readonly upsert: Database.Statement<[string, string, string, number]>;
-  readonly insertIfAbsent: Database.Statement<[string, string, string, number]>;
+  readonly upsert: Database.Statement<[string, string, string, number, number]>;
+  readonly insertIfAbsent: Database.Statement<[string, string, string, number, number]>;
   readonly delete: Database.Statement<[string, string]>;
   readonly listFirst: Database.Statement<[string, number], HostRow>;
   readonly listAfter: Database.Statement<[string, string, number], HostRow>;
+  readonly pruneUnseen: Database.Statement<[number, number]>;
 
   constructor(db: Database.Database) {
     this.get = db.prepare('SELECT host_key, metadata, updated_at FROM host_metadata WHERE tenant = ? AND host_key = ?');
-    this.upsert = db.prepare(`INSERT INTO host_metadata (tenant, host_key, metadata, updated_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT (tenant, host_key) DO UPDATE SET metadata = excluded.metadata, updated_at = excluded.updated_at`);
-    this.insertIfAbsent = db.prepare(`INSERT INTO host_metadata (tenant, host_key, metadata, updated_at) VALUES (?, ?, ?, ?)
+    this.upsert = db.prepare(`INSERT INTO host_metadata (tenant, host_key, metadata, updated_at, seen_at) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (tenant, host_key) DO UPDATE SET metadata = excluded.metadata, updated_at = excluded.updated_at, seen_at = excluded.seen_at`);
+    this.insertIfAbsent = db.prepare(`INSERT INTO host_metadata (tenant, host_key, metadata, updated_at, seen_at) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT (tenant, host_key) DO NOTHING`);
     this.delete = db.prepare('DELETE FROM host_metadata WHERE tenant = ? AND host_key = ?');
     this.listFirst = db.prepare(`SELECT host_key, metadata, updated_at FROM host_metadata
       WHERE tenant = ? ORDER BY host_key LIMIT ?`);
     this.listAfter = db.prepare(`SELECT host_key, metadata, updated_at FROM host_metadata
       WHERE tenant = ? AND host_key > ? ORDER BY host_key LIMIT ?`);
+    this.pruneUnseen = db.prepare(`DELETE FROM host_metadata WHERE (tenant, host_key) IN
+      (SELECT tenant, host_key FROM host_metadata WHERE seen_at < ? ORDER BY seen_at LIMIT ?)`);
   }
 }
 
@@ -79,6 +83,8 @@ export class SqliteHostmetaStore implements HostmetaStore {
       db.pragma('synchronous = NORMAL');
       // Another process migrating or writing the same file: wait rather than fail.
       db.pragma('busy_timeout = 5000');
+      db.function(SQLITE_SEEN_AT_FUNCTION, { deterministic: true }, (lastSeen: unknown, updatedAt: unknown) =>
+        seenAt({ last_seen: lastSeen as string }, Number(updatedAt)));
       const report = this.migrate(db);
       this.statements = new Statements(db);
       this.db = db;
@@ -121,11 +127,11 @@ export class SqliteHostmetaStore implements HostmetaStore {
   }
 
   async put(tenant: string, key: string, metadata: HostMetadata, now: number): Promise<void> {
-    this.use().statements.upsert.run(tenant, key, JSON.stringify(metadata), now);
+    this.use().statements.upsert.run(tenant, key, JSON.stringify(metadata), now, seenAt(metadata, now));
   }
 
   async create(tenant: string, key: string, metadata: HostMetadata, now: number): Promise<boolean> {
-    return this.use().statements.insertIfAbsent.run(tenant, key, JSON.stringify(metadata), now).changes === 1;
+    return this.use().statements.insertIfAbsent.run(tenant, key, JSON.stringify(metadata), now, seenAt(metadata, now)).changes === 1;
   }
 
   async merge(tenant: string, key: string, fields: HostMetadataPatch, now: number, maxBytes: number): Promise<MergeResult> {
@@ -134,7 +140,7 @@ export class SqliteHostmetaStore implements HostmetaStore {
       const row = statements.get.get(tenant, key);
       const merged = mergeDocument(row ? (JSON.parse(row.metadata) as HostMetadata) : {}, fields);
       if (documentBytes(merged) > maxBytes) return 'too_large';
-      statements.upsert.run(tenant, key, JSON.stringify(merged), now);
+      statements.upsert.run(tenant, key, JSON.stringify(merged), now, seenAt(merged, now));
       return row ? 'updated' : 'created';
     }).immediate();
   }
@@ -147,6 +153,10 @@ export class SqliteHostmetaStore implements HostmetaStore {
     const { statements } = this.use();
     const rows = afterKey === null ? statements.listFirst.all(tenant, limit) : statements.listAfter.all(tenant, afterKey, limit);
     return rows.map(toStoredHost);
+  }
+
+  async pruneUnseen(cutoffMs: number, limit: number): Promise<number> {
+    return this.use().statements.pruneUnseen.run(cutoffMs, limit).changes;
   }
 
   async appliedMigrations(): Promise<AppliedMigration[]> {

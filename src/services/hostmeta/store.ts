@@ -45,6 +45,12 @@ export interface HostmetaStore {
   delete(tenant: string, key: string): Promise<boolean>;
   /** Up to `limit` hosts of `tenant` whose keys sort after `afterKey` (all when null), in key order. */
   list(tenant: string, afterKey: string | null, limit: number): Promise<StoredHost[]>;
+  /**
+   * Delete up to `limit` hosts, of any tenant, last seen before `cutoffMs`
+   * (epoch ms; see {@link seenAt}), the longest unseen first; returns how many.
+   * One short statement over an index: callers loop for more.
+   */
+  pruneUnseen(cutoffMs: number, limit: number): Promise<number>;
   appliedMigrations(): Promise<AppliedMigration[]>;
   /** Resolves when the store answers a trivial query. */
   ping(): Promise<void>;
@@ -65,6 +71,32 @@ export function mergeDocument(current: HostMetadata, fields: HostMetadataPatch):
     else merged.set(name, value);
   }
   return Object.fromEntries(merged) as HostMetadata;
+}
+
+/**
+ * A `last_seen` that counts as a time: RFC 3339 with an explicit offset (the
+ * schema's form), clock fields in range. Shared with SQL (PostgreSQL's
+ * migration 2), so it uses only syntax both regex dialects read alike.
+ */
+export const LAST_SEEN_TIME = /^(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$/;
+
+/**
+ * When a document says its host was last seen (epoch ms): its `last_seen`
+ * when that is a time (see {@link LAST_SEEN_TIME}; a day its month lacks is
+ * none), else `updatedAt`, its last write. Both stores index it (SQLite as a
+ * column written from here, PostgreSQL as the same function in SQL), so
+ * pruning hosts unseen for days is a range of an index.
+ */
+export function seenAt(metadata: HostMetadata, updatedAt: number): number {
+  const lastSeen = metadata.last_seen;
+  const match = typeof lastSeen === 'string' ? LAST_SEEN_TIME.exec(lastSeen) : null;
+  if (match === null) return updatedAt;
+  const year = Number(match[1]);
+  const month = Number(match[2]);
+  const day = Number(match[3]);
+  // Date.parse would roll 02-31 over into March; PostgreSQL refuses it.
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return updatedAt;
+  return Date.parse(lastSeen!);
 }
 
 /** The size a document counts for against the limit: its compact JSON in UTF-8. */

@@ -11,10 +11,11 @@
  * twice on this path.
  *
  * Fairness: appends waiting for their fsync are counted per tenant, and past
- * the high-water mark only tenants over their share are slowed. The buffer
- * itself is one log, replayed in order: a tenant's backlog on disk is ahead
- * of later records of every tenant (the price of one sequential log; the
- * sink behind it then serves tenants in turn).
+ * the high-water mark only tenants over their share are slowed. On disk each
+ * tenant has its own chain, replayed by deficit round-robin: a tenant's
+ * backlog delays another tenant's replay by at most one turn per round. When
+ * the sink asks a tenant to slow down, the buffer holds that tenant's chain
+ * until the sink drains it, and the pump goes on with the others.
  */
 import type { ComponentHealth, Sink } from '../../core/component.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
@@ -33,7 +34,7 @@ const DELIVERY_WINDOW = 64;
 const APPEND_HIGH_WATER = 8 * 1024 * 1024;
 
 interface InFlight {
-  id: number;
+  entry: BufferEntry;
   status: AckStatus | null;
 }
 
@@ -52,6 +53,8 @@ export class BufferedSink implements Sink {
   private innerDrained: (() => void) | null = null;
   /** The tenant the pump waits on the sink for. */
   private innerWaitingFor: string | null = null;
+  /** Tenants the sink asked to slow down, held in the buffer until it drains them. */
+  private readonly held = new Set<string>();
 
   constructor(
     private readonly inner: Sink,
@@ -64,6 +67,9 @@ export class BufferedSink implements Sink {
       for (const listener of this.drainListeners) listener(tenant);
     });
     inner.onDrain((tenant) => {
+      if (tenant === null) this.held.clear();
+      else this.held.delete(tenant);
+      this.buffer?.release(tenant);
       if (tenant !== null && tenant !== this.innerWaitingFor) return;
       const resume = this.innerDrained;
       this.innerDrained = null;
@@ -88,7 +94,7 @@ export class BufferedSink implements Sink {
     const payload = Buffer.from(text, 'utf8');
     const share = this.appending.share(tenant);
     const clear = this.appending.add(share, payload.length);
-    const append = buffer.append(payload, records.length).then(
+    const append = buffer.append(tenant, payload, records.length).then(
       (result) => {
         if (result.written) ack?.commit();
         else ack?.drop(); // counted by the buffer, by reason
@@ -145,7 +151,7 @@ export class BufferedSink implements Sink {
   }
 
   /**
-   * Read entries in order and hand them to the sink, at most DELIVERY_WINDOW
+   * Read entries (fair across tenants, in order within each) and hand them to the sink, at most DELIVERY_WINDOW
    * uncommitted at a time, and at most BYTES_PER_TURN per event-loop turn (a
    * replay of a deep buffer must not hold the loop).
    */
@@ -162,6 +168,8 @@ export class BufferedSink implements Sink {
           while (this.window.length >= DELIVERY_WINDOW && !this.stopReading.signal.aborted) {
             await new Promise<void>((resolve) => { this.windowFreed = resolve; });
           }
+          // Read in the same batch before its tenant was held: it waits for the drain rather than overfill the sink.
+          if (entry.tenant !== null && this.held.has(entry.tenant)) await this.waitForDrain(entry.tenant);
           if (this.stopReading.signal.aborted) return;
           await this.deliver(entry);
         }
@@ -175,39 +183,50 @@ export class BufferedSink implements Sink {
     const lines = entry.payload.toString('utf8').split('\n');
     const records: LogRecord[] = [];
     for (const line of lines) if (line !== '') records.push(decodeRecord(line));
-    const slot: InFlight = { id: entry.id, status: null };
+    const slot: InFlight = { entry, status: null };
     this.window.push(slot);
     const ack = new AckToken((status) => {
       slot.status = status;
       this.acknowledgeSettled();
     });
-    const tenant = records[0]?.tenant ?? '';
+    // An entry written before the buffer kept tenants apart (tenant null) carries its tenant in its records.
+    const tenant = entry.tenant ?? records[0]?.tenant ?? '';
     // A sink that does not acknowledge has taken the entry once write() returns.
     if (this.inner.acknowledges) ack.retain();
     const clear = this.inner.write(tenant, records, this.inner.acknowledges ? ack : null);
     ack.seal();
-    if (!clear && this.inner.congested(tenant)) {
-      this.innerWaitingFor = tenant;
-      await new Promise<void>((resolve) => { this.innerDrained = resolve; });
-      this.innerWaitingFor = null;
+    if (clear || !this.inner.congested(tenant)) return;
+    if (entry.tenant !== null) {
+      // Only this tenant waits for the sink to drain it: the pump goes on with the others.
+      this.held.add(entry.tenant);
+      this.buffer!.hold(entry.tenant);
+      return;
     }
+    // An entry of the one-log version: its tenant has no chain to hold, so the pump waits.
+    await this.waitForDrain(tenant);
+  }
+
+  private async waitForDrain(tenant: string): Promise<void> {
+    this.innerWaitingFor = tenant;
+    await new Promise<void>((resolve) => { this.innerDrained = resolve; });
+    this.innerWaitingFor = null;
   }
 
   /**
    * Remove settled entries from the front of the window and acknowledge them
-   * in the buffer. An entry the sink failed while stopping stops the
+   * in the buffer (acknowledging the last also acknowledges those read before it). An entry the sink failed while stopping stops the
    * acknowledgements there, so it and what follows replay on the next start;
    * one it failed otherwise was refused for good (counted by the sink).
    */
   private acknowledgeSettled(): void {
-    let last = -1;
+    let last: BufferEntry | null = null;
     while (this.window.length > 0) {
       const head = this.window[0]!;
       if (head.status === null || (head.status === AckStatus.Failed && this.stopping)) break;
-      last = head.id;
+      last = head.entry;
       this.window.shift();
     }
-    if (last >= 0 && this.buffer !== null) this.buffer.acknowledge(last);
+    if (last !== null && this.buffer !== null) this.buffer.acknowledge(last);
     const freed = this.windowFreed;
     this.windowFreed = null;
     freed?.();

@@ -1,38 +1,40 @@
 /**
- * A sink's disk buffer: batches appended to segment files, made durable with
- * one fsync per group of appends, read back in order, and deleted a segment
- * at a time once the sink has acknowledged them. Format and guarantees:
- * docs/disk-buffer.md.
+ * A sink's disk buffer: batches appended, per tenant, to a chain of segment
+ * files, made durable with one write round (and one fdatasync per chain it
+ * touches) per group of appends, read back fairly across tenants and in
+ * order within each, and deleted a segment at a time once the sink has
+ * acknowledged them. Format and guarantees: docs/disk-buffer.md.
  *
- *   append ─► pending ─(every syncIntervalMs, or syncBytes)─► writev + fdatasync ─► resolved
- *                                                                   │
- *   ┌ 0000000000000001.seg ┐ ┌ 0000000000000413.seg ┐ ┌ …0977.seg (newest, appended to) ┐
- *   └───── acknowledged ───┘ └──── read ───┬─────────┘ └──────────── unread ─────────────┘
- *     deleted once fully acknowledged      reader position (in memory; the checkpoint file
- *                                          records acknowledgements across restarts)
+ *   append(tenant) ─► pending ─(every syncIntervalMs, or syncBytes)─► per chain: writev + fdatasync ─► resolved
+ *
+ *   tenants/acme/   ┌ …0001.seg ┐ ┌ …0413.seg (newest, appended to) ┐
+ *   tenants/globex/ ┌ …0001.seg (newest) ┐                              reader: deficit round-robin over the
+ *   (00…01.seg)     entries written before there were chains: read     chains with entries ready, by bytes;
+ *                   first, in their order, then removed                each chain's reader keeps its place
  *
  * One writer (this object) and one reader (read()/batches()) per directory;
  * a lock file keeps a second process out.
  */
-import { mkdir, open, readdir, rename, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Counter, Gauge } from 'prom-client';
 import { timerDelay } from '../../core/clock.js';
+import { DeficitRoundRobin } from '../../core/fair.js';
 import type { Telemetry } from '../../ops/telemetry.js';
 import { readCheckpoint, removeCheckpointLeftovers, syncDirectory, writeCheckpoint } from './checkpoint.js';
 import { diskBufferConfigProblems, maxPayloadBytes, type DiskBufferConfig } from './config.js';
 import {
-  ENTRY_HEADER_BYTES, SEGMENT_HEADER_BYTES, encodeEntryHeader, encodeSegmentHeader, parseSegmentName, segmentName,
+  ENTRY_HEADER_BYTES, MAX_TENANT_BYTES, SEGMENT_HEADER_BYTES, TENANTS_DIR, parseSegmentName, parseTenantDirName, tenantDirName,
 } from './format.js';
 import { DirectoryLock } from './lock.js';
-import { SegmentScanner, type BufferEntry } from './segment-scanner.js';
+import { SegmentChain, UndoFailedError, type BufferEntry, type ChainContext, type PendingAppend, type Segment, type SegmentWrite } from './segment-chain.js';
 
-export type { BufferEntry } from './segment-scanner.js';
+export type { BufferEntry } from './segment-chain.js';
 
 export type DropReason = 'full' | 'timeout' | 'too_large';
 
 export type AppendResult =
-  /** Durable: on disk and fsynced. */
+  /** Durable: on disk and fsynced. `id` is the entry's place in its tenant's chain. */
   | { written: true; id: number }
   /** Refused: nothing was written; its records are counted in sluice_buffer_dropped_records_total. */
   | { written: false; reason: DropReason };
@@ -49,39 +51,24 @@ export class DiskBufferClosedError extends Error {
   }
 }
 
-/** Headers and small payloads are copied into chunks of this size, so a batch of small entries is one large write. */
-const STAGING_BYTES = 256 * 1024;
-/** Payloads at least this large are written from the caller's buffer rather than copied. */
-const COPY_BELOW_BYTES = 16 * 1024;
 const DEFAULT_READ_BYTES = 1024 * 1024;
 const MAX_RECORDS_PER_ENTRY = 0xffff_ffff;
 const MAINTENANCE_RETRY_MS = 1000;
-
-interface Segment {
-  readonly firstId: number;
-  readonly file: string;
-  /** Bytes in the file, counting a write in progress only once it has completed. */
-  bytes: number;
-  /** Bytes known to be fsynced: the reader reads no further. */
-  durableBytes: number;
-  /** Id of the last entry in the segment (firstId - 1 while empty). */
-  lastId: number;
-  /** No more entries go into it (a reader found damage in it, or it did not continue the id sequence). */
-  sealed: boolean;
-  /** Fully acknowledged and no longer counted: its file is being removed. */
-  released: boolean;
-}
-
-interface PendingAppend {
-  readonly payload: Buffer;
-  readonly records: number;
-  /** Bytes reserved for it: its entry, plus a segment header if it is planned to open a segment. */
-  cost: number;
-  readonly resolve: (result: AppendResult) => void;
-  readonly reject: (err: Error) => void;
-}
+/**
+ * Bytes a tenant's chain may be read for per turn of the round-robin. Small
+ * enough that a steady tenant waits at most this much of a flooding one's
+ * backlog per turn; large enough that a turn is one sequential read.
+ */
+export const REPLAY_QUANTUM_BYTES = 64 * 1024;
+/** Chains whose reader keeps its file open (the others reopen it where they stopped). */
+const MAX_OPEN_READERS = 32;
+/** Chains whose newest segment is open (the others reopen it when next written). */
+const MAX_OPEN_WRITERS = 64;
+/** Chains a write round writes at once (their fdatasyncs share libuv's thread pool anyway). */
+const WRITE_LANES = 16;
 
 interface BlockedAppend {
+  readonly chain: SegmentChain;
   readonly payload: Buffer;
   readonly records: number;
   readonly resolve: (result: AppendResult) => void;
@@ -91,35 +78,28 @@ interface BlockedAppend {
   readonly onAbort: () => void;
 }
 
-/** An entry being written: a pending append with its id assigned. */
-interface FramedEntry {
-  readonly append: PendingAppend;
+/** An entry handed out by read() and not yet acknowledged: acknowledgements follow this order. */
+interface HandedOut {
+  readonly chain: SegmentChain;
   readonly id: number;
-  readonly recordsBefore: number;
-}
-
-/** The entries of one write round that go into one segment. */
-interface SegmentWrite {
-  /** null: this round creates the segment. */
-  segment: Segment | null;
-  readonly firstId: number;
-  readonly recordsBefore: number;
-  readonly entries: FramedEntry[];
-  /** Bytes this round adds to the segment (its header included when it creates it). */
-  bytes: number;
 }
 
 export class DiskBuffer {
-  private readonly segments: Segment[] = [];
-  /** The segment appends go to (always the newest), and its handle. */
-  private active: Segment | null = null;
-  private activeHandle: FileHandle | null = null;
+  private readonly chains = new Map<string, SegmentChain>();
+  /** Entries written before there was a chain per tenant: read first, never appended to; null once gone. */
+  private legacy: SegmentChain | null = null;
+  /** The legacy chain was here, and is delivered and gone. */
+  private legacyDelivered = false;
+  private readonly context: ChainContext;
+  private readonly tenantsDir: string;
 
-  private nextId = 1;
-  /** Records in every entry ever assigned an id (the next entry's recordsBefore). */
-  private recordsTotal = 0;
-  private acknowledged = 0;
-  private checkpointed = 0;
+  /** Entries written and not acknowledged, over every chain. */
+  private unacknowledgedEntries = 0;
+  /** Entries of the write round in progress. */
+  private writingEntries = 0;
+  /** Acknowledgements made, and how many of them the saved checkpoint includes. */
+  private acknowledgements = 0;
+  private checkpointedAcknowledgements = 0;
   private lastCheckpointAt = 0;
 
   /** Bytes of segment files on disk (released ones included until unlinked), as of the last completed write round. */
@@ -130,8 +110,6 @@ export class DiskBuffer {
   private removalFailing = false;
   /** Bytes promised to appends not yet written (and to the round in progress). */
   private bytesReserved = 0;
-  /** Planned size of the segment the next admitted append goes to; null: it opens a new segment. */
-  private plannedTail: number | null = null;
 
   private pending: PendingAppend[] = [];
   private pendingBytes = 0;
@@ -139,22 +117,20 @@ export class DiskBuffer {
   private readonly blocked: BlockedAppend[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
-  /** Completed write rounds; readers waiting for data watch it change. */
-  private flushes = 0;
-  private readonly flushWatchers = new Set<() => void>();
+  /** Write rounds completed and tenants released: readers waiting for entries watch it change. */
+  private readableChanges = 0;
+  private readonly readableWatchers = new Set<() => void>();
 
-  // The reader: position in memory, from the first unacknowledged entry after open.
-  private readerSegment: Segment | null = null;
-  private readerHandle: FileHandle | null = null;
-  private scanner: SegmentScanner | null = null;
-  /** Segments at or before this firstId have been read through. */
-  private readerPassed = 0;
-  /** Entries below this id are not handed out again (acknowledged before open). */
-  private readFrom = 1;
-  private lastReadId = 0;
-  /** What the next entry read should carry; a larger id means entries were lost to damage. */
-  private expectedId = 1;
-  private expectedRecordsBefore: number | null = null;
+  /** Tenant chains with entries ready to read, served in turn by bytes. */
+  private readonly round = new DeficitRoundRobin<SegmentChain>(REPLAY_QUANTUM_BYTES, (chain) => (chain.held ? 0 : chain.nextCost));
+  /** Chains that may have entries to read that no peek has seen yet (written since, or just opened). */
+  private readonly unpeeked = new Set<SegmentChain>();
+  /** Read and not acknowledged, in the order handed out (from handedOutStart). */
+  private handedOut: HandedOut[] = [];
+  private handedOutStart = 0;
+  /** Least recently used first. */
+  private readonly openReaders = new Set<SegmentChain>();
+  private readonly openWriters = new Set<SegmentChain>();
   /** The read in progress: close() lets it finish before closing the reader's file. */
   private reading: Promise<BufferEntry[]> | null = null;
 
@@ -174,9 +150,6 @@ export class DiskBuffer {
   private readonly droppedFull: Counter.Internal;
   private readonly droppedTimeout: Counter.Internal;
   private readonly droppedTooLarge: Counter.Internal;
-  private readonly droppedCorrupt: Counter.Internal;
-  private readonly discardedCorrupt: Counter.Internal;
-  private readonly discardedTornTail: Counter.Internal;
   private readonly syncs: Counter.Internal;
   private readonly bytesGauge: Gauge.Internal<'buffer'>;
   private readonly entriesGauge: Gauge.Internal<'buffer'>;
@@ -193,19 +166,26 @@ export class DiskBuffer {
     this.droppedFull = telemetry.bufferDroppedRecords.labels({ ...labels, reason: 'full' });
     this.droppedTimeout = telemetry.bufferDroppedRecords.labels({ ...labels, reason: 'timeout' });
     this.droppedTooLarge = telemetry.bufferDroppedRecords.labels({ ...labels, reason: 'too_large' });
-    this.droppedCorrupt = telemetry.bufferDroppedRecords.labels({ ...labels, reason: 'corrupt' });
-    this.discardedCorrupt = telemetry.bufferDiscardedBytes.labels({ ...labels, reason: 'corrupt' });
-    this.discardedTornTail = telemetry.bufferDiscardedBytes.labels({ ...labels, reason: 'torn_tail' });
     this.syncs = telemetry.bufferSyncs.labels(labels);
     this.bytesGauge = telemetry.bufferBytes.labels(labels);
     this.entriesGauge = telemetry.bufferEntries.labels(labels);
+    this.context = {
+      name,
+      config,
+      telemetry,
+      droppedCorrupt: telemetry.bufferDroppedRecords.labels({ ...labels, reason: 'corrupt' }),
+      discardedCorrupt: telemetry.bufferDiscardedBytes.labels({ ...labels, reason: 'corrupt' }),
+      discardedTornTail: telemetry.bufferDiscardedBytes.labels({ ...labels, reason: 'torn_tail' }),
+    };
+    this.tenantsDir = path.join(dir, TENANTS_DIR);
     this.maxPayload = Math.min(maxPayloadBytes(config), config.maxBytes - SEGMENT_HEADER_BYTES - ENTRY_HEADER_BYTES);
   }
 
   /**
    * Open (or create) the buffer in `dir`: take its lock, verify the newest
-   * segment and truncate a torn tail, and position the reader at the first
-   * entry not acknowledged. `name` labels metrics and log lines.
+   * segment of every chain and truncate a torn tail, and position each
+   * chain's reader at its first entry not acknowledged. `name` labels
+   * metrics and log lines.
    */
   static async open(dir: string, config: DiskBufferConfig, telemetry: Telemetry, name = path.basename(dir)): Promise<DiskBuffer> {
     const problems = diskBufferConfigProblems(config);
@@ -227,26 +207,41 @@ export class DiskBuffer {
   // ── writing ──────────────────────────────────────────────────────────
 
   /**
-   * Append one entry: `payload` (the sink's encoded records, opaque here)
-   * holding `records` records. Resolves once the entry is fsynced, or as
-   * refused when it cannot be taken (see AppendResult). Entries are stored
-   * in the order append() was called. The payload is written from the
-   * caller's buffer: it must not change until the promise settles.
+   * Append one entry for `tenant`: `payload` (the sink's encoded records,
+   * opaque here) holding `records` records. Resolves once the entry is
+   * fsynced, or as refused when it cannot be taken (see AppendResult). A
+   * tenant's entries are stored in the order append() was called. The
+   * payload is written from the caller's buffer: it must not change until
+   * the promise settles.
    */
-  append(payload: Buffer, records: number, options: AppendOptions = {}): Promise<AppendResult> {
+  append(tenant: string, payload: Buffer, records: number, options: AppendOptions = {}): Promise<AppendResult> {
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closing !== null) return Promise.reject(new DiskBufferClosedError(this.name));
     if (!Number.isSafeInteger(records) || records < 0 || records > MAX_RECORDS_PER_ENTRY) {
       return Promise.reject(new RangeError(`records must be an integer in [0, 2^32) (got ${records})`));
     }
+    if (typeof tenant !== 'string' || Buffer.byteLength(tenant) > MAX_TENANT_BYTES) {
+      return Promise.reject(new RangeError(`tenant must be a string of at most ${MAX_TENANT_BYTES} bytes`));
+    }
     if (payload.length > this.maxPayload) return Promise.resolve(this.refuse('too_large', records));
+    const chain = this.chainOf(tenant);
     // Appends are taken in call order: while any waits, the next waits behind it.
     if (this.blocked.length === 0) {
-      const room = this.room(payload.length);
-      if (room === 'fits') return this.admit(payload, records);
+      const room = this.room(chain, payload.length);
+      if (room === 'fits') return this.admit(chain, payload, records);
       if (room === 'full' && this.config.whenFull === 'drop_newest') return Promise.resolve(this.refuse('full', records));
     }
-    return this.waitForSpace(payload, records, options.signal);
+    return this.waitForSpace(chain, payload, records, options.signal);
+  }
+
+  /** The tenant's chain, made on its first append (its folder only with its first segment). */
+  private chainOf(tenant: string): SegmentChain {
+    let chain = this.chains.get(tenant);
+    if (chain === undefined) {
+      chain = new SegmentChain(tenant, path.join(this.tenantsDir, tenantDirName(tenant)), this.context, false, false);
+      this.chains.set(tenant, chain);
+    }
+    return chain;
   }
 
   /**
@@ -254,79 +249,58 @@ export class DiskBuffer {
    * gone (moments away), or does not fit. Files count until they are
    * unlinked, so the directory never holds more than maxBytes.
    */
-  private room(payloadBytes: number): 'fits' | 'after_removal' | 'full' {
+  private room(chain: SegmentChain, payloadBytes: number): 'fits' | 'after_removal' | 'full' {
     const limit = this.config.maxBytes;
-    if (this.bytesHeld + this.bytesReserved + this.plannedCost(payloadBytes) <= limit) return 'fits';
-    this.retireAcknowledgedActive();
-    const cost = this.plannedCost(payloadBytes);
+    if (this.bytesHeld + this.bytesReserved + chain.plannedCost(payloadBytes) <= limit) return 'fits';
+    this.retireAcknowledgedActives();
+    const cost = chain.plannedCost(payloadBytes);
     if (this.bytesHeld + this.bytesReserved + cost <= limit) return 'fits';
     if (this.bytesRemoving > 0 && this.bytesHeld - this.bytesRemoving + this.bytesReserved + cost <= limit) return 'after_removal';
     return 'full';
   }
 
   /** Take the append into the next write round (room() said it fits). */
-  private admit(payload: Buffer, records: number): Promise<AppendResult> {
+  private admit(chain: SegmentChain, payload: Buffer, records: number): Promise<AppendResult> {
     return new Promise<AppendResult>((resolve, reject) => {
-      this.enqueue({ payload, records, cost: this.plannedCost(payload.length), resolve, reject });
+      const cost = chain.plannedCost(payload.length);
+      chain.advancePlan(payload.length);
+      chain.pendingAppends++;
+      this.bytesReserved += cost;
+      if (this.pending.length === 0) this.oldestPendingAt = Date.now();
+      this.pending.push({ chain, payload, records, cost, resolve, reject });
+      this.pendingBytes += ENTRY_HEADER_BYTES + payload.length;
+      this.updateGauges();
+      this.scheduleFlush();
     });
   }
 
-  private enqueue(append: PendingAppend): void {
-    this.advancePlan(append.payload.length);
-    this.bytesReserved += append.cost;
-    if (this.pending.length === 0) this.oldestPendingAt = Date.now();
-    this.pending.push(append);
-    this.pendingBytes += ENTRY_HEADER_BYTES + append.payload.length;
-    this.updateGauges();
-    this.scheduleFlush();
-  }
-
-  /** What an entry with this payload would cost if admitted now (the same rule the write round applies). */
-  private plannedCost(payloadBytes: number): number {
-    const size = ENTRY_HEADER_BYTES + payloadBytes;
-    return this.opensSegment(this.plannedTail, size) ? size + SEGMENT_HEADER_BYTES : size;
-  }
-
-  private advancePlan(payloadBytes: number): void {
-    const size = ENTRY_HEADER_BYTES + payloadBytes;
-    this.plannedTail = (this.opensSegment(this.plannedTail, size) ? SEGMENT_HEADER_BYTES : this.plannedTail!) + size;
-  }
-
-  /** An entry starts a new segment when there is none to append to, or when it would push a non-empty one past segmentBytes. */
-  private opensSegment(tail: number | null, entryBytes: number): boolean {
-    return tail === null || (tail > SEGMENT_HEADER_BYTES && tail + entryBytes > this.config.segmentBytes);
-  }
-
-  /** Redo the plan from the actual state, after a round did not go as planned (a failure, a sealed segment). */
-  private replan(): void {
-    this.plannedTail = this.active !== null && !this.active.sealed ? this.active.bytes : null;
+  /** Redo the plan from the actual state of these chains and of those with appends pending, after a round (or a sealed segment). */
+  private replan(chains: Iterable<SegmentChain>): void {
+    for (const chain of chains) chain.resetPlan();
+    for (const append of this.pending) append.chain.resetPlan();
     this.bytesReserved = 0;
     for (const append of this.pending) {
-      append.cost = this.plannedCost(append.payload.length);
-      this.advancePlan(append.payload.length);
+      append.cost = append.chain.plannedCost(append.payload.length);
+      append.chain.advancePlan(append.payload.length);
       this.bytesReserved += append.cost;
     }
   }
 
   /**
-   * When everything in the newest segment is acknowledged and no write is
-   * under way, stop appending to it so it can be deleted: otherwise a full
-   * buffer whose reader has caught up could never free its last segment.
+   * When no write is under way, retire every newest segment whose entries
+   * are all acknowledged (and that nothing is planned into), so its space
+   * can come back.
    */
-  private retireAcknowledgedActive(): void {
-    const active = this.active;
-    if (active === null || this.pending.length > 0 || this.flushing !== null) return;
-    if (active.lastId < active.firstId || active.lastId > this.acknowledged) return;
-    active.sealed = true;
-    this.active = null;
-    const handle = this.activeHandle;
-    this.activeHandle = null;
-    void handle?.close().catch(() => undefined);
-    this.plannedTail = null;
-    this.releaseAcknowledged();
+  private retireAcknowledgedActives(): void {
+    if (this.flushing !== null) return;
+    for (const chain of this.chains.values()) {
+      if (!chain.retireIfAcknowledged()) continue;
+      this.openWriters.delete(chain);
+      this.releaseAcknowledged(chain);
+    }
   }
 
-  private waitForSpace(payload: Buffer, records: number, signal: AbortSignal | undefined): Promise<AppendResult> {
+  private waitForSpace(chain: SegmentChain, payload: Buffer, records: number, signal: AbortSignal | undefined): Promise<AppendResult> {
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     return new Promise<AppendResult>((resolve, reject) => {
       const onAbort = (): void => {
@@ -335,7 +309,7 @@ export class DiskBuffer {
       const timer = setTimeout(() => {
         if (this.removeBlocked(waiter)) resolve(this.refuse('timeout', records));
       }, timerDelay(this.config.blockTimeoutMs));
-      const waiter: BlockedAppend = { payload, records, resolve, reject, timer, signal, onAbort };
+      const waiter: BlockedAppend = { chain, payload, records, resolve, reject, timer, signal, onAbort };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.blocked.push(waiter);
     });
@@ -359,13 +333,13 @@ export class DiskBuffer {
   private admitBlocked(): void {
     while (this.blocked.length > 0 && this.closing === null) {
       const waiter = this.blocked[0]!;
-      const room = this.room(waiter.payload.length);
+      const room = this.room(waiter.chain, waiter.payload.length);
       const dropNow = this.config.whenFull === 'drop_newest' && (room === 'full' || this.removalFailing);
       if (room !== 'fits' && !dropNow) return;
       this.blocked.shift();
       clearTimeout(waiter.timer);
       waiter.signal?.removeEventListener('abort', waiter.onAbort);
-      if (room === 'fits') this.admit(waiter.payload, waiter.records).then(waiter.resolve, waiter.reject);
+      if (room === 'fits') this.admit(waiter.chain, waiter.payload, waiter.records).then(waiter.resolve, waiter.reject);
       else waiter.resolve(this.refuse('full', waiter.records));
     }
   }
@@ -403,148 +377,113 @@ export class DiskBuffer {
   };
 
   /**
-   * One write round: every pending append, framed, written with as few
-   * writev() calls as there are segments touched, then one fdatasync. A
-   * segment is fsynced before the next one is started, so only the newest
-   * segment can ever end in a torn entry.
+   * One write round: every pending append, each chain's part written by the
+   * chain (one writev() per segment touched, one fdatasync), the chains at
+   * once. A chain whose part fails takes it back and its appends reject;
+   * the other chains' appends resolve.
    */
   private async flush(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    const idBefore = this.nextId;
-    const recordsBefore = this.recordsTotal;
     let reserved = 0;
-    for (const append of batch) reserved += append.cost;
-
-    if (this.active?.sealed) await this.closeActive().catch(() => undefined);
-    const writes = this.planWrites(batch);
-    const previousActive = this.active;
-    const created: Segment[] = [];
-    try {
-      // After a failed round the newest segment is kept but its handle was closed.
-      if (this.active !== null && this.activeHandle === null) this.activeHandle = await open(this.active.file, 'r+');
-      for (const write of writes) {
-        if (write.segment === null) {
-          if (this.activeHandle !== null) await this.activeHandle.datasync();
-          await this.closeActive();
-          write.segment = await this.createSegment(write.firstId);
-          created.push(write.segment);
-        }
-        const segment = write.segment;
-        const buffers = frame(write);
-        await writeFully(this.activeHandle!, buffers, write.bytes, segment.bytes);
-        segment.bytes += write.bytes;
-        segment.lastId = write.firstId + write.entries.length - 1;
-      }
-      await this.activeHandle?.datasync();
-      if (created.length > 0) await syncDirectory(this.dir);
-    } catch (err) {
-      await this.undoRound(writes, created, previousActive, err as Error, idBefore, recordsBefore);
-      this.bytesReserved -= reserved;
-      this.replan();
-      for (const append of batch) append.reject(err as Error);
-      this.updateGauges();
-      return;
-    }
-
-    this.syncs.inc();
-    this.bytesReserved -= reserved;
-    for (const write of writes) {
-      const segment = write.segment!;
-      this.bytesHeld += write.bytes;
-      segment.durableBytes = segment.bytes;
-    }
-    this.releaseAcknowledged(); // a segment this round moved on from may be fully acknowledged already
-    this.replan(); // appends admitted during the round were planned on the round's plan; re-check against what happened
-    this.flushes++;
-    this.notifyFlushWatchers();
-    this.updateGauges();
-    for (const write of writes) for (const entry of write.entries) entry.append.resolve({ written: true, id: entry.id });
-  }
-
-  /** Assign ids and segments to a batch, by the same rule admission planned with. */
-  private planWrites(batch: PendingAppend[]): SegmentWrite[] {
-    const writes: SegmentWrite[] = [];
-    let tail = this.active !== null ? this.active.bytes : null;
-    let current: SegmentWrite | null = null;
+    const byChain = new Map<SegmentChain, PendingAppend[]>();
     for (const append of batch) {
-      const size = ENTRY_HEADER_BYTES + append.payload.length;
-      if (this.opensSegment(tail, size)) {
-        current = { segment: null, firstId: this.nextId, recordsBefore: this.recordsTotal, entries: [], bytes: SEGMENT_HEADER_BYTES };
-        writes.push(current);
-        tail = SEGMENT_HEADER_BYTES;
-      } else if (current === null) {
-        current = { segment: this.active, firstId: this.nextId, recordsBefore: this.recordsTotal, entries: [], bytes: 0 };
-        writes.push(current);
-      }
-      current.entries.push({ append, id: this.nextId, recordsBefore: this.recordsTotal });
-      current.bytes += size;
-      tail! += size;
-      this.nextId++;
-      this.recordsTotal += append.records;
+      reserved += append.cost;
+      append.chain.pendingAppends--;
+      let appends = byChain.get(append.chain);
+      if (appends === undefined) byChain.set(append.chain, appends = []);
+      appends.push(append);
     }
-    return writes;
-  }
-
-  private async createSegment(firstId: number): Promise<Segment> {
-    const file = path.join(this.dir, segmentName(firstId));
-    const handle = await open(file, 'wx');
-    const segment: Segment = { firstId, file, bytes: 0, durableBytes: 0, lastId: firstId - 1, sealed: false, released: false };
-    this.segments.push(segment);
-    this.active = segment;
-    this.activeHandle = handle;
-    return segment;
-  }
-
-  private async closeActive(): Promise<void> {
-    const handle = this.activeHandle;
-    this.activeHandle = null;
-    this.active = null;
-    await handle?.close();
-  }
-
-  /**
-   * A round failed part-way (ENOSPC, EIO): take back what it wrote, so no
-   * entry of a rejected append survives and ids stay consecutive. If that
-   * fails too, the buffer stops taking appends (its tail is unknown).
-   */
-  private async undoRound(writes: SegmentWrite[], created: Segment[], previousActive: Segment | null, err: Error, idBefore: number, recordsBefore: number): Promise<void> {
-    this.telemetry.emit('bufferWriteFailed', { buffer: this.name, error: err.message });
-    this.nextId = idBefore;
-    this.recordsTotal = recordsBefore;
-    try {
-      await this.closeActive().catch(() => undefined);
-      for (const segment of created) {
-        this.segments.splice(this.segments.indexOf(segment), 1);
-        await unlink(segment.file).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
-      }
-      if (previousActive !== null) {
-        const touched = writes.find((w) => w.segment === previousActive);
-        if (touched !== undefined) {
-          await truncate(previousActive.file, previousActive.durableBytes);
-          previousActive.bytes = previousActive.durableBytes;
-          previousActive.lastId = touched.firstId - 1;
+    this.writingEntries = batch.length;
+    const chains = [...byChain.keys()];
+    const results: PromiseSettledResult<SegmentWrite[]>[] = [];
+    let next = 0;
+    const writing = new Set<SegmentChain>();
+    const lane = async (): Promise<void> => {
+      while (next < chains.length) {
+        const i = next++;
+        const chain = chains[i]!;
+        writing.add(chain);
+        // Files are closed before more are opened: never more than MAX_OPEN_WRITERS, whatever the tenants in the round.
+        if (!chain.hasWriteHandle) await this.closeIdleWriters(MAX_OPEN_WRITERS - 1, writing);
+        this.openWriters.delete(chain);
+        this.openWriters.add(chain);
+        try {
+          results[i] = { status: 'fulfilled', value: await chain.write(byChain.get(chain)!) };
+        } catch (err) {
+          results[i] = { status: 'rejected', reason: err };
         }
-        // Back to where the round started: the next round appends to it again (its handle is reopened then).
-        this.active = previousActive;
+        writing.delete(chain);
+        if (!chain.hasWriteHandle) this.openWriters.delete(chain);
       }
-    } catch (undoErr) {
-      this.failure = new Error(`disk buffer ${this.name}: a write failed (${err.message}) and could not be undone (${(undoErr as Error).message}); reopen the buffer`);
-      for (const append of this.pending.splice(0)) append.reject(this.failure);
-      for (const waiter of this.blocked.splice(0)) {
-        clearTimeout(waiter.timer);
-        waiter.reject(this.failure);
+    };
+    await Promise.all(Array.from({ length: Math.min(WRITE_LANES, chains.length) }, lane));
+    this.writingEntries = 0;
+    this.bytesReserved -= reserved;
+
+    let wrote = false;
+    const settle: (() => void)[] = [];
+    chains.forEach((chain, i) => {
+      const result = results[i]!;
+      const appends = byChain.get(chain)!;
+      if (result.status === 'rejected') {
+        const err = result.reason as Error;
+        if (err instanceof UndoFailedError) this.fail(err);
+        const cause = err instanceof UndoFailedError ? err.cause as Error : err;
+        settle.push(() => { for (const append of appends) append.reject(cause); });
+        return;
       }
+      wrote = true;
+      for (const write of result.value) this.bytesHeld += write.bytes;
+      this.unacknowledgedEntries += appends.length;
+      this.unpeeked.add(chain);
+      this.releaseAcknowledged(chain); // a segment this round moved on from may be fully acknowledged already
+      settle.push(() => { for (const write of result.value) for (const entry of write.entries) entry.append.resolve({ written: true, id: entry.id }); });
+    });
+    this.replan(chains); // appends admitted during the round were planned on the round's plan; re-check against what happened
+    if (wrote) {
+      this.syncs.inc();
+      this.readableChanges++;
+      this.notifyReadableWatchers();
+    }
+    this.updateGauges();
+    for (const done of settle) done();
+  }
+
+  /** A failed write could not be taken back: refuse everything from now on. */
+  private fail(err: Error): void {
+    if (this.failure !== null) return;
+    this.failure = err;
+    for (const append of this.pending.splice(0)) {
+      append.chain.pendingAppends--;
+      append.reject(err);
+    }
+    for (const waiter of this.blocked.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.signal?.removeEventListener('abort', waiter.onAbort);
+      waiter.reject(err);
+    }
+  }
+
+  /** Close the newest segments of the chains written least recently (but not those being written) until at most `keep` are open. */
+  private async closeIdleWriters(keep: number, writing: ReadonlySet<SegmentChain>): Promise<void> {
+    for (const chain of this.openWriters) {
+      if (this.openWriters.size <= keep) return;
+      if (writing.has(chain)) continue;
+      this.openWriters.delete(chain);
+      await chain.closeWriteHandle();
     }
   }
 
   // ── reading ──────────────────────────────────────────────────────────
 
   /**
-   * The next entries in order, up to `maxBytes` of payload (always at least
-   * one when any is ready, however large); empty when none is. Only durable
-   * entries are read. One read at a time.
+   * The next durable entries, up to `maxBytes` of payload (always at least
+   * one when any is ready, however large); empty when none is. Entries
+   * written before per-tenant chains come first, in their order; then the
+   * tenants' chains are served by deficit round-robin on bytes, each in its
+   * own order. One read at a time.
    */
   async read(maxBytes = DEFAULT_READ_BYTES): Promise<BufferEntry[]> {
     if (this.closed) throw new DiskBufferClosedError(this.name);
@@ -561,98 +500,91 @@ export class DiskBuffer {
   private async readEntries(maxBytes: number): Promise<BufferEntry[]> {
     const out: BufferEntry[] = [];
     let bytes = 0;
-    while (out.length === 0 || bytes < maxBytes) {
-      const scanner = await this.readerAt();
-      if (scanner === null) break;
-      const segment = this.readerSegment!;
-      scanner.limit = segment.durableBytes;
-      const result = await scanner.next(out.length === 0 ? Number.POSITIVE_INFINITY : maxBytes - bytes);
-      if (result.kind === 'over_budget') break;
-      if (result.kind === 'end') {
-        if (!this.writerDoneWith(segment)) break;
-        await this.leaveReaderSegment();
-        continue;
+    const legacy = this.legacy;
+    if (legacy !== null) {
+      if (this.unpeeked.delete(legacy)) await this.peekChain(legacy);
+      // Its entries are older than any in the tenants' chains: nothing else is read until it is read through.
+      while (legacy.nextCost > 0) {
+        if (out.length > 0 && legacy.nextCost - 1 > maxBytes - bytes) return out;
+        const taken = this.takeFrom(legacy);
+        const entry = taken instanceof Promise ? await taken : taken;
+        if (entry === null) continue;
+        out.push(entry);
+        bytes += entry.payload.length;
       }
-      if (result.kind === 'bad') {
-        this.reportDamage(segment, result.offset, result.reason);
-        await this.leaveReaderSegment();
-        continue;
-      }
-      const { entry, recordsBefore } = result;
-      if (entry.id < this.readFrom) continue; // acknowledged before this open
-      if (entry.id > this.expectedId) this.reportLoss(entry.id, recordsBefore);
-      this.expectedId = entry.id + 1;
-      this.expectedRecordsBefore = recordsBefore + entry.records;
-      this.readFrom = entry.id + 1;
-      this.lastReadId = entry.id;
+    }
+    for (const chain of this.unpeeked) {
+      if (chain.nextCost === 0) await this.peekChain(chain);
+      if (chain.nextCost > 0 && !chain.held) this.round.activate(chain); // a held one joins again when released
+    }
+    this.unpeeked.clear();
+    for (;;) {
+      // A cost is payload bytes + 1: the next entry fits when its payload fits in what is left of the budget.
+      const room = out.length === 0 ? Number.POSITIVE_INFINITY : bytes >= maxBytes ? 0 : maxBytes - bytes + 1;
+      const chain = this.round.pick(room);
+      if (chain === null) break;
+      const cost = chain.nextCost;
+      const taken = this.takeFrom(chain);
+      const entry = taken instanceof Promise ? await taken : taken;
+      this.round.served(chain, entry !== null ? cost : 0);
+      if (entry === null) continue;
       out.push(entry);
       bytes += entry.payload.length;
     }
     return out;
   }
 
-  /** The scanner of the segment holding the next unread entry, opening it when needed; null when there is none yet. */
-  private async readerAt(): Promise<SegmentScanner | null> {
-    if (this.readerSegment !== null && this.readerSegment.released) await this.leaveReaderSegment();
-    if (this.scanner !== null) return this.scanner;
-    const segment = this.segments.find((s) => s.firstId > this.readerPassed && !s.released && s.lastId >= this.readFrom && s.durableBytes > 0);
-    if (segment === undefined) return null;
-    this.readerHandle = await open(segment.file, 'r');
-    this.readerSegment = segment;
-    this.scanner = new SegmentScanner(this.readerHandle, segment.firstId, segment.durableBytes, this.config.readBufferBytes);
-    return this.scanner;
-  }
-
-  private async leaveReaderSegment(): Promise<void> {
-    if (this.readerSegment !== null) this.readerPassed = this.readerSegment.firstId;
-    this.readerSegment = null;
-    this.scanner = null;
-    const handle = this.readerHandle;
-    this.readerHandle = null;
-    await handle?.close();
-  }
-
   /**
-   * No more entries will ever land in this segment. A round that moves on to
-   * a new segment has written to the old one before its fsync; until the
-   * round ends, those bytes are not durable, so the reader must stay.
+   * Take the chain's next entry (null when it failed verification: counted),
+   * and find the one after. Without waiting when both are in the chain's read
+   * buffer, as they are for all but one entry per buffer's worth.
    */
-  private writerDoneWith(segment: Segment): boolean {
-    return segment !== this.active && this.segments[this.segments.length - 1] !== segment && segment.durableBytes === segment.bytes;
+  private takeFrom(chain: SegmentChain): BufferEntry | null | Promise<BufferEntry | null> {
+    const entry = chain.takeBuffered();
+    if (entry !== undefined && chain.peekBuffered()) {
+      this.handedOut.push({ chain, id: entry.id });
+      return entry;
+    }
+    return this.takeFromFile(chain, entry);
   }
 
-  /** Damage below the durable size: nothing after it in this segment is trusted; appends move to a new segment. */
-  private reportDamage(segment: Segment, offset: number, reason: string): void {
-    segment.sealed = true;
-    const bytes = Math.max(0, segment.durableBytes - offset);
-    this.discardedCorrupt.inc(bytes);
-    this.telemetry.emit('bufferCorrupt', { buffer: this.name, segment: path.basename(segment.file), offset, reason, bytes });
-    if (segment === this.active && this.flushing === null) this.replan();
+  private async takeFromFile(chain: SegmentChain, taken: BufferEntry | undefined): Promise<BufferEntry | null> {
+    const entry = taken ?? await chain.take();
+    if (entry !== null) this.handedOut.push({ chain, id: entry.id });
+    await this.peekChain(chain);
+    return entry;
   }
 
-  /** Entries between the last good one and this one were lost: count them (their records are known from the cumulative count). */
-  private reportLoss(id: number, recordsBefore: number): void {
-    const entries = id - this.expectedId;
-    const records = this.expectedRecordsBefore === null ? null : Math.max(0, recordsBefore - this.expectedRecordsBefore);
-    if (records !== null) this.droppedCorrupt.inc(records);
-    this.telemetry.emit('bufferEntriesLost', { buffer: this.name, from: this.expectedId, to: id - 1, entries, records });
+  private async peekChain(chain: SegmentChain): Promise<void> {
+    await chain.peek();
+    if (chain.sealedByReader) {
+      chain.sealedByReader = false;
+      if (this.flushing === null) this.replan([chain]); // a round in progress re-plans when it ends
+    }
+    this.openReaders.delete(chain);
+    if (chain.hasOpenReader) this.openReaders.add(chain);
+    for (const oldest of this.openReaders) {
+      if (this.openReaders.size <= MAX_OPEN_READERS) break;
+      this.openReaders.delete(oldest);
+      await oldest.suspendReader();
+    }
   }
 
   /** Batches of entries as they become durable; ends when the buffer closes or `signal` aborts. */
   async *batches(maxBytes = DEFAULT_READ_BYTES, signal?: AbortSignal): AsyncGenerator<BufferEntry[]> {
     for (;;) {
       if (this.closing !== null || signal?.aborted) return;
-      const seen = this.flushes;
+      const seen = this.readableChanges;
       const batch = await this.read(maxBytes);
       if (batch.length > 0) {
         yield batch;
         continue;
       }
-      if (!(await this.flushedSince(seen, signal))) return;
+      if (!(await this.readableSince(seen, signal))) return;
     }
   }
 
-  /** Entries one at a time, in order; see batches(). */
+  /** Entries one at a time; see batches(). */
   async *entries(signal?: AbortSignal): AsyncGenerator<BufferEntry> {
     for await (const batch of this.batches(DEFAULT_READ_BYTES, signal)) yield* batch;
   }
@@ -661,9 +593,9 @@ export class DiskBuffer {
     return this.entries();
   }
 
-  /** Resolves true once a write round completes after `seen`, false if the buffer closes or `signal` aborts first. */
-  private flushedSince(seen: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.flushes !== seen) return Promise.resolve(true);
+  /** Resolves true once a write round completes (or a tenant is released) after `seen`, false if the buffer closes or `signal` aborts first. */
+  private readableSince(seen: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.readableChanges !== seen) return Promise.resolve(true);
     if (signal?.aborted || this.closing !== null) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       const watcher = (): void => {
@@ -671,52 +603,89 @@ export class DiskBuffer {
         resolve(this.closing === null);
       };
       const onAbort = (): void => {
-        this.flushWatchers.delete(watcher);
+        this.readableWatchers.delete(watcher);
         resolve(false);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.flushWatchers.add(watcher);
+      this.readableWatchers.add(watcher);
     });
   }
 
-  private notifyFlushWatchers(): void {
-    const watchers = [...this.flushWatchers];
-    this.flushWatchers.clear();
+  private notifyReadableWatchers(): void {
+    const watchers = [...this.readableWatchers];
+    this.readableWatchers.clear();
     for (const watcher of watchers) watcher();
+  }
+
+  /**
+   * Hand out no more of `tenant`'s entries until release(): what it is
+   * delivered to cannot take more of that tenant now, and the other tenants'
+   * replay goes on meanwhile. Its place in its chain is kept.
+   */
+  hold(tenant: string): void {
+    const chain = this.chains.get(tenant);
+    if (chain !== undefined) chain.held = true;
+  }
+
+  /** Hand out `tenant`'s entries again (null: every held tenant's); a reader waiting in batches() wakes. */
+  release(tenant: string | null): void {
+    let released = false;
+    for (const chain of tenant === null ? this.chains.values() : [this.chains.get(tenant)]) {
+      if (chain === undefined || !chain.held) continue;
+      chain.held = false;
+      this.unpeeked.add(chain);
+      released = true;
+    }
+    if (!released) return;
+    this.readableChanges++;
+    this.notifyReadableWatchers();
   }
 
   // ── acknowledging ────────────────────────────────────────────────────
 
   /**
-   * The sink has delivered every entry up to and including `id`. Fully
-   * acknowledged segments are deleted; progress is saved to the checkpoint
-   * within checkpointIntervalMs. Acknowledging less than before does nothing.
+   * The sink has delivered `entry` and every entry read() handed out before
+   * it, whatever their tenants. Fully acknowledged segments are deleted;
+   * progress is saved to the checkpoint within checkpointIntervalMs. An
+   * entry already acknowledged does nothing.
    */
-  acknowledge(id: number): void {
+  acknowledge(entry: Pick<BufferEntry, 'tenant' | 'id'>): void {
     if (this.closed) throw new DiskBufferClosedError(this.name);
-    if (!Number.isSafeInteger(id)) throw new RangeError(`entry id must be an integer (got ${id})`);
-    if (id <= this.acknowledged) return;
-    if (id > this.lastReadId) throw new RangeError(`disk buffer ${this.name}: cannot acknowledge entry ${id}, only entries up to ${this.lastReadId} have been read`);
-    this.acknowledged = id;
-    this.releaseAcknowledged();
+    if (!Number.isSafeInteger(entry.id)) throw new RangeError(`entry id must be an integer (got ${entry.id})`);
+    if (entry.tenant === null && this.legacyDelivered) return;
+    const target = entry.tenant === null ? this.legacy : this.chains.get(entry.tenant);
+    if (target === null || target === undefined) throw new RangeError(`disk buffer ${this.name}: no entries of tenant ${String(entry.tenant)} were read`);
+    if (entry.id <= target.acknowledged) return;
+    if (entry.id > target.lastReadId) throw new RangeError(`disk buffer ${this.name}: cannot acknowledge entry ${entry.id} of tenant ${String(entry.tenant)}, only entries up to ${target.lastReadId} have been read`);
+    const touched = new Set<SegmentChain>();
+    while (this.handedOutStart < this.handedOut.length) {
+      const { chain, id } = this.handedOut[this.handedOutStart]!;
+      this.handedOutStart++;
+      this.unacknowledgedEntries -= id - chain.acknowledged;
+      chain.acknowledged = id;
+      touched.add(chain);
+      if (chain === target && id >= entry.id) break;
+    }
+    if (this.handedOutStart >= 1024 && this.handedOutStart * 2 >= this.handedOut.length) {
+      this.handedOut = this.handedOut.slice(this.handedOutStart);
+      this.handedOutStart = 0;
+    }
+    this.acknowledgements++;
+    for (const chain of touched) this.releaseAcknowledged(chain);
     this.updateGauges();
     this.scheduleMaintenance();
     if (this.blocked.length > 0) this.admitBlocked();
   }
 
-  /** Release every segment, oldest first, that is not appended to and is fully acknowledged. */
-  private releaseAcknowledged(): void {
-    let released = false;
-    while (this.segments.length > 0) {
-      const oldest = this.segments[0]!;
-      if (oldest === this.active || oldest.lastId > this.acknowledged) break;
-      this.segments.shift();
-      oldest.released = true;
-      this.bytesRemoving += oldest.bytes;
-      this.releasedSegments.push(oldest);
-      released = true;
+  /** Release the chain's segments, oldest first, that are not appended to and are fully acknowledged. */
+  private releaseAcknowledged(chain: SegmentChain): void {
+    const released = chain.takeAcknowledged();
+    if (released.length === 0) return;
+    for (const segment of released) {
+      this.bytesRemoving += segment.bytes;
+      this.releasedSegments.push(segment);
     }
-    if (released) this.scheduleMaintenance();
+    this.scheduleMaintenance();
   }
 
   /** Remove released segments at once; save the checkpoint at most every checkpointIntervalMs. */
@@ -728,7 +697,7 @@ export class DiskBuffer {
     }
     let delay = Number.POSITIVE_INFINITY;
     if (this.releasedSegments.length > 0) delay = 0;
-    else if (this.acknowledged > this.checkpointed) delay = Math.max(0, this.lastCheckpointAt + this.config.checkpointIntervalMs - Date.now());
+    else if (this.acknowledgements > this.checkpointedAcknowledgements) delay = Math.max(0, this.lastCheckpointAt + this.config.checkpointIntervalMs - Date.now());
     if (delay === Number.POSITIVE_INFINITY) return;
     delay = Math.max(delay, this.maintenanceRetryAt - Date.now());
     const dueAt = Date.now() + delay;
@@ -738,18 +707,18 @@ export class DiskBuffer {
     this.maintenanceTimer = setTimeout(() => {
       this.maintenanceTimer = null;
       this.maintenanceDueAt = Number.POSITIVE_INFINITY;
-      this.runMaintenance(false);
+      this.runMaintenance();
     }, delay);
     // Background housekeeping must not keep the process alive; close() does the last round.
     this.maintenanceTimer.unref();
   }
 
-  private runMaintenance(force: boolean): void {
+  private runMaintenance(): void {
     if (this.maintenance !== null) {
       this.maintenanceAgain = true;
       return;
     }
-    this.maintenance = this.maintain(force)
+    this.maintenance = this.maintain(false)
       .then(() => { this.maintenanceRetryAt = 0; })
       .catch((err: Error) => {
         this.maintenanceRetryAt = Date.now() + MAINTENANCE_RETRY_MS;
@@ -764,7 +733,7 @@ export class DiskBuffer {
   }
 
   private async maintain(force: boolean): Promise<void> {
-    let removed = false;
+    const removedFrom = new Set<string>();
     while (this.releasedSegments.length > 0) {
       const segment = this.releasedSegments[0]!;
       try {
@@ -780,20 +749,41 @@ export class DiskBuffer {
       this.bytesHeld -= segment.bytes;
       this.bytesRemoving -= segment.bytes;
       this.removalFailing = false;
-      removed = true;
+      removedFrom.add(path.dirname(segment.file));
       this.updateGauges();
       this.admitBlocked();
     }
+    this.dropLegacyWhenGone();
     const due = force || Date.now() - this.lastCheckpointAt >= this.config.checkpointIntervalMs;
-    if (this.acknowledged > this.checkpointed && due) {
-      const acknowledged = this.acknowledged;
+    let checkpointSaved = false;
+    if (this.acknowledgements > this.checkpointedAcknowledgements && due) {
+      const acknowledgements = this.acknowledgements;
       this.lastCheckpointAt = Date.now();
-      await writeCheckpoint(this.dir, acknowledged); // also makes the removals durable
-      this.checkpointed = acknowledged;
-    } else if (removed) {
-      await syncDirectory(this.dir);
+      await writeCheckpoint(this.dir, this.checkpoint()); // also makes removals at the top durable
+      this.checkpointedAcknowledgements = acknowledgements;
+      checkpointSaved = true;
     }
-    if (this.acknowledged > this.checkpointed) this.maintenanceAgain = true;
+    for (const dir of removedFrom) if (!checkpointSaved || dir !== this.dir) await syncDirectory(dir);
+    if (this.acknowledgements > this.checkpointedAcknowledgements) this.maintenanceAgain = true;
+  }
+
+  /** What the checkpoint records now: each chain's acknowledged id. */
+  private checkpoint(): { tenants: Map<string, number>; legacy: number } {
+    const tenants = new Map<string, number>();
+    for (const [tenant, chain] of this.chains) if (chain.acknowledged > 0) tenants.set(tenant, chain.acknowledged);
+    return { tenants, legacy: this.legacy?.acknowledged ?? 0 };
+  }
+
+  /** The legacy chain is delivered and its files are gone: the buffer is in the per-tenant format only from now on. */
+  private dropLegacyWhenGone(): void {
+    const legacy = this.legacy;
+    if (legacy === null || legacy.segments.length > 0 || this.releasedSegments.some((s) => path.dirname(s.file) === this.dir)) return;
+    this.legacy = null;
+    this.legacyDelivered = true;
+    this.openReaders.delete(legacy);
+    void legacy.closeHandles();
+    this.acknowledgements++; // the next checkpoint drops its entry
+    this.telemetry.emit('bufferLegacyReplayed', { buffer: this.name, acknowledged: legacy.acknowledged });
   }
 
   // ── lifecycle ────────────────────────────────────────────────────────
@@ -814,7 +804,7 @@ export class DiskBuffer {
       waiter.signal?.removeEventListener('abort', waiter.onAbort);
       waiter.reject(closedError);
     }
-    this.notifyFlushWatchers();
+    this.notifyReadableWatchers();
     try {
       while (this.flushing !== null || this.pending.length > 0) {
         this.startFlush();
@@ -833,13 +823,13 @@ export class DiskBuffer {
   }
 
   private async closeHandles(): Promise<void> {
-    await this.leaveReaderSegment().catch(() => undefined);
-    await this.closeActive().catch(() => undefined);
+    await this.legacy?.closeHandles();
+    for (const chain of this.chains.values()) await chain.closeHandles();
   }
 
   /** Entries appended and not yet acknowledged (including those being written). */
   get entriesHeld(): number {
-    return this.nextId - 1 - this.acknowledged + this.pending.length;
+    return this.unacknowledgedEntries + this.writingEntries + this.pending.length;
   }
 
   /** Bytes of segment files held, including what is being written. */
@@ -855,157 +845,59 @@ export class DiskBuffer {
   // ── recovery ─────────────────────────────────────────────────────────
 
   /**
-   * Rebuild the state from the directory. Only the newest segment can hold
-   * a torn entry (a segment is fsynced before the next one starts), so only
-   * it is verified now, and cut at the first entry that does not verify;
-   * older segments are verified entry by entry as they are read.
+   * Rebuild the state from the directory: the legacy chain (segments at the
+   * top, from before per-tenant chains) and every tenant's chain under
+   * tenants/, each recovered on its own.
    */
   private async recover(): Promise<void> {
     await removeCheckpointLeftovers(this.dir);
-    const checkpoint = await readCheckpoint(this.dir);
-    if (checkpoint.kind === 'unreadable') this.telemetry.emit('bufferCheckpointUnreadable', { buffer: this.name, error: checkpoint.error });
-    const fromCheckpoint = checkpoint.kind === 'found' ? checkpoint.acknowledged : 0;
+    const read = await readCheckpoint(this.dir);
+    if (read.kind === 'unreadable') this.telemetry.emit('bufferCheckpointUnreadable', { buffer: this.name, error: read.error });
+    const saved = read.kind === 'found' ? read.checkpoint : { tenants: new Map<string, number>(), legacy: 0 };
 
-    const found: { firstId: number; file: string }[] = [];
-    for (const name of await readdir(this.dir)) {
-      const firstId = parseSegmentName(name);
-      if (firstId !== null) found.push({ firstId, file: path.join(this.dir, name) });
-    }
-    found.sort((a, b) => a.firstId - b.firstId);
-    for (let i = 0; i < found.length; i++) {
-      const { firstId, file } = found[i]!;
-      const { size } = await stat(file);
-      const next = found[i + 1];
-      // Ids run on across segments, so an older segment ends just before the next one starts.
-      const lastId = next === undefined ? firstId - 1 : next.firstId - 1;
-      this.segments.push({ firstId, file, bytes: size, durableBytes: size, lastId, sealed: next !== undefined, released: false });
-      this.bytesHeld += size;
+    if ((await readdir(this.dir)).some((name) => parseSegmentName(name) !== null)) {
+      const legacy = new SegmentChain(null, this.dir, this.context, true, true);
+      await legacy.recover(saved.legacy);
+      if (legacy.segments.length > 0) {
+        this.legacy = legacy;
+        this.telemetry.emit('bufferLegacyFound', { buffer: this.name, segments: legacy.segments.length, entries: legacy.unacknowledged });
+      }
+      this.register(legacy);
     }
 
-    while (this.segments.length > 0 && !(await this.recoverNewest())) { /* it was removed: verify the one before */ }
-
-    const oldest = this.segments[0];
-    this.acknowledged = Math.max(fromCheckpoint, oldest !== undefined ? oldest.firstId - 1 : 0);
-    this.checkpointed = fromCheckpoint;
-    const newest = this.segments[this.segments.length - 1];
-    this.nextId = Math.max(newest !== undefined ? newest.lastId + 1 : 1, this.acknowledged + 1);
-    if (newest !== undefined && newest.lastId + 1 !== this.nextId) {
-      newest.sealed = true; // the next id would not run on inside it: appends start a new segment
-      await this.closeActive();
+    const tenantsDirExisted = await mkdir(this.tenantsDir, { recursive: true }) === undefined;
+    if (!tenantsDirExisted) await syncDirectory(this.dir);
+    for (const name of await readdir(this.tenantsDir)) {
+      const tenant = parseTenantDirName(name);
+      if (tenant === null) continue;
+      const chain = new SegmentChain(tenant, path.join(this.tenantsDir, name), this.context, false, true);
+      this.chains.set(tenant, chain);
+      await chain.recover(saved.tenants.get(tenant) ?? 0);
+      this.register(chain);
+      await this.closeIdleWriters(MAX_OPEN_WRITERS, new Set()); // recovery keeps each chain's newest segment open
     }
-    this.readFrom = this.acknowledged + 1;
-    this.expectedId = this.readFrom;
-    this.lastReadId = this.acknowledged;
-    this.releaseAcknowledged();
-    this.replan();
+    // A tenant whose segments are all gone keeps its ids running on.
+    for (const [tenant, acknowledged] of saved.tenants) {
+      if (this.chains.has(tenant)) continue;
+      const chain = this.chainOf(tenant);
+      await chain.recover(acknowledged);
+      this.register(chain);
+    }
+    this.replan([]);
     this.updateGauges();
+    let segments = this.legacy?.segments.length ?? 0;
+    for (const chain of this.chains.values()) segments += chain.segments.length;
     this.telemetry.emit('bufferOpened', {
-      buffer: this.name, dir: this.dir, segments: this.segments.length, entries: this.entriesHeld, bytes: this.bytesHeld, replayFrom: this.readFrom,
+      buffer: this.name, dir: this.dir, tenants: this.chains.size, segments, entries: this.entriesHeld, bytes: this.bytesHeld,
     });
   }
 
-  /**
-   * Verify the newest segment from its start and truncate it at the first
-   * entry that does not verify. Returns false when the segment held nothing
-   * usable and was removed (or, with a damaged header, set aside).
-   */
-  private async recoverNewest(): Promise<boolean> {
-    const segment = this.segments[this.segments.length - 1]!;
-    const handle = await open(segment.file, 'r+');
-    let keep = false;
-    try {
-      const scanner = new SegmentScanner(handle, segment.firstId, segment.bytes, this.config.readBufferBytes);
-      let lastEntry: { id: number; recordsBefore: number; records: number } | null = null;
-      for (;;) {
-        const result = await scanner.next();
-        if (result.kind === 'entry') {
-          lastEntry = { id: result.entry.id, recordsBefore: result.recordsBefore, records: result.entry.records };
-          continue;
-        }
-        if (result.kind === 'bad') {
-          if (result.offset === 0) return await this.discardNewest(segment, result.reason);
-          const bytes = segment.bytes - result.offset;
-          await handle.truncate(result.offset);
-          await handle.datasync();
-          this.discardedTornTail.inc(bytes);
-          this.telemetry.emit('bufferTornTail', { buffer: this.name, segment: path.basename(segment.file), offset: result.offset, bytes, reason: result.reason });
-          this.bytesHeld -= bytes;
-          segment.bytes = segment.durableBytes = result.offset;
-        }
-        break;
-      }
-      segment.lastId = lastEntry !== null ? lastEntry.id : segment.firstId - 1;
-      this.recordsTotal = lastEntry !== null ? lastEntry.recordsBefore + lastEntry.records : scanner.recordsBefore ?? 0;
-      segment.sealed = false;
-      this.active = segment;
-      this.activeHandle = handle;
-      keep = true;
-      return true;
-    } finally {
-      if (!keep) await handle.close();
-    }
-  }
-
-  /**
-   * The newest segment's header is unusable. Shorter than a header: a crash
-   * while it was being created, and it holds no entry: removed. Otherwise it
-   * is not ours or is damaged: renamed to `*.damaged` for inspection.
-   */
-  private async discardNewest(segment: Segment, reason: string): Promise<false> {
-    this.segments.pop();
-    this.bytesHeld -= segment.bytes;
-    if (segment.bytes < SEGMENT_HEADER_BYTES) {
-      await unlink(segment.file);
-      this.discardedTornTail.inc(segment.bytes);
-      this.telemetry.emit('bufferTornTail', { buffer: this.name, segment: path.basename(segment.file), offset: 0, bytes: segment.bytes, reason });
-    } else {
-      await rename(segment.file, `${segment.file}.damaged`);
-      this.discardedCorrupt.inc(segment.bytes);
-      this.telemetry.emit('bufferCorrupt', { buffer: this.name, segment: path.basename(segment.file), offset: 0, reason, bytes: segment.bytes });
-    }
-    await syncDirectory(this.dir);
-    const previous = this.segments[this.segments.length - 1];
-    if (previous !== undefined) previous.sealed = false;
-    return false;
-  }
-}
-
-/** Frame a segment write: the segment header when it creates one, then each entry's header and payload. */
-function frame(write: SegmentWrite): Buffer[] {
-  const out: Buffer[] = [];
-  let chunk = Buffer.allocUnsafeSlow(STAGING_BYTES);
-  let start = 0;
-  let used = 0;
-  if (write.segment !== null && write.segment.bytes === 0) {
-    encodeSegmentHeader({ firstId: write.firstId, recordsBefore: write.recordsBefore }).copy(chunk, 0);
-    used = SEGMENT_HEADER_BYTES;
-  }
-  for (const entry of write.entries) {
-    const payload = entry.append.payload;
-    if (used + ENTRY_HEADER_BYTES > chunk.length) {
-      if (used > start) out.push(chunk.subarray(start, used));
-      chunk = Buffer.allocUnsafeSlow(STAGING_BYTES);
-      start = used = 0;
-    }
-    encodeEntryHeader(chunk, used, { payloadBytes: payload.length, id: entry.id, recordsBefore: entry.recordsBefore, records: entry.append.records }, payload);
-    used += ENTRY_HEADER_BYTES;
-    if (payload.length < COPY_BELOW_BYTES && used + payload.length <= chunk.length) {
-      payload.copy(chunk, used);
-      used += payload.length;
-    } else {
-      out.push(chunk.subarray(start, used), payload);
-      start = used;
-    }
-  }
-  if (used > start) out.push(chunk.subarray(start, used));
-  return out;
-}
-
-/** pwritev() until every byte is down: a regular file may take a short write (near ENOSPC). */
-async function writeFully(handle: FileHandle, buffers: Buffer[], bytes: number, position: number): Promise<void> {
-  let written = (await handle.writev(buffers, position)).bytesWritten;
-  while (written < bytes) {
-    const rest = Buffer.concat(buffers).subarray(written);
-    written += (await handle.write(rest, 0, rest.length, position + written)).bytesWritten;
+  /** Count a recovered chain's files and entries, and release what it holds that is acknowledged. */
+  private register(chain: SegmentChain): void {
+    this.bytesHeld += chain.bytes;
+    this.unacknowledgedEntries += chain.unacknowledged;
+    if (chain.unacknowledged > 0) this.unpeeked.add(chain);
+    if (chain.hasWriteHandle) this.openWriters.add(chain);
+    this.releaseAcknowledged(chain);
   }
 }

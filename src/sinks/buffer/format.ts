@@ -26,6 +26,28 @@ export const ENTRY_HEADER_BYTES = 32;
 
 const SEGMENT_NAME = /^(\d{16})\.seg$/;
 
+/** Where the per-tenant chains live, inside the buffer's directory. */
+export const TENANTS_DIR = 'tenants';
+/** A tenant id as the configuration allows it (ID_PATTERN) is its own folder name. */
+const PLAIN_TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** Any other string is stored hex-encoded behind a `_`, which no plain id starts with. */
+const ENCODED_TENANT = /^_((?:[0-9a-f]{2})*)$/;
+/** Longest tenant (in UTF-8 bytes) a folder name can hold hex-encoded. */
+export const MAX_TENANT_BYTES = 120;
+
+export function tenantDirName(tenant: string): string {
+  return PLAIN_TENANT.test(tenant) ? tenant : `_${Buffer.from(tenant, 'utf8').toString('hex')}`;
+}
+
+/** The tenant a folder under TENANTS_DIR holds, or null when the name is not one tenantDirName() makes. */
+export function parseTenantDirName(name: string): string | null {
+  if (PLAIN_TENANT.test(name)) return name;
+  const m = ENCODED_TENANT.exec(name);
+  if (m === null) return null;
+  const tenant = Buffer.from(m[1]!, 'hex').toString('utf8');
+  return tenantDirName(tenant) === name ? tenant : null;
+}
+
 export function segmentName(firstId: number): string {
   return `${String(firstId).padStart(16, '0')}.seg`;
 }

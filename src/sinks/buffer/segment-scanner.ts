@@ -7,11 +7,12 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import {
-  ENTRY_HEADER_BYTES, SEGMENT_HEADER_BYTES, decodeEntryHeader, decodeSegmentHeader, entryChecksumMatches,
+  ENTRY_HEADER_BYTES, SEGMENT_HEADER_BYTES, decodeEntryHeader, decodeSegmentHeader, entryChecksumMatches, type EntryHeader,
 } from './format.js';
 
-/** One appended batch, as the reader hands it out. */
-export interface BufferEntry {
+/** One verified entry of a segment. */
+export interface ScannedEntry {
+  /** Consecutive within its chain. */
   readonly id: number;
   /** The bytes given to append(): the sink's encoded records. */
   readonly payload: Buffer;
@@ -19,8 +20,14 @@ export interface BufferEntry {
   readonly records: number;
 }
 
+export type PeekResult =
+  /** The next entry's header is sound and its bytes are all below the limit (its CRC is checked by next()). */
+  | { kind: 'entry'; id: number; payloadBytes: number }
+  | { kind: 'end' }
+  | { kind: 'bad'; reason: string; offset: number };
+
 export type ScanResult =
-  | { kind: 'entry'; entry: BufferEntry; recordsBefore: number; bytes: number }
+  | { kind: 'entry'; entry: ScannedEntry; recordsBefore: number; bytes: number }
   /** Every byte up to the limit has been read and verified. */
   | { kind: 'end' }
   /** The next entry's payload is larger than the caller's budget; it was not consumed. */
@@ -43,13 +50,17 @@ export class SegmentScanner {
   /**
    * @param firstId the id the segment's name promises for its first entry
    * @param limit bytes of the file that may be read (the durable size of a segment still being written)
+   * @param resumeAt where an earlier scanner of this file stopped (0: from the segment header), and `resumeId` the id expected there
    */
-  constructor(private readonly handle: FileHandle, firstId: number, public limit: number, readBufferBytes: number) {
-    this.nextId = firstId;
+  constructor(private readonly handle: FileHandle, firstId: number, public limit: number, readBufferBytes: number, resumeAt = 0, resumeId = firstId) {
+    this.nextId = resumeId;
+    this.offset = resumeAt;
+    this.bufStart = resumeAt;
     this.buf = Buffer.allocUnsafeSlow(Math.max(readBufferBytes, ENTRY_HEADER_BYTES + SEGMENT_HEADER_BYTES));
   }
 
-  async next(payloadBudget = Number.POSITIVE_INFINITY): Promise<ScanResult> {
+  /** The next entry's id and size, without consuming it. */
+  async peek(): Promise<PeekResult> {
     if (this.offset === 0) {
       if (this.limit < SEGMENT_HEADER_BYTES) return this.bad('short_segment_header');
       if (!(await this.fill(SEGMENT_HEADER_BYTES))) return this.bad('file_shorter_than_recorded');
@@ -63,38 +74,75 @@ export class SegmentScanner {
     if (remaining === 0) return { kind: 'end' };
     if (remaining < ENTRY_HEADER_BYTES) return this.bad('short_entry_header');
     if (!(await this.fill(ENTRY_HEADER_BYTES))) return this.bad('file_shorter_than_recorded');
-    const at = this.offset - this.bufStart;
-    const header = decodeEntryHeader(this.buf, at);
+    return this.headerHere(remaining);
+  }
+
+  /**
+   * peek() without waiting, when the answer needs no read (the next header
+   * is in the read buffer, or the limit is reached); null otherwise. Replay
+   * runs through here for all but one entry per read-buffer's worth.
+   */
+  peekBuffered(): PeekResult | null {
+    if (this.offset === 0 || this.offset < this.bufStart) return null;
+    const remaining = this.limit - this.offset;
+    if (remaining === 0) return { kind: 'end' };
+    if (remaining < ENTRY_HEADER_BYTES || this.bufStart + this.bufLength - this.offset < ENTRY_HEADER_BYTES) return null;
+    return this.headerHere(remaining);
+  }
+
+  /** The entry header at `offset`, present in the read buffer, checked as far as it can be without the payload. */
+  private headerHere(remaining: number): PeekResult {
+    const header = decodeEntryHeader(this.buf, this.offset - this.bufStart);
     if (typeof header === 'string') return this.bad(header);
     if (header.id !== this.nextId) return this.bad('unexpected_id');
-    const total = ENTRY_HEADER_BYTES + header.payloadBytes;
-    if (total > remaining) return this.bad('short_payload');
-    if (header.payloadBytes > payloadBudget) return { kind: 'over_budget' };
+    if (ENTRY_HEADER_BYTES + header.payloadBytes > remaining) return this.bad('short_payload');
+    return { kind: 'entry', id: header.id, payloadBytes: header.payloadBytes };
+  }
 
-    let payload: Buffer;
-    let headerBytes: Buffer;
-    let headerAt: number;
-    if (total <= this.buf.length) {
-      if (!(await this.fill(total))) return this.bad('file_shorter_than_recorded');
-      headerAt = this.offset - this.bufStart;
-      headerBytes = this.buf;
-      // A copy: the read buffer is reused, and the sink may hold a payload for a long time.
-      payload = Buffer.from(this.buf.subarray(headerAt + ENTRY_HEADER_BYTES, headerAt + total));
-    } else {
+  async next(payloadBudget = Number.POSITIVE_INFINITY): Promise<ScanResult> {
+    const peeked = await this.peek();
+    if (peeked.kind !== 'entry') return peeked;
+    if (peeked.payloadBytes > payloadBudget) return { kind: 'over_budget' };
+    const total = ENTRY_HEADER_BYTES + peeked.payloadBytes;
+    if (total > this.buf.length) {
       // Larger than the read buffer: read this entry into memory of its own.
       const whole = Buffer.allocUnsafeSlow(total);
       if (!(await this.readExactly(whole, this.offset))) return this.bad('file_shorter_than_recorded');
-      headerBytes = whole;
-      headerAt = 0;
-      payload = whole.subarray(ENTRY_HEADER_BYTES);
+      return this.verified(whole, 0, whole.subarray(ENTRY_HEADER_BYTES), total);
     }
+    if (!(await this.fill(total))) return this.bad('file_shorter_than_recorded');
+    return this.takeBuffered(total);
+  }
+
+  /**
+   * next() without waiting, when the whole next entry is in the read buffer;
+   * null when it needs a read (or is not an entry: next() says what it is).
+   */
+  nextBuffered(): ScanResult | null {
+    const peeked = this.peekBuffered();
+    if (peeked === null || peeked.kind !== 'entry') return null;
+    const total = ENTRY_HEADER_BYTES + peeked.payloadBytes;
+    if (this.bufStart + this.bufLength - this.offset < total) return null;
+    return this.takeBuffered(total);
+  }
+
+  private takeBuffered(total: number): ScanResult {
+    const headerAt = this.offset - this.bufStart;
+    // A copy: the read buffer is reused, and the sink may hold a payload for a long time.
+    const payload = Buffer.from(this.buf.subarray(headerAt + ENTRY_HEADER_BYTES, headerAt + total));
+    return this.verified(this.buf, headerAt, payload, total);
+  }
+
+  private verified(headerBytes: Buffer, headerAt: number, payload: Buffer, total: number): ScanResult {
     if (!entryChecksumMatches(headerBytes, headerAt, payload)) return this.bad('checksum_mismatch');
+    // Verified: the header fields can be trusted now.
+    const header = decodeEntryHeader(headerBytes, headerAt) as EntryHeader;
     this.offset += total;
     this.nextId++;
     return { kind: 'entry', entry: { id: header.id, payload, records: header.records }, recordsBefore: header.recordsBefore, bytes: total };
   }
 
-  private bad(reason: string): ScanResult {
+  private bad(reason: string): { kind: 'bad'; reason: string; offset: number } {
     return { kind: 'bad', reason, offset: this.offset };
   }
 

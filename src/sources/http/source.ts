@@ -8,12 +8,13 @@
  * peer's network.
  */
 import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import http, { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
-import type { ComponentHealth, Source } from '../../core/component.js';
+import type { ComponentHealth, Reconnectable, Source } from '../../core/component.js';
 import type { Pipeline } from '../../core/pipeline.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
 import { MemoryState } from '../../core/memory.js';
@@ -55,6 +56,18 @@ class Refusal extends Error {
   }
 }
 
+/** One open keep-alive connection, as load shedding sees it. */
+class HttpConnection implements Reconnectable {
+  readonly protocol = 'http';
+  readonly openedAt = Date.now();
+  /** Its next response carries `Connection: close`, so the client reconnects (through the balancer). */
+  closeAsked = false;
+
+  askToReconnect(): void {
+    this.closeAsked = true;
+  }
+}
+
 /** Under memory pressure (soft), the longest a committed request's 200 is held back, so its client sends less. */
 const PRESSURE_ACK_DELAY_MS = 1000;
 
@@ -66,6 +79,7 @@ export class HttpSource implements Source {
   private readonly bytes: Counter.Internal;
   /** Body bytes of requests being handled (read and not yet answered), for the memory governor. */
   private bodyBytesInFlight = 0;
+  private readonly connections = new Map<Socket, HttpConnection>();
 
   constructor(private readonly config: HttpSourceConfig, private readonly pipeline: Pipeline, private readonly telemetry: Telemetry) {
     this.records = telemetry.recordsReceived.labels({ source: SOURCE });
@@ -99,14 +113,18 @@ export class HttpSource implements Source {
       }, handler),
     });
     if (this.config.maxConnections > 0) app.server.maxConnections = this.config.maxConnections;
+    app.server.on('connection', this.onConnection);
     app.server.on('drop', (data?: { remoteAddress?: string }) => {
       this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'connection_limit', peer: data?.remoteAddress });
     });
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    app.addHook('onSend', async (req, reply) => {
+      // While draining, or asked to shed the connection, tell the keep-alive client to reconnect (to another worker or node).
+      // In onSend, so a request already waiting for its commit when that was decided carries it too.
+      if (this.stopping || this.connections.get(req.socket)?.closeAsked === true) void reply.header('connection', 'close');
+    });
     app.addHook('onRequest', async (req, reply) => {
-      // While draining, tell keep-alive clients to reconnect (to another worker or node).
-      if (this.stopping) reply.header('connection', 'close');
       // Past the memory hard mark, refuse ingestion before the body is read (operations routes on this port still answer).
       if (this.pipeline.memory.state === MemoryState.Hard && req.method === 'POST' && req.url.startsWith('/v1/')) {
         this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'memory', peer: normalizeAddress(req.socket.remoteAddress ?? '') });
@@ -149,6 +167,16 @@ export class HttpSource implements Source {
   health(): ComponentHealth {
     return this.app ? { healthy: true } : { healthy: false, detail: 'not listening' };
   }
+
+  *reconnectable(): Iterable<HttpConnection> {
+    if (this.stopping) return;
+    for (const connection of this.connections.values()) if (!connection.closeAsked) yield connection;
+  }
+
+  private readonly onConnection = (socket: Socket): void => {
+    this.connections.set(socket, new HttpConnection());
+    socket.once('close', () => this.connections.delete(socket));
+  };
 
   /**
    * Bytes that are not HTTP (or headers too large, or too slow): counted,

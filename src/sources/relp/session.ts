@@ -14,6 +14,7 @@ import type { Counter } from 'prom-client';
 import { AckStatus } from '../../core/ack.js';
 import { MemoryState } from '../../core/memory.js';
 import type { Lane, Pipeline } from '../../core/pipeline.js';
+import type { Reconnectable } from '../../core/component.js';
 import type { SessionControl, SessionEntry } from '../../core/sessions.js';
 import type { GuardedSession } from '../connection-guard.js';
 import { normalizeAddress, type RefusalReason, type SessionIdentity, type Tenant } from '../../core/identity.js';
@@ -63,10 +64,19 @@ export interface RelpSessionContext {
   onClose(session: RelpSession): void;
 }
 
+/**
+ * After a session asked to reconnect has answered everything and sent
+ * `serverclose`, how long the agent gets to close its side before the node
+ * does. An idle librelp client reads the hint only when it next sends; with
+ * nothing left unanswered, closing then loses nothing, and frees the socket.
+ */
+export const RECONNECT_CLOSE_GRACE_MS = 1000;
+
 /** Why the session is ending: the client's `close`, the server's serverclose, or the client's end of stream. */
 type Ending = 'close' | 'serverclose' | 'peer_ended';
 
-export class RelpSession implements ReplyOutput, SessionControl, GuardedSession {
+export class RelpSession implements ReplyOutput, SessionControl, GuardedSession, Reconnectable {
+  readonly protocol = 'relp';
   readonly peer: string;
   /** Resolves when the connection is closed. */
   readonly closed: Promise<void>;
@@ -142,13 +152,36 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession 
     return this.replies.unanswered;
   }
 
+  get openedAt(): number {
+    return this.entry.openedAt;
+  }
+
+  /** Open (the agent's `open` answered) and not ending: a session load shedding may ask to reconnect. */
+  get canReconnect(): boolean {
+    return this.opened && this.ending === null;
+  }
+
+  /**
+   * Load shedding: serverClose without hurrying batches a rate limit holds
+   * (they are answered in their turn, the agent waits for them), then close
+   * the connection after RECONNECT_CLOSE_GRACE_MS if the agent has not.
+   */
+  askToReconnect(): void {
+    if (!this.canReconnect) return;
+    void this.serverClose(false).then(() => {
+      if (this.socket.destroyed) return;
+      const timer = setTimeout(() => this.socket.destroy(), RECONNECT_CLOSE_GRACE_MS);
+      void this.closed.then(() => clearTimeout(timer));
+    });
+  }
+
   /** Whether this side of the connection is closed, everything answered. */
   get isEnded(): boolean {
     return this.finished;
   }
 
   /**
-   * Ask the agent to go away (shutdown, or later load shedding): stop reading,
+   * Ask the agent to go away (shutdown, or load shedding: askToReconnect): stop reading,
    * answer every transaction already read, then send `serverclose` and close.
    * The hint goes after the last response because librelp stops reading at
    * the hint: responses behind it would be lost and their records resent.
@@ -157,11 +190,12 @@ export class RelpSession implements ReplyOutput, SessionControl, GuardedSession 
    * side when it next reads, which an idle rsyslog may not do for a long time.
    */
   serverClose(expediteHeld: boolean): Promise<void> {
+    // Also for a session already ending (asked to reconnect): shutdown does not wait out a rate limit.
+    if (expediteHeld && (this.ending === null || this.ending === 'serverclose')) void this.lane.expedite();
     if (this.ending === null) {
       this.ending = 'serverclose';
       // A frame read halfway stays unanswered: the agent resends it after reconnecting.
       this.parser.halt();
-      if (expediteHeld) void this.lane.expedite();
       this.finishIfAnswered();
       this.updateReading();
     }

@@ -88,9 +88,13 @@ export class RelpSource implements Source {
     return address && typeof address === 'object' ? address : null;
   }
 
-  /** Open sessions, e.g. for asking some of them to reconnect elsewhere (RelpSession.serverClose). */
+  /** Open sessions. */
   sessions(): IterableIterator<RelpSession> {
     return this.openSessions.values();
+  }
+
+  *reconnectable(): Iterable<RelpSession> {
+    for (const session of this.openSessions) if (session.canReconnect) yield session;
   }
 
   async start(): Promise<void> {

@@ -308,6 +308,7 @@ describe('values', () => {
     assert.equal(cluster.heartbeatIntervalMs, 1000);
     assert.equal(cluster.leaderTtlMs, 4000);
     assert.match(defaultNodeId(), /^[A-Za-z0-9_-]{1,64}$/);
+    assert.deepEqual(ok('cluster:\n  nats: nats://10.0.0.11:4222\n').cluster.nats, ['nats://10.0.0.11:4222']);
     assert.deepEqual(brief(one('cluster:\n  heartbeat_interval: 4s\n  member_ttl: 7s\n  leader_ttl: 8s\n')), {
       path: 'cluster.member_ttl', value: '7s', expected: 'a duration of at least twice heartbeat_interval (4s)',
     });

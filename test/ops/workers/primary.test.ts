@@ -8,8 +8,9 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Primary } from '../../../src/ops/workers/primary.js';
-import { WorkersControl } from '../../../src/ops/workers/workers-control.js';
+import { proportionalShares, WorkersControl } from '../../../src/ops/workers/workers-control.js';
 import { connect, memoryLogger, readTenantRecords, tempDir, testConfig, waitFor } from '../../helpers.js';
+import { RelpTestClient } from '../../relp-client.js';
 
 async function startPrimary(t: { after(fn: () => void | Promise<void>): void }, dir: string, yaml: string, workerExec?: string) {
   const { logger, lines } = memoryLogger();
@@ -158,4 +159,59 @@ test('cluster control: the node seen as one — sessions of every worker, discon
   await control.setTenantLimits('default', { messagesPerSecond: 1000, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 });
   await assert.rejects(control.setTenantLimits('nobody', { messagesPerSecond: 1, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 }), /no tenant nobody/);
   for (const socket of sockets) socket.destroy();
+});
+
+test('proportionalShares: in proportion, capped by each capacity, remainders to the largest fractions, adding up', () => {
+  assert.deepEqual(proportionalShares(4, [4, 3]), [2, 2]);
+  assert.deepEqual(proportionalShares(3, [9, 1, 0]), [3, 0, 0]);
+  assert.deepEqual(proportionalShares(5, [1, 1, 8]), [1, 0, 4]);
+  assert.deepEqual(proportionalShares(10, [6, 2]), [6, 2], 'no more than there is');
+  assert.deepEqual(proportionalShares(0, [3, 3]), [0, 0]);
+  assert.deepEqual(proportionalShares(3, [0, 0]), [0, 0]);
+  assert.deepEqual(proportionalShares(3, []), []);
+  for (let count = 0; count <= 20; count++) {
+    const shares = proportionalShares(count, [7, 0, 5, 1]);
+    assert.equal(shares.reduce((a, b) => a + b, 0), Math.min(count, 13));
+    shares.forEach((share, i) => assert.ok(share <= [7, 0, 5, 1][i]!));
+  }
+});
+
+test('cluster control: shedding is split across the workers in proportion to what each can shed; plain TCP is never shed', { timeout: 60_000 }, async (t) => {
+  const dir = tempDir(t);
+  const { primary, control } = await startPrimary(t, dir, [
+    'workers: 2',
+    'sources: { syslog_udp: { enabled: false }, http: { enabled: false } }',
+  ].join('\n'));
+  const worker = primary.workers.get(1)!.addresses!;
+  const tcp = await Promise.all(Array.from({ length: 2 }, () => connect(worker.syslogTcp!.port)));
+  const relp = await Promise.all(Array.from({ length: 7 }, () => RelpTestClient.connect(worker.relp!.port)));
+  await Promise.all(relp.map((client) => client.open()));
+  const sessions = await waitFor('nine sessions', async () => {
+    const list = await control.sessions();
+    return list.length === 9 ? list : undefined;
+  });
+  const workers = new Map(relp.map((client) => {
+    const session = sessions.find((s) => s.protocol === 'relp' && s.peer === `127.0.0.1:${client.socket.localPort}`)!;
+    return [client, /^w(\d+):/.exec(session.id)![1]!];
+  }));
+  const workerOf = (client: RelpTestClient): string => workers.get(client)!;
+  const perWorker = ['1', '2'].map((w) => relp.filter((client) => workerOf(client) === w).length);
+  assert.equal(await control.sheddableSessions(), 7, 'the RELP sessions of both workers; TCP cannot be shed');
+
+  assert.equal(await control.shedSessions(4), 4);
+  const expected = proportionalShares(4, perWorker);
+  const asked = await waitFor('four sessions closed', () => {
+    const gone = relp.filter((client) => client.received.some((f) => f.command === 'serverclose'));
+    return gone.length === 4 ? gone : undefined;
+  });
+  assert.deepEqual(['1', '2'].map((w) => asked.filter((client) => workerOf(client) === w).length), expected,
+    `${perWorker.join('/')} sessions on the workers: asked ${expected.join('/')}`);
+  await waitFor('three sheddable left', async () => (await control.sheddableSessions()) === 3);
+  assert.equal(await control.shedSessions(100), 3, 'no more than there are');
+  await waitFor('only the TCP sessions left', async () => {
+    const list = await control.sessions();
+    return list.length === 2 && list.every((s) => s.protocol === 'tcp');
+  });
+  assert.match((await control.metrics()).text, /sluice_sessions_shed_total\{protocol="relp"\} 7\b/, 'counted in the workers, summed');
+  for (const socket of tcp) socket.destroy();
 });

@@ -12,7 +12,7 @@ import pino from 'pino';
 import { Client } from 'undici';
 import { DEFAULT_HOSTMETA_SERVICE_CONFIG } from '../../../src/services/hostmeta/config.js';
 import { HOST_METADATA_SCHEMA } from '../../../src/services/hostmeta/schema.js';
-import { buildHostmetaApp, decodeCursor, encodeCursor, startHostmetaService } from '../../../src/services/hostmeta/server.js';
+import { buildHostmetaApp, decodeCursor, encodeCursor, PRUNE_BATCH, startHostmetaService } from '../../../src/services/hostmeta/server.js';
 import { SqliteHostmetaStore } from '../../../src/services/hostmeta/sqlite-store.js';
 import { Telemetry } from '../../../src/ops/telemetry.js';
 import { ROOT, memoryLogger, tempDir } from '../../helpers.js';
@@ -290,4 +290,29 @@ test('docs/hostmeta.md shows the document schema exactly as the service applies 
   const docs = readFileSync(path.join(ROOT, 'docs', 'hostmeta.md'), 'utf8');
   assert.ok(docs.includes(`\`\`\`json\n${JSON.stringify(HOST_METADATA_SCHEMA, null, 2)}\n\`\`\``),
     'paste JSON.stringify(HOST_METADATA_SCHEMA, null, 2) into docs/hostmeta.md');
+});
+
+test('hostmeta service: pruneUnseen deletes every host unseen for the given time, in batches, and logs the count', async (t) => {
+  const dataDir = tempDir(t, 'sluice-hostmeta-');
+  const { logger, lines } = memoryLogger();
+  const running = await startHostmetaService({ ...DEFAULT_HOSTMETA_SERVICE_CONFIG, port: 0, dataDir }, new Telemetry(logger));
+  t.after(() => running.close());
+  const now = Date.now();
+  const stale = Math.floor(PRUNE_BATCH * 2.5);
+  const iso = (ms: number) => new Date(ms).toISOString();
+  for (let i = 0; i < stale; i++) await running.store.put(i % 2 === 0 ? 'acme' : 'globex', randomKey(), { last_seen: iso(now - 8 * 86_400_000 - i) }, now);
+  const fresh = Array.from({ length: 3 }, randomKey);
+  for (const key of fresh) await running.store.put('acme', key, { last_seen: iso(now - 86_400_000) }, now);
+
+  assert.equal(await running.pruneUnseen(7 * 86_400_000), stale);
+  for (const key of fresh) assert.notEqual(await running.store.get('acme', key), null);
+  const pruned = lines.filter((l) => l.code === 'SLU0951I');
+  assert.equal(pruned.length, 1, 'one line per call, not per batch');
+  assert.equal(pruned[0]!.hosts, stale);
+  assert.equal(pruned[0]!.batches, 3);
+  assert.equal(await running.pruneUnseen(7 * 86_400_000), 0);
+  await assert.rejects(running.pruneUnseen(0), /positive/);
+
+  await running.close();
+  assert.equal(await running.pruneUnseen(1), 0, 'a closing service prunes nothing');
 });

@@ -26,8 +26,23 @@ interface Backend {
   database(t: Cleanup): Promise<{
     open(migrations?: readonly Migration[]): HostmetaStore;
     tableExists(table: string): Promise<boolean>;
+    /** Make it a database a sluice of schema version 1 left behind, holding `rows` (before any store opens it). */
+    atVersionOne(rows: readonly LegacyRow[]): Promise<void>;
   }>;
 }
+
+interface LegacyRow {
+  tenant: string;
+  key: string;
+  /** As stored: a document written before PATCH validated `last_seen` may hold anything there. */
+  metadata: Record<string, unknown>;
+  updatedAt: number;
+}
+
+const MIGRATIONS_TABLE = {
+  sqlite: 'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+  postgres: (s: string) => `CREATE TABLE ${s}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)`,
+};
 
 const backends: Backend[] = [
   {
@@ -45,6 +60,18 @@ const backends: Backend[] = [
           const db = new Database(file, { readonly: true });
           try {
             return db.prepare('SELECT 1 FROM sqlite_master WHERE type = \'table\' AND name = ?').get(table) !== undefined;
+          } finally {
+            db.close();
+          }
+        },
+        async atVersionOne(rows) {
+          const db = new Database(file);
+          try {
+            db.exec(MIGRATIONS_TABLE.sqlite);
+            db.exec(MIGRATIONS[0]!.sqlite);
+            db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, ?, ?)').run(MIGRATIONS[0]!.name, new Date().toISOString());
+            const insert = db.prepare('INSERT INTO host_metadata (tenant, host_key, metadata, updated_at) VALUES (?, ?, ?, ?)');
+            for (const row of rows) insert.run(row.tenant, row.key, JSON.stringify(row.metadata), row.updatedAt);
           } finally {
             db.close();
           }
@@ -75,6 +102,17 @@ const backends: Backend[] = [
             [schema, table]);
           return rows.length > 0;
         },
+        async atVersionOne(rows) {
+          const quoted = `"${schema}"`;
+          await admin.query(`CREATE SCHEMA ${quoted}`);
+          await admin.query(MIGRATIONS_TABLE.postgres(quoted));
+          await admin.query(MIGRATIONS[0]!.postgres(quoted));
+          await admin.query(`INSERT INTO ${quoted}.schema_migrations (version, name, applied_at) VALUES (1, $1, now())`, [MIGRATIONS[0]!.name]);
+          for (const row of rows) {
+            await admin.query(`INSERT INTO ${quoted}.host_metadata (tenant, host_key, metadata, updated_at) VALUES ($1, $2, $3, $4)`,
+              [row.tenant, row.key, JSON.stringify(row.metadata), row.updatedAt]);
+          }
+        },
       };
     },
   },
@@ -85,6 +123,9 @@ function randomKey(): string {
 }
 
 const T0 = Date.parse('2026-11-27T14:00:00.000Z');
+const DAY = 86_400_000;
+const LATEST = MIGRATIONS.at(-1)!.version;
+const ALL_VERSIONS = MIGRATIONS.map((m) => m.version);
 
 for (const backend of backends) {
   const name = (what: string) => `hostmeta store (${backend.name}): ${what}`;
@@ -191,35 +232,36 @@ for (const backend of backends) {
     options, async (t) => {
       const database = await backend.database(t);
       const first = database.open();
-      assert.deepEqual(await first.open(), { applied: [1], version: 1 });
+      assert.deepEqual(await first.open(), { applied: ALL_VERSIONS, version: LATEST });
       const key = randomKey();
       await first.put('acme', key, { hostname: 'kept' }, T0);
       await first.close();
 
       const restarted = database.open();
-      assert.deepEqual(await restarted.open(), { applied: [], version: 1 }, 'nothing to do on a restart');
+      assert.deepEqual(await restarted.open(), { applied: [], version: LATEST }, 'nothing to do on a restart');
       assert.deepEqual((await restarted.get('acme', key))?.metadata, { hostname: 'kept' });
       await restarted.close();
 
       const probe: Migration = {
-        version: 2, name: 'probe table', sqlite: 'CREATE TABLE probe_two (x INTEGER);', postgres: (s) => `CREATE TABLE ${s}.probe_two (x integer);`,
+        version: LATEST + 1, name: 'probe table', sqlite: 'CREATE TABLE probe_next (x INTEGER);', postgres: (s) => `CREATE TABLE ${s}.probe_next (x integer);`,
       };
       const broken: Migration = {
-        version: 3,
+        version: LATEST + 2,
         name: 'broken',
-        sqlite: 'CREATE TABLE probe_three (x INTEGER); THIS IS NOT SQL;',
-        postgres: (s) => `CREATE TABLE ${s}.probe_three (x integer); THIS IS NOT SQL;`,
+        sqlite: 'CREATE TABLE probe_broken (x INTEGER); THIS IS NOT SQL;',
+        postgres: (s) => `CREATE TABLE ${s}.probe_broken (x integer); THIS IS NOT SQL;`,
       };
       // Listed out of order on purpose: they are applied by number.
       const upgraded = database.open([broken, ...MIGRATIONS, probe]);
       await assert.rejects(upgraded.open(), /syntax error/);
-      assert.equal(await database.tableExists('probe_two'), true, 'migration 2 committed before 3 failed');
-      assert.equal(await database.tableExists('probe_three'), false, 'the failed migration left nothing behind');
+      assert.equal(await database.tableExists('probe_next'), true, 'the probe migration committed before the broken one failed');
+      assert.equal(await database.tableExists('probe_broken'), false, 'the failed migration left nothing behind');
 
-      const atTwo = database.open([...MIGRATIONS, probe]);
-      assert.deepEqual(await atTwo.open(), { applied: [], version: 2 });
-      assert.deepEqual((await atTwo.appliedMigrations()).map((m) => [m.version, m.name]), [[1, 'host_metadata table'], [2, 'probe table']]);
-      await atTwo.close();
+      const atProbe = database.open([...MIGRATIONS, probe]);
+      assert.deepEqual(await atProbe.open(), { applied: [], version: LATEST + 1 });
+      assert.deepEqual((await atProbe.appliedMigrations()).map((m) => [m.version, m.name]),
+        [...MIGRATIONS.map((m) => [m.version, m.name]), [LATEST + 1, 'probe table']]);
+      await atProbe.close();
 
       await assert.rejects(database.open(MIGRATIONS).open(), SchemaTooNewError, 'an older sluice refuses a newer schema');
     });
@@ -228,11 +270,81 @@ for (const backend of backends) {
     const database = await backend.database(t);
     const stores = [database.open(), database.open(), database.open()];
     const reports = await Promise.all(stores.map((s) => s.open()));
-    assert.deepEqual(reports.map((r) => r.applied).flat(), [1], 'exactly one of them applied migration 1');
-    assert.deepEqual((await stores[0]!.appliedMigrations()).map((m) => m.version), [1]);
+    assert.deepEqual(reports.map((r) => r.applied).flat().sort((a, b) => a - b), ALL_VERSIONS, 'each migration applied by exactly one of them');
+    assert.deepEqual((await stores[0]!.appliedMigrations()).map((m) => m.version), ALL_VERSIONS);
     const key = randomKey();
     await stores[1]!.put('acme', key, { hostname: 'shared' }, T0);
     assert.deepEqual((await stores[2]!.get('acme', key))?.metadata, { hostname: 'shared' });
+  });
+
+  test(name('pruneUnseen deletes hosts of every tenant last seen before the cutoff, oldest first, at most limit at a time'),
+    options, async (t) => {
+      const store = (await backend.database(t)).open();
+      await store.open();
+      const cutoff = T0 - 7 * DAY;
+      const iso = (ms: number) => new Date(ms).toISOString();
+      const hosts = {
+        tenDays: ['acme', randomKey()], nineDaysNoLastSeen: ['acme', randomKey()], eightDays: ['other', randomKey()],
+        refreshed: ['acme', randomKey()], droppedLastSeen: ['other', randomKey()], oneDay: ['acme', randomKey()],
+        atCutoffWithOffset: ['acme', randomKey()], notATime: ['other', randomKey()], dayTheMonthLacks: ['acme', randomKey()],
+      } as const;
+      await store.put(...hosts.tenDays, { hostname: 'a', last_seen: iso(T0 - 10 * DAY) }, T0);
+      await store.put(...hosts.nineDaysNoLastSeen, { hostname: 'b' }, T0 - 9 * DAY);
+      assert.equal(await store.create(...hosts.eightDays, { last_seen: iso(T0 - 8 * DAY) }, T0), true);
+      await store.put(...hosts.refreshed, { last_seen: iso(T0 - 30 * DAY) }, T0 - 30 * DAY);
+      assert.equal(await store.merge(...hosts.refreshed, { last_seen: iso(T0 - DAY) }, T0 - DAY, 65536), 'updated');
+      await store.put(...hosts.droppedLastSeen, { last_seen: iso(T0) }, T0 - 20 * DAY);
+      assert.equal(await store.merge(...hosts.droppedLastSeen, { last_seen: null }, T0 - 7.5 * DAY, 65536), 'updated');
+      await store.put(...hosts.oneDay, { last_seen: iso(T0 - DAY) }, T0 - 60 * DAY);
+      // 16:00+02:00 is 14:00Z: exactly the cutoff, which is not before it.
+      await store.put(...hosts.atCutoffWithOffset, { last_seen: '2026-11-20T16:00:00.000+02:00' }, T0 - 60 * DAY);
+      // A last_seen that is no time counts as the last write (PATCH validates it; PUT leaves unknown formats alone).
+      await store.put(...hosts.notATime, { last_seen: 'yesterday' }, T0 - DAY);
+      await store.put(...hosts.dayTheMonthLacks, { last_seen: '2026-11-31T00:00:00Z' }, T0 - 7.2 * DAY);
+
+      assert.equal(await store.pruneUnseen(cutoff, 2), 2);
+      assert.equal(await store.get(...hosts.tenDays), null, 'the longest unseen went first');
+      assert.equal(await store.get(...hosts.nineDaysNoLastSeen), null, 'no last_seen: its last write counts');
+      assert.notEqual(await store.get(...hosts.eightDays), null, 'left for the next batch');
+      assert.equal(await store.pruneUnseen(cutoff, 100), 3);
+      assert.equal(await store.get(...hosts.eightDays), null, 'another tenant: pruned too');
+      assert.equal(await store.get(...hosts.dayTheMonthLacks), null, 'November 31st is no time: its last write counts');
+      assert.equal(await store.get(...hosts.droppedLastSeen), null, 'last_seen removed by a merge: its write time counts');
+      for (const kept of [hosts.refreshed, hosts.oneDay, hosts.atCutoffWithOffset, hosts.notATime]) {
+        assert.notEqual(await store.get(kept[0], kept[1]), null, `kept: ${kept.join('/')}`);
+      }
+      assert.equal(await store.pruneUnseen(cutoff, 100), 0, 'nothing left before the cutoff');
+      assert.equal(await store.pruneUnseen(cutoff + 1, 100), 1, 'one ms later the host at the cutoff goes');
+    });
+
+  test(name('migration 2 computes seen_at of the hosts a schema-1 database holds as the stores write it'), options, async (t) => {
+    const database = await backend.database(t);
+    const oldWrite = Date.parse('2026-11-04T00:00:00Z');
+    const rows = [
+      { name: 'old, Z', metadata: { last_seen: '2026-11-01T00:00:00Z' }, updatedAt: T0 },
+      { name: 'old, offset and nanoseconds', metadata: { last_seen: '2026-11-02T02:00:00.123999999+02:00' }, updatedAt: T0 },
+      { name: 'no last_seen, old write', metadata: { hostname: 'h' }, updatedAt: Date.parse('2026-11-03T00:00:00Z') },
+      // Each of these would be kept (or go at the first cutoff) if it were taken for a time.
+      ...[
+        'x', 5, '2026-11-31T00:00:00Z', '2026-11-26T23:59:60Z', '2026-11-26T24:00:00Z', '0000-01-01T00:00:00Z', '2026-11-26',
+        '2026-11-26T00:00:00', '2026-11-26 00:00:00Z', '2026-11-26T00:00:00+24:00',
+      ].map((lastSeen) => ({ name: `not a time: ${lastSeen}`, metadata: { last_seen: lastSeen }, updatedAt: oldWrite })),
+      { name: 'recent', metadata: { last_seen: '2026-11-26T00:00:00Z' }, updatedAt: Date.parse('2026-11-01T00:00:00Z') },
+    ].map((r, i) => ({ ...r, tenant: i % 2 === 0 ? 'acme' : 'other', key: randomKey() }));
+    await database.atVersionOne(rows);
+    const store = database.open();
+    assert.deepEqual(await store.open(), { applied: ALL_VERSIONS.filter((v) => v > 1), version: LATEST });
+    const remaining = async () => (await Promise.all(rows.map(async (r) => ((await store.get(r.tenant, r.key)) === null ? null : r.name)))).filter((n) => n !== null);
+    // Each step of the cutoff passes exactly one more host.
+    assert.equal(await store.pruneUnseen(Date.parse('2026-11-01T00:00:00Z'), 100), 0);
+    assert.equal(await store.pruneUnseen(Date.parse('2026-11-01T00:00:00.001Z'), 100), 1);
+    assert.equal(await store.pruneUnseen(Date.parse('2026-11-02T00:00:00.123Z'), 100), 0, 'the offset applied, the digits past the millisecond cut');
+    assert.equal(await store.pruneUnseen(Date.parse('2026-11-02T00:00:00.124Z'), 100), 1);
+    assert.equal(await store.pruneUnseen(Date.parse('2026-11-03T12:00:00Z'), 100), 1);
+    assert.equal(await store.pruneUnseen(Date.parse('2026-11-04T12:00:00Z'), 100), 10, 'the last write counts for each that is no time');
+    assert.deepEqual(await remaining(), ['recent']);
+    const recent = rows.at(-1)!;
+    assert.deepEqual((await store.get(recent.tenant, recent.key))?.metadata, recent.metadata, 'documents are as they were');
   });
 
   test(name('ping answers; close is safe twice'), options, async (t) => {
@@ -263,7 +375,7 @@ test('hostmeta store (postgres): opens in a schema a DBA created, as a user who 
   t.after(() => store.close());
   const { rows } = await admin.query('SELECT has_database_privilege($1, current_database(), \'CREATE\') AS can_create', [role]);
   assert.equal(rows[0].can_create, false, 'the role really lacks CREATE on the database');
-  assert.deepEqual(await store.open(), { applied: [1], version: 1 });
+  assert.deepEqual(await store.open(), { applied: ALL_VERSIONS, version: LATEST });
   const key = randomKey();
   await store.put('acme', key, { hostname: 'h' }, T0);
   assert.deepEqual((await store.get('acme', key))?.metadata, { hostname: 'h' });

@@ -6,7 +6,7 @@
 import { removeQuietly } from '../../helpers.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -16,6 +16,9 @@ import { ENTRY_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../../src/sinks/buf
 import { Telemetry } from '../../../src/ops/telemetry.js';
 
 const config: DiskBufferConfig = { ...DEFAULT_DISK_BUFFER_CONFIG, segmentBytes: 4096, maxBytes: 1024 * 1024, syncIntervalMs: 0 };
+
+/** The tenant these single-tenant cases append for; its chain is the folder tenants/acme. */
+const TENANT = 'acme';
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-buffer-corrupt-'));
@@ -36,12 +39,13 @@ function payloadOf(i: number, length = 64): Buffer {
 
 async function writeEntries(dir: string, count: number, length = 64): Promise<void> {
   const buffer = await DiskBuffer.open(dir, config, memoryTelemetry().telemetry);
-  for (let i = 1; i <= count; i++) await buffer.append(payloadOf(i, length), i);
+  for (let i = 1; i <= count; i++) await buffer.append(TENANT, payloadOf(i, length), i);
   await buffer.close();
 }
 
 function segmentFiles(dir: string): string[] {
-  return readdirSync(dir).filter((n) => n.endsWith('.seg')).sort().map((n) => path.join(dir, n));
+  const chain = path.join(dir, 'tenants', TENANT);
+  return readdirSync(chain).filter((n) => n.endsWith('.seg')).sort().map((n) => path.join(chain, n));
 }
 
 /** Offsets of the entries of a segment file, by walking the length fields. */
@@ -65,8 +69,7 @@ function assertIntact(entries: BufferEntry[]): void {
 }
 
 function copyDir(from: string, to: string): void {
-  mkdirSync(to, { recursive: true });
-  for (const name of readdirSync(from)) writeFileSync(path.join(to, name), readFileSync(path.join(from, name)));
+  cpSync(from, to, { recursive: true });
 }
 
 test('corruption: the newest segment cut at every byte of its last entry reopens with every complete entry, no garbage, and takes new appends', async (t) => {
@@ -82,7 +85,7 @@ test('corruption: the newest segment cut at every byte of its last entry reopens
   for (let cut = lastStart; cut < whole.length; cut++) {
     const dir = path.join(root, `cut${cut}`);
     copyDir(original, dir);
-    writeFileSync(path.join(dir, path.basename(file!)), whole.subarray(0, cut));
+    writeFileSync(path.join(dir, path.relative(original, file!)), whole.subarray(0, cut));
     const { telemetry } = memoryTelemetry();
     let buffer = await DiskBuffer.open(dir, config, telemetry);
     const entries = await readAll(buffer);
@@ -90,7 +93,7 @@ test('corruption: the newest segment cut at every byte of its last entry reopens
     assertIntact(entries);
     assert.equal(await telemetry.value('sluice_buffer_discarded_bytes_total', { reason: 'torn_tail' }), cut - lastStart);
     // The torn entry never completed, so its id is free: the next append takes it, right after entry 4.
-    assert.deepEqual(await buffer.append(payloadOf(5), 5), { written: true, id: 5 });
+    assert.deepEqual(await buffer.append(TENANT, payloadOf(5), 5), { written: true, id: 5 });
     await buffer.close();
     buffer = await DiskBuffer.open(dir, config, telemetry);
     const again = await readAll(buffer);
@@ -112,12 +115,12 @@ test('corruption: a newest segment torn inside its header (a crash while creatin
   for (const cut of [0, 1, SEGMENT_HEADER_BYTES - 1]) {
     const dir = path.join(root, `cut${cut}`);
     copyDir(original, dir);
-    writeFileSync(path.join(dir, path.basename(newest)), readFileSync(newest).subarray(0, cut));
+    writeFileSync(path.join(dir, path.relative(original, newest)), readFileSync(newest).subarray(0, cut));
     const buffer = await DiskBuffer.open(dir, config, memoryTelemetry().telemetry);
     const entries = await readAll(buffer);
     assert.deepEqual(entries.map((e) => e.id), Array.from({ length: firstInNewest - 1 }, (_, i) => i + 1));
     assertIntact(entries);
-    assert.deepEqual(await buffer.append(payloadOf(firstInNewest), firstInNewest), { written: true, id: firstInNewest });
+    assert.deepEqual(await buffer.append(TENANT, payloadOf(firstInNewest), firstInNewest), { written: true, id: firstInNewest });
     assertIntact(await readAll(buffer));
     await buffer.close();
   }
@@ -144,7 +147,7 @@ test('corruption: any byte changed in an entry of an older segment is detected; 
     copyDir(original, dir);
     const damaged = Buffer.from(original2);
     damaged[at] = damaged[at]! ^ 0x10;
-    writeFileSync(path.join(dir, path.basename(damagedFile)), damaged);
+    writeFileSync(path.join(dir, path.relative(original, damagedFile)), damaged);
     const { telemetry, codes } = memoryTelemetry();
     const buffer = await DiskBuffer.open(dir, config, telemetry);
     const entries = await readAll(buffer);
@@ -155,9 +158,9 @@ test('corruption: any byte changed in an entry of an older segment is detected; 
     assert.equal(await telemetry.value('sluice_buffer_discarded_bytes_total', { reason: 'corrupt' }), original2.length - offsets[victim]!);
     assert.ok(codes.includes('SLU0452E') && codes.includes('SLU0453E'), 'damage and loss are logged');
     // The skipped segment is released once the sink acknowledges past it.
-    buffer.acknowledge(entries[entries.length - 1]!.id);
+    buffer.acknowledge(entries[entries.length - 1]!);
     await buffer.close();
-    assert.ok(!readdirSync(dir).includes(path.basename(damagedFile)));
+    assert.ok(!existsSync(path.join(dir, path.relative(original, damagedFile))));
     rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -202,7 +205,7 @@ test('corruption: damage found while running moves appends to a new segment, so 
   const { telemetry } = memoryTelemetry();
   const buffer = await DiskBuffer.open(dir, config, telemetry);
   t.after(() => buffer.close());
-  for (let i = 1; i <= 3; i++) await buffer.append(payloadOf(i), i);
+  for (let i = 1; i <= 3; i++) await buffer.append(TENANT, payloadOf(i), i);
   // Damage entry 2 on disk behind the buffer's back (another process, a bad disk).
   const [file] = segmentFiles(dir);
   const at = entryOffsets(file!)[1]! + ENTRY_HEADER_BYTES;
@@ -211,7 +214,7 @@ test('corruption: damage found while running moves appends to a new segment, so 
   closeSync(fd);
   const first = await readAll(buffer);
   assert.deepEqual(first.map((e) => e.id), [1]);
-  for (let i = 4; i <= 5; i++) await buffer.append(payloadOf(i), i);
+  for (let i = 4; i <= 5; i++) await buffer.append(TENANT, payloadOf(i), i);
   const later = await readAll(buffer);
   assert.deepEqual(later.map((e) => e.id), [4, 5]);
   assertIntact(later);

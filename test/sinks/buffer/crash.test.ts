@@ -1,7 +1,8 @@
 /**
- * kill -9 at a random moment, several times over the same directory: every
- * entry whose append() had resolved (and that was not acknowledged) is there
- * after reopening, in order, intact, and nothing else is.
+ * kill -9 at a random moment, several times over the same directory, while
+ * three tenants append: every entry whose append() had resolved (and that was
+ * not acknowledged) is there after reopening, in its tenant's order, intact,
+ * and nothing else is.
  */
 import { removeQuietly } from '../../helpers.js';
 import { test } from 'node:test';
@@ -14,22 +15,22 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { DiskBuffer } from '../../../src/sinks/buffer/disk-buffer.js';
 import { Telemetry } from '../../../src/ops/telemetry.js';
-import { CRASH_CHILD_CONFIG, CRASH_CHILD_FLAG, payloadFor, type ChildReport } from './crash-child.js';
+import { CRASH_CHILD_CONFIG, CRASH_CHILD_FLAG, TENANTS, payloadFor, type ChildReport } from './crash-child.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crash-child.js');
 const ROUNDS = 5;
 const BUDGET_MS = 30_000;
 
 interface RoundReport {
-  /** id → n of every append the child saw resolve. */
-  appended: Map<number, number>;
-  /** The highest id the child may have acknowledged. */
-  acknowledgedAtMost: number;
+  /** `tenant/id` → n of every append the child saw resolve. */
+  appended: Map<string, number>;
+  /** Per tenant, the highest id the child may have acknowledged. */
+  acknowledgedAtMost: Map<string, number>;
 }
 
 /** Run the child until a random moment after it is ready, then SIGKILL it and wait for it to be gone. */
 async function runAndKill(dir: string, firstN: number, killAfterMs: number): Promise<RoundReport> {
-  const report: RoundReport = { appended: new Map(), acknowledgedAtMost: 0 };
+  const report: RoundReport = { appended: new Map(), acknowledgedAtMost: new Map() };
   const child: ChildProcess = fork(CHILD, [CRASH_CHILD_FLAG, dir, String(firstN)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
@@ -37,8 +38,8 @@ async function runAndKill(dir: string, firstN: number, killAfterMs: number): Pro
   const ready = new Promise<void>((resolve, reject) => {
     child.on('message', (message: ChildReport) => {
       if (message.kind === 'ready') resolve();
-      else if (message.kind === 'appended') for (const [n, id] of message.entries) report.appended.set(id, n);
-      else report.acknowledgedAtMost = Math.max(report.acknowledgedAtMost, message.id);
+      else if (message.kind === 'appended') for (const [n, tenant, id] of message.entries) report.appended.set(`${tenant}/${id}`, n);
+      else for (const [tenant, id] of Object.entries(message.upTo)) report.acknowledgedAtMost.set(tenant, Math.max(report.acknowledgedAtMost.get(tenant) ?? 0, id));
     });
     void exited.then((how) => reject(new Error(`crash child ended on its own (${String(how)}): ${stderr}`)));
   });
@@ -50,7 +51,7 @@ async function runAndKill(dir: string, firstN: number, killAfterMs: number): Pro
   return report;
 }
 
-test('crash: SIGKILL at random moments loses no entry whose append resolved, replays them in order, and no garbage', async (t) => {
+test('crash: SIGKILL at random moments while three tenants append loses no entry whose append resolved, replays each tenant in order, and no garbage', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-buffer-crash-'));
   t.after(() => removeQuietly(dir));
   const started = Date.now();
@@ -67,20 +68,26 @@ test('crash: SIGKILL at random moments loses no entry whose append resolved, rep
     const entries = await buffer.read(Number.MAX_SAFE_INTEGER);
     await buffer.close(); // no acknowledgement: the next round's child reads these again
 
-    // In order and without holes: ids consecutive, numbers consecutive, every payload exactly what was appended.
-    const present = new Map<number, number>();
-    entries.forEach((entry, i) => {
-      const n = Number(entry.payload.toString('latin1', 0, entry.payload.indexOf(':')));
-      assert.ok(entry.payload.equals(payloadFor(n)), `round ${round}: entry ${entry.id} holds exactly entry number ${n}'s payload`);
-      if (i > 0) {
-        assert.equal(entry.id, entries[i - 1]!.id + 1, `round ${round}: ids run on`);
-        assert.ok(n > present.get(entries[i - 1]!.id)!, `round ${round}: numbers only increase`);
-      }
-      present.set(entry.id, n);
-    });
-    for (const [id, n] of report.appended) {
-      if (id <= report.acknowledgedAtMost) continue;
-      assert.equal(present.get(id), n, `round ${round}: entry ${id} (number ${n}) resolved before the kill and must be replayed`);
+    // Per tenant in order and without holes: ids consecutive, numbers increasing, every payload exactly what was appended.
+    const present = new Map<string, number>();
+    for (const tenant of TENANTS) {
+      const mine = entries.filter((e) => e.tenant === tenant);
+      mine.forEach((entry, i) => {
+        const n = Number(entry.payload.toString('latin1', 0, entry.payload.indexOf(':')));
+        assert.ok(entry.payload.equals(payloadFor(n)), `round ${round}: ${tenant}/${entry.id} holds exactly entry number ${n}'s payload`);
+        assert.equal(TENANTS[n % TENANTS.length], tenant, `round ${round}: entry number ${n} is ${tenant}'s`);
+        if (i > 0) {
+          assert.equal(entry.id, mine[i - 1]!.id + 1, `round ${round}: ${tenant}'s ids run on`);
+          assert.ok(n > present.get(`${tenant}/${mine[i - 1]!.id}`)!, `round ${round}: ${tenant}'s numbers only increase`);
+        }
+        present.set(`${tenant}/${entry.id}`, n);
+      });
+    }
+    assert.equal(present.size, entries.length, 'every entry belongs to one of the tenants');
+    for (const [key, n] of report.appended) {
+      const [tenant, id] = key.split('/') as [string, string];
+      if (Number(id) <= (report.acknowledgedAtMost.get(tenant) ?? 0)) continue;
+      assert.equal(present.get(key), n, `round ${round}: ${key} (number ${n}) resolved before the kill and must be replayed`);
     }
     for (const n of present.values()) nextN = Math.max(nextN, n + 1);
     for (const n of report.appended.values()) nextN = Math.max(nextN, n + 1);

@@ -29,14 +29,18 @@ function memoryTelemetry(): { telemetry: Telemetry; lines: Record<string, unknow
 }
 
 const small: DiskBufferConfig = { ...DEFAULT_DISK_BUFFER_CONFIG, segmentBytes: 4096, maxBytes: 1024 * 1024, syncIntervalMs: 1 };
+
+/** The tenant these single-tenant cases append for; its chain is the folder tenants/acme. */
+const TENANT = 'acme';
 const text = (entries: BufferEntry[]): string[] => entries.map((e) => e.payload.toString());
-const segments = (dir: string): string[] => readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
+const chainDir = (dir: string): string => path.join(dir, 'tenants', TENANT);
+const segments = (dir: string): string[] => readdirSync(chainDir(dir)).filter((n) => n.endsWith('.seg')).sort();
 
 test('disk buffer: entries come back in append order with consecutive ids, their payloads and record counts', async (t) => {
   const dir = tempDir(t);
   const buffer = await DiskBuffer.open(dir, small, memoryTelemetry().telemetry);
   t.after(() => buffer.close());
-  const results = await Promise.all(['a', 'bb', '', 'dddd'].map((p, i) => buffer.append(Buffer.from(p), i * 10)));
+  const results = await Promise.all(['a', 'bb', '', 'dddd'].map((p, i) => buffer.append(TENANT, Buffer.from(p), i * 10)));
   assert.deepEqual(results.map((r) => (r.written ? r.id : -1)), [1, 2, 3, 4]);
   const entries = await buffer.read();
   assert.deepEqual(entries.map((e) => [e.id, e.payload.toString(), e.records]), [[1, 'a', 0], [2, 'bb', 10], [3, '', 20], [4, 'dddd', 30]]);
@@ -47,7 +51,7 @@ test('disk buffer: read(maxBytes) returns at least one entry, then only what fit
   const dir = tempDir(t);
   const buffer = await DiskBuffer.open(dir, small, memoryTelemetry().telemetry);
   t.after(() => buffer.close());
-  for (const size of [100, 50, 50, 10, 1]) await buffer.append(Buffer.alloc(size, 'x'), 1);
+  for (const size of [100, 50, 50, 10, 1]) await buffer.append(TENANT, Buffer.alloc(size, 'x'), 1);
   assert.deepEqual((await buffer.read(10)).map((e) => e.id), [1], 'one entry even when larger than the budget');
   assert.deepEqual((await buffer.read(99)).map((e) => e.id), [2], 'the next (50) would pass 99');
   assert.deepEqual((await buffer.read(60)).map((e) => e.id), [3, 4]);
@@ -59,7 +63,7 @@ test('disk buffer: concurrent appends share write rounds (one fsync for many)', 
   const { telemetry } = memoryTelemetry();
   const buffer = await DiskBuffer.open(dir, { ...small, segmentBytes: 1024 * 1024, syncIntervalMs: 5 }, telemetry);
   t.after(() => buffer.close());
-  const results = await Promise.all(Array.from({ length: 500 }, (_, i) => buffer.append(Buffer.from(`line ${i}\n`), 1)));
+  const results = await Promise.all(Array.from({ length: 500 }, (_, i) => buffer.append(TENANT, Buffer.from(`line ${i}\n`), 1)));
   assert.ok(results.every((r, i) => r.written && r.id === i + 1));
   const syncs = await telemetry.value('sluice_buffer_syncs_total');
   assert.ok(syncs >= 1 && syncs <= 5, `500 appends took ${syncs} fsync rounds`);
@@ -69,14 +73,14 @@ test('disk buffer: an append waits up to syncIntervalMs to share its round, unle
   const dir = tempDir(t);
   const slow = await DiskBuffer.open(path.join(dir, 'slow'), { ...small, syncIntervalMs: 120 }, memoryTelemetry().telemetry);
   let started = Date.now();
-  await slow.append(Buffer.from('x'), 1);
+  await slow.append(TENANT, Buffer.from('x'), 1);
   const waited = Date.now() - started;
   assert.ok(waited >= 100, `resolved after ${waited} ms, before the interval`);
   await slow.close();
 
   const eager = await DiskBuffer.open(path.join(dir, 'eager'), { ...small, syncIntervalMs: 60_000, syncBytes: 1000 }, memoryTelemetry().telemetry);
   started = Date.now();
-  await eager.append(Buffer.alloc(2000), 1);
+  await eager.append(TENANT, Buffer.alloc(2000), 1);
   assert.ok(Date.now() - started < 10_000, 'syncBytes starts the round without waiting for the interval');
   await eager.close();
 });
@@ -85,17 +89,17 @@ test('disk buffer: acknowledged segments are deleted, the checkpoint is saved, a
   const dir = tempDir(t);
   const { telemetry } = memoryTelemetry();
   let buffer = await DiskBuffer.open(dir, { ...small, checkpointIntervalMs: 30 }, telemetry);
-  for (let i = 1; i <= 40; i++) await buffer.append(Buffer.alloc(300, i), 1);
+  for (let i = 1; i <= 40; i++) await buffer.append(TENANT, Buffer.alloc(300, i), 1);
   const before = segments(dir);
   assert.ok(before.length >= 3, `${before.length} segments`);
   const read = await buffer.read(25 * 300);
   assert.equal(read.length, 25);
-  buffer.acknowledge(25);
+  buffer.acknowledge({ tenant: TENANT, id: 25 });
   await new Promise((resolve) => setTimeout(resolve, 150));
   const after = segments(dir);
   assert.ok(after.length < before.length, 'fully acknowledged segments are gone');
   assert.ok(Number(after[0]!.slice(0, 16)) <= 26, 'the segment holding entry 26 stays');
-  assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'checkpoint.json'), 'utf8')), { version: 1, acknowledged: 25 }, 'saved within the interval');
+  assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'checkpoint.json'), 'utf8')), { version: 2, tenants: { [TENANT]: 25 } }, 'saved within the interval');
   assert.equal(await telemetry.value('sluice_buffer_entries'), 15);
   await buffer.close();
 
@@ -104,23 +108,23 @@ test('disk buffer: acknowledged segments are deleted, the checkpoint is saved, a
   const replay = await buffer.read(Number.MAX_SAFE_INTEGER);
   assert.deepEqual(replay.map((e) => e.id), Array.from({ length: 15 }, (_, i) => 26 + i), 'nothing acknowledged comes back');
   assert.ok(replay[0]!.payload.equals(Buffer.alloc(300, 26)));
-  assert.deepEqual(await buffer.append(Buffer.from('next'), 1), { written: true, id: 41 });
+  assert.deepEqual(await buffer.append(TENANT, Buffer.from('next'), 1), { written: true, id: 41 });
 });
 
 test('disk buffer: when everything is acknowledged and deleted, ids still run on after a reopen', async (t) => {
   const dir = tempDir(t);
   const { telemetry } = memoryTelemetry();
   let buffer = await DiskBuffer.open(dir, { ...small, maxBytes: 4096 }, telemetry);
-  for (let i = 1; i <= 3; i++) await buffer.append(Buffer.alloc(1000), 1);
-  buffer.acknowledge((await buffer.read(Number.MAX_SAFE_INTEGER)).at(-1)!.id);
-  assert.deepEqual(await buffer.append(Buffer.alloc(1000), 1), { written: true, id: 4 }, 'the acknowledged segment was retired to make room');
-  buffer.acknowledge((await buffer.read()).at(-1)!.id);
+  for (let i = 1; i <= 3; i++) await buffer.append(TENANT, Buffer.alloc(1000), 1);
+  buffer.acknowledge((await buffer.read(Number.MAX_SAFE_INTEGER)).at(-1)!);
+  assert.deepEqual(await buffer.append(TENANT, Buffer.alloc(1000), 1), { written: true, id: 4 }, 'the acknowledged segment was retired to make room');
+  buffer.acknowledge((await buffer.read()).at(-1)!);
   await buffer.close();
   buffer = await DiskBuffer.open(dir, small, telemetry);
   t.after(() => buffer.close());
   assert.equal(buffer.entriesHeld, 0);
   assert.deepEqual(await buffer.read(), []);
-  assert.deepEqual(await buffer.append(Buffer.from('x'), 1), { written: true, id: 5 });
+  assert.deepEqual(await buffer.append(TENANT, Buffer.from('x'), 1), { written: true, id: 5 });
 });
 
 test('disk buffer: batches() hands out entries as they become durable and ends on close or abort', async (t) => {
@@ -130,12 +134,12 @@ test('disk buffer: batches() hands out entries as they become durable and ends o
   const consumer = (async () => {
     for await (const batch of buffer.batches(1024)) {
       seen.push(...text(batch));
-      buffer.acknowledge(batch.at(-1)!.id);
+      buffer.acknowledge(batch.at(-1)!);
     }
   })();
-  await buffer.append(Buffer.from('one'), 1);
+  await buffer.append(TENANT, Buffer.from('one'), 1);
   await new Promise((resolve) => setTimeout(resolve, 20));
-  await Promise.all([buffer.append(Buffer.from('two'), 1), buffer.append(Buffer.from('three'), 1)]);
+  await Promise.all([buffer.append(TENANT, Buffer.from('two'), 1), buffer.append(TENANT, Buffer.from('three'), 1)]);
   while (seen.length < 3) await new Promise((resolve) => setTimeout(resolve, 5));
   await buffer.close();
   await consumer;
@@ -160,14 +164,14 @@ test('disk buffer: a reader running alongside many appenders sees every entry on
   const appender = async (): Promise<void> => {
     while (next < total) {
       const n = next++;
-      await buffer.append(Buffer.from(`${n}:`.padEnd(50 + (n % 7) * 100, '.')), 1);
+      await buffer.append(TENANT, Buffer.from(`${n}:`.padEnd(50 + (n % 7) * 100, '.')), 1);
     }
   };
   const seen: number[] = [];
   const reader = (async () => {
     for await (const batch of buffer.batches(2048)) {
       for (const entry of batch) seen.push(Number(entry.payload.toString().split(':')[0]));
-      buffer.acknowledge(batch.at(-1)!.id);
+      buffer.acknowledge(batch.at(-1)!);
       if (seen.length === total) return;
     }
   })();
@@ -182,12 +186,12 @@ test('disk buffer: acknowledging past what was read is refused; acknowledging le
   const dir = tempDir(t);
   const buffer = await DiskBuffer.open(dir, small, memoryTelemetry().telemetry);
   t.after(() => buffer.close());
-  for (let i = 0; i < 3; i++) await buffer.append(Buffer.from('x'), 1);
+  for (let i = 0; i < 3; i++) await buffer.append(TENANT, Buffer.from('x'), 1);
   await buffer.read(1);
-  assert.throws(() => buffer.acknowledge(2), RangeError);
-  buffer.acknowledge(1);
-  buffer.acknowledge(1);
-  buffer.acknowledge(0);
+  assert.throws(() => buffer.acknowledge({ tenant: TENANT, id: 2 }), RangeError);
+  buffer.acknowledge({ tenant: TENANT, id: 1 });
+  buffer.acknowledge({ tenant: TENANT, id: 1 });
+  buffer.acknowledge({ tenant: TENANT, id: 0 });
   assert.equal(buffer.entriesHeld, 2);
 });
 
@@ -195,7 +199,7 @@ test('disk buffer: one read at a time', async (t) => {
   const dir = tempDir(t);
   const buffer = await DiskBuffer.open(dir, small, memoryTelemetry().telemetry);
   t.after(() => buffer.close());
-  await buffer.append(Buffer.from('x'), 1);
+  await buffer.append(TENANT, Buffer.from('x'), 1);
   const first = buffer.read();
   await assert.rejects(buffer.read(), /another read is in progress/);
   assert.equal((await first).length, 1);
@@ -207,9 +211,9 @@ test('disk buffer: an entry larger than the read buffer reads back whole', async
   t.after(() => buffer.close());
   const big = Buffer.alloc(100_000);
   for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
-  await buffer.append(Buffer.from('before'), 1);
-  await buffer.append(big, 1);
-  await buffer.append(Buffer.from('after'), 1);
+  await buffer.append(TENANT, Buffer.from('before'), 1);
+  await buffer.append(TENANT, big, 1);
+  await buffer.append(TENANT, Buffer.from('after'), 1);
   const entries = await buffer.read(Number.MAX_SAFE_INTEGER);
   assert.deepEqual(entries.map((e) => e.payload.length), [6, 100_000, 5]);
   assert.ok(entries[1]!.payload.equals(big));
@@ -244,10 +248,10 @@ test('disk buffer: an unreadable checkpoint is logged and everything still on di
   const dir = tempDir(t);
   const { telemetry, lines } = memoryTelemetry();
   let buffer = await DiskBuffer.open(dir, small, telemetry);
-  for (let i = 0; i < 3; i++) await buffer.append(Buffer.from(`e${i}`), 1);
-  buffer.acknowledge((await buffer.read(1))[0]!.id);
+  for (let i = 0; i < 3; i++) await buffer.append(TENANT, Buffer.from(`e${i}`), 1);
+  buffer.acknowledge((await buffer.read(1))[0]!);
   await buffer.close();
-  writeFileSync(path.join(dir, 'checkpoint.json'), '{"version":1,"ackno');
+  writeFileSync(path.join(dir, 'checkpoint.json'), '{"version":2,"tena');
   buffer = await DiskBuffer.open(dir, small, telemetry);
   t.after(() => buffer.close());
   assert.ok(lines.some((l) => l.code === 'SLU0457W'));
@@ -258,17 +262,17 @@ test('disk buffer: a write round that fails (a new segment cannot be created) re
   const dir = tempDir(t);
   const { telemetry, lines } = memoryTelemetry();
   const buffer = await DiskBuffer.open(dir, { ...small, syncIntervalMs: 20 }, telemetry);
-  for (let i = 1; i <= 2; i++) await buffer.append(Buffer.alloc(1000, i), i);
+  for (let i = 1; i <= 2; i++) await buffer.append(TENANT, Buffer.alloc(1000, i), i);
   // Entry 3 still fits the first segment, entry 4 needs the next one, and a directory is squatting on its name.
-  const squatter = path.join(dir, segmentName(4));
+  const squatter = path.join(chainDir(dir), segmentName(4));
   mkdirSync(squatter);
-  const failed = await Promise.allSettled([buffer.append(Buffer.alloc(1000, 3), 3), buffer.append(Buffer.alloc(1000, 4), 4)]);
+  const failed = await Promise.allSettled([buffer.append(TENANT, Buffer.alloc(1000, 3), 3), buffer.append(TENANT, Buffer.alloc(1000, 4), 4)]);
   assert.deepEqual(failed.map((r) => r.status), ['rejected', 'rejected'], 'the whole round is rejected');
   assert.ok(lines.some((l) => l.code === 'SLU0455E'));
   rmdirSync(squatter);
 
-  assert.deepEqual(await buffer.append(Buffer.alloc(1000, 5), 5), { written: true, id: 3 });
-  assert.deepEqual(await buffer.append(Buffer.alloc(1000, 6), 6), { written: true, id: 4 });
+  assert.deepEqual(await buffer.append(TENANT, Buffer.alloc(1000, 5), 5), { written: true, id: 3 });
+  assert.deepEqual(await buffer.append(TENANT, Buffer.alloc(1000, 6), 6), { written: true, id: 4 });
   await buffer.close();
   const reopened = await DiskBuffer.open(dir, small, telemetry);
   t.after(() => reopened.close());
