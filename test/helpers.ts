@@ -15,6 +15,8 @@ import { SluiceNode } from '../src/ops/node.js';
 import { Telemetry } from '../src/ops/telemetry.js';
 import { AckToken, type AckStatus } from '../src/core/ack.js';
 import type { Browser } from 'playwright-core';
+import type { NatsConnection } from 'nats';
+import type { ClusterStatus } from '../src/services/cluster/member.js';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
@@ -47,6 +49,12 @@ export function ackInto(statuses: AckStatus[]): AckToken {
   ack.retain();
   ack.seal();
   return ack;
+}
+
+/** Telemetry whose log lines are kept in memory (`codes()`: their event codes, in order). */
+export function memoryTelemetry(): { telemetry: Telemetry; lines: Record<string, unknown>[]; codes: () => string[] } {
+  const { logger, lines } = memoryLogger();
+  return { telemetry: new Telemetry(logger), lines, codes: () => lines.map((l) => String(l.code)) };
 }
 
 /** A logger that keeps every line in memory, for asserting on events. */
@@ -226,4 +234,34 @@ export async function launchChromium(): Promise<Browser | string> {
   }
   // --no-sandbox: tests may run as root, where Chromium's sandbox refuses to start.
   return playwright.chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+}
+
+/** The shared NATS server the cluster tests use (with buckets of their own). */
+export const SHARED_NATS_URL = 'nats://127.0.0.1:4222';
+
+/**
+ * A cluster bucket prefix no other test or run uses, and a connection to the
+ * shared NATS server; the buckets are deleted and the connection closed when the test ends.
+ */
+export async function testClusterBuckets(t: { after(fn: () => Promise<void>): void }): Promise<{ bucketPrefix: string; nc: NatsConnection }> {
+  const bucketPrefix = `sluicetest_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`;
+  // Loaded here only: most test files never talk to NATS.
+  const { connect } = await import('nats');
+  const { destroyClusterBuckets } = await import('../src/services/cluster/buckets.js');
+  const nc = await connect({ servers: SHARED_NATS_URL });
+  t.after(async () => {
+    await destroyClusterBuckets(nc, bucketPrefix);
+    await nc.close();
+  });
+  return { bucketPrefix, nc };
+}
+
+/** A node's `GET /api/cluster`, or null while it does not answer (or runs alone). */
+export async function fetchClusterStatus(adminUrl: string): Promise<ClusterStatus | null> {
+  try {
+    const response = await fetch(new URL('api/cluster', adminUrl.endsWith('/') ? adminUrl : `${adminUrl}/`));
+    return response.ok ? (await response.json()) as ClusterStatus : null;
+  } catch {
+    return null;
+  }
 }

@@ -12,14 +12,10 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { connect as natsConnect } from 'nats';
-import { destroyClusterBuckets } from '../../src/services/cluster/buckets.js';
-import type { ClusterStatus } from '../../src/services/cluster/member.js';
-import { jsonLines, lateBoundPort, requireProgram, ROOT, tempDir, waitFor } from '../helpers.js';
+import { fetchClusterStatus, jsonLines, lateBoundPort, requireProgram, ROOT, SHARED_NATS_URL, tempDir, testClusterBuckets, waitFor } from '../helpers.js';
 import { deliveredByHost, missingAndDuplicates, rsyslogRelayMissing, startRsyslogRelay } from '../rsyslog-relay.js';
 
 const CLI = path.join(ROOT, 'dist', 'src', 'ops', 'cli.js');
-const NATS_URL = 'nats://127.0.0.1:4222';
 const AGENTS = 6;
 const TOTAL = 6000;
 const skip = requireProgram('nats-server', 'Debian package nats-server, run as `nats-server -js -a 127.0.0.1 -p 4222`')
@@ -42,21 +38,14 @@ function startNode(t: { after(fn: () => void): void }, dir: string, id: string, 
     'hostmeta: { service: { port: 0 } }',
     `admin: { port: ${ports.adminPort} }`,
     // Quick heartbeats and shedding rounds, so the test sees several within seconds.
-    `cluster: { nats: [${JSON.stringify(NATS_URL)}], node_id: ${id}, bucket_prefix: ${bucketPrefix}, heartbeat_interval: 500ms, shed_interval: 2s }`,
+    `cluster: { nats: [${JSON.stringify(SHARED_NATS_URL)}], node_id: ${id}, bucket_prefix: ${bucketPrefix}, heartbeat_interval: 500ms, shed_interval: 2s }`,
   ].join('\n'));
   const child = spawn(process.execPath, [CLI, 'start', '-c', config], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   t.after(() => { child.kill('SIGKILL'); });
   return { id, child, lines: jsonLines(child.stderr!), ...ports, logs };
 }
 
-async function clusterStatus(adminPort: number): Promise<ClusterStatus | null> {
-  try {
-    const response = await fetch(`http://127.0.0.1:${adminPort}/api/cluster`);
-    return response.ok ? (await response.json()) as ClusterStatus : null;
-  } catch {
-    return null;
-  }
-}
+const clusterStatus = (adminPort: number) => fetchClusterStatus(`http://127.0.0.1:${adminPort}`);
 
 /** Open RELP sessions per node, as the cluster sees them (each member's heartbeat). */
 async function connectionsByNode(adminPort: number): Promise<Record<string, number>> {
@@ -66,12 +55,7 @@ async function connectionsByNode(adminPort: number): Promise<Record<string, numb
 
 test('cluster shedding: a node over its fair share asks RELP agents to reconnect and HAProxy spreads them; nothing is lost', { skip, timeout: 150_000 }, async (t) => {
   const dir = tempDir(t);
-  const bucketPrefix = `sluicetest_${process.pid}_${Date.now().toString(36)}`;
-  const nc = await natsConnect({ servers: NATS_URL });
-  t.after(async () => {
-    await destroyClusterBuckets(nc, bucketPrefix);
-    await nc.close();
-  });
+  const { bucketPrefix } = await testClusterBuckets(t);
   const portsA = await nodePorts();
   const portsB = await nodePorts();
   const lbPort = await lateBoundPort();

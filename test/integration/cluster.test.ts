@@ -12,15 +12,12 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { connect as natsConnect } from 'nats';
 import { hostKey } from '../../src/core/identity.js';
-import { destroyClusterBuckets } from '../../src/services/cluster/buckets.js';
 import type { ClusterStatus } from '../../src/services/cluster/member.js';
 import type { HostLockRecord } from '../../src/services/cluster/host-locks.js';
-import { closed, connect, jsonLines, launchChromium, requireProgram, ROOT, tempDir, waitFor } from '../helpers.js';
+import { closed, connect, fetchClusterStatus, jsonLines, launchChromium, requireProgram, ROOT, SHARED_NATS_URL, tempDir, testClusterBuckets, waitFor } from '../helpers.js';
 
 const CLI = path.join(ROOT, 'dist', 'src', 'ops', 'cli.js');
-const NATS_URL = 'nats://127.0.0.1:4222';
 const noNats = requireProgram('nats-server', 'Debian package nats-server, run as `nats-server -js -a 127.0.0.1 -p 4222`');
 
 interface ClusterNode {
@@ -39,7 +36,7 @@ async function startNode(t: { after(fn: () => void): void }, dir: string, id: st
     'sources: { syslog_udp: { enabled: false }, syslog_tcp: { port: 0 }, relp: { enabled: false }, http: { enabled: false } }',
     'hostmeta: { service: { port: 0 } }',
     'admin: { port: 0 }',
-    `cluster: { nats: [${JSON.stringify(NATS_URL)}], node_id: ${id}, bucket_prefix: ${bucketPrefix} }`,
+    `cluster: { nats: [${JSON.stringify(SHARED_NATS_URL)}], node_id: ${id}, bucket_prefix: ${bucketPrefix} }`,
   ].join('\n'));
   const child = spawn(process.execPath, [CLI, 'start', '-c', config], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   t.after(() => { child.kill('SIGKILL'); });
@@ -50,24 +47,12 @@ async function startNode(t: { after(fn: () => void): void }, dir: string, id: st
   return { id, child, lines, admin, tcpPort };
 }
 
-async function clusterStatus(node: ClusterNode): Promise<ClusterStatus | null> {
-  try {
-    const response = await fetch(new URL('api/cluster', node.admin));
-    return response.ok ? (await response.json()) as ClusterStatus : null;
-  } catch {
-    return null;
-  }
-}
+const clusterStatus = (node: ClusterNode) => fetchClusterStatus(node.admin);
 
 test('cluster: three nodes elect one leader; a host that moves takes its session and lock along; kill -9 the leader → a new one within 10 s',
   { skip: noNats, timeout: 120_000 }, async (t) => {
     const dir = tempDir(t);
-    const bucketPrefix = `sluicetest_${process.pid}_${Date.now().toString(36)}`;
-    const nc = await natsConnect({ servers: NATS_URL });
-    t.after(async () => {
-      await destroyClusterBuckets(nc, bucketPrefix);
-      await nc.close();
-    });
+    const { bucketPrefix, nc } = await testClusterBuckets(t);
     const nodes = await Promise.all(['n1', 'n2', 'n3'].map((id) => startNode(t, dir, id, bucketPrefix)));
 
     // Every node sees all three and the same single leader.

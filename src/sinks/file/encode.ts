@@ -64,20 +64,24 @@ function flatten(s: string): void {
   Number(s);
 }
 
+/** `","tenant":…,"severity":N` of a record whose fields need no escaping (LogRecord.jsonSafe). */
+function safeHeaderFields(rec: LogRecord): string {
+  return '","tenant":"' + rec.tenant
+    + '","host":"' + rec.host
+    + '","hostname":' + (rec.hostname === null ? 'null' : '"' + rec.hostname + '"')
+    + ',"app":' + (rec.app === null ? 'null' : '"' + rec.app + '"')
+    + ',"procid":' + (rec.procid === null ? 'null' : '"' + rec.procid + '"')
+    + ',"msgid":' + (rec.msgid === null ? 'null' : '"' + rec.msgid + '"')
+    + ',"facility":' + rec.facility
+    + ',"severity":' + rec.severity;
+}
+
 export function encodeRecord(rec: LogRecord): string {
   // The frame-level check in decode spares the per-field ones (see LogRecord.jsonSafe).
   if (rec.jsonSafe && rec.sd === null) {
     if (rec.tenant !== midTenant || rec.host !== midHost || rec.hostname !== midHostname || rec.app !== midApp
       || rec.procid !== midProcid || rec.msgid !== midMsgid || rec.facility !== midFacility || rec.severity !== midSeverity) {
-      middle = '","tenant":"' + rec.tenant
-        + '","host":"' + rec.host
-        + '","hostname":' + (rec.hostname === null ? 'null' : '"' + rec.hostname + '"')
-        + ',"app":' + (rec.app === null ? 'null' : '"' + rec.app + '"')
-        + ',"procid":' + (rec.procid === null ? 'null' : '"' + rec.procid + '"')
-        + ',"msgid":' + (rec.msgid === null ? 'null' : '"' + rec.msgid + '"')
-        + ',"facility":' + rec.facility
-        + ',"severity":' + rec.severity
-        + ',"sd":null,"msg":"';
+      middle = safeHeaderFields(rec) + ',"sd":null,"msg":"';
       flatten(middle);
       midTenant = rec.tenant;
       midHost = rec.host;
@@ -107,14 +111,7 @@ export function encodeRecord(rec: LogRecord): string {
     lineAscii = rec.ascii && (rec.source === null || rec.source.jsonAscii);
     const line = '{"ts":"' + rec.ts
       + '","received":"' + rec.received
-      + '","tenant":"' + rec.tenant
-      + '","host":"' + rec.host
-      + '","hostname":' + (rec.hostname === null ? 'null' : '"' + rec.hostname + '"')
-      + ',"app":' + (rec.app === null ? 'null' : '"' + rec.app + '"')
-      + ',"procid":' + (rec.procid === null ? 'null' : '"' + rec.procid + '"')
-      + ',"msgid":' + (rec.msgid === null ? 'null' : '"' + rec.msgid + '"')
-      + ',"facility":' + rec.facility
-      + ',"severity":' + rec.severity
+      + safeHeaderFields(rec)
       + ',"sd":' + JSON.stringify(rec.sd)
       + ',"msg":"' + rec.msg
       + '","source":' + (rec.source === null ? 'null' : rec.source.json);

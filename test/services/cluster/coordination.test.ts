@@ -10,7 +10,7 @@ import type { NatsConnection } from 'nats';
 import { connectCluster, destroyClusterBuckets, openClusterBuckets, type ClusterBuckets } from '../../../src/services/cluster/buckets.js';
 import { Membership, type MemberLoad } from '../../../src/services/cluster/membership.js';
 import { LeaderElection } from '../../../src/services/cluster/leader.js';
-import { HostLocks, type HostLockRecord } from '../../../src/services/cluster/host-locks.js';
+import { HostLocks, type HostLockEvents, type HostLockRecord } from '../../../src/services/cluster/host-locks.js';
 import { SessionRegistry, type SessionControl } from '../../../src/core/sessions.js';
 import { defaultConfig } from '../../../src/ops/config/load.js';
 import type { ClusterConfig } from '../../../src/ops/config/types.js';
@@ -119,6 +119,26 @@ test('leader election: one leader; it renews; resigning or dying hands over to a
   assert.ok(third.leading);
 });
 
+/** Two nodes' host locks, each observing a session registry of its own; stopped when the test ends. */
+async function twoLockNodes(
+  t: { after(fn: () => void): void },
+  buckets: [ClusterBuckets, ClusterBuckets],
+  events: (node: string) => HostLockEvents,
+): Promise<{ locksA: HostLocks; locksB: HostLocks; registryA: SessionRegistry; registryB: SessionRegistry }> {
+  const locksA = new HostLocks(buckets[0].hostLocks, 'node-a', events('node-a'));
+  const locksB = new HostLocks(buckets[1].hostLocks, 'node-b', events('node-b'));
+  await Promise.all([locksA.start(), locksB.start()]);
+  t.after(() => {
+    locksA.stop();
+    locksB.stop();
+  });
+  const registryA = new SessionRegistry('a:');
+  const registryB = new SessionRegistry('b:');
+  registryA.observe(locksA);
+  registryB.observe(locksB);
+  return { locksA, locksB, registryA, registryB };
+}
+
 /** A session control that records being closed. */
 function recordingControl(closedWith: string[]): SessionControl {
   return {
@@ -137,17 +157,7 @@ test('host locks: a host that connects through another node takes its session ov
     hostMoved: (host: string, record: HostLockRecord) => moved.push({ node, host, to: record.node }),
     lockFailed: (_host: string, err: Error) => assert.fail(err),
   });
-  const locksA = new HostLocks(a!.buckets.hostLocks, 'node-a', events('node-a'));
-  const locksB = new HostLocks(b!.buckets.hostLocks, 'node-b', events('node-b'));
-  await Promise.all([locksA.start(), locksB.start()]);
-  t.after(() => {
-    locksA.stop();
-    locksB.stop();
-  });
-  const registryA = new SessionRegistry('a:');
-  const registryB = new SessionRegistry('b:');
-  registryA.observe(locksA);
-  registryB.observe(locksB);
+  const { locksA, locksB, registryA, registryB } = await twoLockNodes(t, [a!.buckets, b!.buckets], events);
   const lock = async (key: string) => {
     const entry = await a!.buckets.hostLocks.get(key);
     return entry?.operation === 'PUT' ? (JSON.parse(entry.string()) as HostLockRecord) : null;
@@ -191,17 +201,7 @@ test('host locks: two nodes racing for one host agree on the winner (the later w
   const config = clusterConfig();
   const [a, b] = await nodes(t, config, 2);
   const quiet = { hostMoved: () => undefined, lockFailed: (_h: string, err: Error) => assert.fail(err) };
-  const locksA = new HostLocks(a!.buckets.hostLocks, 'node-a', quiet);
-  const locksB = new HostLocks(b!.buckets.hostLocks, 'node-b', quiet);
-  await Promise.all([locksA.start(), locksB.start()]);
-  t.after(() => {
-    locksA.stop();
-    locksB.stop();
-  });
-  const registryA = new SessionRegistry('a:');
-  const registryB = new SessionRegistry('b:');
-  registryA.observe(locksA);
-  registryB.observe(locksB);
+  const { locksA, locksB, registryA, registryB } = await twoLockNodes(t, [a!.buckets, b!.buckets], () => quiet);
   const hosts = 50;
   const closed = { a: 0, b: 0 };
   for (let i = 0; i < hosts; i++) {

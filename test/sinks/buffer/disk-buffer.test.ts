@@ -3,30 +3,15 @@
  * write rounds, deletion and checkpoints, the lock, configuration, and a
  * write that fails on the real filesystem.
  */
-import { removeQuietly } from '../../helpers.js';
+import { memoryTelemetry, tempDir } from '../../helpers.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import pino from 'pino';
 import { DiskBuffer, type BufferEntry } from '../../../src/sinks/buffer/disk-buffer.js';
 import { DEFAULT_DISK_BUFFER_CONFIG, diskBufferConfigProblems, type DiskBufferConfig } from '../../../src/sinks/buffer/config.js';
 import { segmentName } from '../../../src/sinks/buffer/format.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
-
-function tempDir(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-buffer-'));
-  t.after(() => removeQuietly(dir));
-  return dir;
-}
-
-function memoryTelemetry(): { telemetry: Telemetry; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
-  return { telemetry: new Telemetry(logger), lines };
-}
 
 const small: DiskBufferConfig = { ...DEFAULT_DISK_BUFFER_CONFIG, segmentBytes: 4096, maxBytes: 1024 * 1024, syncIntervalMs: 1 };
 
@@ -37,7 +22,7 @@ const chainDir = (dir: string): string => path.join(dir, 'tenants', TENANT);
 const segments = (dir: string): string[] => readdirSync(chainDir(dir)).filter((n) => n.endsWith('.seg')).sort();
 
 test('disk buffer: entries come back in append order with consecutive ids, their payloads and record counts', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const buffer = await DiskBuffer.open(dir, small, memoryTelemetry().telemetry);
   t.after(() => buffer.close());
   const results = await Promise.all(['a', 'bb', '', 'dddd'].map((p, i) => buffer.append(TENANT, Buffer.from(p), i * 10)));
@@ -48,7 +33,7 @@ test('disk buffer: entries come back in append order with consecutive ids, their
 });
 
 test('disk buffer: read(maxBytes) returns at least one entry, then only what fits in the budget', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const buffer = await DiskBuffer.open(dir, small, memoryTelemetry().telemetry);
   t.after(() => buffer.close());
   for (const size of [100, 50, 50, 10, 1]) await buffer.append(TENANT, Buffer.alloc(size, 'x'), 1);
@@ -59,7 +44,7 @@ test('disk buffer: read(maxBytes) returns at least one entry, then only what fit
 });
 
 test('disk buffer: concurrent appends share write rounds (one fsync for many)', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const { telemetry } = memoryTelemetry();
   const buffer = await DiskBuffer.open(dir, { ...small, segmentBytes: 1024 * 1024, syncIntervalMs: 5 }, telemetry);
   t.after(() => buffer.close());
@@ -70,7 +55,7 @@ test('disk buffer: concurrent appends share write rounds (one fsync for many)', 
 });
 
 test('disk buffer: an append waits up to syncIntervalMs to share its round, unless syncBytes are already waiting', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const slow = await DiskBuffer.open(path.join(dir, 'slow'), { ...small, syncIntervalMs: 120 }, memoryTelemetry().telemetry);
   let started = Date.now();
   await slow.append(TENANT, Buffer.from('x'), 1);
@@ -86,7 +71,7 @@ test('disk buffer: an append waits up to syncIntervalMs to share its round, unle
 });
 
 test('disk buffer: acknowledged segments are deleted, the checkpoint is saved, and a reopen resumes after it with ids running on', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const { telemetry } = memoryTelemetry();
   let buffer = await DiskBuffer.open(dir, { ...small, checkpointIntervalMs: 30 }, telemetry);
   for (let i = 1; i <= 40; i++) await buffer.append(TENANT, Buffer.alloc(300, i), 1);
@@ -112,7 +97,7 @@ test('disk buffer: acknowledged segments are deleted, the checkpoint is saved, a
 });
 
 test('disk buffer: when everything is acknowledged and deleted, ids still run on after a reopen', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const { telemetry } = memoryTelemetry();
   let buffer = await DiskBuffer.open(dir, { ...small, maxBytes: 4096 }, telemetry);
   for (let i = 1; i <= 3; i++) await buffer.append(TENANT, Buffer.alloc(1000), 1);
@@ -128,7 +113,7 @@ test('disk buffer: when everything is acknowledged and deleted, ids still run on
 });
 
 test('disk buffer: batches() hands out entries as they become durable and ends on close or abort', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const buffer = await DiskBuffer.open(dir, small, memoryTelemetry().telemetry);
   const seen: string[] = [];
   const consumer = (async () => {
@@ -155,7 +140,7 @@ test('disk buffer: batches() hands out entries as they become durable and ends o
 });
 
 test('disk buffer: a reader running alongside many appenders sees every entry once, in order, across segment changes', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const { telemetry } = memoryTelemetry();
   const buffer = await DiskBuffer.open(dir, { ...small, syncIntervalMs: 0 }, telemetry);
   t.after(() => buffer.close());
@@ -183,7 +168,7 @@ test('disk buffer: a reader running alongside many appenders sees every entry on
 });
 
 test('disk buffer: acknowledging past what was read is refused; acknowledging less again does nothing', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const buffer = await DiskBuffer.open(dir, small, memoryTelemetry().telemetry);
   t.after(() => buffer.close());
   for (let i = 0; i < 3; i++) await buffer.append(TENANT, Buffer.from('x'), 1);
@@ -196,7 +181,7 @@ test('disk buffer: acknowledging past what was read is refused; acknowledging le
 });
 
 test('disk buffer: one read at a time', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const buffer = await DiskBuffer.open(dir, small, memoryTelemetry().telemetry);
   t.after(() => buffer.close());
   await buffer.append(TENANT, Buffer.from('x'), 1);
@@ -206,7 +191,7 @@ test('disk buffer: one read at a time', async (t) => {
 });
 
 test('disk buffer: an entry larger than the read buffer reads back whole', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const buffer = await DiskBuffer.open(dir, { ...small, segmentBytes: 256 * 1024, readBufferBytes: 64 }, memoryTelemetry().telemetry);
   t.after(() => buffer.close());
   const big = Buffer.alloc(100_000);
@@ -220,7 +205,7 @@ test('disk buffer: an entry larger than the read buffer reads back whole', async
 });
 
 test('disk buffer: one owner per directory; a lock left by a dead process is taken over, a live one refuses', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const { telemetry, lines } = memoryTelemetry();
   const buffer = await DiskBuffer.open(dir, small, telemetry);
   await assert.rejects(DiskBuffer.open(dir, small, telemetry), /already open in this process/);
@@ -241,11 +226,11 @@ test('disk buffer: a configuration that cannot work is refused with every proble
   const problems = diskBufferConfigProblems({ ...DEFAULT_DISK_BUFFER_CONFIG, segmentBytes: 100, maxBytes: 50, whenFull: 'drop_oldest' as 'block', syncIntervalMs: -1 });
   assert.equal(problems.length, 5, problems.join('\n'));
   assert.deepEqual(diskBufferConfigProblems(DEFAULT_DISK_BUFFER_CONFIG), []);
-  await assert.rejects(DiskBuffer.open(tempDir(t), { ...small, maxBytes: 100 }, memoryTelemetry().telemetry), /maxBytes/);
+  await assert.rejects(DiskBuffer.open(tempDir(t, 'sluice-buffer-'), { ...small, maxBytes: 100 }, memoryTelemetry().telemetry), /maxBytes/);
 });
 
 test('disk buffer: an unreadable checkpoint is logged and everything still on disk is replayed', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const { telemetry, lines } = memoryTelemetry();
   let buffer = await DiskBuffer.open(dir, small, telemetry);
   for (let i = 0; i < 3; i++) await buffer.append(TENANT, Buffer.from(`e${i}`), 1);
@@ -259,7 +244,7 @@ test('disk buffer: an unreadable checkpoint is logged and everything still on di
 });
 
 test('disk buffer: a write round that fails (a new segment cannot be created) rejects its appends, leaves no trace, and the next appends reuse the ids', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-');
   const { telemetry, lines } = memoryTelemetry();
   const buffer = await DiskBuffer.open(dir, { ...small, syncIntervalMs: 20 }, telemetry);
   for (let i = 1; i <= 2; i++) await buffer.append(TENANT, Buffer.alloc(1000, i), i);

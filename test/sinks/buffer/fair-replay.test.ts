@@ -6,31 +6,16 @@
  * tenants there are; and a buffer written in the format before chains (one
  * log for every tenant) is replayed first after an upgrade, losing nothing.
  */
-import { removeQuietly } from '../../helpers.js';
+import { memoryTelemetry, tempDir } from '../../helpers.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import pino from 'pino';
 import { DiskBuffer, REPLAY_QUANTUM_BYTES, type BufferEntry } from '../../../src/sinks/buffer/disk-buffer.js';
 import { DEFAULT_DISK_BUFFER_CONFIG, type DiskBufferConfig } from '../../../src/sinks/buffer/config.js';
 import { ENTRY_HEADER_BYTES, encodeEntryHeader, encodeSegmentHeader, segmentName } from '../../../src/sinks/buffer/format.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
 
 const config: DiskBufferConfig = { ...DEFAULT_DISK_BUFFER_CONFIG, segmentBytes: 256 * 1024, maxBytes: 256 * 1024 * 1024, syncIntervalMs: 1 };
-
-function tempDir(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-buffer-fair-'));
-  t.after(() => removeQuietly(dir));
-  return dir;
-}
-
-function memoryTelemetry(): { telemetry: Telemetry; codes: string[] } {
-  const codes: string[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => codes.push(String((JSON.parse(line) as { code?: string }).code)) });
-  return { telemetry: new Telemetry(logger), codes };
-}
 
 /** Entry `n` of `tenant`: says whose and which it is, padded to `length`. */
 function payloadOf(tenant: string, n: number, length: number): Buffer {
@@ -56,7 +41,7 @@ function assertExactOrder(entries: BufferEntry[], counts: Record<string, number>
 }
 
 test('fair replay: a steady tenant written after a flooding tenant\'s large backlog is replayed within the first turns, not after the flood', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-fair-');
   const { telemetry } = memoryTelemetry();
   let buffer = await DiskBuffer.open(dir, config, telemetry);
   const FLOOD = 4000;
@@ -92,7 +77,7 @@ test('fair replay: a steady tenant written after a flooding tenant\'s large back
 });
 
 test('fair replay: while a flood is being replayed, a steady tenant\'s new entry waits at most one read and one turn of the flood', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-fair-');
   const buffer = await DiskBuffer.open(dir, config, memoryTelemetry().telemetry);
   t.after(() => buffer.close());
   const FLOOD_BYTES = 1500;
@@ -127,7 +112,7 @@ test('fair replay: while a flood is being replayed, a steady tenant\'s new entry
 });
 
 test('fair replay: acknowledging an entry acknowledges every entry handed out before it, whatever its tenant', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-fair-');
   const { telemetry } = memoryTelemetry();
   let buffer = await DiskBuffer.open(dir, { ...config, checkpointIntervalMs: 0 }, telemetry);
   await Promise.all([buffer.append('a', Buffer.from('a1'), 1), buffer.append('b', Buffer.from('b1'), 1), buffer.append('a', Buffer.from('a2'), 1)]);
@@ -164,7 +149,7 @@ function openFilesUnder(dir: string): number {
 }
 
 test('fair replay: many tenants keep a bounded number of files open, and each is replayed in order', { skip: !existsSync('/proc/self/fd') && 'needs /proc/self/fd' }, async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-fair-');
   const { telemetry } = memoryTelemetry();
   const TENANTS = 150;
   const tenants = Array.from({ length: TENANTS }, (_, i) => `t${i}`);
@@ -207,7 +192,7 @@ function writeLegacySegment(dir: string, firstId: number, recordsBefore: number,
 const legacyPayload = (id: number): Buffer => Buffer.from(`{"tenant":"${id % 2 === 0 ? 'acme' : 'globex'}","msg":"old ${id}"}\n`);
 
 test('fair replay: a buffer written before per-tenant chains is replayed first and in its order after an upgrade, then removed; nothing acknowledged is lost', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-fair-');
   mkdirSync(dir, { recursive: true });
   writeLegacySegment(dir, 1, 0, [1, 2, 3, 4, 5].map(legacyPayload));
   writeLegacySegment(dir, 6, 5, [6, 7, 8, 9, 10].map(legacyPayload));
@@ -215,7 +200,7 @@ test('fair replay: a buffer written before per-tenant chains is replayed first a
   writeFileSync(path.join(dir, 'checkpoint.json'), '{"version":1,"acknowledged":3}\n');
   const { telemetry, codes } = memoryTelemetry();
   let buffer = await DiskBuffer.open(dir, config, telemetry);
-  assert.ok(codes.includes('SLU0460I'));
+  assert.ok(codes().includes('SLU0460I'));
   assert.equal(await telemetry.value('sluice_buffer_discarded_bytes_total', { reason: 'torn_tail' }), 20);
   assert.equal(buffer.entriesHeld, 7);
   // New appends go to the tenants' chains; the old entries still come first (they are older).
@@ -233,7 +218,7 @@ test('fair replay: a buffer written before per-tenant chains is replayed first a
   assert.deepEqual(read.map((e) => [e.tenant, e.id]), [[null, 7], [null, 8], [null, 9], [null, 10], ['acme', 1]]);
   buffer.acknowledge(read.at(-1)!);
   await buffer.close();
-  assert.ok(codes.includes('SLU0461I'), 'the old chain was delivered and removed');
+  assert.ok(codes().includes('SLU0461I'), 'the old chain was delivered and removed');
   assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.seg')), []);
   assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'checkpoint.json'), 'utf8')), { version: 2, tenants: { acme: 1 } });
 
@@ -244,7 +229,7 @@ test('fair replay: a buffer written before per-tenant chains is replayed first a
 });
 
 test('fair replay: a held tenant is not handed out while the others go on; released, it resumes in order and wakes a waiting reader', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'sluice-buffer-fair-');
   const buffer = await DiskBuffer.open(dir, config, memoryTelemetry().telemetry);
   t.after(() => buffer.close());
   await appendMany(buffer, 'busy', 40, 500);
