@@ -16,13 +16,15 @@
  * restart loses nothing that matters, and a reconnect storm's lock writes
  * cost no disk.
  */
-import { connect, StorageType, type KV, type NatsConnection } from 'nats';
+import { connect, StorageType, type JetStreamManager, type KV, type NatsConnection } from 'nats';
 import type { ClusterConfig } from '../../ops/config/types.js';
 
 export interface ClusterBuckets {
   members: KV;
   leader: KV;
   hostLocks: KV;
+  /** Lists a bucket's keys (see {@link listKeys}). */
+  keysOf(bucket: KV): Promise<string[]>;
 }
 
 export const MEMBERS_BUCKET = 'members';
@@ -56,7 +58,26 @@ export async function openClusterBuckets(nc: NatsConnection, config: ClusterConf
     open(LEADER_BUCKET, config.leaderTtlMs),
     open(HOST_LOCKS_BUCKET, 0),
   ]);
-  return { members, leader, hostLocks };
+  const jsm = await nc.jetstreamManager({ timeout: Math.max(2000, config.heartbeatIntervalMs) });
+  const names = new Map<KV, string>([
+    [members, `${config.bucketPrefix}_${MEMBERS_BUCKET}`],
+    [leader, `${config.bucketPrefix}_${LEADER_BUCKET}`],
+    [hostLocks, `${config.bucketPrefix}_${HOST_LOCKS_BUCKET}`],
+  ]);
+  return { members, leader, hostLocks, keysOf: (bucket) => listKeys(jsm, names.get(bucket)!) };
+}
+
+/**
+ * The keys a bucket holds now, from one stream-info request (the subjects that
+ * have a message), not `kv.keys()`: its consumer counts on the messages it was
+ * told of, and one that expires (the bucket's TTL) while it lists leaves it
+ * waiting forever — seen in CI as a membership listing that never returned.
+ * A key deleted meanwhile is still listed; its `get` then finds a delete marker.
+ */
+async function listKeys(jsm: JetStreamManager, bucket: string): Promise<string[]> {
+  const prefix = `$KV.${bucket}.`;
+  const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: '>' });
+  return Object.keys(info.state.subjects ?? {}).filter((s) => s.startsWith(prefix)).map((s) => s.slice(prefix.length));
 }
 
 /** Removes the buckets (tests and `bucket_prefix` changes; never done by a running node). */

@@ -58,6 +58,8 @@ const TOTALS_KEY = 'totals';
 const LOCK_PRUNE_INTERVAL_MS = 30_000;
 const LOCK_PRUNE_MAX_KEYS = 50_000;
 const HOST_PRUNE_INTERVAL_MS = 3_600_000;
+/** The longest one heartbeat round may take before the next is started anyway. */
+const TICK_TIMEOUT_MS = 10_000;
 /** At most this fraction of the node's connections is asked to reconnect per shed interval. */
 const SHED_MAX_FRACTION = 0.25;
 /** Past the soft memory mark, this fraction of the node's connections is asked to go elsewhere. */
@@ -136,7 +138,7 @@ export class ClusterMember {
       }
     }
     if (this.stopping) return;
-    this.membership = new Membership(this.buckets.members, { id: c.nodeId, version: VERSION, startedAt: this.startedAt, admin: this.adminUrl });
+    this.membership = new Membership(this.buckets.members, () => this.buckets!.keysOf(this.buckets!.members), { id: c.nodeId, version: VERSION, startedAt: this.startedAt, admin: this.adminUrl });
     this.election = new LeaderElection(this.buckets.leader, c.nodeId, c.leaderTtlMs, c.heartbeatIntervalMs, (leading, leader) => {
       this.status.leading = leading;
       this.status.leader = leader;
@@ -151,8 +153,24 @@ export class ClusterMember {
   private schedule(): void {
     if (this.stopping) return;
     this.timer = setTimeout(() => {
-      this.running = this.tick().finally(() => this.schedule());
+      this.running = this.boundedTick().finally(() => this.schedule());
     }, this.config.cluster.heartbeatIntervalMs);
+  }
+
+  /**
+   * A tick that cannot hold the heartbeat up: one that has not finished after
+   * TICK_TIMEOUT_MS (a NATS call that never answers) is reported and left behind.
+   */
+  private async boundedTick(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.failed(new Error(`a heartbeat round did not finish within ${TICK_TIMEOUT_MS} ms`));
+        resolve();
+      }, TICK_TIMEOUT_MS);
+    });
+    await Promise.race([this.tick(), late]);
+    clearTimeout(timer);
   }
 
   private async tick(): Promise<void> {
@@ -223,8 +241,8 @@ export class ClusterMember {
     const after = this.config.cluster.pruneHostsAfterMs;
     if (after > 0 && this.hooks.pruneHosts !== null && now >= this.nextHostPruneAt) {
       this.nextHostPruneAt = now + HOST_PRUNE_INTERVAL_MS;
-      // Its own event (SLU03xx) reports the count; a failure is retried at the next interval.
-      await this.hooks.pruneHosts(after).catch((err: Error) => this.failed(err));
+      // Not awaited: pruning a large store takes minutes, and the heartbeat must go on. Its own event reports the count.
+      void this.hooks.pruneHosts(after).catch((err: Error) => this.failed(err));
     }
   }
 
@@ -233,6 +251,7 @@ export class ClusterMember {
     const locks = this.buckets!.hostLocks;
     let scanned = 0;
     let removed = 0;
+    // kv.keys() here: this bucket has no TTL (see listKeys), and it may hold far more keys than one stream-info answer should carry.
     for await (const key of await locks.keys()) {
       if (++scanned > LOCK_PRUNE_MAX_KEYS) break;
       const entry = await locks.get(key);

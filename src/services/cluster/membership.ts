@@ -31,7 +31,12 @@ export interface MemberRecord {
 }
 
 export class Membership {
-  constructor(private readonly kv: KV, readonly self: Omit<MemberRecord, 'heartbeatAt' | 'load'>) {}
+  constructor(
+    private readonly kv: KV,
+    /** Lists the bucket's keys (ClusterBuckets.keysOf). */
+    private readonly keys: () => Promise<string[]>,
+    readonly self: Omit<MemberRecord, 'heartbeatAt' | 'load'>,
+  ) {}
 
   async heartbeat(load: MemberLoad): Promise<void> {
     const record: MemberRecord = { ...this.self, heartbeatAt: Date.now(), load };
@@ -40,9 +45,7 @@ export class Membership {
 
   /** The members whose heartbeat has not expired, by id. */
   async members(): Promise<MemberRecord[]> {
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys()) keys.push(key);
-    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
+    const entries = await Promise.all((await this.keys()).map((key) => this.kv.get(key)));
     const members: MemberRecord[] = [];
     for (const entry of entries) {
       if (entry === null || entry.operation !== 'PUT') continue;
