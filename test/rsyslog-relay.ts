@@ -5,6 +5,7 @@
  * the tests that prove nothing acknowledged is lost (kill -9, rolling
  * restarts, shedding, a node killed behind a balancer).
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -129,7 +130,18 @@ export function deliveredSequences(logsDir: string, tenant = 'default'): number[
   return seqs;
 }
 
-/** Asserts every number below `total` is among `seqs`; returns how many duplicates there were. */
+/** Waits (up to `timeoutMs`) until every number below `total` is in the tenant's files; returns how many came more than once. */
+export async function everyDelivered(logsDir: string, total: number, timeoutMs = 150_000): Promise<{ duplicates: number }> {
+  const seqs = await waitFor('every message', () => {
+    const s = deliveredSequences(logsDir);
+    return new Set(s).size >= total ? s : undefined;
+  }, timeoutMs);
+  const { missing, duplicates } = missingAndDuplicates(seqs, total);
+  assert.deepEqual(missing, []);
+  return { duplicates };
+}
+
+/** The numbers below `total` missing from `seqs`, and how many of `seqs` are duplicates. */
 export function missingAndDuplicates(seqs: readonly number[], total: number): { missing: number[]; duplicates: number } {
   const unique = new Set(seqs);
   const missing: number[] = [];

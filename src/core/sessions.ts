@@ -61,14 +61,21 @@ export class SessionEntry {
   }
 
   /**
-   * Notes the hosts of an attributed batch (once per batch: a string compare
-   * per record, the keys being the same interned strings on a one-host session).
+   * Notes the hosts of an attributed batch (once per batch; while an observer
+   * watches, a string compare per record, the keys being the same interned
+   * strings on a one-host session).
    */
   noteHosts(records: readonly { hostname: string | null; host: string }[]): void {
     const last = records[records.length - 1];
     if (last === undefined) return;
     this.host = last.hostname ?? this.host;
     if (this.multiHost) return;
+    if (this.observers.length === 0) {
+      // Nobody watches hosts (a node alone): no per-record scan. An observer that starts later
+      // takes this key for the session's host, and its next batch is scanned in full.
+      this.hostKey ??= last.host;
+      return;
+    }
     const previous = this.hostKey;
     let key = previous ?? records[0]!.host;
     for (const rec of records) {

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closed, connect, startTestNode, waitFor } from '../helpers.js';
+import { SessionRegistry } from '../../src/core/sessions.js';
 
 test('sessions: a TCP connection is listed with tenant, host and counts, and closes by id', async (t) => {
   const { node, tcpPort } = await startTestNode(t);
@@ -45,4 +46,21 @@ test('sessions: a governed session stops reading until resumed', async (t) => {
   entry.control.resumeReading();
   await waitFor('the record is read after resuming', () => entry.records === 1);
   agent.destroy();
+});
+
+test('sessions: hosts are scanned per record only while an observer watches; one that starts later gets the host key and sees a relay', () => {
+  const registry = new SessionRegistry('t:');
+  const control = { close: () => undefined, queuedBytes: () => 0, pauseReading: () => undefined, resumeReading: () => undefined };
+  const entry = registry.open('relp', 'relp', '10.0.0.5:4000', 'acme', control);
+  // No observer (a node alone): the last record's key, no scan, so a mixed batch is not noticed.
+  entry.noteHosts([{ hostname: 'web-1', host: 'k1' }, { hostname: 'web-2', host: 'k2' }]);
+  assert.equal(entry.hostKey, 'k2');
+  assert.equal(entry.multiHost, false);
+  const seen: (string | null)[] = [];
+  registry.observe({ hostChanged: (e, previous) => seen.push(`${previous}→${e.hostKey}`), closed: () => undefined });
+  entry.noteHosts([{ hostname: 'web-2', host: 'k2' }]);
+  assert.deepEqual(seen, [], 'the same host: nothing to tell');
+  entry.noteHosts([{ hostname: 'web-2', host: 'k2' }, { hostname: 'web-3', host: 'k3' }]);
+  assert.equal(entry.multiHost, true);
+  assert.deepEqual(seen, ['k2→null']);
 });

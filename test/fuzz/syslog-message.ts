@@ -125,8 +125,8 @@ function defineOwn(obj: object, key: string, value: unknown): void {
   Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
-/** The SD a list of elements must parse to: repeated ids merge, repeated names become arrays. */
-function expectedSd(elements: { id: string; params: [string, string][] }[]): StructuredData {
+/** The SD a list of elements must parse to: repeated ids merge, repeated names become arrays (the parser's reference model). */
+export function expectedSd(elements: { id: string; params: [string, string][] }[]): StructuredData {
   const sd: StructuredData = {};
   for (const { id, params } of elements) {
     if (!Object.hasOwn(sd, id)) defineOwn(sd, id, {});

@@ -270,15 +270,8 @@ export interface RatedTenant extends TenantRow {
 export interface LiveOverview extends Omit<Overview, 'sessions' | 'tenants'> {
   /** Seconds between the two snapshots the rates come from (0 for the first). */
   interval: number;
-  rates: {
-    receivedRecords: number;
-    receivedBytes: number;
-    acceptedRecords: number;
-    acceptedBytes: number;
-    deliveredRecords: number;
-    deliveredBytes: number;
-    droppedRecords: number;
-  };
+  /** Per second, of each total that counts (connections and sessions are levels, not counts). */
+  rates: Omit<Overview['totals'], 'connections' | 'sessions'>;
   /** Ack latency over the interval, seconds (null: no acknowledged batch in it). `max` is the upper bound of the highest bucket reached. */
   ackLatencyInterval: { p50: number; p90: number; p99: number; max: number; count: number } | null;
   tenants: RatedTenant[];

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { LogRecord, type StructuredData } from '../../../src/core/record.js';
 import { parseSyslog } from '../../../src/sources/syslog/parse.js';
+import { expectedSd } from '../../fuzz/syslog-message.js';
 
 const RECEIVED = '2024-12-01T12:00:00.000Z';
 /** "Now" in the local time zone, so BSD expectations hold whatever TZ is. */
@@ -605,29 +606,6 @@ describe('parseSyslog properties', () => {
     return v.replace(/[\\"\]]/g, (ch) => '\\' + ch);
   }
 
-  function defineOwn(obj: object, key: string, value: unknown): void {
-    Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
-  }
-
-  /** Reference model of the SD result: merge repeated ids, arrays for repeated names. */
-  function expectedSd(elements: { id: string; params: [string, string][] }[] | null): StructuredData | null {
-    if (elements === null) return null;
-    const sd: StructuredData = {};
-    for (const { id, params } of elements) {
-      if (!Object.hasOwn(sd, id)) defineOwn(sd, id, {});
-      const elem = Object.getOwnPropertyDescriptor(sd, id)?.value as Record<string, string | string[]>;
-      for (const [name, value] of params) {
-        if (!Object.hasOwn(elem, name)) {
-          defineOwn(elem, name, value);
-        } else {
-          const prev = Object.getOwnPropertyDescriptor(elem, name)?.value as string | string[];
-          defineOwn(elem, name, typeof prev === 'string' ? [prev, value] : [...prev, value]);
-        }
-      }
-    }
-    return sd;
-  }
-
   test('valid RFC 5424 messages round-trip', () => {
     fc.assert(fc.property(
       fc.integer({ min: 0, max: 191 }), timestamp, token(255), token(48), token(128), token(32), sdElements,
@@ -642,7 +620,7 @@ describe('parseSyslog properties', () => {
         check(rec, {
           facility: pri >> 3, severity: pri & 7, ts: ts ?? RECEIVED,
           hostname: nil(hostname), app: nil(app), procid: nil(procid), msgid: nil(msgid),
-          sd: expectedSd(sd),
+          sd: sd === null ? null : expectedSd(sd),
           msg: msg === null ? '' : msg.replace(/[\0\r\n]+$/, '').replace(/^\uFEFF/, ''),
         });
       },
