@@ -106,7 +106,8 @@ export class HostLocks implements SessionObserver {
         host.revision = await this.kv.put(hostKey, encodeValue(record));
       } catch (err) {
         this.events.lockFailed(hostKey, err as Error);
-        if (this.held.get(hostKey) === host && host.sessions.size === 0) this.held.delete(hostKey);
+        // Not held: its sessions go on unlocked, and the host's next session tries again.
+        if (this.held.get(hostKey) === host) this.held.delete(hostKey);
         return;
       }
       if (this.held.get(hostKey) !== host) {

@@ -76,7 +76,8 @@ export class ClusterMember {
   private stopping = false;
   private readonly startedAt = Date.now();
   private previous: { at: number; records: number; bytes: number } | null = null;
-  private status: ClusterStatus;
+  /** What view() returns but the leader, which the election knows. */
+  private status: Omit<ClusterStatus, 'leader' | 'leading'>;
   private nextLockPruneAt = 0;
   private nextHostPruneAt = 0;
   private nextShedAt = 0;
@@ -89,9 +90,7 @@ export class ClusterMember {
     /** Where this node's admin server listens (shown to the other members), or null. */
     private readonly adminUrl: string | null,
   ) {
-    this.status = {
-      nodeId: config.cluster.nodeId, connected: false, leader: null, leading: false, members: [], totals: null, lastError: null, lastShed: null,
-    };
+    this.status = { nodeId: config.cluster.nodeId, connected: false, members: [], totals: null, lastError: null, lastShed: null };
   }
 
   /** Connects in the background (retrying while NATS is away) and starts heartbeating; returns at once. */
@@ -102,7 +101,7 @@ export class ClusterMember {
   }
 
   view(): ClusterStatus {
-    return { ...this.status, members: [...this.status.members] };
+    return { ...this.status, members: [...this.status.members], leader: this.election?.leader ?? null, leading: this.election?.leading ?? false };
   }
 
   /** Leaves the cluster cleanly: resigns leadership and removes the heartbeat, so others see it at once. */
@@ -138,14 +137,12 @@ export class ClusterMember {
       }
     }
     if (this.stopping) return;
-    this.membership = new Membership(this.buckets.members, () => this.buckets!.keysOf(this.buckets!.members), { id: c.nodeId, version: VERSION, startedAt: this.startedAt, admin: this.adminUrl });
+    this.membership = new Membership(this.buckets, { id: c.nodeId, version: VERSION, startedAt: this.startedAt, admin: this.adminUrl });
     this.election = new LeaderElection(this.buckets.leader, c.nodeId, c.leaderTtlMs, c.heartbeatIntervalMs, (leading, leader) => {
-      this.status.leading = leading;
-      this.status.leader = leader;
       this.telemetry.clusterLeader.set(leading ? 1 : 0);
       this.telemetry.emit('clusterLeaderChanged', { node: c.nodeId, leader: leader?.id ?? null, leading });
     });
-    await this.tick();
+    await this.boundedTick();
     this.telemetry.emit('clusterJoined', { node: c.nodeId, servers: c.nats.join(','), members: this.status.members.length });
     this.schedule();
   }

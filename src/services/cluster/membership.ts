@@ -4,7 +4,7 @@
  * (crashed, partitioned) disappear without anyone deciding it.
  */
 import type { KV } from 'nats';
-import { decodeValue, encodeValue } from './buckets.js';
+import { decodeValue, encodeValue, type ClusterBuckets } from './buckets.js';
 
 export interface MemberLoad {
   /** Open agent connections (stream sessions). */
@@ -31,12 +31,11 @@ export interface MemberRecord {
 }
 
 export class Membership {
-  constructor(
-    private readonly kv: KV,
-    /** Lists the bucket's keys (ClusterBuckets.keysOf). */
-    private readonly keys: () => Promise<string[]>,
-    readonly self: Omit<MemberRecord, 'heartbeatAt' | 'load'>,
-  ) {}
+  private readonly kv: KV;
+
+  constructor(private readonly buckets: ClusterBuckets, readonly self: Omit<MemberRecord, 'heartbeatAt' | 'load'>) {
+    this.kv = buckets.members;
+  }
 
   async heartbeat(load: MemberLoad): Promise<void> {
     const record: MemberRecord = { ...this.self, heartbeatAt: Date.now(), load };
@@ -45,7 +44,7 @@ export class Membership {
 
   /** The members whose heartbeat has not expired, by id. */
   async members(): Promise<MemberRecord[]> {
-    const entries = await Promise.all((await this.keys()).map((key) => this.kv.get(key)));
+    const entries = await Promise.all((await this.buckets.keysOf(this.kv)).map((key) => this.kv.get(key)));
     const members: MemberRecord[] = [];
     for (const entry of entries) {
       if (entry === null || entry.operation !== 'PUT') continue;

@@ -49,8 +49,8 @@ test('membership: each node heartbeats its load; a node that stops disappears wi
   const config = clusterConfig({ memberTtlMs: 2000 });
   const [a, b] = await nodes(t, config, 2);
   const self = (id: string) => ({ id, version: 'test', startedAt: Date.now(), admin: null });
-  const memberA = new Membership(a!.buckets.members, () => a!.buckets.keysOf(a!.buckets.members), self('node-a'));
-  const memberB = new Membership(b!.buckets.members, () => b!.buckets.keysOf(b!.buckets.members), self('node-b'));
+  const memberA = new Membership(a!.buckets, self('node-a'));
+  const memberB = new Membership(b!.buckets, self('node-b'));
   await memberA.heartbeat(LOAD);
   await memberB.heartbeat({ ...LOAD, connections: 7 });
   const seen = await memberA.members();
