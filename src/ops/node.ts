@@ -130,12 +130,13 @@ export class SluiceNode {
 
   /** Agent connections shedSessions could ask to reconnect now (open RELP sessions and HTTP keep-alive connections not yet asked). */
   sheddableSessions(): number {
-    let count = 0;
-    for (const source of this.sources) {
-      if (source.reconnectable === undefined) continue;
-      for (const _ of source.reconnectable()) count++;
-    }
-    return count;
+    return this.reconnectable().length;
+  }
+
+  private reconnectable(): Reconnectable[] {
+    const connections: Reconnectable[] = [];
+    for (const source of this.sources) if (source.reconnectable !== undefined) for (const c of source.reconnectable()) connections.push(c);
+    return connections;
   }
 
   /**
@@ -151,8 +152,7 @@ export class SluiceNode {
    */
   shedSessions(count: number): number {
     if (this.state !== 'running' || !(count >= 1)) return 0;
-    const candidates: Reconnectable[] = [];
-    for (const source of this.sources) if (source.reconnectable !== undefined) for (const c of source.reconnectable()) candidates.push(c);
+    const candidates = this.reconnectable();
     candidates.sort((a, b) => a.openedAt - b.openedAt);
     const asked = candidates.slice(0, Math.floor(count));
     const byProtocol: Record<string, number> = {};
