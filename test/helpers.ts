@@ -12,7 +12,7 @@ import { ACTIVE_FILE_PATTERN, sortRotated } from '../src/sinks/file/sink.js';
 import { formatProblem, parseConfig } from '../src/ops/config/load.js';
 import type { SluiceConfig } from '../src/ops/config/types.js';
 import { SluiceNode } from '../src/ops/node.js';
-import { Telemetry } from '../src/ops/telemetry.js';
+import { Telemetry } from '../src/telemetry/telemetry.js';
 import { AckToken, type AckStatus } from '../src/core/ack.js';
 import type { Browser } from 'playwright-core';
 import type { NatsConnection } from 'nats';

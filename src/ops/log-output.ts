@@ -23,7 +23,7 @@ import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { headerToken, truncateUtf8 } from '../sinks/syslog/encode.js';
 import type { LogConfig, LogSyslogConfig } from './config/types.js';
-import { EVENTS } from './events.js';
+import { EVENTS } from '../telemetry/events.js';
 
 export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = {
   level: 'info',

@@ -6,7 +6,7 @@
  */
 import type { SupervisorEvents, SupervisorPolicy } from '../core/supervisor.js';
 import type { SupervisionConfig } from './config/types.js';
-import type { Telemetry } from './telemetry.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 
 export function supervisorPolicy(config: SupervisionConfig): SupervisorPolicy {
   return { backoff: { initialMs: config.initialBackoffMs, maxMs: config.maxBackoffMs }, stableMs: config.stableAfterMs, crashLoopAfter: config.crashLoopAfter };

@@ -7,7 +7,7 @@
  */
 import type net from 'node:net';
 import type { Tenant } from '../core/identity.js';
-import type { Telemetry } from '../ops/telemetry.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import type { MemoryGovernor } from '../core/memory.js';
 
 export interface ConnectionBounds {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { LogConfig, LogSyslogConfig } from '../../src/ops/config/types.js';
 import { DEFAULT_LOG_CONFIG, createLogger, flushLogger, syslogOutputOf, type SyslogLogOutput } from '../../src/ops/log-output.js';
-import { Telemetry } from '../../src/ops/telemetry.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { lateBoundPort, readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
 
 function syslogConfig(overrides: Partial<LogSyslogConfig>): LogConfig {

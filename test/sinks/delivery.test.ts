@@ -16,7 +16,7 @@ import { PermanentError, type DeliveryBatch, type DeliveryTransport } from '../.
 import { SyslogSink } from '../../src/sinks/syslog/sink.js';
 import { DEFAULT_SYSLOG_SINK, type SyslogSinkConfig } from '../../src/sinks/syslog/config.js';
 import { SyslogFramer } from '../../src/sources/syslog/framing.js';
-import { Telemetry } from '../../src/ops/telemetry.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { ackInto, lateBoundPort, memoryLogger, silentTelemetry, waitFor } from '../helpers.js';
 
 const RECEIVED = '2026-11-27T14:20:00.123Z';

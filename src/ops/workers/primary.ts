@@ -22,8 +22,8 @@ import { ConfigError, formatProblem, loadConfigFile } from '../config/load.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { NodeAddresses } from '../node.js';
 import { supervisionEvents, supervisorPolicy } from '../supervision.js';
-import { Telemetry } from '../telemetry.js';
-import { VERSION } from '../version.js';
+import { Telemetry } from '../../telemetry/telemetry.js';
+import { VERSION } from '../../telemetry/version.js';
 import { startHostmetaService, type RunningHostmetaService } from '../../services/hostmeta/server.js';
 import { isSluiceMessage, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
 

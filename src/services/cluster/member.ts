@@ -11,8 +11,8 @@
  */
 import type { NatsConnection } from 'nats';
 import type { SluiceConfig } from '../../ops/config/types.js';
-import type { Telemetry } from '../../ops/telemetry.js';
-import { VERSION } from '../../ops/version.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
+import { VERSION } from '../../telemetry/version.js';
 import { metricsByName, sum } from '../../ops/admin/overview.js';
 import { connectCluster, decodeValue, encodeValue, openClusterBuckets, type ClusterBuckets } from './buckets.js';
 import { LeaderElection, type LeaderRecord } from './leader.js';

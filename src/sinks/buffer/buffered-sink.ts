@@ -21,7 +21,7 @@ import type { ComponentHealth, Sink } from '../../core/component.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
 import type { LogRecord } from '../../core/record.js';
 import { timerDelay } from '../../core/clock.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { decodeRecord, encodeRecord } from '../file/encode.js';
 import { DiskBuffer, type BufferEntry } from './disk-buffer.js';
 import { FairShares } from '../../core/fair.js';

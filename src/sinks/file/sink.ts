@@ -22,7 +22,7 @@ import type { LogRecord } from '../../core/record.js';
 import { backoffDelay } from '../../core/backoff.js';
 import { timerDelay } from '../../core/clock.js';
 import type { FileSinkConfig } from '../../ops/config/types.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { appendRecord } from './encode.js';
 import { EncodedQueue } from '../encoded-queue.js';
 import { FairShares, type TenantShare } from '../../core/fair.js';

@@ -28,7 +28,7 @@ import {
   type JetStreamClient, type NatsConnection, type NatsError, type PubAck,
 } from 'nats';
 import type { LogRecord } from '../../core/record.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { encodeRecord } from '../file/encode.js';
 import { DeliverySink } from '../delivery/chain.js';
 import { SinkStats } from '../delivery/stats.js';

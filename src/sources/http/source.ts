@@ -21,7 +21,7 @@ import { MemoryState } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { BadBodyError, decodeBody, DEFAULT_MAX_RECORDS, type BodyKind } from './decode.js';
 import { nextTurn, RECORDS_PER_TURN } from '../../core/turns.js';
 

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { ComponentHealth, Source } from '../../core/component.js';
 import type { Pipeline } from '../../core/pipeline.js';
 import { normalizeAddress, SessionIdentity } from '../../core/identity.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { RelpSession, type RelpSessionContext } from './session.js';
 import { ConnectionGuard, type ConnectionBounds } from '../connection-guard.js';
 

@@ -17,7 +17,7 @@ import { normalizeAddress, SessionIdentity, type PeerCertificate, type Tenant } 
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
 import type { SyslogTcpSourceConfig, SyslogTlsSourceConfig } from '../../ops/config/types.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { SyslogFramer } from './framing.js';
 import { ConnectionGuard, type GuardedSession } from '../connection-guard.js';
 import { decodeSyslogFrame } from './decode.js';

@@ -15,7 +15,7 @@ import { SessionRegistry, type SessionControl } from '../../../src/core/sessions
 import { defaultConfig } from '../../../src/ops/config/load.js';
 import type { ClusterConfig } from '../../../src/ops/config/types.js';
 import { ClusterMember } from '../../../src/services/cluster/member.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { Gauge, Registry } from 'prom-client';
 import { memoryLogger, requireProgram, waitFor } from '../../helpers.js';
 

@@ -8,9 +8,9 @@
 import pino, { type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { EVENTS, type CounterName, type EventDef, type EventName } from './events.js';
-import { syslogOutputOf, type LogDropReason } from './log-output.js';
+import { syslogOutputOf, type LogDropReason } from '../ops/log-output.js';
 
-export { createLogger } from './log-output.js';
+export { createLogger } from '../ops/log-output.js';
 
 export type EventFields = Record<string, string | number | boolean | null | undefined>;
 
