@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import v8 from 'node:v8';
 import type { TenantLimits } from '../../core/limits.js';
-import { encodeRecord } from '../../sinks/file/encode.js';
+import { encodeRecord } from '../../core/ndjson.js';
 import type { ComponentView, NodeControl, Readiness, SessionView, TailFilter } from '../control.js';
 import type { SluiceNode } from '../node.js';
 

@@ -22,7 +22,7 @@ import { AckStatus, AckToken } from '../../core/ack.js';
 import type { LogRecord } from '../../core/record.js';
 import { timerDelay } from '../../core/clock.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
-import { decodeRecord, encodeRecord } from '../file/encode.js';
+import { decodeRecord, encodeRecord } from '../../core/ndjson.js';
 import { DiskBuffer, type BufferEntry } from './disk-buffer.js';
 import { FairShares } from '../../core/fair.js';
 import { BYTES_PER_TURN, nextTurn } from '../../core/turns.js';

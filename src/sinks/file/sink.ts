@@ -23,7 +23,7 @@ import { backoffDelay } from '../../core/backoff.js';
 import { timerDelay } from '../../core/clock.js';
 import type { FileSinkConfig } from '../../ops/config/types.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
-import { appendRecord } from './encode.js';
+import { appendRecord } from '../../core/ndjson.js';
 import { EncodedQueue } from '../encoded-queue.js';
 import { FairShares, type TenantShare } from '../../core/fair.js';
 

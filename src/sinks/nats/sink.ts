@@ -29,7 +29,7 @@ import {
 } from 'nats';
 import type { LogRecord } from '../../core/record.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
-import { encodeRecord } from '../file/encode.js';
+import { encodeRecord } from '../../core/ndjson.js';
 import { DeliverySink } from '../delivery/chain.js';
 import { SinkStats } from '../delivery/stats.js';
 import type { DeliveryBatch, DeliveryEncoder, DeliveryTransport } from '../delivery/transport.js';

@@ -11,7 +11,7 @@ import pino from 'pino';
 import { connect, StorageType, type NatsConnection } from 'nats';
 import { AckStatus, AckToken } from '../../../src/core/ack.js';
 import { LogRecord } from '../../../src/core/record.js';
-import { encodeRecord } from '../../../src/sinks/file/encode.js';
+import { encodeRecord } from '../../../src/core/ndjson.js';
 import { DeliveryBatch } from '../../../src/sinks/delivery/transport.js';
 import { SinkStats } from '../../../src/sinks/delivery/stats.js';
 import { JetStreamTransport, NatsEncoder, NatsSink } from '../../../src/sinks/nats/sink.js';
