@@ -22,8 +22,28 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { headerToken, truncateUtf8 } from '../sinks/syslog/encode.js';
-import type { LogConfig, LogSyslogConfig } from './config/types.js';
+import type { LogLevel } from '../telemetry/telemetry.js';
 import { EVENTS } from '../telemetry/events.js';
+
+/** Where the node's own log goes when `log.output` is `syslog`. */
+export interface LogSyslogConfig {
+  protocol: 'udp' | 'tcp';
+  host: string;
+  port: number;
+  /** RFC 5424 facility code (0-23). */
+  facility: number;
+  appName: string;
+  /** Messages longer than this many bytes are cut. */
+  maxMessageBytes: number;
+  /** Bytes held while the receiver is connecting, away or slow; past it lines are dropped and counted. */
+  maxQueueBytes: number;
+}
+
+export interface LogConfig {
+  level: LogLevel;
+  output: 'stderr' | 'syslog';
+  syslog: LogSyslogConfig;
+}
 
 export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = {
   level: 'info',

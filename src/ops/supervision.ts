@@ -5,8 +5,14 @@
  * listeners.
  */
 import type { SupervisorEvents, SupervisorPolicy } from '../core/supervisor.js';
-import type { SupervisionConfig } from './config/types.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
+
+export interface SupervisionConfig {
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  stableAfterMs: number;
+  crashLoopAfter: number;
+}
 
 export function supervisorPolicy(config: SupervisionConfig): SupervisorPolicy {
   return { backoff: { initialMs: config.initialBackoffMs, maxMs: config.maxBackoffMs }, stableMs: config.stableAfterMs, crashLoopAfter: config.crashLoopAfter };

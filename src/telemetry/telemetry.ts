@@ -12,6 +12,9 @@ import { syslogOutputOf, type LogDropReason } from '../ops/log-output.js';
 
 export { createLogger } from '../ops/log-output.js';
 
+/** pino's levels; `silent` logs nothing. */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
 export type EventFields = Record<string, string | number | boolean | null | undefined>;
 
 /** Label sets of the counters that events increment. */

@@ -12,8 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { LogConfig, LogSyslogConfig } from '../../src/ops/config/types.js';
-import { DEFAULT_LOG_CONFIG, createLogger, flushLogger, syslogOutputOf, type SyslogLogOutput } from '../../src/ops/log-output.js';
+import { DEFAULT_LOG_CONFIG, createLogger, flushLogger, syslogOutputOf, type SyslogLogOutput, type LogConfig, type LogSyslogConfig } from '../../src/ops/log-output.js';
 import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { lateBoundPort, readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
 

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../services/hostmeta/config.js';
-import { DEFAULT_DELIVERY } from '../../sinks/delivery/chain.js';
+import { DEFAULT_DELIVERY } from '../../sinks/delivery/config.js';
 import { DEFAULT_SYSLOG_PORTS, DEFAULT_SYSLOG_SINK } from '../../sinks/syslog/config.js';
 import { DEFAULT_NATS_SINK } from '../../sinks/nats/config.js';
 import { DEFAULT_DISK_BUFFER_CONFIG } from '../../sinks/buffer/config.js';

@@ -3,9 +3,8 @@
  * stops accepting, lets requests in flight finish, closes the store, exits 0.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import type { LogLevel } from '../../ops/config/types.js';
 import { DEFAULT_LOG_CONFIG } from '../../ops/log-output.js';
-import { createLogger, Telemetry } from '../../telemetry/telemetry.js';
+import { createLogger, Telemetry, type LogLevel } from '../../telemetry/telemetry.js';
 import { DEFAULT_HOSTMETA_SERVICE_CONFIG, type HostmetaServiceConfig } from './config.js';
 import { POSTGRES_SCHEMA_PATTERN } from './postgres-store.js';
 import { startHostmetaService, type RunningHostmetaService } from './server.js';

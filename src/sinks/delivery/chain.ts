@@ -27,41 +27,8 @@ import { timerDelay } from '../../core/clock.js';
 import { EncodedQueue } from '../encoded-queue.js';
 import { DeficitRoundRobin, DrrFlow, FairShares, type TenantShare } from '../../core/fair.js';
 import type { SinkStats } from './stats.js';
+import { checkDeliveryConfig, type DeliveryConfig } from './config.js';
 import { DeliveryBatch, PermanentError, type DeliveryEncoder, type DeliveryTransport, type DropReason } from './transport.js';
-
-export interface DeliveryConfig {
-  /** Most encoded bytes one send carries; a batch this full is sent without waiting for batchDelayMs. */
-  batchBytes: number;
-  /** Longest a record waits for its batch to fill before it is sent. */
-  batchDelayMs: number;
-  /** Queued bytes at or above which write() returns false (sources slow down); onDrain fires once below half of it. */
-  queueHighWaterBytes: number;
-  /** Queued bytes at or above which write() refuses the batch (dropped, reason `queue_full`, ack failed). */
-  queueMaxBytes: number;
-  /** First delay before retrying a failed send; doubles per failure, with jitter, up to retryMaxMs. */
-  retryInitialMs: number;
-  retryMaxMs: number;
-}
-
-export const DEFAULT_DELIVERY: DeliveryConfig = {
-  batchBytes: 64 * 1024,
-  batchDelayMs: 10,
-  queueHighWaterBytes: 8 * 1024 * 1024,
-  queueMaxBytes: 16 * 1024 * 1024,
-  retryInitialMs: 100,
-  retryMaxMs: 30_000,
-};
-
-/** Problems with a delivery config, as sentences; empty when it is usable. */
-export function checkDeliveryConfig(config: DeliveryConfig): string[] {
-  const problems: string[] = [];
-  if (!(config.batchBytes > 0)) problems.push('batch size must be above 0');
-  if (!(config.batchDelayMs >= 0)) problems.push('batch delay must be 0 or more');
-  if (!(config.queueHighWaterBytes > 0)) problems.push('queue high water must be above 0');
-  if (!(config.queueMaxBytes >= config.queueHighWaterBytes)) problems.push('queue max must be at least the queue high water');
-  if (!(config.retryInitialMs > 0 && config.retryMaxMs >= config.retryInitialMs)) problems.push('retry delays must be above 0, initial <= max');
-  return problems;
-}
 
 type State = 'new' | 'running' | 'stopping' | 'stopped';
 

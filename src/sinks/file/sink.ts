@@ -21,7 +21,7 @@ import { AckStatus, AckToken } from '../../core/ack.js';
 import type { LogRecord } from '../../core/record.js';
 import { backoffDelay } from '../../core/backoff.js';
 import { timerDelay } from '../../core/clock.js';
-import type { FileSinkConfig } from '../../ops/config/types.js';
+import type { FileSinkConfig } from './config.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { appendRecord } from '../../core/ndjson.js';
 import { EncodedQueue } from '../encoded-queue.js';

@@ -2,7 +2,7 @@
  * The resolved configuration of a NATS JetStream sink: every default
  * applied, durations in milliseconds, sizes in bytes.
  */
-import { checkDeliveryConfig, DEFAULT_DELIVERY, type DeliveryConfig } from '../delivery/chain.js';
+import { checkDeliveryConfig, DEFAULT_DELIVERY, type DeliveryConfig } from '../delivery/config.js';
 
 export interface NatsSinkConfig extends DeliveryConfig {
   name: string;

@@ -2,7 +2,7 @@
  * The resolved configuration of a syslog forwarding sink: every default
  * applied, durations in milliseconds, sizes in bytes.
  */
-import { checkDeliveryConfig, DEFAULT_DELIVERY, type DeliveryConfig } from '../delivery/chain.js';
+import { checkDeliveryConfig, DEFAULT_DELIVERY, type DeliveryConfig } from '../delivery/config.js';
 import type { SyslogFormat } from './encode.js';
 
 export type SyslogProtocol = 'udp' | 'tcp' | 'tls';

@@ -16,7 +16,7 @@ import { MemoryState, type MemoryGovernor } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type PeerCertificate, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
-import type { SyslogTcpSourceConfig, SyslogTlsSourceConfig } from '../../ops/config/types.js';
+import type { SyslogTcpSourceConfig, SyslogTlsSourceConfig } from './config.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { SyslogFramer } from './framing.js';
 import { ConnectionGuard, type GuardedSession } from '../connection-guard.js';

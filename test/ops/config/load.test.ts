@@ -17,7 +17,8 @@ import {
   parseSize,
   type ConfigProblem,
 } from '../../../src/ops/config/load.js';
-import type { FileSinkConfig, SinkConfig, SluiceConfig } from '../../../src/ops/config/types.js';
+import type { SinkConfig, SluiceConfig } from '../../../src/ops/config/types.js';
+import type { FileSinkConfig } from '../../../src/sinks/file/config.js';
 
 function fileSink(sink: SinkConfig | undefined): FileSinkConfig {
   assert.equal(sink?.type, 'file');

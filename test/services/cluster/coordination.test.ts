@@ -13,7 +13,7 @@ import { LeaderElection } from '../../../src/services/cluster/leader.js';
 import { HostLocks, type HostLockEvents, type HostLockRecord } from '../../../src/services/cluster/host-locks.js';
 import { SessionRegistry, type SessionControl } from '../../../src/core/sessions.js';
 import { defaultConfig } from '../../../src/ops/config/load.js';
-import type { ClusterConfig } from '../../../src/ops/config/types.js';
+import type { ClusterConfig } from '../../../src/services/cluster/config.js';
 import { ClusterMember } from '../../../src/services/cluster/member.js';
 import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { Gauge, Registry } from 'prom-client';
