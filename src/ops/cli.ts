@@ -12,7 +12,7 @@ import { Primary } from './workers/primary.js';
 import { WorkersControl } from './workers/workers-control.js';
 import type { ClusterMember } from '../services/cluster/member.js';
 import { openCommandSocket, sendCommand, type Command as NodeCommand } from './workers/command-socket.js';
-import { DEFAULT_LOG_CONFIG, createLogger, flushLogger } from './log-output.js';
+import { DEFAULT_LOG_CONFIG, createNodeLogger, flushLogger } from './log-output.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { VERSION } from '../telemetry/version.js';
 import { registerHostmetaCommand } from '../services/hostmeta/command.js';
@@ -32,7 +32,7 @@ function readConfig(file: string | undefined): SluiceConfig {
     if (err instanceof ConfigError) {
       // The problems for a person to read, then the coded line for whatever watches the log (stderr: no config, no other output).
       process.stderr.write(`${err.message}\n`);
-      new Telemetry(createLogger(DEFAULT_LOG_CONFIG)).emit('configInvalid', { file, problems: err.problems.length });
+      new Telemetry(createNodeLogger(DEFAULT_LOG_CONFIG)).emit('configInvalid', { file, problems: err.problems.length });
       process.exit(1);
     }
     throw err;
@@ -41,7 +41,7 @@ function readConfig(file: string | undefined): SluiceConfig {
 
 async function start(options: { config?: string }): Promise<void> {
   const config = readConfig(options.config);
-  const logger = createLogger(config.log);
+  const logger = createNodeLogger(config.log);
   const primary = new Primary(config, { configPath: options.config === undefined ? null : path.resolve(options.config), logger });
   const control = new WorkersControl(primary);
   let closeSocket: () => void = () => undefined;

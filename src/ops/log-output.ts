@@ -20,9 +20,9 @@ import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { hostname } from 'node:os';
-import pino, { type Logger } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 import { headerToken, truncateUtf8 } from '../sinks/syslog/encode.js';
-import type { LogLevel } from '../telemetry/telemetry.js';
+import { createLogger, type LogDropReason, type LogLevel, type LossyLogDestination } from '../telemetry/logger.js';
 import { EVENTS } from '../telemetry/events.js';
 
 /** Where the node's own log goes when `log.output` is `syslog`. */
@@ -51,9 +51,6 @@ export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = {
   syslog: { protocol: 'udp', host: '127.0.0.1', port: 514, facility: 3, appName: 'sluice', maxMessageBytes: 8192, maxQueueBytes: 1 << 20 },
 };
 
-/** Why a log line was not sent: `queue_full` (receiver away or slow), `send_error` (the socket refused or lost it). */
-export type LogDropReason = 'queue_full' | 'send_error';
-
 const NOTICE_INTERVAL_MS = 10_000;
 const RETRY_INITIAL_MS = 500;
 const RETRY_MAX_MS = 30_000;
@@ -75,14 +72,11 @@ const outputs = new WeakMap<Logger, SyslogLogOutput>();
  * The node's logger, writing where `config.output` says. `stderr` is where
  * standard-error lines go (tests pass a stream of their own).
  */
-export function createLogger(config: LogConfig, stderrStream?: pino.DestinationStream): Logger {
-  const options = { level: config.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
-  // Synchronous stderr: the node logs events, never records, so volume is small
-  // and a crash must not lose the line that explains it.
-  const stderr = pino(options, stderrStream ?? pino.destination({ fd: 2, sync: true }));
+export function createNodeLogger(config: LogConfig, stderrStream?: DestinationStream): Logger {
+  const stderr = createLogger(config.level, stderrStream);
   if (config.output === 'stderr') return stderr;
   const output = new SyslogLogOutput(config.syslog, stderr);
-  const logger = pino(options, output);
+  const logger = createLogger(config.level, output);
   outputs.set(logger, output);
   const { code, text } = EVENTS.logToSyslog;
   stderr.info({ code, receiver: output.receiver }, text);
@@ -102,7 +96,7 @@ export async function flushLogger(logger: Logger, timeoutMs: number): Promise<bo
   return outputs.get(logger)?.drain(timeoutMs) ?? true;
 }
 
-export class SyslogLogOutput {
+export class SyslogLogOutput implements LossyLogDestination {
   readonly receiver: string;
   /** Lines dropped since start, by reason. */
   readonly dropped: Record<LogDropReason, number> = { queue_full: 0, send_error: 0 };
@@ -135,7 +129,7 @@ export class SyslogLogOutput {
     try {
       fields = JSON.parse(json) as Record<string, unknown>;
     } catch {
-      // Not pino's JSON (cannot happen from createLogger): sent as it is, with the header of an info line.
+      // Not pino's JSON (cannot happen from createNodeLogger): sent as it is, with the header of an info line.
     }
     const time = typeof fields['time'] === 'string' ? fields['time'] : new Date().toISOString();
     const code = typeof fields['code'] === 'string' ? fields['code'] : null;

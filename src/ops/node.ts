@@ -22,7 +22,8 @@ import { SyslogUdpSource } from '../sources/syslog/udp.js';
 import { HttpSource } from '../sources/http/source.js';
 import { RelpSource } from '../sources/relp/source.js';
 import type { SinkConfig, SluiceConfig } from './config/types.js';
-import { createLogger, Telemetry } from '../telemetry/telemetry.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import { createNodeLogger } from './log-output.js';
 import { EventLoopMonitor } from '../telemetry/event-loop.js';
 import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
@@ -97,7 +98,7 @@ export class SluiceNode {
   private readonly watches = new Map<string, AbortController>();
   readonly eventLoop: EventLoopMonitor;
 
-  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log), readonly options: NodeOptions = {}) {
+  constructor(readonly config: SluiceConfig, logger: Logger = createNodeLogger(config.log), readonly options: NodeOptions = {}) {
     this.telemetry = new Telemetry(logger);
     this.supervisor = new Supervisor(supervisorPolicy(config.supervision), supervisionEvents(this.telemetry));
     // Process memory, CPU and heap (process_*, nodejs_*), which the dashboard shows.

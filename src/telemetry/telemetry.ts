@@ -8,12 +8,9 @@
 import pino, { type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { EVENTS, type CounterName, type EventDef, type EventName } from './events.js';
-import { syslogOutputOf, type LogDropReason } from '../ops/log-output.js';
+import { logDropsOf, type LogDropReason } from './logger.js';
 
-export { createLogger } from '../ops/log-output.js';
 
-/** pino's levels; `silent` logs nothing. */
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export type EventFields = Record<string, string | number | boolean | null | undefined>;
 
@@ -152,17 +149,17 @@ export class Telemetry {
     this.hostLockTakeovers = counter('sluice_host_lock_takeovers_total', 'Sessions closed because their host connected through another node or worker, which took its session lock over.', []);
     this.hostLocksHeld = gauge('sluice_host_locks_held', 'Host session locks this node holds (cluster mode).', []);
     this.sinkTruncated = counter('sluice_sink_truncated_records_total', 'Records cut to the sink\'s max message size.', ['sink']);
-    const logOutput = syslogOutputOf(logger);
     this.logDroppedLines = new Counter({
       name: 'sluice_log_dropped_lines_total',
       help: 'Lines of the node\'s own log that its syslog output dropped, by reason (`queue_full`: receiver away or slow; `send_error`).',
       labelNames: ['reason'],
       registers,
-      // The output counts on its own (it sits below the logger); read its totals at scrape time.
+      // The destination counts on its own (it sits below the logger); read its totals at scrape time.
       collect() {
-        if (logOutput === undefined) return;
+        const dropped = logDropsOf(logger);
+        if (dropped === undefined) return;
         this.reset();
-        for (const [reason, lines] of Object.entries(logOutput.dropped) as [LogDropReason, number][]) this.inc({ reason }, lines);
+        for (const [reason, lines] of Object.entries(dropped) as [LogDropReason, number][]) this.inc({ reason }, lines);
       },
     });
     this.sourceAcceptedRecords = counter('sluice_source_accepted_records_total', 'Records a source handed to the pipeline with a route (after attribution and rate limits).', ['source']);
