@@ -88,8 +88,8 @@ async function start(options: { config?: string }): Promise<void> {
     // The NATS client is loaded only in cluster mode.
     const { ClusterMember } = await import('../services/cluster/member.js');
     const hostmeta = primary.hostmetaService;
-    member = new ClusterMember(config, primary.telemetry, {
-      metricsJson: () => control.metricsJson(),
+    member = new ClusterMember(config.cluster, primary.telemetry, {
+      load: () => control.load(),
       shed: (count) => control.shedSessions(count),
       pruneHosts: hostmeta === null ? null : (olderThanMs) => hostmeta.pruneUnseen(olderThanMs),
     }, adminUrl);

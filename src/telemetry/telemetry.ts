@@ -14,6 +14,34 @@ import { logDropsOf, type LogDropReason } from './logger.js';
 
 export type EventFields = Record<string, string | number | boolean | null | undefined>;
 
+/**
+ * What one process adds to its node's load (the cluster heartbeat), read from
+ * its own counters and gauges, never back out of rendered metrics.
+ */
+export interface LoadSample {
+  /** Open stream sessions. */
+  connections: number;
+  /** Records and frame bytes received since start (counters: the cluster member turns them into rates). */
+  receivedRecords: number;
+  receivedBytes: number;
+  rssBytes: number;
+  /** The memory governor's state: 0 normal, 1 soft, 2 hard. */
+  memoryState: number;
+}
+
+/** The samples of a node's processes as one: sums, but the highest memory state. */
+export function sumLoadSamples(samples: readonly LoadSample[]): LoadSample {
+  const sum: LoadSample = { connections: 0, receivedRecords: 0, receivedBytes: 0, rssBytes: 0, memoryState: 0 };
+  for (const s of samples) {
+    sum.connections += s.connections;
+    sum.receivedRecords += s.receivedRecords;
+    sum.receivedBytes += s.receivedBytes;
+    sum.rssBytes += s.rssBytes;
+    sum.memoryState = Math.max(sum.memoryState, s.memoryState);
+  }
+  return sum;
+}
+
 /** Label sets of the counters that events increment. */
 const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
   connectionsRefused: ['source', 'reason'],
@@ -241,6 +269,18 @@ export class Telemetry {
     }
     const line = suppressed > 0 ? { code: def.code, ...fields, suppressed } : { code: def.code, ...fields };
     this.logger[def.level](line, def.text);
+  }
+
+  /** This process's part of its node's load. */
+  async loadSample(): Promise<LoadSample> {
+    const total = async (metric: Counter<string> | Gauge<string>): Promise<number> => (await metric.get()).values.reduce((sum, v) => sum + v.value, 0);
+    return {
+      connections: this.sessionTotals?.().open ?? 0,
+      receivedRecords: await total(this.recordsReceived),
+      receivedBytes: await total(this.bytesReceived),
+      rssBytes: process.memoryUsage.rss(),
+      memoryState: await total(this.memoryState),
+    };
   }
 
   /** Current value of a counter or gauge summed over the label sets that match `labels`. */
