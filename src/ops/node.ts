@@ -9,7 +9,7 @@ import type { ComponentHealth, Reconnectable, Sink, Source } from '../core/compo
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
 import type { TenantLimits } from '../core/limits.js';
-import { timerDelay } from '../core/clock.js';
+import { settlesBefore } from '../core/clock.js';
 import { FileSink } from '../sinks/file/sink.js';
 import { SyslogSink } from '../sinks/syslog/sink.js';
 import { DeferredSink } from '../sinks/deferred.js';
@@ -464,16 +464,6 @@ function sinkDetail(detail: string | undefined, queuedBytes: number, congested: 
 function serviceUrl(service: RunningHostmetaService): string {
   const host = service.address.includes(':') ? `[${service.address}]` : service.address;
   return `http://${host}:${service.port}`;
-}
-
-/** Whether `work` settles (either way) before `deadline`. */
-async function settlesBefore(work: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timerDelay(deadline - Date.now())); });
-  const settled = work.then(() => true as const, () => true as const);
-  const result = await Promise.race([settled, expired]);
-  clearTimeout(timer);
-  return result;
 }
 
 /** Resolves when `signal` aborts; rejects once `source` reports itself unhealthy (its listener is gone). */

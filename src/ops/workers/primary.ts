@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
 import { Supervisor } from '../../core/supervisor.js';
-import { timerDelay } from '../../core/clock.js';
+import { settlesBefore, timerDelay } from '../../core/clock.js';
 import { ConfigError, formatProblem, loadConfigFile } from '../config/load.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { NodeAddresses } from '../node.js';
@@ -411,12 +411,4 @@ async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promi
   } finally {
     clearTimeout(timer);
   }
-}
-
-async function settlesBefore(work: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timerDelay(deadline - Date.now())); });
-  const result = await Promise.race([work.then(() => true as const, () => true as const), expired]);
-  clearTimeout(timer);
-  return result;
 }

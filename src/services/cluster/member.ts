@@ -12,6 +12,7 @@
 import type { NatsConnection } from 'nats';
 import type { LoadSample, Telemetry } from '../../telemetry/telemetry.js';
 import { VERSION } from '../../telemetry/version.js';
+import { settlesBefore } from '../../core/clock.js';
 import type { ClusterConfig } from './config.js';
 import { connectCluster, decodeValue, encodeValue, openClusterBuckets, type ClusterBuckets } from './buckets.js';
 import { LeaderElection, type LeaderRecord } from './leader.js';
@@ -158,15 +159,9 @@ export class ClusterMember {
    * TICK_TIMEOUT_MS (a NATS call that never answers) is reported and left behind.
    */
   private async boundedTick(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.failed(new Error(`a heartbeat round did not finish within ${TICK_TIMEOUT_MS} ms`));
-        resolve();
-      }, TICK_TIMEOUT_MS);
-    });
-    await Promise.race([this.tick(), late]);
-    clearTimeout(timer);
+    if (!(await settlesBefore(this.tick(), Date.now() + TICK_TIMEOUT_MS))) {
+      this.failed(new Error(`a heartbeat round did not finish within ${TICK_TIMEOUT_MS} ms`));
+    }
   }
 
   private async tick(): Promise<void> {

@@ -23,7 +23,7 @@ import type { ComponentHealth, Sink } from '../../core/component.js';
 import type { AckToken } from '../../core/ack.js';
 import type { LogRecord } from '../../core/record.js';
 import { backoffDelay, type BackoffPolicy } from '../../core/backoff.js';
-import { timerDelay } from '../../core/clock.js';
+import { settlesBefore, timerDelay } from '../../core/clock.js';
 import { EncodedQueue } from '../encoded-queue.js';
 import { DeficitRoundRobin, DrrFlow, FairShares, type TenantShare } from '../../core/fair.js';
 import type { SinkStats } from './stats.js';
@@ -197,14 +197,14 @@ export class DeliverySink implements Sink {
     // A batch waiting out a long backoff gets one more try now rather than after the deadline.
     this.endRetryWait();
     this.kick();
-    const drained = await beforeDeadline(this.idle(), deadline);
+    const drained = await settlesBefore(this.idle(), deadline);
     if (!drained || this.destroyed) {
       const left = this.shares.total;
       this.destroy();
       if (left > 0) throw new Error(`sink ${this.name}: ${left} bytes not delivered by the deadline`);
       return;
     }
-    await beforeDeadline(this.transport.close(deadline), deadline);
+    await settlesBefore(this.transport.close(deadline), deadline);
     this.destroyed = true;
     this.state = 'stopped';
     this.transport.destroy();
@@ -382,16 +382,5 @@ export class DeliverySink implements Sink {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
-  }
-}
-
-/** Whether `work` settled before `deadline` (epoch ms); a rejection counts as settled. */
-async function beforeDeadline(work: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timerDelay(deadline - Date.now())); });
-  try {
-    return await Promise.race([work.then(() => true, () => true), expired]);
-  } finally {
-    clearTimeout(timer);
   }
 }

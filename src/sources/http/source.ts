@@ -20,7 +20,7 @@ import { AckStatus, AckToken } from '../../core/ack.js';
 import { MemoryState } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
-import { isoTime } from '../../core/clock.js';
+import { isoTime, settlesBefore } from '../../core/clock.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { BadBodyError, decodeBody, type BodyKind } from './decode.js';
 import type { HttpSourceConfig } from './config.js';
@@ -132,9 +132,7 @@ export class HttpSource implements Source {
     if (!app) return;
     this.stopping = true;
     this.app = null;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([app.close(), new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.max(0, deadline - Date.now())); })]);
-    clearTimeout(timer);
+    await settlesBefore(app.close(), deadline);
     app.server.closeAllConnections();
   }
 

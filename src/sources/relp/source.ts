@@ -5,6 +5,7 @@
  * path for real agents: what is not answered is resent by the agent.
  */
 import net from 'node:net';
+import { settlesBefore } from '../../core/clock.js';
 import type { ComponentHealth, Source } from '../../core/component.js';
 import type { Pipeline } from '../../core/pipeline.js';
 import { normalizeAddress, SessionIdentity } from '../../core/identity.js';
@@ -20,14 +21,6 @@ import type { RelpSourceConfig } from './config.js';
  */
 const PEER_CLOSE_GRACE_MS = 250;
 const KEEPALIVE_MS = 60_000;
-
-/** Resolves when `work` does or at `until` (epoch ms), whichever is first. */
-async function settledBy(work: Promise<unknown>, until: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.max(0, until - Date.now())); });
-  await Promise.race([work, expired]);
-  clearTimeout(timer);
-}
 
 export class RelpSource implements Source {
   readonly name = 'relp';
@@ -93,9 +86,9 @@ export class RelpSource implements Source {
     if (sessions.length > 0) {
       this.telemetry.emit('relpSessionsClosing', { source: this.name, sessions: sessions.length });
       const ended = Promise.all(sessions.map((session) => session.serverClose(true)));
-      await settledBy(ended, Math.min(deadline, Date.now() + this.config.drainTimeoutMs));
+      await settlesBefore(ended, Math.min(deadline, Date.now() + this.config.drainTimeoutMs));
       // Once answered, nothing is lost by closing: the wait is only for agents that read promptly.
-      await settledBy(Promise.all(sessions.map((session) => session.closed)), Math.min(deadline, Date.now() + PEER_CLOSE_GRACE_MS));
+      await settlesBefore(Promise.all(sessions.map((session) => session.closed)), Math.min(deadline, Date.now() + PEER_CLOSE_GRACE_MS));
       const unfinished = [...this.openSessions].filter((session) => !session.isEnded);
       if (unfinished.length > 0) {
         let unanswered = 0;
