@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ConfigError, defaultConfig, formatProblem, loadConfigFile, parseConfig } from './config/load.js';
+import { defaultConfig, loadConfigFile, parseConfig } from './config/load.js';
+import { ConfigError, formatProblem } from './config/problems.js';
 import type { SluiceConfig } from './config/types.js';
 import path from 'node:path';
 import YAML from 'yaml';
