@@ -112,6 +112,33 @@ export function section<P extends Record<string, TSchema>>(properties: P, descri
 }
 
 /**
+ * A map from ids (tenant ids, sink names: they become folder names) to
+ * entries, at least one. Any key reaches `entry` (so an entry under a bad key
+ * is still checked) and is checked itself by `propertyNames`.
+ */
+export function idMap<T extends TSchema>(entry: T, options: {
+  description: string;
+  default: Record<string, unknown>;
+  /** The placeholder of a key in the documentation (`id`, `name`) and what a key is (`a tenant id`). */
+  key: string;
+  keyNoun: string;
+  'x-type': string;
+  'x-expected': string;
+}) {
+  return Type.Record(Type.String(), entry, {
+    description: options.description,
+    default: options.default,
+    minProperties: 1,
+    propertyNames: { pattern: ID_PATTERN },
+    additionalProperties: false,
+    'x-key': options.key,
+    'x-key-expected': `${options.keyNoun} of ${ID_EXPECTED}`,
+    'x-type': options['x-type'],
+    'x-expected': options['x-expected'],
+  });
+}
+
+/**
  * One of several closed objects told apart by the string property `tag`
  * (a sink's `type`). Each branch lists its own keys only, so a key of
  * another branch is an unknown key, reported with its path. Ajv (with its

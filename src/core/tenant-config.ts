@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
-import { duration, FORMAT_CIDR, ID_EXPECTED, ID_PATTERN, section, size, TOKEN_EXPECTED, TOKEN_PATTERN } from './config-schema.js';
+import { duration, FORMAT_CIDR, idMap, section, size, TOKEN_EXPECTED, TOKEN_PATTERN } from './config-schema.js';
 import { UNLIMITED, type TenantLimits } from './limits.js';
 
 export interface CertificateRule {
@@ -87,15 +87,12 @@ const tenantProperties = {
 };
 
 /** `tenants` in the YAML configuration: tenants by id. */
-export const TenantsSchema = Type.Record(Type.String(), section(tenantProperties, 'One tenant.'), {
+export const TenantsSchema = idMap(section(tenantProperties, 'One tenant.'), {
   description:
     'The tenants, by id. Giving `tenants` replaces the default tenant entirely; at least one tenant is needed.',
   default: { default: { networks: ['127.0.0.0/8', '::1/128'] } },
-  minProperties: 1,
-  propertyNames: { pattern: ID_PATTERN },
-  additionalProperties: false,
-  'x-key': 'id',
-  'x-key-expected': `a tenant id of ${ID_EXPECTED}`,
+  key: 'id',
+  keyNoun: 'a tenant id',
   'x-type': 'mapping of tenant id to tenant',
   'x-expected': 'a mapping of tenant ids to tenant settings, with at least one tenant',
 });

@@ -6,7 +6,7 @@
  * documentation (docs.ts) and, exported, editor completion.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { discriminatedUnion, duration, ID_EXPECTED, ID_PATTERN, section } from '../../core/config-schema.js';
+import { discriminatedUnion, duration, idMap, section } from '../../core/config-schema.js';
 import { MemorySchema } from '../../core/memory-config.js';
 import { TenantsSchema } from '../../core/tenant-config.js';
 import { ClusterSchema } from '../../services/cluster/config.js';
@@ -39,15 +39,12 @@ export const SinkSchema = discriminatedUnion('type', [FileSinkSchema, SyslogSink
   'x-expected': 'a mapping of sink settings',
 });
 
-export const SinksSchema = Type.Record(Type.String(), SinkSchema, {
+export const SinksSchema = idMap(SinkSchema, {
   description:
     'The sinks, by name. Giving `sinks` replaces the default sink entirely; at least one sink is needed.',
   default: { files: { type: 'file' } },
-  minProperties: 1,
-  propertyNames: { pattern: ID_PATTERN },
-  additionalProperties: false,
-  'x-key': 'name',
-  'x-key-expected': `a sink name of ${ID_EXPECTED}`,
+  key: 'name',
+  keyNoun: 'a sink name',
   'x-type': 'mapping of sink name to sink',
   'x-expected': 'a mapping of sink names to sink settings, with at least one sink',
 });
