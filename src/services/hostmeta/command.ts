@@ -3,9 +3,8 @@
  * stops accepting, lets requests in flight finish, closes the store, exits 0.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import type { LogLevel } from '../../ops/config/types.js';
-import { DEFAULT_LOG_CONFIG } from '../../ops/log-output.js';
-import { createLogger, Telemetry } from '../../ops/telemetry.js';
+import { createLogger, type LogLevel } from '../../telemetry/logger.js';
+import { Telemetry } from '../../telemetry/telemetry.js';
 import { DEFAULT_HOSTMETA_SERVICE_CONFIG, type HostmetaServiceConfig } from './config.js';
 import { POSTGRES_SCHEMA_PATTERN } from './postgres-store.js';
 import { startHostmetaService, type RunningHostmetaService } from './server.js';
@@ -50,7 +49,7 @@ async function runHostmeta(options: HostmetaOptions): Promise<void> {
     postgresUrl: options.postgresUrl ?? process.env[POSTGRES_URL_ENV] ?? null,
     postgresSchema: options.postgresSchema,
   };
-  const telemetry = new Telemetry(createLogger({ ...DEFAULT_LOG_CONFIG, level: options.logLevel }));
+  const telemetry = new Telemetry(createLogger(options.logLevel));
   let service: RunningHostmetaService;
   try {
     service = await startHostmetaService(config, telemetry);

@@ -9,7 +9,7 @@
  */
 import path from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import type { HostmetaServiceConfig } from './config.js';
 import { PostgresHostmetaStore } from './postgres-store.js';
 import {
