@@ -84,7 +84,10 @@ export function readTenantRecords(logsDir: string, tenant: string): Record<strin
   const names = [...sortRotated(all), ...all.filter((name) => ACTIVE_FILE_PATTERN.test(name)).sort()];
   const records: Record<string, unknown>[] = [];
   for (const name of names) {
-    for (const line of readFileSync(path.join(dir, name), 'utf8').split('\n')) {
+    // A line counts once its newline is written: the writer may be in the middle of the last one.
+    const lines = readFileSync(path.join(dir, name), 'utf8').split('\n');
+    lines.pop();
+    for (const line of lines) {
       if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
     }
   }
