@@ -7,6 +7,8 @@
  * - `buffers <tenant> <entries> <dir>…`: opens a disk buffer in each dir,
  *   appends `entries` records of `tenant` (encoded as the buffered sink does)
  *   and says `held`, keeping them open until killed.
+ * - `writer <path> <tag>`: registers as writer `tag` of a file sink folder
+ *   (file/writers.ts) and says `held`, until killed.
  *
  * Loaded any other way (a test runner scanning the folder) it does nothing.
  */
@@ -17,6 +19,7 @@ import { DEFAULT_DISK_BUFFER_CONFIG } from '../../../src/sinks/buffer/config.js'
 import { encodeRecord } from '../../../src/sinks/file/encode.js';
 import { LogRecord } from '../../../src/core/record.js';
 import { Telemetry } from '../../../src/ops/telemetry.js';
+import { registerWriter } from '../../../src/sinks/file/writers.js';
 
 export const LOCK_CHILD_FLAG = '--lock-child';
 
@@ -54,6 +57,10 @@ async function main(mode: string, args: string[]): Promise<void> {
       const buffer = await DiskBuffer.open(dir, DEFAULT_DISK_BUFFER_CONFIG, telemetry);
       for (let i = 0; i < Number(entries); i++) await buffer.append(tenant, entryPayload(tenant, dir, i, 1), 1);
     }
+    send({ kind: 'held' });
+  } else if (mode === 'writer') {
+    const [root, tag] = args as [string, string];
+    await registerWriter(root, tag);
     send({ kind: 'held' });
   }
   // Hold until killed (an IPC channel without a message listener does not keep a process alive).
