@@ -206,7 +206,9 @@ export class BufferedSink implements Sink {
     if (this.isStopping) return;
     this.scanTimer = setTimeout(() => {
       this.scanTimer = null;
-      this.scanning = this.adoptOrphans().finally(() => {
+      this.scanning = this.adoptOrphans().catch((err: Error) => {
+        this.telemetry.emit('bufferAdoptFailed', { buffer: this.name, dir: path.dirname(this.dir), error: err.message });
+      }).finally(() => {
         this.scanning = null;
         this.scheduleScan();
       });

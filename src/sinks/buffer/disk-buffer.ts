@@ -202,7 +202,15 @@ export class DiskBuffer {
     const problems = diskBufferConfigProblems(config);
     if (problems.length > 0) throw new Error(`disk buffer ${name}: ${problems.join('; ')}`);
     if (options.create !== false) await mkdir(dir, { recursive: true });
-    const lock = await DirectoryLock.acquire(dir, options.lockAttempts);
+    let lock: DirectoryLock;
+    try {
+      lock = await DirectoryLock.acquire(dir, options.lockAttempts);
+    } catch (err) {
+      // Between the mkdir and the lock, another process adopted the empty directory and deleted it: make it again.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || options.create === false) throw err;
+      await mkdir(dir, { recursive: true });
+      lock = await DirectoryLock.acquire(dir, options.lockAttempts);
+    }
     const buffer = new DiskBuffer(dir, config, telemetry, name, lock);
     try {
       if (lock.tookOverFromPid !== null) telemetry.emit('bufferStaleLock', { buffer: name, dir, pid: lock.tookOverFromPid });

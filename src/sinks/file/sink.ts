@@ -442,6 +442,7 @@ export class FileSink implements Sink {
       try {
         await unlink(path.join(dir, name));
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // pruned meanwhile (an adoption's prune and a rotation's)
         this.telemetry.emit('fileRetentionFailed', { sink: this.name, file: name, error: (err as Error).message });
       }
     }
