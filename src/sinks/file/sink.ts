@@ -31,8 +31,7 @@ import type { Telemetry } from '../../ops/telemetry.js';
 import { appendRecord } from './encode.js';
 import { EncodedQueue } from '../encoded-queue.js';
 import { FairShares, type TenantShare } from '../../core/fair.js';
-import type { DirectoryLock } from '../buffer/lock.js';
-import { adoptOrphanedWriters, registerWriter } from './writers.js';
+import { adoptOrphanedWriters, registerWriter, type WriterRegistration } from './writers.js';
 
 export const ACTIVE_FILE = 'current.ndjson';
 /** Active files of every writer: `current.ndjson` (a single process) and `current-w<n>.ndjson` (worker n). */
@@ -111,7 +110,7 @@ export class FileSink implements Sink {
   private flushTimer: NodeJS.Timeout | null = null;
   private maintenanceTimer: NodeJS.Timeout | null = null;
   /** This writer's registration (writers.ts), held while it runs. */
-  private registration: DirectoryLock | null = null;
+  private registration: WriterRegistration | null = null;
   private adoptTimer: NodeJS.Timeout | null = null;
   private adopting: Promise<void> | null = null;
   private stopping = false;
@@ -184,8 +183,13 @@ export class FileSink implements Sink {
       else await this.renameFree(activePath, dir, stampOf(Math.min(st.birthtimeMs || st.mtimeMs, Date.now())));
     }
     for (const name of sortRotated(names, tag)) await this.renameFree(path.join(dir, name), dir, ROTATED_FILE.exec(name)![1]!);
-    if (this.config.maxFiles > 0) await this.prune(dir);
+    // A folder of a tenant another file sink on this path takes is pruned by that one, at its next rotation there.
+    if (this.config.maxFiles > 0 && this.takesTenant(path.basename(dir))) await this.prune(dir);
   };
+
+  private takesTenant(tenant: string): boolean {
+    return this.config.tenants.includes('*') || this.config.tenants.includes(tenant);
+  }
 
   /** Rename `from` to this writer's rotated file of `stamp`, the first sequence number free. */
   private async renameFree(from: string, dir: string, stamp: string): Promise<void> {

@@ -12,6 +12,8 @@
  * sink says how: adoptOrphanedFiles in sink.ts), then deletes the
  * registration. A writer starting in a slot whose files are being adopted
  * waits for that to end (its start fails and is retried by the supervisor).
+ * Liveness is per process: every file sink of a worker writes `-w<n>` files,
+ * so file sinks sharing a path share the registration.
  *
  *   <path>/.writers/w1/lock.4242   worker 1 runs (pid 4242)
  *   <path>/.writers/w3/lock.4100   pid 4100 is gone: w3's files are adopted by w1 or w2
@@ -31,14 +33,55 @@ function writerName(tag: string | null): string {
   return tag ?? UNTAGGED_WRITER;
 }
 
-/** Register writer `tag` of the sink folder `root` for as long as it runs (release the lock at stop). */
-export async function registerWriter(root: string, tag: string | null): Promise<DirectoryLock> {
-  const dir = path.join(root, WRITERS_DIR, writerName(tag));
+/** A writer's registration, held while it runs. */
+export interface WriterRegistration {
+  /** Idempotent. */
+  release(): Promise<void>;
+}
+
+/**
+ * Registrations of this process by directory. Several file sinks may share a
+ * path (each with its own tenants): in one process they are one writer, so
+ * they share one registration, released with the last of them.
+ */
+const registered = new Map<string, { lock: Promise<DirectoryLock>; users: number }>();
+
+/** Register writer `tag` of the sink folder `root` for as long as it runs (release() at stop). */
+export async function registerWriter(root: string, tag: string | null): Promise<WriterRegistration> {
+  const dir = path.resolve(root, WRITERS_DIR, writerName(tag));
+  let entry = registered.get(dir);
+  if (entry === undefined) {
+    const created = { lock: lockRegistration(dir), users: 0 };
+    registered.set(dir, entry = created);
+    created.lock.catch(() => { if (registered.get(dir) === created) registered.delete(dir); });
+  }
+  const held = entry;
+  held.users++;
+  try {
+    await held.lock;
+  } catch (err) {
+    held.users--;
+    throw err;
+  }
+  let released = false;
+  return {
+    release: async () => {
+      if (released) return;
+      released = true;
+      if (--held.users > 0) return;
+      if (registered.get(dir) === held) registered.delete(dir);
+      await (await held.lock).release();
+    },
+  };
+}
+
+async function lockRegistration(dir: string): Promise<DirectoryLock> {
   for (let attempt = 1; ; attempt++) {
     await mkdir(dir, { recursive: true });
     try {
       return await DirectoryLock.acquire(dir);
     } catch (err) {
+      // An adopter removed the registration between the mkdir and the lock: make it again.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= REGISTER_ATTEMPTS) throw err;
     }
   }

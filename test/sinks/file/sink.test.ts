@@ -280,3 +280,17 @@ test('file sink: adopted files count in the adopter\'s max_files (the oldest go)
   assert.deepEqual(filesOf(path.join(dir, 'a')).active, ['current-w1.ndjson']);
   assert.ok(!existsSync(path.join(dir, '.writers', 'w9')));
 });
+
+test('file sink: sinks sharing a path in one process share their writer registration, released with the last one', async (t) => {
+  const dir = tempDir(t);
+  const slow = new FileSink({ ...config(dir), name: 'slow', tenants: ['a'] }, telemetry(), 'w1');
+  const fast = new FileSink({ ...config(dir), name: 'fast', tenants: ['b'] }, telemetry(), 'w1');
+  await slow.start();
+  await fast.start();
+  const claims = (): string[] => readdirSync(path.join(dir, '.writers', 'w1'));
+  assert.deepEqual(claims(), [`lock.${process.pid}`]);
+  await slow.stop(Date.now() + 5000);
+  assert.deepEqual(claims(), [`lock.${process.pid}`], 'still held by the other sink');
+  await fast.stop(Date.now() + 5000);
+  assert.deepEqual(claims(), []);
+});
