@@ -74,6 +74,20 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
   }
 }
 
+/**
+ * A log file's text, or '' when it is gone: a file listed a moment ago may
+ * have been renamed since (a rotation, or another worker adopting the files
+ * of a slot no longer running); a reader polling sees it under its new name.
+ */
+export function readLogFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw err;
+  }
+}
+
 /** Every NDJSON record under a tenant folder, in file order (rotated files oldest first, then the active files of every writer). */
 export function readTenantRecords(logsDir: string, tenant: string): Record<string, unknown>[] {
   const dir = path.join(logsDir, tenant);
@@ -83,7 +97,7 @@ export function readTenantRecords(logsDir: string, tenant: string): Record<strin
   const names = [...sortRotated(all), ...all.filter((name) => ACTIVE_FILE_PATTERN.test(name)).sort()];
   const records: Record<string, unknown>[] = [];
   for (const name of names) {
-    for (const line of readFileSync(path.join(dir, name), 'utf8').split('\n')) {
+    for (const line of readLogFile(path.join(dir, name)).split('\n')) {
       if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
     }
   }
