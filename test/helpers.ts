@@ -75,6 +75,22 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
   }
 }
 
+/**
+ * A log file's text, or '' when it is gone: a file listed a moment ago may
+ * have been renamed since (a rotation, or another worker adopting the files
+ * of a slot no longer running); a reader polling sees it under its new name.
+ */
+export function readLogFile(file: string): string {
+  try {
+    // A line counts once its newline is written: the writer may be in the middle of the last one.
+    const text = readFileSync(file, 'utf8');
+    return text.slice(0, text.lastIndexOf('\n') + 1);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw err;
+  }
+}
+
 /** Every NDJSON record under a tenant folder, in file order (rotated files oldest first, then the active files of every writer). */
 export function readTenantRecords(logsDir: string, tenant: string): Record<string, unknown>[] {
   const dir = path.join(logsDir, tenant);
@@ -84,10 +100,7 @@ export function readTenantRecords(logsDir: string, tenant: string): Record<strin
   const names = [...sortRotated(all), ...all.filter((name) => ACTIVE_FILE_PATTERN.test(name)).sort()];
   const records: Record<string, unknown>[] = [];
   for (const name of names) {
-    // A line counts once its newline is written: the writer may be in the middle of the last one.
-    const lines = readFileSync(path.join(dir, name), 'utf8').split('\n');
-    lines.pop();
-    for (const line of lines) {
+    for (const line of readLogFile(path.join(dir, name)).split('\n')) {
       if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
     }
   }

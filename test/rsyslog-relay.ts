@@ -7,10 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { lateBoundPort, requireProgram, waitFor } from './helpers.js';
+import { lateBoundPort, readLogFile, requireProgram, waitFor } from './helpers.js';
 
 const noRsyslog = requireProgram('rsyslogd', 'Debian packages rsyslog and rsyslog-relp');
 const omrelp = ['/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so', '/usr/lib/rsyslog/omrelp.so'].some((p) => existsSync(p));
@@ -99,9 +99,7 @@ export function deliveredByHost(logsDirs: readonly string[], tenant = 'default')
     const dir = path.join(logsDir, tenant);
     if (!existsSync(dir)) continue;
     for (const name of readdirSync(dir)) {
-      const lines = readFileSync(path.join(dir, name), 'utf8').split('\n');
-      lines.pop(); // the last line may still be being written
-      for (const line of lines) {
+      for (const line of readLogFile(path.join(dir, name)).split('\n')) {
         if (!line.includes('"msg":"seq ')) continue;
         const rec = JSON.parse(line) as { msg: string; hostname?: string };
         const host = rec.hostname ?? '';
@@ -120,7 +118,7 @@ export function deliveredSequences(logsDir: string, tenant = 'default'): number[
   if (!existsSync(dir)) return [];
   const seqs: number[] = [];
   for (const name of readdirSync(dir)) {
-    const text = readFileSync(path.join(dir, name), 'utf8');
+    const text = readLogFile(path.join(dir, name));
     let at = 0;
     for (;;) {
       at = text.indexOf('"msg":"seq ', at);

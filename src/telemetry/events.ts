@@ -99,6 +99,11 @@ export const EVENTS = {
     code: 'SLU0202W', level: 'warn', text: 'could not remove an old rotated file', throttleMs: THROTTLE_MS,
     help: 'An old rotated file could not be removed, so disk use grows past the retention settings. Check the folder\'s permissions.',
   },
+  fileWriterAdopted: { code: 'SLU0204I', level: 'info', text: 'files of a writer that no longer runs adopted: its active files rotated, its rotated files now this writer\'s (counted in its max_files)' },
+  fileAdoptFailed: {
+    code: 'SLU0205W', level: 'warn', text: 'could not adopt the files of a writer that no longer runs; retrying', throttleMs: THROTTLE_MS,
+    help: 'Files another worker left in the sink\'s folders (its active file, its rotated files) could not be rotated or renamed, so they are not yet covered by rotation and `max_files`; it is tried again every few seconds. Check the folders\' permissions (`error`).',
+  },
   fileTornTail: {
     code: 'SLU0203W', level: 'warn', text: 'partial last line left by a crash cut off the active file',
     help: 'The previous run crashed mid-write; the unfinished last line (`dropped_bytes`) was cut off so the file stays valid NDJSON. Those records were never acknowledged. Nothing to do unless it repeats.',
@@ -180,6 +185,12 @@ export const EVENTS = {
   bufferStaleLock: { code: 'SLU0458I', level: 'info', text: 'disk buffer: lock left by a process that is gone taken over' },
   bufferLegacyFound: { code: 'SLU0460I', level: 'info', text: 'disk buffer: entries written by an earlier version (one log for every tenant) are replayed first, in their order' },
   bufferLegacyReplayed: { code: 'SLU0461I', level: 'info', text: 'disk buffer: the entries of the earlier version are all delivered and their files removed' },
+  bufferAdopted: { code: 'SLU0462I', level: 'info', text: 'disk buffer of this sink that no running process held (a worker slot no longer in use) adopted: replayed here beside the own buffer' },
+  bufferAdoptedDelivered: { code: 'SLU0463I', level: 'info', text: 'adopted disk buffer delivered; its folder removed' },
+  bufferAdoptFailed: {
+    code: 'SLU0464W', level: 'warn', text: 'disk buffer of this sink left by another process could not be adopted; retrying', throttleMs: THROTTLE_MS,
+    help: 'A folder under `<data_dir>/buffers/` that no running worker holds could not be opened (or, once delivered, removed), so its entries wait; the folder is tried again every few seconds. The `error` field says why: usually permissions or a damaged folder.',
+  },
   sinkConnected: { code: 'SLU0500I', level: 'info', text: 'sink connected to its receiver' },
   sinkDisconnected: {
     code: 'SLU0501W', level: 'warn', text: 'sink lost its connection; the next send reconnects', throttleMs: THROTTLE_MS,

@@ -5,35 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { connect, jsonLines, lateBoundPort, readTenantRecords, ROOT, tempDir, waitFor } from '../helpers.js';
+import { connect, lateBoundPort, readTenantRecords, tempDir, waitFor } from '../helpers.js';
+import { sluice, startNode } from '../sluice-cli.js';
 import { deliveredSequences, everyDelivered, rsyslogRelayMissing, startRsyslogRelay } from '../rsyslog-relay.js';
 
-const CLI = path.join(ROOT, 'dist', 'src', 'ops', 'cli.js');
 const TOTAL = 200_000;
-
-interface RunningNode { child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> }
-
-function startNode(config: string, cwd: string): RunningNode {
-  const child = spawn(process.execPath, [CLI, 'start', '-c', config], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines = jsonLines(child.stderr!);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, lines, exited };
-}
-
-/** Run a sluice command to its end. */
-function sluice(args: string[], cwd: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
-    child.on('exit', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 function nodeYaml(dir: string, extra: string[]): string {
   return [

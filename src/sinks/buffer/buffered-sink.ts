@@ -1,10 +1,10 @@
 /**
  * A sink behind a disk buffer: what sources hand over is appended to the
- * buffer and acknowledged once the buffer has fsync'd it; a pump reads the
- * buffer and feeds the sink, and an entry leaves the buffer only once the
- * sink has committed it. A sink that is down for a while (or a node that is
- * killed meanwhile) then loses nothing that was acknowledged, and the other
- * sinks of the route never wait for it.
+ * buffer and acknowledged once the buffer has fsync'd it; a pump (replay.ts)
+ * reads the buffer and feeds the sink, and an entry leaves the buffer only
+ * once the sink has committed it. A sink that is down for a while (or a node
+ * that is killed meanwhile) then loses nothing that was acknowledged, and the
+ * other sinks of the route never wait for it.
  *
  * Entries hold the records as NDJSON lines (encodeRecord), decoded again for
  * the sink: one encoding for every kind of sink, at the cost of encoding
@@ -13,79 +13,119 @@
  * Fairness: appends waiting for their fsync are counted per tenant, and past
  * the high-water mark only tenants over their share are slowed. On disk each
  * tenant has its own chain, replayed by deficit round-robin: a tenant's
- * backlog delays another tenant's replay by at most one turn per round. When
- * the sink asks a tenant to slow down, the buffer holds that tenant's chain
- * until the sink drains it, and the pump goes on with the others.
+ * backlog delays another tenant's replay by at most one turn per round.
+ *
+ * Adoption: each worker of a node buffers in a folder of its slot
+ * (`<sink>.w<n>`), and slots move (a rolling restart starts each replacement
+ * in a free slot; a full restart starts slots 1..N; `workers` may change), so
+ * a folder can be left with entries that no running worker owns. Every
+ * ADOPT_SCAN_MS each buffered sink looks for its sink's other folders, opens
+ * those no live process holds (the folder lock decides: one process at a
+ * time), replays them into the same sink beside its own buffer, and deletes
+ * each once it is delivered. A worker whose slot folder another worker is
+ * replaying buffers in `<folder>.2` (`.3`, …) instead.
+ *
+ *   buffers/fwd.w1   ◄── worker 1's own buffer: appended, replayed
+ *   buffers/fwd.w3   ◄── left by a worker that no longer runs: adopted by worker 1 (or 2), replayed, deleted
  */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { ComponentHealth, Sink } from '../../core/component.js';
-import { AckStatus, AckToken } from '../../core/ack.js';
+import type { AckToken } from '../../core/ack.js';
 import type { LogRecord } from '../../core/record.js';
 import { settlesBefore } from '../../core/clock.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
-import { decodeRecord, encodeRecord } from '../../core/ndjson.js';
-import { DiskBuffer, type BufferEntry } from './disk-buffer.js';
+import { encodeRecord } from '../../core/ndjson.js';
+import { DiskBuffer } from './disk-buffer.js';
+import { DirectoryBusyError, removeLeftoverRemovals } from './lock.js';
+import { BufferReplay } from './replay.js';
 import { FairShares } from '../../core/fair.js';
-import { BYTES_PER_TURN, nextTurn } from '../../core/turns.js';
 import type { DiskBufferConfig } from './config.js';
 
-/** Entries handed to the sink and not yet committed, at most. */
-const DELIVERY_WINDOW = 64;
 /** Bytes of appends not yet durable above which sources are asked to slow down. */
 const APPEND_HIGH_WATER = 8 * 1024 * 1024;
+/** How often a buffered sink looks for its sink's folders that no live process holds. */
+export const ADOPT_SCAN_MS = 2000;
+/** `<folder>`, `<folder>.2`, … : the folders tried for this process's own buffer. */
+const OWN_FOLDER_CHOICES = 8;
 
-interface InFlight {
-  entry: BufferEntry;
-  status: AckStatus | null;
+/**
+ * Whether buffer folder `folder` is one sink `sink` makes: `<sink>` (a single
+ * process), `<sink>.w<n>` (worker n), either with `.<k>` (openOwn). Sink names
+ * have no dot, so no other sink's folder matches; nothing else is ever adopted
+ * (and so deleted).
+ */
+export function isFolderOf(sink: string, folder: string): boolean {
+  if (!folder.startsWith(sink)) return false;
+  return folder.length === sink.length || /^(?:\.w\d{1,6})?(?:\.\d{1,3})?$/.test(folder.slice(sink.length));
 }
 
 export class BufferedSink implements Sink {
   readonly acknowledges = true;
   readonly name: string;
-  private buffer: DiskBuffer | null = null;
+  private own: BufferReplay | null = null;
+  /** Buffers of this sink's folders that no live process held, replayed here until delivered; by directory. */
+  private readonly adopted = new Map<string, BufferReplay>();
+  /** Adopted buffers being closed and deleted. */
+  private readonly removals = new Set<Promise<void>>();
   private readonly appending: FairShares;
   private readonly drainListeners: ((tenant: string | null) => void)[] = [];
   private readonly appends = new Set<Promise<void>>();
-  private pump: Promise<void> | null = null;
-  private readonly stopReading = new AbortController();
-  private readonly window: InFlight[] = [];
-  private windowFreed: (() => void) | null = null;
-  private stopping = false;
-  private innerDrained: (() => void) | null = null;
-  /** The tenant the pump waits on the sink for. */
-  private innerWaitingFor: string | null = null;
-  /** Tenants the sink asked to slow down, held in the buffer until it drains them. */
-  private readonly held = new Set<string>();
+  private scanTimer: NodeJS.Timeout | null = null;
+  private scanning: Promise<void> | null = null;
+  private isStopping = false;
 
   constructor(
-    private readonly inner: Sink,
+    readonly inner: Sink,
     private readonly dir: string,
     private readonly config: DiskBufferConfig,
-    private readonly telemetry: Telemetry,
+    readonly telemetry: Telemetry,
   ) {
     this.name = inner.name;
     this.appending = new FairShares(APPEND_HIGH_WATER, (tenant) => {
       for (const listener of this.drainListeners) listener(tenant);
     });
     inner.onDrain((tenant) => {
-      if (tenant === null) this.held.clear();
-      else this.held.delete(tenant);
-      this.buffer?.release(tenant);
-      if (tenant !== null && tenant !== this.innerWaitingFor) return;
-      const resume = this.innerDrained;
-      this.innerDrained = null;
-      resume?.();
+      this.own?.drained(tenant);
+      for (const replay of this.adopted.values()) replay.drained(tenant);
     });
+  }
+
+  /** Stopping: an entry the sink fails now replays on the next start (BufferReplay). */
+  get stopping(): boolean {
+    return this.isStopping;
+  }
+
+  /** The directory this sink appends to (its slot's folder, or `<folder>.<k>` when that one was taken). */
+  get directory(): string | null {
+    return this.own?.buffer.dir ?? null;
   }
 
   async start(): Promise<void> {
     await this.inner.start();
-    this.buffer = await DiskBuffer.open(this.dir, this.config, this.telemetry, this.name);
-    this.pump = this.run(this.buffer);
+    this.own = new BufferReplay(await this.openOwn(), this);
+    this.scheduleScan();
+  }
+
+  /**
+   * This process's own buffer: in its folder, or, while another live process
+   * replays that folder (it adopted it when no worker ran in this slot), in
+   * the first of `<folder>.2`, `<folder>.3`, … that no live process holds.
+   */
+  private async openOwn(): Promise<DiskBuffer> {
+    for (let choice = 1; ; choice++) {
+      const dir = choice === 1 ? this.dir : `${this.dir}.${choice}`;
+      try {
+        return await DiskBuffer.open(dir, this.config, this.telemetry, this.name);
+      } catch (err) {
+        if (!(err instanceof DirectoryBusyError) || choice >= OWN_FOLDER_CHOICES) throw err;
+      }
+    }
   }
 
   write(tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean {
-    const buffer = this.buffer;
-    if (buffer === null || this.stopping) {
+    const buffer = this.own?.buffer;
+    if (buffer === undefined || this.isStopping) {
       ack?.fail();
       return false;
     }
@@ -120,113 +160,108 @@ export class BufferedSink implements Sink {
     this.drainListeners.push(listener);
   }
 
-  /** Appends finish; the pump stops reading; what the sink holds is flushed; the rest stays on disk for the next start. */
+  /**
+   * Appends finish; the pumps stop reading; what the sink holds is flushed;
+   * the rest stays on disk, in the own folder for the next start in this
+   * slot and in adopted folders for whichever process adopts them next.
+   */
   async stop(deadline: number): Promise<void> {
-    if (this.stopping) return;
-    this.stopping = true;
+    if (this.isStopping) return;
+    this.isStopping = true;
+    if (this.scanTimer !== null) clearTimeout(this.scanTimer);
+    await this.scanning;
     await Promise.all([...this.appends]);
-    this.stopReading.abort();
-    this.windowFreed?.();
-    this.innerDrained?.();
-    if (this.pump !== null) await settlesBefore(this.pump, deadline);
+    const replays = this.replays();
+    for (const replay of replays) replay.stop();
+    await settlesBefore(Promise.all(replays.map((r) => r.pump)), deadline);
     try {
       await this.inner.stop(deadline);
     } finally {
-      this.acknowledgeSettled();
-      await this.buffer?.close();
+      for (const replay of replays) replay.acknowledgeSettled();
+      await Promise.all([...this.removals]);
+      await Promise.all(replays.map((r) => r.buffer.close()));
     }
   }
 
   destroy(): void {
-    this.stopping = true;
-    this.stopReading.abort();
+    this.isStopping = true;
+    if (this.scanTimer !== null) clearTimeout(this.scanTimer);
+    const replays = this.replays();
+    for (const replay of replays) replay.stop();
     this.inner.destroy();
-    void this.buffer?.close().catch(() => undefined);
+    for (const replay of replays) void replay.buffer.close().catch(() => undefined);
   }
 
   health(): ComponentHealth {
     return this.inner.health();
   }
 
-  /**
-   * Read entries (fair across tenants, in order within each) and hand them to the sink, at most DELIVERY_WINDOW
-   * uncommitted at a time, and at most BYTES_PER_TURN per event-loop turn (a
-   * replay of a deep buffer must not hold the loop).
-   */
-  private async run(buffer: DiskBuffer): Promise<void> {
-    let thisTurn = 0;
-    try {
-      for await (const entries of buffer.batches(undefined, this.stopReading.signal)) {
-        for (const entry of entries) {
-          if (thisTurn >= BYTES_PER_TURN) {
-            await nextTurn();
-            thisTurn = 0;
-          }
-          thisTurn += entry.payload.length;
-          while (this.window.length >= DELIVERY_WINDOW && !this.stopReading.signal.aborted) {
-            await new Promise<void>((resolve) => { this.windowFreed = resolve; });
-          }
-          // Read in the same batch before its tenant was held: it waits for the drain rather than overfill the sink.
-          if (entry.tenant !== null && this.held.has(entry.tenant)) await this.waitForDrain(entry.tenant);
-          if (this.stopReading.signal.aborted) return;
-          await this.deliver(entry);
-        }
-      }
-    } catch (err) {
-      if (!this.stopReading.signal.aborted) this.telemetry.emit('sourceError', { source: `buffer:${this.name}`, error: (err as Error).message });
-    }
+  private replays(): BufferReplay[] {
+    return this.own === null ? [...this.adopted.values()] : [this.own, ...this.adopted.values()];
   }
 
-  private async deliver(entry: BufferEntry): Promise<void> {
-    const lines = entry.payload.toString('utf8').split('\n');
-    const records: LogRecord[] = [];
-    for (const line of lines) if (line !== '') records.push(decodeRecord(line));
-    const slot: InFlight = { entry, status: null };
-    this.window.push(slot);
-    const ack = new AckToken((status) => {
-      slot.status = status;
-      this.acknowledgeSettled();
-    });
-    // An entry written before the buffer kept tenants apart (tenant null) carries its tenant in its records.
-    const tenant = entry.tenant ?? records[0]?.tenant ?? '';
-    // A sink that does not acknowledge has taken the entry once write() returns.
-    if (this.inner.acknowledges) ack.retain();
-    const clear = this.inner.write(tenant, records, this.inner.acknowledges ? ack : null);
-    ack.seal();
-    if (clear || !this.inner.congested(tenant)) return;
-    if (entry.tenant !== null) {
-      // Only this tenant waits for the sink to drain it: the pump goes on with the others.
-      this.held.add(entry.tenant);
-      this.buffer!.hold(entry.tenant);
+  private scheduleScan(): void {
+    if (this.isStopping) return;
+    this.scanTimer = setTimeout(() => {
+      this.scanTimer = null;
+      this.scanning = this.adoptOrphans().catch((err: Error) => {
+        this.telemetry.emit('bufferAdoptFailed', { buffer: this.name, dir: path.dirname(this.dir), error: err.message });
+      }).finally(() => {
+        this.scanning = null;
+        this.scheduleScan();
+      });
+    }, ADOPT_SCAN_MS);
+    // The node's lifetime is not this timer's business.
+    this.scanTimer.unref();
+  }
+
+  /**
+   * Open every folder of this sink that no live process holds (the lock
+   * decides, at the first sign of another process: it is that one's) and
+   * replay it beside the own buffer; one already empty is deleted at once.
+   * Also clears folders whose removal a process that is gone left half done.
+   */
+  private async adoptOrphans(): Promise<void> {
+    const parent = path.dirname(this.dir);
+    let names: string[];
+    try {
+      names = await readdir(parent);
+    } catch (err) {
+      this.telemetry.emit('bufferAdoptFailed', { buffer: this.name, dir: parent, error: (err as Error).message });
       return;
     }
-    // An entry of the one-log version: its tenant has no chain to hold, so the pump waits.
-    await this.waitForDrain(tenant);
-  }
-
-  private async waitForDrain(tenant: string): Promise<void> {
-    this.innerWaitingFor = tenant;
-    await new Promise<void>((resolve) => { this.innerDrained = resolve; });
-    this.innerWaitingFor = null;
-  }
-
-  /**
-   * Remove settled entries from the front of the window and acknowledge them
-   * in the buffer (acknowledging the last also acknowledges those read before it). An entry the sink failed while stopping stops the
-   * acknowledgements there, so it and what follows replay on the next start;
-   * one it failed otherwise was refused for good (counted by the sink).
-   */
-  private acknowledgeSettled(): void {
-    let last: BufferEntry | null = null;
-    while (this.window.length > 0) {
-      const head = this.window[0]!;
-      if (head.status === null || (head.status === AckStatus.Failed && this.stopping)) break;
-      last = head.entry;
-      this.window.shift();
+    await removeLeftoverRemovals(parent, names, (name) => isFolderOf(this.name, name));
+    for (const name of names) {
+      if (this.isStopping) return;
+      const dir = path.join(parent, name);
+      if (!isFolderOf(this.name, name) || dir === this.own?.buffer.dir || this.adopted.has(dir)) continue;
+      let buffer: DiskBuffer;
+      try {
+        buffer = await DiskBuffer.open(dir, this.config, this.telemetry, name, { create: false, lockAttempts: 1 });
+      } catch (err) {
+        // Held by a live process, or removed meanwhile by the process that delivered it: not ours.
+        if (err instanceof DirectoryBusyError || (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') continue;
+        this.telemetry.emit('bufferAdoptFailed', { buffer: this.name, dir, error: (err as Error).message });
+        continue;
+      }
+      this.telemetry.emit('bufferAdopted', { buffer: this.name, dir, entries: buffer.entriesHeld });
+      if (buffer.entriesHeld === 0) {
+        this.removeAdopted(buffer);
+        continue;
+      }
+      this.adopted.set(dir, new BufferReplay(buffer, this, () => {
+        this.adopted.delete(dir);
+        this.removeAdopted(buffer);
+      }));
     }
-    if (last !== null && this.buffer !== null) this.buffer.acknowledge(last);
-    const freed = this.windowFreed;
-    this.windowFreed = null;
-    freed?.();
+  }
+
+  /** Delete an adopted buffer that is delivered (close it, keeping it, when something came back meanwhile). */
+  private removeAdopted(buffer: DiskBuffer): void {
+    const removal = buffer.removeIfEmpty().then(
+      (removed) => { if (removed) this.telemetry.emit('bufferAdoptedDelivered', { buffer: this.name, dir: buffer.dir }); },
+      (err: Error) => this.telemetry.emit('bufferAdoptFailed', { buffer: this.name, dir: buffer.dir, error: err.message }),
+    ).finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
   }
 }

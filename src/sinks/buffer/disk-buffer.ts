@@ -30,6 +30,7 @@ import { DirectoryLock } from './lock.js';
 import { SegmentChain, UndoFailedError, type BufferEntry, type ChainContext, type PendingAppend, type Segment, type SegmentWrite } from './segment-chain.js';
 
 export type { BufferEntry } from './segment-chain.js';
+export { DirectoryBusyError } from './lock.js';
 
 export type DropReason = 'full' | 'timeout' | 'too_large';
 
@@ -42,6 +43,13 @@ export type AppendResult =
 export interface AppendOptions {
   /** Abandon waiting for space (whenFull: block): append() rejects with the signal's reason. */
   signal?: AbortSignal;
+}
+
+export interface OpenOptions {
+  /** Create `dir` when it does not exist (default). false: an absent directory rejects (ENOENT). */
+  create?: boolean;
+  /** Rounds of taking the lock before another live process's claim counts as holding it (1: give up at once). */
+  lockAttempts?: number;
 }
 
 export class DiskBufferClosedError extends Error {
@@ -146,6 +154,8 @@ export class DiskBuffer {
   private failure: Error | null = null;
   private closing: Promise<void> | null = null;
   private closed = false;
+  /** removeIfEmpty() deleted the directory. */
+  private removed = false;
 
   private readonly droppedFull: Counter.Internal;
   private readonly droppedTimeout: Counter.Internal;
@@ -185,13 +195,22 @@ export class DiskBuffer {
    * Open (or create) the buffer in `dir`: take its lock, verify the newest
    * segment of every chain and truncate a torn tail, and position each
    * chain's reader at its first entry not acknowledged. `name` labels
-   * metrics and log lines.
+   * metrics and log lines. Rejects with DirectoryBusyError when another live
+   * process has it open.
    */
-  static async open(dir: string, config: DiskBufferConfig, telemetry: Telemetry, name = path.basename(dir)): Promise<DiskBuffer> {
+  static async open(dir: string, config: DiskBufferConfig, telemetry: Telemetry, name = path.basename(dir), options: OpenOptions = {}): Promise<DiskBuffer> {
     const problems = diskBufferConfigProblems(config);
     if (problems.length > 0) throw new Error(`disk buffer ${name}: ${problems.join('; ')}`);
-    await mkdir(dir, { recursive: true });
-    const lock = await DirectoryLock.acquire(dir);
+    if (options.create !== false) await mkdir(dir, { recursive: true });
+    let lock: DirectoryLock;
+    try {
+      lock = await DirectoryLock.acquire(dir, options.lockAttempts);
+    } catch (err) {
+      // Between the mkdir and the lock, another process adopted the empty directory and deleted it: make it again.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || options.create === false) throw err;
+      await mkdir(dir, { recursive: true });
+      lock = await DirectoryLock.acquire(dir, options.lockAttempts);
+    }
     const buffer = new DiskBuffer(dir, config, telemetry, name, lock);
     try {
       if (lock.tookOverFromPid !== null) telemetry.emit('bufferStaleLock', { buffer: name, dir, pid: lock.tookOverFromPid });
@@ -793,11 +812,28 @@ export class DiskBuffer {
    * Appends still waiting for space are rejected. Safe to call twice.
    */
   close(): Promise<void> {
-    if (this.closing === null) this.closing = this.shutDown();
+    if (this.closing === null) this.closing = this.shutDown(false);
     return this.closing;
   }
 
-  private async shutDown(): Promise<void> {
+  /**
+   * Close, and when no entry is left, delete the directory and this buffer's
+   * metric series; resolves true if it was deleted. The directory is renamed
+   * out of the way while still locked, so no other process opens it halfway
+   * through. For a buffer nothing appends to any more (one a buffered sink
+   * adopted from a worker slot that no longer runs).
+   */
+  async removeIfEmpty(): Promise<boolean> {
+    if (this.closing === null) this.closing = this.shutDown(true);
+    await this.closing;
+    return this.removed;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private async shutDown(removeIfEmpty: boolean): Promise<void> {
     const closedError = new DiskBufferClosedError(this.name);
     for (const waiter of this.blocked.splice(0)) {
       clearTimeout(waiter.timer);
@@ -818,8 +854,22 @@ export class DiskBuffer {
       await this.reading?.catch(() => undefined);
       this.closed = true;
       await this.closeHandles();
-      await this.lock.release();
+      if (removeIfEmpty && this.entriesHeld === 0 && this.failure === null) await this.removeDirectory();
+      if (!this.removed) await this.lock.release();
     }
+  }
+
+  private async removeDirectory(): Promise<void> {
+    try {
+      await this.lock.removeDirectory();
+    } catch (err) {
+      this.telemetry.emit('bufferMaintenanceFailed', { buffer: this.name, error: `removing the emptied directory: ${(err as Error).message}` });
+      return;
+    }
+    this.removed = true;
+    const labels = { buffer: this.name };
+    this.telemetry.bufferBytes.remove(labels);
+    this.telemetry.bufferEntries.remove(labels);
   }
 
   private async closeHandles(): Promise<void> {

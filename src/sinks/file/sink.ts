@@ -7,6 +7,11 @@
  * write in flight per tenant file); a batch is committed, and its acks
  * settled, once its write has completed.
  *
+ * Writers: each worker of a node writes its own files (`-w<n>`); files of a
+ * writer that no longer runs are adopted by one that does (writers.ts,
+ * adoptOrphanedFiles below), so none stays active forever and retention
+ * covers them.
+ *
  * Fairness: every tenant has its own queue and write loop, with at most one
  * write of at most batch_size in flight, so the disk (libuv's thread pool,
  * first come first served) serves backlogged tenants in turn, a batch each:
@@ -26,12 +31,15 @@ import type { Telemetry } from '../../telemetry/telemetry.js';
 import { appendRecord } from '../../core/ndjson.js';
 import { EncodedQueue } from '../encoded-queue.js';
 import { FairShares, type TenantShare } from '../../core/fair.js';
+import { adoptOrphanedWriters, registerWriter, type WriterRegistration } from './writers.js';
 
 export const ACTIVE_FILE = 'current.ndjson';
 /** Active files of every writer: `current.ndjson` (a single process) and `current-w<n>.ndjson` (worker n). */
 export const ACTIVE_FILE_PATTERN = /^current(?:-(w\d+))?\.ndjson$/;
 const ROTATED_FILE = /^(\d{8}T\d{6}\.\d{3}Z)(?:-(\d{1,6}))?(?:-(w\d+))?\.ndjson$/;
 const MAINTENANCE_INTERVAL_MS = 1000;
+/** How often a writer looks for writers that no longer run, whose files it adopts. */
+export const ADOPT_INTERVAL_MS = 2000;
 /** A tenant queue that was empty starts with a chunk this small, doubling up to batch_size while it stays busy. */
 const FIRST_CHUNK_BYTES = 4096;
 
@@ -46,8 +54,15 @@ export function activeFileName(tag: string | null = null): string {
 
 /** `2026-11-27T14:20:00.123Z` → `20261127T142000.123Z` (then `-<seq>` when taken, `-<tag>` for a worker's file). */
 export function rotatedName(openedAtMs: number, seq: number, tag: string | null = null): string {
-  const iso = new Date(openedAtMs).toISOString();
-  const stamp = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 13) + iso.slice(14, 16) + iso.slice(17);
+  return stampedName(stampOf(openedAtMs), seq, tag);
+}
+
+function stampOf(ms: number): string {
+  const iso = new Date(ms).toISOString();
+  return iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 13) + iso.slice(14, 16) + iso.slice(17);
+}
+
+function stampedName(stamp: string, seq: number, tag: string | null): string {
   return `${stamp}${seq === 0 ? '' : `-${seq}`}${tag === null ? '' : `-${tag}`}.ndjson`;
 }
 
@@ -94,6 +109,10 @@ export class FileSink implements Sink {
   private readonly drainListeners: ((tenant: string | null) => void)[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private maintenanceTimer: NodeJS.Timeout | null = null;
+  /** This writer's registration (writers.ts), held while it runs. */
+  private registration: WriterRegistration | null = null;
+  private adoptTimer: NodeJS.Timeout | null = null;
+  private adopting: Promise<void> | null = null;
   private stopping = false;
   private destroyed = false;
   private readonly written: Counter.Internal;
@@ -124,10 +143,59 @@ export class FileSink implements Sink {
 
   async start(): Promise<void> {
     await mkdir(this.config.path, { recursive: true });
+    this.registration ??= await registerWriter(this.config.path, this.fileTag);
     if (this.config.rotateIntervalMs > 0 && !this.maintenanceTimer) {
       this.maintenanceTimer = setInterval(this.rotateAged, MAINTENANCE_INTERVAL_MS);
       this.maintenanceTimer.unref();
     }
+    this.scheduleAdoption();
+  }
+
+  /** Look for writers that no longer run every ADOPT_INTERVAL_MS (first after one: writers starting now register first). */
+  private scheduleAdoption(): void {
+    if (this.stopping || this.destroyed || this.adoptTimer !== null) return;
+    this.adoptTimer = setTimeout(() => {
+      this.adopting = adoptOrphanedWriters(this.config.path, this.fileTag, this.adoptOrphanedFiles).then(
+        (tags) => { for (const tag of tags) this.telemetry.emit('fileWriterAdopted', { sink: this.name, writer: tag ?? 'main' }); },
+        (err: Error) => this.telemetry.emit('fileAdoptFailed', { sink: this.name, error: err.message }),
+      ).finally(() => {
+        this.adopting = null;
+        this.adoptTimer = null;
+        this.scheduleAdoption();
+      });
+    }, ADOPT_INTERVAL_MS);
+    this.adoptTimer.unref();
+  }
+
+  /**
+   * Take over, in one tenant folder, the files of writer `tag` that no longer
+   * runs: its active file is rotated (removed when empty), and its rotated
+   * files are renamed as this writer's (stamp kept), so this writer's
+   * rotation and max_files cover them from now on.
+   */
+  private readonly adoptOrphanedFiles = async (dir: string, tag: string | null): Promise<void> => {
+    const names = await readdir(dir);
+    const active = activeFileName(tag);
+    if (names.includes(active)) {
+      const activePath = path.join(dir, active);
+      const st = await stat(activePath);
+      if (st.size === 0) await unlink(activePath);
+      else await this.renameFree(activePath, dir, stampOf(Math.min(st.birthtimeMs || st.mtimeMs, Date.now())));
+    }
+    for (const name of sortRotated(names, tag)) await this.renameFree(path.join(dir, name), dir, ROTATED_FILE.exec(name)![1]!);
+    // A folder of a tenant another file sink on this path takes is pruned by that one, at its next rotation there.
+    if (this.config.maxFiles > 0 && this.takesTenant(path.basename(dir))) await this.prune(dir);
+  };
+
+  private takesTenant(tenant: string): boolean {
+    return this.config.tenants.includes('*') || this.config.tenants.includes(tenant);
+  }
+
+  /** Rename `from` to this writer's rotated file of `stamp`, the first sequence number free. */
+  private async renameFree(from: string, dir: string, stamp: string): Promise<void> {
+    let seq = 0;
+    while (await exists(path.join(dir, stampedName(stamp, seq, this.fileTag)))) seq++;
+    await rename(from, path.join(dir, stampedName(stamp, seq, this.fileTag)));
   }
 
   write(tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean {
@@ -198,6 +266,8 @@ export class FileSink implements Sink {
     this.maintenanceTimer = null;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
+    if (this.adoptTimer) clearTimeout(this.adoptTimer);
+    await this.adopting;
     if (!(await settlesBefore(this.idle(), deadline))) {
       this.destroy();
       throw new Error(`file sink ${this.name}: ${this.shares.total} bytes not written by the deadline`);
@@ -208,12 +278,18 @@ export class FileSink implements Sink {
       await file.handle?.close();
       file.handle = null;
     }
+    // Files closed: from now on a running writer may adopt them.
+    await this.registration?.release();
+    this.registration = null;
   }
 
   destroy(): void {
     this.destroyed = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    if (this.adoptTimer) clearTimeout(this.adoptTimer);
+    void this.registration?.release();
+    this.registration = null;
     for (const file of this.files.values()) {
       file.queue.failAll();
       if (file.syncTimer) clearTimeout(file.syncTimer);
@@ -356,15 +432,17 @@ export class FileSink implements Sink {
     this.rotations.inc();
     this.telemetry.emit('fileRotated', { sink: this.name, tenant: file.tenant, file: target, bytes: file.size });
     file.size = 0;
-    if (this.config.maxFiles > 0) await this.prune(file);
+    if (this.config.maxFiles > 0) await this.prune(file.dir);
   }
 
-  private async prune(file: TenantFile): Promise<void> {
-    const rotated = sortRotated(await readdir(file.dir), this.fileTag);
+  /** Remove this writer's oldest rotated files in `dir` past max_files. */
+  private async prune(dir: string): Promise<void> {
+    const rotated = sortRotated(await readdir(dir), this.fileTag);
     for (const name of rotated.slice(0, Math.max(0, rotated.length - this.config.maxFiles))) {
       try {
-        await unlink(path.join(file.dir, name));
+        await unlink(path.join(dir, name));
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // pruned meanwhile (an adoption's prune and a rotation's)
         this.telemetry.emit('fileRetentionFailed', { sink: this.name, file: name, error: (err as Error).message });
       }
     }

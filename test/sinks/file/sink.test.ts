@@ -4,9 +4,14 @@ import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 
 import path from 'node:path';
 import { LogRecord } from '../../../src/core/record.js';
 import { AckStatus, AckToken } from '../../../src/core/ack.js';
-import { FileSink, sortRotated, rotatedName } from '../../../src/sinks/file/sink.js';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ACTIVE_FILE_PATTERN, FileSink, sortRotated, rotatedName } from '../../../src/sinks/file/sink.js';
 import type { FileSinkConfig } from '../../../src/sinks/file/config.js';
-import { readTenantRecords, silentTelemetry, tempDir, waitFor } from '../../helpers.js';
+import { memoryTelemetry, readTenantRecords, silentTelemetry, tempDir, waitFor } from '../../helpers.js';
+import { LOCK_CHILD_FLAG } from '../buffer/lock-child.js';
+
+const LOCK_CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'buffer', 'lock-child.js');
 
 function config(dir: string, overrides: Partial<FileSinkConfig> = {}): FileSinkConfig {
   return {
@@ -181,4 +186,111 @@ test('file sink: a partial last line left by a crash is cut off before new recor
   sink.write('a', records('a', 2, 2), null);
   await sink.stop(Date.now() + 5000);
   assert.deepEqual(seqs(readTenantRecords(dir, 'a')), range(0, 4));
+});
+
+/** Writes `batches` batches of 3 records (`<label> <n>`) to one tenant, each written before the next, so rotations happen. */
+async function writeLabelled(sink: FileSink, tenant: string, label: string, batches: number): Promise<void> {
+  for (let i = 0; i < batches; i++) {
+    sink.write(tenant, records(tenant, i * 3, 3).map((r) => Object.assign(r, { msg: `${label} ${r.msg.split(' ')[1]}` })), null);
+    await waitFor('write', () => sink.queuedBytes() === 0);
+  }
+}
+
+/** The rotated files of a tenant folder by writer tag (`-` for untagged), and its active files. */
+function filesOf(dir: string): { rotated: Map<string, string[]>; active: string[] } {
+  const rotated = new Map<string, string[]>();
+  const active: string[] = [];
+  for (const name of readdirSync(dir)) {
+    if (ACTIVE_FILE_PATTERN.test(name)) active.push(name);
+    const tag = /-(w\d+)\.ndjson$/.exec(name)?.[1] ?? '-';
+    if (!ACTIVE_FILE_PATTERN.test(name)) rotated.set(tag, [...rotated.get(tag) ?? [], name]);
+  }
+  return { rotated, active: active.sort() };
+}
+
+/** Writers w1 and w2 of one folder, started; w1 (whose log lines are kept) is stopped when the test ends. */
+async function twoWriters(t: { after(fn: () => Promise<void>): void }, cfg: FileSinkConfig): Promise<{ w1: FileSink; w2: FileSink; lines: Record<string, unknown>[] }> {
+  const { telemetry: adopterTelemetry, lines } = memoryTelemetry();
+  const w1 = new FileSink(cfg, adopterTelemetry, 'w1');
+  const w2 = new FileSink(cfg, telemetry(), 'w2');
+  await w1.start();
+  await w2.start();
+  t.after(() => w1.stop(Date.now() + 5000));
+  return { w1, w2, lines };
+}
+
+test('file sink: two writers keep their own files; the files of one that stops are adopted by the other (active file rotated, rotated files renamed as its own), every record kept once', async (t) => {
+  const dir = tempDir(t);
+  const { w1, w2, lines } = await twoWriters(t, config(dir, { rotateBytes: 300, batchBytes: 1 }));
+  for (const tenant of ['a', 'b']) {
+    await writeLabelled(w1, tenant, 'w1', 10);
+    await writeLabelled(w2, tenant, 'w2', 10);
+  }
+  for (const tenant of ['a', 'b']) {
+    const { rotated, active } = filesOf(path.join(dir, tenant));
+    assert.deepEqual(active, ['current-w1.ndjson', 'current-w2.ndjson']);
+    assert.ok((rotated.get('w1')?.length ?? 0) >= 2 && (rotated.get('w2')?.length ?? 0) >= 2, 'each writer rotates its own files');
+  }
+  assert.deepEqual(readdirSync(path.join(dir, '.writers')).sort(), ['w1', 'w2']);
+
+  await w2.stop(Date.now() + 5000);
+  await waitFor('w2 adopted', () => lines.some((l) => l.code === 'SLU0204I' && l.writer === 'w2'), 20_000);
+  for (const tenant of ['a', 'b']) {
+    const { rotated, active } = filesOf(path.join(dir, tenant));
+    assert.deepEqual(active, ['current-w1.ndjson'], 'the stopped writer\'s active file was rotated');
+    assert.deepEqual([...rotated.keys()], ['w1'], 'every rotated file is now w1\'s');
+    const byLabel = (label: string): number[] => seqs(readTenantRecords(dir, tenant).filter((r) => String(r.msg).startsWith(label)));
+    assert.deepEqual(byLabel('w1').sort((x, y) => x - y), range(0, 30));
+    assert.deepEqual(byLabel('w2').sort((x, y) => x - y), range(0, 30));
+  }
+  assert.deepEqual(readdirSync(path.join(dir, '.writers')), ['w1'], 'the stopped writer\'s registration is gone');
+});
+
+test('file sink: adopted files count in the adopter\'s max_files (the oldest go); a writer registered by a live process is left alone until it is gone', async (t) => {
+  const dir = tempDir(t);
+  const cfg = config(dir, { rotateBytes: 300, batchBytes: 1, maxFiles: 3 });
+  const child = fork(LOCK_CHILD, [LOCK_CHILD_FLAG, 'writer', dir, 'w9'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const childExited = new Promise((resolve) => child.on('exit', resolve));
+  t.after(() => { child.kill('SIGKILL'); });
+  await new Promise<void>((resolve) => child.on('message', () => resolve()));
+  mkdirSync(path.join(dir, 'a'), { recursive: true });
+  writeFileSync(path.join(dir, 'a', 'current-w9.ndjson'), `${JSON.stringify({ msg: 'w9 0' })}\n`);
+
+  const { w1, w2, lines } = await twoWriters(t, cfg);
+  await writeLabelled(w2, 'a', 'w2', 10);
+  await writeLabelled(w1, 'a', 'w1', 10);
+  const before = filesOf(path.join(dir, 'a'));
+  assert.equal(before.rotated.get('w1')?.length, 3);
+  assert.equal(before.rotated.get('w2')?.length, 3);
+  const newestW1 = readTenantRecords(dir, 'a').filter((r) => String(r.msg).startsWith('w1')).slice(-3);
+
+  await w2.stop(Date.now() + 5000);
+  await waitFor('w2 adopted', () => lines.some((l) => l.code === 'SLU0204I' && l.writer === 'w2'), 20_000);
+  const after = filesOf(path.join(dir, 'a'));
+  assert.deepEqual([...after.rotated.keys()], ['w1']);
+  assert.equal(after.rotated.get('w1')!.length, 3, 'max_files covers the adopted files');
+  // w2 wrote first, so w1's rotated files are the newest: they stay, w2's (older) went.
+  assert.deepEqual(after.rotated.get('w1'), before.rotated.get('w1'));
+  assert.ok(readTenantRecords(dir, 'a').some((r) => r.msg === newestW1[0]!.msg));
+  assert.deepEqual(after.active, ['current-w1.ndjson', 'current-w9.ndjson'], 'the live process\'s writer was not adopted');
+
+  child.kill('SIGKILL');
+  await childExited;
+  await waitFor('w9 adopted', () => lines.some((l) => l.code === 'SLU0204I' && l.writer === 'w9'), 20_000);
+  assert.deepEqual(filesOf(path.join(dir, 'a')).active, ['current-w1.ndjson']);
+  assert.ok(!existsSync(path.join(dir, '.writers', 'w9')));
+});
+
+test('file sink: sinks sharing a path in one process share their writer registration, released with the last one', async (t) => {
+  const dir = tempDir(t);
+  const slow = new FileSink({ ...config(dir), name: 'slow', tenants: ['a'] }, telemetry(), 'w1');
+  const fast = new FileSink({ ...config(dir), name: 'fast', tenants: ['b'] }, telemetry(), 'w1');
+  await slow.start();
+  await fast.start();
+  const claims = (): string[] => readdirSync(path.join(dir, '.writers', 'w1'));
+  assert.deepEqual(claims(), [`lock.${process.pid}`]);
+  await slow.stop(Date.now() + 5000);
+  assert.deepEqual(claims(), [`lock.${process.pid}`], 'still held by the other sink');
+  await fast.stop(Date.now() + 5000);
+  assert.deepEqual(claims(), []);
 });

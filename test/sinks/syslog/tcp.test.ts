@@ -7,9 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import pino from 'pino';
 import { AckStatus } from '../../../src/core/ack.js';
@@ -19,7 +17,8 @@ import { DEFAULT_SYSLOG_SINK, type SyslogSinkConfig } from '../../../src/sinks/s
 import { SyslogFramer } from '../../../src/sources/syslog/framing.js';
 import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { makePki } from '../../certs.js';
-import { ackInto, lateBoundPort, requireProgram, tempDir, waitFor } from '../../helpers.js';
+import { ackInto, requireProgram, tempDir, waitFor } from '../../helpers.js';
+import { startRsyslogReceiver } from '../../rsyslog-receiver.js';
 
 const TS = '2026-11-27T14:20:00.123Z';
 
@@ -52,41 +51,6 @@ function sinkConfig(name: string, port: number, overrides: Partial<SyslogSinkCon
 
 const noRsyslog = requireProgram('rsyslogd', 'Debian packages rsyslog and rsyslog-gnutls');
 
-interface Rsyslog {
-  port: number;
-  /** Lines rsyslog wrote: `PRI|TIMESTAMP|HOSTNAME|APP|PROCID|MSGID|SD|MSG`. */
-  lines(): string[];
-}
-
-/** A real rsyslog receiving on imtcp (optionally TLS with required client certificates), writing each message as one line. */
-async function startRsyslog(t: { after(fn: () => void): void }, dir: string, tlsFiles: { ca: string; cert: string; key: string } | null): Promise<Rsyslog> {
-  const port = await lateBoundPort();
-  const out = path.join(dir, 'received.log');
-  const conf = path.join(dir, 'rsyslog.conf');
-  const global = tlsFiles === null ? `global(workDirectory="${dir}")`
-    : `global(workDirectory="${dir}" DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="${tlsFiles.ca}"
-        DefaultNetstreamDriverCertFile="${tlsFiles.cert}" DefaultNetstreamDriverKeyFile="${tlsFiles.key}")`;
-  const module = tlsFiles === null ? 'module(load="imtcp")'
-    : 'module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="x509/certvalid")';
-  writeFileSync(conf, `${global}
-${module}
-input(type="imtcp" address="127.0.0.1" port="${port}")
-template(name="fields" type="string"
-  string="%pri%|%timereported:::date-rfc3339%|%hostname%|%app-name%|%procid%|%msgid%|%structured-data%|%msg%\\n")
-action(type="omfile" file="${out}" template="fields")
-`);
-  const rsyslog = spawn('rsyslogd', ['-n', '-f', conf, '-i', path.join(dir, 'rsyslog.pid')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  rsyslog.stdout.on('data', (d: Buffer) => { output += d.toString(); });
-  rsyslog.stderr.on('data', (d: Buffer) => { output += d.toString(); });
-  t.after(() => { rsyslog.kill('SIGKILL'); });
-  await waitFor('rsyslog listening', () => new Promise<boolean>((resolve) => {
-    const probe = net.connect(port, '127.0.0.1', () => { probe.destroy(); resolve(true); });
-    probe.on('error', () => resolve(false));
-  }), 10_000).catch((err: Error) => { throw new Error(`${err.message}; rsyslog said: ${output}`); });
-  return { port, lines: () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter((l) => l !== '') : []) };
-}
-
 function gtlsMissing(): string | false {
   const found = ['/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so', '/usr/lib/rsyslog/lmnsd_gtls.so', '/usr/lib64/rsyslog/lmnsd_gtls.so']
     .some((p) => existsSync(p));
@@ -97,7 +61,7 @@ function gtlsMissing(): string | false {
 
 test('tcp: rsyslog receives octet-counted RFC 5424 frames with every field intact', { skip: noRsyslog }, async (t) => {
   const dir = tempDir(t);
-  const rsyslog = await startRsyslog(t, dir, null);
+  const rsyslog = await startRsyslogReceiver(t, dir);
   const sink = new SyslogSink(sinkConfig('to_rsyslog', rsyslog.port), new Telemetry(pino({ level: 'silent' })));
   await sink.start();
   const statuses: AckStatus[] = [];
@@ -120,7 +84,7 @@ test('tls: rsyslog (gtls, client certificate required) receives from the sink; a
   const dir = tempDir(t);
   const pki = makePki(dir);
   const client = pki.client('sluice-node', 'sluice-node.example');
-  const rsyslog = await startRsyslog(t, dir, { ca: pki.ca.cert, cert: pki.server.cert, key: pki.server.key });
+  const rsyslog = await startRsyslogReceiver(t, dir, { tls: { ca: pki.ca.cert, cert: pki.server.cert, key: pki.server.key } });
   const telemetry = new Telemetry(pino({ level: 'silent' }));
   const tlsOptions = { caFile: pki.ca.cert, certFile: client.cert, keyFile: client.key, serverName: null };
   const sink = new SyslogSink(sinkConfig('tls_ok', rsyslog.port, { protocol: 'tls', tls: tlsOptions }), telemetry);
