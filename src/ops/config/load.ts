@@ -4,7 +4,7 @@
  * defaults, run the checks a schema cannot express, and resolve the result
  * into a {@link SluiceConfig} (durations in ms, sizes in bytes, camelCase).
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../core/access-tokens.js';
 import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../services/hostmeta/config.js';
 import { DEFAULT_DELIVERY } from '../../sinks/delivery/chain.js';
 import { DEFAULT_SYSLOG_PORTS, DEFAULT_SYSLOG_SINK } from '../../sinks/syslog/config.js';
@@ -223,7 +223,7 @@ function isCidr(s: string): boolean {
 
 /** Tokens are kept only as SHA-256 hex; `sha256:<hex>` in the file is already that. */
 export function tokenHash(token: string): string {
-  return token.startsWith('sha256:') ? token.slice(7) : createHash('sha256').update(token).digest('hex');
+  return token.startsWith('sha256:') ? token.slice(7) : sha256Hex(token);
 }
 
 /** A bare address becomes a /32 or /128 block; a block stays as written. */
@@ -490,6 +490,8 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
   const tcp = c.sources.syslog_tcp;
   const tls = c.sources.syslog_tls;
   const http = c.sources.http;
+  // The token is read from hostmeta.client.token_file when the node starts, never kept in the configuration.
+  const { token: _noToken, ...clientDefaults } = DEFAULT_HOSTMETA_CLIENT_CONFIG;
   return {
     dataDir: c.data_dir,
     log: {
@@ -660,9 +662,10 @@ function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         maxDocumentBytes: size(c.hostmeta.service.max_document),
       },
       client: {
-        ...DEFAULT_HOSTMETA_CLIENT_CONFIG,
+        ...clientDefaults,
         enabled: c.hostmeta.client.enabled,
         url: c.hostmeta.client.url,
+        tokenFile: c.hostmeta.client.token_file,
         connections: c.hostmeta.client.connections,
         cacheTtlMs: duration(c.hostmeta.client.cache_ttl),
         cacheNegativeTtlMs: duration(c.hostmeta.client.negative_cache_ttl),

@@ -497,6 +497,12 @@ export const HostmetaClientSchema = section(
       'x-type': 'URL or null',
       'x-expected': 'an http:// URL, or null',
     }),
+    token_file: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+      description: 'File holding the token the client sends to a service at `url` (a copy of that service\'s `<data_dir>/hostmeta-token`); `null`: `<data_dir>/hostmeta-token`, which this node\'s own service writes. Read at start; a remote service without a readable token file stops the start.',
+      default: null,
+      'x-type': 'path or null',
+      'x-expected': 'a file path, or null',
+    }),
     connections: Type.Integer({ description: 'Keep-alive connections to the service.', default: 16, minimum: 1, maximum: 1024 }),
     cache_ttl: duration('5m', 'How long a host\'s metadata is used before it is asked for again.'),
     negative_cache_ttl: duration('30s', 'How long "this host has no metadata" is believed.'),

@@ -3,6 +3,7 @@
  * resolved (durations in ms, sizes in bytes). The YAML wiring maps onto these
  * types; every field has a default below, so both run with no configuration.
  */
+import type { ScopedToken } from '../../core/access-tokens.js';
 import type { BackoffPolicy } from '../../core/backoff.js';
 
 export interface HostmetaServiceConfig {
@@ -32,9 +33,26 @@ export const DEFAULT_HOSTMETA_SERVICE_CONFIG: Readonly<HostmetaServiceConfig> = 
   maxDocumentBytes: 64 * 1024,
 });
 
+/**
+ * Who may call the service, and which tenants it keeps hosts for. Besides
+ * these tokens the service accepts its own client credential, kept in
+ * `<dataDir>/hostmeta-token` ({@link HOSTMETA_TOKEN_FILE}).
+ */
+export interface HostmetaAccess {
+  /** Tenants whose hosts the service keeps; a request naming any other is answered 404 and stores nothing. */
+  tenants: readonly string[];
+  /** The node's admin tokens: whole node (every tenant) or one tenant each. None: the generated `<dataDir>/admin-token`. */
+  tokens: readonly ScopedToken[];
+}
+
+/** The file under the service's data dir holding the collectors' credential (generated at first start, mode 0600). */
+export const HOSTMETA_TOKEN_FILE = 'hostmeta-token';
+
 export interface HostmetaClientConfig {
   /** Base URL of the service, e.g. `http://127.0.0.1:8090`. */
   url: string;
+  /** Bearer token sent with every request (the service's `hostmeta-token`); null sends none. */
+  token: string | null;
   /** Keep-alive connections the pool may open to the service. */
   connections: number;
   /** An idle connection is closed after this long (or the server's shorter keep-alive hint). */
@@ -73,6 +91,7 @@ export interface HostmetaClientConfig {
 
 export const DEFAULT_HOSTMETA_CLIENT_CONFIG: Readonly<HostmetaClientConfig> = Object.freeze({
   url: 'http://127.0.0.1:8090',
+  token: null,
   connections: 16,
   keepAliveTimeoutMs: 4_000,
   connectTimeoutMs: 2_000,

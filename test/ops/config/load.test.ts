@@ -25,6 +25,9 @@ function fileSink(sink: SinkConfig | undefined): FileSinkConfig {
 }
 import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../../src/services/hostmeta/config.js';
 
+// The resolved configuration never holds the client's token: it is read from hostmeta.client.token_file at start.
+const { token: _noToken, ...CLIENT_DEFAULTS } = DEFAULT_HOSTMETA_CLIENT_CONFIG;
+
 const DEFAULTS: SluiceConfig = {
   dataDir: './data',
   log: {
@@ -73,7 +76,7 @@ const DEFAULTS: SluiceConfig = {
       postgresPoolSize: 10, maxDocumentBytes: 64 * 1024,
     },
     client: {
-      ...DEFAULT_HOSTMETA_CLIENT_CONFIG, enabled: true, url: null, connections: 16, cacheTtlMs: 300_000, cacheNegativeTtlMs: 30_000,
+      ...CLIENT_DEFAULTS, enabled: true, url: null, tokenFile: null, connections: 16, cacheTtlMs: 300_000, cacheNegativeTtlMs: 30_000,
       cacheMaxEntries: 50_000, lookupTimeoutMs: 250, touchIntervalMs: 60_000,
     },
   },
