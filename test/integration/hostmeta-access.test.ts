@@ -19,6 +19,7 @@ import { DEFAULT_HOSTMETA_SERVICE_CONFIG } from '../../src/services/hostmeta/con
 import { startHostmetaService } from '../../src/services/hostmeta/server.js';
 import { SluiceNode } from '../../src/ops/node.js';
 import { Primary } from '../../src/ops/workers/primary.js';
+import { loadConfigFile } from '../../src/ops/config/load.js';
 import { Telemetry } from '../../src/ops/telemetry.js';
 import { closed, connect, memoryLogger, readTenantRecords, startTestNode, tempDir, testConfig, waitFor } from '../helpers.js';
 
@@ -169,4 +170,37 @@ test('hostmeta elsewhere: a node enriches with the credential copied to token_fi
   await waitFor('records, without metadata', () => readTenantRecords(denied.logs, 'default').length === 2);
   assert.ok(readTenantRecords(denied.logs, 'default').every((r) => r.meta === undefined));
   assert.ok(await denied.node.telemetry.value('sluice_hostmeta_client_requests_total', { outcome: 'denied' }) > 0, 'the refusals are counted as denied');
+});
+
+test('hostmeta with worker processes: a reload that adds a tenant and its scoped token serves that tenant\'s hosts at once', { timeout: 90_000 }, async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'sluice.yaml');
+  const yaml = (tenants: string[], tokens: string[]) => [
+    `data_dir: ${JSON.stringify(dir)}`, 'workers: 1', 'log: { level: warn }',
+    'sources: { syslog_udp: { enabled: false }, syslog_tcp: { port: 0 }, syslog_tls: { port: 0 }, relp: { enabled: false }, http: { enabled: false } }',
+    'tenants:', ...tenants, 'admin:', '  port: 0', '  tokens:', ...tokens,
+    'hostmeta: { service: { port: 0 }, client: { lookup_timeout: 10s } }',
+  ].join('\n');
+  const acme = ['  acme: { networks: [127.0.0.1] }'];
+  const adminToken = [`    - { token: ${ADMIN_TOKEN} }`];
+  writeFileSync(file, yaml(acme, adminToken));
+  const { logger } = memoryLogger();
+  const primary = new Primary(loadConfigFile(file), { configPath: file, logger });
+  t.after(() => primary.stop(Date.now() + 5000).then(() => undefined));
+  await primary.start();
+  const base = primary.hostmetaService!.url;
+  const key = hostKey('globex', 'db-1');
+  const item = `/host_metadata/globex/${key}`;
+  assert.equal((await call(base, 'PUT', item, ADMIN_TOKEN, { labels: { owner: 'globex-ops' } })).status, 404, 'no tenant globex yet');
+
+  writeFileSync(file, yaml([...acme, '  globex: { networks: [127.0.0.2] }'], [...adminToken, `    - { token: ${B_ADMIN_TOKEN}, tenant: globex }`]));
+  const outcome = await primary.reload();
+  assert.deepEqual(outcome.problems, []);
+  await outcome.applied;
+  assert.equal((await call(base, 'PUT', item, B_ADMIN_TOKEN, { labels: { owner: 'globex-ops' } })).status, 204, 'the new scoped token, on the new tenant');
+  assert.equal((await call(base, 'PUT', `/host_metadata/acme/${hostKey('acme', 'web-1')}`, B_ADMIN_TOKEN, { hostname: 'x' })).status, 403);
+  await send(primary.readyWorkers()[0]!.addresses!.syslogTcp!.port, 'db-1', '-', 2, '127.0.0.2');
+  const logs = path.join(dir, 'logs');
+  await waitFor('globex records', () => readTenantRecords(logs, 'globex').length === 2, 30_000);
+  for (const record of readTenantRecords(logs, 'globex')) assert.deepEqual((record.meta as { labels?: unknown }).labels, { owner: 'globex-ops' });
 });
