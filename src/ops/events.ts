@@ -215,8 +215,8 @@ export const EVENTS = {
   adminListening: { code: 'SLU0700I', level: 'info', text: 'admin server listening: dashboard, /metrics, /healthz, /readyz, /api' },
   adminTokenCreated: { code: 'SLU0701I', level: 'info', text: 'no admin token configured: wrote a whole-node admin token to a file readable only by this user' },
   adminRequestDenied: {
-    code: 'SLU0702W', level: 'warn', text: 'admin request denied: missing, unknown or out-of-scope token', throttleMs: THROTTLE_MS,
-    help: 'A request to the admin server (`route`, from `peer`) had no token, an unknown one, or a tenant-scoped token asking for another tenant or the whole node; it was answered 401 or 403. Expected once after a token change; repeated, check who is calling.',
+    code: 'SLU0702W', level: 'warn', text: 'admin request denied: missing, unknown, ambiguous or out-of-scope token', throttleMs: THROTTLE_MS,
+    help: 'A request to the admin server (`route`, from `peer`) had no token, an unknown one, two `Authorization` headers, or a tenant-scoped token asking for another tenant or the whole node; it was answered 401, 400 or 403. Expected once after a token change; repeated, check who is calling.',
   },
   componentControlled: { code: 'SLU0703I', level: 'info', text: 'component stopped, started or restarted by an admin request' },
   sessionDisconnected: { code: 'SLU0704I', level: 'info', text: 'session disconnected by an admin request' },
