@@ -129,9 +129,9 @@ export function buildHostmetaApp(store: HostmetaStore, options: HostmetaAppOptio
     clientErrorHandler: (error: NodeJS.ErrnoException, socket: Socket) => answerClientError(error, socket, telemetry),
   });
 
-  // JSON of bounded nesting: a body nested thousands deep would exhaust the stack when stored (a 500), so it is a 400 before it is parsed.
+  // JSON of bounded nesting: a body nested thousands deep would exhaust the stack when stored (a 500), so it is a 400
+  // before it is parsed. And JSON is UTF-8 (RFC 8259): a body said to be in another charset would be misread, so it is a 415.
   const parseJson = app.getDefaultJsonParser('error', 'error');
-  // JSON is UTF-8 (RFC 8259): a body said to be in another charset would be misread, so it is refused.
   const parseBoundedJson = (request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void): void => {
     const charset = CHARSET.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
     if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
@@ -152,7 +152,7 @@ export function buildHostmetaApp(store: HostmetaStore, options: HostmetaAppOptio
       return refuse(reply, 413, { error: 'too_large', part: 'body', message: `body is over the ${maxDocumentBytes}-byte limit` });
     }
     if (status === 415) {
-      return refuse(reply, 415, { error: 'unsupported_media_type', part: 'body', message: 'send the body as application/json (a PATCH may also use application/merge-patch+json)' });
+      return refuse(reply, 415, { error: 'unsupported_media_type', part: 'body', message: 'send the body as UTF-8 application/json (a PATCH may also use application/merge-patch+json)' });
     }
     if (status >= 400 && status < 500) {
       const invalidJson = error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error instanceof SyntaxError;
@@ -161,6 +161,13 @@ export function buildHostmetaApp(store: HostmetaStore, options: HostmetaAppOptio
     telemetry.emit('hostmetaStoreFailed', { error: error.message });
     return reply.code(500).send({ error: 'internal', message: 'the request failed; see the service log' });
   });
+
+  /** A refusal for want of a fitting token: logged (throttled) as well as counted. */
+  const deny = (request: FastifyRequest, reply: FastifyReply, status: number, body: ErrorBody): FastifyReply => {
+    telemetry.emit('hostmetaRequestDenied', { route: request.routeOptions.url ?? null, status, reason: body.error, peer: request.socket.remoteAddress });
+    if (status === 401) reply.header('www-authenticate', 'Bearer realm="sluice-hostmeta"');
+    return refuse(reply, status, body);
+  };
 
   app.setNotFoundHandler((request, reply) => refuse(reply, 404, { error: 'not_found', message: `no route ${request.method} ${request.url}` }));
 
@@ -187,25 +194,20 @@ export function buildHostmetaApp(store: HostmetaStore, options: HostmetaAppOptio
     const { tenant, key } = request.params as { tenant?: string; key?: string };
     if (tenant !== undefined) reply.header(TENANT_HEADER, echo(tenant));
     if (key !== undefined) reply.header(KEY_HEADER, echo(key));
-    const deny = (status: number, body: ErrorBody): FastifyReply => {
-      telemetry.emit('hostmetaRequestDenied', { route: request.routeOptions.url ?? null, status, reason: body.error, peer: request.socket.remoteAddress });
-      if (status === 401) reply.header('www-authenticate', 'Bearer realm="sluice-hostmeta"');
-      return refuse(reply, status, body);
-    };
     const bearer = callers.tokens.identify(request.raw.headersDistinct.authorization);
     if (!bearer.ok) {
       if (bearer.reason === 'ambiguous') {
-        return deny(400, { error: 'ambiguous_credentials', part: 'authorization', message: 'more than one Authorization header: send one' });
+        return deny(request, reply, 400, { error: 'ambiguous_credentials', part: 'authorization', message: 'more than one Authorization header: send one' });
       }
-      return deny(401, { error: 'unauthorized', part: 'authorization', message: bearer.reason === 'missing' ? 'a bearer token is required' : 'unknown token' });
+      return deny(request, reply, 401, { error: 'unauthorized', part: 'authorization', message: bearer.reason === 'missing' ? 'a bearer token is required' : 'unknown token' });
     }
     if (tenant === undefined) {
-      if (bearer.tenant !== null) return deny(403, { error: 'forbidden', message: `this token is scoped to tenant ${bearer.tenant}` });
+      if (bearer.tenant !== null) return deny(request, reply, 403, { error: 'forbidden', message: `this token is scoped to tenant ${bearer.tenant}` });
     } else {
       const problem = tenantProblem(tenant) ?? (key === undefined ? null : keyProblem(key));
       if (problem) return refuse(reply, 400, problem);
       if (bearer.tenant !== null && bearer.tenant !== tenant) {
-        return deny(403, { error: 'forbidden', part: 'tenant', message: `this token is scoped to tenant ${bearer.tenant}` });
+        return deny(request, reply, 403, { error: 'forbidden', part: 'tenant', message: `this token is scoped to tenant ${bearer.tenant}` });
       }
       if (!callers.tenants.has(tenant)) return refuse(reply, 404, { error: 'unknown_tenant', part: 'tenant', message: `no tenant ${tenant} on this service` });
     }
