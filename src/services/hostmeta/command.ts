@@ -92,7 +92,7 @@ export function registerHostmetaCommand(program: Command, readConfig: ReadHostme
     .option('-c, --config <file>', 'a node\'s configuration file: its tenants, admin tokens, data_dir and hostmeta.service (without one: the defaults, tenant `default` only)')
     .option('--address <ip>', 'address to listen on', defaults.address)
     .option('--port <port>', 'port to listen on (0 picks a free one)', parsePort, defaults.port)
-    .option('--data-dir <dir>', `folder of the SQLite database (${SQLITE_FILE_NAME})`, defaults.dataDir)
+    .option('--data-dir <dir>', `folder of the SQLite database (${SQLITE_FILE_NAME}) and of the generated tokens`, defaults.dataDir)
     .option('--postgres-url <url>', `use PostgreSQL at this URL instead of SQLite (default: $${POSTGRES_URL_ENV})`)
     .option('--postgres-schema <name>', 'PostgreSQL schema of the tables', parseSchema, defaults.postgresSchema)
     .option('--log-level <level>', 'log level', parseLogLevel, 'info' as LogLevel)
