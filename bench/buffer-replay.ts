@@ -54,7 +54,8 @@ async function loadVersion(label: string, root: string): Promise<Version> {
   const load = (file: string): Promise<Record<string, unknown>> => import(pathToFileURL(path.join(root, 'dist', 'src', file)).href) as Promise<Record<string, unknown>>;
   const { DiskBuffer } = await load('sinks/buffer/disk-buffer.js') as { DiskBuffer: { open(dir: string, config: unknown, telemetry: unknown, name: string): Promise<AnyBuffer> } };
   const { DEFAULT_DISK_BUFFER_CONFIG } = await load('sinks/buffer/config.js') as { DEFAULT_DISK_BUFFER_CONFIG: Record<string, unknown> };
-  const { Telemetry } = await load('ops/telemetry.js') as { Telemetry: new (logger: unknown) => unknown };
+  // Trees built before the telemetry floor keep it under ops/.
+  const { Telemetry } = await load('telemetry/telemetry.js').catch(() => load('ops/telemetry.js')) as { Telemetry: new (logger: unknown) => unknown };
   const pino = (await import('pino')).default;
   const config = { ...DEFAULT_DISK_BUFFER_CONFIG, maxBytes: 8 * 1024 * 1024 * 1024 };
   return {

@@ -34,7 +34,7 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import YAML from 'yaml';
 import { SyslogFramer } from '../src/sources/syslog/framing.js';
-import { parseSize } from '../src/ops/config/load.js';
+import { parseSize } from '../src/core/units.js';
 import { ProcessGroup } from './processes.js';
 import { freePort } from './ports.js';
 import { memoryBytes } from './proc-stats.js';

@@ -11,7 +11,7 @@
  *       can; the steady tenants' client-side latency with and without the flood (sluice only)
  *
  * For sluice, every run also reports the node's event-loop delay while it was busy (from
- * its node-stopped line; see src/ops/event-loop.ts).
+ * its node-stopped line; see src/telemetry/event-loop.ts).
  */
 import os from 'node:os';
 import path from 'node:path';

@@ -9,10 +9,11 @@ import pg from 'pg';
 import YAML from 'yaml';
 import { withDefaultUser } from '../src/services/hostmeta/postgres-store.js';
 import { ACTIVE_FILE_PATTERN, sortRotated } from '../src/sinks/file/sink.js';
-import { formatProblem, parseConfig } from '../src/ops/config/load.js';
+import { parseConfig } from '../src/ops/config/load.js';
+import { formatProblem } from '../src/ops/config/problems.js';
 import type { SluiceConfig } from '../src/ops/config/types.js';
 import { SluiceNode } from '../src/ops/node.js';
-import { Telemetry } from '../src/ops/telemetry.js';
+import { Telemetry } from '../src/telemetry/telemetry.js';
 import { AckToken, type AckStatus } from '../src/core/ack.js';
 import type { Browser } from 'playwright-core';
 import type { NatsConnection } from 'nats';
@@ -83,7 +84,10 @@ export function readTenantRecords(logsDir: string, tenant: string): Record<strin
   const names = [...sortRotated(all), ...all.filter((name) => ACTIVE_FILE_PATTERN.test(name)).sort()];
   const records: Record<string, unknown>[] = [];
   for (const name of names) {
-    for (const line of readFileSync(path.join(dir, name), 'utf8').split('\n')) {
+    // A line counts once its newline is written: the writer may be in the middle of the last one.
+    const lines = readFileSync(path.join(dir, name), 'utf8').split('\n');
+    lines.pop();
+    for (const line of lines) {
       if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
     }
   }

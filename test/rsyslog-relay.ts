@@ -99,7 +99,9 @@ export function deliveredByHost(logsDirs: readonly string[], tenant = 'default')
     const dir = path.join(logsDir, tenant);
     if (!existsSync(dir)) continue;
     for (const name of readdirSync(dir)) {
-      for (const line of readFileSync(path.join(dir, name), 'utf8').split('\n')) {
+      const lines = readFileSync(path.join(dir, name), 'utf8').split('\n');
+      lines.pop(); // the last line may still be being written
+      for (const line of lines) {
         if (!line.includes('"msg":"seq ')) continue;
         const rec = JSON.parse(line) as { msg: string; hostname?: string };
         const host = rec.hostname ?? '';

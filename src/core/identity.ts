@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import type { TenantConfig } from '../ops/config/types.js';
+import type { TenantConfig } from './tenant-config.js';
 import { sha256Hex } from './access-tokens.js';
 import type { Sink } from './component.js';
 import type { LogRecord } from './record.js';

@@ -29,7 +29,7 @@
  * - back to normal: paused sessions resume, a quarter of them per sample.
  */
 import { getHeapStatistics } from 'node:v8';
-import type { Telemetry } from '../ops/telemetry.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import type { SessionEntry, SessionRegistry } from './sessions.js';
 
 export enum MemoryState {

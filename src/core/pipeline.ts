@@ -13,7 +13,7 @@ import type { Sink } from './component.js';
 import type { AckToken } from './ack.js';
 import type { LogRecord } from './record.js';
 import type { Tenant, TenantDirectory } from './identity.js';
-import type { Telemetry } from '../ops/telemetry.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import { Enricher, type HostMetadataSource } from './enrich.js';
 import { SessionRegistry } from './sessions.js';
 import { RECORDS_PER_TURN } from './turns.js';

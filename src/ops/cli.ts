@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ConfigError, defaultConfig, formatProblem, loadConfigFile, parseConfig } from './config/load.js';
+import { defaultConfig, loadConfigFile, parseConfig } from './config/load.js';
+import { ConfigError, formatProblem } from './config/problems.js';
 import type { SluiceConfig } from './config/types.js';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -12,9 +13,9 @@ import { Primary } from './workers/primary.js';
 import { WorkersControl } from './workers/workers-control.js';
 import type { ClusterMember } from '../services/cluster/member.js';
 import { openCommandSocket, sendCommand, type Command as NodeCommand } from './workers/command-socket.js';
-import { DEFAULT_LOG_CONFIG, createLogger, flushLogger } from './log-output.js';
-import { Telemetry } from './telemetry.js';
-import { VERSION } from './version.js';
+import { DEFAULT_LOG_CONFIG, createNodeLogger, flushLogger } from './log-output.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import { VERSION } from '../telemetry/version.js';
 import { registerHostmetaCommand } from '../services/hostmeta/command.js';
 import { registerLoadgenCommand } from './loadgen/command.js';
 import { startAdminServer, type RunningAdminServer } from './admin/server.js';
@@ -33,7 +34,7 @@ function readConfig(file: string | undefined): SluiceConfig {
     if (err instanceof ConfigError) {
       // The problems for a person to read, then the coded line for whatever watches the log (stderr: no config, no other output).
       process.stderr.write(`${err.message}\n`);
-      new Telemetry(createLogger(DEFAULT_LOG_CONFIG)).emit('configInvalid', { file, problems: err.problems.length });
+      new Telemetry(createNodeLogger(DEFAULT_LOG_CONFIG)).emit('configInvalid', { file, problems: err.problems.length });
       process.exit(1);
     }
     throw err;
@@ -42,7 +43,7 @@ function readConfig(file: string | undefined): SluiceConfig {
 
 async function start(options: { config?: string }): Promise<void> {
   const config = readConfig(options.config);
-  const logger = createLogger(config.log);
+  const logger = createNodeLogger(config.log);
   const primary = new Primary(config, { configPath: options.config === undefined ? null : path.resolve(options.config), logger });
   const control = new WorkersControl(primary);
   let closeSocket: () => void = () => undefined;
@@ -89,8 +90,8 @@ async function start(options: { config?: string }): Promise<void> {
     // The NATS client is loaded only in cluster mode.
     const { ClusterMember } = await import('../services/cluster/member.js');
     const hostmeta = primary.hostmetaService;
-    member = new ClusterMember(config, primary.telemetry, {
-      metricsJson: () => control.metricsJson(),
+    member = new ClusterMember(config.cluster, primary.telemetry, {
+      load: () => control.load(),
       shed: (count) => control.shedSessions(count),
       pruneHosts: hostmeta === null ? null : (olderThanMs) => hostmeta.pruneUnseen(olderThanMs),
     }, adminUrl);

@@ -10,6 +10,7 @@
 import type { SessionView } from '../core/sessions.js';
 import type { TenantLimits } from '../core/limits.js';
 import type { ClusterStatus } from '../services/cluster/member.js';
+import type { LoadSample } from '../telemetry/telemetry.js';
 
 export type { SessionView, ClusterStatus };
 
@@ -69,6 +70,8 @@ export interface NodeControl {
    * function that stops the tail. Costs nothing while no tail is open.
    */
   tail(filter: TailFilter, onRecord: (line: string) => void): Promise<() => void>;
+  /** The node's load (every process's), from its own counters: what its cluster heartbeat reports. */
+  load(): Promise<LoadSample>;
   /** This node's view of its cluster (members, leader, totals); null when it runs alone. */
   cluster(): Promise<ClusterStatus | null>;
 }

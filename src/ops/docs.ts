@@ -5,8 +5,8 @@
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { renderConfigDocs } from './config/docs.js';
-import { renderEventDocs } from './events.js';
-import { renderMetricDocs } from './telemetry.js';
+import { renderEventDocs } from '../telemetry/events.js';
+import { renderMetricDocs } from '../telemetry/telemetry.js';
 
 export const GENERATED_DOCS: Record<string, () => string> = {
   'docs/config.md': renderConfigDocs,

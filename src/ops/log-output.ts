@@ -20,10 +20,32 @@ import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { hostname } from 'node:os';
-import pino, { type Logger } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
+import { Type } from '@sinclair/typebox';
+import { section, size } from '../core/config-schema.js';
 import { headerToken, truncateUtf8 } from '../sinks/syslog/encode.js';
-import type { LogConfig, LogSyslogConfig } from './config/types.js';
-import { EVENTS } from './events.js';
+import { createLogger, type LogDropReason, type LogLevel, type LossyLogDestination } from '../telemetry/logger.js';
+import { EVENTS } from '../telemetry/events.js';
+
+/** Where the node's own log goes when `log.output` is `syslog`. */
+export interface LogSyslogConfig {
+  protocol: 'udp' | 'tcp';
+  host: string;
+  port: number;
+  /** RFC 5424 facility code (0-23). */
+  facility: number;
+  appName: string;
+  /** Messages longer than this many bytes are cut. */
+  maxMessageBytes: number;
+  /** Bytes held while the receiver is connecting, away or slow; past it lines are dropped and counted. */
+  maxQueueBytes: number;
+}
+
+export interface LogConfig {
+  level: LogLevel;
+  output: 'stderr' | 'syslog';
+  syslog: LogSyslogConfig;
+}
 
 export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = {
   level: 'info',
@@ -31,8 +53,58 @@ export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = {
   syslog: { protocol: 'udp', host: '127.0.0.1', port: 514, facility: 3, appName: 'sluice', maxMessageBytes: 8192, maxQueueBytes: 1 << 20 },
 };
 
-/** Why a log line was not sent: `queue_full` (receiver away or slow), `send_error` (the socket refused or lost it). */
-export type LogDropReason = 'queue_full' | 'send_error';
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const satisfies readonly LogLevel[];
+
+/** Syslog facilities a node's own log may use. */
+export const LOG_FACILITIES = ['user', 'daemon', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'] as const;
+
+/** RFC 5424 facility codes of {@link LOG_FACILITIES}. */
+export const FACILITY_CODES: Readonly<Record<(typeof LOG_FACILITIES)[number], number>> = {
+  user: 1, daemon: 3, local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23,
+};
+
+const defaults = DEFAULT_LOG_CONFIG;
+const defaultFacility = LOG_FACILITIES.find((f) => FACILITY_CODES[f] === defaults.syslog.facility);
+
+/** `log` in the YAML configuration. */
+export const LogSchema = section(
+  {
+    level: Type.Union(
+      LOG_LEVELS.map((level) => Type.Literal(level)),
+      {
+        description: 'Least severe level the node logs about itself; `silent` turns its own logging off.',
+        default: defaults.level,
+      },
+    ),
+    output: Type.Union([Type.Literal('stderr'), Type.Literal('syslog')], {
+      description: 'Where the log goes: `stderr` (one JSON object per line, written synchronously) or `syslog` (RFC 5424 messages to the receiver under `syslog`; see docs/logging.md).',
+      default: defaults.output,
+    }),
+    syslog: section(
+      {
+        protocol: Type.Union([Type.Literal('udp'), Type.Literal('tcp')], {
+          description: '`udp` (RFC 5426) or `tcp` (RFC 6587 octet counting). A local socket such as /dev/log cannot be used: Node.js has no Unix datagram sockets; point this at the local syslog daemon\'s UDP or TCP input instead.',
+          default: defaults.syslog.protocol,
+        }),
+        host: Type.String({ description: 'Receiver host name or address.', default: defaults.syslog.host, minLength: 1 }),
+        port: Type.Integer({ description: 'Receiver port; 0 means 514.', default: 0, minimum: 0, maximum: 65535 }),
+        facility: Type.Union(LOG_FACILITIES.map((f) => Type.Literal(f)), { description: 'Syslog facility of every message.', default: defaultFacility }),
+        app_name: Type.String({
+          description: 'RFC 5424 APP-NAME of every message.', default: defaults.syslog.appName, pattern: '^[\\x21-\\x7e]{1,48}$',
+          'x-expected': '1 to 48 printable ASCII characters without spaces',
+        }),
+        max_message: size(defaults.syslog.maxMessageBytes, 'Longer messages are cut (on a character boundary). From 480 to 65507 bytes (the largest UDP payload).', {
+          min: 480, minText: '480 bytes', max: 65_507, maxText: '65507 bytes',
+        }),
+        max_queue: size(defaults.syslog.maxQueueBytes, 'Log bytes held while the receiver is connecting, away or slow; past it lines are dropped and counted (`sluice_log_dropped_lines_total`), never waited for. From 64KiB to 64MiB.', {
+          min: 65_536, minText: '64KiB', max: 67_108_864, maxText: '64MiB',
+        }),
+      },
+      'The syslog receiver, used when `output` is `syslog`.',
+    ),
+  },
+  "The node's own log (docs/logging.md).",
+);
 
 const NOTICE_INTERVAL_MS = 10_000;
 const RETRY_INITIAL_MS = 500;
@@ -55,14 +127,11 @@ const outputs = new WeakMap<Logger, SyslogLogOutput>();
  * The node's logger, writing where `config.output` says. `stderr` is where
  * standard-error lines go (tests pass a stream of their own).
  */
-export function createLogger(config: LogConfig, stderrStream?: pino.DestinationStream): Logger {
-  const options = { level: config.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
-  // Synchronous stderr: the node logs events, never records, so volume is small
-  // and a crash must not lose the line that explains it.
-  const stderr = pino(options, stderrStream ?? pino.destination({ fd: 2, sync: true }));
+export function createNodeLogger(config: LogConfig, stderrStream?: DestinationStream): Logger {
+  const stderr = createLogger(config.level, stderrStream);
   if (config.output === 'stderr') return stderr;
   const output = new SyslogLogOutput(config.syslog, stderr);
-  const logger = pino(options, output);
+  const logger = createLogger(config.level, output);
   outputs.set(logger, output);
   const { code, text } = EVENTS.logToSyslog;
   stderr.info({ code, receiver: output.receiver }, text);
@@ -82,7 +151,7 @@ export async function flushLogger(logger: Logger, timeoutMs: number): Promise<bo
   return outputs.get(logger)?.drain(timeoutMs) ?? true;
 }
 
-export class SyslogLogOutput {
+export class SyslogLogOutput implements LossyLogDestination {
   readonly receiver: string;
   /** Lines dropped since start, by reason. */
   readonly dropped: Record<LogDropReason, number> = { queue_full: 0, send_error: 0 };
@@ -115,7 +184,7 @@ export class SyslogLogOutput {
     try {
       fields = JSON.parse(json) as Record<string, unknown>;
     } catch {
-      // Not pino's JSON (cannot happen from createLogger): sent as it is, with the header of an info line.
+      // Not pino's JSON (cannot happen from createNodeLogger): sent as it is, with the header of an info line.
     }
     const time = typeof fields['time'] === 'string' ? fields['time'] : new Date().toISOString();
     const code = typeof fields['code'] === 'string' ? fields['code'] : null;

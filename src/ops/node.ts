@@ -9,7 +9,7 @@ import type { ComponentHealth, Reconnectable, Sink, Source } from '../core/compo
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
 import type { TenantLimits } from '../core/limits.js';
-import { timerDelay } from '../core/clock.js';
+import { settlesBefore } from '../core/clock.js';
 import { FileSink } from '../sinks/file/sink.js';
 import { SyslogSink } from '../sinks/syslog/sink.js';
 import { DeferredSink } from '../sinks/deferred.js';
@@ -22,8 +22,9 @@ import { SyslogUdpSource } from '../sources/syslog/udp.js';
 import { HttpSource } from '../sources/http/source.js';
 import { RelpSource } from '../sources/relp/source.js';
 import type { SinkConfig, SluiceConfig } from './config/types.js';
-import { createLogger, Telemetry } from './telemetry.js';
-import { EventLoopMonitor } from './event-loop.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import { createNodeLogger } from './log-output.js';
+import { EventLoopMonitor } from '../telemetry/event-loop.js';
 import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import type { HostmetaClient } from '../services/hostmeta/client.js';
@@ -31,7 +32,7 @@ import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
 import { HOSTMETA_TOKEN_FILE } from '../services/hostmeta/config.js';
 import { readToken } from '../core/access-tokens.js';
 import { hostmetaAccess } from './config/hostmeta-access.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../telemetry/version.js';
 import type { HostLockService } from '../services/cluster/host-locks.js';
 import { Supervisor } from '../core/supervisor.js';
 import { supervisionEvents, supervisorPolicy } from './supervision.js';
@@ -100,7 +101,7 @@ export class SluiceNode {
   private readonly watches = new Map<string, AbortController>();
   readonly eventLoop: EventLoopMonitor;
 
-  constructor(readonly config: SluiceConfig, logger: Logger = createLogger(config.log), readonly options: NodeOptions = {}) {
+  constructor(readonly config: SluiceConfig, logger: Logger = createNodeLogger(config.log), readonly options: NodeOptions = {}) {
     this.telemetry = new Telemetry(logger);
     this.supervisor = new Supervisor(supervisorPolicy(config.supervision), supervisionEvents(this.telemetry));
     // Process memory, CPU and heap (process_*, nodejs_*), which the dashboard shows.
@@ -471,16 +472,6 @@ function readClientToken(file: string): string {
     throw new Error(`hostmeta.client: no token to send to the service (${(err as Error).message}); `
       + 'copy the service\'s <data_dir>/hostmeta-token there, or set hostmeta.client.token_file', { cause: err });
   }
-}
-
-/** Whether `work` settles (either way) before `deadline`. */
-async function settlesBefore(work: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timerDelay(deadline - Date.now())); });
-  const settled = work.then(() => true as const, () => true as const);
-  const result = await Promise.race([settled, expired]);
-  clearTimeout(timer);
-  return result;
 }
 
 /** Resolves when `signal` aborts; rejects once `source` reports itself unhealthy (its listener is gone). */

@@ -14,7 +14,7 @@
 import type { ComponentHealth, Sink } from '../core/component.js';
 import type { AckToken } from '../core/ack.js';
 import type { LogRecord } from '../core/record.js';
-import type { Telemetry } from '../ops/telemetry.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 
 interface HeldBatch {
   tenant: string;

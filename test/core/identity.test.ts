@@ -42,7 +42,7 @@ test('identity: host key is 40 lowercase hex, stable, tenant-scoped and case-ins
 import { LogRecord } from '../../src/core/record.js';
 import { parseSyslog } from '../../src/sources/syslog/parse.js';
 import { SessionIdentity } from '../../src/core/identity.js';
-import { tokenHash } from '../../src/ops/config/load.js';
+import { tokenHash } from '../../src/core/tenant-config.js';
 
 const TOKEN_A = 'token-of-tenant-a-0123456789';
 const TOKEN_B = 'token-of-tenant-b-0123456789';

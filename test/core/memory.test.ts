@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { MemoryGovernor, MemoryState, nextState, type MemorySample, type ProcessMemory } from '../../src/core/memory.js';
 import { SessionRegistry, type SessionControl, type SessionEntry } from '../../src/core/sessions.js';
 import { memoryLogger, silentTelemetry } from '../helpers.js';
-import { Telemetry } from '../../src/ops/telemetry.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 
 const MiB = 1024 ** 2;
 

@@ -7,7 +7,7 @@ import type { AckToken } from '../../src/core/ack.js';
 import { LogRecord } from '../../src/core/record.js';
 import { TenantDirectory } from '../../src/core/identity.js';
 import { Pipeline } from '../../src/core/pipeline.js';
-import { Telemetry } from '../../src/ops/telemetry.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 
 /** A sink that records what it was given, with a per-tenant congestion switch the test controls. */
 class RecordingSink implements Sink {

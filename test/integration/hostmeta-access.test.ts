@@ -20,7 +20,7 @@ import { startHostmetaService } from '../../src/services/hostmeta/server.js';
 import { SluiceNode } from '../../src/ops/node.js';
 import { Primary } from '../../src/ops/workers/primary.js';
 import { loadConfigFile } from '../../src/ops/config/load.js';
-import { Telemetry } from '../../src/ops/telemetry.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { closed, connect, memoryLogger, readTenantRecords, startTestNode, tempDir, testConfig, waitFor } from '../helpers.js';
 
 type Cleanup = { after(fn: () => void | Promise<void>): void };

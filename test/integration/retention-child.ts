@@ -14,7 +14,7 @@ import { TenantDirectory } from '../../src/core/identity.js';
 import { Pipeline } from '../../src/core/pipeline.js';
 import { UNLIMITED } from '../../src/core/limits.js';
 import { SyslogStreamSource } from '../../src/sources/syslog/tcp.js';
-import { Telemetry } from '../../src/ops/telemetry.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 
 const CHUNKS = 1000;
 const CHUNK_BYTES = 64 * 1024;

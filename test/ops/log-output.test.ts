@@ -12,9 +12,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { LogConfig, LogSyslogConfig } from '../../src/ops/config/types.js';
-import { DEFAULT_LOG_CONFIG, createLogger, flushLogger, syslogOutputOf, type SyslogLogOutput } from '../../src/ops/log-output.js';
-import { Telemetry } from '../../src/ops/telemetry.js';
+import { DEFAULT_LOG_CONFIG, createNodeLogger, flushLogger, syslogOutputOf, type SyslogLogOutput, type LogConfig, type LogSyslogConfig } from '../../src/ops/log-output.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { lateBoundPort, readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
 
 function syslogConfig(overrides: Partial<LogSyslogConfig>): LogConfig {
@@ -25,7 +24,7 @@ function syslogConfig(overrides: Partial<LogSyslogConfig>): LogConfig {
 function syslogLogger(t: { after(fn: () => void): void }, overrides: Partial<LogSyslogConfig>):
 { logger: Logger; output: SyslogLogOutput; stderr: Record<string, unknown>[] } {
   const stderr: Record<string, unknown>[] = [];
-  const logger = createLogger(syslogConfig(overrides), { write: (s: string) => { stderr.push(JSON.parse(s) as Record<string, unknown>); } });
+  const logger = createNodeLogger(syslogConfig(overrides), { write: (s: string) => { stderr.push(JSON.parse(s) as Record<string, unknown>); } });
   const output = syslogOutputOf(logger)!;
   t.after(() => output.close());
   return { logger, output, stderr };

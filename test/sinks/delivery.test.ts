@@ -10,13 +10,14 @@ import net from 'node:net';
 import { AckStatus, AckToken } from '../../src/core/ack.js';
 import { LogRecord } from '../../src/core/record.js';
 import { EncodedQueue } from '../../src/sinks/encoded-queue.js';
-import { DEFAULT_DELIVERY, DeliverySink } from '../../src/sinks/delivery/chain.js';
+import { DeliverySink } from '../../src/sinks/delivery/chain.js';
+import { DEFAULT_DELIVERY } from '../../src/sinks/delivery/config.js';
 import { SinkStats } from '../../src/sinks/delivery/stats.js';
 import { PermanentError, type DeliveryBatch, type DeliveryTransport } from '../../src/sinks/delivery/transport.js';
 import { SyslogSink } from '../../src/sinks/syslog/sink.js';
 import { DEFAULT_SYSLOG_SINK, type SyslogSinkConfig } from '../../src/sinks/syslog/config.js';
 import { SyslogFramer } from '../../src/sources/syslog/framing.js';
-import { Telemetry } from '../../src/ops/telemetry.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { ackInto, lateBoundPort, memoryLogger, silentTelemetry, waitFor } from '../helpers.js';
 
 const RECEIVED = '2026-11-27T14:20:00.123Z';

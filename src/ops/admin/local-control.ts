@@ -7,9 +7,10 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import v8 from 'node:v8';
 import type { TenantLimits } from '../../core/limits.js';
-import { encodeRecord } from '../../sinks/file/encode.js';
+import { encodeRecord } from '../../core/ndjson.js';
 import type { ComponentView, NodeControl, Readiness, SessionView, TailFilter } from '../control.js';
 import type { SluiceNode } from '../node.js';
+import type { LoadSample } from '../../telemetry/telemetry.js';
 
 export class LocalControl implements NodeControl {
   constructor(private readonly node: SluiceNode) {}
@@ -21,6 +22,10 @@ export class LocalControl implements NodeControl {
 
   async metricsJson(): Promise<unknown[]> {
     return this.node.telemetry.registry.getMetricsAsJSON();
+  }
+
+  async load(): Promise<LoadSample> {
+    return this.node.telemetry.loadSample();
   }
 
   /** A single process is never a cluster member: membership runs in the primary of `sluice start`. */

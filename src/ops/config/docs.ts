@@ -4,7 +4,8 @@
  */
 import { stringify } from 'yaml';
 import { defaultInput } from './load.js';
-import { DURATION_UNITS_MS, SluiceConfigSchema } from './schema.js';
+import { DURATION_UNITS_MS } from '../../core/units.js';
+import { SluiceConfigSchema } from './schema.js';
 
 /** A schema node, read as plain JSON Schema. */
 type SchemaNode = { [keyword: string]: unknown };
@@ -71,9 +72,35 @@ export function renderConfigDocs(): string {
 function collectRows(schema: SchemaNode, prefix: string, rows: Row[]): void {
   const properties = schema['properties'];
   if (!isObject(properties)) return;
-  for (const [key, child] of Object.entries(properties)) {
+  collectProperties(Object.entries(properties), prefix, rows);
+  collectBranches(schema, prefix, rows);
+}
+
+/**
+ * The keys of a union discriminated by a tag (a sink's `type`): those every
+ * branch has first, then each branch's own, marked with its tag.
+ */
+function collectBranches(schema: SchemaNode, prefix: string, rows: Row[]): void {
+  const discriminator = schema['discriminator'];
+  const branches = schema['oneOf'];
+  if (!isObject(discriminator) || !Array.isArray(branches)) return;
+  const tag = String(discriminator['propertyName']);
+  const keyed = (branches as SchemaNode[]).map((branch) => {
+    const properties = (branch['properties'] ?? {}) as Record<string, SchemaNode>;
+    return { value: String(properties[tag]?.['const']), entries: Object.entries(properties).filter(([key]) => key !== tag) };
+  });
+  const inEvery = (key: string) => keyed.every((b) => b.entries.some(([k]) => k === key));
+  collectProperties(keyed[0]?.entries.filter(([key]) => inEvery(key)) ?? [], prefix, rows);
+  for (const branch of keyed) {
+    collectProperties(branch.entries.filter(([key]) => !inEvery(key)), prefix, rows, `\`${tag}: ${branch.value}\` only. `);
+  }
+}
+
+function collectProperties(properties: [string, unknown][], prefix: string, rows: Row[], note = ''): void {
+  for (const [key, child] of properties) {
     if (!isObject(child)) continue;
     const path = prefix === '' ? key : `${prefix}.${key}`;
+    const first = rows.length;
     rows.push(row(path, child));
     const entries = child['patternProperties'];
     if (isObject(entries)) {
@@ -85,6 +112,7 @@ function collectRows(schema: SchemaNode, prefix: string, rows: Row[]): void {
     } else {
       collectRows(child, path, rows);
     }
+    if (note !== '') for (const r of rows.slice(first)) r.description = note + r.description;
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { settlesBefore } from '../../core/clock.js';
 import type { FromWorker, ToWorker, WorkerPlan } from './ipc.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -87,10 +88,7 @@ export class WorkerFleet {
   async close(graceMs: number): Promise<void> {
     this.closing = true;
     this.broadcast({ type: 'close' });
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
-    await Promise.race([Promise.all(this.exits), expired]);
-    clearTimeout(timer);
+    await settlesBefore(Promise.all(this.exits), Date.now() + graceMs);
     this.kill();
     await Promise.all(this.exits);
   }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { percentileCurve } from './histogram.js';
-import type { ReportJson } from './report.js';
+import type { ReportJson } from './report-json.js';
 import type { LoadgenResult } from './run.js';
 
 const require = createRequire(import.meta.url);

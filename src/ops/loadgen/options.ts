@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { isIPv4 } from 'node:net';
-import { parseDuration, parseSize } from '../config/load.js';
+import { parseDuration, parseSize } from '../../core/units.js';
 import { openFilesLimit } from '../descriptors.js';
 
 export type Protocol = 'tcp' | 'udp';

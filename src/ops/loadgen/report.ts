@@ -1,65 +1,13 @@
 /**
- * A run's results as `report.json` (a fixed shape: benchmark tooling reads
- * it), as the short table printed at the end, and both files on disk.
+ * A run's results as the short table printed at the end, and as report.json
+ * (report-json.ts) and report.html (html.ts) on disk.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { microsToMs, summarizeMs, type LatencySummaryMs } from './histogram.js';
+import { microsToMs, type LatencySummaryMs } from './histogram.js';
 import { renderHtml } from './html.js';
+import { toReportJson } from './report-json.js';
 import type { LoadgenResult } from './run.js';
-
-export interface ReportJson {
-  protocol: string;
-  target: string;
-  pattern: string;
-  agents: number;
-  tenants: number;
-  workers: number;
-  durationSec: number;
-  sent: number;
-  delivered: number;
-  lost: number;
-  duplicates: number;
-  errors: { connect: number; reset: number; other: number };
-  throughputPerSec: number;
-  latencyMs: LatencySummaryMs;
-  /** Every tenant but t0 (the flooding one under `--pattern flood`); absent with one tenant. */
-  othersLatencyMs?: LatencySummaryMs;
-  connectMs: { p50: number; p99: number; max: number };
-  perTenant: { tenant: string; sent: number; delivered: number; lost: number; latencyMs: LatencySummaryMs }[];
-  timeline: { t: number; sent: number; delivered: number; p99Ms: number }[];
-}
-
-export function toReportJson(result: LoadgenResult): ReportJson {
-  const { options } = result;
-  const connect = result.connect;
-  return {
-    protocol: options.protocol,
-    target: options.target.url,
-    pattern: options.pattern,
-    agents: options.agents,
-    tenants: options.tenants,
-    workers: options.workers,
-    durationSec: result.sendingSec,
-    sent: result.sent,
-    delivered: result.delivered,
-    lost: result.lost,
-    duplicates: result.duplicates,
-    errors: { connect: result.errors.connect, reset: result.errors.reset, other: result.errors.other },
-    throughputPerSec: result.throughputPerSec,
-    latencyMs: summarizeMs(result.latency),
-    ...(result.othersLatency === null ? {} : { othersLatencyMs: summarizeMs(result.othersLatency) }),
-    connectMs: connect.totalCount === 0 ? { p50: 0, p99: 0, max: 0 } : {
-      p50: microsToMs(connect.getValueAtPercentile(50)),
-      p99: microsToMs(connect.getValueAtPercentile(99)),
-      max: microsToMs(connect.maxValue),
-    },
-    perTenant: result.perTenant.map((t) => ({
-      tenant: t.tenant, sent: t.sent, delivered: t.delivered, lost: t.lost, latencyMs: summarizeMs(t.latency),
-    })),
-    timeline: result.timeline.map((e) => ({ t: e.t, sent: e.sent, delivered: e.delivered, p99Ms: e.p99Ms })),
-  };
-}
 
 /** Per-tenant rows printed at most; report.json and report.html have them all. */
 const PRINTED_TENANTS = 20;

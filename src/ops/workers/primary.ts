@@ -17,14 +17,15 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
 import { Supervisor } from '../../core/supervisor.js';
-import { timerDelay } from '../../core/clock.js';
-import { ConfigError, formatProblem, loadConfigFile } from '../config/load.js';
+import { settlesBefore, timerDelay } from '../../core/clock.js';
+import { loadConfigFile } from '../config/load.js';
+import { ConfigError, formatProblem } from '../config/problems.js';
 import { hostmetaAccess } from '../config/hostmeta-access.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { NodeAddresses } from '../node.js';
 import { supervisionEvents, supervisorPolicy } from '../supervision.js';
-import { Telemetry } from '../telemetry.js';
-import { VERSION } from '../version.js';
+import { Telemetry } from '../../telemetry/telemetry.js';
+import { VERSION } from '../../telemetry/version.js';
 import { startHostmetaService, type RunningHostmetaService } from '../../services/hostmeta/server.js';
 import { isSluiceMessage, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
 
@@ -410,12 +411,4 @@ async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promi
   } finally {
     clearTimeout(timer);
   }
-}
-
-async function settlesBefore(work: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timerDelay(deadline - Date.now())); });
-  const result = await Promise.race([work.then(() => true as const, () => true as const), expired]);
-  clearTimeout(timer);
-  return result;
 }

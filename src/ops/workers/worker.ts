@@ -8,7 +8,7 @@
  * drains its workers itself. When the primary disappears, node:cluster exits
  * the worker at once; what it acknowledged is already durable.
  */
-import { createLogger, flushLogger } from '../log-output.js';
+import { createNodeLogger, flushLogger } from '../log-output.js';
 import type { Logger } from 'pino';
 import { SluiceNode } from '../node.js';
 import type { NodeControl } from '../control.js';
@@ -49,7 +49,7 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
   };
 
   const start = async (message: Extract<ToWorker, { sluice: 'start' }>): Promise<void> => {
-    logger = createLogger(message.config.log);
+    logger = createNodeLogger(message.config.log);
     node = new SluiceNode(message.config, logger.child({ worker: workerId }), { workerId });
     control = makeControl(node);
     try {

@@ -13,6 +13,7 @@ import type { TenantLimits } from '../../core/limits.js';
 import type { ComponentView, NodeControl, Readiness, SessionView, TailFilter } from '../control.js';
 import type { Primary, WorkerProcess } from './primary.js';
 import type { ClusterMember, ClusterStatus } from '../../services/cluster/member.js';
+import { sumLoadSamples, type LoadSample } from '../../telemetry/telemetry.js';
 
 const WORKER_SESSION = /^w(\d+):/;
 
@@ -63,6 +64,12 @@ export class WorkersControl implements NodeControl {
 
   async metricsJson(): Promise<unknown[]> {
     return await (await this.aggregated()).getMetricsAsJSON();
+  }
+
+  /** The workers' samples and the primary's own (its RSS), added up. */
+  async load(): Promise<LoadSample> {
+    const answers = await this.all<LoadSample>('load');
+    return sumLoadSamples([await this.primary.telemetry.loadSample(), ...answers.map((a) => a.value)]);
   }
 
   async cluster(): Promise<ClusterStatus | null> {

@@ -17,7 +17,7 @@
  * cost no disk.
  */
 import { connect, StorageType, type JetStreamManager, type KV, type NatsConnection } from 'nats';
-import type { ClusterConfig } from '../../ops/config/types.js';
+import type { ClusterConfig } from './config.js';
 
 export interface ClusterBuckets {
   members: KV;

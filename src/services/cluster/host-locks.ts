@@ -16,8 +16,8 @@
 import { randomBytes } from 'node:crypto';
 import { KvWatchInclude, type KV, type KvEntry, type NatsConnection, type QueuedIterator } from 'nats';
 import type { SessionEntry, SessionObserver, SessionRegistry } from '../../core/sessions.js';
-import type { ClusterConfig } from '../../ops/config/types.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { ClusterConfig } from './config.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { connectCluster, decodeValue, encodeValue, openClusterBuckets } from './buckets.js';
 
 export interface HostLockRecord {

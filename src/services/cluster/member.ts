@@ -10,10 +10,10 @@
  * no heartbeat (SLU0901W, retried every interval) and no leadership.
  */
 import type { NatsConnection } from 'nats';
-import type { SluiceConfig } from '../../ops/config/types.js';
-import type { Telemetry } from '../../ops/telemetry.js';
-import { VERSION } from '../../ops/version.js';
-import { metricsByName, sum } from '../../ops/admin/overview.js';
+import type { LoadSample, Telemetry } from '../../telemetry/telemetry.js';
+import { VERSION } from '../../telemetry/version.js';
+import { settlesBefore } from '../../core/clock.js';
+import type { ClusterConfig } from './config.js';
 import { connectCluster, decodeValue, encodeValue, openClusterBuckets, type ClusterBuckets } from './buckets.js';
 import { LeaderElection, type LeaderRecord } from './leader.js';
 import { Membership, type MemberLoad, type MemberRecord } from './membership.js';
@@ -45,8 +45,8 @@ export interface ClusterStatus {
 }
 
 export interface ClusterMemberHooks {
-  /** The whole node's metrics (every worker), for its load. */
-  metricsJson(): Promise<unknown[]>;
+  /** The whole node's load now (every process's), from its own counters. */
+  load(): Promise<LoadSample>;
   /** Ask up to `count` agents to reconnect; resolves to how many were asked. Null: the node cannot shed. */
   shed: ((count: number) => Promise<number>) | null;
   /** Delete hosts unseen for `olderThanMs`; how many. Null: this node runs no host metadata service. */
@@ -84,13 +84,13 @@ export class ClusterMember {
   private running: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly config: SluiceConfig,
+    private readonly config: ClusterConfig,
     private readonly telemetry: Telemetry,
     private readonly hooks: ClusterMemberHooks,
     /** Where this node's admin server listens (shown to the other members), or null. */
     private readonly adminUrl: string | null,
   ) {
-    this.status = { nodeId: config.cluster.nodeId, connected: false, members: [], totals: null, lastError: null, lastShed: null };
+    this.status = { nodeId: config.nodeId, connected: false, members: [], totals: null, lastError: null, lastShed: null };
   }
 
   /** Connects in the background (retrying while NATS is away) and starts heartbeating; returns at once. */
@@ -118,11 +118,11 @@ export class ClusterMember {
     this.telemetry.clusterMembers.set(0);
     this.telemetry.clusterLeader.set(0);
     this.telemetry.clusterConnected.set(0);
-    this.telemetry.emit('clusterLeft', { node: this.config.cluster.nodeId });
+    this.telemetry.emit('clusterLeft', { node: this.config.nodeId });
   }
 
   private async connect(): Promise<void> {
-    const c = this.config.cluster;
+    const c = this.config;
     while (this.buckets === null) {
       if (this.stopping) return;
       try {
@@ -151,7 +151,7 @@ export class ClusterMember {
     if (this.stopping) return;
     this.timer = setTimeout(() => {
       this.running = this.boundedTick().finally(() => this.schedule());
-    }, this.config.cluster.heartbeatIntervalMs);
+    }, this.config.heartbeatIntervalMs);
   }
 
   /**
@@ -159,15 +159,9 @@ export class ClusterMember {
    * TICK_TIMEOUT_MS (a NATS call that never answers) is reported and left behind.
    */
   private async boundedTick(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.failed(new Error(`a heartbeat round did not finish within ${TICK_TIMEOUT_MS} ms`));
-        resolve();
-      }, TICK_TIMEOUT_MS);
-    });
-    await Promise.race([this.tick(), late]);
-    clearTimeout(timer);
+    if (!(await settlesBefore(this.tick(), Date.now() + TICK_TIMEOUT_MS))) {
+      this.failed(new Error(`a heartbeat round did not finish within ${TICK_TIMEOUT_MS} ms`));
+    }
   }
 
   private async tick(): Promise<void> {
@@ -196,30 +190,30 @@ export class ClusterMember {
     this.status.connected = false;
     this.status.lastError = err.message;
     this.telemetry.clusterConnected.set(0);
-    this.telemetry.emit('clusterUnreachable', { node: this.config.cluster.nodeId, error: err.message });
+    this.telemetry.emit('clusterUnreachable', { node: this.config.nodeId, error: err.message });
   }
 
   private async load(): Promise<MemberLoad> {
-    const metrics = metricsByName(await this.hooks.metricsJson());
+    const sample = await this.hooks.load();
     const now = Date.now();
-    const records = sum(metrics, 'sluice_source_received_records_total');
-    const bytes = sum(metrics, 'sluice_source_received_bytes_total');
+    const records = sample.receivedRecords;
+    const bytes = sample.receivedBytes;
     const previous = this.previous;
     this.previous = { at: now, records, bytes };
     const seconds = previous === null ? 0 : (now - previous.at) / 1000;
     const rate = (current: number, before: number | undefined) => (seconds > 0 && before !== undefined ? Math.max(0, (current - before) / seconds) : 0);
     return {
-      connections: sum(metrics, 'sluice_sessions'),
+      connections: sample.connections,
       recordsPerSec: Math.round(rate(records, previous?.records)),
       bytesPerSec: Math.round(rate(bytes, previous?.bytes)),
-      rssBytes: sum(metrics, 'process_resident_memory_bytes'),
-      memoryState: Math.max(0, ...(metrics.get('sluice_memory_state')?.values ?? []).map((v) => v.value)),
+      rssBytes: sample.rssBytes,
+      memoryState: sample.memoryState,
     };
   }
 
   private async leaderJobs(members: MemberRecord[]): Promise<void> {
     const totals: ClusterTotals = {
-      by: this.config.cluster.nodeId, at: Date.now(), members: members.length,
+      by: this.config.nodeId, at: Date.now(), members: members.length,
       connections: 0, recordsPerSec: 0, bytesPerSec: 0, rssBytes: 0,
     };
     for (const m of members) {
@@ -235,7 +229,7 @@ export class ClusterMember {
       this.nextLockPruneAt = now + LOCK_PRUNE_INTERVAL_MS;
       await this.pruneLocks(new Set(members.map((m) => m.id)));
     }
-    const after = this.config.cluster.pruneHostsAfterMs;
+    const after = this.config.pruneHostsAfterMs;
     if (after > 0 && this.hooks.pruneHosts !== null && now >= this.nextHostPruneAt) {
       this.nextHostPruneAt = now + HOST_PRUNE_INTERVAL_MS;
       // Not awaited: pruning a large store takes minutes, and the heartbeat must go on. Its own event reports the count.
@@ -258,7 +252,7 @@ export class ClusterMember {
       // Conditional on the revision read: a lock rewritten meanwhile by a live node stays.
       await locks.delete(key, { previousSeq: entry.revision }).then(() => removed++, () => undefined);
     }
-    if (removed > 0) this.telemetry.emit('clusterLocksPruned', { node: this.config.cluster.nodeId, removed, scanned });
+    if (removed > 0) this.telemetry.emit('clusterLocksPruned', { node: this.config.nodeId, removed, scanned });
   }
 
   private async readTotals(): Promise<ClusterTotals | null> {
@@ -273,10 +267,10 @@ export class ClusterMember {
    * interval, then it waits an interval for the balancer's view to settle.
    */
   private async considerShedding(self: MemberLoad, members: MemberRecord[]): Promise<void> {
-    const over = this.config.cluster.shedConnectionsOver;
+    const over = this.config.shedConnectionsOver;
     if (this.hooks.shed === null || over === 0 || members.length < 2 || Date.now() < this.nextShedAt) return;
     // Somewhere to go: another member not itself refusing work.
-    if (!members.some((m) => m.id !== this.config.cluster.nodeId && m.load.memoryState < 2)) return;
+    if (!members.some((m) => m.id !== this.config.nodeId && m.load.memoryState < 2)) return;
     const total = members.reduce((n, m) => n + m.load.connections, 0);
     // Rounded up: connections are whole, so a node holding the one connection of three nodes (share 1) is not over it,
     // and a shed connection cannot make its new node the one over the share (no ping-pong).
@@ -293,8 +287,8 @@ export class ClusterMember {
     count = Math.min(count, Math.ceil(self.connections * SHED_MAX_FRACTION));
     if (count <= 0) return;
     const asked = await this.hooks.shed(count);
-    this.nextShedAt = Date.now() + this.config.cluster.shedIntervalMs;
+    this.nextShedAt = Date.now() + this.config.shedIntervalMs;
     this.status.lastShed = { at: Date.now(), asked, reason };
-    this.telemetry.emit('clusterShedding', { node: this.config.cluster.nodeId, reason, connections: self.connections, fairShare: fair, wanted: count, asked });
+    this.telemetry.emit('clusterShedding', { node: this.config.nodeId, reason, connections: self.connections, fairShare: fair, wanted: count, asked });
   }
 }

@@ -19,7 +19,7 @@
  *   whole burst.
  */
 import type { Counter, Gauge } from 'prom-client';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { HostmetaRequestError } from './request-error.js';
 import type { HostmetaCalls } from './local-client.js';
 import { TokenBucket } from '../../core/token-bucket.js';

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Counter } from 'prom-client';
 import { Pool } from 'undici';
 import { backoffDelay } from '../../core/backoff.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import type { HostmetaClientConfig } from './config.js';
 import { isHostKey, isTenantId, KEY_HEADER, TENANT_HEADER, type HostMetadata, type HostMetadataPatch } from './schema.js';
 

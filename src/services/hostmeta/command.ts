@@ -7,9 +7,8 @@
  * `hostmeta.service` and `data_dir`, which the options given override.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import type { LogLevel } from '../../ops/config/types.js';
-import { DEFAULT_LOG_CONFIG } from '../../ops/log-output.js';
-import { createLogger, Telemetry } from '../../ops/telemetry.js';
+import { createLogger, type LogLevel } from '../../telemetry/logger.js';
+import { Telemetry } from '../../telemetry/telemetry.js';
 import { DEFAULT_HOSTMETA_SERVICE_CONFIG, type HostmetaAccess, type HostmetaServiceConfig } from './config.js';
 import { POSTGRES_SCHEMA_PATTERN } from './postgres-store.js';
 import { startHostmetaService, type RunningHostmetaService } from './server.js';
@@ -61,7 +60,7 @@ async function runHostmeta(readConfig: ReadHostmetaConfig, options: HostmetaOpti
     postgresUrl: options.postgresUrl ?? process.env[POSTGRES_URL_ENV] ?? configured.postgresUrl,
     postgresSchema: given('postgresSchema') ? options.postgresSchema : configured.postgresSchema,
   };
-  const telemetry = new Telemetry(createLogger({ ...DEFAULT_LOG_CONFIG, level: options.logLevel }));
+  const telemetry = new Telemetry(createLogger(options.logLevel));
   let service: RunningHostmetaService;
   try {
     service = await startHostmetaService(config, access, telemetry);

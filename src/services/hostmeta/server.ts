@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import path from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { AccessTokens, adminTokens, readOrCreateToken, sha256Hex } from '../../core/access-tokens.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { HOSTMETA_TOKEN_FILE, type HostmetaAccess, type HostmetaServiceConfig } from './config.js';
 import { PostgresHostmetaStore } from './postgres-store.js';
 import {

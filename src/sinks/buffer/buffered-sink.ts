@@ -20,9 +20,9 @@
 import type { ComponentHealth, Sink } from '../../core/component.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
 import type { LogRecord } from '../../core/record.js';
-import { timerDelay } from '../../core/clock.js';
-import type { Telemetry } from '../../ops/telemetry.js';
-import { decodeRecord, encodeRecord } from '../file/encode.js';
+import { settlesBefore } from '../../core/clock.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
+import { decodeRecord, encodeRecord } from '../../core/ndjson.js';
 import { DiskBuffer, type BufferEntry } from './disk-buffer.js';
 import { FairShares } from '../../core/fair.js';
 import { BYTES_PER_TURN, nextTurn } from '../../core/turns.js';
@@ -128,9 +128,7 @@ export class BufferedSink implements Sink {
     this.stopReading.abort();
     this.windowFreed?.();
     this.innerDrained?.();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.pump, new Promise((resolve) => { timer = setTimeout(resolve, timerDelay(deadline - Date.now())); })]);
-    clearTimeout(timer);
+    if (this.pump !== null) await settlesBefore(this.pump, deadline);
     try {
       await this.inner.stop(deadline);
     } finally {

@@ -20,7 +20,7 @@ import path from 'node:path';
 import type { Counter, Gauge } from 'prom-client';
 import { timerDelay } from '../../core/clock.js';
 import { DeficitRoundRobin } from '../../core/fair.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { readCheckpoint, removeCheckpointLeftovers, syncDirectory, writeCheckpoint } from './checkpoint.js';
 import { diskBufferConfigProblems, maxPayloadBytes, type DiskBufferConfig } from './config.js';
 import {

@@ -14,7 +14,7 @@ import { mkdir, open, readdir, rename, stat, truncate, unlink, type FileHandle }
 import path from 'node:path';
 import type { Counter } from 'prom-client';
 import { DrrFlow } from '../../core/fair.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { syncDirectory } from './checkpoint.js';
 import type { DiskBufferConfig } from './config.js';
 import {

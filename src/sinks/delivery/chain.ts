@@ -23,45 +23,12 @@ import type { ComponentHealth, Sink } from '../../core/component.js';
 import type { AckToken } from '../../core/ack.js';
 import type { LogRecord } from '../../core/record.js';
 import { backoffDelay, type BackoffPolicy } from '../../core/backoff.js';
-import { timerDelay } from '../../core/clock.js';
+import { settlesBefore, timerDelay } from '../../core/clock.js';
 import { EncodedQueue } from '../encoded-queue.js';
 import { DeficitRoundRobin, DrrFlow, FairShares, type TenantShare } from '../../core/fair.js';
 import type { SinkStats } from './stats.js';
+import { checkDeliveryConfig, type DeliveryConfig } from './config.js';
 import { DeliveryBatch, PermanentError, type DeliveryEncoder, type DeliveryTransport, type DropReason } from './transport.js';
-
-export interface DeliveryConfig {
-  /** Most encoded bytes one send carries; a batch this full is sent without waiting for batchDelayMs. */
-  batchBytes: number;
-  /** Longest a record waits for its batch to fill before it is sent. */
-  batchDelayMs: number;
-  /** Queued bytes at or above which write() returns false (sources slow down); onDrain fires once below half of it. */
-  queueHighWaterBytes: number;
-  /** Queued bytes at or above which write() refuses the batch (dropped, reason `queue_full`, ack failed). */
-  queueMaxBytes: number;
-  /** First delay before retrying a failed send; doubles per failure, with jitter, up to retryMaxMs. */
-  retryInitialMs: number;
-  retryMaxMs: number;
-}
-
-export const DEFAULT_DELIVERY: DeliveryConfig = {
-  batchBytes: 64 * 1024,
-  batchDelayMs: 10,
-  queueHighWaterBytes: 8 * 1024 * 1024,
-  queueMaxBytes: 16 * 1024 * 1024,
-  retryInitialMs: 100,
-  retryMaxMs: 30_000,
-};
-
-/** Problems with a delivery config, as sentences; empty when it is usable. */
-export function checkDeliveryConfig(config: DeliveryConfig): string[] {
-  const problems: string[] = [];
-  if (!(config.batchBytes > 0)) problems.push('batch size must be above 0');
-  if (!(config.batchDelayMs >= 0)) problems.push('batch delay must be 0 or more');
-  if (!(config.queueHighWaterBytes > 0)) problems.push('queue high water must be above 0');
-  if (!(config.queueMaxBytes >= config.queueHighWaterBytes)) problems.push('queue max must be at least the queue high water');
-  if (!(config.retryInitialMs > 0 && config.retryMaxMs >= config.retryInitialMs)) problems.push('retry delays must be above 0, initial <= max');
-  return problems;
-}
 
 type State = 'new' | 'running' | 'stopping' | 'stopped';
 
@@ -230,14 +197,14 @@ export class DeliverySink implements Sink {
     // A batch waiting out a long backoff gets one more try now rather than after the deadline.
     this.endRetryWait();
     this.kick();
-    const drained = await beforeDeadline(this.idle(), deadline);
+    const drained = await settlesBefore(this.idle(), deadline);
     if (!drained || this.destroyed) {
       const left = this.shares.total;
       this.destroy();
       if (left > 0) throw new Error(`sink ${this.name}: ${left} bytes not delivered by the deadline`);
       return;
     }
-    await beforeDeadline(this.transport.close(deadline), deadline);
+    await settlesBefore(this.transport.close(deadline), deadline);
     this.destroyed = true;
     this.state = 'stopped';
     this.transport.destroy();
@@ -415,16 +382,5 @@ export class DeliverySink implements Sink {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
-  }
-}
-
-/** Whether `work` settled before `deadline` (epoch ms); a rejection counts as settled. */
-async function beforeDeadline(work: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timerDelay(deadline - Date.now())); });
-  try {
-    return await Promise.race([work.then(() => true, () => true), expired]);
-  } finally {
-    clearTimeout(timer);
   }
 }

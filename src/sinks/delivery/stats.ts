@@ -3,7 +3,7 @@
  * once per sink so the chain and its transport increment them per batch.
  */
 import type { Counter, Gauge } from 'prom-client';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import type { DropReason } from './transport.js';
 
 export class SinkStats {

@@ -20,10 +20,10 @@ import type { ComponentHealth, Sink } from '../../core/component.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
 import type { LogRecord } from '../../core/record.js';
 import { backoffDelay } from '../../core/backoff.js';
-import { timerDelay } from '../../core/clock.js';
-import type { FileSinkConfig } from '../../ops/config/types.js';
-import type { Telemetry } from '../../ops/telemetry.js';
-import { appendRecord } from './encode.js';
+import { settlesBefore, timerDelay } from '../../core/clock.js';
+import type { FileSinkConfig } from './config.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
+import { appendRecord } from '../../core/ndjson.js';
 import { EncodedQueue } from '../encoded-queue.js';
 import { FairShares, type TenantShare } from '../../core/fair.js';
 
@@ -198,11 +198,7 @@ export class FileSink implements Sink {
     this.maintenanceTimer = null;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<'expired'>((resolve) => { timer = setTimeout(() => resolve('expired'), timerDelay(deadline - Date.now())); });
-    const outcome = await Promise.race([this.idle(), expired]);
-    clearTimeout(timer);
-    if (outcome === 'expired') {
+    if (!(await settlesBefore(this.idle(), deadline))) {
       this.destroy();
       throw new Error(`file sink ${this.name}: ${this.shares.total} bytes not written by the deadline`);
     }

@@ -28,8 +28,8 @@ import {
   type JetStreamClient, type NatsConnection, type NatsError, type PubAck,
 } from 'nats';
 import type { LogRecord } from '../../core/record.js';
-import type { Telemetry } from '../../ops/telemetry.js';
-import { encodeRecord } from '../file/encode.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
+import { encodeRecord } from '../../core/ndjson.js';
 import { DeliverySink } from '../delivery/chain.js';
 import { SinkStats } from '../delivery/stats.js';
 import type { DeliveryBatch, DeliveryEncoder, DeliveryTransport } from '../delivery/transport.js';

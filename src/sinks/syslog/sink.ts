@@ -5,7 +5,7 @@
  * written to the socket; UDP commits nothing (acknowledges = false).
  */
 import type { LogRecord } from '../../core/record.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { DeliverySink } from '../delivery/chain.js';
 import { SinkStats } from '../delivery/stats.js';
 import type { DeliveryEncoder } from '../delivery/transport.js';

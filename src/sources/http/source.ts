@@ -20,34 +20,14 @@ import { AckStatus, AckToken } from '../../core/ack.js';
 import { MemoryState } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
-import { isoTime } from '../../core/clock.js';
-import type { Telemetry } from '../../ops/telemetry.js';
-import { BadBodyError, decodeBody, DEFAULT_MAX_RECORDS, type BodyKind } from './decode.js';
+import { isoTime, settlesBefore } from '../../core/clock.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
+import { BadBodyError, decodeBody, type BodyKind } from './decode.js';
+import type { HttpSourceConfig } from './config.js';
 import { nextTurn, RECORDS_PER_TURN } from '../../core/turns.js';
 
 const SOURCE = 'http';
 const gunzipAsync = promisify(gunzip);
-
-export interface HttpSourceConfig {
-  enabled: boolean;
-  address: string;
-  port: number;
-  /** Largest request body, also after gunzip; larger: 413. */
-  maxBodyBytes: number;
-  /** Records one request may carry; more: 413. */
-  maxRecords: number;
-  /** Longest a request waits for its records to be committed before it is answered 503. */
-  ackTimeoutMs: number;
-  /** Connections held at once; past it new ones are closed at accept (counted). 0: no cap. */
-  maxConnections: number;
-  /** Longest a client may take to send a whole request, headers and body (slowloris). */
-  requestTimeoutMs: number;
-}
-
-export const DEFAULT_HTTP_SOURCE_CONFIG: Readonly<HttpSourceConfig> = Object.freeze({
-  enabled: true, address: '127.0.0.1', port: 4318, maxBodyBytes: 4 * 1024 * 1024, maxRecords: DEFAULT_MAX_RECORDS, ackTimeoutMs: 30_000,
-  maxConnections: 50_000, requestTimeoutMs: 30_000,
-});
 
 /** A request the source refuses: status, reason, optional Retry-After seconds. */
 class Refusal extends Error {
@@ -152,9 +132,7 @@ export class HttpSource implements Source {
     if (!app) return;
     this.stopping = true;
     this.app = null;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([app.close(), new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.max(0, deadline - Date.now())); })]);
-    clearTimeout(timer);
+    await settlesBefore(app.close(), deadline);
     app.server.closeAllConnections();
   }
 

@@ -5,7 +5,7 @@
  * client that does not offer the `syslog` command is refused: it is the only
  * command this server takes data from.
  */
-import { VERSION } from '../../ops/version.js';
+import { VERSION } from '../../telemetry/version.js';
 
 /** Highest relp_version this server speaks. Version 0 is what every librelp (rsyslog) sends. */
 export const SERVER_RELP_VERSION = 1;

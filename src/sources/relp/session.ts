@@ -20,7 +20,7 @@ import type { GuardedSession } from '../connection-guard.js';
 import { normalizeAddress, type RefusalReason, type SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { decodeSyslogFrame } from '../syslog/decode.js';
 import { formatFrame, nextTxnr, RelpCommand, RelpFrameParser } from './framing.js';
 import { answerOpen } from './offers.js';

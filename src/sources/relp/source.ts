@@ -5,40 +5,14 @@
  * path for real agents: what is not answered is resent by the agent.
  */
 import net from 'node:net';
+import { settlesBefore } from '../../core/clock.js';
 import type { ComponentHealth, Source } from '../../core/component.js';
 import type { Pipeline } from '../../core/pipeline.js';
 import { normalizeAddress, SessionIdentity } from '../../core/identity.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { RelpSession, type RelpSessionContext } from './session.js';
-import { ConnectionGuard, type ConnectionBounds } from '../connection-guard.js';
-
-export interface RelpSourceConfig extends ConnectionBounds {
-  enabled: boolean;
-  address: string;
-  port: number;
-  /** The largest DATA a frame may carry (librelp's default: 128 KiB); a larger DATALEN closes the connection. */
-  maxFrameBytes: number;
-  /** The most unanswered `syslog` transactions a session may have before it stops reading. */
-  window: number;
-  /**
-   * On stop, how long sessions get to have their records committed and
-   * answered and to close after `serverclose` (capped by the node's deadline).
-   */
-  drainTimeoutMs: number;
-}
-
-export const DEFAULT_RELP_SOURCE_CONFIG: Readonly<RelpSourceConfig> = {
-  enabled: true,
-  address: '127.0.0.1',
-  port: 2514,
-  maxFrameBytes: 128 * 1024,
-  // librelp's default client window: a librelp agent never waits on ours.
-  window: 128,
-  drainTimeoutMs: 2000,
-  maxConnections: 50_000,
-  idleTimeoutMs: 0,
-  frameTimeoutMs: 30_000,
-};
+import { ConnectionGuard } from '../connection-guard.js';
+import type { RelpSourceConfig } from './config.js';
 
 /**
  * After every reply and the serverclose hint are sent, how long stop() waits
@@ -47,14 +21,6 @@ export const DEFAULT_RELP_SOURCE_CONFIG: Readonly<RelpSourceConfig> = {
  */
 const PEER_CLOSE_GRACE_MS = 250;
 const KEEPALIVE_MS = 60_000;
-
-/** Resolves when `work` does or at `until` (epoch ms), whichever is first. */
-async function settledBy(work: Promise<unknown>, until: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.max(0, until - Date.now())); });
-  await Promise.race([work, expired]);
-  clearTimeout(timer);
-}
 
 export class RelpSource implements Source {
   readonly name = 'relp';
@@ -120,9 +86,9 @@ export class RelpSource implements Source {
     if (sessions.length > 0) {
       this.telemetry.emit('relpSessionsClosing', { source: this.name, sessions: sessions.length });
       const ended = Promise.all(sessions.map((session) => session.serverClose(true)));
-      await settledBy(ended, Math.min(deadline, Date.now() + this.config.drainTimeoutMs));
+      await settlesBefore(ended, Math.min(deadline, Date.now() + this.config.drainTimeoutMs));
       // Once answered, nothing is lost by closing: the wait is only for agents that read promptly.
-      await settledBy(Promise.all(sessions.map((session) => session.closed)), Math.min(deadline, Date.now() + PEER_CLOSE_GRACE_MS));
+      await settlesBefore(Promise.all(sessions.map((session) => session.closed)), Math.min(deadline, Date.now() + PEER_CLOSE_GRACE_MS));
       const unfinished = [...this.openSessions].filter((session) => !session.isEnded);
       if (unfinished.length > 0) {
         let unanswered = 0;

@@ -15,9 +15,9 @@ import type { SessionControl, SessionEntry } from '../../core/sessions.js';
 import { MemoryState, type MemoryGovernor } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type PeerCertificate, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
-import { isoTime } from '../../core/clock.js';
-import type { SyslogTcpSourceConfig, SyslogTlsSourceConfig } from '../../ops/config/types.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import { isoTime, settlesBefore } from '../../core/clock.js';
+import type { SyslogTcpSourceConfig, SyslogTlsSourceConfig } from './config.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { SyslogFramer } from './framing.js';
 import { ConnectionGuard, type GuardedSession } from '../connection-guard.js';
 import { decodeSyslogFrame } from './decode.js';
@@ -372,10 +372,7 @@ export class SyslogStreamSource implements Source {
     if (this.sessions.size > 0) {
       for (const session of this.sessions) session.end();
       const drained = new Promise<void>((resolve) => { this.allClosed = resolve; });
-      const grace = Math.max(0, Math.min(STOP_GRACE_MS, deadline - Date.now()));
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([drained, new Promise<void>((resolve) => { timer = setTimeout(resolve, grace); })]);
-      clearTimeout(timer);
+      await settlesBefore(drained, Math.min(deadline, Date.now() + STOP_GRACE_MS));
       for (const session of this.sessions) session.destroy();
     }
     await closed;

@@ -15,8 +15,8 @@ import { MemoryState, type MemoryGovernor } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
 import { SourceInfo, type LogRecord } from '../../core/record.js';
 import { isoTime } from '../../core/clock.js';
-import type { SyslogUdpSourceConfig } from '../../ops/config/types.js';
-import type { Telemetry } from '../../ops/telemetry.js';
+import type { SyslogUdpSourceConfig } from './config.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { decodeSyslogFrame } from './decode.js';
 
 const SOURCE = 'syslog_udp';

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../../src/ops/config/load.js';
 import { nodeConfigYaml } from '../../../src/ops/loadgen/layout.js';
 import { parseLoadgenOptions, type RawLoadgenOptions } from '../../../src/ops/loadgen/options.js';
-import { writeReports, type ReportJson } from '../../../src/ops/loadgen/report.js';
+import { writeReports } from '../../../src/ops/loadgen/report.js';
+import type { ReportJson } from '../../../src/ops/loadgen/report-json.js';
 import { runLoadgen } from '../../../src/ops/loadgen/run.js';
 import { readTenantRecords, startTestNode, tempDir } from '../../helpers.js';
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LogRecord } from '../../../src/core/record.js';
 import { parseSyslog } from '../../../src/sources/syslog/parse.js';
-import { encodeRecord } from '../../../src/sinks/file/encode.js';
+import { encodeRecord } from '../../../src/core/ndjson.js';
 import { MarkerReader, MessageFormatter, NDJSON_MARKER, newRunId, parseMarker } from '../../../src/ops/loadgen/message.js';
 
 const SEND_MICROS = 81_234_567_890_123;

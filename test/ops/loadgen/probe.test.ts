@@ -9,7 +9,7 @@ import { appendFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LogRecord } from '../../../src/core/record.js';
 import { parseSyslog } from '../../../src/sources/syslog/parse.js';
-import { encodeRecord } from '../../../src/sinks/file/encode.js';
+import { encodeRecord } from '../../../src/core/ndjson.js';
 import { rotatedName } from '../../../src/sinks/file/sink.js';
 import { MessageFormatter } from '../../../src/ops/loadgen/message.js';
 import { LogProbe } from '../../../src/ops/loadgen/probe.js';

@@ -13,10 +13,9 @@ import { LeaderElection } from '../../../src/services/cluster/leader.js';
 import { HostLocks, type HostLockEvents, type HostLockRecord } from '../../../src/services/cluster/host-locks.js';
 import { SessionRegistry, type SessionControl } from '../../../src/core/sessions.js';
 import { defaultConfig } from '../../../src/ops/config/load.js';
-import type { ClusterConfig } from '../../../src/ops/config/types.js';
+import type { ClusterConfig } from '../../../src/services/cluster/config.js';
 import { ClusterMember } from '../../../src/services/cluster/member.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
-import { Gauge, Registry } from 'prom-client';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { memoryLogger, requireProgram, waitFor } from '../../helpers.js';
 
 const noNats = requireProgram('nats-server', 'Debian package nats-server, run as `nats-server -js -a 127.0.0.1 -p 4222`');
@@ -237,13 +236,9 @@ test('cluster member: heartbeats the node\'s load; the leader publishes totals, 
   const shed: Record<string, number[]> = { busy: [], quiet: [] };
   const pruned: Record<string, number[]> = { busy: [], quiet: [] };
   const member = (id: string, sessions: number): ClusterMember => {
-    // The node's metrics as prom-client gives them: a real registry with the gauges the member reads.
-    const registry = new Registry();
-    new Gauge({ name: 'sluice_sessions', help: 'open sessions', registers: [registry] }).set(sessions);
-    new Gauge({ name: 'sluice_memory_state', help: 'state', registers: [registry] }).set(0);
     const telemetry = new Telemetry(memoryLogger().logger);
-    const m = new ClusterMember({ ...defaultConfig(), cluster: { ...config, nodeId: id } }, telemetry, {
-      metricsJson: () => registry.getMetricsAsJSON(),
+    const m = new ClusterMember({ ...config, nodeId: id }, telemetry, {
+      load: async () => ({ connections: sessions, receivedRecords: 0, receivedBytes: 0, rssBytes: 0, memoryState: 0 }),
       shed: async (count) => { shed[id]!.push(count); return count; },
       pruneHosts: async (olderThanMs) => { pruned[id]!.push(olderThanMs); return 0; },
     }, `http://127.0.0.1:${id === 'busy' ? 1 : 2}`);

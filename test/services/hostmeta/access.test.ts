@@ -16,7 +16,7 @@ import { Client } from 'undici';
 import { DEFAULT_HOSTMETA_SERVICE_CONFIG } from '../../../src/services/hostmeta/config.js';
 import { MAX_DOCUMENT_DEPTH } from '../../../src/services/hostmeta/schema.js';
 import { startHostmetaService, type RunningHostmetaService } from '../../../src/services/hostmeta/server.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { memoryLogger, tempDir } from '../../helpers.js';
 
 type Cleanup = { after(fn: () => void | Promise<void>): void };

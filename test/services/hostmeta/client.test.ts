@@ -18,7 +18,7 @@ import { HostmetaClient, HostmetaRequestError } from '../../../src/services/host
 import { DEFAULT_HOSTMETA_CLIENT_CONFIG, type HostmetaClientConfig } from '../../../src/services/hostmeta/config.js';
 import { buildHostmetaApp } from '../../../src/services/hostmeta/server.js';
 import { SqliteHostmetaStore } from '../../../src/services/hostmeta/sqlite-store.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { memoryLogger, tempDir, waitFor } from '../../helpers.js';
 
 type Cleanup = { after(fn: () => void | Promise<void>): void };

@@ -22,7 +22,7 @@ import type net from 'node:net';
 import pino from 'pino';
 import { HostmetaClient, HostmetaRequestError } from '../../../src/services/hostmeta/client.js';
 import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../../src/services/hostmeta/config.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 
 type Cleanup = { after(fn: () => void | Promise<void>): void };
 type Operation = 'get' | 'put' | 'create' | 'patch' | 'delete';

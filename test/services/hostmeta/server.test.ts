@@ -15,7 +15,7 @@ import { DEFAULT_HOSTMETA_SERVICE_CONFIG } from '../../../src/services/hostmeta/
 import { HOST_METADATA_SCHEMA } from '../../../src/services/hostmeta/schema.js';
 import { buildHostmetaApp, decodeCursor, encodeCursor, PRUNE_BATCH, startHostmetaService } from '../../../src/services/hostmeta/server.js';
 import { SqliteHostmetaStore } from '../../../src/services/hostmeta/sqlite-store.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { ROOT, memoryLogger, tempDir } from '../../helpers.js';
 
 type Cleanup = { after(fn: () => void | Promise<void>): void };

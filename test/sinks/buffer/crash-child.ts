@@ -12,7 +12,7 @@
 import pino from 'pino';
 import { DiskBuffer, type BufferEntry } from '../../../src/sinks/buffer/disk-buffer.js';
 import { DEFAULT_DISK_BUFFER_CONFIG, type DiskBufferConfig } from '../../../src/sinks/buffer/config.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 
 export const CRASH_CHILD_FLAG = '--crash-child';
 

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { DiskBuffer } from '../../../src/sinks/buffer/disk-buffer.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { CRASH_CHILD_CONFIG, CRASH_CHILD_FLAG, TENANTS, payloadFor, type ChildReport } from './crash-child.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crash-child.js');

@@ -12,7 +12,7 @@ import pino from 'pino';
 import { DiskBuffer, DiskBufferClosedError, type AppendResult } from '../../../src/sinks/buffer/disk-buffer.js';
 import { DEFAULT_DISK_BUFFER_CONFIG, type DiskBufferConfig } from '../../../src/sinks/buffer/config.js';
 import { ENTRY_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../../src/sinks/buffer/format.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 
 const PAYLOAD_BYTES = 1000;
 

@@ -25,7 +25,7 @@ import pino from 'pino';
 import { DiskBuffer } from '../../../src/sinks/buffer/disk-buffer.js';
 import { DEFAULT_DISK_BUFFER_CONFIG, type DiskBufferConfig } from '../../../src/sinks/buffer/config.js';
 import { tenantDirName } from '../../../src/sinks/buffer/format.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 
 interface ModelEntry {
   tenant: string;

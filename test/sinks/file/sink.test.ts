@@ -5,7 +5,7 @@ import path from 'node:path';
 import { LogRecord } from '../../../src/core/record.js';
 import { AckStatus, AckToken } from '../../../src/core/ack.js';
 import { FileSink, sortRotated, rotatedName } from '../../../src/sinks/file/sink.js';
-import type { FileSinkConfig } from '../../../src/ops/config/types.js';
+import type { FileSinkConfig } from '../../../src/sinks/file/config.js';
 import { readTenantRecords, silentTelemetry, tempDir, waitFor } from '../../helpers.js';
 
 function config(dir: string, overrides: Partial<FileSinkConfig> = {}): FileSinkConfig {

@@ -11,12 +11,12 @@ import pino from 'pino';
 import { connect, StorageType, type NatsConnection } from 'nats';
 import { AckStatus, AckToken } from '../../../src/core/ack.js';
 import { LogRecord } from '../../../src/core/record.js';
-import { encodeRecord } from '../../../src/sinks/file/encode.js';
+import { encodeRecord } from '../../../src/core/ndjson.js';
 import { DeliveryBatch } from '../../../src/sinks/delivery/transport.js';
 import { SinkStats } from '../../../src/sinks/delivery/stats.js';
 import { JetStreamTransport, NatsEncoder, NatsSink } from '../../../src/sinks/nats/sink.js';
 import { DEFAULT_NATS_SINK, type NatsSinkConfig } from '../../../src/sinks/nats/config.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { ackInto, lateBoundPort, memoryLogger, requireProgram, tempDir, waitFor } from '../../helpers.js';
 
 const SHARED_SERVER = '127.0.0.1:4222';

@@ -8,7 +8,7 @@ import { encodeRfc3164, encodeRfc5424, headerToken, truncateUtf8 } from '../../.
 import { SyslogEncoder } from '../../../src/sinks/syslog/sink.js';
 import { DEFAULT_SYSLOG_SINK } from '../../../src/sinks/syslog/config.js';
 import { SinkStats } from '../../../src/sinks/delivery/stats.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 
 const RECEIVED = '2026-11-27T14:20:00.123Z';
 

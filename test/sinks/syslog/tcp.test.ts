@@ -17,7 +17,7 @@ import { LogRecord } from '../../../src/core/record.js';
 import { SyslogSink } from '../../../src/sinks/syslog/sink.js';
 import { DEFAULT_SYSLOG_SINK, type SyslogSinkConfig } from '../../../src/sinks/syslog/config.js';
 import { SyslogFramer } from '../../../src/sources/syslog/framing.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { makePki } from '../../certs.js';
 import { ackInto, lateBoundPort, requireProgram, tempDir, waitFor } from '../../helpers.js';
 

@@ -7,7 +7,7 @@ import { LogRecord } from '../../../src/core/record.js';
 import { parseSyslog } from '../../../src/sources/syslog/parse.js';
 import { SyslogSink } from '../../../src/sinks/syslog/sink.js';
 import { DEFAULT_SYSLOG_SINK, type SyslogSinkConfig } from '../../../src/sinks/syslog/config.js';
-import { Telemetry } from '../../../src/ops/telemetry.js';
+import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { waitFor } from '../../helpers.js';
 
 const RECEIVED = '2026-11-27T14:20:00.123Z';

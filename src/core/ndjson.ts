@@ -3,11 +3,18 @@
  * string needs no escaping, which the decoder's scan of the frame proves
  * (LogRecord.jsonSafe) or one regex test (a single character class, so no
  * backtracking) does; only the rest go through JSON.stringify. The file sink
- * appends lines of ASCII to its chunks without UTF-8 encoding them.
+ * appends lines of ASCII to its chunks without UTF-8 encoding them. The one
+ * record codec: the file and NATS sinks, the disk buffer and the admin tail
+ * all use it.
  * Field reference: docs/record.md.
  */
-import { isAscii, LogRecord, SourceInfo } from '../../core/record.js';
-import type { EncodedQueue } from '../encoded-queue.js';
+import { isAscii, LogRecord, SourceInfo } from './record.js';
+
+/** Where appendRecord writes a line (a sink's EncodedQueue). */
+export interface LineAppender {
+  /** `ascii`: every character of `line` is ASCII, so it may be copied without UTF-8 encoding. */
+  append(line: string, ascii: boolean): void;
+}
 
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\]/;
 
@@ -27,7 +34,7 @@ let lineAscii = false;
  * from an ASCII frame: the common case) is copied into the queue's chunk
  * character for character, without UTF-8 encoding.
  */
-export function appendRecord(queue: EncodedQueue, rec: LogRecord): void {
+export function appendRecord(queue: LineAppender, rec: LogRecord): void {
   const line = encodeRecord(rec);
   queue.append(line, lineAscii);
 }

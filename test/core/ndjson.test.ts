@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LogRecord, SourceInfo } from '../../../src/core/record.js';
-import { appendRecord, encodeRecord } from '../../../src/sinks/file/encode.js';
+import { LogRecord, SourceInfo } from '../../src/core/record.js';
+import { appendRecord, encodeRecord } from '../../src/core/ndjson.js';
 
 function record(): LogRecord {
   const rec = new LogRecord();
@@ -58,7 +58,7 @@ test('encode: strings that need escaping round-trip exactly; flags appear only w
 test('encode: docs/record.md documents exactly the keys a record can have', async () => {
   const { readFileSync } = await import('node:fs');
   const path = await import('node:path');
-  const { ROOT } = await import('../../helpers.js');
+  const { ROOT } = await import('../helpers.js');
   const doc = readFileSync(path.join(ROOT, 'docs', 'record.md'), 'utf8');
   const documented = [...doc.matchAll(/^\| `([a-z0-9_]+)` \|/gm)].map((m) => m[1]);
   const rec = record();
@@ -70,7 +70,7 @@ test('encode: docs/record.md documents exactly the keys a record can have', asyn
 
 test('encode property: any decoded frame encodes to one line of valid JSON that round-trips its fields', async () => {
   const fc = (await import('fast-check')).default;
-  const { decodeSyslogFrame } = await import('../../../src/sources/syslog/decode.js');
+  const { decodeSyslogFrame } = await import('../../src/sources/syslog/decode.js');
   const source = new SourceInfo('tcp', '127.0.0.1', 1);
   const piece = fc.oneof(
     fc.constantFrom('<13>1 ', '<165>', '2026-11-27T10:00:00Z ', 'Oct 11 22:14:15 ', 'host ', 'app[12]: ', '- ', '[id@1 k="v\\"q"] ', '"', '\\', '\t', '\u0000'),
@@ -110,8 +110,8 @@ function previousEncodeRecord(rec: LogRecord): string {
 
 test('appendRecord property: the bytes queued are the UTF-8 of what the previous encoder made, record after record', async () => {
   const fc = (await import('fast-check')).default;
-  const { decodeSyslogFrame } = await import('../../../src/sources/syslog/decode.js');
-  const { EncodedQueue } = await import('../../../src/sinks/encoded-queue.js');
+  const { decodeSyslogFrame } = await import('../../src/sources/syslog/decode.js');
+  const { EncodedQueue } = await import('../../src/sinks/encoded-queue.js');
   const piece = fc.oneof(
     { weight: 4, arbitrary: fc.constantFrom('<13>1 ', '<165>1 2026-11-27T10:00:00.123+01:00 ', 'Oct 11 22:14:15 ', 'host ', 'app[12]: ', '- ', '[id@1 k="v\\"q"] ', 'text ') },
     { weight: 1, arbitrary: fc.constantFrom('\uFEFF', '- - \uFEFF', 'é', '"', '\\', '\t', '\u0000') },

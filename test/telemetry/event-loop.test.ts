@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventLoopMonitor } from '../../src/ops/event-loop.js';
-import { Telemetry } from '../../src/ops/telemetry.js';
+import { EventLoopMonitor } from '../../src/telemetry/event-loop.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { memoryLogger } from '../helpers.js';
 
 function block(ms: number): void {

@@ -8,11 +8,39 @@
 import pino, { type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { EVENTS, type CounterName, type EventDef, type EventName } from './events.js';
-import { syslogOutputOf, type LogDropReason } from './log-output.js';
+import { logDropsOf, type LogDropReason } from './logger.js';
 
-export { createLogger } from './log-output.js';
+
 
 export type EventFields = Record<string, string | number | boolean | null | undefined>;
+
+/**
+ * What one process adds to its node's load (the cluster heartbeat), read from
+ * its own counters and gauges, never back out of rendered metrics.
+ */
+export interface LoadSample {
+  /** Open stream sessions. */
+  connections: number;
+  /** Records and frame bytes received since start (counters: the cluster member turns them into rates). */
+  receivedRecords: number;
+  receivedBytes: number;
+  rssBytes: number;
+  /** The memory governor's state: 0 normal, 1 soft, 2 hard. */
+  memoryState: number;
+}
+
+/** The samples of a node's processes as one: sums, but the highest memory state. */
+export function sumLoadSamples(samples: readonly LoadSample[]): LoadSample {
+  const sum: LoadSample = { connections: 0, receivedRecords: 0, receivedBytes: 0, rssBytes: 0, memoryState: 0 };
+  for (const s of samples) {
+    sum.connections += s.connections;
+    sum.receivedRecords += s.receivedRecords;
+    sum.receivedBytes += s.receivedBytes;
+    sum.rssBytes += s.rssBytes;
+    sum.memoryState = Math.max(sum.memoryState, s.memoryState);
+  }
+  return sum;
+}
 
 /** Label sets of the counters that events increment. */
 const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
@@ -151,17 +179,17 @@ export class Telemetry {
     this.hostLockTakeovers = counter('sluice_host_lock_takeovers_total', 'Sessions closed because their host connected through another node or worker, which took its session lock over.', []);
     this.hostLocksHeld = gauge('sluice_host_locks_held', 'Host session locks this node holds (cluster mode).', []);
     this.sinkTruncated = counter('sluice_sink_truncated_records_total', 'Records cut to the sink\'s max message size.', ['sink']);
-    const logOutput = syslogOutputOf(logger);
     this.logDroppedLines = new Counter({
       name: 'sluice_log_dropped_lines_total',
       help: 'Lines of the node\'s own log that its syslog output dropped, by reason (`queue_full`: receiver away or slow; `send_error`).',
       labelNames: ['reason'],
       registers,
-      // The output counts on its own (it sits below the logger); read its totals at scrape time.
+      // The destination counts on its own (it sits below the logger); read its totals at scrape time.
       collect() {
-        if (logOutput === undefined) return;
+        const dropped = logDropsOf(logger);
+        if (dropped === undefined) return;
         this.reset();
-        for (const [reason, lines] of Object.entries(logOutput.dropped) as [LogDropReason, number][]) this.inc({ reason }, lines);
+        for (const [reason, lines] of Object.entries(dropped) as [LogDropReason, number][]) this.inc({ reason }, lines);
       },
     });
     this.sourceAcceptedRecords = counter('sluice_source_accepted_records_total', 'Records a source handed to the pipeline with a route (after attribution and rate limits).', ['source']);
@@ -243,6 +271,18 @@ export class Telemetry {
     }
     const line = suppressed > 0 ? { code: def.code, ...fields, suppressed } : { code: def.code, ...fields };
     this.logger[def.level](line, def.text);
+  }
+
+  /** This process's part of its node's load. */
+  async loadSample(): Promise<LoadSample> {
+    const total = async (metric: Counter<string> | Gauge<string>): Promise<number> => (await metric.get()).values.reduce((sum, v) => sum + v.value, 0);
+    return {
+      connections: this.sessionTotals?.().open ?? 0,
+      receivedRecords: await total(this.recordsReceived),
+      receivedBytes: await total(this.bytesReceived),
+      rssBytes: process.memoryUsage.rss(),
+      memoryState: await total(this.memoryState),
+    };
   }
 
   /** Current value of a counter or gauge summed over the label sets that match `labels`. */

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { EVENTS, type EventDef } from '../../src/ops/events.js';
-import { Telemetry } from '../../src/ops/telemetry.js';
+import { EVENTS, type EventDef } from '../../src/telemetry/events.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 import { ROOT, memoryLogger } from '../helpers.js';
 
 const REGISTRY = Object.entries(EVENTS) as [string, EventDef][];
@@ -63,15 +63,15 @@ test('events: src/ uses only registered events, every registered event is used, 
   const used = new Set<string>();
   for (const { file, text } of sourceFiles()) {
     for (const [, name] of text.matchAll(/\bemit\(\s*'(\w+)'/g)) {
-      assert.ok(names.has(name!), `${file} emits '${name}', which is not in src/ops/events.ts`);
+      assert.ok(names.has(name!), `${file} emits '${name}', which is not in src/telemetry/events.ts`);
       used.add(name!);
     }
     for (const [, name] of text.matchAll(/\bEVENTS\.(\w+)/g)) {
-      assert.ok(names.has(name!), `${file} uses EVENTS.${name}, which is not in src/ops/events.ts`);
+      assert.ok(names.has(name!), `${file} uses EVENTS.${name}, which is not in src/telemetry/events.ts`);
       used.add(name!);
     }
     // Direct logger calls would write lines without a code; only the emitters may call the logger.
-    if (file !== path.join('src', 'ops', 'telemetry.ts') && file !== path.join('src', 'ops', 'log-output.ts')) {
+    if (file !== path.join('src', 'telemetry', 'telemetry.ts') && file !== path.join('src', 'ops', 'log-output.ts')) {
       const direct = /\blogger\s*\.\s*(?:trace|debug|info|warn|error|fatal)\s*\(/.exec(text);
       assert.equal(direct, null, `${file} logs directly (${direct?.[0]}): emit a registered event instead`);
     }

@@ -297,7 +297,7 @@ export function renderEventDocs(): string {
   const lines = [
     '# Log codes',
     '',
-    '<!-- Generated from src/ops/events.ts by `npm run docs`; edit there. -->',
+    '<!-- Generated from src/telemetry/events.ts by `npm run docs`; edit there. -->',
     '',
     'Every line sluice logs carries a stable `code`: `SLU`, four digits, and a severity letter',
     '(`I` info, `W` warning, `E` error). A code never changes meaning between versions; a new',

@@ -1,0 +1,87 @@
+/**
+ * The resolved configuration of the syslog listeners (UDP, TCP, TLS): every
+ * default applied, durations in milliseconds, sizes in bytes.
+ */
+import { Type } from '@sinclair/typebox';
+import { address, optionalPath, port, section, size } from '../../core/config-schema.js';
+import { connectionBoundProperties, type ConnectionBounds } from '../connection-guard.js';
+
+export interface SyslogUdpSourceConfig {
+  enabled: boolean;
+  address: string;
+  port: number;
+  /** SO_RCVBUF in bytes; 0 keeps the operating system's default. */
+  receiveBufferBytes: number;
+}
+
+export interface SyslogTcpSourceConfig extends ConnectionBounds {
+  enabled: boolean;
+  address: string;
+  port: number;
+  /** A frame longer than this closes its connection. */
+  maxFrameBytes: number;
+}
+
+export interface SyslogTlsSourceConfig extends ConnectionBounds {
+  /** True when a certificate and key are configured. */
+  enabled: boolean;
+  address: string;
+  port: number;
+  certificateFile: string | null;
+  keyFile: string | null;
+  clientCaFile: string | null;
+  clientCertificates: 'none' | 'request' | 'require';
+  maxFrameBytes: number;
+}
+
+/** What every syslog stream listener (TCP, TLS) bounds per connection. */
+function streamConnectionProperties() {
+  return {
+    max_frame: size(
+      64 * 1024,
+      'Longest message frame accepted; a longer frame closes its connection. From 64 bytes to 16MiB.',
+      { min: 64, minText: '64B', max: 16 * 1024 ** 2, maxText: '16MiB' },
+    ),
+    ...connectionBoundProperties(),
+  };
+}
+
+/** `sources.syslog_udp` in the YAML configuration. */
+export const SyslogUdpSchema = section(
+  {
+    enabled: Type.Boolean({ description: 'Listen for syslog messages over UDP.', default: true }),
+    address: address('Address the UDP socket binds to: an IPv4 or IPv6 literal, or `localhost`.'),
+    port: port('UDP port; 0 picks a free port (useful in tests).', 5514),
+    receive_buffer: size(4 * 1024 ** 2, 'Socket receive buffer (SO_RCVBUF); 0 keeps the operating system default.'),
+  },
+  'Syslog over UDP.',
+);
+
+/** `sources.syslog_tcp` in the YAML configuration. */
+export const SyslogTcpSchema = section(
+  {
+    enabled: Type.Boolean({ description: 'Listen for syslog messages over TCP.', default: true }),
+    address: address('Address the TCP listener binds to: an IPv4 or IPv6 literal, or `localhost`.'),
+    port: port('TCP port; 0 picks a free port (useful in tests).', 5514),
+    ...streamConnectionProperties(),
+  },
+  'Syslog over TCP.',
+);
+
+/** `sources.syslog_tls` in the YAML configuration. */
+export const SyslogTlsSchema = section(
+  {
+    address: address('Address the TLS listener binds to: an IPv4 or IPv6 literal, or `localhost`.'),
+    port: port('TLS port; 0 picks a free port (useful in tests).', 6514),
+    certificate: optionalPath('PEM file with the server certificate (and chain). The TLS listener runs when `certificate` and `key` are both set.'),
+    key: optionalPath('PEM file with the private key of `certificate`.'),
+    client_ca: optionalPath('PEM file of the CA(s) that sign client certificates; with it, clients can authenticate with a certificate (mTLS).'),
+    client_certificates: Type.Union([Type.Literal('none'), Type.Literal('request'), Type.Literal('require')], {
+      description:
+        '`none`: no client certificate is asked for; `request`: asked for, a connection without one is identified by its network or tokens; `require`: a connection without a valid certificate is refused. Needs `client_ca` unless `none`.',
+      default: 'none',
+    }),
+    ...streamConnectionProperties(),
+  },
+  'Syslog over TLS (RFC 5425).',
+);
