@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { TenantConfig } from './tenant-config.js';
+import { sha256Hex } from './access-tokens.js';
 import type { Sink } from './component.js';
 import type { LogRecord } from './record.js';
 import { TenantLimiter, UNLIMITED, type TenantLimits } from './limits.js';
@@ -94,7 +95,7 @@ export class TenantDirectory {
 
   /** The tenant a token names, or null. Tokens are compared by SHA-256, so no plain token is kept. */
   byToken(token: string): Tenant | null {
-    return this.byTokenHash.get(createHash('sha256').update(token).digest('hex')) ?? null;
+    return this.byTokenHash.get(sha256Hex(token)) ?? null;
   }
 
   /**

@@ -3,8 +3,8 @@
  * client certificates) and its limits. identity.ts turns these into the
  * lookups the sources use.
  */
-import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
+import { sha256Hex } from './access-tokens.js';
 import { duration, FORMAT_CIDR, idMap, section, size, TOKEN_EXPECTED, TOKEN_PATTERN } from './config-schema.js';
 import { UNLIMITED, type TenantLimits } from './limits.js';
 
@@ -27,7 +27,7 @@ export interface TenantConfig {
 
 /** Tokens are kept only as SHA-256 hex; `sha256:<hex>` in the file is already that. */
 export function tokenHash(token: string): string {
-  return token.startsWith('sha256:') ? token.slice(7) : createHash('sha256').update(token).digest('hex');
+  return token.startsWith('sha256:') ? token.slice(7) : sha256Hex(token);
 }
 
 const tenantProperties = {

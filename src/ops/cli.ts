@@ -19,6 +19,7 @@ import { VERSION } from '../telemetry/version.js';
 import { registerHostmetaCommand } from '../services/hostmeta/command.js';
 import { registerLoadgenCommand } from './loadgen/command.js';
 import { startAdminServer, type RunningAdminServer } from './admin/server.js';
+import { hostmetaAccess } from './config/hostmeta-access.js';
 import { registerAdminCommands } from './admin/commands.js';
 
 
@@ -177,7 +178,10 @@ program.command('validate')
   .requiredOption('-c, --config <file>', 'YAML configuration file')
   .action(validate);
 
-registerHostmetaCommand(program);
+registerHostmetaCommand(program, (file) => {
+  const config = readConfig(file);
+  return { service: config.hostmeta.service, access: hostmetaAccess(config) };
+});
 registerLoadgenCommand(program);
 registerAdminCommands(program);
 await program.parseAsync();

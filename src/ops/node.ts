@@ -29,6 +29,9 @@ import { startHostmetaService, type RunningHostmetaService } from '../services/h
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import type { HostmetaClient } from '../services/hostmeta/client.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
+import { HOSTMETA_TOKEN_FILE } from '../services/hostmeta/config.js';
+import { readToken } from '../core/access-tokens.js';
+import { hostmetaAccess } from './config/hostmeta-access.js';
 import { VERSION } from '../telemetry/version.js';
 import type { HostLockService } from '../services/cluster/host-locks.js';
 import { Supervisor } from '../core/supervisor.js';
@@ -380,17 +383,17 @@ export class SluiceNode {
   /** The in-node metadata service (if enabled), then the client the pipeline enriches records with. */
   private async startHostmeta(): Promise<void> {
     const { service, client } = this.config.hostmeta;
-    if (service.enabled) this.hostmetaService = await startHostmetaService(service, this.telemetry);
+    if (service.enabled) this.hostmetaService = await startHostmetaService(service, hostmetaAccess(this.config), this.telemetry);
     if (!client.enabled) return;
     if (client.url === null) {
       if (this.hostmetaService === null) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');
-      // The service is in this process: ask its store directly rather than over loopback HTTP.
+      // The service is in this process: ask its store directly rather than over loopback HTTP (no credential to show).
       const local = new LocalHostmetaClient(this.hostmetaService.store, this.config.hostmeta.service.maxDocumentBytes);
-      this.hostmetaCache = new HostMetadataCache(local, { ...client, url: serviceUrl(this.hostmetaService) }, this.telemetry);
+      this.hostmetaCache = new HostMetadataCache(local, { ...client, url: this.hostmetaService.url, token: null }, this.telemetry);
     } else {
       // The HTTP client (undici) is loaded only for a remote service.
       const { HostmetaClient } = await import('../services/hostmeta/client.js');
-      const remote = { ...client, url: client.url };
+      const remote = { ...client, url: client.url, token: readClientToken(client.tokenFile ?? path.join(this.config.dataDir, HOSTMETA_TOKEN_FILE)) };
       const first = new HostmetaClient(remote, this.telemetry);
       const cache = new HostMetadataCache(first, remote, this.telemetry);
       this.hostmetaCache = cache;
@@ -461,9 +464,14 @@ function sinkDetail(detail: string | undefined, queuedBytes: number, congested: 
   return parts.join('; ');
 }
 
-function serviceUrl(service: RunningHostmetaService): string {
-  const host = service.address.includes(':') ? `[${service.address}]` : service.address;
-  return `http://${host}:${service.port}`;
+/** The credential of a client of a remote metadata service: a start without one fails here, not on every lookup. */
+function readClientToken(file: string): string {
+  try {
+    return readToken(file);
+  } catch (err) {
+    throw new Error(`hostmeta.client: no token to send to the service (${(err as Error).message}); `
+      + 'copy the service\'s <data_dir>/hostmeta-token there, or set hostmeta.client.token_file', { cause: err });
+  }
 }
 
 /** Resolves when `signal` aborts; rejects once `source` reports itself unhealthy (its listener is gone). */

@@ -124,6 +124,14 @@ export const EVENTS = {
     code: 'SLU0305W', level: 'warn', text: 'second signal: exiting without waiting for requests in flight',
     help: 'The service exited at once: requests in flight were cut off and their clients retry. Send one signal and wait to let them finish.',
   },
+  hostmetaRequestDenied: {
+    code: 'SLU0306W', level: 'warn', text: 'host metadata request denied: missing, unknown, ambiguous or out-of-scope token', throttleMs: THROTTLE_MS,
+    help: 'A request to the host metadata API (`route`, from `peer`) had no token, an unknown one, two `Authorization` headers, or a tenant-scoped token naming another tenant; it was answered 401, 400 or 403 and changed nothing. Expected once after a token change; repeated, check who is calling (the API must not be reachable from agents\' networks, see security.md).',
+  },
+  hostmetaTokenCreated: {
+    code: 'SLU0307I', level: 'info', text: 'wrote the host metadata service\'s client credential to a file readable only by this user',
+    help: 'First start of a host metadata service with this data dir: the token its clients send (a node\'s workers, or nodes whose `hostmeta.client.token_file` names a copy of this file) was generated into `file`.',
+  },
   hostmetaLookupFailed: {
     code: 'SLU0310W', level: 'warn', text: 'host metadata lookup failed; serving the last known value', throttleMs: THROTTLE_MS,
     help: 'The node could not reach the host metadata service; records keep the last known metadata (or none). Check that the service runs and `hostmeta.client.url`.',
@@ -218,8 +226,8 @@ export const EVENTS = {
   adminListening: { code: 'SLU0700I', level: 'info', text: 'admin server listening: dashboard, /metrics, /healthz, /readyz, /api' },
   adminTokenCreated: { code: 'SLU0701I', level: 'info', text: 'no admin token configured: wrote a whole-node admin token to a file readable only by this user' },
   adminRequestDenied: {
-    code: 'SLU0702W', level: 'warn', text: 'admin request denied: missing, unknown or out-of-scope token', throttleMs: THROTTLE_MS,
-    help: 'A request to the admin server (`route`, from `peer`) had no token, an unknown one, or a tenant-scoped token asking for another tenant or the whole node; it was answered 401 or 403. Expected once after a token change; repeated, check who is calling.',
+    code: 'SLU0702W', level: 'warn', text: 'admin request denied: missing, unknown, ambiguous or out-of-scope token', throttleMs: THROTTLE_MS,
+    help: 'A request to the admin server (`route`, from `peer`) had no token, an unknown one, two `Authorization` headers, or a tenant-scoped token asking for another tenant or the whole node; it was answered 401, 400 or 403. Expected once after a token change; repeated, check who is calling.',
   },
   componentControlled: { code: 'SLU0703I', level: 'info', text: 'component stopped, started or restarted by an admin request' },
   sessionDisconnected: { code: 'SLU0704I', level: 'info', text: 'session disconnected by an admin request' },

@@ -76,6 +76,7 @@ export class Telemetry {
   readonly sinkQueuedBytes: Gauge<'sink'>;
   readonly tenantThrottled: Counter<'source' | 'tenant'>;
   readonly httpRefusals: Counter<'status'>;
+  readonly hostmetaRefused: Counter<'error'>;
   readonly hostmetaRequests: Counter<'method' | 'outcome'>;
   readonly hostmetaMismatches: Counter<'method'>;
   readonly hostmetaCacheLookups: Counter<'result'>;
@@ -149,6 +150,7 @@ export class Telemetry {
     this.httpRefusals = counter('sluice_http_refused_requests_total', 'HTTP ingest requests answered with an error, by status.', ['status']);
     this.tenantThrottled = counter('sluice_tenant_throttled_total', 'Times a session paused reading because its tenant was over its rate limit.', ['source', 'tenant']);
     this.sinkQueuedBytes = gauge('sluice_sink_queued_bytes', 'Bytes accepted by a sink and not yet written.', ['sink']);
+    this.hostmetaRefused = counter('sluice_hostmeta_refused_requests_total', 'Requests the host metadata service refused (4xx), by the `error` of its answer: unauthorized, forbidden, unknown_tenant, bad_request, invalid_json, too_large, ...', ['error']);
     this.hostmetaRequests = counter('sluice_hostmeta_client_requests_total', 'Requests to the host metadata service, by method and outcome.', ['method', 'outcome']);
     this.hostmetaMismatches = counter('sluice_hostmeta_client_mismatches_total', 'Host metadata responses that did not name their request\'s tenant and key (discarded).', ['method']);
     this.hostmetaCacheLookups = counter('sluice_hostmeta_cache_lookups_total', 'Host metadata cache lookups, by how they were answered.', ['result']);

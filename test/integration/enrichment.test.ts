@@ -5,10 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { request } from 'undici';
+import { ADMIN_TOKEN_FILE, readToken } from '../../src/core/access-tokens.js';
 import { hostKey } from '../../src/core/identity.js';
-import { closed, connect, readTenantRecords, startTestNode, waitFor } from '../helpers.js';
+import { closed, connect, readTenantRecords, startTestNode, tempDir, waitFor } from '../helpers.js';
 
 const TENANTS = ['alpha', 'beta', 'gamma'];
 const tenantsYaml = ['tenants:', ...TENANTS.flatMap((t, i) => [`  ${t}:`, `    networks: [127.0.${i + 1}.0/24]`])].join('\n');
@@ -19,6 +22,8 @@ test('enrichment: 500 hosts of 3 tenants send concurrently; every record carries
   const { node, logs, tcpPort } = await startTestNode(t, `${tenantsYaml}\nhostmeta:\n  service: { port: 0 }\n  client: { lookup_timeout: 10s }`);
   const hostmeta = node.addresses().hostmeta!;
   const base = `http://127.0.0.1:${hostmeta.port}`;
+  // No admin token configured: the operator's is the one the node generated.
+  const authorization = `Bearer ${readToken(path.join(node.config.dataDir, ADMIN_TOKEN_FILE))}`;
   const hosts = Array.from({ length: 500 }, (_, i) => {
     const tenantIndex = i % 3;
     const tenant = TENANTS[tenantIndex]!;
@@ -28,7 +33,7 @@ test('enrichment: 500 hosts of 3 tenants send concurrently; every record carries
   // Metadata first, each host its own value.
   await Promise.all(hosts.map(async (h) => {
     const res = await request(`${base}/host_metadata/${h.tenant}/${h.key}`, {
-      method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ labels: { owner: h.owner } }),
+      method: 'PUT', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify({ labels: { owner: h.owner } }),
     });
     await res.body.dump();
     assert.equal(res.statusCode, 204);
@@ -58,7 +63,7 @@ test('enrichment: 500 hosts of 3 tenants send concurrently; every record carries
   // Registration merged the collector's fields into the operator's document, never replacing it.
   const sample = hosts[7]!;
   const doc = await waitFor('registration', async () => {
-    const res = await request(`${base}/host_metadata/${sample.tenant}/${sample.key}`);
+    const res = await request(`${base}/host_metadata/${sample.tenant}/${sample.key}`, { headers: { authorization } });
     const body = await res.body.json() as Record<string, unknown>;
     return typeof body.last_seen === 'string' ? body : undefined;
   });
@@ -73,8 +78,9 @@ test('enrichment: a host never seen before is registered with hostname, first an
   await closed(socket);
   const key = hostKey('default', 'brand-new-host');
   const base = `http://127.0.0.1:${node.addresses().hostmeta!.port}`;
+  const authorization = `Bearer ${readToken(path.join(node.config.dataDir, ADMIN_TOKEN_FILE))}`;
   const doc = await waitFor('registered', async () => {
-    const res = await request(`${base}/host_metadata/default/${key}`);
+    const res = await request(`${base}/host_metadata/default/${key}`, { headers: { authorization } });
     if (res.statusCode !== 200) {
       await res.body.dump();
       return undefined;
@@ -94,7 +100,9 @@ test('enrichment: with the metadata service unreachable or silent, records still
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   t.after(() => silent.close());
   const silentPort = (silent.address() as net.AddressInfo).port;
-  const yaml = `hostmeta:\n  service: { enabled: false }\n  client: { url: "http://127.0.0.1:${silentPort}", lookup_timeout: 50ms }`;
+  const tokenFile = path.join(tempDir(t), 'hostmeta-token');
+  writeFileSync(tokenFile, 'a-copy-of-the-services-credential\n');
+  const yaml = `hostmeta:\n  service: { enabled: false }\n  client: { url: "http://127.0.0.1:${silentPort}", token_file: ${JSON.stringify(tokenFile)}, lookup_timeout: 50ms }`;
   const { node, logs, tcpPort } = await startTestNode(t, yaml);
   const socket = await connect(tcpPort);
   let data = '';

@@ -84,12 +84,15 @@ test('supervision: a sink that cannot start is retried with backoff while its re
 
 test('supervision: a metadata client whose every request fails is restarted with backoff; the node delivers meanwhile and enriches again once the service answers', { timeout: 60_000 }, async (t) => {
   const servicePort = await lateBoundPort();
+  // The service that comes up later keeps its clients' credential in its data dir: this node was given a copy.
+  const serviceDir = tempDir(t);
+  writeFileSync(path.join(serviceDir, 'hostmeta-token'), 'the-later-services-credential\n');
   const { node, logs, lines, tcpPort } = await startTestNode(t, [
     'supervision: { initial_backoff: 20ms, max_backoff: 200ms }',
     'sources: { syslog_udp: { enabled: false } }',
     'hostmeta:',
     '  service: { enabled: false }',
-    `  client: { url: "http://127.0.0.1:${servicePort}", lookup_timeout: 50ms, restart_after: 300ms }`,
+    `  client: { url: "http://127.0.0.1:${servicePort}", token_file: ${JSON.stringify(path.join(serviceDir, 'hostmeta-token'))}, lookup_timeout: 50ms, restart_after: 300ms }`,
   ].join('\n'));
   const agent = await connect(tcpPort);
   let sent = 0;
@@ -103,7 +106,7 @@ test('supervision: a metadata client whose every request fails is restarted with
   await waitFor('records delivered without metadata meanwhile', () => readTenantRecords(logs, 'default').length >= 10);
 
   // The service comes up where the client points: lookups are answered again.
-  await startTestNode(t, `hostmeta:\n  service: { port: ${servicePort} }`);
+  await startTestNode(t, `hostmeta:\n  service: { port: ${servicePort} }`, serviceDir);
   // Each new host is registered (PUT), then looked up (GET 200).
   const answered = () => node.telemetry.value('sluice_hostmeta_client_requests_total', { method: 'GET', outcome: 'ok' });
   await waitFor('lookups answered', async () => (await answered()) > 0, 20_000);

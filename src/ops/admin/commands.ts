@@ -2,9 +2,9 @@
  * `sluice top`, `sluice tail` and `sluice sessions`: terminal views of a
  * running node through its admin API (docs/admin.md).
  */
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { ADMIN_TOKEN_FILE, readToken } from '../../core/access-tokens.js';
 import type { ClusterStatus, SessionView } from '../control.js';
 import type { LiveOverview } from './overview.js';
 
@@ -21,15 +21,11 @@ function resolveToken(options: ClientOptions): string | null {
   if (options.token !== undefined) return options.token;
   const env = process.env.SLUICE_ADMIN_TOKEN;
   if (env !== undefined && env !== '') return env;
-  const file = path.resolve(options.dataDir, 'admin-token');
-  if (existsSync(file)) {
-    try {
-      return readFileSync(file, 'utf8').trim();
-    } catch {
-      return null;
-    }
+  try {
+    return readToken(path.resolve(options.dataDir, ADMIN_TOKEN_FILE));
+  } catch {
+    return null;
   }
-  return null;
 }
 
 async function request(options: ClientOptions, route: string, init: { signal?: AbortSignal } = {}): Promise<Response> {

@@ -35,14 +35,14 @@ export const AdminSchema = section(
           'x-expected': TOKEN_EXPECTED,
         }),
         tenant: Type.Union([Type.String({ pattern: ID_PATTERN }), Type.Null()], {
-          description: 'Scope the token to one tenant: it sees only that tenant\'s sessions, records and metrics and may change only its limits. `null`: the whole node.',
+          description: 'Scope the token to one tenant: it sees only that tenant\'s sessions, records and metrics, may change only its limits, and reaches only its hosts\' metadata. `null`: the whole node.',
           default: null,
           'x-expected': 'a tenant id, or null',
         }),
       }, { additionalProperties: false, 'x-expected': 'a mapping with token and optionally tenant' }),
       {
         description:
-          'Bearer tokens of the admin API (`Authorization: Bearer <token>`). With none, the node writes a whole-node token to `<data_dir>/admin-token` (mode 0600) at first start.',
+          'Bearer tokens of the admin API and of the host metadata API (`Authorization: Bearer <token>`), each for the whole node or one tenant. With none, the node writes a whole-node token to `<data_dir>/admin-token` (mode 0600) at first start.',
         default: [],
         'x-type': 'list of {token, tenant}',
         'x-expected': 'a list such as [{token: sha256:…}, {token: sha256:…, tenant: acme}]',

@@ -10,14 +10,13 @@
  * to a tenant sees and changes that tenant only; without a token, callers on
  * loopback may read (dashboard data, metrics, lists) but not tail or change.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { AccessTokens, adminTokens } from '../../core/access-tokens.js';
 import type { TenantLimits } from '../../core/limits.js';
 import { normalizeAddress } from '../../core/identity.js';
 import type { EventName } from '../../telemetry/events.js';
@@ -56,29 +55,6 @@ const DASHBOARD_DIR = fileURLToPath(new URL('../../../../dashboard/', import.met
 function isLoopback(address: string | undefined): boolean {
   const a = normalizeAddress(address ?? '');
   return a === '::1' || a.startsWith('127.');
-}
-
-function sha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
-}
-
-/** The configured tokens, or else the generated one (created at first start, kept in the data dir). */
-function loadTokens(config: SluiceConfig, emit: (name: EventName, fields: EventFields) => void): { byHash: Map<string, string | null>; tokenFile: string | null } {
-  const byHash = new Map<string, string | null>();
-  for (const t of config.admin.tokens) byHash.set(t.tokenHash, t.tenant);
-  if (byHash.size > 0) return { byHash, tokenFile: null };
-  const tokenFile = path.resolve(config.dataDir, 'admin-token');
-  let token: string;
-  if (existsSync(tokenFile)) {
-    token = readFileSync(tokenFile, 'utf8').trim();
-  } else {
-    token = randomBytes(24).toString('base64url');
-    mkdirSync(path.dirname(tokenFile), { recursive: true });
-    writeFileSync(tokenFile, `${token}\n`, { mode: 0o600, flag: 'wx' });
-    emit('adminTokenCreated', { file: tokenFile });
-  }
-  byHash.set(sha256(token), null);
-  return { byHash, tokenFile };
 }
 
 class HttpError extends Error {
@@ -143,7 +119,9 @@ function limitsJson(limits: TenantLimits): Record<string, number> {
 
 export async function startAdminServer(config: SluiceConfig, control: NodeControl, logger: Logger): Promise<RunningAdminServer> {
   const emit = (name: EventName, fields: EventFields): void => logEvent(logger, name, fields);
-  const { byHash, tokenFile } = loadTokens(config, emit);
+  const { tokens: configured, generatedFile: tokenFile, created } = adminTokens(config.admin.tokens, config.dataDir);
+  if (created) emit('adminTokenCreated', { file: tokenFile });
+  const tokens = new AccessTokens(configured);
   const bounds: SinkBounds[] = config.sinks.map((s) => ({
     name: s.name, queueHighWaterBytes: s.queueHighWaterBytes, bufferMaxBytes: s.diskBuffer?.maxBytes ?? null,
   }));
@@ -162,15 +140,13 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
 
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
 
-  /** The caller, if allowed `access`; otherwise an HttpError (401 unknown, 403 out of scope). */
+  /** The caller, if allowed `access`; otherwise an HttpError (401 no or unknown token, 400 two of them, 403 out of scope). */
   const authorize = (req: FastifyRequest, access: Access): Principal => {
-    const header = req.headers.authorization;
+    const bearer = tokens.identify(req.raw.headersDistinct.authorization);
     let principal: Principal | null = null;
-    if (header !== undefined) {
-      const match = /^Bearer\s+(\S+)$/i.exec(header);
-      const hash = match ? sha256(match[1]!) : null;
-      if (hash !== null && byHash.has(hash)) principal = { tenant: byHash.get(hash) ?? null, readOnly: false };
-    } else if (access === 'read' && config.admin.openLoopbackReads && isLoopback(req.socket.remoteAddress)) {
+    if (bearer.ok) {
+      principal = { tenant: bearer.tenant, readOnly: false };
+    } else if (bearer.reason === 'missing' && access === 'read' && config.admin.openLoopbackReads && isLoopback(req.socket.remoteAddress)) {
       principal = { tenant: null, readOnly: true };
     }
     const deny = (status: number, message: string): HttpError => {
@@ -180,7 +156,11 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
       }
       return new HttpError(status, message);
     };
-    if (principal === null) throw deny(401, header === undefined ? 'a bearer token is required' : 'unknown token');
+    if (principal === null) {
+      const reason = bearer.ok ? 'missing' : bearer.reason;
+      if (reason === 'ambiguous') throw deny(400, 'more than one Authorization header: ambiguous credentials');
+      throw deny(401, reason === 'missing' ? 'a bearer token is required' : 'unknown token');
+    }
     if (access === 'node' && principal.tenant !== null) throw deny(403, 'this token is scoped to one tenant');
     return principal;
   };

@@ -39,6 +39,8 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
   const tcp = c.sources.syslog_tcp;
   const tls = c.sources.syslog_tls;
   const http = c.sources.http;
+  // The token is read from hostmeta.client.token_file when the node starts, never kept in the configuration.
+  const { token: _noToken, ...clientDefaults } = DEFAULT_HOSTMETA_CLIENT_CONFIG;
   return {
     dataDir: c.data_dir,
     log: {
@@ -209,9 +211,10 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         maxDocumentBytes: size(c.hostmeta.service.max_document),
       },
       client: {
-        ...DEFAULT_HOSTMETA_CLIENT_CONFIG,
+        ...clientDefaults,
         enabled: c.hostmeta.client.enabled,
         url: c.hostmeta.client.url,
+        tokenFile: c.hostmeta.client.token_file,
         connections: c.hostmeta.client.connections,
         cacheTtlMs: duration(c.hostmeta.client.cache_ttl),
         cacheNegativeTtlMs: duration(c.hostmeta.client.negative_cache_ttl),

@@ -43,8 +43,11 @@ export interface SluiceConfig {
   memory: MemoryConfig;
   hostmeta: {
     service: HostmetaServiceConfig & { enabled: boolean };
-    /** `url` null: the service this node runs. */
-    client: Omit<HostmetaClientConfig, 'url'> & { enabled: boolean; url: string | null };
+    /**
+     * `url` null: the service this node runs. The token sent is read from
+     * `tokenFile` (null: `<dataDir>/hostmeta-token`, the file this node's own service writes).
+     */
+    client: Omit<HostmetaClientConfig, 'url' | 'token'> & { enabled: boolean; url: string | null; tokenFile: string | null };
   };
   admin: AdminConfig;
   cluster: ClusterConfig;

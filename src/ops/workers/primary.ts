@@ -20,6 +20,7 @@ import { Supervisor } from '../../core/supervisor.js';
 import { settlesBefore, timerDelay } from '../../core/clock.js';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError, formatProblem } from '../config/problems.js';
+import { hostmetaAccess } from '../config/hostmeta-access.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { NodeAddresses } from '../node.js';
 import { supervisionEvents, supervisorPolicy } from '../supervision.js';
@@ -175,7 +176,7 @@ export class Primary {
     this.telemetry.emit('primaryStarting', { version: VERSION, data_dir: this.config.dataDir, workers: workerCount(this.config), pid: process.pid });
     const { service, client } = this.config.hostmeta;
     if (client.enabled && client.url === null && !service.enabled) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');
-    if (service.enabled) this.hostmeta = await startHostmetaService(service, this.telemetry);
+    if (service.enabled) this.hostmeta = await startHostmetaService(service, hostmetaAccess(this.config), this.telemetry);
     // Node takes the policy at the first setupPrimary of the process and keeps it.
     cluster.schedulingPolicy = this.config.connectionBalancing === 'round_robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
     cluster.setupPrimary({
@@ -188,11 +189,12 @@ export class Primary {
     await Promise.all(first);
   }
 
-  /** The config a worker runs: the metadata service is the primary's, so workers are its clients. */
+  /** The config a worker runs: the metadata service is the primary's, so workers are its clients, with its credential. */
   private workerConfig(): SluiceConfig {
     const c = this.config;
-    const url = c.hostmeta.client.url ?? (this.hostmeta === null ? null : serviceUrl(this.hostmeta));
-    return { ...c, hostmeta: { service: { ...c.hostmeta.service, enabled: false }, client: { ...c.hostmeta.client, url } } };
+    const own = c.hostmeta.client.url === null ? this.hostmeta : null;
+    const client = own === null ? c.hostmeta.client : { ...c.hostmeta.client, url: own.url, tokenFile: own.tokenFile };
+    return { ...c, hostmeta: { service: { ...c.hostmeta.service, enabled: false }, client } };
   }
 
   /** Supervise slot `id`; resolves with its first worker's addresses (rejects if that one fails). */
@@ -353,6 +355,8 @@ export class Primary {
     if (fixed.length > 0) return refuse(fixed.map((key) => `${path}: ${key} changed: that takes a full restart (stop, then start)`));
     if (this.rolling !== null) return refuse(['a rolling restart is already running; reload again once it has finished']);
     this.telemetry.emit('reloadAccepted', { file: path });
+    // Tenants and admin tokens may change on a reload: the metadata service takes them before the new workers ask it for a new tenant's hosts.
+    this.hostmeta?.setAccess(hostmetaAccess(next));
     const before = new Map(this.config.tenants.map((t) => [t.id, JSON.stringify(t.limits)]));
     await Promise.allSettled(next.tenants.filter((t) => before.has(t.id) && before.get(t.id) !== JSON.stringify(t.limits))
       .flatMap((t) => this.readyWorkers().map((w) => w.call('setTenantLimits', [t.id, t.limits]))));
@@ -397,11 +401,6 @@ export class Primary {
     this.telemetry.emit('primaryStopped', { complete });
     return complete;
   }
-}
-
-function serviceUrl(service: RunningHostmetaService): string {
-  const host = service.address.includes(':') ? `[${service.address}]` : service.address;
-  return `http://${host}:${service.port}`;
 }
 
 async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {

@@ -23,7 +23,7 @@ export type HostmetaMethod = 'GET' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** How one HTTP exchange ended (the `outcome` label of the requests counter). */
 export type RequestOutcome =
-  | 'ok' | 'not_found' | 'exists' | 'rejected' | 'server_error'
+  | 'ok' | 'not_found' | 'exists' | 'denied' | 'rejected' | 'server_error'
   | 'timeout' | 'network_error' | 'mismatch' | 'invalid_body';
 
 export { HostmetaRequestError, type HostmetaFailure, type HostLookup, type HostWrite, type HostCreate, type HostDelete } from './request-error.js';
@@ -38,6 +38,7 @@ function outcomeOfStatus(status: number): RequestOutcome {
   if (status < 300) return 'ok';
   if (status === 404) return 'not_found';
   if (status === 412) return 'exists';
+  if (status === 401 || status === 403) return 'denied';
   return status >= 500 ? 'server_error' : 'rejected';
 }
 
@@ -46,6 +47,8 @@ export class HostmetaClient {
   /** Path prefix of the service URL, when it sits behind a proxy under one. */
   private readonly basePath: string;
   private readonly outcomes = new Map<string, Counter.Internal>();
+  /** Headers every request carries: the credential, when there is one. */
+  private readonly credential: Record<string, string>;
   private readonly closeSignal = new AbortController();
   private closing: Promise<void> | null = null;
   /** Since when every exchange has failed (network error, timeout, 5xx), epoch ms; null while the service answers. */
@@ -54,6 +57,7 @@ export class HostmetaClient {
   constructor(private readonly config: HostmetaClientConfig, private readonly telemetry: Telemetry) {
     const url = new URL(config.url);
     this.basePath = url.pathname.replace(/\/+$/, '');
+    this.credential = config.token === null ? {} : { authorization: `Bearer ${config.token}` };
     this.pool = new Pool(url.origin, {
       connections: config.connections,
       // One request per connection at a time: a response can only answer the one request outstanding on its connection.
@@ -132,7 +136,7 @@ export class HostmetaClient {
     if (!isTenantId(tenant) || !isHostKey(key)) {
       throw new HostmetaRequestError('invalid_id', `not a valid tenant and host key: ${JSON.stringify(tenant)}, ${JSON.stringify(key)}`);
     }
-    const headers = body === null ? extraHeaders : { 'content-type': 'application/json', ...extraHeaders };
+    const headers = body === null ? { ...this.credential, ...extraHeaders } : { 'content-type': 'application/json', ...this.credential, ...extraHeaders };
     let response;
     try {
       response = await this.pool.request({

@@ -4,6 +4,7 @@
  * types; every field has a default below, so both run with no configuration.
  */
 import { Type } from '@sinclair/typebox';
+import type { ScopedToken } from '../../core/access-tokens.js';
 import type { BackoffPolicy } from '../../core/backoff.js';
 import { address, duration, port, section, size } from '../../core/config-schema.js';
 
@@ -34,9 +35,26 @@ export const DEFAULT_HOSTMETA_SERVICE_CONFIG: Readonly<HostmetaServiceConfig> = 
   maxDocumentBytes: 64 * 1024,
 });
 
+/**
+ * Who may call the service, and which tenants it keeps hosts for. Besides
+ * these tokens the service accepts its own client credential, kept in
+ * `<dataDir>/hostmeta-token` ({@link HOSTMETA_TOKEN_FILE}).
+ */
+export interface HostmetaAccess {
+  /** Tenants whose hosts the service keeps; a request naming any other is answered 404 and stores nothing. */
+  tenants: readonly string[];
+  /** The node's admin tokens: whole node (every tenant) or one tenant each. None: the generated `<dataDir>/admin-token`. */
+  tokens: readonly ScopedToken[];
+}
+
+/** The file under the service's data dir holding the collectors' credential (generated at first start, mode 0600). */
+export const HOSTMETA_TOKEN_FILE = 'hostmeta-token';
+
 export interface HostmetaClientConfig {
   /** Base URL of the service, e.g. `http://127.0.0.1:8090`. */
   url: string;
+  /** Bearer token sent with every request (the service's `hostmeta-token`); null sends none. */
+  token: string | null;
   /** Keep-alive connections the pool may open to the service. */
   connections: number;
   /** An idle connection is closed after this long (or the server's shorter keep-alive hint). */
@@ -75,6 +93,7 @@ export interface HostmetaClientConfig {
 
 export const DEFAULT_HOSTMETA_CLIENT_CONFIG: Readonly<HostmetaClientConfig> = Object.freeze({
   url: 'http://127.0.0.1:8090',
+  token: null,
   connections: 16,
   keepAliveTimeoutMs: 4_000,
   connectTimeoutMs: 2_000,
@@ -132,6 +151,12 @@ export const HostmetaClientSchema = section(
       default: null,
       'x-type': 'URL or null',
       'x-expected': 'an http:// URL, or null',
+    }),
+    token_file: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+      description: 'File holding the token the client sends to a service at `url` (a copy of that service\'s `<data_dir>/hostmeta-token`); `null`: `<data_dir>/hostmeta-token`, which this node\'s own service writes. Read at start; a remote service without a readable token file stops the start.',
+      default: null,
+      'x-type': 'path or null',
+      'x-expected': 'a file path, or null',
     }),
     connections: Type.Integer({ description: 'Keep-alive connections to the service.', default: client.connections, minimum: 1, maximum: 1024 }),
     cache_ttl: duration(client.cacheTtlMs, 'How long a host\'s metadata is used before it is asked for again.'),

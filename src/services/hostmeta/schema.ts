@@ -24,6 +24,33 @@ export function isHostKey(value: string): boolean {
   return HOST_KEY_PATTERN.test(value);
 }
 
+/** Objects and arrays nest at most this deep in a document (deeper would exhaust the stack when it is stored). */
+export const MAX_DOCUMENT_DEPTH = 32;
+
+/**
+ * Whether JSON text nests objects and arrays deeper than `max`, read before
+ * it is parsed: JSON.parse takes any depth, but JSON.stringify (the store)
+ * recurses as deep as the value nests.
+ */
+export function nestedDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
 /**
  * A host's document. The collector writes the named fields; operators may add
  * `labels` and any other fields of their own, which the collector never touches.

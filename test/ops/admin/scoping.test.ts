@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import type { SessionView } from '../../../src/ops/control.js';
 import type { LiveOverview } from '../../../src/ops/admin/overview.js';
@@ -157,4 +158,24 @@ test('scoping: with no token configured the node writes one (mode 0600) and keep
   const second = await startAdminFixture(t, '', dir);
   assert.equal(readFileSync(second.server.tokenFile!, 'utf8').trim(), token);
   assert.equal((await call(second.base, '/api/components', token)).status, 200);
+});
+
+test('scoping: two Authorization headers are refused as ambiguous (400), whichever comes first, as syslog refuses two tokens', async (t) => {
+  const { base } = await startAdminFixture(t, TWO_TENANTS);
+  const statusWith = (first: string, second: string) => new Promise<number>((resolve, reject) => {
+    // Raw header pairs: both lines are sent (Node's parsed `headers` would keep only the first on the server).
+    const req = http.request(`${base}/api/tenants/globex/limits`, {
+      method: 'PUT', headers: ['authorization', `Bearer ${first}`, 'authorization', `Bearer ${second}`, 'content-type', 'application/json'],
+    }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ messages_per_second: 1 }));
+  });
+  for (const [first, second] of [[GLOBEX_TOKEN, ACME_TOKEN], [ACME_TOKEN, GLOBEX_TOKEN], [ADMIN_TOKEN, ADMIN_TOKEN]]) {
+    assert.equal(await statusWith(first!, second!), 400);
+  }
+  const tenants = (await call(base, '/api/tenants', ADMIN_TOKEN)).body as { id: string; limits: { messages_per_second: number } }[];
+  assert.equal(tenants.find((x) => x.id === 'globex')!.limits.messages_per_second, 0, 'nothing changed');
 });

@@ -28,6 +28,9 @@ import { DEFAULT_SYSLOG_SINK } from '../../../src/sinks/syslog/config.js';
 import { DEFAULT_NATS_SINK } from '../../../src/sinks/nats/config.js';
 import { DEFAULT_DISK_BUFFER_CONFIG } from '../../../src/sinks/buffer/config.js';
 
+// The resolved configuration never holds the client's token: it is read from hostmeta.client.token_file at start.
+const { token: _noToken, ...CLIENT_DEFAULTS } = DEFAULT_HOSTMETA_CLIENT_CONFIG;
+
 const DEFAULTS: SluiceConfig = {
   dataDir: './data',
   log: {
@@ -76,7 +79,7 @@ const DEFAULTS: SluiceConfig = {
       postgresPoolSize: 10, maxDocumentBytes: 64 * 1024,
     },
     client: {
-      ...DEFAULT_HOSTMETA_CLIENT_CONFIG, enabled: true, url: null, connections: 16, cacheTtlMs: 300_000, cacheNegativeTtlMs: 30_000,
+      ...CLIENT_DEFAULTS, enabled: true, url: null, tokenFile: null, connections: 16, cacheTtlMs: 300_000, cacheNegativeTtlMs: 30_000,
       cacheMaxEntries: 50_000, lookupTimeoutMs: 250, touchIntervalMs: 60_000,
     },
   },

@@ -12,6 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
+import { AccessTokens, sha256Hex } from '../../../src/core/access-tokens.js';
 import { HostMetadataCache } from '../../../src/services/hostmeta/cache.js';
 import { HostmetaClient, HostmetaRequestError } from '../../../src/services/hostmeta/client.js';
 import { DEFAULT_HOSTMETA_CLIENT_CONFIG, type HostmetaClientConfig } from '../../../src/services/hostmeta/config.js';
@@ -29,11 +30,15 @@ function randomKey(): string {
   return randomBytes(20).toString('hex');
 }
 
+/** The credential the clients of these tests send (the real service knows it as a whole-node token). */
+const CLIENT_TOKEN = 'hostmeta-client-token-0123456789';
+
 /** The real service on loopback, counting the requests it receives as "METHOD /path". */
 async function realService(t: Cleanup) {
   const store = new SqliteHostmetaStore(path.join(tempDir(t, 'sluice-hostmeta-'), 'hostmeta.sqlite'));
   await store.open();
-  const app = buildHostmetaApp(store, { maxDocumentBytes: 65536, telemetry: new Telemetry(pino({ level: 'silent' })) });
+  const callers = { tokens: new AccessTokens([{ tokenHash: sha256Hex(CLIENT_TOKEN), tenant: null }]), tenants: new Set(['acme']) };
+  const app = buildHostmetaApp(store, { maxDocumentBytes: 65536, callers, telemetry: new Telemetry(pino({ level: 'silent' })) });
   const received: string[] = [];
   app.addHook('onRequest', async (request) => {
     received.push(`${request.method} ${request.url}`);
@@ -64,7 +69,7 @@ async function customServer(t: Cleanup, handler: http.RequestListener) {
 }
 
 function clientConfig(url: string, overrides: Partial<HostmetaClientConfig> = {}): HostmetaClientConfig {
-  return { ...DEFAULT_HOSTMETA_CLIENT_CONFIG, url, retryBackoff: { initialMs: 5, maxMs: 20 }, ...overrides };
+  return { ...DEFAULT_HOSTMETA_CLIENT_CONFIG, url, token: CLIENT_TOKEN, retryBackoff: { initialMs: 5, maxMs: 20 }, ...overrides };
 }
 
 /** A client and a cache with a clock the test moves; closed (or destroyed, when asked) at the end. */

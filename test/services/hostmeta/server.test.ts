@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { Client } from 'undici';
+import { AccessTokens, sha256Hex } from '../../../src/core/access-tokens.js';
 import { DEFAULT_HOSTMETA_SERVICE_CONFIG } from '../../../src/services/hostmeta/config.js';
 import { HOST_METADATA_SCHEMA } from '../../../src/services/hostmeta/schema.js';
 import { buildHostmetaApp, decodeCursor, encodeCursor, PRUNE_BATCH, startHostmetaService } from '../../../src/services/hostmeta/server.js';
@@ -25,12 +26,19 @@ interface Reply {
   body: unknown;
 }
 
+/** The whole-node token of the services these tests run (access itself is tested in access.test.ts). */
+const TOKEN = 'hostmeta-test-token-0123456789';
+const TENANTS = ['1710', 'acme', 'other', 'nobody'];
+/** A started service's access: its tenants, and no configured token (so it generates one, as a zero-config node does). */
+const ACCESS = { tenants: TENANTS, tokens: [] };
+
 /** A real service on 127.0.0.1 with a fresh SQLite store, and an HTTP client for it; both closed when the test ends. */
 async function serve(t: Cleanup, maxDocumentBytes = DEFAULT_HOSTMETA_SERVICE_CONFIG.maxDocumentBytes) {
   const store = new SqliteHostmetaStore(path.join(tempDir(t, 'sluice-hostmeta-'), 'hostmeta.sqlite'));
   await store.open();
   const { logger, lines } = memoryLogger();
-  const app = buildHostmetaApp(store, { maxDocumentBytes, telemetry: new Telemetry(logger) });
+  const callers = { tokens: new AccessTokens([{ tokenHash: sha256Hex(TOKEN), tenant: null }]), tenants: new Set(TENANTS) };
+  const app = buildHostmetaApp(store, { maxDocumentBytes, callers, telemetry: new Telemetry(logger) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as { port: number };
   const client = new Client(`http://127.0.0.1:${port}`);
@@ -42,7 +50,8 @@ async function serve(t: Cleanup, maxDocumentBytes = DEFAULT_HOSTMETA_SERVICE_CON
   async function call(method: 'GET' | 'PUT' | 'PATCH' | 'DELETE', url: string, body?: unknown,
     headers: Record<string, string> = {}): Promise<Reply> {
     const raw = typeof body === 'string' ? body : body === undefined ? undefined : JSON.stringify(body);
-    const withType: Record<string, string> = raw === undefined ? headers : { 'content-type': 'application/json', ...headers };
+    const authorized = { authorization: `Bearer ${TOKEN}`, ...headers };
+    const withType: Record<string, string> = raw === undefined ? authorized : { 'content-type': 'application/json', ...authorized };
     const response = await client.request({ method, path: url, headers: withType, body: raw });
     const text = await response.body.text();
     return { status: response.statusCode, headers: response.headers, body: text === '' ? null : JSON.parse(text) };
@@ -256,11 +265,13 @@ test('hostmeta service: starts, migrates only on first start, serves, and closes
   const { logger, lines } = memoryLogger();
   const telemetry = new Telemetry(logger);
 
-  const first = await startHostmetaService(config, telemetry);
+  const first = await startHostmetaService(config, ACCESS, telemetry);
   assert.equal(first.address, '127.0.0.1');
   assert.ok(first.port > 0);
-  const client = new Client(`http://127.0.0.1:${first.port}`);
-  const put = await client.request({ method: 'PUT', path: `/host_metadata/acme/${key}`, headers: { 'content-type': 'application/json' },
+  assert.equal(first.url, `http://127.0.0.1:${first.port}`);
+  const client = new Client(first.url);
+  const put = await client.request({ method: 'PUT', path: `/host_metadata/acme/${key}`,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${readFileSync(first.tokenFile, 'utf8').trim()}` },
     body: JSON.stringify({ hostname: 'kept' }) });
   await put.body.dump();
   assert.equal(put.statusCode, 204);
@@ -268,20 +279,21 @@ test('hostmeta service: starts, migrates only on first start, serves, and closes
   await first.close();
   await first.close();
 
-  const second = await startHostmetaService(config, telemetry);
+  const second = await startHostmetaService(config, ACCESS, telemetry);
   t.after(() => second.close());
   assert.deepEqual(await second.store.get('acme', key).then((h) => h?.metadata), { hostname: 'kept' });
   const codes = lines.map((l) => l.code);
-  assert.deepEqual(codes, ['SLU0302I', 'SLU0300I', 'SLU0301I', 'SLU0300I'], 'migrated once, listened twice, stopped once');
+  assert.deepEqual(codes, ['SLU0701I', 'SLU0307I', 'SLU0302I', 'SLU0300I', 'SLU0301I', 'SLU0300I'],
+    'tokens written and store migrated once, listened twice, stopped once');
 });
 
 test('hostmeta service: a port in use fails the start and closes the store', async (t) => {
   const dataDir = tempDir(t, 'sluice-hostmeta-');
   const telemetry = new Telemetry(pino({ level: 'silent' }));
-  const running = await startHostmetaService({ ...DEFAULT_HOSTMETA_SERVICE_CONFIG, port: 0, dataDir }, telemetry);
+  const running = await startHostmetaService({ ...DEFAULT_HOSTMETA_SERVICE_CONFIG, port: 0, dataDir }, ACCESS, telemetry);
   t.after(() => running.close());
   const store = new SqliteHostmetaStore(path.join(dataDir, 'second.sqlite'));
-  await assert.rejects(startHostmetaService({ ...DEFAULT_HOSTMETA_SERVICE_CONFIG, port: running.port, dataDir }, telemetry, store),
+  await assert.rejects(startHostmetaService({ ...DEFAULT_HOSTMETA_SERVICE_CONFIG, port: running.port, dataDir }, ACCESS, telemetry, store),
     /EADDRINUSE/);
   await assert.rejects(store.get('acme', randomKey()), /not open/, 'the store was closed');
 });
@@ -295,7 +307,7 @@ test('docs/hostmeta.md shows the document schema exactly as the service applies 
 test('hostmeta service: pruneUnseen deletes every host unseen for the given time, in batches, and logs the count', async (t) => {
   const dataDir = tempDir(t, 'sluice-hostmeta-');
   const { logger, lines } = memoryLogger();
-  const running = await startHostmetaService({ ...DEFAULT_HOSTMETA_SERVICE_CONFIG, port: 0, dataDir }, new Telemetry(logger));
+  const running = await startHostmetaService({ ...DEFAULT_HOSTMETA_SERVICE_CONFIG, port: 0, dataDir }, ACCESS, new Telemetry(logger));
   t.after(() => running.close());
   const now = Date.now();
   const stale = Math.floor(PRUNE_BATCH * 2.5);
