@@ -174,11 +174,6 @@ export abstract class SessionBatcher<Context extends StreamContext = StreamConte
     return !this.reading;
   }
 
-  /** Whether the socket reads now. */
-  get isReading(): boolean {
-    return this.reading;
-  }
-
   destroy(): void {
     this.socket.destroy();
   }

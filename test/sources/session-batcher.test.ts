@@ -54,24 +54,23 @@ test('session batcher: pause reasons combine, and the session reads again only o
   const { node, logs, tcpPort } = await startTestNode(t, yaml);
   const agent = await connect(tcpPort);
   const { entry, session } = await sessionOf(node, agent);
-  assert.equal(session.isReading, true);
+  assert.equal(session.pausedByNode, false);
 
   session.pauseReading(); // the memory governor's reason
   session.pause(PauseReason.Pipeline);
   session.pause(PauseReason.Turn);
-  assert.equal(session.isReading, false);
+  assert.equal(session.pausedByNode, true, 'not reading; the idle and frame clocks wait');
   assert.equal(entry.governed, true);
   assert.equal(entry.throttled, true);
   assert.equal(node.pipeline.sessions.totals().paused, 1);
-  assert.equal(session.pausedByNode, true, 'the idle and frame clocks wait');
   await written(agent, frame('while paused'));
 
   session.resume(PauseReason.Turn);
   session.resume(PauseReason.Window); // not held: changes nothing
-  assert.equal(session.isReading, false, 'two reasons still hold');
+  assert.equal(session.pausedByNode, true, 'two reasons still hold');
   session.resume(PauseReason.Pipeline);
   assert.equal(entry.throttled, false);
-  assert.equal(session.isReading, false, 'the governor still holds it');
+  assert.equal(session.pausedByNode, true, 'the governor still holds it');
 
   // A fence: a record written after ours, on a connection that reads, is read; ours still is not.
   const other = await connect(tcpPort);
@@ -80,7 +79,7 @@ test('session batcher: pause reasons combine, and the session reads again only o
   assert.equal(entry.records, 0, 'nothing is read while a reason holds');
 
   session.resumeReading();
-  assert.equal(session.isReading, true);
+  assert.equal(session.pausedByNode, false);
   assert.equal(entry.paused, 0);
   assert.equal(node.pipeline.sessions.totals().paused, 0);
   await waitFor('the record read once every reason cleared', () => entry.records === 1);
@@ -98,7 +97,7 @@ test('session batcher: a rate limit pauses for RateLimit alone, cleared once the
   assert.equal(entry.throttled, true);
   assert.equal(entry.governed, false);
   await waitFor('every record stored', () => readTenantRecords(logs, 'slow').length === 200, 20_000);
-  await waitFor('reading again', () => entry.paused === 0 && session.isReading);
+  await waitFor('reading again', () => entry.paused === 0 && !session.pausedByNode);
   assert.deepEqual(readTenantRecords(logs, 'slow').map((r) => r.msg), Array.from({ length: 200 }, (_, i) => `limited ${i}`));
   agent.destroy();
 });
