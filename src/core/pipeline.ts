@@ -16,7 +16,7 @@ import type { Tenant, TenantDirectory } from './identity.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { Enricher, type HostMetadataSource } from './enrich.js';
 import { SessionRegistry } from './sessions.js';
-import { RECORDS_PER_TURN } from './turns.js';
+import { EndOfTurn, RECORDS_PER_TURN } from './turns.js';
 import { MemoryGovernor } from './memory.js';
 
 export interface Route {
@@ -55,6 +55,8 @@ export class Pipeline {
   readonly sessions: SessionRegistry;
   /** The node's memory budget: sources read `memory.state` on accept and per request. */
   readonly memory: MemoryGovernor;
+  /** The end of the current event-loop turn, shared by every session of the node's sources (one Immediate per turn). */
+  readonly turnEnd = new EndOfTurn();
 
   constructor(
     readonly directory: TenantDirectory,
@@ -335,6 +337,11 @@ export class Lane {
     }
     const clear = this.process(tenant, records, ack);
     return this.busy ? !this.throttled : clear;
+  }
+
+  /** Holding a batch for its tenant's rate limit: why the last submit() returned false, if it did. */
+  get rateLimited(): boolean {
+    return this.throttled;
   }
 
   /** Run `resume` once this lane holds nothing and no sink asks its tenant to slow down. */

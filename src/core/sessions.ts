@@ -8,14 +8,39 @@
  * session bumps once per batch, so the registry costs nothing per record.
  */
 
+/**
+ * Why a session is not reading, as a bit set on its entry (SessionEntry.paused):
+ * a session reads iff no reason holds. Each reason has one owner that sets and
+ * clears it; the stream sources' session batcher (sources/session-batcher.ts)
+ * applies the set to the socket, so no owner needs to know of the others.
+ */
+export const PauseReason = {
+  /** A sink of the tenant's route asks it to slow down, or the lane holds too much behind a host lookup. */
+  Pipeline: 1,
+  /** The tenant is over its rate limit: the lane holds a batch until its tokens are paid back. */
+  RateLimit: 2,
+  /** The memory governor paused it (SessionControl.pauseReading until resumeReading). */
+  Memory: 4,
+  /** It read its share of this event-loop turn; it reads again once the turn ends. */
+  Turn: 8,
+  /** RELP: its unanswered transactions reached the window. */
+  Window: 16,
+  /** It is ending (RELP: `close`, or serverclose on shedding and draining): what was read is answered, nothing more is read. */
+  Ending: 32,
+} as const;
+
+/** The reasons its lane gives (submit returned false), cleared together when the lane is ready again. */
+export const LANE_PAUSE = PauseReason.Pipeline | PauseReason.RateLimit;
+
 /** What a source lets the registry do to one of its sessions. */
 export interface SessionControl {
   /** Close the connection now (counted by the source under `reason`). */
   close(reason: string): void;
   /** Bytes this session has read and not yet seen written or acknowledged (framer, lane, replies). */
   queuedBytes(): number;
-  /** Stop reading (TCP backpressure reaches the sender) until resumeReading; idempotent. */
+  /** The memory governor's pause: sets PauseReason.Memory (TCP backpressure reaches the sender) until resumeReading; idempotent. */
   pauseReading(): void;
+  /** Clears PauseReason.Memory; the session reads again once no other reason holds. */
   resumeReading(): void;
 }
 
@@ -42,10 +67,8 @@ export class SessionEntry {
   bytes = 0;
   /** Parse errors and refused records on this session. */
   errors = 0;
-  /** Paused by its tenant's limit or a congested sink (not by the governor). */
-  throttled = false;
-  /** Paused by the memory governor. */
-  governed = false;
+  /** Why it is not reading (PauseReason bits; 0: it reads). Set by the session, never by the registry. */
+  paused = 0;
 
   constructor(
     readonly id: string,
@@ -58,6 +81,16 @@ export class SessionEntry {
     private readonly observers: readonly SessionObserver[] = [],
   ) {
     this.tenant = tenant;
+  }
+
+  /** Paused by its tenant's limit or a congested sink (not by the governor). */
+  get throttled(): boolean {
+    return (this.paused & LANE_PAUSE) !== 0;
+  }
+
+  /** Paused by the memory governor. */
+  get governed(): boolean {
+    return (this.paused & PauseReason.Memory) !== 0;
   }
 
   /**

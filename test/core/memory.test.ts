@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryGovernor, MemoryState, nextState, type MemorySample, type ProcessMemory } from '../../src/core/memory.js';
-import { SessionRegistry, type SessionControl, type SessionEntry } from '../../src/core/sessions.js';
+import { PauseReason, SessionRegistry, type SessionControl, type SessionEntry } from '../../src/core/sessions.js';
 import { memoryLogger, silentTelemetry } from '../helpers.js';
 import { Telemetry } from '../../src/telemetry/telemetry.js';
 
@@ -15,7 +15,7 @@ function sample(accountedBytes: number, heapUsedBytes = 0): MemorySample {
   return { components: { sinks: accountedBytes }, accountedBytes, heapUsedBytes, rssBytes: 0 };
 }
 
-/** A session whose held bytes the test sets; pause and resume flip `entry.governed` as the real sessions do. */
+/** A session whose held bytes the test sets; pause and resume flip its Memory pause reason (`entry.governed`) as the real sessions do. */
 class HeldSession implements SessionControl {
   held = 0;
   entry!: SessionEntry;
@@ -24,10 +24,10 @@ class HeldSession implements SessionControl {
     return this.held;
   }
   pauseReading(): void {
-    this.entry.governed = true;
+    this.entry.paused |= PauseReason.Memory;
   }
   resumeReading(): void {
-    this.entry.governed = false;
+    this.entry.paused &= ~PauseReason.Memory;
   }
 }
 

@@ -12,6 +12,7 @@ import { normalizeAddress, SessionIdentity } from '../../core/identity.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { RelpSession, type RelpSessionContext } from './session.js';
 import { ConnectionGuard } from '../connection-guard.js';
+import { streamCounters } from '../session-batcher.js';
 import type { RelpSourceConfig } from './config.js';
 
 /**
@@ -30,17 +31,12 @@ export class RelpSource implements Source {
   private readonly guard: ConnectionGuard;
 
   constructor(private readonly config: RelpSourceConfig, private readonly pipeline: Pipeline, private readonly telemetry: Telemetry) {
-    const labels = { source: this.name };
     this.context = {
       sourceName: this.name,
+      protocol: 'relp',
       pipeline,
       telemetry,
-      counters: {
-        records: telemetry.recordsReceived.labels(labels),
-        bytes: telemetry.bytesReceived.labels(labels),
-        parseErrors: telemetry.parseErrors.labels(labels),
-        invalidUtf8: telemetry.invalidUtf8.labels(labels),
-      },
+      counters: streamCounters(telemetry, this.name),
       maxFrameBytes: config.maxFrameBytes,
       window: Math.max(1, config.window),
       onClose: this.onSessionClose,

@@ -1,113 +1,41 @@
 /**
  * Syslog over a byte stream: plain TCP (RFC 6587) or TLS (RFC 5425). One
  * session per connection: its identity (certificate, network) is resolved
- * once when the connection opens, records are built per chunk and submitted
- * in batches, and a congested pipeline pauses the socket (TCP backpressure
- * reaches the sender) until the sinks drain.
+ * once when the connection opens; every frame is a record, batched and
+ * paused by the session batcher (../session-batcher.ts), so a congested
+ * pipeline pauses the socket (TCP backpressure reaches the sender) until the
+ * sinks drain.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
-import type { Counter } from 'prom-client';
 import type { Source, ComponentHealth } from '../../core/component.js';
-import type { Lane, Pipeline } from '../../core/pipeline.js';
-import type { SessionControl, SessionEntry } from '../../core/sessions.js';
-import { MemoryState, type MemoryGovernor } from '../../core/memory.js';
-import { normalizeAddress, SessionIdentity, type PeerCertificate, type Tenant } from '../../core/identity.js';
-import { SourceInfo, type LogRecord } from '../../core/record.js';
-import { isoTime, settlesBefore } from '../../core/clock.js';
+import type { Pipeline } from '../../core/pipeline.js';
+import { normalizeAddress, SessionIdentity, type PeerCertificate } from '../../core/identity.js';
+import { settlesBefore } from '../../core/clock.js';
 import type { SyslogTcpSourceConfig, SyslogTlsSourceConfig } from './config.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { SyslogFramer } from './framing.js';
-import { ConnectionGuard, type GuardedSession } from '../connection-guard.js';
-import { decodeSyslogFrame } from './decode.js';
+import { ConnectionGuard } from '../connection-guard.js';
+import { SessionBatcher, streamCounters, type StreamContext } from '../session-batcher.js';
 
 /** How long a stopping source keeps reading from open connections before closing them. */
 const STOP_GRACE_MS = 1000;
 const KEEPALIVE_MS = 60_000;
-/**
- * Bytes one connection may have processed in one event-loop turn before it
- * yields to the others: libuv reads a busy socket up to 32 times 64 KiB per
- * turn, so a flooding connection would otherwise hold the loop for 2 MiB of
- * frames while every other connection waits. Past this it pauses until the
- * turn's immediates run (its next reads come in the next turn): connections
- * are served in turn, at most this much each.
- */
-const TURN_BYTES = 64 * 1024;
 
-/** Counter children resolved once per source, so sessions increment without label lookups. */
-interface SessionCounters {
-  records: Counter.Internal;
-  bytes: Counter.Internal;
-  parseErrors: Counter.Internal;
-  invalidUtf8: Counter.Internal;
+interface SyslogStreamContext extends StreamContext {
+  onClose(session: SyslogStreamSession): void;
 }
 
-/** The session a socket belongs to: socket events go to shared functions rather than closures per connection. */
-const SESSION = Symbol('session');
-type SessionSocket = net.Socket & { [SESSION]: StreamSession };
-
-function sessionData(this: SessionSocket, chunk: Buffer): void {
-  this[SESSION].onData(chunk);
-}
-function sessionEnd(this: SessionSocket): void {
-  this[SESSION].onEnd();
-}
-function sessionError(this: SessionSocket, err: NodeJS.ErrnoException): void {
-  this[SESSION].onError(err);
-}
-function sessionClose(this: SessionSocket): void {
-  this[SESSION].onSocketClose();
-}
-function flushSession(session: StreamSession): void {
-  session.flushSoon();
-}
-
-class StreamSession implements SessionControl, GuardedSession {
-  private readonly framer: SyslogFramer;
-  private readonly entry: SessionEntry;
-  private readonly source: SourceInfo;
-  private readonly peer: string;
-  private batch: LogRecord[] = [];
-  private batchTenant: Tenant | null = null;
-  private received = '';
-  private nowMs = 0;
-  private parseErrors = 0;
-  private invalidUtf8 = 0;
+/** One connection: every frame is a record; nothing is acknowledged (TCP backpressure is the only signal). */
+class SyslogStreamSession extends SessionBatcher<SyslogStreamContext> {
+  protected readonly frames: SyslogFramer;
+  /** No record of this connection can name a tenant: it is closed after the read. */
   private unauthenticated = false;
-  private readonly lane: Lane;
-  private unflushedBytes = 0;
-  private flushScheduled = false;
-  /** Bytes processed since this connection last yielded (see TURN_BYTES). */
-  private turnBytes = 0;
-  private yielding = false;
-  /** When data last arrived (epoch ms), for the idle timeout. */
-  lastDataAt = Date.now();
-  /** Since when a frame has been incomplete (0: none is), for the frame timeout. */
-  partialSince = 0;
 
-  constructor(
-    private readonly sourceName: string,
-    private readonly socket: net.Socket,
-    private readonly identity: SessionIdentity,
-    private readonly pipeline: Pipeline,
-    private readonly telemetry: Telemetry,
-    private readonly counters: SessionCounters,
-    protocol: 'tcp' | 'tls',
-    maxFrame: number,
-    private readonly onClose: (session: StreamSession) => void,
-  ) {
-    this.source = new SourceInfo(protocol, normalizeAddress(socket.remoteAddress ?? ''), socket.remotePort ?? 0);
-    this.peer = `${this.source.address}:${this.source.port}`;
-    this.framer = new SyslogFramer(maxFrame, this.onFrame);
-    this.lane = pipeline.openLane(sourceName);
-    this.entry = pipeline.sessions.open(sourceName, protocol, this.peer, identity.tenant?.id ?? null, this);
-    this.lane.session = this.entry.id;
-    (socket as SessionSocket)[SESSION] = this;
-    socket.on('data', sessionData);
-    socket.on('end', sessionEnd);
-    socket.on('error', sessionError);
-    socket.on('close', sessionClose);
+  constructor(context: SyslogStreamContext, socket: net.Socket, identity: SessionIdentity) {
+    super(context, socket, identity);
+    this.frames = new SyslogFramer(context.maxFrameBytes, this.onFrame);
   }
 
   /** Half-close: the peer sees end of stream; what it already sent is still read. */
@@ -115,168 +43,49 @@ class StreamSession implements SessionControl, GuardedSession {
     this.socket.end();
   }
 
-  destroy(): void {
-    this.socket.destroy();
-  }
-
-  /** Closed by the node for a reason of its own (timeouts): counted, then gone. */
-  expel(reason: string): void {
-    this.telemetry.emit('connectionClosed', { source: this.sourceName, reason, peer: this.peer, tenant: this.identity.tenant?.id });
-    this.socket.destroy();
-  }
-
-  get tenant(): Tenant | null {
-    return this.identity.tenant;
-  }
-
-  /** Not reading by the node's own choice (a rate limit, a congested sink, the memory governor). */
-  get pausedByNode(): boolean {
-    return this.entry.throttled || this.entry.governed;
-  }
-
-  close(reason: string): void {
-    this.expel(reason);
-  }
-
-  queuedBytes(): number {
-    return this.framer.heldBytes + this.unflushedBytes;
-  }
-
-  pauseReading(): void {
-    this.entry.governed = true;
-    this.socket.pause();
-  }
-
-  resumeReading(): void {
-    this.entry.governed = false;
-    if (!this.entry.throttled && !this.yielding) this.socket.resume();
-  }
-
   private readonly onFrame = (buf: Buffer, start: number, end: number): void => {
-    const rec = decodeSyslogFrame(buf, start, end, this.source, this.received, this.nowMs);
-    if (rec.parseError) this.parseErrors++;
-    if (rec.invalidUtf8) this.invalidUtf8++;
-    const tenant = this.identity.attribute(rec, this.source.address);
+    const rec = this.decode(buf, start, end);
+    const tenant = this.attribute(rec);
     if (tenant === null) {
-      this.telemetry.emit('recordRefused', { source: this.sourceName, reason: this.identity.refusal, peer: this.peer });
-      this.entry.errors++;
       // Nothing on this connection can name a tenant: stop reading it.
       if (this.identity.tenant === null && this.identity.refusal === 'no_credentials') this.unauthenticated = true;
       return;
     }
-    if (tenant !== this.batchTenant) {
-      this.submit();
-      this.batchTenant = tenant;
-    }
-    this.batch.push(rec);
+    if (this.startsRun(tenant)) this.openRun(tenant, null);
+    this.addToRun(rec);
   };
 
-  onData(chunk: Buffer): void {
-    // Past the hard mark a session that reads is paused at once, not at the next sample.
-    const memory: MemoryGovernor = this.pipeline.memory;
-    if (memory.state === MemoryState.Hard) memory.holdNow(this.entry);
-    this.nowMs = Date.now();
-    this.lastDataAt = this.nowMs;
-    this.received = isoTime(this.nowMs);
-    const ok = this.framer.push(chunk);
-    // A frame left incomplete starts (or keeps) its clock; a complete stream stops it.
-    if (this.framer.heldBytes === 0) this.partialSince = 0;
-    else if (this.partialSince === 0) this.partialSince = this.nowMs;
-    this.unflushedBytes += chunk.length;
-    this.turnBytes += chunk.length;
+  protected afterRead(ok: boolean): boolean {
     if (!ok) {
       this.flush();
       this.reject();
-    } else if (this.unauthenticated) {
+      return false;
+    }
+    if (this.unauthenticated) {
       this.flush();
       this.socket.destroy();
-    } else {
-      if (!this.flushScheduled) {
-        // Reads that arrive in one event-loop turn go down the pipeline as one batch:
-        // per-batch costs (counters, lane, enrichment lookup, sink write) are paid once.
-        this.flushScheduled = true;
-        setImmediate(flushSession, this);
-      }
-      if (this.turnBytes >= TURN_BYTES && !this.yielding) {
-        this.yielding = true;
-        this.socket.pause();
-      }
+      return false;
     }
-  }
-
-  /** Once per turn with data: the batch goes down the pipeline, and a connection that yielded reads again. */
-  flushSoon(): void {
-    this.flushScheduled = false;
-    this.turnBytes = 0;
-    this.flush();
-    if (this.yielding) {
-      this.yielding = false;
-      if (!this.entry.throttled && !this.entry.governed) this.socket.resume();
-    }
+    return true;
   }
 
   onEnd(): void {
-    const ok = this.framer.finish();
+    const ok = this.frames.finish();
     this.flush();
     if (!ok) this.reject();
   }
 
-  private flush(): void {
-    this.counters.bytes.inc(this.unflushedBytes);
-    this.entry.bytes += this.unflushedBytes;
-    this.unflushedBytes = 0;
-    this.entry.errors += this.parseErrors;
-    if (this.parseErrors > 0) {
-      this.counters.parseErrors.inc(this.parseErrors);
-      this.parseErrors = 0;
-    }
-    if (this.invalidUtf8 > 0) {
-      this.counters.invalidUtf8.inc(this.invalidUtf8);
-      this.invalidUtf8 = 0;
-    }
-    this.submit();
-  }
-
-  private submit(): void {
-    const batch = this.batch;
-    const tenant = this.batchTenant;
-    if (batch.length === 0 || tenant === null) return;
-    this.batch = [];
-    this.counters.records.inc(batch.length);
-    this.entry.records += batch.length;
-    this.entry.tenant = tenant.id;
-    this.entry.noteHosts(batch);
-    if (!this.lane.submit(tenant, batch, null)) {
-      this.entry.throttled = true;
-      this.socket.pause();
-      this.resume ??= () => {
-        this.entry.throttled = false;
-        if (!this.entry.governed && !this.yielding) this.socket.resume();
-      };
-      this.lane.whenReady(this.resume);
-    }
-  }
-
-  /** Made the first time this session is throttled (most never are). */
-  private resume: (() => void) | null = null;
-
   /** A framing error: records before the bad frame were delivered; the connection goes. */
   private reject(): void {
-    this.telemetry.emit('frameRejected', {
-      source: this.sourceName, reason: this.framer.error ?? 'unknown', tenant: this.identity.tenant?.id,
-      peer: this.peer, bytes: this.framer.errorBytes,
+    this.context.telemetry.emit('frameRejected', {
+      source: this.context.sourceName, reason: this.frames.error ?? 'unknown', tenant: this.identity.tenant?.id,
+      peer: this.peer, bytes: this.frames.errorBytes,
     });
     this.socket.destroy();
   }
 
-  onError(err: NodeJS.ErrnoException): void {
-    this.telemetry.emit('socketError', { source: this.sourceName, peer: this.peer, error: err.code ?? err.message });
-  }
-
-  onSocketClose(): void {
-    this.lane.close();
-    this.pipeline.sessions.close(this.entry);
-    this.onClose(this);
+  protected released(): void {
+    this.context.onClose(this);
   }
 }
 
@@ -314,8 +123,8 @@ function peerCertificate(socket: tls.TLSSocket): { cert: PeerCertificate; verifi
 export class SyslogStreamSource implements Source {
   readonly name: string;
   private server: net.Server | null = null;
-  private readonly sessions = new Set<StreamSession>();
-  private readonly counters: SessionCounters;
+  private readonly sessions = new Set<SyslogStreamSession>();
+  private readonly context: SyslogStreamContext;
   private tls: TlsSettings | null = null;
   private allClosed: (() => void) | null = null;
   private readonly guard: ConnectionGuard;
@@ -327,12 +136,14 @@ export class SyslogStreamSource implements Source {
     private readonly telemetry: Telemetry,
   ) {
     this.name = protocol === 'tls' ? 'syslog_tls' : 'syslog_tcp';
-    const labels = { source: this.name };
-    this.counters = {
-      records: telemetry.recordsReceived.labels(labels),
-      bytes: telemetry.bytesReceived.labels(labels),
-      parseErrors: telemetry.parseErrors.labels(labels),
-      invalidUtf8: telemetry.invalidUtf8.labels(labels),
+    this.context = {
+      sourceName: this.name,
+      protocol,
+      pipeline,
+      telemetry,
+      counters: streamCounters(telemetry, this.name),
+      maxFrameBytes: config.maxFrameBytes,
+      onClose: this.onSessionClose,
     };
     this.guard = new ConnectionGuard(this.name, config, telemetry, pipeline.memory);
   }
@@ -403,9 +214,7 @@ export class SyslogStreamSource implements Source {
     // Dead peers (a host that vanished) are found by the kernel instead of holding the session forever.
     socket.setKeepAlive(true, KEEPALIVE_MS);
     if (tenant !== null) tenant.connections++;
-    const session = new StreamSession(this.name, socket, identity, this.pipeline, this.telemetry, this.counters,
-      this.protocol, this.config.maxFrameBytes, this.onSessionClose);
-    this.sessions.add(session);
+    this.sessions.add(new SyslogStreamSession(this.context, socket, identity));
     this.telemetry.connections.inc({ source: this.name });
   };
 
@@ -431,9 +240,9 @@ export class SyslogStreamSource implements Source {
     return identity.canAuthenticate ? identity : refuse('no_tenant');
   }
 
-  private readonly onSessionClose = (session: StreamSession): void => {
+  private readonly onSessionClose = (session: SyslogStreamSession): void => {
     this.sessions.delete(session);
-    const tenant = session.tenant;
+    const tenant = session.connectionTenant;
     if (tenant !== null) tenant.connections--;
     this.telemetry.connections.dec({ source: this.name });
     if (this.sessions.size === 0 && this.allClosed) {
