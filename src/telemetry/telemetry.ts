@@ -104,6 +104,10 @@ export class Telemetry {
   readonly tenantAcceptedBytes: Counter<'tenant'>;
   readonly tenantDeliveredRecords: Counter<'sink' | 'tenant'>;
   readonly tenantDeliveredBytes: Counter<'sink' | 'tenant'>;
+  readonly tenantDroppedRecords: Counter<'sink' | 'tenant'>;
+  readonly tenantFailedSends: Counter<'sink' | 'tenant'>;
+  readonly tenantRetriedBytes: Counter<'sink' | 'tenant'>;
+  readonly tenantQueuedBytes: Gauge<'sink' | 'tenant'>;
   readonly ackLatency: Histogram<'source'>;
 
   /** Where the session gauges read from at scrape time (the node sets it to its session registry). */
@@ -142,8 +146,8 @@ export class Telemetry {
     this.framesRejected = counter('sluice_source_bad_frames_total', 'Bad frames that closed their connection, by reason.', ['source', 'reason']);
     this.recordsDropped = counter('sluice_dropped_records_total', 'Records dropped, by where and why.', ['source', 'reason']);
     this.connections = gauge('sluice_source_connections', 'Open connections.', ['source']);
-    this.sinkRecords = counter('sluice_sink_written_records_total', 'Records a sink has written.', ['sink']);
-    this.sinkBytes = counter('sluice_sink_written_bytes_total', 'Bytes a sink has written.', ['sink']);
+    this.sinkRecords = counter('sluice_sink_written_records_total', 'Records a sink has delivered (written to its file, sent to the syslog receiver, stored by JetStream).', ['sink']);
+    this.sinkBytes = counter('sluice_sink_written_bytes_total', 'Encoded bytes of the records counted by sluice_sink_written_records_total.', ['sink']);
     this.sinkErrors = counter('sluice_sink_errors_total', 'Sink write errors (retried).', ['sink']);
     this.sinkRotations = counter('sluice_sink_rotations_total', 'Files rotated by a file sink.', ['sink']);
     this.httpRefusals = counter('sluice_http_refused_requests_total', 'HTTP ingest requests answered with an error, by status.', ['status']);
@@ -159,8 +163,8 @@ export class Telemetry {
     this.bufferSyncs = counter('sluice_buffer_syncs_total', 'Write-and-fsync rounds of a disk buffer; appends per round show the batching.', ['buffer']);
     this.bufferBytes = gauge('sluice_buffer_bytes', 'Bytes of segment files a disk buffer holds, including appends being written.', ['buffer']);
     this.bufferEntries = gauge('sluice_buffer_entries', 'Entries a disk buffer holds that are not yet acknowledged.', ['buffer']);
-    this.sinkDropped = counter('sluice_sink_dropped_records_total', 'Records a delivery sink gave up on, by reason (see docs/sinks.md).', ['sink', 'reason']);
-    this.sinkConnected = gauge('sluice_sink_connected', '1 while a delivery sink holds a connection to its receiver.', ['sink']);
+    this.sinkDropped = counter('sluice_sink_dropped_records_total', 'Records a sink gave up on, by reason (see docs/sinks.md).', ['sink', 'reason']);
+    this.sinkConnected = gauge('sluice_sink_connected', '1 while a forwarding sink (syslog, NATS) holds a connection to its receiver.', ['sink']);
     this.sinkDuplicates = counter('sluice_sink_duplicates_total', 'Records the receiver reported it already had (JetStream de-duplication by message id).', ['sink']);
     this.restarts = counter('sluice_restarts_total', 'Workers (`worker:<n>`) and components restarted by their supervisor after ending unexpectedly.', ['component']);
     this.crashLooping = gauge('sluice_crash_loop', '1 while a worker or component is in a crash loop (see supervision.crash_loop_after).', ['component'], 'max');
@@ -194,8 +198,12 @@ export class Telemetry {
     this.sourceAcceptedBytes = counter('sluice_source_accepted_bytes_total', 'Bytes of the records counted by sluice_source_accepted_records_total.', ['source']);
     this.tenantAcceptedRecords = counter('sluice_tenant_accepted_records_total', 'Records accepted for a tenant; tenants past admin.tenant_series share the label `other`.', ['tenant']);
     this.tenantAcceptedBytes = counter('sluice_tenant_accepted_bytes_total', 'Bytes of the records counted by sluice_tenant_accepted_records_total.', ['tenant']);
-    this.tenantDeliveredRecords = counter('sluice_tenant_delivered_records_total', 'Records of a tenant a file sink has written; tenants past admin.tenant_series share `other`.', ['sink', 'tenant']);
-    this.tenantDeliveredBytes = counter('sluice_tenant_delivered_bytes_total', 'Bytes counted by sluice_tenant_delivered_records_total.', ['sink', 'tenant']);
+    this.tenantDeliveredRecords = counter('sluice_tenant_delivered_records_total', 'Records of a tenant a sink has delivered (written to its file, sent to the syslog receiver, stored by JetStream); tenants past admin.tenant_series share `other`.', ['sink', 'tenant']);
+    this.tenantDeliveredBytes = counter('sluice_tenant_delivered_bytes_total', 'Encoded bytes of the records counted by sluice_tenant_delivered_records_total.', ['sink', 'tenant']);
+    this.tenantDroppedRecords = counter('sluice_tenant_dropped_records_total', 'Records of a tenant a sink gave up on, whatever the reason (the reasons are in sluice_sink_dropped_records_total).', ['sink', 'tenant']);
+    this.tenantFailedSends = counter('sluice_tenant_failed_sends_total', 'Sends (file writes) holding records of a tenant that failed; the records stay queued and go again after a backoff.', ['sink', 'tenant']);
+    this.tenantRetriedBytes = counter('sluice_tenant_retried_bytes_total', 'Bytes of a tenant\'s records in the sends counted by sluice_tenant_failed_sends_total: sent again.', ['sink', 'tenant']);
+    this.tenantQueuedBytes = gauge('sluice_tenant_queued_bytes', 'Bytes of a tenant\'s records a sink holds and has not yet delivered.', ['sink', 'tenant']);
     const totals = () => this.sessionTotals?.();
     const sessionGauge = (name: string, help: string, pick: (t: { open: number; queuedBytes: number; paused: number }) => number) => new Gauge({
       name, help, registers,
