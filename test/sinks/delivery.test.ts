@@ -1,6 +1,7 @@
 /**
- * The shared delivery chain: queue, batching, retry, classification of
- * errors, high water and drain, stop and destroy. Most tests drive it through
+ * The sender chain's shared lane (the syslog and NATS sinks): queue,
+ * batching, retry, classification of errors, high water and drain, stop and
+ * destroy. Most tests drive it through
  * the syslog TCP sink against real sockets; the classification tests use a
  * transport that fails on cue, since no real receiver fails on cue.
  */

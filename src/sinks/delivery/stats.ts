@@ -132,7 +132,9 @@ export class SinkStats implements DeliveryStats {
 
   /** Counts sluice_sink_errors_total (through its event). */
   sendFailed(error: string, attempt: number, retryInMs: number, tenant: string | null): void {
-    this.telemetry.emit(this.sendFailedEvent, { sink: this.sink, tenant: tenant ?? undefined, error, attempt, retry_in_ms: Math.round(retryInMs) });
+    const fields = { sink: this.sink, tenant: tenant ?? undefined, error, attempt, retry_in_ms: Math.round(retryInMs) };
+    if (this.sendFailedEvent === 'fileWriteFailed') this.telemetry.emit('fileWriteFailed', fields);
+    else this.telemetry.emit('sinkSendFailed', fields);
   }
 
   truncated(records: number): void {
