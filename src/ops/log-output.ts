@@ -165,7 +165,7 @@ const LOG_DROP_REASONS: Readonly<Record<DropReason, LogDropReason>> = {
   kernel_full: 'send_error', send_error: 'send_error', too_large: 'send_error', rejected: 'send_error',
 };
 
-const NO_TENANT_STATS: TenantStats = { delivered() {}, dropped() {}, retrying() {}, queued() {} };
+const NO_TENANT_STATS: TenantStats = { delivered() {}, dropped() {}, retrying() {} };
 
 /** A queued line is its octet-counted frame (`LEN SP MSG`), built by SyslogLogOutput. */
 const FRAME_ENCODER: DeliveryEncoder<string> = {
@@ -264,7 +264,7 @@ export class SyslogLogOutput implements LossyLogDestination, DeliveryStats {
   }
 
   written(): void {}
-  queued(): void {}
+  watchQueues(): void {}
   sendFailed(): void {}
   truncated(): void {}
   connected(): void {}

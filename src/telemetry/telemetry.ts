@@ -42,6 +42,15 @@ export function sumLoadSamples(samples: readonly LoadSample[]): LoadSample {
   return sum;
 }
 
+/**
+ * What a sink's queues hold: its total and each tenant's part, read at scrape
+ * time, so the hot path sets no gauge per write (core/fair.ts FairShares).
+ */
+export interface QueueSource {
+  readonly total: number;
+  tenants(): Iterable<{ readonly tenant: string; readonly queued: number }>;
+}
+
 /** Label sets of the counters that events increment. */
 const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
   connectionsRefused: ['source', 'reason'],
@@ -113,6 +122,9 @@ export class Telemetry {
   /** Where the session gauges read from at scrape time (the node sets it to its session registry). */
   sessionTotals: (() => { open: number; queuedBytes: number; paused: number }) | null = null;
 
+  /** Each sink's queues, by sink name, for sluice_sink_queued_bytes and sluice_tenant_queued_bytes. */
+  private readonly sinkQueues = new Map<string, QueueSource>();
+
   /** Tenants that get a series of their own; the rest share `other` (see tenantLabel). */
   private readonly tenantSeries = new Set<string>();
 
@@ -152,7 +164,13 @@ export class Telemetry {
     this.sinkRotations = counter('sluice_sink_rotations_total', 'Files rotated by a file sink.', ['sink']);
     this.httpRefusals = counter('sluice_http_refused_requests_total', 'HTTP ingest requests answered with an error, by status.', ['status']);
     this.tenantThrottled = counter('sluice_tenant_throttled_total', 'Times a session paused reading because its tenant was over its rate limit.', ['source', 'tenant']);
-    this.sinkQueuedBytes = gauge('sluice_sink_queued_bytes', 'Bytes accepted by a sink and not yet written.', ['sink']);
+    const sinkQueues = this.sinkQueues;
+    this.sinkQueuedBytes = new Gauge({
+      name: 'sluice_sink_queued_bytes', help: 'Bytes accepted by a sink and not yet delivered.', labelNames: ['sink'], registers,
+      collect(this: Gauge<'sink'>) {
+        for (const [sink, queues] of sinkQueues) this.set({ sink }, queues.total);
+      },
+    });
     this.hostmetaRequests = counter('sluice_hostmeta_client_requests_total', 'Requests to the host metadata service, by method and outcome.', ['method', 'outcome']);
     this.hostmetaMismatches = counter('sluice_hostmeta_client_mismatches_total', 'Host metadata responses that did not name their request\'s tenant and key (discarded).', ['method']);
     this.hostmetaCacheLookups = counter('sluice_hostmeta_cache_lookups_total', 'Host metadata cache lookups, by how they were answered.', ['result']);
@@ -203,7 +221,15 @@ export class Telemetry {
     this.tenantDroppedRecords = counter('sluice_tenant_dropped_records_total', 'Records of a tenant a sink gave up on, whatever the reason (the reasons are in sluice_sink_dropped_records_total).', ['sink', 'tenant']);
     this.tenantFailedSends = counter('sluice_tenant_failed_sends_total', 'Sends (file writes) holding records of a tenant that failed; the records stay queued and go again after a backoff.', ['sink', 'tenant']);
     this.tenantRetriedBytes = counter('sluice_tenant_retried_bytes_total', 'Bytes of a tenant\'s records in the sends counted by sluice_tenant_failed_sends_total: sent again.', ['sink', 'tenant']);
-    this.tenantQueuedBytes = gauge('sluice_tenant_queued_bytes', 'Bytes of a tenant\'s records a sink holds and has not yet delivered.', ['sink', 'tenant']);
+    const tenantLabel = (id: string): string => this.tenantLabel(id);
+    this.tenantQueuedBytes = new Gauge({
+      name: 'sluice_tenant_queued_bytes', help: 'Bytes of a tenant\'s records a sink holds and has not yet delivered.', labelNames: ['sink', 'tenant'], registers,
+      collect(this: Gauge<'sink' | 'tenant'>) {
+        this.reset();
+        // inc, not set: the tenants past admin.tenant_series add up under `other`.
+        for (const [sink, queues] of sinkQueues) for (const share of queues.tenants()) this.inc({ sink, tenant: tenantLabel(share.tenant) }, share.queued);
+      },
+    });
     const totals = () => this.sessionTotals?.();
     const sessionGauge = (name: string, help: string, pick: (t: { open: number; queuedBytes: number; paused: number }) => number) => new Gauge({
       name, help, registers,
@@ -237,6 +263,11 @@ export class Telemetry {
         },
       });
     }
+  }
+
+  /** Report `queues` as sink `sink`'s (replacing what a sink of that name reported before). */
+  watchSinkQueues(sink: string, queues: QueueSource): void {
+    this.sinkQueues.set(sink, queues);
   }
 
   /** Give each of the first `max` of these tenants a series of its own (the node calls it once, at construction). */

@@ -166,6 +166,7 @@ export class DeliverySink<R> {
       for (const listener of this.drainListeners) listener(tenant);
     });
     this.retryPolicy = { initialMs: config.retryInitialMs, maxMs: config.retryMaxMs };
+    stats.watchQueues(this.shares);
   }
 
   async start(): Promise<void> {
@@ -199,8 +200,6 @@ export class DeliverySink<R> {
     queue.mark(items.length, ack !== null && this.transport.holdAck !== undefined ? this.transport.holdAck(tenant, ack) : ack);
     const added = queue.bytes - before;
     const clear = shares.add(flow.share, added);
-    flow.stats.queued(added);
-    this.stats.queued(shares.total);
     this.round?.activate(flow);
     const lane = flow.lane ?? this.shared!;
     if (this.state === 'running' && !lane.looping) {
@@ -254,12 +253,10 @@ export class DeliverySink<R> {
     for (const flow of this.tenants.values()) {
       const given = flow.queue.failAll();
       flow.stats.dropped(given);
-      flow.stats.queued(-flow.share.queued);
       records += given;
       this.round?.remove(flow);
     }
     this.stats.drop('shutdown', records);
-    this.stats.queued(0);
     this.resolveIdle();
     // Nobody should stay paused waiting for a sink that is gone.
     this.shares.clear();
@@ -429,7 +426,6 @@ export class DeliverySink<R> {
       flow.taken = 0;
       if (!flow.queue.empty) this.round?.activate(flow);
     }
-    this.stats.queued(this.shares.total);
   }
 
   /**
@@ -497,7 +493,6 @@ export class DeliverySink<R> {
     const bytes = flow.releasingBytes;
     flow.releasing = 0;
     flow.releasingBytes = 0;
-    flow.stats.queued(-bytes);
     // May tell this tenant (or every tenant) to go on.
     this.shares.remove(flow.share, bytes);
     return records;

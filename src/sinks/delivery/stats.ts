@@ -8,7 +8,7 @@
  * plain counts (ops/log-output.ts).
  */
 import type { Counter, Gauge } from 'prom-client';
-import type { Telemetry } from '../../telemetry/telemetry.js';
+import type { QueueSource, Telemetry } from '../../telemetry/telemetry.js';
 import type { DropReason } from './transport.js';
 
 /** One tenant's counters of one sink. */
@@ -19,8 +19,6 @@ export interface TenantStats {
   dropped(records: number): void;
   /** A send holding `bytes` of the tenant failed; they go again after a backoff. */
   retrying(bytes: number): void;
-  /** The tenant's queued bytes changed by `bytes` (negative: fewer). */
-  queued(bytes: number): void;
 }
 
 export interface DeliveryStats {
@@ -29,8 +27,8 @@ export interface DeliveryStats {
   tenant(tenant: string): TenantStats;
   /** Records and bytes delivered by a send (the sink's total). */
   written(records: number, bytes: number): void;
-  /** Bytes queued in the sink now. */
-  queued(bytes: number): void;
+  /** Where the sink's queued bytes, in all and per tenant, are read (at scrape time). */
+  watchQueues(queues: QueueSource): void;
   /** Records given up on: counted by reason, logged (throttled). */
   drop(reason: DropReason, records: number, error?: string): void;
   /** A send (of `tenant`'s records, on a lane of its own; null: of any) failed and will be retried after `retryInMs`. */
@@ -48,17 +46,14 @@ class SinkTenantStats implements TenantStats {
   private readonly droppedRecords: Counter.Internal;
   private readonly failedSends: Counter.Internal;
   private readonly retriedBytes: Counter.Internal;
-  private readonly queuedBytes: Gauge.Internal<'sink' | 'tenant'>;
 
   constructor(telemetry: Telemetry, sink: string, tenant: string) {
-    // Tenants past admin.tenant_series share `other`: hence inc/dec on the gauge, never set.
     const labels = { sink, tenant: telemetry.tenantLabel(tenant) };
     this.deliveredRecords = telemetry.tenantDeliveredRecords.labels(labels);
     this.deliveredBytes = telemetry.tenantDeliveredBytes.labels(labels);
     this.droppedRecords = telemetry.tenantDroppedRecords.labels(labels);
     this.failedSends = telemetry.tenantFailedSends.labels(labels);
     this.retriedBytes = telemetry.tenantRetriedBytes.labels(labels);
-    this.queuedBytes = telemetry.tenantQueuedBytes.labels(labels);
   }
 
   delivered(records: number, bytes: number): void {
@@ -74,18 +69,12 @@ class SinkTenantStats implements TenantStats {
     this.failedSends.inc();
     this.retriedBytes.inc(bytes);
   }
-
-  queued(bytes: number): void {
-    if (bytes > 0) this.queuedBytes.inc(bytes);
-    else if (bytes < 0) this.queuedBytes.dec(-bytes);
-  }
 }
 
 /** One sink's metrics and events. */
 export class SinkStats implements DeliveryStats {
   readonly writtenRecords: Counter.Internal;
   readonly writtenBytes: Counter.Internal;
-  readonly queuedBytes: Gauge.Internal<'sink'>;
   readonly duplicates: Counter.Internal;
   private readonly truncatedRecords: Counter.Internal;
   private readonly connectedGauge: Gauge.Internal<'sink'>;
@@ -99,7 +88,6 @@ export class SinkStats implements DeliveryStats {
     const labels = { sink };
     this.writtenRecords = telemetry.sinkRecords.labels(labels);
     this.writtenBytes = telemetry.sinkBytes.labels(labels);
-    this.queuedBytes = telemetry.sinkQueuedBytes.labels(labels);
     this.duplicates = telemetry.sinkDuplicates.labels(labels);
     this.truncatedRecords = telemetry.sinkTruncated.labels(labels);
     this.connectedGauge = telemetry.sinkConnected.labels(labels);
@@ -115,8 +103,8 @@ export class SinkStats implements DeliveryStats {
     if (bytes > 0) this.writtenBytes.inc(bytes);
   }
 
-  queued(bytes: number): void {
-    this.queuedBytes.set(bytes);
+  watchQueues(queues: QueueSource): void {
+    this.telemetry.watchSinkQueues(this.sink, queues);
   }
 
   drop(reason: DropReason, records: number, error?: string): void {
