@@ -1,7 +1,7 @@
 /**
  * The NATS JetStream sink: each record is published to
  * `<prefix>.<tenant>.<host key>` as its NDJSON line (the file sink's
- * encoding), with a `Nats-Msg-Id` header, on the shared delivery chain.
+ * encoding), with a `Nats-Msg-Id` header, on the sender chain's shared lane.
  *
  * A batch is committed once JetStream has acked every publish in it, i.e.
  * the stream has stored the record. Publishes are pipelined, at most

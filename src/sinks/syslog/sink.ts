@@ -1,8 +1,10 @@
 /**
  * The syslog forwarding sink: records re-encoded as syslog (encode.ts) and
- * sent to one receiver over UDP (udp.ts) or TCP/TLS (tcp.ts), on the shared
- * delivery chain. Over TCP/TLS a batch is committed once its bytes are
- * written to the socket; UDP commits nothing (acknowledges = false).
+ * sent to one receiver over UDP (udp.ts) or TCP/TLS (tcp.ts), on the sender
+ * chain's shared lane (delivery/chain.ts). Over TCP/TLS a batch is committed
+ * once its bytes are written to the socket; UDP commits nothing
+ * (acknowledges = false). The node's own syslog log output uses the same
+ * transports (ops/log-output.ts).
  */
 import type { Sink } from '../../core/component.js';
 import type { LineAppender } from '../../core/ndjson.js';
