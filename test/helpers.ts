@@ -56,7 +56,7 @@ export function ackInto(statuses: AckStatus[]): AckToken {
 /** What a sink's encoder queues for one item, as a string. */
 export function encodedFrame<R>(encoder: DeliveryEncoder<R>, tenant: string, item: R): string {
   let out = '';
-  encoder.encode(tenant, item, { append: (line) => { out += line; } });
+  encoder.encode(tenant, [item], { append: (line) => { out += line; } });
   return out;
 }
 

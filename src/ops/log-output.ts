@@ -169,8 +169,8 @@ const NO_TENANT_STATS: TenantStats = { delivered() {}, dropped() {}, retrying() 
 
 /** A queued line is its octet-counted frame (`LEN SP MSG`), built by SyslogLogOutput. */
 const FRAME_ENCODER: DeliveryEncoder<string> = {
-  encode(_tenant: string, frame: string, queue: LineAppender): void {
-    queue.append(frame, false);
+  encode(_tenant: string, frames: readonly string[], queue: LineAppender): void {
+    for (let i = 0; i < frames.length; i++) queue.append(frames[i]!, false);
   },
 };
 

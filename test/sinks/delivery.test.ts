@@ -194,7 +194,7 @@ class ScriptedTransport implements DeliveryTransport {
   }
 }
 
-const lineEncoder: DeliveryEncoder<LogRecord> = { encode: (_tenant, rec, queue) => queue.append(rec.msg + '\n', false) };
+const lineEncoder: DeliveryEncoder<LogRecord> = { encode: (_tenant, recs, queue) => { for (const rec of recs) queue.append(rec.msg + '\n', false); } };
 
 test('delivery: retryable errors are retried with growing delays; permanent errors drop the batch, counted by reason', async () => {
   const telemetry = silentTelemetry();
@@ -274,7 +274,7 @@ class GatedTransport implements DeliveryTransport {
   }
 }
 
-const tenantEncoder: DeliveryEncoder<LogRecord> = { encode: (tenant, rec, queue) => queue.append(`${tenant} ${rec.msg}\n`, false) };
+const tenantEncoder: DeliveryEncoder<LogRecord> = { encode: (tenant, recs, queue) => { for (const rec of recs) queue.append(`${tenant} ${rec.msg}\n`, false); } };
 
 test('delivery fairness: a tenant with a deep backlog is paused alone, and another tenant\'s records go in the next batch, not after the backlog; each tenant keeps its order', async () => {
   const telemetry = silentTelemetry();

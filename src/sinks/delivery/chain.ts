@@ -195,8 +195,7 @@ export class DeliverySink<R> {
     }
     const queue = flow.queue;
     const before = queue.bytes;
-    const encoder = this.encoder;
-    for (let i = 0; i < items.length; i++) encoder.encode(tenant, items[i]!, queue);
+    this.encoder.encode(tenant, items, queue);
     queue.mark(items.length, ack !== null && this.transport.holdAck !== undefined ? this.transport.holdAck(tenant, ack) : ack);
     const added = queue.bytes - before;
     const clear = shares.add(flow.share, added);

@@ -39,10 +39,11 @@ export class PermanentError extends Error {
 
 export interface DeliveryEncoder<R> {
   /**
-   * Append the queued form of one item of `tenant` to its queue: whole
-   * frames (lines), which the transport can split again.
+   * Append the queued form of each of `items`, of `tenant`, to its queue:
+   * whole frames (lines), which the transport can split again. (The loop is
+   * the encoder's: one call per write, not one per record.)
    */
-  encode(tenant: string, item: R, queue: LineAppender): void;
+  encode(tenant: string, items: readonly R[], queue: LineAppender): void;
 }
 
 /**

@@ -87,8 +87,8 @@ class TenantFile {
 
 /** A record as its NDJSON line (ASCII lines copied without UTF-8 encoding). */
 const FILE_ENCODER: DeliveryEncoder<LogRecord> = {
-  encode(_tenant: string, rec: LogRecord, queue: LineAppender): void {
-    appendRecord(queue, rec);
+  encode(_tenant: string, records: readonly LogRecord[], queue: LineAppender): void {
+    for (let i = 0; i < records.length; i++) appendRecord(queue, records[i]!);
   },
 };
 

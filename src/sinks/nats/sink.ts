@@ -56,14 +56,17 @@ export class NatsEncoder implements DeliveryEncoder<LogRecord> {
 
   constructor(private readonly subjectPrefix: string) {}
 
-  encode(tenant: string, rec: LogRecord, queue: LineAppender): void {
+  encode(tenant: string, records: readonly LogRecord[], queue: LineAppender): void {
     if (tenant !== this.lastTenant) {
       this.lastTenant = tenant;
       this.tenantSubject = this.subjectPrefix + '.' + tenant + '.';
     }
-    // An empty token is not a valid subject; a record without a host key still needs a subject.
-    const host = rec.host === '' ? '_' : rec.host;
-    queue.append(this.tenantSubject + host + ' ' + this.idPrefix + (this.sequence++).toString(36) + '\n' + encodeRecord(rec), false);
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i]!;
+      // An empty token is not a valid subject; a record without a host key still needs a subject.
+      const host = rec.host === '' ? '_' : rec.host;
+      queue.append(this.tenantSubject + host + ' ' + this.idPrefix + (this.sequence++).toString(36) + '\n' + encodeRecord(rec), false);
+    }
   }
 }
 

@@ -33,7 +33,11 @@ export class SyslogEncoder implements DeliveryEncoder<LogRecord> {
     this.identitySdId = config.identitySdId;
   }
 
-  encode(tenant: string, rec: LogRecord, queue: LineAppender): void {
+  encode(tenant: string, records: readonly LogRecord[], queue: LineAppender): void {
+    for (let i = 0; i < records.length; i++) queue.append(this.frame(tenant, records[i]!), false);
+  }
+
+  private frame(tenant: string, rec: LogRecord): string {
     let message = this.rfc5424 ? encodeRfc5424(rec, this.identity(tenant, rec)) : encodeRfc3164(rec);
     let bytes = Buffer.byteLength(message);
     if (this.maxBytes > 0 && bytes > this.maxBytes) {
@@ -41,7 +45,7 @@ export class SyslogEncoder implements DeliveryEncoder<LogRecord> {
       bytes = Buffer.byteLength(message);
       this.stats.truncated(1);
     }
-    queue.append(bytes + ' ' + message, false);
+    return bytes + ' ' + message;
   }
 
   /** Tenant ids and host keys need no SD escaping (validated ids, hex). */
