@@ -2,15 +2,19 @@
  * The file sink's own throughput, without sources or the pipeline: records
  * written through FileSink into a temporary folder, from the first write to
  * stop() (everything written, fsync'd and closed), as records per second and
- * as CPU seconds per million records. Compares builds: each
- * argument is the `dist` folder of one, and the runs alternate between them
- * (each in a fresh process), so a machine that gets busier or quieter weighs
- * on every build alike. Prints each run and the medians.
+ * as CPU seconds per million records. Compares builds: each argument is the
+ * `dist` folder of one, and the runs alternate between them, so a machine
+ * that gets busier or quieter weighs on every build alike. Prints each run
+ * and the medians.
  *
- *   node dist/bench/file-sink.js [--records N] [--runs N] [--dir D] <dist> [<dist> …]
+ *   node dist/bench/file-sink.js [--records N] [--runs N] [--dir D] [--same-process] <dist> [<dist> …]
  *
- * `--dir`: where the temporary folders go (default: the system's); a tmpfs
- * such as /dev/shm takes the disk out and leaves the sink's own CPU cost.
+ * Each run is a fresh process by default. `--same-process` loads every build
+ * into this one and alternates short runs (the first two of each left out,
+ * as JIT warm-up): no start-up cost in the numbers, and on a busy machine
+ * the steadier comparison of CPU per record. `--dir`: where the temporary
+ * folders go (default: the system's); a tmpfs such as /dev/shm takes the
+ * disk out and leaves the sink's own CPU cost.
  *
  * Workloads: `1 tenant` (W1's shape: 256-byte ASCII messages, batches of 64,
  * no acknowledgement), `4 tenants acked` (every batch acknowledged, so the
@@ -21,11 +25,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import pino from 'pino';
 
 interface Workload {
   name: string;
   tenants: number;
   acked: boolean;
+}
+
+interface Result {
+  perSecond: number;
+  cpuPerMillion: number;
 }
 
 const WORKLOADS: Workload[] = [
@@ -34,26 +44,38 @@ const WORKLOADS: Workload[] = [
 ];
 const BATCH = 64;
 const MESSAGE_BYTES = 256;
+/** Runs of each build left out in one process: the JIT warms up. */
+const WARM_UP_RUNS = 2;
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the builds compared are loaded at run time */
-async function child(dist: string, workload: Workload, total: number, parent: string): Promise<void> {
-  const load = (file: string): Promise<any> => import(pathToFileURL(path.join(dist, 'src', file)).href);
-  const { FileSink } = await load('sinks/file/sink.js');
-  const { LogRecord } = await load('core/record.js');
-  const { AckToken } = await load('core/ack.js');
-  const { Telemetry } = await load('telemetry/telemetry.js');
-  const { default: pino } = await import('pino');
+interface Build {
+  FileSink: any;
+  LogRecord: any;
+  AckToken: any;
+  Telemetry: any;
+}
+
+async function load(dist: string): Promise<Build> {
+  const from = (file: string): Promise<any> => import(pathToFileURL(path.join(dist, 'src', file)).href);
+  return {
+    FileSink: (await from('sinks/file/sink.js')).FileSink,
+    LogRecord: (await from('core/record.js')).LogRecord,
+    AckToken: (await from('core/ack.js')).AckToken,
+    Telemetry: (await from('telemetry/telemetry.js')).Telemetry,
+  };
+}
+
+async function run(build: Build, workload: Workload, total: number, parent: string): Promise<Result> {
   const dir = mkdtempSync(path.join(parent, 'sluice-file-bench-'));
   try {
-    const telemetry = new Telemetry(pino({ level: 'silent' }));
-    const sink = new FileSink({
+    const sink = new build.FileSink({
       name: 'bench', type: 'file', tenants: ['*'], path: dir, rotateBytes: 100 * 1024 * 1024, rotateIntervalMs: 0, maxFiles: 0,
       batchBytes: 256 * 1024, batchDelayMs: 10, queueHighWaterBytes: 8 * 1024 * 1024, fsyncIntervalMs: 20,
-    }, telemetry, null);
+    }, new build.Telemetry(pino({ level: 'silent' })), null);
     await sink.start();
     const tenants = Array.from({ length: workload.tenants }, (_, i) => `tenant${i}`);
     const batches = tenants.map((tenant) => Array.from({ length: BATCH }, (_, i) => {
-      const rec = new LogRecord();
+      const rec = new build.LogRecord();
       rec.tenant = tenant;
       rec.host = 'ab'.repeat(20);
       rec.ts = rec.received = '2026-11-27T14:20:00.123Z';
@@ -74,11 +96,12 @@ async function child(dist: string, workload: Workload, total: number, parent: st
     let committed = 0;
     const cpuBefore = process.cpuUsage();
     const started = process.hrtime.bigint();
-    for (let written = 0, turn = 0; written < total; turn++) {
+    let written = 0;
+    for (let turn = 0; written < total; turn++) {
       const t = turn % tenants.length;
       let ack = null;
       if (workload.acked) {
-        ack = new AckToken(() => { committed++; });
+        ack = new build.AckToken(() => { committed++; });
         ack.retain();
         ack.seal();
       }
@@ -91,11 +114,9 @@ async function child(dist: string, workload: Workload, total: number, parent: st
     await sink.stop(Date.now() + 120_000);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const cpu = process.cpuUsage(cpuBefore);
-    if (workload.acked && committed !== Math.ceil(total / BATCH)) throw new Error(`${committed} acks committed`);
-    const records = Math.ceil(total / BATCH) * BATCH;
+    if (workload.acked && committed !== written / BATCH) throw new Error(`${committed} acks committed`);
     // CPU seconds per million records: what the sink costs, less disturbed by a busy machine than the rate.
-    const cpuPerMillion = Math.round(((cpu.user + cpu.system) / 1e6) / (records / 1e6) * 100) / 100;
-    process.stdout.write(JSON.stringify({ perSecond: Math.round(records / seconds), cpuPerMillion }) + '\n');
+    return { perSecond: Math.round(written / seconds), cpuPerMillion: Math.round(((cpu.user + cpu.system) / 1e6) / (written / 1e6) * 1000) / 1000 };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -109,36 +130,44 @@ const median = (values: number[]): number => {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === '--child') {
-    await child(args[1]!, WORKLOADS.find((w) => w.name === args[2])!, Number(args[3]), args[4]!);
+    const result = await run(await load(args[1]!), WORKLOADS.find((w) => w.name === args[2])!, Number(args[3]), args[4]!);
+    process.stdout.write(JSON.stringify(result) + '\n');
     return;
   }
   let total = 1_000_000;
   let runs = 5;
   let parent = tmpdir();
+  let sameProcess = false;
   const dists: string[] = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--records') total = Number(args[++i]);
     else if (args[i] === '--runs') runs = Number(args[++i]);
     else if (args[i] === '--dir') parent = path.resolve(args[++i]!);
+    else if (args[i] === '--same-process') sameProcess = true;
     else dists.push(path.resolve(args[i]!));
   }
-  if (dists.length === 0) throw new Error('usage: node dist/bench/file-sink.js [--records N] [--runs N] [--dir D] <dist> [<dist> …]');
+  if (dists.length === 0) throw new Error('usage: node dist/bench/file-sink.js [--records N] [--runs N] [--dir D] [--same-process] <dist> [<dist> …]');
   const self = fileURLToPath(import.meta.url);
+  const builds = sameProcess ? await Promise.all(dists.map(load)) : [];
   for (const workload of WORKLOADS) {
-    const results = new Map<string, number[]>(dists.map((d) => [d, []]));
-    const cpuResults = new Map<string, number[]>(dists.map((d) => [d, []]));
-    for (let run = 0; run < runs; run++) {
-      for (const dist of dists) {
-        const out = execFileSync(process.execPath, [self, '--child', dist, workload.name, String(total), parent], { encoding: 'utf8' });
-        const { perSecond, cpuPerMillion } = JSON.parse(out.trim()) as { perSecond: number; cpuPerMillion: number };
-        results.get(dist)!.push(perSecond);
-        cpuResults.get(dist)!.push(cpuPerMillion);
-        process.stdout.write(`${workload.name}\trun ${run + 1}\t${dist}\t${perSecond} records/s\t${cpuPerMillion} CPU-s/M\n`);
+    const results = new Map<string, Result[]>(dists.map((d) => [d, []]));
+    for (let r = 0; r < runs + (sameProcess ? WARM_UP_RUNS : 0); r++) {
+      // Every other round the other build goes first.
+      const order = r % 2 === 0 ? dists.map((_, i) => i) : dists.map((_, i) => dists.length - 1 - i);
+      for (const i of order) {
+        const dist = dists[i]!;
+        const result = sameProcess
+          ? await run(builds[i]!, workload, total, parent)
+          : JSON.parse(execFileSync(process.execPath, [self, '--child', dist, workload.name, String(total), parent], { encoding: 'utf8' }).trim()) as Result;
+        if (sameProcess && r < WARM_UP_RUNS) continue;
+        results.get(dist)!.push(result);
+        process.stdout.write(`${workload.name}\trun ${results.get(dist)!.length}\t${dist}\t${result.perSecond} records/s\t${result.cpuPerMillion} CPU-s/M\n`);
       }
     }
     for (const [dist, values] of results) {
-      const cpu = cpuResults.get(dist)!;
-      process.stdout.write(`${workload.name}\tmedian\t${dist}\t${median(values)} records/s (${values.join(', ')})\t${median(cpu)} CPU-s/M (${cpu.join(', ')})\n`);
+      const rates = values.map((v) => v.perSecond);
+      const cpu = values.map((v) => v.cpuPerMillion);
+      process.stdout.write(`${workload.name}\tmedian\t${dist}\t${median(rates)} records/s (${rates.join(', ')})\t${median(cpu)} CPU-s/M (${cpu.join(', ')})\n`);
     }
   }
 }
