@@ -15,6 +15,7 @@ import type { SluiceConfig } from '../src/ops/config/types.js';
 import { SluiceNode } from '../src/ops/node.js';
 import { Telemetry } from '../src/telemetry/telemetry.js';
 import { AckToken, type AckStatus } from '../src/core/ack.js';
+import type { DeliveryEncoder } from '../src/sinks/delivery/transport.js';
 import type { Browser } from 'playwright-core';
 import type { NatsConnection } from 'nats';
 import type { ClusterStatus } from '../src/services/cluster/member.js';
@@ -50,6 +51,13 @@ export function ackInto(statuses: AckStatus[]): AckToken {
   ack.retain();
   ack.seal();
   return ack;
+}
+
+/** What a sink's encoder queues for one item, as a string. */
+export function encodedFrame<R>(encoder: DeliveryEncoder<R>, tenant: string, item: R): string {
+  let out = '';
+  encoder.encode(tenant, [item], { append: (line) => { out += line; } });
+  return out;
 }
 
 /** Telemetry whose log lines are kept in memory (`codes()`: their event codes, in order). */

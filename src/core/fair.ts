@@ -173,6 +173,11 @@ export class FairShares {
     return share;
   }
 
+  /** Every tenant's share (read at scrape time for the queued-bytes gauges). */
+  tenants(): IterableIterator<TenantShare> {
+    return this.shares.values();
+  }
+
   get highWaterBytes(): number {
     return this.highWater;
   }

@@ -7,23 +7,29 @@
  *   <PRI>1 TIMESTAMP HOSTNAME APP-NAME PID SLU0003I - {"level":30,"time":…,"code":"SLU0003I",…}
  *
  * Logging never waits and never fails the node: pino hands each line to
- * write(), which sends it or queues it (bounded by max_queue bytes, counting
- * what the socket still holds) and otherwise drops it, counted by reason and
- * reported on stderr at most once per 10 s. A receiver that is down is
- * retried with backoff; nothing here keeps the process alive.
+ * write(), which queues it for the syslog sink's own transport (UDP or TCP)
+ * on the one sender chain (sinks/delivery/chain.ts), bounded by max_queue
+ * bytes (what the socket has not yet taken included), and otherwise drops
+ * it, counted by reason and reported on stderr at most once per 10 s. A
+ * receiver that is down is retried with the one backoff (with jitter);
+ * nothing here keeps the process alive.
  *
  * A local socket (/dev/log) is not offered: rsyslog's and journald's are
  * datagram sockets, and Node.js has no Unix datagram sockets (connecting a
  * stream socket to one fails with EPROTOTYPE).
  */
-import dgram from 'node:dgram';
-import { lookup } from 'node:dns/promises';
-import net from 'node:net';
 import { hostname } from 'node:os';
 import type { DestinationStream, Logger } from 'pino';
 import { Type } from '@sinclair/typebox';
 import { section, size } from '../core/config-schema.js';
+import type { LineAppender } from '../core/ndjson.js';
+import { DeliverySink } from '../sinks/delivery/chain.js';
+import type { DeliveryStats, TenantStats } from '../sinks/delivery/stats.js';
+import type { DeliveryEncoder, DeliveryTransport, DropReason } from '../sinks/delivery/transport.js';
+import { DEFAULT_SYSLOG_SINK, type SyslogSinkConfig } from '../sinks/syslog/config.js';
 import { headerToken, truncateUtf8 } from '../sinks/syslog/encode.js';
+import { StreamTransport } from '../sinks/syslog/tcp.js';
+import { UdpTransport } from '../sinks/syslog/udp.js';
 import { createLogger, type LogDropReason, type LogLevel, type LossyLogDestination } from '../telemetry/logger.js';
 import { EVENTS } from '../telemetry/events.js';
 
@@ -110,6 +116,8 @@ const NOTICE_INTERVAL_MS = 10_000;
 const RETRY_INITIAL_MS = 500;
 const RETRY_MAX_MS = 30_000;
 const CONNECT_TIMEOUT_MS = 5000;
+/** The chain's one tenant: the node itself. */
+const LOG_TENANT = 'log';
 
 /** pino's numeric levels as syslog severities (RFC 5424 table 2). */
 function severityOf(level: unknown): number {
@@ -151,15 +159,33 @@ export async function flushLogger(logger: Logger, timeoutMs: number): Promise<bo
   return outputs.get(logger)?.drain(timeoutMs) ?? true;
 }
 
-export class SyslogLogOutput implements LossyLogDestination {
+/** What the syslog transports' drops mean for log lines. */
+const LOG_DROP_REASONS: Readonly<Record<DropReason, LogDropReason>> = {
+  queue_full: 'queue_full', stopped: 'queue_full', shutdown: 'queue_full', socket_full: 'queue_full',
+  kernel_full: 'send_error', send_error: 'send_error', too_large: 'send_error', rejected: 'send_error',
+};
+
+const NO_TENANT_STATS: TenantStats = { delivered() {}, dropped() {}, retrying() {} };
+
+/** A queued line is its octet-counted frame (`LEN SP MSG`), built by SyslogLogOutput. */
+const FRAME_ENCODER: DeliveryEncoder<string> = {
+  encode(_tenant: string, frames: readonly string[], queue: LineAppender): void {
+    for (let i = 0; i < frames.length; i++) queue.append(frames[i]!, false);
+  },
+};
+
+export class SyslogLogOutput implements LossyLogDestination, DeliveryStats {
   readonly receiver: string;
+  readonly sink = 'log';
   /** Lines dropped since start, by reason. */
   readonly dropped: Record<LogDropReason, number> = { queue_full: 0, send_error: 0 };
 
   /** ` HOSTNAME APP-NAME PROCID ` — the same for every message. */
   private readonly headerMiddle: string;
   private readonly priBase: number;
-  private readonly transport: LogTransport;
+  private readonly chain: DeliverySink<string>;
+  /** The one-line batch handed to the chain, reused. */
+  private readonly line: string[] = [''];
   private unreported: Record<LogDropReason, number> = { queue_full: 0, send_error: 0 };
   private lastNotice = 0;
   private noticeTimer: NodeJS.Timeout | null = null;
@@ -168,17 +194,34 @@ export class SyslogLogOutput implements LossyLogDestination {
     this.receiver = `${config.protocol}://${config.host}:${config.port}`;
     this.priBase = config.facility * 8;
     this.headerMiddle = ' ' + headerToken(hostname(), 255) + ' ' + headerToken(config.appName, 48) + ' ' + process.pid + ' ';
-    const drop = (reason: LogDropReason, lines: number) => this.drop(reason, lines);
-    this.transport = config.protocol === 'udp' ? new UdpLogTransport(config, drop) : new TcpLogTransport(config, drop);
+    // The syslog sink's transports; the queue bound is checked per line in write(), so the chain never refuses.
+    const sink: SyslogSinkConfig = {
+      ...DEFAULT_SYSLOG_SINK, name: this.sink, protocol: config.protocol, host: config.host, port: config.port,
+      maxMessageBytes: config.maxMessageBytes, connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      batchDelayMs: 0, queueHighWaterBytes: config.maxQueueBytes, queueMaxBytes: 2 * config.maxQueueBytes,
+      retryInitialMs: RETRY_INITIAL_MS, retryMaxMs: RETRY_MAX_MS,
+    };
+    const transport: DeliveryTransport = config.protocol === 'udp' ? new UdpTransport(sink, this, true) : new StreamTransport(sink, this, true);
+    this.chain = new DeliverySink(this.sink, sink, FRAME_ENCODER, transport, this, false, { background: true });
+    void this.chain.start();
   }
 
   /** Called by pino with one JSON line (newline included) per log call. */
   write(line: string): void {
-    this.transport.send(this.encode(line));
+    const message = this.encode(line);
+    const bytes = Buffer.byteLength(message);
+    const frame = bytes + ' ' + message;
+    // The frame's bytes: its message's, the length's digits and a space (all ASCII).
+    if (this.chain.queuedBytes() + frame.length - message.length + bytes > this.config.maxQueueBytes) {
+      this.drop('queue_full', 1);
+      return;
+    }
+    this.line[0] = frame;
+    this.chain.write(LOG_TENANT, this.line, null);
   }
 
   /** The RFC 5424 message for one pino line. */
-  encode(line: string): Buffer {
+  encode(line: string): string {
     const json = line.endsWith('\n') ? line.slice(0, -1) : line;
     let fields: Record<string, unknown> = {};
     try {
@@ -191,38 +234,47 @@ export class SyslogLogOutput implements LossyLogDestination {
     const message = '<' + (this.priBase + severityOf(fields['level'])) + '>1 ' + time + this.headerMiddle + headerToken(code, 32) + ' - ' + json;
     const bytes = Buffer.byteLength(message);
     const max = this.config.maxMessageBytes;
-    return Buffer.from(bytes <= max ? message : truncateUtf8(message, bytes, max));
+    return bytes <= max ? message : truncateUtf8(message, bytes, max);
   }
 
-  /** Bytes of log waiting to leave this process: queued here or held by the socket (at most max_queue plus one line). */
+  /** Bytes of log waiting to leave this process: queued, or written to a socket that has not taken them yet (at most max_queue). */
   queuedBytes(): number {
-    return this.transport.queuedBytes();
+    return this.chain.queuedBytes();
   }
 
   /**
    * Resolves once every line written so far has left this process (or `timeoutMs` passed): true when it did.
    * (Not named flush: pino's logger.flush(cb) would call that with a callback.)
    */
-  async drain(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.transport.idle()) {
-      if (Date.now() >= deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    return true;
+  drain(timeoutMs: number): Promise<boolean> {
+    return this.chain.flushed(Date.now() + timeoutMs);
   }
 
   /** Close the socket and stop retrying; later lines are dropped. */
   close(): void {
-    this.transport.close();
+    this.chain.destroy();
     if (this.noticeTimer !== null) clearTimeout(this.noticeTimer);
     this.noticeTimer = null;
     this.notice();
   }
 
-  private drop(reason: LogDropReason, lines: number): void {
-    this.dropped[reason] += lines;
-    this.unreported[reason] += lines;
+  // The chain's and the transports' reports (DeliveryStats): only drops matter here.
+  tenant(): TenantStats {
+    return NO_TENANT_STATS;
+  }
+
+  written(): void {}
+  watchQueues(): void {}
+  sendFailed(): void {}
+  truncated(): void {}
+  connected(): void {}
+  disconnected(): void {}
+
+  drop(reason: DropReason | LogDropReason, lines: number): void {
+    if (lines <= 0) return;
+    const counted = LOG_DROP_REASONS[reason];
+    this.dropped[counted] += lines;
+    this.unreported[counted] += lines;
     if (this.noticeTimer !== null) return;
     const wait = this.lastNotice + NOTICE_INTERVAL_MS - Date.now();
     if (wait <= 0) {
@@ -245,197 +297,5 @@ export class SyslogLogOutput implements LossyLogDestination {
       this.unreported[reason] = 0;
       this.lastNotice = Date.now();
     }
-  }
-}
-
-interface LogTransport {
-  send(message: Buffer): void;
-  /** Nothing queued here or held by the socket. */
-  idle(): boolean;
-  queuedBytes(): number;
-  close(): void;
-}
-
-/**
- * What both transports share: a queue for the lines logged before the socket
- * is ready (bounded with what the socket holds by max_queue), and reconnection
- * with backoff.
- */
-abstract class QueueingTransport implements LogTransport {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private retryMs = RETRY_INITIAL_MS;
-  private retryTimer: NodeJS.Timeout | null = null;
-  protected closed = false;
-  protected ready = false;
-
-  constructor(protected readonly config: LogSyslogConfig, protected readonly drop: (reason: LogDropReason, lines: number) => void) {
-    queueMicrotask(() => this.open());
-  }
-
-  send(message: Buffer): void {
-    const size = this.frameSize(message);
-    if (this.ready && this.pending.length === 0) {
-      if (this.socketBytes() + size <= this.config.maxQueueBytes) this.transmit(message);
-      else this.drop('queue_full', 1);
-      return;
-    }
-    if (!this.closed && this.socketBytes() + this.pendingBytes + size <= this.config.maxQueueBytes) {
-      this.pending.push(message);
-      this.pendingBytes += size;
-    } else {
-      this.drop('queue_full', 1);
-    }
-  }
-
-  idle(): boolean {
-    return this.pending.length === 0 && this.socketBytes() === 0;
-  }
-
-  queuedBytes(): number {
-    return this.pendingBytes + this.socketBytes();
-  }
-
-  close(): void {
-    this.closed = true;
-    this.ready = false;
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    if (this.pending.length > 0) this.drop('queue_full', this.pending.length);
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.destroySocket();
-  }
-
-  /** The socket is usable: send what waited for it. */
-  protected opened(): void {
-    this.ready = true;
-    this.retryMs = RETRY_INITIAL_MS;
-    const pending = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
-    for (const message of pending) this.transmit(message);
-  }
-
-  /** The socket failed or could not be made: try again later; lines queue meanwhile. */
-  protected failed(): void {
-    this.ready = false;
-    this.destroySocket();
-    if (this.closed || this.retryTimer !== null) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.open();
-    }, this.retryMs).unref();
-    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
-  }
-
-  private open(): void {
-    if (this.closed) return;
-    this.connect().catch(() => this.failed());
-  }
-
-  protected abstract connect(): Promise<void>;
-  /** Hand one message to the ready socket; never waits. */
-  protected abstract transmit(message: Buffer): void;
-  /** Bytes the socket has accepted and not yet handed to the kernel. */
-  protected abstract socketBytes(): number;
-  protected abstract frameSize(message: Buffer): number;
-  protected abstract destroySocket(): void;
-}
-
-/** RFC 5426: one message per datagram on a connected socket. */
-class UdpLogTransport extends QueueingTransport {
-  private socket: dgram.Socket | null = null;
-  private outstandingBytes = 0;
-
-  protected async connect(): Promise<void> {
-    const { address, family } = await lookup(this.config.host);
-    if (this.closed) return;
-    const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
-    socket.unref();
-    this.socket = socket;
-    socket.on('error', () => {
-      if (this.socket === socket) this.failed();
-    });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.connect(this.config.port, address, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    if (this.socket === socket) this.opened();
-  }
-
-  protected transmit(message: Buffer): void {
-    this.outstandingBytes += message.length;
-    // An ICMP port unreachable (no receiver) comes back as ECONNREFUSED on a later send.
-    this.socket!.send(message, (err) => {
-      this.outstandingBytes -= message.length;
-      if (err) this.drop('send_error', 1);
-    });
-  }
-
-  protected socketBytes(): number {
-    return this.outstandingBytes;
-  }
-
-  protected frameSize(message: Buffer): number {
-    return message.length;
-  }
-
-  protected destroySocket(): void {
-    const socket = this.socket;
-    this.socket = null;
-    socket?.close();
-  }
-}
-
-/** RFC 6587 octet counting (`LEN SP MSG`) over one connection, reconnected when it breaks. */
-class TcpLogTransport extends QueueingTransport {
-  private socket: net.Socket | null = null;
-
-  protected connect(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const socket = net.connect({ host: this.config.host, port: this.config.port, noDelay: true });
-      socket.unref();
-      this.socket = socket;
-      socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error('connect timeout')));
-      socket.once('connect', () => {
-        socket.setTimeout(0);
-        if (this.socket !== socket) return;
-        this.opened();
-        resolve();
-      });
-      socket.on('error', () => undefined); // 'close' follows and does the work
-      socket.on('close', () => {
-        if (this.socket === socket) this.failed();
-        reject(new Error('closed'));
-      });
-      // The receiver never sends anything; reading keeps a half-closed connection noticed.
-      socket.on('data', () => undefined);
-      socket.on('end', () => socket.destroy());
-    });
-  }
-
-  protected transmit(message: Buffer): void {
-    // Written lines whose bytes never reach the kernel (the connection broke first) fail their callback: counted.
-    this.socket!.write(Buffer.concat([Buffer.from(message.length + ' '), message]), (err) => {
-      if (err) this.drop('send_error', 1);
-    });
-  }
-
-  protected socketBytes(): number {
-    return this.socket?.writableLength ?? 0;
-  }
-
-  protected frameSize(message: Buffer): number {
-    return message.length + 6;
-  }
-
-  protected destroySocket(): void {
-    const socket = this.socket;
-    this.socket = null;
-    socket?.destroy();
   }
 }

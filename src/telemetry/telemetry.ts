@@ -42,6 +42,15 @@ export function sumLoadSamples(samples: readonly LoadSample[]): LoadSample {
   return sum;
 }
 
+/**
+ * What a sink's queues hold: its total and each tenant's part, read at scrape
+ * time, so the hot path sets no gauge per write (core/fair.ts FairShares).
+ */
+export interface QueueSource {
+  readonly total: number;
+  tenants(): Iterable<{ readonly tenant: string; readonly queued: number }>;
+}
+
 /** Label sets of the counters that events increment. */
 const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
   connectionsRefused: ['source', 'reason'],
@@ -105,10 +114,17 @@ export class Telemetry {
   readonly tenantAcceptedBytes: Counter<'tenant'>;
   readonly tenantDeliveredRecords: Counter<'sink' | 'tenant'>;
   readonly tenantDeliveredBytes: Counter<'sink' | 'tenant'>;
+  readonly tenantDroppedRecords: Counter<'sink' | 'tenant'>;
+  readonly tenantFailedSends: Counter<'sink' | 'tenant'>;
+  readonly tenantRetriedBytes: Counter<'sink' | 'tenant'>;
+  readonly tenantQueuedBytes: Gauge<'sink' | 'tenant'>;
   readonly ackLatency: Histogram<'source'>;
 
   /** Where the session gauges read from at scrape time (the node sets it to its session registry). */
   sessionTotals: (() => { open: number; queuedBytes: number; paused: number }) | null = null;
+
+  /** Each sink's queues, by sink name, for sluice_sink_queued_bytes and sluice_tenant_queued_bytes. */
+  private readonly sinkQueues = new Map<string, QueueSource>();
 
   /** Tenants that get a series of their own; the rest share `other` (see tenantLabel). */
   private readonly tenantSeries = new Set<string>();
@@ -143,13 +159,19 @@ export class Telemetry {
     this.framesRejected = counter('sluice_source_bad_frames_total', 'Bad frames that closed their connection, by reason.', ['source', 'reason']);
     this.recordsDropped = counter('sluice_dropped_records_total', 'Records dropped, by where and why.', ['source', 'reason']);
     this.connections = gauge('sluice_source_connections', 'Open connections.', ['source']);
-    this.sinkRecords = counter('sluice_sink_written_records_total', 'Records a sink has written.', ['sink']);
-    this.sinkBytes = counter('sluice_sink_written_bytes_total', 'Bytes a sink has written.', ['sink']);
+    this.sinkRecords = counter('sluice_sink_written_records_total', 'Records a sink has delivered (written to its file, sent to the syslog receiver, stored by JetStream).', ['sink']);
+    this.sinkBytes = counter('sluice_sink_written_bytes_total', 'Encoded bytes of the records counted by sluice_sink_written_records_total.', ['sink']);
     this.sinkErrors = counter('sluice_sink_errors_total', 'Sink write errors (retried).', ['sink']);
     this.sinkRotations = counter('sluice_sink_rotations_total', 'Files rotated by a file sink.', ['sink']);
     this.httpRefusals = counter('sluice_http_refused_requests_total', 'HTTP ingest requests answered with an error, by status.', ['status']);
     this.tenantThrottled = counter('sluice_tenant_throttled_total', 'Times a session paused reading because its tenant was over its rate limit.', ['source', 'tenant']);
-    this.sinkQueuedBytes = gauge('sluice_sink_queued_bytes', 'Bytes accepted by a sink and not yet written.', ['sink']);
+    const sinkQueues = this.sinkQueues;
+    this.sinkQueuedBytes = new Gauge({
+      name: 'sluice_sink_queued_bytes', help: 'Bytes accepted by a sink and not yet delivered.', labelNames: ['sink'], registers,
+      collect(this: Gauge<'sink'>) {
+        for (const [sink, queues] of sinkQueues) this.set({ sink }, queues.total);
+      },
+    });
     this.hostmetaRefused = counter('sluice_hostmeta_refused_requests_total', 'Requests the host metadata service refused (4xx), by the `error` of its answer: unauthorized, forbidden, unknown_tenant, bad_request, invalid_json, too_large, ...', ['error']);
     this.hostmetaRequests = counter('sluice_hostmeta_client_requests_total', 'Requests to the host metadata service, by method and outcome.', ['method', 'outcome']);
     this.hostmetaMismatches = counter('sluice_hostmeta_client_mismatches_total', 'Host metadata responses that did not name their request\'s tenant and key (discarded).', ['method']);
@@ -161,8 +183,8 @@ export class Telemetry {
     this.bufferSyncs = counter('sluice_buffer_syncs_total', 'Write-and-fsync rounds of a disk buffer; appends per round show the batching.', ['buffer']);
     this.bufferBytes = gauge('sluice_buffer_bytes', 'Bytes of segment files a disk buffer holds, including appends being written.', ['buffer']);
     this.bufferEntries = gauge('sluice_buffer_entries', 'Entries a disk buffer holds that are not yet acknowledged.', ['buffer']);
-    this.sinkDropped = counter('sluice_sink_dropped_records_total', 'Records a delivery sink gave up on, by reason (see docs/sinks.md).', ['sink', 'reason']);
-    this.sinkConnected = gauge('sluice_sink_connected', '1 while a delivery sink holds a connection to its receiver.', ['sink']);
+    this.sinkDropped = counter('sluice_sink_dropped_records_total', 'Records a sink gave up on, by reason (see docs/sinks.md).', ['sink', 'reason']);
+    this.sinkConnected = gauge('sluice_sink_connected', '1 while a forwarding sink (syslog, NATS) holds a connection to its receiver.', ['sink']);
     this.sinkDuplicates = counter('sluice_sink_duplicates_total', 'Records the receiver reported it already had (JetStream de-duplication by message id).', ['sink']);
     this.restarts = counter('sluice_restarts_total', 'Workers (`worker:<n>`) and components restarted by their supervisor after ending unexpectedly.', ['component']);
     this.crashLooping = gauge('sluice_crash_loop', '1 while a worker or component is in a crash loop (see supervision.crash_loop_after).', ['component'], 'max');
@@ -196,8 +218,20 @@ export class Telemetry {
     this.sourceAcceptedBytes = counter('sluice_source_accepted_bytes_total', 'Bytes of the records counted by sluice_source_accepted_records_total.', ['source']);
     this.tenantAcceptedRecords = counter('sluice_tenant_accepted_records_total', 'Records accepted for a tenant; tenants past admin.tenant_series share the label `other`.', ['tenant']);
     this.tenantAcceptedBytes = counter('sluice_tenant_accepted_bytes_total', 'Bytes of the records counted by sluice_tenant_accepted_records_total.', ['tenant']);
-    this.tenantDeliveredRecords = counter('sluice_tenant_delivered_records_total', 'Records of a tenant a file sink has written; tenants past admin.tenant_series share `other`.', ['sink', 'tenant']);
-    this.tenantDeliveredBytes = counter('sluice_tenant_delivered_bytes_total', 'Bytes counted by sluice_tenant_delivered_records_total.', ['sink', 'tenant']);
+    this.tenantDeliveredRecords = counter('sluice_tenant_delivered_records_total', 'Records of a tenant a sink has delivered (written to its file, sent to the syslog receiver, stored by JetStream); tenants past admin.tenant_series share `other`.', ['sink', 'tenant']);
+    this.tenantDeliveredBytes = counter('sluice_tenant_delivered_bytes_total', 'Encoded bytes of the records counted by sluice_tenant_delivered_records_total.', ['sink', 'tenant']);
+    this.tenantDroppedRecords = counter('sluice_tenant_dropped_records_total', 'Records of a tenant a sink gave up on, whatever the reason (the reasons are in sluice_sink_dropped_records_total).', ['sink', 'tenant']);
+    this.tenantFailedSends = counter('sluice_tenant_failed_sends_total', 'Sends (file writes) holding records of a tenant that failed; the records stay queued and go again after a backoff.', ['sink', 'tenant']);
+    this.tenantRetriedBytes = counter('sluice_tenant_retried_bytes_total', 'Bytes of a tenant\'s records in the sends counted by sluice_tenant_failed_sends_total: sent again.', ['sink', 'tenant']);
+    const tenantLabel = (id: string): string => this.tenantLabel(id);
+    this.tenantQueuedBytes = new Gauge({
+      name: 'sluice_tenant_queued_bytes', help: 'Bytes of a tenant\'s records a sink holds and has not yet delivered.', labelNames: ['sink', 'tenant'], registers,
+      collect(this: Gauge<'sink' | 'tenant'>) {
+        this.reset();
+        // inc, not set: the tenants past admin.tenant_series add up under `other`.
+        for (const [sink, queues] of sinkQueues) for (const share of queues.tenants()) this.inc({ sink, tenant: tenantLabel(share.tenant) }, share.queued);
+      },
+    });
     const totals = () => this.sessionTotals?.();
     const sessionGauge = (name: string, help: string, pick: (t: { open: number; queuedBytes: number; paused: number }) => number) => new Gauge({
       name, help, registers,
@@ -231,6 +265,11 @@ export class Telemetry {
         },
       });
     }
+  }
+
+  /** Report `queues` as sink `sink`'s (replacing what a sink of that name reported before). */
+  watchSinkQueues(sink: string, queues: QueueSource): void {
+    this.sinkQueues.set(sink, queues);
   }
 
   /** Give each of the first `max` of these tenants a series of its own (the node calls it once, at construction). */

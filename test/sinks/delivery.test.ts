@@ -1,6 +1,7 @@
 /**
- * The shared delivery chain: queue, batching, retry, classification of
- * errors, high water and drain, stop and destroy. Most tests drive it through
+ * The sender chain's shared lane (the syslog and NATS sinks): queue,
+ * batching, retry, classification of errors, high water and drain, stop and
+ * destroy. Most tests drive it through
  * the syslog TCP sink against real sockets; the classification tests use a
  * transport that fails on cue, since no real receiver fails on cue.
  */
@@ -13,7 +14,7 @@ import { EncodedQueue } from '../../src/sinks/encoded-queue.js';
 import { DeliverySink } from '../../src/sinks/delivery/chain.js';
 import { DEFAULT_DELIVERY } from '../../src/sinks/delivery/config.js';
 import { SinkStats } from '../../src/sinks/delivery/stats.js';
-import { PermanentError, type DeliveryBatch, type DeliveryTransport } from '../../src/sinks/delivery/transport.js';
+import { PermanentError, type DeliveryBatch, type DeliveryEncoder, type DeliveryTransport } from '../../src/sinks/delivery/transport.js';
 import { SyslogSink } from '../../src/sinks/syslog/sink.js';
 import { DEFAULT_SYSLOG_SINK, type SyslogSinkConfig } from '../../src/sinks/syslog/config.js';
 import { SyslogFramer } from '../../src/sources/syslog/framing.js';
@@ -193,7 +194,7 @@ class ScriptedTransport implements DeliveryTransport {
   }
 }
 
-const lineEncoder = { encode: (_tenant: string, rec: LogRecord): string => rec.msg + '\n' };
+const lineEncoder: DeliveryEncoder<LogRecord> = { encode: (_tenant, recs, queue) => { for (const rec of recs) queue.append(rec.msg + '\n', false); } };
 
 test('delivery: retryable errors are retried with growing delays; permanent errors drop the batch, counted by reason', async () => {
   const telemetry = silentTelemetry();
@@ -273,7 +274,7 @@ class GatedTransport implements DeliveryTransport {
   }
 }
 
-const tenantEncoder = { encode: (tenant: string, rec: LogRecord): string => `${tenant} ${rec.msg}\n` };
+const tenantEncoder: DeliveryEncoder<LogRecord> = { encode: (tenant, recs, queue) => { for (const rec of recs) queue.append(`${tenant} ${rec.msg}\n`, false); } };
 
 test('delivery fairness: a tenant with a deep backlog is paused alone, and another tenant\'s records go in the next batch, not after the backlog; each tenant keeps its order', async () => {
   const telemetry = silentTelemetry();

@@ -1,43 +1,69 @@
 /**
- * The one sender chain every delivery sink runs on (after the OpenTelemetry
- * Collector's exporterhelper: queue → retry → send):
+ * The one sender chain every sink runs on — file, syslog, NATS, and the
+ * node's own syslog log output (after the OpenTelemetry Collector's
+ * exporterhelper: queue → retry → send). A sink is this chain plus an
+ * encoder and a transport (transport.ts):
  *
- *   write() ─► encode ─► per-tenant EncodedQueue ─► DRR ─► send loop ─► transport.send(batch)
- *     │  false: tenant over its share                        │   ok: release → acks commit
- *     │  refused above queue_max                             │   PermanentError: drop, count, acks fail
- *     └─ onDrain(tenant) once under it again                 └── other error: backoff with jitter, retry
+ *   write() ─► encode ─► per-tenant EncodedQueue ─► lane ─► send loop ─► transport.send(batch)
+ *     │  false: tenant over its share                         │   ok: release → acks commit
+ *     │  refused above queue_max                              │   PermanentError: drop, count, acks fail
+ *     └─ onDrain(tenant) once under it again                  └── other error: the lane backs off (jitter), retries
  *
- * One send is in flight at a time, up to batch_size bytes of whole frames;
- * whatever queued meanwhile goes in the next one, so batches grow with load.
- * Each tenant has its own queue, and batches are filled from them by deficit
- * round-robin (a quantum of FAIR_QUANTUM_BYTES per turn), so a tenant with a
- * deep backlog delays another tenant's records by at most one quantum per
- * backlogged tenant, not by its whole backlog. Records of one tenant keep
- * their order. Past the high-water mark only tenants over their share are
- * slowed (core/fair.ts).
+ * A lane sends one batch at a time, up to batch_size bytes of whole frames;
+ * whatever queued meanwhile goes in its next one, so batches grow with load.
+ * Each tenant has its own queue. Where every tenant's records go one way (a
+ * connection: syslog, NATS), one shared lane fills its batches from the
+ * tenants' queues by deficit round-robin (a quantum of FAIR_QUANTUM_BYTES per
+ * turn), so a tenant with a deep backlog delays another tenant's records by
+ * at most one quantum per backlogged tenant, not by its whole backlog; a
+ * failed send holds everybody back, as the receiver is down for everybody.
+ * Where each tenant's records go their own way (a file per tenant), each
+ * tenant has a lane of its own: one write in flight per tenant, so the disk
+ * (libuv's thread pool, first come first served) serves backlogged tenants in
+ * turn, a batch each, and a tenant whose file fails backs off alone.
+ * Records of one tenant keep their order. Past the high-water mark only
+ * tenants over their share are slowed (core/fair.ts).
+ *
  * A batch waits at most batch_delay for more records. Shutdown: stop() stops
  * taking records, sends what is queued (retrying) until the deadline, then
  * gives up on the rest (their acks fail); destroy() gives up at once.
+ *
+ * Counted here, alike for every sink: written records and bytes, queued
+ * bytes, drops by reason, failed sends; per tenant delivered records and
+ * bytes, dropped records, failed sends and the bytes they send again, queued
+ * bytes (stats.ts, docs/metrics.md).
  */
-import type { ComponentHealth, Sink } from '../../core/component.js';
+import type { ComponentHealth } from '../../core/component.js';
 import type { AckToken } from '../../core/ack.js';
-import type { LogRecord } from '../../core/record.js';
 import { backoffDelay, type BackoffPolicy } from '../../core/backoff.js';
 import { settlesBefore, timerDelay } from '../../core/clock.js';
 import { EncodedQueue } from '../encoded-queue.js';
 import { DeficitRoundRobin, DrrFlow, FairShares, type TenantShare } from '../../core/fair.js';
-import type { SinkStats } from './stats.js';
+import type { DeliveryStats, TenantStats } from './stats.js';
 import { checkDeliveryConfig, type DeliveryConfig } from './config.js';
 import { DeliveryBatch, PermanentError, type DeliveryEncoder, type DeliveryTransport, type DropReason } from './transport.js';
 
 type State = 'new' | 'running' | 'stopping' | 'stopped';
 
-/** Bytes a tenant may put in a batch per round-robin turn; also its queue's chunk size. */
+/** Bytes a tenant may put in a shared lane's batch per round-robin turn; also its queue's chunk size. */
 export const FAIR_QUANTUM_BYTES = 16 * 1024;
-/** A tenant queue that was empty starts with a chunk this small. */
+/**
+ * A tenant queue that was empty starts with a chunk this small, doubling while
+ * it stays busy: a tenant sending now and then costs no full chunk per write.
+ */
 const FIRST_CHUNK_BYTES = 1024;
+const FIRST_CHUNK_BYTES_OWN_LANE = 4096;
+/** How often flushed() looks again whether a transport with its own backlog (UDP) is idle. */
+const IDLE_POLL_MS = 5;
 
-/** One tenant's records waiting in a delivery sink. */
+export interface DeliveryOptions {
+  /** A lane per tenant (each tenant's records go their own way: a file each) instead of one shared lane. */
+  lanePerTenant?: boolean;
+  /** The chain's timers do not keep the process alive (the node's own log output). */
+  background?: boolean;
+}
+
+/** One tenant's records waiting in a sink. */
 class TenantQueue extends DrrFlow {
   readonly queue: EncodedQueue;
   /** Chunks of this queue in the batch being built or sent. */
@@ -45,58 +71,102 @@ class TenantQueue extends DrrFlow {
   /** Chunks of this queue being released (settle), counted before release. */
   releasing = 0;
   releasingBytes = 0;
+  /** Bytes of this queue's chunks in a failed send, to be sent again. */
+  retryBytes = 0;
+  /** Records dropped in chunks already released whose write() had not completed yet (see settle). */
+  uncountedDrops = 0;
+  /** Its own lane (lanePerTenant), or null: the shared one. */
+  lane: Lane | null = null;
 
-  constructor(readonly tenant: string, readonly share: TenantShare, chunkBytes: number) {
+  constructor(readonly tenant: string, readonly share: TenantShare, chunkBytes: number, firstChunkBytes: number, readonly stats: TenantStats) {
     super();
-    this.queue = new EncodedQueue(chunkBytes, Math.min(chunkBytes, FIRST_CHUNK_BYTES));
+    this.queue = new EncodedQueue(chunkBytes, firstChunkBytes);
   }
+}
+
+/** Sends one batch at a time, and waits out its own backoff after a failed one. */
+class Lane {
+  /** The batch in flight: each chunk, its queue, and its index in that queue. */
+  readonly chunks: Buffer[] = [];
+  readonly owners: TenantQueue[] = [];
+  readonly indexes: number[] = [];
+  readonly batch = new DeliveryBatch();
+  looping = false;
+  /** Consecutive failed sends: the backoff's attempt. */
+  attempt = 0;
+  retryTimer: NodeJS.Timeout | null = null;
+  wakeRetry: (() => void) | null = null;
+
+  /** `flow`: the one tenant this lane serves, or null: every tenant, by deficit round-robin. */
+  constructor(readonly flow: TenantQueue | null) {}
+
+  readonly endRetryWait = (): void => {
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const wake = this.wakeRetry;
+    this.wakeRetry = null;
+    wake?.();
+  };
 }
 
 const nextChunkBytes = (flow: TenantQueue): number => flow.queue.chunkBytesAt(flow.taken);
 
-export class DeliverySink implements Sink {
+export class DeliverySink<R> {
   readonly name: string;
+  readonly acknowledges: boolean;
   private readonly tenants = new Map<string, TenantQueue>();
-  private readonly round: DeficitRoundRobin<TenantQueue>;
+  /** The shared lane and its round, or null with a lane per tenant. */
+  private readonly shared: Lane | null;
+  private readonly round: DeficitRoundRobin<TenantQueue> | null;
   private readonly shares: FairShares;
-  /** The batch in flight: each chunk's queue, and its index in that queue. */
-  private readonly batchChunks: Buffer[] = [];
-  private readonly batchOwners: TenantQueue[] = [];
-  private readonly batchIndexes: number[] = [];
   private readonly chunkBytes: number;
-  private readonly batch = new DeliveryBatch();
+  private readonly firstChunkBytes: number;
   private readonly retryPolicy: BackoffPolicy;
+  private readonly background: boolean;
   private state: State = 'new';
   private destroyed = false;
   private stopping: Promise<void> | null = null;
   private readonly drainListeners: ((tenant: string | null) => void)[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
-  /** Records dropped by sends whose write() had not completed yet (see settle). */
-  private uncountedDrops = 0;
-  private looping = false;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private wakeRetry: (() => void) | null = null;
+  /** Records dropped where no tenant is known, by sends whose write() had not completed yet (see settle). */
+  private uncountedUnplaced = 0;
+  /** Lanes sending, and lanes whose last send failed. */
+  private lanesLooping = 0;
+  private lanesFailing = 0;
   private idleWaiters: (() => void)[] = [];
   private lastError: string | null = null;
 
+  /** `acknowledges`: a commit means the receiver (or its socket, or the disk) has the records. */
   constructor(
     name: string,
     private readonly config: DeliveryConfig,
-    private readonly encoder: DeliveryEncoder,
+    private readonly encoder: DeliveryEncoder<R>,
     private readonly transport: DeliveryTransport,
-    protected readonly stats: SinkStats,
-    /** True when a commit means the receiver (or its socket) has the records. */
-    readonly acknowledges: boolean,
+    protected readonly stats: DeliveryStats,
+    acknowledges: boolean,
+    options: DeliveryOptions = {},
   ) {
     const problems = checkDeliveryConfig(config);
     if (problems.length > 0) throw new Error(`sink ${name}: ${problems.join('; ')}`);
     this.name = name;
-    this.chunkBytes = Math.min(config.batchBytes, FAIR_QUANTUM_BYTES);
-    this.round = new DeficitRoundRobin<TenantQueue>(this.chunkBytes, nextChunkBytes);
+    this.acknowledges = acknowledges;
+    this.background = options.background === true;
+    if (options.lanePerTenant === true) {
+      // A tenant's batch is its own chunks: as large as a batch, so a send is one write.
+      this.chunkBytes = config.batchBytes;
+      this.shared = null;
+      this.round = null;
+    } else {
+      this.chunkBytes = Math.min(config.batchBytes, FAIR_QUANTUM_BYTES);
+      this.shared = new Lane(null);
+      this.round = new DeficitRoundRobin<TenantQueue>(this.chunkBytes, nextChunkBytes);
+    }
+    this.firstChunkBytes = Math.min(this.chunkBytes, this.shared === null ? FIRST_CHUNK_BYTES_OWN_LANE : FIRST_CHUNK_BYTES);
     this.shares = new FairShares(config.queueHighWaterBytes, (tenant) => {
       for (const listener of this.drainListeners) listener(tenant);
     });
     this.retryPolicy = { initialMs: config.retryInitialMs, maxMs: config.retryMaxMs };
+    stats.watchQueues(this.shares);
   }
 
   async start(): Promise<void> {
@@ -104,15 +174,15 @@ export class DeliverySink implements Sink {
     await this.transport.open();
     if (this.state !== 'new') return; // stopped or destroyed while opening
     this.state = 'running';
-    if (this.shares.total > 0) this.kick();
+    this.kickAll();
   }
 
-  write(tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean {
+  write(tenant: string, items: readonly R[], ack: AckToken | null): boolean {
     if (this.state === 'stopping' || this.state === 'stopped') {
-      this.refuse('stopped', records.length, ack);
+      this.refuse(this.tenantQueue(tenant), 'stopped', items.length, ack);
       return true; // nothing a source can wait for
     }
-    if (records.length === 0) {
+    if (items.length === 0) {
       ack?.commit();
       return !this.shares.congested(tenant);
     }
@@ -120,21 +190,21 @@ export class DeliverySink implements Sink {
     const shares = this.shares;
     // Past queue_max only a tenant holding its share or more is refused; past twice that, anybody.
     if (shares.total >= this.config.queueMaxBytes && (shares.overShare(flow.share) || shares.total >= 2 * this.config.queueMaxBytes)) {
-      this.refuse('queue_full', records.length, ack);
+      this.refuse(flow, 'queue_full', items.length, ack);
       return false;
     }
     const queue = flow.queue;
     const before = queue.bytes;
-    const encoder = this.encoder;
-    for (let i = 0; i < records.length; i++) queue.append(encoder.encode(tenant, records[i]!));
-    queue.mark(records.length, ack);
-    this.round.activate(flow);
-    const clear = shares.add(flow.share, queue.bytes - before);
-    this.stats.queued.set(shares.total);
-
-    if (this.state === 'running' && !this.looping) {
-      if (shares.total >= this.config.batchBytes) this.kick();
-      else if (this.flushTimer === null) this.flushTimer = setTimeout(this.flush, timerDelay(this.config.batchDelayMs));
+    this.encoder.encode(tenant, items, queue);
+    queue.mark(items.length, ack !== null && this.transport.holdAck !== undefined ? this.transport.holdAck(tenant, ack) : ack);
+    const added = queue.bytes - before;
+    const clear = shares.add(flow.share, added);
+    this.round?.activate(flow);
+    const lane = flow.lane ?? this.shared!;
+    if (this.state === 'running' && !lane.looping) {
+      // A full batch goes now; a partial one once batch_delay is up.
+      if ((lane.flow === null ? shares.total : queue.bytes) >= this.config.batchBytes) this.kick(lane);
+      else if (this.flushTimer === null) this.flushTimer = this.timer(this.flush, this.config.batchDelayMs);
     }
     return clear;
   }
@@ -156,21 +226,36 @@ export class DeliverySink implements Sink {
     return this.stopping;
   }
 
+  /**
+   * Resolves true once everything written so far has been sent and has left
+   * this process (the transport's idle()), false at `deadline` if it has not.
+   * Unlike stop(), the chain goes on taking records.
+   */
+  async flushed(deadline: number): Promise<boolean> {
+    if (!(await settlesBefore(this.idle(), deadline))) return false;
+    while (this.transport.idle?.() === false) {
+      if (Date.now() >= deadline) return false;
+      await new Promise<void>((resolve) => this.timer(resolve, IDLE_POLL_MS));
+    }
+    return true;
+  }
+
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     this.state = 'stopped';
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    this.endRetryWait();
+    this.forEachLane((lane) => lane.endRetryWait());
     this.transport.destroy();
     let records = 0;
     for (const flow of this.tenants.values()) {
-      records += flow.queue.failAll();
-      this.round.remove(flow);
+      const given = flow.queue.failAll();
+      flow.stats.dropped(given);
+      records += given;
+      this.round?.remove(flow);
     }
     this.stats.drop('shutdown', records);
-    this.stats.queued.set(0);
     this.resolveIdle();
     // Nobody should stay paused waiting for a sink that is gone.
     this.shares.clear();
@@ -195,8 +280,8 @@ export class DeliverySink implements Sink {
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     // A batch waiting out a long backoff gets one more try now rather than after the deadline.
-    this.endRetryWait();
-    this.kick();
+    this.forEachLane((lane) => lane.endRetryWait());
+    this.kickAll();
     const drained = await settlesBefore(this.idle(), deadline);
     if (!drained || this.destroyed) {
       const left = this.shares.total;
@@ -212,24 +297,37 @@ export class DeliverySink implements Sink {
 
   private readonly flush = (): void => {
     this.flushTimer = null;
-    this.kick();
+    this.kickAll();
   };
 
-  private kick(): void {
-    if (this.looping || this.destroyed || this.shares.total === 0) return;
-    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    this.looping = true;
-    void this.sendLoop();
+  private forEachLane(fn: (lane: Lane) => void): void {
+    if (this.shared !== null) fn(this.shared);
+    else for (const flow of this.tenants.values()) fn(flow.lane!);
   }
 
-  /** Send until the queue is empty. Never rejects: every failure is classified here. */
-  private async sendLoop(): Promise<void> {
-    const batch = this.batch;
-    let attempt = 0;
-    while (this.shares.total > 0 && !this.destroyed) {
-      this.fillBatch();
-      if (this.batchChunks.length === 0) break;
+  /** Every lane with something to send sends it. */
+  private kickAll(): void {
+    if (this.shared !== null) this.kick(this.shared);
+    else for (const flow of this.tenants.values()) if (!flow.queue.empty) this.kick(flow.lane!);
+  }
+
+  private kick(lane: Lane): void {
+    if (lane.looping || this.destroyed || this.shares.total === 0) return;
+    if (this.flushTimer !== null && lane.flow === null) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    lane.looping = true;
+    this.lanesLooping++;
+    void this.sendLoop(lane);
+  }
+
+  /** Send until the lane's queues are empty. Never rejects: every failure is classified here. */
+  private async sendLoop(lane: Lane): Promise<void> {
+    const batch = lane.batch;
+    while (!this.destroyed) {
+      this.fillBatch(lane);
+      if (lane.chunks.length === 0) break;
       let failure: unknown = null;
       try {
         await this.transport.send(batch);
@@ -240,141 +338,200 @@ export class DeliverySink implements Sink {
       // Before anything is released, while chunk indexes still match the queues.
       for (let i = 0; i < batch.droppedAt.length; i += 2) {
         const at = batch.droppedAt[i]!;
-        this.batchOwners[at]!.queue.failRecord(this.batchIndexes[at]!, batch.droppedAt[i + 1]!);
+        lane.owners[at]!.queue.failRecord(lane.indexes[at]!, batch.droppedAt[i + 1]!);
       }
+      // Chunks the transport delivered are done, even when the send then failed; with no failure, all are.
+      this.settle(lane, failure === null);
       if (failure === null) {
-        this.settle(0, batch.chunks.length, batch.unplacedDrops);
-        this.endBatch();
-        this.lastError = null;
-        attempt = 0;
+        this.endBatch(lane);
+        if (lane.attempt > 0) this.recovered(lane);
         continue;
       }
-      // Chunks the transport finished before failing are done; only the rest goes again.
-      if (batch.deliveredChunks > 0) this.settle(0, batch.deliveredChunks, batch.unplacedDrops);
       const message = failure instanceof Error ? failure.message : String(failure);
       if (failure instanceof PermanentError) {
-        const records = this.release(batch.deliveredChunks, batch.chunks.length, true);
-        this.stats.drop(failure.reason, records, message);
-        this.endBatch();
+        this.dropRest(lane, failure.reason, message);
+        this.endBatch(lane);
+        // Settled, if not delivered: nothing of this batch is retried.
+        if (lane.attempt > 0) this.recovered(lane);
         continue;
       }
       // Whatever is left of the batch stays at the head of its tenants' queues, in order.
-      this.endBatch();
-      const delay = backoffDelay(attempt++, this.retryPolicy);
-      this.lastError = message;
-      this.stats.sendFailed(message, attempt, delay);
-      await this.waitBeforeRetry(delay);
+      this.countRetries(lane);
+      this.endBatch(lane);
+      if (lane.attempt === 0) this.lanesFailing++;
+      const delay = backoffDelay(lane.attempt++, this.retryPolicy);
+      this.lastError = lane.flow === null ? message : `${lane.flow.tenant}: ${message}`;
+      this.stats.sendFailed(message, lane.attempt, delay, lane.flow?.tenant ?? null);
+      await this.waitBeforeRetry(lane, delay);
     }
-    this.looping = false;
-    if (this.shares.total === 0 || this.destroyed) this.resolveIdle();
+    lane.looping = false;
+    this.lanesLooping--;
+    if ((this.shares.total === 0 && this.lanesLooping === 0) || this.destroyed) this.resolveIdle();
+  }
+
+  private recovered(lane: Lane): void {
+    lane.attempt = 0;
+    if (--this.lanesFailing === 0) this.lastError = null;
   }
 
   private tenantQueue(tenant: string): TenantQueue {
     let flow = this.tenants.get(tenant);
     if (flow === undefined) {
-      flow = new TenantQueue(tenant, this.shares.share(tenant), this.chunkBytes);
+      flow = new TenantQueue(tenant, this.shares.share(tenant), this.chunkBytes, this.firstChunkBytes, this.stats.tenant(tenant));
+      if (this.shared === null) flow.lane = new Lane(flow);
       this.tenants.set(tenant, flow);
     }
     return flow;
   }
 
-  /** Fill the next batch, up to batch_size (at least one chunk), from the tenant queues in deficit round-robin. */
-  private fillBatch(): void {
-    const chunks = this.batchChunks;
+  /**
+   * Fill the lane's next batch, up to batch_size (at least one chunk): from
+   * its tenant's queue, or from every tenant's in deficit round-robin.
+   */
+  private fillBatch(lane: Lane): void {
+    const chunks = lane.chunks;
     chunks.length = 0;
-    this.batchOwners.length = 0;
-    this.batchIndexes.length = 0;
+    lane.owners.length = 0;
+    lane.indexes.length = 0;
     const max = this.config.batchBytes;
     let size = 0;
+    const own = lane.flow;
     for (;;) {
-      const flow = this.round.pick(chunks.length === 0 ? Infinity : max - size);
+      let flow: TenantQueue | null;
+      if (own === null) {
+        flow = this.round!.pick(chunks.length === 0 ? Infinity : max - size);
+      } else {
+        const next = own.queue.chunkBytesAt(own.taken);
+        flow = next > 0 && (chunks.length === 0 || size + next <= max) ? own : null;
+      }
       if (flow === null) break;
       const cost = flow.queue.chunkBytesAt(flow.taken);
       chunks.push(flow.queue.chunkAt(flow.taken));
-      this.batchOwners.push(flow);
-      this.batchIndexes.push(flow.taken);
+      lane.owners.push(flow);
+      lane.indexes.push(flow.taken);
       flow.taken++;
-      this.round.served(flow, cost);
+      this.round?.served(flow, cost);
       size += cost;
       if (size >= max) break;
     }
-    this.batch.reset(chunks);
+    lane.batch.reset(chunks, own === null ? null : own.tenant);
   }
 
   /** The batch is settled (or to be retried): its tenants' queues take part in the round again. */
-  private endBatch(): void {
-    const owners = this.batchOwners;
+  private endBatch(lane: Lane): void {
+    const owners = lane.owners;
     for (let i = 0; i < owners.length; i++) {
       const flow = owners[i]!;
       flow.taken = 0;
-      if (!flow.queue.empty) this.round.activate(flow);
+      if (!flow.queue.empty) this.round?.activate(flow);
     }
-    this.stats.queued.set(this.shares.total);
-  }
-
-  /** Chunks [from, to) of the batch are done: release them and settle their acks. */
-  private settle(from: number, to: number, failed: boolean): void {
-    let bytes = 0;
-    for (let i = from; i < to; i++) bytes += this.batchChunks[i]!.length;
-    const records = this.release(from, to, failed);
-    // Records complete when their write()'s last chunk is released, possibly a
-    // later send than the one that dropped some of them: carry drops over.
-    this.uncountedDrops += this.batch.droppedRecords;
-    const dropped = Math.min(records, this.uncountedDrops);
-    this.uncountedDrops -= dropped;
-    this.stats.written.inc(records - dropped);
-    this.stats.writtenBytes.inc(bytes);
   }
 
   /**
-   * Release chunks [from, to) of the batch from their queues. Each queue's
-   * chunks in a batch are its oldest, in order, and earlier ones were
-   * released first, so each releases a prefix. Returns records settled.
+   * Release the delivered chunks of the lane's batch (with `all`, every
+   * chunk) and settle their acks. Each tenant's delivered chunks are the
+   * first of its chunks in the batch.
    */
-  private release(from: number, to: number, failed: boolean): number {
-    const owners = this.batchOwners;
-    for (let i = from; i < to; i++) {
-      const flow = owners[i]!;
-      flow.releasing++;
-      flow.releasingBytes += this.batchChunks[i]!.length;
-    }
-    let records = 0;
-    for (let i = from; i < to; i++) {
+  private settle(lane: Lane, all: boolean): void {
+    const batch = lane.batch;
+    const owners = lane.owners;
+    for (let i = 0; i < owners.length; i++) if (all || batch.isDelivered(i)) this.mark(lane, i);
+    if (all) this.uncountedUnplaced += batch.unplacedDrops;
+    let written = 0;
+    let bytes = 0;
+    for (let i = 0; i < owners.length; i++) {
       const flow = owners[i]!;
       if (flow.releasing === 0) continue;
-      records += flow.queue.release(flow.releasing, failed);
-      const bytes = flow.releasingBytes;
-      flow.releasing = 0;
-      flow.releasingBytes = 0;
-      // May tell this tenant (or every tenant) to go on.
-      this.shares.remove(flow.share, bytes);
+      const flowBytes = flow.releasingBytes;
+      const records = this.releaseMarked(flow, batch.failsAcks);
+      // Records complete when their write()'s last chunk is released, possibly a
+      // later send than the one that dropped some of them: carry drops over.
+      const dropped = Math.min(records, flow.uncountedDrops);
+      flow.uncountedDrops -= dropped;
+      flow.stats.dropped(dropped);
+      flow.stats.delivered(records - dropped, flowBytes);
+      written += records - dropped;
+      bytes += flowBytes;
     }
+    const unplaced = Math.min(written, this.uncountedUnplaced);
+    this.uncountedUnplaced -= unplaced;
+    this.stats.written(written - unplaced, bytes);
+  }
+
+  /** A permanent error: every chunk not delivered is given up on, its acks failed. */
+  private dropRest(lane: Lane, reason: DropReason, message: string): void {
+    const batch = lane.batch;
+    const owners = lane.owners;
+    for (let i = 0; i < owners.length; i++) if (!batch.isDelivered(i)) this.mark(lane, i);
+    let records = 0;
+    for (let i = 0; i < owners.length; i++) {
+      const flow = owners[i]!;
+      if (flow.releasing === 0) continue;
+      const given = this.releaseMarked(flow, true);
+      flow.stats.dropped(given);
+      records += given;
+    }
+    this.stats.drop(reason, records, message);
+  }
+
+  /** Chunk `i` of the lane's batch is to be released with its queue's others. */
+  private mark(lane: Lane, i: number): void {
+    const flow = lane.owners[i]!;
+    flow.releasing++;
+    flow.releasingBytes += lane.chunks[i]!.length;
+    flow.uncountedDrops += lane.batch.droppedIn[i]!;
+  }
+
+  /**
+   * Release the chunks marked in `flow`'s queue: a tenant's chunks in a
+   * batch are its oldest, in order, and earlier ones were released first, so
+   * they are a prefix. Returns records settled.
+   */
+  private releaseMarked(flow: TenantQueue, failed: boolean): number {
+    const records = flow.queue.release(flow.releasing, failed);
+    const bytes = flow.releasingBytes;
+    flow.releasing = 0;
+    flow.releasingBytes = 0;
+    // May tell this tenant (or every tenant) to go on.
+    this.shares.remove(flow.share, bytes);
     return records;
   }
 
-  private refuse(reason: DropReason, records: number, ack: AckToken | null): void {
+  /** A send failed: each tenant with chunks in it counts a failed send and the bytes that go again. */
+  private countRetries(lane: Lane): void {
+    const batch = lane.batch;
+    const owners = lane.owners;
+    for (let i = 0; i < owners.length; i++) if (!batch.isDelivered(i)) owners[i]!.retryBytes += lane.chunks[i]!.length;
+    for (let i = 0; i < owners.length; i++) {
+      const flow = owners[i]!;
+      if (flow.retryBytes === 0) continue;
+      flow.stats.retrying(flow.retryBytes);
+      flow.retryBytes = 0;
+    }
+  }
+
+  private refuse(flow: TenantQueue, reason: DropReason, records: number, ack: AckToken | null): void {
     this.stats.drop(reason, records);
+    flow.stats.dropped(records);
     ack?.fail();
   }
 
-  private waitBeforeRetry(ms: number): Promise<void> {
+  private timer(fn: () => void, ms: number): NodeJS.Timeout {
+    const timer = setTimeout(fn, timerDelay(ms));
+    if (this.background) timer.unref();
+    return timer;
+  }
+
+  private waitBeforeRetry(lane: Lane, ms: number): Promise<void> {
     return new Promise((resolve) => {
-      this.wakeRetry = resolve;
-      this.retryTimer = setTimeout(this.endRetryWait, ms);
+      lane.wakeRetry = resolve;
+      lane.retryTimer = this.timer(lane.endRetryWait, ms);
     });
   }
 
-  private readonly endRetryWait = (): void => {
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    const wake = this.wakeRetry;
-    this.wakeRetry = null;
-    wake?.();
-  };
-
-  /** Resolves once the queue is empty and no send is in flight (or the sink is destroyed). */
+  /** Resolves once every queue is empty and no send is in flight (or the sink is destroyed). */
   private idle(): Promise<void> {
-    if ((!this.looping && this.shares.total === 0) || this.destroyed) return Promise.resolve();
+    if ((this.lanesLooping === 0 && this.shares.total === 0) || this.destroyed) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 

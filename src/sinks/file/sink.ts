@@ -1,36 +1,39 @@
 /**
- * The file sink: NDJSON per tenant under `<path>/<tenant>/`.
+ * The file sink: NDJSON per tenant under `<path>/<tenant>/`, on the one
+ * sender chain (delivery/chain.ts: per-tenant queues, fair shares, batching,
+ * retry, deadline drain, counters) with a transport of its own,
+ * FileTransport: append, fsync, rotation and retention.
  *
  * The active file is `current.ndjson` (`current-w<n>.ndjson` in worker n); rotation (by size, by age) renames it
  * to the UTC time it was opened, e.g. `20261127T142000.123Z.ndjson`, so names
- * sort by age. Records are encoded as they arrive and written in batches (one
- * write in flight per tenant file); a batch is committed, and its acks
- * settled, once its write has completed.
+ * sort by age. Records are encoded as they arrive and written in batches:
+ * each tenant has a lane of its own in the chain, so one write (of up to
+ * batch_size, one writev()) is in flight per tenant file, and the disk
+ * (libuv's thread pool, first come first served) serves backlogged tenants
+ * in turn, a batch each. A batch counts as delivered once written; its acks
+ * are committed once it is also fsync'd (grouped: at most one fsync per file
+ * per fsync_interval). A tenant whose file fails (a full disk, a folder it
+ * cannot write) waits out a backoff of its own, records kept, while the
+ * other tenants go on: the file sink never drops what it took.
  *
  * Writers: each worker of a node writes its own files (`-w<n>`); files of a
  * writer that no longer runs are adopted by one that does (writers.ts,
  * adoptOrphanedFiles below), so none stays active forever and retention
  * covers them.
- *
- * Fairness: every tenant has its own queue and write loop, with at most one
- * write of at most batch_size in flight, so the disk (libuv's thread pool,
- * first come first served) serves backlogged tenants in turn, a batch each:
- * round-robin with a quantum of batch_size. Past the queue's high-water mark
- * only tenants over their share of it are slowed (core/fair.ts).
  */
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { Counter, Gauge } from 'prom-client';
-import type { ComponentHealth, Sink } from '../../core/component.js';
+import type { Counter } from 'prom-client';
+import type { Sink } from '../../core/component.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
 import type { LogRecord } from '../../core/record.js';
-import { backoffDelay } from '../../core/backoff.js';
-import { settlesBefore, timerDelay } from '../../core/clock.js';
+import { DEFAULT_BACKOFF } from '../../core/backoff.js';
 import type { FileSinkConfig } from './config.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
-import { appendRecord } from '../../core/ndjson.js';
-import { EncodedQueue } from '../encoded-queue.js';
-import { FairShares, type TenantShare } from '../../core/fair.js';
+import { appendRecord, type LineAppender } from '../../core/ndjson.js';
+import { DeliverySink } from '../delivery/chain.js';
+import { SinkStats } from '../delivery/stats.js';
+import type { DeliveryBatch, DeliveryEncoder, DeliveryTransport } from '../delivery/transport.js';
 import { adoptOrphanedWriters, registerWriter, type WriterRegistration } from './writers.js';
 
 export const ACTIVE_FILE = 'current.ndjson';
@@ -40,8 +43,6 @@ const ROTATED_FILE = /^(\d{8}T\d{6}\.\d{3}Z)(?:-(\d{1,6}))?(?:-(w\d+))?\.ndjson$
 const MAINTENANCE_INTERVAL_MS = 1000;
 /** How often a writer looks for writers that no longer run, whose files it adopts. */
 export const ADOPT_INTERVAL_MS = 2000;
-/** A tenant queue that was empty starts with a chunk this small, doubling up to batch_size while it stays busy. */
-const FIRST_CHUNK_BYTES = 4096;
 
 /**
  * The active file of one writer. Worker processes of one node each write
@@ -80,68 +81,60 @@ export function sortRotated(names: readonly string[], tag?: string | null): stri
   return parsed.map((p) => p.name);
 }
 
+/** One tenant's file of this writer. */
 class TenantFile {
   handle: FileHandle | null = null;
   /** Bytes in the active file. */
   size = 0;
   openedAt = 0;
-  readonly queue: EncodedQueue;
-  /** The write loop (or a rotation) is running. */
-  writing: Promise<void> | null = null;
+  /** The chunks of the send in progress, and their bytes. */
+  chunks: Buffer[] = [];
+  bytes = 0;
+  /** The operation on this file that is running (a write, an fsync, a rotation): the next waits for it. */
+  busy: Promise<void> | null = null;
   /** Acknowledgements of batches written but not yet fsync'd. */
   unsynced: AckToken[] = [];
   lastSync = 0;
   syncTimer: NodeJS.Timeout | null = null;
-  /** This tenant's delivered counters, resolved at the first write. */
-  delivered: { records: Counter.Internal; bytes: Counter.Internal } | null = null;
 
-  constructor(readonly tenant: string, readonly dir: string, chunkSize: number, readonly share: TenantShare) {
-    // A tenant that sends a record now and then must not cost a batch_size buffer per write.
-    this.queue = new EncodedQueue(chunkSize, Math.min(chunkSize, FIRST_CHUNK_BYTES));
-  }
+  constructor(readonly tenant: string, readonly dir: string, readonly syncDue: () => void) {}
 }
 
-export class FileSink implements Sink {
-  readonly acknowledges = true;
+/** A record as its NDJSON line (ASCII lines copied without UTF-8 encoding). */
+const FILE_ENCODER: DeliveryEncoder<LogRecord> = {
+  encode(_tenant: string, records: readonly LogRecord[], queue: LineAppender): void {
+    for (let i = 0; i < records.length; i++) appendRecord(queue, records[i]!);
+  },
+};
+
+/**
+ * Writes the chain's batches to the tenants' files, fsyncs them for the
+ * acknowledgements, rotates and prunes. Operations on one file never
+ * overlap (TenantFile.busy); files of different tenants are written side by
+ * side (each tenant's lane has its own send in flight).
+ */
+export class FileTransport implements DeliveryTransport {
   readonly name: string;
+  private readonly telemetry: Telemetry;
   private readonly files = new Map<string, TenantFile>();
-  private readonly shares: FairShares;
-  private readonly drainListeners: ((tenant: string | null) => void)[] = [];
-  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly rotations: Counter.Internal;
+  private readonly activeFile: string;
   private maintenanceTimer: NodeJS.Timeout | null = null;
+  private closed = false;
   /** This writer's registration (writers.ts), held while it runs. */
   private registration: WriterRegistration | null = null;
   private adoptTimer: NodeJS.Timeout | null = null;
   private adopting: Promise<void> | null = null;
-  private stopping = false;
-  private destroyed = false;
-  private readonly written: Counter.Internal;
-  private readonly writtenBytes: Counter.Internal;
-  private readonly rotations: Counter.Internal;
-  private readonly queuedGauge: Gauge.Internal<"sink">;
-
-  private readonly activeFile: string;
 
   /** `fileTag`: this writer's tag in the file names (`w<n>` in worker n), null in a single process. */
-  constructor(private readonly config: FileSinkConfig, private readonly telemetry: Telemetry, private readonly fileTag: string | null = null) {
+  constructor(private readonly config: FileSinkConfig, stats: SinkStats, private readonly fileTag: string | null = null) {
     this.name = config.name;
+    this.telemetry = stats.telemetry;
     this.activeFile = activeFileName(fileTag);
-    const labels = { sink: config.name };
-    this.written = telemetry.sinkRecords.labels(labels);
-    this.writtenBytes = telemetry.sinkBytes.labels(labels);
-    this.rotations = telemetry.sinkRotations.labels(labels);
-    this.queuedGauge = telemetry.sinkQueuedBytes.labels(labels);
-    this.shares = new FairShares(config.queueHighWaterBytes, (tenant) => {
-      for (const listener of this.drainListeners) listener(tenant);
-    });
+    this.rotations = stats.telemetry.sinkRotations.labels({ sink: config.name });
   }
 
-  private deliveredCounters(tenant: string): { records: Counter.Internal; bytes: Counter.Internal } {
-    const labels = { sink: this.name, tenant: this.telemetry.tenantLabel(tenant) };
-    return { records: this.telemetry.tenantDeliveredRecords.labels(labels), bytes: this.telemetry.tenantDeliveredBytes.labels(labels) };
-  }
-
-  async start(): Promise<void> {
+  async open(): Promise<void> {
     await mkdir(this.config.path, { recursive: true });
     this.registration ??= await registerWriter(this.config.path, this.fileTag);
     if (this.config.rotateIntervalMs > 0 && !this.maintenanceTimer) {
@@ -153,7 +146,7 @@ export class FileSink implements Sink {
 
   /** Look for writers that no longer run every ADOPT_INTERVAL_MS (first after one: writers starting now register first). */
   private scheduleAdoption(): void {
-    if (this.stopping || this.destroyed || this.adoptTimer !== null) return;
+    if (this.closed || this.adoptTimer !== null) return;
     this.adoptTimer = setTimeout(() => {
       this.adopting = adoptOrphanedWriters(this.config.path, this.fileTag, this.adoptOrphanedFiles).then(
         (tags) => { for (const tag of tags) this.telemetry.emit('fileWriterAdopted', { sink: this.name, writer: tag ?? 'main' }); },
@@ -198,37 +191,131 @@ export class FileSink implements Sink {
     await rename(from, path.join(dir, stampedName(stamp, seq, this.fileTag)));
   }
 
-  write(tenant: string, records: readonly LogRecord[], ack: AckToken | null): boolean {
-    let file = this.files.get(tenant);
-    if (file === undefined) {
-      file = new TenantFile(tenant, path.join(this.config.path, tenant), this.config.batchBytes, this.shares.share(tenant));
-      this.files.set(tenant, file);
-    }
-    const queue = file.queue;
-    const before = queue.bytes;
-    for (let i = 0; i < records.length; i++) appendRecord(queue, records[i]!);
-    queue.mark(records.length, ack === null ? null : this.afterSync(file, ack));
-    const clear = this.shares.add(file.share, queue.bytes - before);
-    this.queuedGauge.set(this.shares.total);
-
-    if (queue.bytes >= this.config.batchBytes) this.startWriting(file);
-    else if (this.flushTimer === null) this.flushTimer = setTimeout(this.flushAll, timerDelay(this.config.batchDelayMs));
-    return clear;
+  /** One tenant's batch (the chain gives the file sink a lane per tenant): one write to its file. */
+  async send(batch: DeliveryBatch): Promise<void> {
+    const file = this.file(batch.tenant!);
+    file.chunks = batch.chunks;
+    file.bytes = batch.bytes;
+    await this.exclusive(file, this.writeOut);
   }
 
   /**
-   * The queue settles a batch once it is written; the caller's acknowledgement
+   * The chain settles a batch once it is written; the caller's acknowledgement
    * must wait until it is also fsync'd. This stands in for it in the queue.
    */
-  private afterSync(file: TenantFile, ack: AckToken): AckToken {
+  holdAck(tenant: string, ack: AckToken): AckToken {
+    const file = this.file(tenant);
     const written = new AckToken((status) => {
-      if (status !== AckStatus.Committed) ack.fail();
-      else file.unsynced.push(ack);
+      if (status !== AckStatus.Committed) {
+        ack.fail();
+        return;
+      }
+      file.unsynced.push(ack);
+      this.scheduleSync(file);
     });
     written.retain();
     written.seal();
     return written;
   }
+
+  /** After the last send: fsync what is written and close every file. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    this.maintenanceTimer = null;
+    if (this.adoptTimer) clearTimeout(this.adoptTimer);
+    await this.adopting;
+    for (const file of this.files.values()) {
+      if (file.syncTimer) clearTimeout(file.syncTimer);
+      file.syncTimer = null;
+      await this.exclusive(file, this.syncAndClose);
+    }
+    // Files closed: from now on a running writer may adopt them.
+    await this.registration?.release();
+    this.registration = null;
+  }
+
+  destroy(): void {
+    this.closed = true;
+    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    this.maintenanceTimer = null;
+    if (this.adoptTimer) clearTimeout(this.adoptTimer);
+    void this.registration?.release();
+    this.registration = null;
+    for (const file of this.files.values()) {
+      if (file.syncTimer) clearTimeout(file.syncTimer);
+      file.syncTimer = null;
+      for (const ack of file.unsynced) ack.fail();
+      file.unsynced = [];
+      void file.handle?.close().catch(() => undefined);
+      file.handle = null;
+    }
+  }
+
+  describe(): string | null {
+    return null;
+  }
+
+  private file(tenant: string): TenantFile {
+    let file = this.files.get(tenant);
+    if (file === undefined) {
+      const created: TenantFile = new TenantFile(tenant, path.join(this.config.path, tenant), () => {
+        created.syncTimer = null;
+        void this.exclusive(created, this.sync);
+      });
+      this.files.set(tenant, created);
+      file = created;
+    }
+    return file;
+  }
+
+  /** Run `op` on `file` once no other operation on it (a write, an fsync, a rotation) runs. */
+  private async exclusive(file: TenantFile, op: (file: TenantFile) => Promise<void>): Promise<void> {
+    while (file.busy !== null) await file.busy;
+    const running = op(file);
+    const settled = running.then(ignore, ignore);
+    file.busy = settled;
+    try {
+      await running;
+    } finally {
+      if (file.busy === settled) file.busy = null;
+    }
+  }
+
+  /**
+   * Write the chunks of a send (whole lines only, so a file passes
+   * rotate_size by at most one write), rotating first when due. A failure
+   * (a full disk, a folder it cannot write) is thrown: the chain retries this
+   * tenant's lane after a backoff, records kept, while the others go on.
+   */
+  private readonly writeOut = async (file: TenantFile): Promise<void> => {
+    try {
+      await this.prepare(file, file.bytes);
+      await writeFully(file.handle!, file.chunks, file.bytes);
+      file.size += file.bytes;
+    } catch (err) {
+      await this.closeAfterError(file);
+      throw err;
+    } finally {
+      file.chunks = NO_CHUNKS;
+    }
+  };
+
+  /** Group commit: one fsync per file per fsync_interval at most, once written acks wait for one. */
+  private scheduleSync(file: TenantFile): void {
+    if (file.syncTimer !== null || this.closed) return;
+    const due = Math.max(0, file.lastSync + this.config.fsyncIntervalMs - Date.now());
+    file.syncTimer = setTimeout(file.syncDue, due);
+  }
+
+  private readonly sync = (file: TenantFile): Promise<void> => this.syncFile(file);
+
+  private readonly syncAndClose = async (file: TenantFile): Promise<void> => {
+    await this.syncFile(file);
+    const handle = file.handle;
+    file.handle = null;
+    await handle?.close().catch(() => undefined);
+  };
 
   /** fsync the active file and commit the acknowledgements it covers. */
   private async syncFile(file: TenantFile): Promise<void> {
@@ -237,6 +324,7 @@ export class FileSink implements Sink {
     file.unsynced = [];
     file.lastSync = Date.now();
     try {
+      // Written acks always have the handle they were written to (a rotation or a failure syncs before closing).
       await file.handle!.datasync();
     } catch (err) {
       // Not known to be on disk: the senders must send again.
@@ -245,129 +333,6 @@ export class FileSink implements Sink {
       return;
     }
     for (const ack of acks) ack.commit();
-  }
-
-  queuedBytes(): number {
-    return this.shares.total;
-  }
-
-  congested(tenant?: string): boolean {
-    return tenant === undefined ? this.shares.anyPaused : this.shares.congested(tenant);
-  }
-
-  onDrain(listener: (tenant: string | null) => void): void {
-    this.drainListeners.push(listener);
-  }
-
-  async stop(deadline: number): Promise<void> {
-    if (this.stopping) return;
-    this.stopping = true;
-    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
-    this.maintenanceTimer = null;
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    if (this.adoptTimer) clearTimeout(this.adoptTimer);
-    await this.adopting;
-    if (!(await settlesBefore(this.idle(), deadline))) {
-      this.destroy();
-      throw new Error(`file sink ${this.name}: ${this.shares.total} bytes not written by the deadline`);
-    }
-    for (const file of this.files.values()) {
-      if (file.syncTimer) clearTimeout(file.syncTimer);
-      if (file.handle !== null) await this.syncFile(file);
-      await file.handle?.close();
-      file.handle = null;
-    }
-    // Files closed: from now on a running writer may adopt them.
-    await this.registration?.release();
-    this.registration = null;
-  }
-
-  destroy(): void {
-    this.destroyed = true;
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
-    if (this.adoptTimer) clearTimeout(this.adoptTimer);
-    void this.registration?.release();
-    this.registration = null;
-    for (const file of this.files.values()) {
-      file.queue.failAll();
-      if (file.syncTimer) clearTimeout(file.syncTimer);
-      for (const ack of file.unsynced) ack.fail();
-      file.unsynced = [];
-      void file.handle?.close().catch(() => undefined);
-      file.handle = null;
-    }
-    this.shares.clear();
-  }
-
-  health(): ComponentHealth {
-    return this.shares.anyPaused ? { healthy: true, detail: `congested: ${this.shares.total} bytes queued` } : { healthy: true };
-  }
-
-  /** Resolves once every tenant file has written all it holds. */
-  private async idle(): Promise<void> {
-    for (;;) {
-      const busy = [...this.files.values()].filter((f) => f.writing !== null || !f.queue.empty);
-      if (busy.length === 0 || this.destroyed) return;
-      for (const file of busy) this.startWriting(file);
-      await Promise.all(busy.map((f) => f.writing));
-    }
-  }
-
-  private readonly flushAll = (): void => {
-    this.flushTimer = null;
-    for (const file of this.files.values()) if (!file.queue.empty) this.startWriting(file);
-  };
-
-  private startWriting(file: TenantFile): void {
-    if (file.writing === null) file.writing = this.writeLoop(file).finally(() => { file.writing = null; });
-  }
-
-  /**
-   * Write until the queue is empty, up to batch_size per write (whole
-   * lines only, so a file passes rotate_size by at most one write). Errors
-   * are retried with backoff; records are never dropped here.
-   */
-  private async writeLoop(file: TenantFile): Promise<void> {
-    let attempt = 0;
-    while (!file.queue.empty && !this.destroyed) {
-      const chunks = file.queue.take(this.config.batchBytes);
-      let bytes = 0;
-      for (const chunk of chunks) bytes += chunk.length;
-      try {
-        await this.prepare(file, bytes);
-        await writeFully(file.handle!, chunks, bytes);
-        file.size += bytes;
-        attempt = 0;
-      } catch (err) {
-        // The chunks stay queued; retry once the disk may be back (ENOSPC, EIO).
-        await this.closeQuietly(file);
-        this.telemetry.emit('fileWriteFailed', { sink: this.name, tenant: file.tenant, error: (err as Error).message });
-        await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt++)));
-        continue;
-      }
-      const records = file.queue.release(chunks.length);
-      this.written.inc(records);
-      this.writtenBytes.inc(bytes);
-      file.delivered ??= this.deliveredCounters(file.tenant);
-      file.delivered.records.inc(records);
-      file.delivered.bytes.inc(bytes);
-      this.shares.remove(file.share, bytes);
-      this.queuedGauge.set(this.shares.total);
-      if (file.unsynced.length > 0 && Date.now() - file.lastSync >= this.config.fsyncIntervalMs) await this.syncFile(file);
-    }
-    // Written but not yet synced: sync when the interval is up (group commit), from this same loop.
-    if (file.unsynced.length > 0 && !this.destroyed && file.syncTimer === null) {
-      const due = file.lastSync + this.config.fsyncIntervalMs - Date.now();
-      if (due <= 0) await this.syncFile(file);
-      else {
-        file.syncTimer = setTimeout(() => {
-          file.syncTimer = null;
-          this.startWriting(file);
-        }, due);
-      }
-    }
   }
 
   /** Open the active file, rotating first when this write would pass the size limit or the file is too old. */
@@ -452,21 +417,47 @@ export class FileSink implements Sink {
   private readonly rotateAged = (): void => {
     const now = Date.now();
     for (const file of this.files.values()) {
-      if (file.writing === null && file.handle !== null && file.size > 0 && now - file.openedAt >= this.config.rotateIntervalMs) {
-        file.writing = this.rotate(file)
-          .catch((err: Error) => this.telemetry.emit('fileWriteFailed', { sink: this.name, tenant: file.tenant, error: err.message }))
-          .finally(() => {
-            file.writing = null;
-            if (!file.queue.empty) this.startWriting(file);
-          });
+      if (file.busy === null && file.handle !== null && file.size > 0 && now - file.openedAt >= this.config.rotateIntervalMs) {
+        void this.exclusive(file, this.rotateQuietly);
       }
     }
   };
 
-  private async closeQuietly(file: TenantFile): Promise<void> {
+  private readonly rotateQuietly = async (file: TenantFile): Promise<void> => {
+    try {
+      await this.rotate(file);
+    } catch (err) {
+      this.telemetry.emit('fileWriteFailed', { sink: this.name, tenant: file.tenant, error: (err as Error).message });
+    }
+  };
+
+  /** After a failed write: fsync what was written before it (its acks fail if that fails too), then close. */
+  private async closeAfterError(file: TenantFile): Promise<void> {
+    if (file.handle !== null) await this.syncFile(file);
     const handle = file.handle;
     file.handle = null;
     await handle?.close().catch(() => undefined);
+  }
+}
+
+const NO_CHUNKS: Buffer[] = [];
+
+function ignore(): void {}
+
+/** The file sink: the sender chain with a FileTransport, a lane per tenant. */
+export class FileSink extends DeliverySink<LogRecord> implements Sink {
+  /** `fileTag`: this writer's tag in the file names (`w<n>` in worker n), null in a single process. */
+  constructor(config: FileSinkConfig, telemetry: Telemetry, fileTag: string | null = null) {
+    const stats = new SinkStats(config.name, telemetry, 'fileWriteFailed');
+    super(config.name, {
+      batchBytes: config.batchBytes,
+      batchDelayMs: config.batchDelayMs,
+      queueHighWaterBytes: config.queueHighWaterBytes,
+      // Never refused: past the high-water mark the sources are slowed, and at four times it all of them (core/fair.ts).
+      queueMaxBytes: Infinity,
+      retryInitialMs: DEFAULT_BACKOFF.initialMs,
+      retryMaxMs: DEFAULT_BACKOFF.maxMs,
+    }, FILE_ENCODER, new FileTransport(config, stats, fileTag), stats, true, { lanePerTenant: true });
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * The NATS JetStream sink: each record is published to
  * `<prefix>.<tenant>.<host key>` as its NDJSON line (the file sink's
- * encoding), with a `Nats-Msg-Id` header, on the shared delivery chain.
+ * encoding), with a `Nats-Msg-Id` header, on the sender chain's shared lane.
  *
  * A batch is committed once JetStream has acked every publish in it, i.e.
  * the stream has stored the record. Publishes are pipelined, at most
@@ -27,6 +27,8 @@ import {
   connect, ErrorCode, Events, nanos, RetentionPolicy, StorageType,
   type JetStreamClient, type NatsConnection, type NatsError, type PubAck,
 } from 'nats';
+import type { Sink } from '../../core/component.js';
+import type { LineAppender } from '../../core/ndjson.js';
 import type { LogRecord } from '../../core/record.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { encodeRecord } from '../../core/ndjson.js';
@@ -46,7 +48,7 @@ const JS_STREAM_NAME_IN_USE = 10058;
  * the id holds a space or LF, and a JSON line holds no raw LF, so the
  * transport finds each part with two indexOf calls.
  */
-export class NatsEncoder implements DeliveryEncoder {
+export class NatsEncoder implements DeliveryEncoder<LogRecord> {
   private readonly idPrefix = randomBytes(12).toString('base64url') + '-';
   private sequence = 0;
   private lastTenant = '';
@@ -54,14 +56,17 @@ export class NatsEncoder implements DeliveryEncoder {
 
   constructor(private readonly subjectPrefix: string) {}
 
-  encode(tenant: string, rec: LogRecord): string {
+  encode(tenant: string, records: readonly LogRecord[], queue: LineAppender): void {
     if (tenant !== this.lastTenant) {
       this.lastTenant = tenant;
       this.tenantSubject = this.subjectPrefix + '.' + tenant + '.';
     }
-    // An empty token is not a valid subject; a record without a host key still needs a subject.
-    const host = rec.host === '' ? '_' : rec.host;
-    return this.tenantSubject + host + ' ' + this.idPrefix + (this.sequence++).toString(36) + '\n' + encodeRecord(rec);
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i]!;
+      // An empty token is not a valid subject; a record without a host key still needs a subject.
+      const host = rec.host === '' ? '_' : rec.host;
+      queue.append(this.tenantSubject + host + ' ' + this.idPrefix + (this.sequence++).toString(36) + '\n' + encodeRecord(rec), false);
+    }
   }
 }
 
@@ -267,7 +272,7 @@ export class JetStreamTransport implements DeliveryTransport {
   }
 }
 
-export class NatsSink extends DeliverySink {
+export class NatsSink extends DeliverySink<LogRecord> implements Sink {
   constructor(config: NatsSinkConfig, telemetry: Telemetry) {
     const problems = checkNatsSinkConfig(config);
     if (problems.length > 0) throw new Error(`nats sink ${config.name}: ${problems.join('; ')}`);

@@ -19,7 +19,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import type { DeliveryBatch, DeliveryTransport } from '../delivery/transport.js';
-import type { SinkStats } from '../delivery/stats.js';
+import type { DeliveryStats } from '../delivery/stats.js';
 import type { SyslogSinkConfig } from './config.js';
 
 const KEEPALIVE_DELAY_MS = 30_000;
@@ -38,13 +38,16 @@ export class StreamTransport implements DeliveryTransport {
   /** The send in progress: its batch, the next chunk to write, and how to settle it. */
   private batch: DeliveryBatch | null = null;
   private nextChunk = 0;
+  /** Chunks of the send whose write callback has run. */
+  private writtenChunks = 0;
   private resolveSend: (() => void) | null = null;
   private rejectSend: ((err: Error) => void) | null = null;
   /** The last error the socket reported, to explain its close. */
   private socketError: Error | null = null;
   private closing = false;
 
-  constructor(private readonly config: SyslogSinkConfig, private readonly stats: SinkStats) {
+  /** `background`: the connection does not keep the process alive (the node's own log output). */
+  constructor(private readonly config: SyslogSinkConfig, private readonly stats: DeliveryStats, private readonly background = false) {
     this.peer = `${config.host}:${config.port}`;
   }
 
@@ -64,6 +67,7 @@ export class StreamTransport implements DeliveryTransport {
     return new Promise<void>((resolve, reject) => {
       this.batch = batch;
       this.nextChunk = 0;
+      this.writtenChunks = 0;
       this.resolveSend = resolve;
       this.rejectSend = reject;
       this.writeMore();
@@ -100,8 +104,10 @@ export class StreamTransport implements DeliveryTransport {
       const socket = material === null
         ? net.connect({ host, port })
         : tls.connect({ host, port, ca: material.ca, cert: material.cert, key: material.key, servername: this.serverName() });
+      if (this.background) socket.unref();
       this.connecting = socket;
       const timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${connectTimeoutMs} ms`)), connectTimeoutMs);
+      if (this.background) timer.unref();
       const failed = (err: Error): void => {
         clearTimeout(timer);
         if (this.connecting === socket) this.connecting = null;
@@ -169,7 +175,8 @@ export class StreamTransport implements DeliveryTransport {
       this.failSend(err);
       return;
     }
-    if (++batch.deliveredChunks === batch.chunks.length) {
+    batch.delivered(this.writtenChunks++);
+    if (this.writtenChunks === batch.chunks.length) {
       const resolve = this.resolveSend!;
       this.clearSend();
       resolve();

@@ -19,7 +19,7 @@ import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { DeliveryBatch, DeliveryTransport } from '../delivery/transport.js';
-import type { SinkStats } from '../delivery/stats.js';
+import type { DeliveryStats } from '../delivery/stats.js';
 import type { SyslogSinkConfig } from './config.js';
 
 const SPACE = 0x20;
@@ -37,7 +37,8 @@ export class UdpTransport implements DeliveryTransport {
   private lastError = '';
   private whenAllSent: (() => void) | null = null;
 
-  constructor(private readonly config: SyslogSinkConfig, private readonly stats: SinkStats) {
+  /** `background`: the socket does not keep the process alive (the node's own log output). */
+  constructor(private readonly config: SyslogSinkConfig, private readonly stats: DeliveryStats, private readonly background = false) {
     this.peer = `${config.host}:${config.port}`;
   }
 
@@ -47,7 +48,10 @@ export class UdpTransport implements DeliveryTransport {
     const socket = this.socket ?? await this.connect();
     const limit = this.config.maxPendingDatagrams;
     let refused = 0;
-    for (const chunk of batch.chunks) {
+    const chunks = batch.chunks;
+    for (let c = 0; c < chunks.length; c++) {
+      const chunk = chunks[c]!;
+      const refusedBefore = refused;
       // Frames are `LEN SP MSG` (see SyslogEncoder); the datagram is MSG.
       let p = 0;
       while (p < chunk.length) {
@@ -61,12 +65,10 @@ export class UdpTransport implements DeliveryTransport {
         }
         p += length;
       }
+      // Nothing over UDP is acknowledged, so which records they were does not matter; their tenant does.
+      if (refused > refusedBefore) batch.dropIn(c, refused - refusedBefore);
     }
-    if (refused > 0) {
-      // Nothing over UDP is acknowledged, so where they were does not matter.
-      batch.dropUnplaced(refused);
-      this.stats.drop('socket_full', refused, `${limit} datagrams outstanding`);
-    }
+    if (refused > 0) this.stats.drop('socket_full', refused, `${limit} datagrams outstanding`);
     await yieldToEventLoop();
   }
 
@@ -86,6 +88,10 @@ export class UdpTransport implements DeliveryTransport {
     this.flushCounts();
   }
 
+  idle(): boolean {
+    return this.outstanding === 0;
+  }
+
   describe(): string | null {
     return this.socket === null ? null : `sending to ${this.peer}`;
   }
@@ -93,6 +99,7 @@ export class UdpTransport implements DeliveryTransport {
   private async connect(): Promise<dgram.Socket> {
     const { address, family } = await lookup(this.config.host);
     const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
+    if (this.background) socket.unref();
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.connect(this.config.port, address, () => {
@@ -100,9 +107,17 @@ export class UdpTransport implements DeliveryTransport {
         resolve();
       });
     });
-    // Send errors arrive in the callbacks; anything else means the socket is unusable: make a new one.
+    // Send errors arrive in the callbacks, or, for an ICMP port unreachable answering an earlier
+    // datagram, here (the socket's read saw it): that datagram is lost, the socket is fine.
+    // Anything else means the socket is unusable: make a new one.
     socket.on('error', (err) => {
       if (this.socket !== socket) return;
+      if ((err as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+        this.failed++;
+        this.lastError = err.message;
+        if (this.outstanding === 0) this.flushCounts();
+        return;
+      }
       this.socket = null;
       socket.close();
       this.stats.disconnected(this.peer, err.message);

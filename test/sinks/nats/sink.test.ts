@@ -17,7 +17,7 @@ import { SinkStats } from '../../../src/sinks/delivery/stats.js';
 import { JetStreamTransport, NatsEncoder, NatsSink } from '../../../src/sinks/nats/sink.js';
 import { DEFAULT_NATS_SINK, type NatsSinkConfig } from '../../../src/sinks/nats/config.js';
 import { Telemetry } from '../../../src/telemetry/telemetry.js';
-import { ackInto, lateBoundPort, memoryLogger, requireProgram, tempDir, waitFor } from '../../helpers.js';
+import { ackInto, encodedFrame, lateBoundPort, memoryLogger, requireProgram, tempDir, waitFor } from '../../helpers.js';
 
 const SHARED_SERVER = '127.0.0.1:4222';
 const TS = '2026-11-27T14:20:00.123Z';
@@ -128,12 +128,12 @@ test('nats: a batch published again is stored once: ids are fixed when records a
   const transport = new JetStreamTransport(sinkConfig(names), stats);
   t.after(() => transport.destroy());
   const encoder = new NatsEncoder(names.prefix);
-  const frames = records('acme', HOST_A, 0, 200).map((rec) => encoder.encode('acme', rec)).join('');
+  const frames = records('acme', HOST_A, 0, 200).map((rec) => encodedFrame(encoder, 'acme', rec)).join('');
   const batch = new DeliveryBatch();
   // What the chain does when a send fails after JetStream stored (part of) it: the same chunks again.
-  batch.reset([Buffer.from(frames)]);
+  batch.reset([Buffer.from(frames)], null);
   await transport.send(batch);
-  batch.reset([Buffer.from(frames)]);
+  batch.reset([Buffer.from(frames)], null);
   await transport.send(batch);
   const stored = await readStream(nc, names.stream);
   assert.equal(stored.length, 200);

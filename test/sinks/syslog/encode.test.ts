@@ -9,6 +9,7 @@ import { SyslogEncoder } from '../../../src/sinks/syslog/sink.js';
 import { DEFAULT_SYSLOG_SINK } from '../../../src/sinks/syslog/config.js';
 import { SinkStats } from '../../../src/sinks/delivery/stats.js';
 import { Telemetry } from '../../../src/telemetry/telemetry.js';
+import { encodedFrame } from '../../helpers.js';
 
 const RECEIVED = '2026-11-27T14:20:00.123Z';
 
@@ -103,10 +104,10 @@ test('truncation cuts on a character boundary and is counted; frames are octet-c
   assert.equal(truncateUtf8('日本語', 9, 7), '日本');
   const telemetry = new Telemetry(pino({ level: 'silent' }));
   const encoder = new SyslogEncoder({ ...DEFAULT_SYSLOG_SINK, name: 'fwd', maxMessageBytes: 480 }, new SinkStats('fwd', telemetry));
-  const short = encoder.encode('acme', record({ msg: 'é' }));
+  const short = encodedFrame(encoder, 'acme', record({ msg: 'é' }));
   const [count, ...rest] = short.split(' ');
   assert.equal(Number(count), Buffer.byteLength(rest.join(' ')));
-  const long = encoder.encode('acme', record({ msg: 'é'.repeat(1000) }));
+  const long = encodedFrame(encoder, 'acme', record({ msg: 'é'.repeat(1000) }));
   const body = long.slice(long.indexOf(' ') + 1);
   assert.equal(Number(long.slice(0, long.indexOf(' '))), Buffer.byteLength(body));
   assert.ok(Buffer.byteLength(body) <= 480 && Buffer.byteLength(body) >= 479);
@@ -117,7 +118,7 @@ test('truncation cuts on a character boundary and is counted; frames are octet-c
 test('identity SD element carries tenant and host key when configured', () => {
   const telemetry = new Telemetry(pino({ level: 'silent' }));
   const encoder = new SyslogEncoder({ ...DEFAULT_SYSLOG_SINK, identitySdId: 'sluice@32473' }, new SinkStats('id', telemetry));
-  const frame = encoder.encode('acme', record({ host: 'f'.repeat(40), sd: { 'a@1': { k: 'v' } }, msg: 'm' }));
+  const frame = encodedFrame(encoder, 'acme', record({ host: 'f'.repeat(40), sd: { 'a@1': { k: 'v' } }, msg: 'm' }));
   const back = reparse(frame.slice(frame.indexOf(' ') + 1));
   assert.deepEqual(back.sd, { 'a@1': { k: 'v' }, 'sluice@32473': { tenant: 'acme', host: 'f'.repeat(40) } });
 });
