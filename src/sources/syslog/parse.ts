@@ -30,26 +30,39 @@
  *   the quotes make it unambiguous. A repeated SD-ID merges into one object, a
  *   repeated PARAM-NAME becomes an array. Names are stored as own properties
  *   even when they are `__proto__`, so hostile input cannot alter prototypes.
- * - Everything else is treated as RFC 3164 / BSD. The timestamp is either
- *   `Mmm dd hh:mm:ss` (day space- or zero-padded, or a single digit; month
- *   case-insensitive; optional `.fraction`; optional `yyyy ` between day and
- *   time for Cisco gear) or an RFC 3339 timestamp (rsyslog forward format).
- *   A timestamp must be followed by SP or the end of the message.
- * - BSD timestamps carry no zone and usually no year: they are read in the
- *   process's local zone, the year is the one of `nowMs` unless that lands more
- *   than 7 days in the future (Dec/Jan wrap). A calendar date that does not
- *   exist (`Feb 30`) keeps the message structure but uses the receive time.
- *   Conversions are cached (64 slots, not 1: see the cache) together with the
- *   range of `nowMs` for which each stays valid, so the steady state allocates
- *   no Date.
+ * - Everything else is treated as RFC 3164 / BSD. After PRI, spaces are
+ *   skipped, and so is Cisco's message counter (`91: `, NX-OS's bare `: `),
+ *   with the device's origin hostname after it (`91: router1: `) when a
+ *   timestamp follows. The timestamp is either `Mmm dd hh:mm:ss` (day space- or
+ *   zero-padded, or a single digit; month case-insensitive; optional
+ *   `.fraction`; optional `yyyy ` between day and time for Cisco gear; Cisco's
+ *   `*`/`.` clock marks before it), NX-OS's `yyyy Mmm dd hh:mm:ss`, or an RFC
+ *   3339 timestamp (rsyslog forward format). It may end in Cisco's `:` or
+ *   ` ZONE:` and must then be followed by SP or the end of the message.
+ * - BSD timestamps carry no year and usually no zone: they are read in the
+ *   process's local zone (in UTC when they say UTC or GMT), the year is the one
+ *   of `nowMs` unless that lands more than 7 days in the future (Dec/Jan wrap).
+ *   A calendar date that does not exist (`Feb 30`, `2003-09-31`, Feb 29 of a
+ *   common year: leap years are Gregorian) keeps the message structure but
+ *   uses the receive time, in RFC 5424 too: it is a wrong clock, not an event
+ *   time. BSD conversions are cached (64 slots, not 1: see the cache) together
+ *   with the range of `nowMs` for which each stays valid, so the steady state
+ *   allocates no Date.
  * - After the timestamp the next token is the TAG when it looks like one
- *   (`app:`, `app[pid]:` or `app[pid]` with a non-empty app), which means the
- *   sender left the hostname out; otherwise it is the HOSTNAME (`-` → null) and
- *   the token after it is the TAG if it looks like one, else the message.
- *   Exactly one SP after the tag is dropped so indentation in MSG survives.
+ *   (`app:`, `app[pid]:` or `app[pid]` followed by SP or the end, or `app[pid]:`
+ *   glued to the message; `app` non-empty, not all digits, without quotes,
+ *   braces, `<>=` or controls), which means the sender left the hostname out;
+ *   a lone `:` is an empty TAG. Otherwise it is the HOSTNAME (`-` → null) when
+ *   it has no such characters and does not end in one `:` (IPv6 may end in
+ *   `::`), then an optional lone `:` (Cisco ASA), and the token after it is the
+ *   TAG if it looks like one, else the message. `app:text` is not a TAG: as
+ *   often an IPv6 address, a URL, a time or a key. Exactly one SP after the tag
+ *   is dropped so indentation in MSG survives.
  * - `<PRI>` followed by no recognisable timestamp is a bare message, not an
- *   error (common from embedded devices). Without PRI *and* without timestamp
- *   there is nothing to say it is syslog at all, so it is a parse error.
+ *   error (common from embedded devices): a TAG may open it (`<27>xapi: …`),
+ *   else the whole text after PRI is the message. Without PRI *and* without
+ *   timestamp there is nothing to say it is syslog at all, so it is a parse
+ *   error.
  * - On a parse error `msg` is the raw text (leading BOM and trailing NUL/CR/LF
  *   stripped, as docs/record.md promises for every `msg`) and facility/severity
  *   come from the PRI if it was valid.
@@ -61,6 +74,7 @@ const LF = 10;
 const CR = 13;
 const SP = 32;
 const QUOTE = 34;
+const STAR = 42;
 const PLUS = 43;
 const DASH = 45;
 const DOT = 46;
@@ -178,7 +192,7 @@ function parse5424(text: string, p: number, end: number, rec: LogRecord): boolea
   } else {
     const e = scanRfc3339(text, p, end);
     if (e < 0 || e >= end || text.charCodeAt(e) !== SP) return false;
-    rec.ts = isoLower ? text.slice(p, e).toUpperCase() : text.slice(p, e);
+    if (isoDateExists) rec.ts = isoLower ? text.slice(p, e).toUpperCase() : text.slice(p, e);
     p = e + 1;
   }
 
@@ -345,85 +359,263 @@ function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
 
 // ---------------------------------------------------------------- RFC 3164
 
+/**
+ * Characters of an RFC 3164 HOSTNAME or TAG: printable, and none of the
+ * quotes, braces, angle brackets or `=` that open a payload (JSON, key=value,
+ * XML) rather than name a host or a program. Anything beyond ASCII is allowed,
+ * as in RFC 5424 header tokens.
+ */
+const NAME_CHARS = new Uint8Array(128);
+for (let c = 33; c < DEL; c++) NAME_CHARS[c] = 1;
+for (const c of '"\'{}<>=') NAME_CHARS[c.charCodeAt(0)] = 0;
+
+function isNameChar(c: number): boolean {
+  return c >= 128 || NAME_CHARS[c] === 1;
+}
+
+function skipSpaces(text: string, p: number, end: number): number {
+  while (p < end && text.charCodeAt(p) === SP) p++;
+  return p;
+}
+
 function parse3164(text: string, p: number, end: number, rec: LogRecord, hasPri: boolean, nowMs: number): boolean {
-  let q = -1;
-  if (p < end) {
-    const c = text.charCodeAt(p);
-    if (c >= 48 && c <= 57) {
-      q = scanRfc3339(text, p, end);
-      if (q >= 0 && (q === end || text.charCodeAt(q) === SP)) {
-        rec.ts = isoLower ? text.slice(p, q).toUpperCase() : text.slice(p, q);
-      } else {
-        q = -1;
-      }
-    } else if ((c | 0x20) >= 97 && (c | 0x20) <= 122) {
-      q = scanBsd(text, p, end);
-      if (q >= 0 && (q === end || text.charCodeAt(q) === SP)) {
-        const iso = bsdToIso(nowMs);
-        if (iso !== '') rec.ts = iso;
-      } else {
-        q = -1;
+  // A message without a recognised header keeps all the text after PRI.
+  const body = p;
+  let q: number;
+  let hostnameRead = false;
+  if (hasPri) {
+    p = skipSpaces(text, p, end);
+    const afterSequence = ciscoSequence(text, p, end);
+    q = scanTimestamp(text, afterSequence, end, afterSequence > p, rec, nowMs);
+    if (q < 0 && afterSequence > p) {
+      // Cisco IOS `seq: origin: timestamp`: the origin is the device's hostname.
+      const colon = originColon(text, afterSequence, end);
+      if (colon > 0) {
+        q = scanTimestamp(text, colon + 2, end, true, rec, nowMs);
+        if (q >= 0) {
+          rec.hostname = headerValue(text, afterSequence, colon);
+          hostnameRead = true;
+        }
       }
     }
-  }
-  if (q < 0) {
-    if (!hasPri) return false;
-    rec.msg = text.slice(p, end);
-    return true;
-  }
-
-  p = q;
-  while (p < end && text.charCodeAt(p) === SP) p++;
-  if (p >= end) return true;
-  let e = text.indexOf(' ', p);
-  if (e < 0 || e > end) e = end;
-  if (!parseTag(text, p, e, rec)) {
-    rec.hostname = headerValue(text, p, e);
-    p = e;
-    while (p < end && text.charCodeAt(p) === SP) p++;
-    if (p >= end) return true;
-    e = text.indexOf(' ', p);
-    if (e < 0 || e > end) e = end;
-    if (!parseTag(text, p, e, rec)) {
-      rec.msg = text.slice(p, end);
+    if (q < 0) {
+      // No timestamp: a TAG may still open the message (embedded devices, Cisco without timestamps).
+      const m = parseTag(text, afterSequence, end, rec);
+      rec.msg = text.slice(m >= 0 ? m : body, end);
       return true;
     }
+  } else {
+    q = scanTimestamp(text, p, end, false, rec, nowMs);
+    if (q < 0) return false;
   }
-  if (e < end) rec.msg = text.slice(e + 1, end);
+
+  p = skipSpaces(text, q, end);
+  if (p >= end) return true;
+  if (isLoneColon(text, p, end)) {
+    // An empty TAG: no hostname before it, the message after it.
+    p = skipColon(text, p, end);
+    hostnameRead = true;
+  }
+  let m = parseTag(text, p, end, rec);
+  if (m < 0 && !hostnameRead) {
+    let e = text.indexOf(' ', p);
+    if (e < 0 || e > end) e = end;
+    if (isHostname(text, p, e)) {
+      rec.hostname = headerValue(text, p, e);
+      p = skipSpaces(text, e, end);
+      if (p >= end) return true;
+      // Cisco ASA's device-id is followed by ` : ` before the message.
+      if (isLoneColon(text, p, end)) p = skipColon(text, p, end);
+      m = parseTag(text, p, end, rec);
+    }
+  }
+  rec.msg = text.slice(m >= 0 ? m : p, end);
+  return true;
+}
+
+/** After Cisco's message counter at p (`123: `, or NX-OS's bare `: `), else p. */
+function ciscoSequence(text: string, p: number, end: number): number {
+  let q = p;
+  while (q < end) {
+    const d = text.charCodeAt(q) - 48;
+    if (!(d >= 0 && d <= 9)) break;
+    q++;
+  }
+  return q + 1 < end && text.charCodeAt(q) === COLON && text.charCodeAt(q + 1) === SP ? q + 2 : p;
+}
+
+/** The index of the `:` ending a hostname token at p (`router1: `), or -1. */
+function originColon(text: string, p: number, end: number): number {
+  let e = text.indexOf(' ', p);
+  if (e < 0 || e > end) e = end;
+  const colon = e - 1;
+  return e < end && colon > p && text.charCodeAt(colon) === COLON && isHostname(text, p, colon) ? colon : -1;
+}
+
+/** A lone `:` at p, followed by SP or the end. */
+function isLoneColon(text: string, p: number, end: number): boolean {
+  return text.charCodeAt(p) === COLON && (p + 1 === end || text.charCodeAt(p + 1) === SP);
+}
+
+/** Past a lone `:` at p and the one SP after it. */
+function skipColon(text: string, p: number, end: number): number {
+  return p + 1 < end ? p + 2 : p + 1;
+}
+
+/**
+ * text[s, e) (e > s) is a plausible hostname: name characters only, and not
+ * ending in one colon (an IPv6 address may end in `::`, never in one `:`).
+ */
+function isHostname(text: string, s: number, e: number): boolean {
+  if (text.charCodeAt(e - 1) === COLON && (e - 1 === s || text.charCodeAt(e - 2) !== COLON)) return false;
+  for (let i = s; i < e; i++) {
+    if (!isNameChar(text.charCodeAt(i))) return false;
+  }
   return true;
 }
 
 /**
- * Recognises a TAG token text[s, e): `app:`, `app[pid]:` or `app[pid]`, app non-empty.
- * Sets rec.app/rec.procid and returns true when it is one.
+ * Recognises a TAG at s: `app:`, `app[pid]:` or `app[pid]`, followed by SP or
+ * the end, or `app[pid]:` glued to the message. `app` is made of name
+ * characters other than `]`, and is not all digits (that is a counter). Sets
+ * rec.app/rec.procid and returns where MSG starts (after one SP), or -1.
  */
-function parseTag(text: string, s: number, e: number, rec: LogRecord): boolean {
-  let k = e;
-  if (text.charCodeAt(k - 1) === COLON) k--;
-  const colon = k < e;
-  let appEnd = -1;
+function parseTag(text: string, s: number, end: number, rec: LogRecord): number {
+  let i = s;
+  let digitsOnly = true;
+  let c = 0;
+  for (; i < end; i++) {
+    c = text.charCodeAt(i);
+    if (c === COLON || c === LBRACKET) break;
+    if (!isNameChar(c) || c === RBRACKET) return -1;
+    if (c < 48 || c > 57) digitsOnly = false;
+  }
+  if (i === s || i >= end || digitsOnly) return -1;
+  const appEnd = i;
   let procid: string | null = null;
-  if (k - s >= 3 && text.charCodeAt(k - 1) === RBRACKET) {
-    const b = text.indexOf('[', s);
-    if (b > s && b < k - 1) {
-      appEnd = b;
-      if (b + 1 < k - 1) procid = text.slice(b + 1, k - 1);
+  let bracketed = false;
+  if (c === LBRACKET) {
+    let k = i + 1;
+    while (k < end) {
+      c = text.charCodeAt(k);
+      if (c === RBRACKET || c === SP) break;
+      k++;
+    }
+    if (k >= end || c !== RBRACKET) return -1;
+    if (k > i + 1) procid = text.slice(i + 1, k);
+    bracketed = true;
+    i = k + 1;
+    if (i < end && text.charCodeAt(i) !== COLON) {
+      if (text.charCodeAt(i) !== SP) return -1;
+      i--; // `app[pid] msg`: no colon, the SP after `]` is the one dropped
     }
   }
-  if (appEnd < 0) {
-    if (!colon) return false;
-    appEnd = k;
+  // text[i] is the colon (or, after `app[pid]`, what stands for it); i may be end.
+  i++;
+  if (i < end) {
+    if (text.charCodeAt(i) === SP) i++;
+    // `app:text` is as often an IPv6 address, a URL, a time or a key: only `]:` may be glued to the message.
+    else if (!bracketed) return -1;
   }
-  if (appEnd === s) return false;
   rec.app = text.slice(s, appEnd);
   rec.procid = procid;
-  return true;
+  return i > end ? end : i;
 }
 
 // ---------------------------------------------------------------- timestamps
 
+/**
+ * Where the message's timestamp, at p, ends (after a Cisco `:` or ` ZONE:`),
+ * or -1 when there is none; it is followed by SP or the end. `cisco`: Cisco's
+ * message counter came before it. Sets rec.ts when the date exists:
+ * `2003-09-31` or `Feb 29` of a common year is a timestamp of a wrong clock,
+ * not an event time, and leaves the receive time.
+ */
+function scanTimestamp(text: string, p: number, end: number, cisco: boolean, rec: LogRecord, nowMs: number): number {
+  if (p >= end) return -1;
+  let c = text.charCodeAt(p);
+  if (c >= 48 && c <= 57) {
+    const q = scanRfc3339(text, p, end);
+    if (q >= 0) {
+      const after = timestampEnd(text, q, end, NO_ZONE, false);
+      if (after >= 0 && isoDateExists) rec.ts = isoLower ? text.slice(p, q).toUpperCase() : text.slice(p, q);
+      return after;
+    }
+    // NX-OS: `yyyy Mmm dd hh:mm:ss[.frac][ ZONE]:`. Only with Cisco's colon: RFC 3164's own
+    // example "1990 Oct 22 10:52:01 TZ-6 …" is a message whose timestamp was not understood.
+    if (end - p < 5 || text.charCodeAt(p + 4) !== SP || d2(text, p) < 0 || d2(text, p + 2) < 0) return -1;
+    const bsdEnd = scanBsd(text, p + 5, end);
+    if (bsdEnd < 0 || bsdYear >= 0) return -1;
+    bsdYear = d2(text, p) * 100 + d2(text, p + 2);
+    return bsdTimestamp(text, bsdEnd, end, ANY_ZONE, true, rec, nowMs);
+  }
+  // Cisco marks a clock it does not trust with `*`, one that lost NTP with `.`.
+  if (c === STAR || c === DOT) {
+    cisco = true;
+    p++;
+    c = text.charCodeAt(p);
+  }
+  if (!((c | 0x20) >= 97 && (c | 0x20) <= 122)) return -1;
+  const bsdEnd = scanBsd(text, p, end);
+  if (bsdEnd < 0) return -1;
+  return bsdTimestamp(text, bsdEnd, end, cisco || bsdFraction ? ANY_ZONE : UTC_ZONE, false, rec, nowMs);
+}
+
+/** The end of a scanned BSD timestamp (see scanTimestamp); sets rec.ts. */
+function bsdTimestamp(text: string, q: number, end: number, zones: number, colonRequired: boolean, rec: LogRecord, nowMs: number): number {
+  const after = timestampEnd(text, q, end, zones, colonRequired);
+  if (after < 0) return -1;
+  const iso = bsdToIso(nowMs);
+  if (iso !== '') rec.ts = iso;
+  return after;
+}
+
+/** Which zone names timestampEnd takes: none (RFC 3339 has its offset), UTC and GMT only, or any. */
+const NO_ZONE = 0;
+const UTC_ZONE = 1;
+const ANY_ZONE = 2;
+
+/**
+ * Past what may follow a timestamp ending at q: nothing, `:` (Cisco), or, for a
+ * BSD timestamp, ` ZONE:` (Cisco's `show-timezone`). UTC and GMT are honoured.
+ * Another zone (3-5 capitals) is taken only from a timestamp that is otherwise
+ * Cisco's (a counter before it, a `*`/`.` mark, or fractional seconds), so a
+ * TAG such as `CRON:` right after a plain timestamp stays a TAG; it is read
+ * like a BSD time without a zone. What follows must be SP or the end.
+ * Returns -1 if it is not.
+ */
+function timestampEnd(text: string, q: number, end: number, zones: number, colonRequired: boolean): number {
+  bsdUtc = false;
+  if (zones !== NO_ZONE && q + 4 < end && text.charCodeAt(q) === SP) {
+    let z = q + 1;
+    while (z < end && z - q <= 5 && isCapital(text.charCodeAt(z))) z++;
+    if (z - q > 3 && z - q <= 6 && isLoneColon(text, z, end)) {
+      const utc = z === q + 4 && (text.startsWith('UTC', q + 1) || text.startsWith('GMT', q + 1));
+      if (utc || zones === ANY_ZONE) {
+        bsdUtc = utc;
+        return z + 1;
+      }
+    }
+  }
+  if (q < end && isLoneColon(text, q, end)) return q + 1;
+  if (colonRequired) return -1;
+  return q === end || text.charCodeAt(q) === SP ? q : -1;
+}
+
+function isCapital(c: number): boolean {
+  return c >= 65 && c <= 90;
+}
+
 /** Set by scanRfc3339: the timestamp used a lowercase `t` or `z`. */
 let isoLower = false;
+/** Set by scanRfc3339: the date is in the calendar (not 2003-09-31, not 2018-02-29). */
+let isoDateExists = true;
+
+/** Days in a month (1-12) of a year, Gregorian leap years. */
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return 30 + ((month + (month >> 3)) & 1);
+}
 
 /** Two decimal digits at i (caller guarantees i + 1 < end), or -1. */
 function d2(text: string, i: number): number {
@@ -440,6 +632,7 @@ function scanRfc3339(text: string, p: number, end: number): number {
   if (month < 1 || month > 12 || text.charCodeAt(p + 7) !== DASH) return -1;
   const day = d2(text, p + 8);
   if (day < 1 || day > 31) return -1;
+  const exists = day <= 28 || day <= daysInMonth(d2(text, p) * 100 + d2(text, p + 2), month);
   let c = text.charCodeAt(p + 10);
   let lower = c === LOWER_T;
   if (c !== UPPER_T && !lower) return -1;
@@ -476,6 +669,7 @@ function scanRfc3339(text: string, p: number, end: number): number {
     return -1;
   }
   isoLower = lower;
+  isoDateExists = exists;
   return q;
 }
 
@@ -487,6 +681,10 @@ let bsdHour = 0;
 let bsdMinute = 0;
 let bsdSecond = 0;
 let bsdMs = 0;
+/** The last BSD timestamp scanned had fractional seconds. */
+let bsdFraction = false;
+/** Set by timestampEnd: the BSD timestamp said UTC (or GMT). */
+let bsdUtc = false;
 
 /** Month index 0-11 of a case-insensitive English abbreviation, or -1. */
 function monthIndex(a: number, b: number, c: number): number {
@@ -545,7 +743,8 @@ function scanBsd(text: string, p: number, end: number): number {
   if (second < 0 || second > 60) return -1;
   q += 8;
   let ms = 0;
-  if (q < end && text.charCodeAt(q) === DOT) {
+  const fraction = q < end && text.charCodeAt(q) === DOT;
+  if (fraction) {
     q++;
     const f = q;
     let scale = 100;
@@ -566,6 +765,7 @@ function scanBsd(text: string, p: number, end: number): number {
   bsdMinute = minute;
   bsdSecond = second;
   bsdMs = ms;
+  bsdFraction = fraction;
   return q;
 }
 
@@ -586,8 +786,13 @@ let yearOfNow = 0;
 let yearStartMs = 0;
 let yearEndMs = -1;
 
-/** The last scanned BSD timestamp as a local-time Date in `year`, or null if that date does not exist. */
-function bsdLocalDate(year: number): Date | null {
+/** The last scanned BSD timestamp as a Date in `year` (local time unless it said UTC), or null if that date does not exist. */
+function bsdDate(year: number): Date | null {
+  if (bsdUtc) {
+    const d = new Date(Date.UTC(year, bsdMonth, bsdDay, bsdHour, bsdMinute, bsdSecond, bsdMs));
+    if (year < 100) d.setUTCFullYear(year);
+    return d.getUTCMonth() === bsdMonth && d.getUTCDate() === bsdDay ? d : null;
+  }
   const d = new Date(year, bsdMonth, bsdDay, bsdHour, bsdMinute, bsdSecond, bsdMs);
   if (year < 100) d.setFullYear(year);
   return d.getMonth() === bsdMonth && d.getDate() === bsdDay ? d : null;
@@ -596,8 +801,8 @@ function bsdLocalDate(year: number): Date | null {
 /** ISO string (UTC, ms) for the BSD timestamp just scanned, or '' if no such date. */
 function bsdToIso(nowMs: number): string {
   const slot = (bsdSecond + bsdMinute * 61 + bsdHour * 3721 + bsdDay * 7 + bsdMs) & (TS_SLOTS - 1);
-  // < 12*32*24*60*61 * 1e7 ≈ 3.4e14: exact in a double.
-  const key = (((((bsdMonth * 32 + bsdDay) * 24 + bsdHour) * 60 + bsdMinute) * 61 + bsdSecond) * 10001 + bsdYear + 1) * 1000 + bsdMs;
+  // < 12*32*24*60*61 * 1e7 * 2 ≈ 6.8e14: exact in a double.
+  const key = ((((((bsdMonth * 32 + bsdDay) * 24 + bsdHour) * 60 + bsdMinute) * 61 + bsdSecond) * 10001 + bsdYear + 1) * 1000 + bsdMs) * 2 + (bsdUtc ? 1 : 0);
   if (tsKeys[slot] === key && nowMs >= (tsLo[slot] ?? 0) && nowMs < (tsHi[slot] ?? 0)) {
     return tsIsos[slot] ?? '';
   }
@@ -605,7 +810,7 @@ function bsdToIso(nowMs: number): string {
   let lo: number;
   let hi: number;
   if (bsdYear >= 0) {
-    d = bsdLocalDate(bsdYear);
+    d = bsdDate(bsdYear);
     lo = -Infinity;
     hi = Infinity;
   } else {
@@ -614,14 +819,14 @@ function bsdToIso(nowMs: number): string {
       yearStartMs = new Date(yearOfNow, 0, 1).getTime();
       yearEndMs = new Date(yearOfNow + 1, 0, 1).getTime();
     }
-    d = bsdLocalDate(yearOfNow);
+    d = bsdDate(yearOfNow);
     lo = yearStartMs;
     hi = yearEndMs;
     if (d !== null) {
       // Pick the previous year when this one is more than 7 days ahead.
       const threshold = d.getTime() - SEVEN_DAYS_MS;
       if (nowMs < threshold) {
-        d = bsdLocalDate(yearOfNow - 1);
+        d = bsdDate(yearOfNow - 1);
         hi = threshold;
       } else {
         lo = Math.max(lo, threshold);
