@@ -360,17 +360,29 @@ function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
 // ---------------------------------------------------------------- RFC 3164
 
 /**
- * Characters of an RFC 3164 HOSTNAME or TAG: printable, and none of the
- * quotes, braces, angle brackets or `=` that open a payload (JSON, key=value,
- * XML) rather than name a host or a program. Anything beyond ASCII is allowed,
- * as in RFC 5424 header tokens.
+ * Classes of the characters of an RFC 3164 HOSTNAME or TAG. A name character
+ * is printable, and none of the quotes, braces, angle brackets or `=` that
+ * open a payload (JSON, key=value, XML) rather than name a host or a program;
+ * anything beyond ASCII is one, as in RFC 5424 header tokens. Digits, `:`,
+ * `[` and `]` are name characters with a class of their own: a TAG's
+ * structure, or a counter (all digits) rather than a TAG.
  */
-const NAME_CHARS = new Uint8Array(128);
-for (let c = 33; c < DEL; c++) NAME_CHARS[c] = 1;
-for (const c of '"\'{}<>=') NAME_CHARS[c.charCodeAt(0)] = 0;
+const NOT_NAME = 0;
+const NAME = 1;
+const NAME_DIGIT = 2;
+const NAME_COLON = 3;
+const NAME_LBRACKET = 4;
+const NAME_RBRACKET = 5;
+const NAME_CLASSES = new Uint8Array(128);
+for (let c = 33; c < DEL; c++) NAME_CLASSES[c] = NAME;
+for (const c of '"\'{}<>=') NAME_CLASSES[c.charCodeAt(0)] = NOT_NAME;
+for (let c = 48; c <= 57; c++) NAME_CLASSES[c] = NAME_DIGIT;
+NAME_CLASSES[COLON] = NAME_COLON;
+NAME_CLASSES[LBRACKET] = NAME_LBRACKET;
+NAME_CLASSES[RBRACKET] = NAME_RBRACKET;
 
-function isNameChar(c: number): boolean {
-  return c >= 128 || NAME_CHARS[c] === 1;
+function nameClass(c: number): number {
+  return c < 128 ? (NAME_CLASSES[c] ?? NOT_NAME) : NAME;
 }
 
 function skipSpaces(text: string, p: number, end: number): number {
@@ -385,7 +397,8 @@ function parse3164(text: string, p: number, end: number, rec: LogRecord, hasPri:
   let hostnameRead = false;
   if (hasPri) {
     p = skipSpaces(text, p, end);
-    const afterSequence = ciscoSequence(text, p, end);
+    const c = text.charCodeAt(p);
+    const afterSequence = (c >= 48 && c <= 57) || c === COLON ? ciscoSequence(text, p, end) : p;
     q = scanTimestamp(text, afterSequence, end, afterSequence > p, rec, nowMs);
     if (q < 0 && afterSequence > p) {
       // Cisco IOS `seq: origin: timestamp`: the origin is the device's hostname.
@@ -418,9 +431,12 @@ function parse3164(text: string, p: number, end: number, rec: LogRecord, hasPri:
   }
   let m = parseTag(text, p, end, rec);
   if (m < 0 && !hostnameRead) {
-    let e = text.indexOf(' ', p);
-    if (e < 0 || e > end) e = end;
-    if (isHostname(text, p, e)) {
+    let e = tagScanEnd;
+    if (!tagScanPlain) {
+      e = text.indexOf(' ', p);
+      if (e < 0 || e > end) e = end;
+    }
+    if (tagScanPlain || isHostname(text, p, e)) {
       rec.hostname = headerValue(text, p, e);
       p = skipSpaces(text, e, end);
       if (p >= end) return true;
@@ -469,10 +485,18 @@ function skipColon(text: string, p: number, end: number): number {
 function isHostname(text: string, s: number, e: number): boolean {
   if (text.charCodeAt(e - 1) === COLON && (e - 1 === s || text.charCodeAt(e - 2) !== COLON)) return false;
   for (let i = s; i < e; i++) {
-    if (!isNameChar(text.charCodeAt(i))) return false;
+    if (nameClass(text.charCodeAt(i)) === NOT_NAME) return false;
   }
   return true;
 }
+
+/**
+ * Set by parseTag when it returns -1: where its scan stopped, and whether the
+ * token up to there is plain (name characters other than `:[]`, followed by
+ * SP or the end): then it is a hostname, and need not be scanned again.
+ */
+let tagScanEnd = 0;
+let tagScanPlain = false;
 
 /**
  * Recognises a TAG at s: `app:`, `app[pid]:` or `app[pid]`, followed by SP or
@@ -483,28 +507,33 @@ function isHostname(text: string, s: number, e: number): boolean {
 function parseTag(text: string, s: number, end: number, rec: LogRecord): number {
   let i = s;
   let digitsOnly = true;
-  let c = 0;
+  let k = NOT_NAME;
   for (; i < end; i++) {
-    c = text.charCodeAt(i);
-    if (c === COLON || c === LBRACKET) break;
-    if (!isNameChar(c) || c === RBRACKET) return -1;
-    if (c < 48 || c > 57) digitsOnly = false;
+    k = nameClass(text.charCodeAt(i));
+    if (k === NAME) digitsOnly = false;
+    else if (k !== NAME_DIGIT) break;
   }
-  if (i === s || i >= end || digitsOnly) return -1;
+  if (i === end || (k !== NAME_COLON && k !== NAME_LBRACKET) || i === s || digitsOnly) {
+    tagScanEnd = i;
+    tagScanPlain = i > s && (i === end || text.charCodeAt(i) === SP);
+    return -1;
+  }
+  tagScanPlain = false;
   const appEnd = i;
   let procid: string | null = null;
   let bracketed = false;
-  if (c === LBRACKET) {
-    let k = i + 1;
-    while (k < end) {
-      c = text.charCodeAt(k);
+  if (k === NAME_LBRACKET) {
+    let b = i + 1;
+    let c = 0;
+    while (b < end) {
+      c = text.charCodeAt(b);
       if (c === RBRACKET || c === SP) break;
-      k++;
+      b++;
     }
-    if (k >= end || c !== RBRACKET) return -1;
-    if (k > i + 1) procid = text.slice(i + 1, k);
+    if (b >= end || c !== RBRACKET) return -1;
+    if (b > i + 1) procid = text.slice(i + 1, b);
     bracketed = true;
-    i = k + 1;
+    i = b + 1;
     if (i < end && text.charCodeAt(i) !== COLON) {
       if (text.charCodeAt(i) !== SP) return -1;
       i--; // `app[pid] msg`: no colon, the SP after `]` is the one dropped
@@ -586,10 +615,14 @@ const ANY_ZONE = 2;
  */
 function timestampEnd(text: string, q: number, end: number, zones: number, colonRequired: boolean): number {
   bsdUtc = false;
-  if (zones !== NO_ZONE && q + 4 < end && text.charCodeAt(q) === SP) {
-    let z = q + 1;
+  if (q === end) return colonRequired ? -1 : q;
+  const c = text.charCodeAt(q);
+  if (c === COLON) return q + 1 === end || text.charCodeAt(q + 1) === SP ? q + 1 : -1;
+  if (c !== SP) return -1;
+  if (zones !== NO_ZONE && isCapital(text.charCodeAt(q + 1))) {
+    let z = q + 2;
     while (z < end && z - q <= 5 && isCapital(text.charCodeAt(z))) z++;
-    if (z - q > 3 && z - q <= 6 && isLoneColon(text, z, end)) {
+    if (z - q > 3 && isLoneColon(text, z, end)) {
       const utc = z === q + 4 && (text.startsWith('UTC', q + 1) || text.startsWith('GMT', q + 1));
       if (utc || zones === ANY_ZONE) {
         bsdUtc = utc;
@@ -597,9 +630,7 @@ function timestampEnd(text: string, q: number, end: number, zones: number, colon
       }
     }
   }
-  if (q < end && isLoneColon(text, q, end)) return q + 1;
-  if (colonRequired) return -1;
-  return q === end || text.charCodeAt(q) === SP ? q : -1;
+  return colonRequired ? -1 : q;
 }
 
 function isCapital(c: number): boolean {
