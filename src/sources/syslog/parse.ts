@@ -642,10 +642,12 @@ let isoLower = false;
 /** Set by scanRfc3339: the date is in the calendar (not 2003-09-31, not 2018-02-29). */
 let isoDateExists = true;
 
-/** Days in a month (1-12) of a year, Gregorian leap years. */
-function daysInMonth(year: number, month: number): number {
-  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
-  return 30 + ((month + (month >> 3)) & 1);
+/** Months (1-12) with 31 days. */
+const LONG_MONTHS = new Uint8Array([0, 1, 0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1]);
+
+/** Gregorian leap years: every fourth, but not every hundredth unless every four hundredth. */
+function isLeapYear(year: number): boolean {
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
 }
 
 /** Two decimal digits at i (caller guarantees i + 1 < end), or -1. */
@@ -663,7 +665,8 @@ function scanRfc3339(text: string, p: number, end: number): number {
   if (month < 1 || month > 12 || text.charCodeAt(p + 7) !== DASH) return -1;
   const day = d2(text, p + 8);
   if (day < 1 || day > 31) return -1;
-  const exists = day <= 28 || day <= daysInMonth(d2(text, p) * 100 + d2(text, p + 2), month);
+  // The year is read only for February 29th: the W1 path pays two comparisons.
+  const exists = day <= 28 || (month === 2 ? day === 29 && isLeapYear(d2(text, p) * 100 + d2(text, p + 2)) : day <= 30 || LONG_MONTHS[month] === 1);
   let c = text.charCodeAt(p + 10);
   let lower = c === LOWER_T;
   if (c !== UPPER_T && !lower) return -1;
