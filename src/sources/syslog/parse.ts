@@ -192,7 +192,7 @@ function parse5424(text: string, p: number, end: number, rec: LogRecord): boolea
   } else {
     const e = scanRfc3339(text, p, end);
     if (e < 0 || e >= end || text.charCodeAt(e) !== SP) return false;
-    if (isoDateExists) rec.ts = isoLower ? text.slice(p, e).toUpperCase() : text.slice(p, e);
+    setIsoTimestamp(text, p, e, rec);
     p = e + 1;
   }
 
@@ -567,7 +567,7 @@ function scanTimestamp(text: string, p: number, end: number, cisco: boolean, rec
     const q = scanRfc3339(text, p, end);
     if (q >= 0) {
       const after = timestampEnd(text, q, end, NO_ZONE, false);
-      if (after >= 0 && isoDateExists) rec.ts = isoLower ? text.slice(p, q).toUpperCase() : text.slice(p, q);
+      if (after >= 0) setIsoTimestamp(text, p, q, rec);
       return after;
     }
     // NX-OS: `yyyy Mmm dd hh:mm:ss[.frac][ ZONE]:`. Only with Cisco's colon: RFC 3164's own
@@ -637,10 +637,17 @@ function isCapital(c: number): boolean {
   return c >= 65 && c <= 90;
 }
 
-/** Set by scanRfc3339: the timestamp used a lowercase `t` or `z`. */
-let isoLower = false;
-/** Set by scanRfc3339: the date is in the calendar (not 2003-09-31, not 2018-02-29). */
-let isoDateExists = true;
+/** Set by scanRfc3339, how the timestamp becomes rec.ts: as sent, uppercased (it has a `t` or `z`), or not at all (no such date). */
+const ISO_AS_SENT = 0;
+const ISO_LOWER = 1;
+const ISO_NO_SUCH_DATE = 2;
+let isoKind = ISO_AS_SENT;
+
+/** Sets rec.ts from the RFC 3339 timestamp text[p, e) just scanned, unless its date does not exist. */
+function setIsoTimestamp(text: string, p: number, e: number, rec: LogRecord): void {
+  if (isoKind === ISO_AS_SENT) rec.ts = text.slice(p, e);
+  else if (isoKind === ISO_LOWER) rec.ts = text.slice(p, e).toUpperCase();
+}
 
 /** Months (1-12) with 31 days. */
 const LONG_MONTHS = new Uint8Array([0, 1, 0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1]);
@@ -702,8 +709,7 @@ function scanRfc3339(text: string, p: number, end: number): number {
   } else {
     return -1;
   }
-  isoLower = lower;
-  isoDateExists = exists;
+  isoKind = !exists ? ISO_NO_SUCH_DATE : lower ? ISO_LOWER : ISO_AS_SENT;
   return q;
 }
 
