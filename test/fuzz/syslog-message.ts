@@ -189,8 +189,6 @@ interface TimestampCase {
   text: string;
   /** What rec.ts must show (RECEIVED when the date does not exist). */
   ts: Expected['ts'];
-  /** The timestamp is Cisco's in a way that makes any zone name one (a `*`/`.` mark, fractional seconds, a year first). */
-  cisco: boolean;
 }
 
 /**
@@ -214,7 +212,7 @@ const bsdTimestamp: fc.Arbitrary<TimestampCase> = fc.record({
   const day = t.day >= 10 || t.dayStyle === 'bare' ? String(t.day) : t.dayStyle === 'zero' ? pad(t.day, 2) : ` ${t.day}`;
   const yearFirst = t.year !== null && t.year.first;
   const cisco = t.mark !== '' || t.frac !== null || yearFirst;
-  // Zones other than UTC and GMT are only read from a timestamp that is otherwise Cisco's.
+  // Zones other than UTC and GMT are only read from a timestamp that is otherwise Cisco's (a `*`/`.` mark, a fraction, the year first).
   const zone = t.zone !== null && (t.zone === 'UTC' || t.zone === 'GMT' || cisco) ? t.zone : null;
   const colon = t.colon || zone !== null || yearFirst;
   const time = `${pad(t.hour, 2)}:${pad(t.minute, 2)}:${pad(t.second, 2)}${t.frac === null ? '' : '.' + t.frac}`;
@@ -225,11 +223,11 @@ const bsdTimestamp: fc.Arbitrary<TimestampCase> = fc.record({
   const ts = dateExists(year ?? INFERRED_YEAR, t.month + 1, t.day)
     ? { year, month: t.month, day: t.day, hour: t.hour, minute: t.minute, second: t.second, ms, utc: zone === 'UTC' || zone === 'GMT' }
     : RECEIVED;
-  return { text, ts, cisco };
+  return { text, ts };
 });
 
 const isoTimestamp: fc.Arbitrary<TimestampCase> = fc.tuple(rfc3339, fc.boolean())
-  .map(([text, colon]) => ({ text: colon ? `${text}:` : text, ts: isoDateExists(text) ? text : RECEIVED, cisco: false }));
+  .map(([text, colon]) => ({ text: colon ? `${text}:` : text, ts: isoDateExists(text) ? text : RECEIVED }));
 
 const hostChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789.-_'.split(''));
 const appChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-%'.split(''));
@@ -258,10 +256,11 @@ const valid3164: fc.Arbitrary<{ bytes: Buffer; expected: Expected }> = fc.record
 }).map((m) => {
   const hasPri = m.pri !== null;
   // Spaces, the counter and a missing timestamp are only read after PRI; an origin only after a counter and before a timestamp.
-  const counter = hasPri && m.ts !== null ? m.counter : hasPri && m.counter !== null && m.counter !== '' ? m.counter : null;
-  const ts = m.ts ?? (hasPri ? null : { text: 'Oct 11 22:14:15', ts: { year: null, month: 9, day: 11, hour: 22, minute: 14, second: 15, ms: 0, utc: false }, cisco: false });
+  const counter = hasPri ? m.counter : null;
+  const ts = m.ts ?? (hasPri ? null : { text: 'Oct 11 22:14:15', ts: { year: null, month: 9, day: 11, hour: 22, minute: 14, second: 15, ms: 0, utc: false } });
   const origin = counter !== null && ts !== null ? m.origin : null;
   const host = ts === null || origin !== null ? null : m.hostname;
+  // The empty TAG needs a timestamp before it, the bracket forms a pid.
   const style = m.tagStyle === 'empty' && ts === null ? 'colon' : m.pid === null && m.tagStyle !== 'empty' ? 'colon' : m.tagStyle;
   // After the empty TAG the message must not read as a TAG itself: a quote opens it.
   const msg = style === 'empty' ? `"${m.msg}` : m.msg;
