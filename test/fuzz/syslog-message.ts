@@ -16,8 +16,8 @@ const NOW = new Date(2026, 10, 27, 12, 0, 0).getTime();
 const NEEDS_JSON_ESCAPE = /[\u0000-\u001f"\\]/;
 
 type Expected = Partial<Pick<LogRecord, 'facility' | 'severity' | 'hostname' | 'app' | 'procid' | 'msgid' | 'sd' | 'msg'>> & {
-  /** RFC 3339 text kept as sent, or local BSD fields the ISO time must show. */
-  ts?: string | { year: number | null; month: number; day: number; hour: number; minute: number; second: number; ms: number };
+  /** RFC 3339 text kept as sent, or the BSD fields the ISO time must show (local, or UTC when the timestamp said so). */
+  ts?: string | { year: number | null; month: number; day: number; hour: number; minute: number; second: number; ms: number; utc: boolean };
 };
 
 interface MessageCase {
@@ -86,8 +86,10 @@ function checkExpected(rec: LogRecord, expected: Expected): void {
   } else if (ts !== undefined) {
     const d = new Date(rec.ts);
     assert.ok(Number.isFinite(d.getTime()), `ts ${rec.ts}`);
-    const got = { year: d.getFullYear(), month: d.getMonth(), day: d.getDate(), hour: d.getHours(), minute: d.getMinutes(), second: d.getSeconds(), ms: d.getMilliseconds() };
-    const { year, ...fields } = ts;
+    const got = ts.utc
+      ? { year: d.getUTCFullYear(), month: d.getUTCMonth(), day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds(), ms: d.getUTCMilliseconds() }
+      : { year: d.getFullYear(), month: d.getMonth(), day: d.getDate(), hour: d.getHours(), minute: d.getMinutes(), second: d.getSeconds(), ms: d.getMilliseconds() };
+    const { year, utc: _utc, ...fields } = ts;
     assert.deepEqual({ ...got, year: undefined }, { ...fields, year: undefined }, `ts ${rec.ts}`);
     if (year !== null) assert.equal(got.year, year);
     else assert.ok(got.year === 2026 || got.year === 2025, `year ${got.year} inferred from now`);
@@ -143,6 +145,21 @@ export function expectedSd(elements: { id: string; params: [string, string][] }[
   return sd;
 }
 
+/**
+ * Whether a calendar date exists: the reference for the parser's own check,
+ * from Date's proleptic Gregorian calendar rather than the parser's arithmetic.
+ */
+export function dateExists(year: number, month: number, day: number): boolean {
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day);
+  return d.getUTCFullYear() === year && d.getUTCMonth() === month - 1 && d.getUTCDate() === day;
+}
+
+/** Whether the date of an RFC 3339 timestamp (`YYYY-MM-DDT…`) exists. */
+export function isoDateExists(ts: string): boolean {
+  return dateExists(Number(ts.slice(0, 4)), Number(ts.slice(5, 7)), Number(ts.slice(8, 10)));
+}
+
 const valid5424: fc.Arbitrary<{ bytes: Buffer; expected: Expected }> = fc.record({
   pri: fc.integer({ min: 0, max: 191 }),
   ts: fc.option(rfc3339),
@@ -156,7 +173,7 @@ const valid5424: fc.Arbitrary<{ bytes: Buffer; expected: Expected }> = fc.record
   return {
     bytes: Buffer.from(text, 'utf8'),
     expected: {
-      facility: m.pri >> 3, severity: m.pri & 7, ts: m.ts ?? RECEIVED,
+      facility: m.pri >> 3, severity: m.pri & 7, ts: m.ts !== null && isoDateExists(m.ts) ? m.ts : RECEIVED,
       hostname: nil(m.hostname), app: nil(m.app), procid: nil(m.procid), msgid: nil(m.msgid),
       sd: m.sd === null ? null : expectedSd(m.sd),
       msg: m.msg === null ? '' : cleanMsg(m.msg).replace(/^\uFEFF/, ''),
@@ -165,42 +182,101 @@ const valid5424: fc.Arbitrary<{ bytes: Buffer; expected: Expected }> = fc.record
 });
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const bsdTimestamp = fc.record({
+/** The year a BSD timestamp without one gets at NOW: 2026, or 2025 when that is more than 7 days ahead (both common years). */
+const INFERRED_YEAR = 2026;
+
+interface TimestampCase {
+  text: string;
+  /** What rec.ts must show (RECEIVED when the date does not exist). */
+  ts: Expected['ts'];
+}
+
+/**
+ * BSD timestamps as devices write them: day space- or zero-padded or bare, any
+ * day 1-31 (so some dates do not exist), a year after the day (Cisco ASA) or
+ * first (NX-OS, which ends in a colon), Cisco's clock marks, fractions, a
+ * colon and a zone name after the time.
+ */
+const bsdTimestamp: fc.Arbitrary<TimestampCase> = fc.record({
   month: fc.integer({ min: 0, max: 11 }), monthCase: fc.constantFrom('as-is', 'upper', 'lower'),
-  day: fc.integer({ min: 1, max: 28 }), dayStyle: fc.constantFrom('space', 'zero', 'bare'),
-  year: fc.option(fc.integer({ min: 1970, max: 2099 })),
+  day: fc.integer({ min: 1, max: 31 }), dayStyle: fc.constantFrom('space', 'zero', 'bare'),
+  year: fc.option(fc.record({ value: fc.integer({ min: 1970, max: 2099 }), first: fc.boolean() })),
   hour: fc.integer({ min: 0, max: 23 }), minute: fc.integer({ min: 0, max: 59 }), second: fc.integer({ min: 0, max: 59 }),
   frac: fc.option(fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: 1, maxLength: 9 })),
+  mark: fc.constantFrom('', '', '*', '.'),
+  zone: fc.constantFrom(null, null, 'UTC', 'GMT', 'CET', 'KST', 'CEST'),
+  colon: fc.boolean(),
 }).map((t) => {
   const name = MONTHS[t.month]!;
   const month = t.monthCase === 'upper' ? name.toUpperCase() : t.monthCase === 'lower' ? name.toLowerCase() : name;
   const day = t.day >= 10 || t.dayStyle === 'bare' ? String(t.day) : t.dayStyle === 'zero' ? pad(t.day, 2) : ` ${t.day}`;
-  const text = `${month} ${day} ${t.year === null ? '' : `${t.year} `}${pad(t.hour, 2)}:${pad(t.minute, 2)}:${pad(t.second, 2)}${t.frac === null ? '' : '.' + t.frac}`;
+  const yearFirst = t.year !== null && t.year.first;
+  const cisco = t.mark !== '' || t.frac !== null || yearFirst;
+  // Zones other than UTC and GMT are only read from a timestamp that is otherwise Cisco's (a `*`/`.` mark, a fraction, the year first).
+  const zone = t.zone !== null && (t.zone === 'UTC' || t.zone === 'GMT' || cisco) ? t.zone : null;
+  const colon = t.colon || zone !== null || yearFirst;
+  const time = `${pad(t.hour, 2)}:${pad(t.minute, 2)}:${pad(t.second, 2)}${t.frac === null ? '' : '.' + t.frac}`;
+  const date = yearFirst ? `${t.year!.value} ${month} ${day}` : `${t.mark}${month} ${day}${t.year === null ? '' : ` ${t.year.value}`}`;
+  const text = `${date} ${time}${zone === null ? '' : ` ${zone}`}${colon ? ':' : ''}`;
   const ms = t.frac === null ? 0 : Number((t.frac + '00').slice(0, 3));
-  return { text, ts: { year: t.year, month: t.month, day: t.day, hour: t.hour, minute: t.minute, second: t.second, ms } };
+  const year = t.year === null ? null : t.year.value;
+  const ts = dateExists(year ?? INFERRED_YEAR, t.month + 1, t.day)
+    ? { year, month: t.month, day: t.day, hour: t.hour, minute: t.minute, second: t.second, ms, utc: zone === 'UTC' || zone === 'GMT' }
+    : RECEIVED;
+  return { text, ts };
 });
 
-const hostChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789.-_'.split(''));
-const appChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-'.split(''));
+const isoTimestamp: fc.Arbitrary<TimestampCase> = fc.tuple(rfc3339, fc.boolean())
+  .map(([text, colon]) => ({ text: colon ? `${text}:` : text, ts: isoDateExists(text) ? text : RECEIVED }));
 
+const hostChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789.-_'.split(''));
+const appChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-%'.split(''));
+const hostname = fc.string({ unit: hostChar, minLength: 1, maxLength: 32 });
+/** An app name the parser takes for one: not all digits (a counter), and not 3-5 capitals where a zone name may stand. */
+const appName = fc.string({ unit: appChar, minLength: 1, maxLength: 24 }).filter((a) => !/^\d+$/.test(a) && !/^[A-Z]{3,5}$/.test(a));
+
+/**
+ * RFC 3164 as devices send it: PRI (or none), spaces after it, Cisco's message
+ * counter and origin, a BSD or ISO timestamp (or, after PRI, none), a hostname
+ * (or none, or Cisco ASA's `host :`), and a TAG in each form: `app:`,
+ * `app[pid]:`, `app[pid]`, `app[pid]:` glued to the message, or the empty `:`.
+ */
 const valid3164: fc.Arbitrary<{ bytes: Buffer; expected: Expected }> = fc.record({
   pri: fc.option(fc.integer({ min: 0, max: 191 })),
-  ts: fc.oneof({ weight: 4, arbitrary: bsdTimestamp }, { weight: 1, arbitrary: rfc3339.map((text) => ({ text, ts: text })) }),
-  hostname: fc.option(fc.string({ unit: hostChar, minLength: 1, maxLength: 32 })),
-  app: fc.string({ unit: appChar, minLength: 1, maxLength: 24 }),
+  spaces: fc.constantFrom('', '', '', ' ', '  '),
+  counter: fc.option(fc.stringMatching(/^[0-9]{0,6}$/)),
+  origin: fc.option(hostname),
+  ts: fc.oneof({ weight: 4, arbitrary: bsdTimestamp }, { weight: 1, arbitrary: isoTimestamp }, { weight: 1, arbitrary: fc.constant(null) }),
+  hostname: fc.option(hostname),
+  asaColon: fc.boolean(),
+  app: appName,
   pid: fc.option(fc.stringMatching(/^[0-9]{1,7}$/)),
-  tagStyle: fc.constantFrom('colon', 'brackets-colon', 'brackets'),
+  tagStyle: fc.constantFrom('colon', 'brackets-colon', 'brackets', 'glued', 'empty'),
   msg: messageText.filter((m) => !m.startsWith('\uFEFF')),
 }).map((m) => {
-  const style = m.pid === null ? 'colon' : m.tagStyle;
-  const tag = style === 'colon' ? `${m.app}:` : style === 'brackets-colon' ? `${m.app}[${m.pid}]:` : `${m.app}[${m.pid}]`;
-  const text = `${m.pri === null ? '' : `<${m.pri}>`}${m.ts.text} ${m.hostname === null ? '' : m.hostname + ' '}${tag} ${m.msg}`;
+  const hasPri = m.pri !== null;
+  // Spaces, the counter and a missing timestamp are only read after PRI; an origin only after a counter and before a timestamp.
+  const counter = hasPri ? m.counter : null;
+  const ts = m.ts ?? (hasPri ? null : { text: 'Oct 11 22:14:15', ts: { year: null, month: 9, day: 11, hour: 22, minute: 14, second: 15, ms: 0, utc: false } });
+  const origin = counter !== null && ts !== null ? m.origin : null;
+  const host = ts === null || origin !== null ? null : m.hostname;
+  // The empty TAG needs a timestamp before it, the bracket forms a pid.
+  const style = m.tagStyle === 'empty' && ts === null ? 'colon' : m.pid === null && m.tagStyle !== 'empty' ? 'colon' : m.tagStyle;
+  // After the empty TAG the message must not read as a TAG itself: a quote opens it.
+  const msg = style === 'empty' ? `"${m.msg}` : m.msg;
+  const tag = style === 'colon' ? `${m.app}: ` : style === 'brackets-colon' ? `${m.app}[${m.pid}]: `
+    : style === 'brackets' ? `${m.app}[${m.pid}] ` : style === 'glued' ? `${m.app}[${m.pid}]:` : ': ';
+  const header = `${hasPri ? `<${m.pri}>${m.spaces}` : ''}${counter === null ? '' : `${counter}: `}${origin === null ? '' : `${origin}: `}`
+    + `${ts === null ? '' : `${ts.text} `}${host === null ? '' : `${host} ${m.asaColon && style !== 'empty' ? ': ' : ''}`}`;
+  const text = header + tag + msg;
+  const hasTag = style !== 'empty';
   return {
     bytes: Buffer.from(text, 'utf8'),
     expected: {
-      ...(m.pri === null ? {} : { facility: m.pri >> 3, severity: m.pri & 7 }),
-      ts: m.ts.ts, hostname: m.hostname === null ? null : nil(m.hostname),
-      app: m.app, procid: style === 'colon' ? null : m.pid, msgid: null, sd: null, msg: cleanMsg(m.msg),
+      ...(hasPri ? { facility: m.pri! >> 3, severity: m.pri! & 7 } : {}),
+      ts: ts === null ? RECEIVED : ts.ts, hostname: nil(origin ?? host ?? '-'),
+      app: hasTag ? m.app : null, procid: hasTag && style !== 'colon' ? m.pid : null, msgid: null, sd: null,
+      msg: style === 'glued' ? cleanMsg(msg).replace(/^ /, '') : cleanMsg(msg),
     },
   };
 });

@@ -60,8 +60,11 @@ test('decode property: Latin-1 decoding of ASCII frames (a BOM dropped or not) m
   const nowMs = new Date(2026, 10, 27, 12, 0, 0).getTime();
   // Syslog-shaped ASCII pieces, with BOMs and other UTF-8 mixed in where the parser drops a BOM and where it does not.
   const piece = fc.oneof(
-    { weight: 6, arbitrary: fc.constantFrom('<13>1 ', '<165>1 ', '<34>', '<999>1 ', '2003-10-11T22:14:15.003Z ', '2026-11-27t10:00:00z ',
-      'Oct 11 22:14:15 ', 'host ', 'app ', 'su[12]: ', '1234 ', 'ID47 ', '- ', '-', ' ', '[id@1 k="v"] ', '[a b="\\]"]', '[x', 'msg text ', '"', '\\', '\t', '\u0000') },
+    { weight: 6, arbitrary: fc.constantFrom('<13>1 ', '<165>1 ', '<34>', '<999>1 ', '2003-10-11T22:14:15.003Z ', '2026-11-27t10:00:00z ', '2003-09-31T22:14:15Z ',
+      'Oct 11 22:14:15 ', 'Feb 29 00:00:00 ', 'host ', 'app ', 'su[12]: ', '1234 ', 'ID47 ', '- ', '-', ' ', '[id@1 k="v"] ', '[a b="\\]"]', '[x', 'msg text ', '"', '\\', '\t', '\u0000') },
+    // The RFC 3164 variants real devices send: Cisco counters, marks, zones and colons, empty and glued TAGs, payloads after the hostname.
+    { weight: 3, arbitrary: fc.constantFrom('<189>', '91: ', ': ', '*', '.', 'Mar  1 18:48:50.483', ' UTC', ' CET', ':', ' : ', 'router1: ', '2023 Oct 11 22:14:15: ',
+      '%SYS-5-CONFIG_I: ', 'root[8539]:', 'xapi: ', '0002:: ', '{"a": ', 'k=v ', '<x/> ') },
     { weight: 3, arbitrary: fc.constantFrom('\uFEFF', '- - \uFEFF', ' \uFEFF') },
     { weight: 1, arbitrary: fc.constantFrom('é', '日本', '\uFFFD') },
     { weight: 2, arbitrary: fc.string({ unit: 'grapheme-ascii', maxLength: 12 }) },

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { LogRecord, type StructuredData } from '../../../src/core/record.js';
 import { parseSyslog } from '../../../src/sources/syslog/parse.js';
-import { expectedSd } from '../../fuzz/syslog-message.js';
+import { expectedSd, isoDateExists } from '../../fuzz/syslog-message.js';
 
 const RECEIVED = '2024-12-01T12:00:00.000Z';
 /** "Now" in the local time zone, so BSD expectations hold whatever TZ is. */
@@ -381,14 +381,195 @@ const cases: Case[] = [
   },
   {
     name: 'BSD timestamp glued to text is not a timestamp',
-    input: '<13>Oct 11 22:14:15: x',
-    expect: { ts: RECEIVED, msg: 'Oct 11 22:14:15: x' },
+    input: '<13>Oct 11 22:14:15x host app: y',
+    expect: { ts: RECEIVED, hostname: null, app: null, msg: 'Oct 11 22:14:15x host app: y' },
+  },
+  {
+    name: 'BSD timestamp with a colon glued to text is not a timestamp',
+    input: '<13>Oct 11 22:14:15:x host app: y',
+    expect: { ts: RECEIVED, hostname: null, app: null, msg: 'Oct 11 22:14:15:x host app: y' },
   },
   {
     name: 'BSD date that does not exist keeps the structure, ts = received',
     input: '<13>Feb 30 22:14:15 host app: x',
     expect: { ts: RECEIVED, hostname: 'host', app: 'app', msg: 'x' },
   },
+  // ---- dates that do not exist are not event times (RFC 5424 and RFC 3164)
+  {
+    name: '5424 September 31st: the structure is kept, ts = received',
+    input: '<101>1 2003-09-31T22:14:15.003Z host app - - - x',
+    expect: { facility: 12, severity: 5, ts: RECEIVED, hostname: 'host', app: 'app', msg: 'x' },
+  },
+  { name: '5424 February 29th of a common year', input: '<13>1 2018-02-29T22:14:15Z h a - - - x', expect: { ts: RECEIVED, hostname: 'h', msg: 'x' } },
+  { name: '5424 February 29th of a leap year', input: '<13>1 2016-02-29T22:14:15Z h a - - - x', expect: { ts: '2016-02-29T22:14:15Z' } },
+  { name: '5424 February 29th of 2000 (divisible by 400)', input: '<13>1 2000-02-29T00:00:00Z h a - - - x', expect: { ts: '2000-02-29T00:00:00Z' } },
+  { name: '5424 February 29th of 1900 (divisible by 100)', input: '<13>1 1900-02-29T00:00:00Z h a - - - x', expect: { ts: RECEIVED, hostname: 'h' } },
+  { name: '5424 February 29th of 2100', input: '<13>1 2100-02-29T00:00:00+01:00 h a - - - x', expect: { ts: RECEIVED } },
+  { name: '5424 February 30th', input: '<13>1 2016-02-30T00:00:00Z h a - - - x', expect: { ts: RECEIVED } },
+  { name: '5424 April, June, November 31st', input: '<13>1 2003-04-31T00:00:00Z h a - - - x', expect: { ts: RECEIVED } },
+  { name: '5424 June 31st', input: '<13>1 2003-06-31T00:00:00Z h a - - - x', expect: { ts: RECEIVED } },
+  { name: '5424 November 31st, lowercase t', input: '<13>1 2003-11-31t00:00:00z h a - - - x', expect: { ts: RECEIVED } },
+  { name: '5424 the 31st of each long month exists', input: '<13>1 2003-08-31T23:59:59Z h a - - - x', expect: { ts: '2003-08-31T23:59:59Z' } },
+  { name: '5424 December 31st with a leap second', input: '<13>1 2016-12-31T23:59:60Z h a - - - x', expect: { ts: '2016-12-31T23:59:60Z' } },
+  {
+    name: '3164 ISO timestamp on a date that does not exist keeps the structure',
+    input: '<13>2003-09-31T22:14:15+02:00 host app[1]: x',
+    expect: { ts: RECEIVED, hostname: 'host', app: 'app', procid: '1', msg: 'x' },
+  },
+  { name: 'BSD Sep 31 with a year', input: '<13>Sep 31 2003 22:14:15 host app: x', expect: { ts: RECEIVED, hostname: 'host', app: 'app', msg: 'x' } },
+  { name: 'BSD Feb 29 of a common year', input: '<13>Feb 29 2023 22:14:15 host app: x', expect: { ts: RECEIVED, hostname: 'host' } },
+  { name: 'BSD Feb 29 of a leap year', input: '<13>Feb 29 2024 22:14:15 host app: x', expect: { ts: local(2024, 2, 29, 22, 14, 15), hostname: 'host' } },
+  { name: 'BSD Feb 29 without a year, received in a leap year', input: '<13>Feb 29 22:14:15 host app: x', expect: { ts: local(2024, 2, 29, 22, 14, 15) } },
+  {
+    name: 'BSD Feb 29 without a year, received in a common year',
+    input: '<13>Feb 29 22:14:15 host app: x',
+    now: new Date(2025, 2, 1, 12).getTime(),
+    expect: { ts: RECEIVED, hostname: 'host', app: 'app', msg: 'x' },
+  },
+  // ---- HOSTNAME and TAG: what is neither
+  {
+    name: 'a lone colon after the timestamp is an empty TAG, not a hostname',
+    input: '<34>Oct 11 22:14:15 : a message',
+    expect: { facility: 4, severity: 2, ts: local(2024, 10, 11, 22, 14, 15), hostname: null, app: null, msg: 'a message' },
+  },
+  { name: 'a lone colon, then a TAG', input: '<34>Oct 11 22:14:15 : su: a message', expect: { hostname: null, app: 'su', msg: 'a message' } },
+  { name: 'a lone colon and nothing else', input: '<34>Oct 11 22:14:15 :', expect: { hostname: null, app: null, msg: '' } },
+  { name: 'a lone colon keeps the indentation after its one SP', input: '<34>Oct 11 22:14:15 :   x', expect: { hostname: null, msg: '  x' } },
+  {
+    name: 'a lone colon after the hostname (Cisco ASA device-id)',
+    input: '<166>Oct 11 2023 22:14:15 asa01 : %ASA-6-302013: Built outbound TCP connection',
+    expect: { ts: local(2023, 10, 11, 22, 14, 15), hostname: 'asa01', app: '%ASA-6-302013', msg: 'Built outbound TCP connection' },
+  },
+  { name: 'a lone colon after the hostname, then text', input: '<13>Oct 11 22:14:15 host : plain text', expect: { hostname: 'host', app: null, msg: 'plain text' } },
+  {
+    name: 'JSON after the hostname is the message, not a TAG',
+    input: '<14>Oct 11 22:14:15 opsaudit {"username": "admin", "action": "login"}',
+    expect: { hostname: 'opsaudit', app: null, procid: null, msg: '{"username": "admin", "action": "login"}' },
+  },
+  {
+    name: 'JSON after a TAG',
+    input: '<14>Oct 11 22:14:15 host audit: {"username": "admin"}',
+    expect: { hostname: 'host', app: 'audit', msg: '{"username": "admin"}' },
+  },
+  {
+    name: 'JSON right after the timestamp is neither hostname nor TAG',
+    input: '<14>Oct 11 22:14:15 {"username": "admin"}',
+    expect: { hostname: null, app: null, msg: '{"username": "admin"}' },
+  },
+  { name: 'a JSON array after the hostname', input: '<14>Oct 11 22:14:15 host [{"a":1}]', expect: { hostname: 'host', app: null, msg: '[{"a":1}]' } },
+  { name: 'a quoted key after the hostname', input: "<14>Oct 11 22:14:15 host 'key': value", expect: { hostname: 'host', app: null, msg: "'key': value" } },
+  { name: 'key=value after the hostname', input: '<14>Oct 11 22:14:15 host user=alice: logged in', expect: { hostname: 'host', app: null, msg: 'user=alice: logged in' } },
+  { name: 'key=value right after the timestamp', input: '<14>Oct 11 22:14:15 user=alice action=login', expect: { hostname: null, app: null, msg: 'user=alice action=login' } },
+  { name: 'XML right after the timestamp', input: '<14>Oct 11 22:14:15 <event id="1"/>', expect: { hostname: null, app: null, msg: '<event id="1"/>' } },
+  {
+    name: 'IPv6-looking hostname ending in ::',
+    input: '<0>Jan 10 01:00:00 0002:: prg0: msgtxt',
+    expect: { facility: 0, severity: 0, ts: local(2024, 1, 10, 1, 0, 0), hostname: '0002::', app: 'prg0', msg: 'msgtxt' },
+  },
+  { name: 'IPv6 hostname ::', input: '<13>Jan 10 01:00:00 :: prg0: x', expect: { hostname: '::', app: 'prg0', msg: 'x' } },
+  { name: 'IPv6 hostname 2001:db8::', input: '<13>Jan 10 01:00:00 2001:db8:: prg0[7]: x', expect: { hostname: '2001:db8::', app: 'prg0', procid: '7', msg: 'x' } },
+  { name: 'IPv6 hostname fe80::1', input: '<13>Jan 10 01:00:00 fe80::1 prg0: x', expect: { hostname: 'fe80::1', app: 'prg0', msg: 'x' } },
+  { name: 'IPv6 hostname ::1 with no TAG', input: '<13>Jan 10 01:00:00 ::1 x y', expect: { hostname: '::1', app: null, msg: 'x y' } },
+  { name: 'a counter is not a TAG', input: '<13>Oct 11 22:14:15 router 82: %SYS-5-CONFIG_I: x', expect: { hostname: 'router', app: null, msg: '82: %SYS-5-CONFIG_I: x' } },
+  { name: 'a token ending in one colon is no hostname', input: '<13>Oct 11 22:14:15 12: x', expect: { hostname: null, app: null, msg: '12: x' } },
+  { name: 'a bare word after the hostname is not a TAG', input: '<13>Oct 11 22:14:15 host app message', expect: { hostname: 'host', app: null, msg: 'app message' } },
+  // ---- space after PRI
+  {
+    name: 'space after PRI, BSD timestamp',
+    input: '<38> Mar  7 19:06:53 example tag: testmessage',
+    expect: { facility: 4, severity: 6, ts: local(2024, 3, 7, 19, 6, 53), hostname: 'example', app: 'tag', msg: 'testmessage' },
+  },
+  {
+    name: 'space after PRI, ISO timestamp',
+    input: '<54> 1970-01-01T00:01:31+00:00 host app: msg',
+    expect: { facility: 6, severity: 6, ts: '1970-01-01T00:01:31+00:00', hostname: 'host', app: 'app', msg: 'msg' },
+  },
+  { name: 'several spaces after PRI', input: '<13>   Oct 11 22:14:15 host app: x', expect: { ts: local(2024, 10, 11, 22, 14, 15), hostname: 'host', msg: 'x' } },
+  { name: 'space after PRI, no header: the text after PRI is kept whole', input: '<13> hello world', expect: { ts: RECEIVED, hostname: null, app: null, msg: ' hello world' } },
+  { name: 'space after PRI is not RFC 5424', input: '<13> 1 - h a - - - x', expect: { ts: RECEIVED, hostname: null, app: null, msg: ' 1 - h a - - - x' } },
+  // ---- Cisco: colon after the timestamp, time zone, clock marks
+  {
+    name: 'colon after the BSD timestamp',
+    input: '<167>Mar 7 19:06:53: example tag: testmessage',
+    expect: { facility: 20, severity: 7, ts: local(2024, 3, 7, 19, 6, 53), hostname: 'example', app: 'tag', msg: 'testmessage' },
+  },
+  {
+    name: 'colon after a BSD timestamp with a year (Cisco PIX/ASA)',
+    input: '<190>Apr 15 2007 21:28:13: %PIX-6-302014: Teardown TCP connection 1 for outside:10.0.0.1/80',
+    expect: {
+      facility: 23, severity: 6, ts: local(2007, 4, 15, 21, 28, 13), hostname: null, app: '%PIX-6-302014',
+      msg: 'Teardown TCP connection 1 for outside:10.0.0.1/80',
+    },
+  },
+  { name: 'colon after the timestamp and nothing else', input: '<13>Oct 11 22:14:15:', expect: { ts: local(2024, 10, 11, 22, 14, 15), msg: '' } },
+  { name: 'colon after an ISO timestamp', input: '<13>2003-10-11T22:14:15Z: host app: x', expect: { ts: '2003-10-11T22:14:15Z', hostname: 'host', app: 'app', msg: 'x' } },
+  {
+    name: 'Cisco IOS: unsynchronised clock, milliseconds, UTC',
+    input: '<189>*Mar  1 18:48:50.483 UTC: %SYS-5-CONFIG_I: Configured from console by vty2 (10.34.195.36)',
+    expect: { ts: new Date(Date.UTC(2024, 2, 1, 18, 48, 50, 483)).toISOString(), hostname: null, app: '%SYS-5-CONFIG_I', msg: 'Configured from console by vty2 (10.34.195.36)' },
+  },
+  {
+    name: 'Cisco IOS: clock that lost NTP, another zone (read as local time)',
+    input: '<189>.Sep  8 14:53:43.301 KST: %LINK-3-UPDOWN: Interface GigabitEthernet1/0/1, changed state to up',
+    expect: { ts: local(2024, 9, 8, 14, 53, 43, 301), hostname: null, app: '%LINK-3-UPDOWN', msg: 'Interface GigabitEthernet1/0/1, changed state to up' },
+  },
+  { name: 'UTC after a plain BSD timestamp', input: '<13>Oct 11 22:14:15 UTC: %SYS-5-X: y', expect: { ts: new Date(Date.UTC(2024, 9, 11, 22, 14, 15)).toISOString(), app: '%SYS-5-X', msg: 'y' } },
+  { name: 'GMT after a plain BSD timestamp', input: '<13>Oct 11 22:14:15 GMT: host x: y', expect: { ts: new Date(Date.UTC(2024, 9, 11, 22, 14, 15)).toISOString(), hostname: 'host', app: 'x', msg: 'y' } },
+  { name: 'capitals after a plain BSD timestamp are a TAG, not a zone', input: '<13>Oct 11 22:14:15 CRON: x', expect: { ts: local(2024, 10, 11, 22, 14, 15), hostname: null, app: 'CRON', msg: 'x' } },
+  { name: 'a lowercase TAG after a Cisco timestamp is not a zone', input: '<13>*Oct 11 22:14:15 kernel: x', expect: { hostname: null, app: 'kernel', msg: 'x' } },
+  { name: 'a zone without the colon is a hostname', input: '<13>Oct 11 22:14:15.5 UTC x', expect: { ts: local(2024, 10, 11, 22, 14, 15, 500), hostname: 'UTC', msg: 'x' } },
+  // ---- TAG glued to the message
+  {
+    name: 'no space after the TAG\'s colon',
+    input: '<13>Feb 13 20:07:26 74794bfb6795 root[8539]:syslog message',
+    expect: { ts: local(2024, 2, 13, 20, 7, 26), hostname: '74794bfb6795', app: 'root', procid: '8539', msg: 'syslog message' },
+  },
+  { name: 'no space after the TAG\'s colon, no hostname', input: '<13>Feb 13 20:07:26 root[8539]:syslog message', expect: { hostname: null, app: 'root', procid: '8539', msg: 'syslog message' } },
+  { name: 'no space after the TAG\'s colon, empty pid', input: '<13>Feb 13 20:07:26 h root[]:x', expect: { hostname: 'h', app: 'root', procid: null, msg: 'x' } },
+  { name: 'app:text without brackets is not a TAG', input: '<13>Feb 13 20:07:26 host app:text more', expect: { hostname: 'host', app: null, msg: 'app:text more' } },
+  { name: 'a URL after the hostname is not a TAG', input: '<13>Feb 13 20:07:26 host http://example.com/ is down', expect: { hostname: 'host', app: null, msg: 'http://example.com/ is down' } },
+  { name: 'app[pid] glued to text other than a colon is not a TAG', input: '<13>Feb 13 20:07:26 host app[1]x y', expect: { hostname: 'host', app: null, msg: 'app[1]x y' } },
+  // ---- TAG without a timestamp
+  { name: 'TAG right after PRI', input: '<27>xapi: [error|xenserver|1] server error', expect: { facility: 3, severity: 3, ts: RECEIVED, hostname: null, app: 'xapi', msg: '[error|xenserver|1] server error' } },
+  { name: 'TAG with pid after PRI and a space', input: '<15> openvpn[2499]: PTHREAD support initialized', expect: { ts: RECEIVED, hostname: null, app: 'openvpn', procid: '2499', msg: 'PTHREAD support initialized' } },
+  { name: 'TAG with pid and no colon after PRI', input: '<13>dnsmasq[12] query from 10.0.0.1', expect: { app: 'dnsmasq', procid: '12', msg: 'query from 10.0.0.1' } },
+  { name: 'Cisco ASA mnemonic right after PRI', input: '<166>%ASA-6-302013: Built inbound TCP connection', expect: { app: '%ASA-6-302013', msg: 'Built inbound TCP connection' } },
+  { name: 'a number and a colon after PRI is not a TAG', input: '<13>42: the answer', expect: { ts: RECEIVED, app: null, msg: '42: the answer' } },
+  { name: 'key=value after PRI is not a TAG (FortiGate)', input: '<189>date=2023-10-11 time=22:14:15 devname="FGT60E"', expect: { app: null, msg: 'date=2023-10-11 time=22:14:15 devname="FGT60E"' } },
+  // ---- Cisco message counter, origin, NX-OS
+  {
+    name: 'Cisco IOS counter, unsynchronised clock, hostname after the timestamp',
+    input: '<0>91: *Oct 07 03:10:04: mydevice.com %CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec\'d IPSEC packet has invalid spi',
+    expect: {
+      facility: 0, severity: 0, ts: local(2024, 10, 7, 3, 10, 4), hostname: 'mydevice.com', app: '%CRYPTO-4-RECVD_PKT_INV_SPI',
+      msg: 'decaps: rec\'d IPSEC packet has invalid spi',
+    },
+  },
+  {
+    name: 'Cisco IOS counter, milliseconds, UTC',
+    input: '<189>1042: Mar  1 18:48:50.483 UTC: %SYS-5-CONFIG_I: Configured from console by admin on vty0',
+    expect: { ts: new Date(Date.UTC(2024, 2, 1, 18, 48, 50, 483)).toISOString(), hostname: null, app: '%SYS-5-CONFIG_I', msg: 'Configured from console by admin on vty0' },
+  },
+  {
+    name: 'Cisco IOS counter and a local zone without milliseconds',
+    input: '<189>1042: Mar  1 18:48:50 CET: %SYS-5-CONFIG_I: x',
+    expect: { ts: local(2024, 3, 1, 18, 48, 50), hostname: null, app: '%SYS-5-CONFIG_I', msg: 'x' },
+  },
+  {
+    name: 'Cisco IOS counter and origin hostname before the timestamp',
+    input: '<189>1042: router1: *Mar  1 18:48:50.483 UTC: %SYS-5-CONFIG_I: x',
+    expect: { ts: new Date(Date.UTC(2024, 2, 1, 18, 48, 50, 483)).toISOString(), hostname: 'router1', app: '%SYS-5-CONFIG_I', msg: 'x' },
+  },
+  { name: 'Cisco IOS counter, no timestamp', input: '<189>89: %SYS-5-CONFIG_I: Configured from console', expect: { ts: RECEIVED, hostname: null, app: '%SYS-5-CONFIG_I', msg: 'Configured from console' } },
+  { name: 'Cisco IOS counter, uptime: kept whole', input: '<189>12: 00:00:46: %LINK-3-UPDOWN: x', expect: { ts: RECEIVED, hostname: null, app: null, msg: '12: 00:00:46: %LINK-3-UPDOWN: x' } },
+  { name: 'a counter followed by text is kept whole', input: '<13>7: hello', expect: { ts: RECEIVED, app: null, msg: '7: hello' } },
+  {
+    name: 'Cisco NX-OS: an empty counter and the year first',
+    input: '<189>: 2023 Oct 11 22:14:15 UTC: %ETHPORT-5-IF_UP: Interface Ethernet1/1 is up',
+    expect: { ts: new Date(Date.UTC(2023, 9, 11, 22, 14, 15)).toISOString(), hostname: null, app: '%ETHPORT-5-IF_UP', msg: 'Interface Ethernet1/1 is up' },
+  },
+  { name: 'NX-OS year-first timestamp with milliseconds and a local zone', input: '<189>: 2023 Oct 11 22:14:15.120 CEST: %X-5-Y: z', expect: { ts: local(2023, 10, 11, 22, 14, 15, 120), app: '%X-5-Y', msg: 'z' } },
+  { name: 'a year-first timestamp without the colon is not one', input: '<189>: 2023 Oct 11 22:14:15 sw1 x', expect: { ts: RECEIVED, app: null, msg: ': 2023 Oct 11 22:14:15 sw1 x' } },
   // ---- year inference
   {
     name: 'Dec/Jan wrap: December message received in early January → previous year',
@@ -618,7 +799,7 @@ describe('parseSyslog properties', () => {
         const rec = parse(text);
         const nil = (v: string) => (v === '-' ? null : v);
         check(rec, {
-          facility: pri >> 3, severity: pri & 7, ts: ts ?? RECEIVED,
+          facility: pri >> 3, severity: pri & 7, ts: ts !== null && isoDateExists(ts) ? ts : RECEIVED,
           hostname: nil(hostname), app: nil(app), procid: nil(procid), msgid: nil(msgid),
           sd: sd === null ? null : expectedSd(sd),
           msg: msg === null ? '' : msg.replace(/[\0\r\n]+$/, '').replace(/^\uFEFF/, ''),
