@@ -250,9 +250,10 @@ test('cluster member: heartbeats the node\'s load; the leader publishes totals, 
   const busy = member('busy', 100);
   const quiet = member('quiet', 10);
 
-  const seen = await waitFor('both members, a leader and its totals, seen by both', () => {
+  // The leader may publish totals before the second member's first heartbeat: wait for totals that count both.
+  const seen = await waitFor('both members, a leader and its totals over both, seen by both', () => {
     const views = [busy.view(), quiet.view()];
-    return views.every((v) => v.members.length === 2 && v.totals !== null && v.leader !== null) ? views : false;
+    return views.every((v) => v.members.length === 2 && v.totals?.members === 2 && v.leader !== null) ? views : false;
   }, 15_000);
   assert.deepEqual(seen[0]!.members.map((m) => [m.id, m.load.connections, m.admin]), [['busy', 100, 'http://127.0.0.1:1'], ['quiet', 10, 'http://127.0.0.1:2']]);
   const leader = seen.find((v) => v.leading)!;
