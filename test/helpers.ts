@@ -151,7 +151,8 @@ export async function requirePostgres(url = POSTGRES_URL): Promise<string | fals
 /**
  * A node config from YAML (the real loader), everything under `dir`, and every
  * listener on port 0 unless the YAML names a port: tests run in parallel and
- * must never fight over a fixed port.
+ * must never fight over a fixed port. The memory governor measures only the
+ * queues (`measure: queues`): the process is the test's as much as the node's.
  */
 export function testConfig(dir: string, yaml = ''): SluiceConfig {
   const doc = (YAML.parse(yaml) ?? {}) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -168,6 +169,9 @@ export function testConfig(dir: string, yaml = ''): SluiceConfig {
   doc.hostmeta.service.port ??= 0;
   doc.admin ??= {};
   doc.admin.port ??= 0;
+  // A node in the test's process: the process's memory is mostly the test's, so only the queues count.
+  doc.memory ??= {};
+  doc.memory.measure ??= 'queues';
   const { config, problems } = parseConfig(YAML.stringify(doc));
   if (!config) throw new Error(`bad test config: ${problems.map((p) => formatProblem(p)).join('; ')}`);
   return config;

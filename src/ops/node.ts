@@ -114,6 +114,7 @@ export class SluiceNode {
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry, tag === null ? '' : `${tag}:`);
     this.telemetry.sessionTotals = () => this.pipeline.sessions.totals();
     this.pipeline.memory.configure(config.memory);
+    if (tag !== null) this.pipeline.memory.processName = tag;
     const { syslogUdp, syslogTcp, syslogTls } = config.sources;
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
     if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogStreamSource(syslogTcp, 'tcp', this.pipeline, this.telemetry));

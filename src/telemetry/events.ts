@@ -266,9 +266,13 @@ export const EVENTS = {
   hostsPruned: { code: 'SLU0951I', level: 'info', text: 'host metadata: hosts unseen for the given time deleted' },
 
   memoryBudget: { code: 'SLU0610I', level: 'info', text: 'memory governor: budget and marks' },
+  memoryBudgetSmall: {
+    code: 'SLU0611W', level: 'warn', text: 'memory budget is small for this many processes: each worker gets the floor heap limit',
+    help: 'The primary derives each worker\'s V8 heap limit from `memory.budget` (budget / (workers + 1)); that came out below the floor (`heap_limit_mib`), so each worker gets the floor and the processes may together need more than the budget at idle (then the node stays past its marks). Raise `memory.budget` or lower `workers`; memory.md gives an idle process\'s cost.',
+  },
   memoryPressureRising: {
     code: 'SLU0612W', level: 'warn', text: 'memory pressure rose past a mark',
-    help: 'What the node holds (`accounted` bytes of sessions, lanes, sink queues and HTTP bodies, or the heap) passed a mark of `memory.budget`. Past the soft mark the heaviest sessions stop reading and acks slow down; past the hard mark new connections and requests are refused. Usually a sink slower than the senders: see `sluice_sink_queued_bytes` and memory.md.',
+    help: 'What the node holds (`accounted` bytes of sessions, lanes, sink queues and HTTP bodies; `node_bytes`, its processes\' resident memory summed; or the heap against V8\'s limit) passed a mark of `memory.budget`. Past the soft mark the heaviest sessions stop reading and acks slow down; past the hard mark new connections and requests are refused. Usually a sink slower than the senders: see `sluice_sink_queued_bytes` and memory.md.',
   },
   memoryPressureFalling: { code: 'SLU0613I', level: 'info', text: 'memory pressure fell back below a mark' },
   memorySessionsPaused: {

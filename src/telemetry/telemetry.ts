@@ -136,6 +136,10 @@ export class Telemetry {
   readonly memoryPressure: Gauge<never>;
   readonly memoryAccountedBytes: Gauge<'component'>;
   readonly memoryPausedSessions: Gauge<never>;
+  readonly memoryHoldingSessions: Gauge<never>;
+  readonly memoryProcessBytes: Gauge<'process'>;
+  readonly memoryNodeBytes: Gauge<never>;
+  readonly memoryBudgetBytes: Gauge<never>;
   readonly connectionCapacity: Gauge<never>;
   readonly sessionsShed: Counter<'protocol'>;
 
@@ -190,9 +194,13 @@ export class Telemetry {
     this.crashLooping = gauge('sluice_crash_loop', '1 while a worker or component is in a crash loop (see supervision.crash_loop_after).', ['component'], 'max');
     this.workersRunning = gauge('sluice_workers_running', 'Worker processes serving (kept by the primary).', []);
     this.memoryState = gauge('sluice_memory_state', 'Memory governor state: 0 normal, 1 soft (heaviest sessions paused), 2 hard (new work refused); the highest of the workers\'.', [], 'max');
-    this.memoryPressure = gauge('sluice_memory_pressure', 'Memory governor pressure: the larger of accounted bytes and heap used, as a fraction of the budget; the highest of the workers\'.', [], 'max');
+    this.memoryPressure = gauge('sluice_memory_pressure', 'Memory governor pressure: the largest of accounted bytes and the node\'s summed RSS as fractions of the budget, and heap used as a fraction of V8\'s heap limit; the highest of the workers\'.', [], 'max');
     this.memoryAccountedBytes = gauge('sluice_memory_accounted_bytes', 'Bytes held, by component (sessions, lanes, sinks, http) and heap_used, at the last sample.', ['component']);
-    this.memoryPausedSessions = gauge('sluice_memory_paused_sessions', 'Sessions the memory governor has paused.', []);
+    this.memoryPausedSessions = gauge('sluice_memory_paused_sessions', 'Open sessions paused for memory (their Memory pause reason set), counted at the governor\'s last sample.', []);
+    this.memoryHoldingSessions = gauge('sluice_memory_holding_sessions', 'Sessions the memory governor holds paused (its own set); equal to sluice_memory_paused_sessions unless something is wrong.', []);
+    this.memoryProcessBytes = gauge('sluice_memory_process_bytes', 'Resident memory (RSS) of each process of the node (`primary`, `w<slot>`, or `node` for a node in one process), sampled by the memory governor.', ['process']);
+    this.memoryNodeBytes = gauge('sluice_memory_node_bytes', 'The node\'s processes\' resident memory summed, as the memory governor last measured it against the budget; the highest of the workers\'.', [], 'max');
+    this.memoryBudgetBytes = gauge('sluice_memory_budget_bytes', 'The memory budget (memory.budget); the same in every process.', [], 'max');
     this.connectionCapacity = gauge('sluice_connection_capacity', 'Stream connections this node can hold: the file-descriptor limit minus a reserve.', []);
     this.sessionsShed = counter('sluice_sessions_shed_total', 'Agent connections asked to reconnect to spread the load (RELP serverclose, HTTP Connection: close), by protocol.', ['protocol']);
     this.clusterMembers = gauge('sluice_cluster_members', 'Members of the cluster this node sees (0: not in cluster mode, or NATS unreachable).', [], 'max');

@@ -11,8 +11,8 @@ import { Telemetry } from '../../src/telemetry/telemetry.js';
 
 const MiB = 1024 ** 2;
 
-function sample(accountedBytes: number, heapUsedBytes = 0): MemorySample {
-  return { components: { sinks: accountedBytes }, accountedBytes, heapUsedBytes, rssBytes: 0 };
+function sample(accountedBytes: number, heapUsedBytes = 0, nodeBytes = 0): MemorySample {
+  return { components: { sinks: accountedBytes }, accountedBytes, heapUsedBytes, rssBytes: nodeBytes, nodeBytes, pausedSessions: 0 };
 }
 
 /** A session whose held bytes the test sets; pause and resume flip its Memory pause reason (`entry.governed`) as the real sessions do. */
@@ -39,11 +39,11 @@ function openSession(registry: SessionRegistry, held: number, bytesRead = 0): He
   return control;
 }
 
-function governor(telemetry = silentTelemetry(), heapLimit = 4096 * MiB): { gov: MemoryGovernor; registry: SessionRegistry } {
+function governor(telemetry = silentTelemetry(), heapLimit = 4096 * MiB, rss = 0): { gov: MemoryGovernor; registry: SessionRegistry } {
   const registry = new SessionRegistry();
-  const processMemory: ProcessMemory = { usage: () => ({ heapUsed: 0, rss: 0 }), heapLimit: () => heapLimit };
+  const processMemory: ProcessMemory = { usage: () => ({ heapUsed: 0, rss }), heapLimit: () => heapLimit };
   const gov = new MemoryGovernor(registry, telemetry, processMemory);
-  gov.configure({ budgetBytes: 100 * MiB, softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 });
+  gov.configure({ budgetBytes: 100 * MiB, measure: 'processes', softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 });
   return { gov, registry };
 }
 
@@ -128,14 +128,42 @@ test('governor: past the soft mark the heaviest sessions pause, idle ones never;
   assert.ok([heavy, busy, medium, light].every((s) => !s.entry.governed));
 });
 
-test('governor: a paused session that closes is forgotten', () => {
+test('governor: a paused session that closes is forgotten at its close, whatever the state', () => {
   const { gov, registry } = governor();
   const heavy = openSession(registry, 5 * MiB);
   gov.evaluate(sample(90 * MiB));
   assert.equal(gov.pausedSessions, 1);
   registry.close(heavy.entry);
-  gov.evaluate(sample(90 * MiB));
+  assert.equal(gov.pausedSessions, 0, 'at the close, not at a later sample');
+  // Below the soft mark nothing is paused (pauseHeaviest does not run): the set was emptied anyway.
+  gov.evaluate(sample(10 * MiB));
+  assert.equal(gov.state, MemoryState.Normal);
   assert.equal(gov.pausedSessions, 0);
+});
+
+test('governor: the node\'s summed process memory counts against the budget (measure: processes)', async () => {
+  const telemetry = silentTelemetry();
+  const { gov, registry } = governor(telemetry, 4096 * MiB, 50 * MiB);
+  const heavy = openSession(registry, MiB);
+  gov.evaluate(gov.sample());
+  assert.equal(gov.state, MemoryState.Normal, '50 MiB of 100: normal');
+  gov.setOtherProcesses(35 * MiB);
+  const measured = gov.sample();
+  assert.equal(measured.nodeBytes, 85 * MiB, 'this process\'s RSS and the others\' reported');
+  gov.evaluate(measured);
+  assert.equal(gov.state, MemoryState.Soft, 'the processes together are past the soft mark, though the queues hold 1 MiB');
+  assert.equal(heavy.entry.governed, true);
+  assert.equal(await telemetry.value('sluice_memory_node_bytes'), 85 * MiB);
+  assert.equal(await telemetry.value('sluice_memory_process_bytes', { process: 'node' }), 50 * MiB);
+  assert.equal(await telemetry.value('sluice_memory_holding_sessions'), 1);
+  gov.setOtherProcesses(0);
+  gov.evaluate(gov.sample());
+  assert.equal(gov.state, MemoryState.Normal, 'the others gave their memory back: normal again');
+  // measure: queues leaves the processes out.
+  gov.configure({ ...gov.settings, measure: 'queues' });
+  gov.setOtherProcesses(500 * MiB);
+  gov.evaluate(gov.sample());
+  assert.equal(gov.state, MemoryState.Normal);
 });
 
 test('governor: fd capacity refuses connections past it', () => {

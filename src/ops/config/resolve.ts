@@ -194,6 +194,7 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
     shutdownTimeoutMs: duration(c.shutdown_timeout),
     memory: {
       budgetBytes: size(c.memory.budget),
+      measure: c.memory.measure,
       softMark: c.memory.soft_mark,
       hardMark: c.memory.hard_mark,
       hysteresis: c.memory.hysteresis,

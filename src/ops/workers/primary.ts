@@ -27,7 +27,7 @@ import { supervisionEvents, supervisorPolicy } from '../supervision.js';
 import { Telemetry } from '../../telemetry/telemetry.js';
 import { VERSION } from '../../telemetry/version.js';
 import { startHostmetaService, type RunningHostmetaService } from '../../services/hostmeta/server.js';
-import { isSluiceMessage, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
+import { isSluiceMessage, MEMORY_REPORT_MS, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
 
 /** How long a control call to one worker may take before it counts as unanswered. */
 export const CALL_TIMEOUT_MS = 5000;
@@ -35,6 +35,23 @@ export const CALL_TIMEOUT_MS = 5000;
 const RETIRE_GRACE_MS = 5000;
 /** How long a replacement worker may take to be ready during a rolling restart. */
 const REPLACEMENT_READY_TIMEOUT_MS = 60_000;
+/**
+ * The least V8 heap limit a worker gets, whatever the budget: an idle worker
+ * uses some 30 MiB of heap, and a limit too close to that would have V8
+ * collecting without pause (or failing) under the first load.
+ */
+export const WORKER_HEAP_FLOOR_MIB = 96;
+
+/**
+ * Each worker's V8 heap limit (`--max-old-space-size`, MiB), derived from
+ * memory.budget: the budget shared by the workers and the primary, and not
+ * below the floor. The governor measures each heap against its limit, so a
+ * worker's heap reaches its marks before the node's processes together pass
+ * the budget.
+ */
+export function workerHeapLimitMiB(config: SluiceConfig): number {
+  return Math.max(WORKER_HEAP_FLOOR_MIB, Math.floor(config.memory.budgetBytes / (workerCount(config) + 1) / 1024 ** 2));
+}
 
 export interface ReloadOutcome {
   accepted: boolean;
@@ -58,6 +75,8 @@ export class WorkerProcess {
   /** When it must have drained by (set with `draining`). */
   drainDeadline = 0;
   private greeted = false;
+  /** Its resident memory, as it last reported it (0 until then). */
+  rssBytes = 0;
 
   constructor(readonly id: number, readonly worker: Worker, onTail: (subscription: number, line: string) => void) {
     let ready: (a: NodeAddresses) => void = () => undefined;
@@ -97,6 +116,8 @@ export class WorkerProcess {
         else call.reject(new Error(m.message));
       } else if (m.sluice === 'tail') {
         onTail(m.subscription, m.line);
+      } else if (m.sluice === 'memory') {
+        this.rssBytes = m.rssBytes;
       }
     });
     // A worker that dies mid-send must not take the primary down with an EPIPE.
@@ -158,6 +179,7 @@ export class Primary {
   private readonly tailListeners = new Map<number, (line: string) => void>();
   /** Called with each worker once it is ready (WorkersControl subscribes open tails). */
   readonly onWorkerReady = new Set<(worker: WorkerProcess) => void>();
+  private memoryReports: NodeJS.Timeout | null = null;
 
   constructor(public config: SluiceConfig, private readonly options: PrimaryOptions) {
     this.telemetry = new Telemetry(options.logger);
@@ -184,6 +206,8 @@ export class Primary {
       args: [],
     });
     if (this.stopping !== null) return;
+    this.memoryReports = setInterval(this.reportMemory, MEMORY_REPORT_MS);
+    this.memoryReports.unref();
     const first: Promise<unknown>[] = [];
     for (let id = 1; id <= workerCount(this.config); id++) first.push(this.addSlot(id).catch(() => undefined));
     await Promise.all(first);
@@ -217,7 +241,26 @@ export class Primary {
     return firstWorker.then((w) => w.ready);
   }
 
+  /**
+   * Every worker learns the resident memory of the node's other processes (the
+   * primary's and the other workers'), so its governor weighs the node as a whole.
+   */
+  private readonly reportMemory = (): void => {
+    const own = process.memoryUsage.rss();
+    this.telemetry.memoryProcessBytes.set({ process: 'primary' }, own);
+    let total = own;
+    for (const w of this.workers.values()) total += w.rssBytes;
+    for (const w of this.workers.values()) w.send({ sluice: 'memory', othersBytes: total - w.rssBytes });
+  };
+
   private fork(id: number): WorkerProcess {
+    // The heap limit follows the budget of the configuration this worker runs (a reload may change it).
+    const heapLimit = workerHeapLimitMiB(this.config);
+    if (heapLimit * 1024 ** 2 * (workerCount(this.config) + 1) > this.config.memory.budgetBytes) {
+      this.telemetry.emit('memoryBudgetSmall', { budget_bytes: this.config.memory.budgetBytes, workers: workerCount(this.config), heap_limit_mib: heapLimit });
+    }
+    const execArgv = [...process.execArgv.filter((arg) => !arg.startsWith('--max-old-space-size')), `--max-old-space-size=${heapLimit}`];
+    cluster.setupPrimary({ execArgv });
     const worker = cluster.fork({ [WORKER_ID_ENV]: String(id) });
     const proc = new WorkerProcess(id, worker, (subscription, line) => this.tailListeners.get(subscription)?.(line));
     this.workers.set(id, proc);
@@ -397,6 +440,7 @@ export class Primary {
       complete = (await Promise.all(clean)).every(Boolean);
     }
     await this.supervisor.stopAll();
+    if (this.memoryReports !== null) clearInterval(this.memoryReports);
     if (this.hostmeta !== null && !(await settlesBefore(this.hostmeta.close(), Math.max(deadline, Date.now() + 1000)))) complete = false;
     this.telemetry.emit('primaryStopped', { complete });
     return complete;

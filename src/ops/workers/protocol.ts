@@ -11,7 +11,9 @@ export type ToWorker =
   | { sluice: 'start'; config: SluiceConfig }
   /** Stop accepting, drain, flush, exit (0 when everything was flushed by `deadline`). */
   | { sluice: 'drain'; deadline: number }
-  | { sluice: 'call'; id: number; method: string; args: unknown[] };
+  | { sluice: 'call'; id: number; method: string; args: unknown[] }
+  /** The resident memory of the node's other processes (the primary and the other workers), summed: the memory governor's node total. */
+  | { sluice: 'memory'; othersBytes: number };
 
 /** Worker → primary. */
 export type FromWorker =
@@ -21,7 +23,12 @@ export type FromWorker =
   | { sluice: 'failed'; error: string }
   | { sluice: 'result'; id: number; value: unknown }
   | { sluice: 'error'; id: number; message: string }
-  | { sluice: 'tail'; subscription: number; line: string };
+  | { sluice: 'tail'; subscription: number; line: string }
+  /** This worker's resident memory, every MEMORY_REPORT_MS. */
+  | { sluice: 'memory'; rssBytes: number };
+
+/** How often each process of a node tells the others its memory (worker → primary → workers). */
+export const MEMORY_REPORT_MS = 250;
 
 /** The environment variable a worker reads its slot from. */
 export const WORKER_ID_ENV = 'SLUICE_WORKER_ID';

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { SluiceNode } from '../node.js';
 import type { NodeControl } from '../control.js';
 import { LocalControl } from '../admin/local-control.js';
-import { isSluiceMessage, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
+import { isSluiceMessage, MEMORY_REPORT_MS, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
 
 function send(message: FromWorker): void {
   process.send?.(message);
@@ -60,6 +60,8 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
       await exit(1);
     }
     send({ sluice: 'ready', addresses: node.addresses() });
+    // The primary sums every process's memory for the governors (see core/memory.ts).
+    setInterval(() => send({ sluice: 'memory', rssBytes: process.memoryUsage.rss() }), MEMORY_REPORT_MS).unref();
   };
 
   const call = async (message: Extract<ToWorker, { sluice: 'call' }>): Promise<void> => {
@@ -90,6 +92,7 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
     if (m.sluice === 'start') void start(m);
     else if (m.sluice === 'drain') void drain(m.deadline);
     else if (m.sluice === 'call') void call(m);
+    else if (m.sluice === 'memory') node?.pipeline.memory.setOtherProcesses(m.othersBytes);
   });
   send({ sluice: 'hello' });
   process.on('SIGINT', () => undefined);

@@ -72,7 +72,7 @@ const DEFAULTS: SluiceConfig = {
     },
   ],
   shutdownTimeoutMs: 10_000,
-  memory: { budgetBytes: 512 * 1024 ** 2, softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 },
+  memory: { budgetBytes: 512 * 1024 ** 2, measure: 'processes', softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 },
   hostmeta: {
     service: {
       enabled: true, address: '127.0.0.1', port: 8090, dataDir: './data', postgresUrl: null, postgresSchema: 'sluice_hostmeta',
@@ -298,8 +298,9 @@ describe('unknown keys', () => {
 
 describe('values', () => {
   it('memory: a budget in human units, marks as fractions, soft below hard', () => {
-    const memory = ok('memory:\n  budget: 2GiB\n  soft_mark: 0.7\n  hard_mark: 0.9\n  sample_interval: 250ms\n').memory;
-    assert.deepEqual(memory, { budgetBytes: 2 * 1024 ** 3, softMark: 0.7, hardMark: 0.9, hysteresis: 0.05, sampleIntervalMs: 250 });
+    const memory = ok('memory:\n  budget: 2GiB\n  measure: queues\n  soft_mark: 0.7\n  hard_mark: 0.9\n  sample_interval: 250ms\n').memory;
+    assert.deepEqual(memory, { budgetBytes: 2 * 1024 ** 3, measure: 'queues', softMark: 0.7, hardMark: 0.9, hysteresis: 0.05, sampleIntervalMs: 250 });
+    assert.equal(one('memory:\n  measure: heap\n').path, 'memory.measure');
     assert.deepEqual(brief(one('memory:\n  soft_mark: 0.9\n  hard_mark: 0.9\n')), {
       path: 'memory.soft_mark', value: 0.9, expected: 'a fraction below hard_mark (0.9)',
     });
