@@ -125,6 +125,7 @@ export class Telemetry {
 
   /** Each sink's queues, by sink name, for sluice_sink_queued_bytes and sluice_tenant_queued_bytes. */
   private readonly sinkQueues = new Map<string, QueueSource>();
+  private readonly handshakeSources = new Map<string, () => { handshaking: number; waiting: number }>();
 
   /** Tenants that get a series of their own; the rest share `other` (see tenantLabel). */
   private readonly tenantSeries = new Set<string>();
@@ -170,6 +171,18 @@ export class Telemetry {
     this.httpRefusals = counter('sluice_http_refused_requests_total', 'HTTP ingest requests answered with an error, by status.', ['status']);
     this.tenantThrottled = counter('sluice_tenant_throttled_total', 'Times a session paused reading because its tenant was over its rate limit.', ['source', 'tenant']);
     const sinkQueues = this.sinkQueues;
+    const handshakeSources = this.handshakeSources;
+    new Gauge({
+      name: 'sluice_tls_handshakes', help: 'TLS connections not yet through their handshake, by state: `handshaking` (at most max_handshakes), `waiting` (a plain socket: no ClientHello yet, or waiting for a slot).',
+      labelNames: ['source', 'state'], registers,
+      collect(this: Gauge<'source' | 'state'>) {
+        for (const [source, counts] of handshakeSources) {
+          const now = counts();
+          this.set({ source, state: 'handshaking' }, now.handshaking);
+          this.set({ source, state: 'waiting' }, now.waiting);
+        }
+      },
+    });
     this.sinkQueuedBytes = new Gauge({
       name: 'sluice_sink_queued_bytes', help: 'Bytes accepted by a sink and not yet delivered.', labelNames: ['sink'], registers,
       collect(this: Gauge<'sink'>) {
@@ -278,6 +291,11 @@ export class Telemetry {
   /** Report `queues` as sink `sink`'s (replacing what a sink of that name reported before). */
   watchSinkQueues(sink: string, queues: QueueSource): void {
     this.sinkQueues.set(sink, queues);
+  }
+
+  /** A TLS listener's handshakes, read at scrape time (sluice_tls_handshakes). */
+  watchHandshakes(source: string, counts: () => { handshaking: number; waiting: number }): void {
+    this.handshakeSources.set(source, counts);
   }
 
   /** Give each of the first `max` of these tenants a series of its own (the node calls it once, at construction). */

@@ -86,6 +86,8 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         clientCaFile: tls.client_ca,
         clientCertificates: tls.client_certificates,
         ...streamConnection(tls),
+        maxHandshakes: tls.max_handshakes,
+        handshakeTimeoutMs: Math.max(100, duration(tls.handshake_timeout)),
       },
       relp: {
         enabled: c.sources.relp.enabled,

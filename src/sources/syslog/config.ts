@@ -3,8 +3,9 @@
  * default applied, durations in milliseconds, sizes in bytes.
  */
 import { Type } from '@sinclair/typebox';
-import { address, optionalPath, port, section, size } from '../../core/config-schema.js';
+import { address, duration, optionalPath, port, section, size } from '../../core/config-schema.js';
 import { connectionBoundProperties, type ConnectionBounds } from '../connection-guard.js';
+import { DEFAULT_HANDSHAKE_BOUNDS, type HandshakeBounds } from './tls-handshakes.js';
 
 export interface SyslogUdpSourceConfig {
   enabled: boolean;
@@ -22,7 +23,7 @@ export interface SyslogTcpSourceConfig extends ConnectionBounds {
   maxFrameBytes: number;
 }
 
-export interface SyslogTlsSourceConfig extends ConnectionBounds {
+export interface SyslogTlsSourceConfig extends ConnectionBounds, HandshakeBounds {
   /** True when a certificate and key are configured. */
   enabled: boolean;
   address: string;
@@ -82,6 +83,11 @@ export const SyslogTlsSchema = section(
       default: 'none',
     }),
     ...streamConnectionProperties(),
+    max_handshakes: Type.Integer({
+      description: 'TLS handshakes in progress at once on this listener; a client that has sent its ClientHello past it waits (a plain socket, no TLS state) for a slot. A connection is wrapped in TLS only once its first bytes arrive, so a silent client costs no TLS state at all. See security.md.',
+      default: DEFAULT_HANDSHAKE_BOUNDS.maxHandshakes, minimum: 1,
+    }),
+    handshake_timeout: duration(DEFAULT_HANDSHAKE_BOUNDS.handshakeTimeoutMs, 'A connection not through its TLS handshake this long after it was accepted is closed and counted (`handshake_timeout`), silent or slow. From 100ms.'),
   },
   'Syslog over TLS (RFC 5425).',
 );

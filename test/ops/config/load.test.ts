@@ -47,6 +47,7 @@ const DEFAULTS: SluiceConfig = {
     syslogTls: {
       enabled: false, address: '127.0.0.1', port: 6514, certificateFile: null, keyFile: null, clientCaFile: null,
       clientCertificates: 'none', maxFrameBytes: 64 * 1024, maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000,
+      maxHandshakes: 512, handshakeTimeoutMs: 10_000,
     },
     relp: {
       enabled: true, address: '127.0.0.1', port: 2514, maxFrameBytes: 128 * 1024, window: 128, drainTimeoutMs: 2000,
