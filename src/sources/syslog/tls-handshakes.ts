@@ -79,6 +79,8 @@ export class TlsHandshakes {
       onSecure(socket);
     });
     this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+      // node:tls leaves a socket whose handshake failed or timed out open: closing it is the listener's job.
+      socket.destroy();
       // Not ours any more (the sweep closed it, or stop()): already counted.
       if (!this.finished(socket)) return;
       const peer = normalizeAddress(socket.remoteAddress ?? '');
