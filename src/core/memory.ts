@@ -95,12 +95,29 @@ export interface ProcessMemory {
   usage(): { heapUsed: number; rss: number };
   /** V8's heap limit. */
   heapLimit(): number;
+  /** A full garbage collection now, where the process allows it (workers run with --expose-gc); false where not. */
+  collectGarbage(): boolean;
 }
 
 export const PROCESS_MEMORY: ProcessMemory = {
   usage: () => process.memoryUsage(),
   heapLimit: () => getHeapStatistics().heap_size_limit,
+  collectGarbage: () => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc === undefined) return false;
+    gc();
+    return true;
+  },
 };
+
+/**
+ * Past a mark, how often the governor has V8 collect in full (where it can).
+ * What closed sessions and drained queues left behind is garbage V8 may not
+ * collect for many seconds when little is allocated (a big buffer's wrapper
+ * is small), and until then it counts as pressure: the node would stay past
+ * its mark, holding sessions, after the cause has gone.
+ */
+export const SETTLE_COLLECT_INTERVAL_MS = 1000;
 
 /** The fraction of the sessions still reading that is paused at each sample at the soft mark, and of the paused ones resumed at each sample back at normal. */
 const PAUSE_FRACTION = 0.25;
@@ -125,6 +142,8 @@ export class MemoryGovernor {
   processName = 'node';
   private heapLimit = 0;
   private lastSample: MemorySample | null = null;
+  /** When the governor last had V8 collect (see SETTLE_COLLECT_INTERVAL_MS). */
+  private lastCollectAt = 0;
   /** Answers waiting for pressure to fall back to normal (see whenRelieved). */
   private readonly reliefWaiters = new Set<() => void>();
 
@@ -198,7 +217,16 @@ export class MemoryGovernor {
 
   private readonly tick = (): void => {
     this.evaluate(this.sample());
+    if (this.state !== MemoryState.Normal) this.settle();
   };
+
+  /** Past a mark: collect the garbage now and then, so the next samples measure what is live. */
+  private settle(): void {
+    const now = Date.now();
+    if (now - this.lastCollectAt < SETTLE_COLLECT_INTERVAL_MS) return;
+    this.lastCollectAt = now;
+    this.processMemory.collectGarbage();
+  }
 
   /** Measure every accountant, the sessions and the heap. */
   sample(): MemorySample {

@@ -41,7 +41,7 @@ function openSession(registry: SessionRegistry, held: number, bytesRead = 0): He
 
 function governor(telemetry = silentTelemetry(), heapLimit = 4096 * MiB, rss = 0): { gov: MemoryGovernor; registry: SessionRegistry } {
   const registry = new SessionRegistry();
-  const processMemory: ProcessMemory = { usage: () => ({ heapUsed: 0, rss }), heapLimit: () => heapLimit };
+  const processMemory: ProcessMemory = { usage: () => ({ heapUsed: 0, rss }), heapLimit: () => heapLimit, collectGarbage: () => false };
   const gov = new MemoryGovernor(registry, telemetry, processMemory);
   gov.configure({ budgetBytes: 100 * MiB, measure: 'processes', softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 });
   return { gov, registry };

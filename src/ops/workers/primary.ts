@@ -259,7 +259,8 @@ export class Primary {
     if (heapLimit * 1024 ** 2 * (workerCount(this.config) + 1) > this.config.memory.budgetBytes) {
       this.telemetry.emit('memoryBudgetSmall', { budget_bytes: this.config.memory.budgetBytes, workers: workerCount(this.config), heap_limit_mib: heapLimit });
     }
-    const execArgv = [...process.execArgv.filter((arg) => !arg.startsWith('--max-old-space-size')), `--max-old-space-size=${heapLimit}`];
+    // --expose-gc: past a mark the governor has V8 collect what closed sessions left (core/memory.ts settle).
+    const execArgv = [...process.execArgv.filter((arg) => !arg.startsWith('--max-old-space-size') && arg !== '--expose-gc'), `--max-old-space-size=${heapLimit}`, '--expose-gc'];
     cluster.setupPrimary({ execArgv });
     const worker = cluster.fork({ [WORKER_ID_ENV]: String(id) });
     const proc = new WorkerProcess(id, worker, (subscription, line) => this.tailListeners.get(subscription)?.(line));
