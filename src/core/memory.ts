@@ -119,6 +119,16 @@ export const PROCESS_MEMORY: ProcessMemory = {
  */
 export const SETTLE_COLLECT_INTERVAL_MS = 1000;
 
+/**
+ * Past a mark, how often the sessions held longest (a quarter, at least one)
+ * are let read again until the next sample. A held socket is not read, so
+ * the node would not see its agent leave (the end of stream waits behind
+ * the data still in the kernel): without this a node held past its mark by
+ * the memory of sessions whose agents had gone would never get it back.
+ * One that still weighs most is held again at the next sample.
+ */
+export const HOLD_ROTATION_MS = 1000;
+
 /** The fraction of the sessions still reading that is paused at each sample at the soft mark, and of the paused ones resumed at each sample back at normal. */
 const PAUSE_FRACTION = 0.25;
 
@@ -142,6 +152,8 @@ export class MemoryGovernor {
   processName = 'node';
   private heapLimit = 0;
   private lastSample: MemorySample | null = null;
+  /** When held sessions were last let read (see HOLD_ROTATION_MS). */
+  private lastRotationAt = 0;
   /** When the governor last had V8 collect (see SETTLE_COLLECT_INTERVAL_MS). */
   private lastCollectAt = 0;
   /** Answers waiting for pressure to fall back to normal (see whenRelieved). */
@@ -251,8 +263,8 @@ export class MemoryGovernor {
     };
   }
 
-  /** Decide the state from one sample, then pause or resume sessions. */
-  evaluate(sample: MemorySample): void {
+  /** Decide the state from one sample (taken at `now`), then pause or resume sessions. */
+  evaluate(sample: MemorySample, now = Date.now()): void {
     this.lastSample = sample;
     const { budgetBytes, softMark, hardMark, hysteresis, measure } = this.config;
     const heapLimit = this.heapLimit > 0 ? this.heapLimit : this.processMemory.heapLimit();
@@ -272,8 +284,16 @@ export class MemoryGovernor {
     if (this.state === MemoryState.Normal) {
       this.resumeSome();
       this.relieve();
-    } else if (this.pressure >= softMark || this.state === MemoryState.Hard) this.pauseHeaviest(this.state === MemoryState.Hard);
-    // else: soft, inside the hysteresis band: the paused stay paused, nobody new is.
+    } else {
+      if (previous === MemoryState.Normal) this.lastRotationAt = now;
+      // Inside the hysteresis band below the soft mark nobody new is paused.
+      if (this.pressure >= softMark || this.state === MemoryState.Hard) this.pauseHeaviest(this.state === MemoryState.Hard);
+      // After pausing: those let go read until the next sample weighs them again.
+      if (now - this.lastRotationAt >= HOLD_ROTATION_MS) {
+        this.lastRotationAt = now;
+        this.resumeSome();
+      }
+    }
     this.publish(sample);
   }
 
@@ -337,9 +357,10 @@ export class MemoryGovernor {
   }
 
   /**
-   * Back to normal: resume the sessions paused longest, a quarter (at least
-   * one) per sample, so their agents' backlogs (their socket buffers, megabytes
-   * each) do not all arrive at once and push the node straight back up.
+   * Resume the sessions paused longest, a quarter (at least one). Back at
+   * normal once per sample, so their agents' backlogs (their socket buffers,
+   * megabytes each) do not all arrive at once and push the node straight back
+   * up; past a mark once per HOLD_ROTATION_MS.
    */
   private resumeSome(): void {
     if (this.governed.size === 0) return;

@@ -166,6 +166,32 @@ test('governor: the node\'s summed process memory counts against the budget (mea
   assert.equal(gov.state, MemoryState.Normal);
 });
 
+test('governor: past a mark, the sessions held longest are let read again once a second; the heaviest is held again', () => {
+  const { gov, registry } = governor();
+  const first = openSession(registry, 5 * MiB);
+  const second = openSession(registry, 4 * MiB);
+  const t0 = 1_000_000;
+  gov.evaluate(sample(85 * MiB), t0);
+  gov.evaluate(sample(85 * MiB), t0 + 100);
+  assert.deepEqual([first, second].map((s) => s.entry.governed), [true, true]);
+  gov.evaluate(sample(85 * MiB), t0 + 500);
+  assert.equal(gov.pausedSessions, 2, 'within the second nobody is let go');
+  gov.evaluate(sample(85 * MiB), t0 + 1000);
+  assert.deepEqual([first, second].map((s) => s.entry.governed), [false, true], 'the one held longest reads until the next sample');
+  first.entry.bytes += MiB; // it read: it weighs most now
+  gov.evaluate(sample(86 * MiB), t0 + 1100);
+  assert.deepEqual([first, second].map((s) => s.entry.governed), [true, true], 'still the heaviest: held again');
+  // A held session whose agent has gone is seen to close once it reads: the registry forgets it, and so does the governor.
+  gov.evaluate(sample(85 * MiB), t0 + 2100);
+  assert.equal(second.entry.governed, false);
+  registry.close(second.entry);
+  assert.equal(gov.pausedSessions, 1);
+  // In the hysteresis band nobody new is paused, and the rest are let go in turn.
+  gov.evaluate(sample(77 * MiB), t0 + 3100);
+  assert.equal(gov.state, MemoryState.Soft);
+  assert.equal(gov.pausedSessions, 0);
+});
+
 test('governor: fd capacity refuses connections past it', () => {
   const { gov, registry } = governor();
   gov.connectionCapacity = 2;

@@ -163,7 +163,7 @@ test('memory governor: RELP agents that never read their answers are paused by t
   // Once the kernel's buffers are full of answers, the node's own socket holds them past its high-water
   // mark (16 KiB) and the node stops reading the session: each agent waits for a 'drain' that does not come.
   await waitFor('every session holding answers, every agent blocked', async () => {
-    const sessions = await (await fetch(`${admin}api/sessions`)).json() as { queuedBytes: number }[];
+    const { sessions } = await (await fetch(`${admin}api/sessions`)).json() as { sessions: { queuedBytes: number }[] };
     return sessions.length === 8 && sessions.every((s) => s.queuedBytes >= 16 * 1024) && agents.every((a) => a.writableNeedDrain);
   }, 60_000);
   const read = await scrapeMetric(admin, 'sluice_source_received_records_total', { source: 'relp' });
