@@ -65,7 +65,8 @@ export async function adminUrl(node: RunningNode): Promise<string> {
 
 /** A metric of the node's /metrics, summed over the series whose labels include `labels`. */
 export async function scrapeMetric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${url}metrics`)).text();
+  // A kept-alive connection the server closed at that moment fails once: ask again on a new one.
+  const text = await fetch(`${url}metrics`).catch(() => fetch(`${url}metrics`, { headers: { connection: 'close' } })).then((res) => res.text());
   let sum = 0;
   for (const line of text.split('\n')) {
     const match = /^([a-z_:]+)(?:\{(.*)\})? (\S+)$/.exec(line);
