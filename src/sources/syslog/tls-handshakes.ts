@@ -34,6 +34,8 @@ export interface HandshakeBounds {
 export const DEFAULT_HANDSHAKE_BOUNDS: Readonly<HandshakeBounds> = Object.freeze({ maxHandshakes: 512, handshakeTimeoutMs: 10_000 });
 
 const SWEEP_INTERVAL_MS = 500;
+/** The tls.Server event by which a socket accepted elsewhere is handed to it (node:tls documents emitting it). */
+const HAND_TO_TLS = 'connection';
 
 /** The handshakes a socket belongs to: its events go to shared functions rather than closures per connection. */
 const HANDSHAKES = Symbol('handshakes');
@@ -71,7 +73,7 @@ export class TlsHandshakes {
     private readonly telemetry: Telemetry,
     onSecure: (socket: tls.TLSSocket) => void,
   ) {
-    // Never listens: connections reach it through emit('connection') once they have sent something.
+    // Never listens: connections are handed to it (HAND_TO_TLS) once they have sent something.
     // Its own handshake timer (from the wrap) is the same length as ours (from the accept), so ours fires first.
     this.server = tls.createServer({ ...options, handshakeTimeout: bounds.handshakeTimeoutMs });
     this.server.on('secureConnection', (socket: tls.TLSSocket) => {
@@ -144,7 +146,7 @@ export class TlsHandshakes {
 
   private wrap(socket: net.Socket): void {
     this.handshaking.add(socket);
-    this.server.emit('connection', socket);
+    this.server.emit(HAND_TO_TLS, socket);
   }
 
   /** A handshake ended (through or failed): true if it was one of ours; its slot goes to the next waiting. */
