@@ -370,8 +370,9 @@ action(type="omrelp" target="127.0.0.1" port="${port}" template="RSYSLOG_SyslogP
     const recs = readTenantRecords(logs, 'default').filter((r) => r.app === 'viarelp');
     return recs.length >= count ? recs : undefined;
   }, 20_000);
-  // Let any duplicate (a resend after a reconnect) arrive before counting.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // rsyslog forwards in order, resends first: once a last line is stored, any duplicate would have been too.
+  send('viarelp-end', 'after the numbered ones');
+  await waitFor('the last line', () => readTenantRecords(logs, 'default').some((r) => r.app === 'viarelp-end'), 20_000);
   const final = readTenantRecords(logs, 'default').filter((r) => r.app === 'viarelp');
   assert.equal(final.length, count, 'no duplicates');
   assert.deepEqual(new Set(numbered.map((r) => r.msg)), new Set(Array.from({ length: count }, (_, i) => `numbered ${i}`)));
@@ -390,7 +391,8 @@ action(type="omrelp" target="127.0.0.1" port="${port}" template="RSYSLOG_SyslogP
   for (let i = count; i < 2 * count; i++) send('viarelp', `numbered ${i}`);
   // rsyslog notices the closed session when it next sends, suspends the action and reconnects (about a second).
   await waitFor('records after the reconnect', () => readTenantRecords(logs, 'default').filter((r) => r.app === 'viarelp').length >= 2 * count, 30_000);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  send('viarelp-end', 'after the reconnect');
+  await waitFor('the last line after the reconnect', () => readTenantRecords(logs, 'default').filter((r) => r.app === 'viarelp-end').length === 2, 30_000);
   const all = readTenantRecords(logs, 'default').filter((r) => r.app === 'viarelp');
   assert.equal(all.length, 2 * count, 'no duplicates across the reconnect');
   assert.equal(new Set(all.map((r) => r.msg)).size, 2 * count);

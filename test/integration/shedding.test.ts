@@ -11,7 +11,7 @@ import { LocalControl } from '../../src/ops/admin/local-control.js';
 import { RECONNECT_CLOSE_GRACE_MS } from '../../src/sources/relp/session.js';
 import { closed, connect, readTenantRecords, startTestNode, tempDir, waitFor } from '../helpers.js';
 import { OPEN_OFFERS, RelpTestClient } from '../relp-client.js';
-import { rsyslogRelayMissing, startRsyslogRelay } from '../rsyslog-relay.js';
+import { FEED_END, rsyslogRelayMissing, startRsyslogRelay } from '../rsyslog-relay.js';
 import { ADMIN_TOKEN, ACME_TOKEN, call, startAdminFixture, TWO_TENANTS } from '../ops/admin/admin-helpers.js';
 
 const syslogMessage = (msg: string): string => `<13>1 2026-11-27T14:20:00.000Z web-1 app - - - ${msg}`;
@@ -154,7 +154,7 @@ test('shedding: the real rsyslog, asked to reconnect mid-stream, reconnects and 
     const seqs = delivered();
     return new Set(seqs).size >= total ? seqs : undefined;
   }, 60_000);
-  await pause(300);
+  await waitFor('the line after the feed', () => readTenantRecords(logs, 'default').some((r) => r.msg === FEED_END), 30_000);
   const final = delivered();
   const unique = new Set(final);
   for (let i = 0; i < total; i++) assert.ok(unique.has(`seq ${i}`), `seq ${i} is missing`);
