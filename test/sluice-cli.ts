@@ -33,7 +33,7 @@ export function sluice(args: string[], cwd: string): Promise<{ status: number | 
 }
 
 /** The pids of a process and its children (the primary and its workers), read from /proc. */
-function processTree(pid: number): number[] {
+export function processTree(pid: number): number[] {
   let children: number[] = [];
   try {
     children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
