@@ -267,8 +267,8 @@ export const EVENTS = {
 
   memoryBudget: { code: 'SLU0610I', level: 'info', text: 'memory governor: budget and marks' },
   memoryBudgetSmall: {
-    code: 'SLU0611W', level: 'warn', text: 'memory budget is small for this many processes: each worker gets the floor heap limit',
-    help: 'The primary derives each worker\'s V8 heap limit from `memory.budget` (budget / (workers + 1)); that came out below the floor (`heap_limit_mib`), so each worker gets the floor and the processes may together need more than the budget at idle (then the node stays past its marks). Raise `memory.budget` or lower `workers`; memory.md gives an idle process\'s cost.',
+    code: 'SLU0611W', level: 'warn', text: 'memory budget is small for this many processes',
+    help: 'Either the processes already hold `node_bytes` (their RSS summed) at start, past the soft mark of `memory.budget`, so the node stays past its marks with nothing to pause; or the worker heap limit derived from the budget (budget / (workers + 1)) came out below the floor, so each worker gets the floor (`heap_limit_mib`). Raise `memory.budget` or lower `workers`; memory.md gives what an idle process costs.',
   },
   memoryPressureRising: {
     code: 'SLU0612W', level: 'warn', text: 'memory pressure rose past a mark',

@@ -180,6 +180,8 @@ export class Primary {
   /** Called with each worker once it is ready (WorkersControl subscribes open tails). */
   readonly onWorkerReady = new Set<(worker: WorkerProcess) => void>();
   private memoryReports: NodeJS.Timeout | null = null;
+  /** Whether the node's memory at idle has been weighed against the budget (once, when every worker has reported). */
+  private idleMemoryChecked = false;
 
   constructor(public config: SluiceConfig, private readonly options: PrimaryOptions) {
     this.telemetry = new Telemetry(options.logger);
@@ -251,6 +253,14 @@ export class Primary {
     let total = own;
     for (const w of this.workers.values()) total += w.rssBytes;
     for (const w of this.workers.values()) w.send({ sluice: 'memory', othersBytes: total - w.rssBytes });
+    if (!this.idleMemoryChecked && this.workers.size === workerCount(this.config) && [...this.workers.values()].every((w) => w.rssBytes > 0)) {
+      this.idleMemoryChecked = true;
+      // A budget the processes fill at idle keeps the node past its marks with nothing to pause.
+      const { budgetBytes, softMark, measure } = this.config.memory;
+      if (measure === 'processes' && total >= softMark * budgetBytes) {
+        this.telemetry.emit('memoryBudgetSmall', { budget_bytes: budgetBytes, workers: workerCount(this.config), node_bytes: total, heap_limit_mib: workerHeapLimitMiB(this.config) });
+      }
+    }
   };
 
   private fork(id: number): WorkerProcess {
