@@ -83,7 +83,7 @@ export const EVENTS = {
   },
   connectionClosed: {
     code: 'SLU0106W', level: 'warn', text: 'connection closed by the node', counter: 'connectionsClosed', throttleMs: THROTTLE_MS,
-    help: 'The node closed a connection for idling or for a frame left unfinished (`idle_timeout`, `frame_timeout`). Expected for agents that go quiet; raise the timeout if they should stay connected.',
+    help: 'The node closed a connection for idling, for a frame left unfinished, or for a TLS handshake not through in time (`idle_timeout`, `frame_timeout`, `handshake_timeout`). Expected for agents that go quiet and for strangers probing the TLS port; raise the timeout if they should stay connected.',
   },
   recordRefused: {
     code: 'SLU0105W', level: 'warn', text: 'record refused: its credentials name no tenant', counter: 'connectionsRefused', throttleMs: THROTTLE_MS,
