@@ -13,6 +13,7 @@
  * (DNS rebinding) and a change must come from no other site (Origin).
  */
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -74,6 +75,11 @@ function answeredHosts(config: SluiceConfig): Set<string> {
     for (const addresses of Object.values(os.networkInterfaces())) for (const a of addresses ?? []) names.add(a.address.toLowerCase());
   }
   return names;
+}
+
+/** Whether a Host header's host part names this server: one of `hosts`, or any loopback address literal. */
+function answersTo(hosts: ReadonlySet<string>, name: string): boolean {
+  return hosts.has(name) || (isIP(name) !== 0 && isLoopback(name));
 }
 
 /** Methods that change something: refused when a browser says another site sent them. */
@@ -177,7 +183,7 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
   // Cross-site changes: a page elsewhere posting to this server carries its own Origin.
   app.addHook('onRequest', async (req, reply) => {
     const host = req.headers.host;
-    if (host !== undefined && !ANY_HOST_ROUTES.has(req.url.split('?')[0]!) && !hosts.has(hostOfHeader(host)) && !isLoopback(hostOfHeader(host))) {
+    if (host !== undefined && !ANY_HOST_ROUTES.has(req.url.split('?')[0]!) && !answersTo(hosts, hostOfHeader(host))) {
       telemetry.adminRefused.inc({ reason: 'host' });
       logDenied(req, 421, 'host');
       return reply.code(421).send({ error: `this server does not answer to ${JSON.stringify(host)} (admin.hosts)` });

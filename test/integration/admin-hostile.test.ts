@@ -10,6 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { readEvents } from '../../src/ops/admin/commands.js';
@@ -184,4 +185,57 @@ test('tail slots: a tenant\'s scoped tokens hold at most their share, scoped tai
   await waitFor('the slot is free again', async () => (await metric(base, 'sluice_admin_tails')) === 7);
   assert.equal(await take(tenantToken('td')), 200, 'td finds the slot tb gave back');
   assert.equal(await take(tenantToken('tb')), 429, 'the scoped tails are at their limit again');
+});
+
+/** One request with exactly these headers (fetch would not let a test set Host). */
+function raw(port: number, method: string, route: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: route, headers, setHost: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (s: string) => { text += s; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('DNS rebinding and cross-site changes: a Host the server does not answer to is 421, a change from another site 403, both counted; deep JSON is 400', { timeout: 120_000 }, async (t) => {
+  const { base, adminPort: port } = await startTailNode(t, 'hosts: [sluice-admin.internal]');
+  const auth = { authorization: `Bearer ${NODE_TOKEN}` };
+
+  // What a page on evil.example sends once its name resolves to 127.0.0.1: the tokenless loopback read is not answered.
+  assert.equal((await raw(port, 'GET', '/api/sessions', { host: `evil.example:${port}` })).status, 421);
+  assert.equal((await raw(port, 'GET', '/metrics', { host: 'evil.example' })).status, 421);
+  assert.equal((await raw(port, 'GET', '/api/sessions', { host: `evil.example:${port}`, ...auth })).status, 421, 'a token does not make another name this server');
+  assert.equal((await raw(port, 'GET', '/api/sessions', { host: `127.0.0.1.evil.example:${port}` })).status, 421);
+  assert.equal(await metric(base, 'sluice_admin_refused_requests_total', 'reason="host"'), 4);
+  // The names it does answer to.
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'LOCALHOST', `sluice-admin.internal:${port}`, 'sluice-admin.internal.']) {
+    assert.equal((await raw(port, 'GET', '/api/sessions', { host })).status, 200, host);
+  }
+  assert.equal((await raw(port, 'GET', '/healthz', { host: 'balancer-probe.example' })).status, 200, 'health probes answer any name');
+  assert.equal((await raw(port, 'GET', '/readyz', { host: 'balancer-probe.example' })).status, 200);
+
+  // Changes from another site, even with a token (a browser holding one), are refused before anything changes.
+  const limits = JSON.stringify({ messages_per_second: 5 });
+  const put = (headers: Record<string, string>) => raw(port, 'PUT', '/api/tenants/tb/limits', { host: `127.0.0.1:${port}`, 'content-type': 'application/json', ...auth, ...headers }, limits);
+  assert.equal((await put({ origin: 'http://evil.example' })).status, 403);
+  assert.equal((await put({ origin: 'null' })).status, 403);
+  assert.equal((await put({ origin: `http://localhost:${port}` })).status, 403, 'another origin, even on this machine');
+  assert.equal((await put({ 'sec-fetch-site': 'cross-site' })).status, 403);
+  assert.equal((await raw(port, 'POST', '/api/sessions/shed', { host: `127.0.0.1:${port}`, 'content-type': 'application/json', origin: 'http://evil.example', ...auth }, '{"count":1}')).status, 403);
+  assert.equal(await metric(base, 'sluice_admin_refused_requests_total', 'reason="origin"'), 5);
+  const tenants = JSON.parse((await raw(port, 'GET', '/api/tenants', { host: `127.0.0.1:${port}`, ...auth })).text) as { id: string; limits: { messages_per_second: number } }[];
+  assert.equal(tenants.find((x) => x.id === 'tb')?.limits.messages_per_second, 0, 'nothing changed');
+  // The same change from the dashboard's own page, or from a tool that sends no Origin, goes through.
+  assert.equal((await put({ origin: `http://127.0.0.1:${port}` })).status, 200);
+  assert.equal((await put({})).status, 200);
+
+  // Deep JSON is the caller's fault.
+  const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+  for (const body of [deep, `{"messages_per_second":${deep}}`]) {
+    const answer = await raw(port, 'PUT', '/api/tenants/tb/limits', { host: `127.0.0.1:${port}`, 'content-type': 'application/json', ...auth }, body);
+    assert.equal(answer.status, 400, answer.text);
+  }
 });
