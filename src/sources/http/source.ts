@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import http, { STATUS_CODES } from 'node:http';
+import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { ComponentHealth, Reconnectable, Source } from '../../core/component.js';
@@ -42,13 +42,19 @@ class HttpConnection implements Reconnectable {
   readonly openedAt = Date.now();
   /** Its next response carries `Connection: close`, so the client reconnects (through the balancer). */
   closeAsked = false;
-  /** Requests read and not yet answered. */
-  inFlight = 0;
+  /** Requests not yet answered (the parser's, as it reads them: before any handler runs). */
+  readonly unanswered = new Set<IncomingMessage>();
   /** Bytes that are not HTTP followed requests still in flight: those get their answers, then the connection closes. */
   closeAfterAnswers = false;
 
   /** The peer as it was at accept: a socket destroyed later no longer knows its address. */
   constructor(readonly peer: string, readonly peerPort: number) {}
+
+  /** Requests read whole (body included) and not yet answered: the client waits for their answers. */
+  get awaitingAnswers(): boolean {
+    for (const req of this.unanswered) if (req.complete) return true;
+    return false;
+  }
 
   askToReconnect(): void {
     this.closeAsked = true;
@@ -101,6 +107,7 @@ export class HttpSource implements Source {
     });
     if (this.config.maxConnections > 0) app.server.maxConnections = this.config.maxConnections;
     app.server.on('connection', this.onConnection);
+    app.server.on('request', this.onRawRequest);
     app.server.on('drop', (data?: { remoteAddress?: string }) => {
       this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'connection_limit', peer: data?.remoteAddress });
     });
@@ -113,14 +120,6 @@ export class HttpSource implements Source {
       if (this.stopping || connection?.closeAsked === true || connection?.closeAfterAnswers === true) void reply.header('connection', 'close');
     });
     app.addHook('onRequest', async (req, reply) => {
-      const connection = this.connections.get(req.socket);
-      if (connection !== undefined) {
-        connection.inFlight++;
-        reply.raw.once('close', () => {
-          connection.inFlight--;
-          if (connection.closeAfterAnswers && connection.inFlight === 0) req.socket.destroySoon();
-        });
-      }
       // Past the memory hard mark, refuse ingestion before the body is read (operations routes on this port still answer).
       if (this.pipeline.memory.state === MemoryState.Hard && req.method === 'POST' && req.url.startsWith('/v1/')) {
         this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'memory', peer: normalizeAddress(req.socket.remoteAddress ?? '') });
@@ -178,6 +177,17 @@ export class HttpSource implements Source {
     socket.once('close', () => this.connections.delete(socket));
   };
 
+  /** Track each request as the parser emits it, so a parse error behind it knows it is waiting for its answer. */
+  private readonly onRawRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const connection = this.connections.get(req.socket as Socket);
+    if (connection === undefined) return;
+    connection.unanswered.add(req);
+    res.once('close', () => {
+      connection.unanswered.delete(req);
+      if (connection.closeAfterAnswers && !connection.awaitingAnswers) req.socket.destroySoon();
+    });
+  };
+
   /**
    * Bytes that are not HTTP (or headers too large, or too slow): counted,
    * answered the way Node.js would, and the connection closed.
@@ -188,7 +198,7 @@ export class HttpSource implements Source {
     if (connection?.closeAfterAnswers === true) return;
     const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
     this.telemetry.httpRefusals.inc({ status: String(status) });
-    if (connection !== undefined && connection.inFlight > 0) {
+    if (connection !== undefined && connection.awaitingAnswers) {
       // Pipelined after requests still waiting for their commit: a 400 now would be read as their answer
       // (and their records kept). They are answered first, with `Connection: close`; the bytes get none.
       connection.closeAfterAnswers = true;
