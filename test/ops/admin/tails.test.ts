@@ -58,9 +58,6 @@ test('tails: a reader that stops reading loses lines at the server (counted, tol
   let text = '';
   unread.on('data', (chunk: Buffer) => { text += chunk.toString('latin1'); });
   unread.resume();
-  const told = await waitFor('the dropped event', () => {
-    const m = /event: dropped\ndata: \{"dropped":(\d+)\}/.exec(text);
-    return m === null ? undefined : Number(m[1]);
-  }, 30_000);
-  assert.equal(told, dropped - readerTold, 'told exactly what it lost');
+  const toldTotal = (): number => [...text.matchAll(/event: dropped\ndata: \{"dropped":(\d+)\}/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+  await waitFor('told exactly what it lost', () => toldTotal() === dropped - readerTold, 30_000);
 });
