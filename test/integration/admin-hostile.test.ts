@@ -16,6 +16,7 @@ import path from 'node:path';
 import { readEvents } from '../../src/ops/admin/commands.js';
 import { startNode, type RunningNode } from '../sluice-cli.js';
 import { closed, connect, tempDir, waitFor } from '../helpers.js';
+import { startAdminFixture } from '../ops/admin/admin-helpers.js';
 
 const NODE_TOKEN = 'node-admin-token-0123456789abcdef';
 const tenantToken = (tenant: string): string => `${tenant}-admin-token-0123456789abcdef`;
@@ -237,5 +238,22 @@ test('DNS rebinding and cross-site changes: a Host the server does not answer to
   for (const body of [deep, `{"messages_per_second":${deep}}`]) {
     const answer = await raw(port, 'PUT', '/api/tenants/tb/limits', { host: `127.0.0.1:${port}`, 'content-type': 'application/json', ...auth }, body);
     assert.equal(answer.status, 400, answer.text);
+  }
+});
+
+test('no CORS on the admin server or the hostmeta API: a page elsewhere cannot get a preflight through, so it cannot send them a token', async (t) => {
+  const { node, server } = await startAdminFixture(t, '');
+  const hostmetaPort = node.addresses().hostmeta!.port;
+  for (const [port, route] of [[server.port, '/api/tenants/default/limits'], [server.port, '/api/sessions'], [hostmetaPort, `/host_metadata/default/${'0'.repeat(40)}`]] as const) {
+    const answer = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'OPTIONS', path: route, headers: {
+        origin: 'http://evil.example', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'authorization,content-type',
+      } }, resolve);
+      req.on('error', reject);
+      req.end();
+    });
+    answer.resume();
+    assert.equal(answer.headers['access-control-allow-origin'], undefined, `${port}${route}`);
+    assert.notEqual(answer.statusCode, 200, `${port}${route}: ${answer.statusCode}`);
   }
 });
