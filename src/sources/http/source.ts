@@ -61,6 +61,9 @@ class HttpConnection implements Reconnectable {
   }
 }
 
+/** At stop, how long requests still arriving may take to finish before they are cut. */
+const STOP_GRACE_MS = 1000;
+
 /** Under memory pressure (soft), the longest a committed request's 200 is held back, so its client sends less. */
 const PRESSURE_ACK_DELAY_MS = 1000;
 
@@ -147,7 +150,13 @@ export class HttpSource implements Source {
     if (!app) return;
     this.stopping = true;
     this.app = null;
-    await settlesBefore(app.close(), deadline);
+    const closed = app.close();
+    // A request still arriving (a slow upload, a slowloris) has been promised nothing: after a grace it is cut
+    // (its client sends it again), so it cannot hold the drain until the deadline. Requests read whole get their answers.
+    if (!(await settlesBefore(closed, Math.min(deadline, Date.now() + STOP_GRACE_MS)))) {
+      for (const [socket, connection] of this.connections) if (!connection.awaitingAnswers) socket.destroy();
+      await settlesBefore(closed, deadline);
+    }
     app.server.closeAllConnections();
   }
 
