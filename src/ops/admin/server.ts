@@ -57,7 +57,7 @@ function isLoopback(address: string | undefined): boolean {
 }
 
 /** The host part of a Host header (`name`, `name:port`, `[v6]:port`), lowercased, without a trailing dot. */
-export function hostOfHeader(host: string): string {
+function hostOfHeader(host: string): string {
   let name = host.trim().toLowerCase();
   if (name.startsWith('[')) name = name.slice(1, name.indexOf(']') < 0 ? undefined : name.indexOf(']'));
   else if (name.indexOf(':') === name.lastIndexOf(':')) name = name.replace(/:\d*$/, '');
