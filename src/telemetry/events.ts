@@ -226,8 +226,8 @@ export const EVENTS = {
   adminListening: { code: 'SLU0700I', level: 'info', text: 'admin server listening: dashboard, /metrics, /healthz, /readyz, /api' },
   adminTokenCreated: { code: 'SLU0701I', level: 'info', text: 'no admin token configured: wrote a whole-node admin token to a file readable only by this user' },
   adminRequestDenied: {
-    code: 'SLU0702W', level: 'warn', text: 'admin request denied: missing, unknown, ambiguous or out-of-scope token', throttleMs: THROTTLE_MS,
-    help: 'A request to the admin server (`route`, from `peer`) had no token, an unknown one, two `Authorization` headers, or a tenant-scoped token asking for another tenant or the whole node; it was answered 401, 400 or 403. Expected once after a token change; repeated, check who is calling.',
+    code: 'SLU0702W', level: 'warn', text: 'admin request denied: a Host it does not answer to, a change from another site, or a missing, unknown, ambiguous or out-of-scope token', throttleMs: THROTTLE_MS,
+    help: 'A request to the admin server (`route`, from `peer`) was refused. `reason` `host`: its `Host` header named neither the listen address, loopback nor `admin.hosts` (421; a browser page reaching the server through DNS rebinding looks like this; an operator using a new name needs it in `admin.hosts`). `origin`: a change (POST, PUT, PATCH, DELETE) whose `Origin` is another site (403). `token`: no token, an unknown one, two `Authorization` headers, or a tenant-scoped token asking for another tenant or the whole node (401, 400 or 403); expected once after a token change. Repeated, check who is calling; `sluice_admin_refused_requests_total` counts the first two.',
   },
   componentControlled: { code: 'SLU0703I', level: 'info', text: 'component stopped, started or restarted by an admin request' },
   sessionDisconnected: { code: 'SLU0704I', level: 'info', text: 'session disconnected by an admin request' },

@@ -138,6 +138,9 @@ export class Telemetry {
   readonly memoryPausedSessions: Gauge<never>;
   readonly connectionCapacity: Gauge<never>;
   readonly sessionsShed: Counter<'protocol'>;
+  readonly adminRefused: Counter<'reason'>;
+  readonly adminTailDropped: Counter<'stage'>;
+  readonly adminTails: Gauge<never>;
 
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
@@ -194,6 +197,9 @@ export class Telemetry {
     this.memoryAccountedBytes = gauge('sluice_memory_accounted_bytes', 'Bytes held, by component (sessions, lanes, sinks, http) and heap_used, at the last sample.', ['component']);
     this.memoryPausedSessions = gauge('sluice_memory_paused_sessions', 'Sessions the memory governor has paused.', []);
     this.connectionCapacity = gauge('sluice_connection_capacity', 'Stream connections this node can hold: the file-descriptor limit minus a reserve.', []);
+    this.adminRefused = counter('sluice_admin_refused_requests_total', 'Admin server requests refused before any token was looked at, or tails refused a slot, by reason: host (a Host header the server does not answer to, 421), origin (a change from another site, 403), tail_slots (every tail slot taken, 429), tenant_tail_share (a tenant\'s scoped tokens hold their share, 429).', ['reason']);
+    this.adminTailDropped = counter('sluice_admin_tail_dropped_lines_total', 'Live tail lines dropped because a hop fell behind, by stage: worker (the IPC channel to the primary), client (the tail\'s reader). The reader is told each count.', ['stage']);
+    this.adminTails = gauge('sluice_admin_tails', 'Live tails open on the admin server.', []);
     this.sessionsShed = counter('sluice_sessions_shed_total', 'Agent connections asked to reconnect to spread the load (RELP serverclose, HTTP Connection: close), by protocol.', ['protocol']);
     this.clusterMembers = gauge('sluice_cluster_members', 'Members of the cluster this node sees (0: not in cluster mode, or NATS unreachable).', [], 'max');
     this.clusterLeader = gauge('sluice_cluster_leader', '1 while this node is the cluster\'s leader.', [], 'max');

@@ -21,7 +21,8 @@ export type FromWorker =
   | { sluice: 'failed'; error: string }
   | { sluice: 'result'; id: number; value: unknown }
   | { sluice: 'error'; id: number; message: string }
-  | { sluice: 'tail'; subscription: number; line: string };
+  /** Lines of a live tail, and how many the worker dropped since its last message (the IPC channel was behind). */
+  | { sluice: 'tail'; subscription: number; lines: string[]; dropped: number };
 
 /** The environment variable a worker reads its slot from. */
 export const WORKER_ID_ENV = 'SLUICE_WORKER_ID';

@@ -83,7 +83,7 @@ const DEFAULTS: SluiceConfig = {
       cacheMaxEntries: 50_000, lookupTimeoutMs: 250, touchIntervalMs: 60_000,
     },
   },
-  admin: { enabled: true, address: '127.0.0.1', port: 8080, tokens: [], openLoopbackReads: true, tenantSeries: 100 },
+  admin: { enabled: true, address: '127.0.0.1', port: 8080, tokens: [], openLoopbackReads: true, tenantSeries: 100, tailSlots: 32, tenantTailShare: 0.25, hosts: [] },
   cluster: {
     nats: [], nodeId: defaultNodeId(), bucketPrefix: 'sluice', replicas: 1, heartbeatIntervalMs: 1000, memberTtlMs: 10_000,
     leaderTtlMs: 5000, hostLocks: true, pruneHostsAfterMs: 30 * 86_400_000, shedConnectionsOver: 1.25, shedIntervalMs: 10_000,
