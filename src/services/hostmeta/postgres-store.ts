@@ -11,6 +11,8 @@ import {
   documentBytes,
   mergeDocument,
   type AppliedMigration,
+  type BatchAnswer,
+  type BatchItem,
   type HostmetaStore,
   type MergeResult,
   type MigrationReport,
@@ -152,13 +154,35 @@ export class PostgresHostmetaStore implements HostmetaStore {
     return result.rowCount === 1;
   }
 
+  async getOrCreateMany(tenant: string, items: readonly BatchItem[], now: number): Promise<BatchAnswer[]> {
+    // Inserted in key order, so two batches sharing keys take their row locks in one order and never deadlock.
+    const creates = items.filter((item) => item.create !== undefined).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return this.transaction(async (client) => {
+      const inserted = creates.length === 0 ? new Set<string>() : new Set((await client.query<{ host_key: string }>(
+        `INSERT INTO ${this.table} (tenant, host_key, metadata, updated_at)
+          SELECT $1, k.key, k.metadata, $4 FROM unnest($2::text[], $3::jsonb[]) WITH ORDINALITY AS k(key, metadata, n) ORDER BY n
+          ON CONFLICT (tenant, host_key) DO NOTHING RETURNING host_key`,
+        [tenant, creates.map((c) => c.key), creates.map((c) => JSON.stringify(c.create)), now])).rows.map((r) => r.host_key));
+      // A new statement: under READ COMMITTED it sees the rows other batches committed while this one waited on them.
+      const { rows } = await client.query<{ host_key: string; metadata: HostMetadata }>(
+        `SELECT host_key, metadata FROM ${this.table} WHERE tenant = $1 AND host_key = ANY($2::text[])`, [tenant, items.map((i) => i.key)]);
+      const found = new Map(rows.map((r) => [r.host_key, r.metadata]));
+      return items.map(({ key }) => ({ key, metadata: found.get(key) ?? null, created: inserted.has(key) }));
+    });
+  }
+
   async merge(tenant: string, key: string, fields: HostMetadataPatch, now: number, maxBytes: number): Promise<MergeResult> {
+    return this.transaction((client) => this.mergeLocked(client, tenant, key, fields, now, maxBytes), (result) => result !== 'too_large');
+  }
+
+  /** `work` in a transaction on one pooled connection: committed when `commit(result)`, else (or when it throws) rolled back. */
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>, commit: (result: T) => boolean = () => true): Promise<T> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
       try {
-        const result = await this.mergeLocked(client, tenant, key, fields, now, maxBytes);
-        await client.query(result === 'too_large' ? 'ROLLBACK' : 'COMMIT');
+        const result = await work(client);
+        await client.query(commit(result) ? 'COMMIT' : 'ROLLBACK');
         return result;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);

@@ -13,6 +13,19 @@ export interface StoredHost {
 
 export type MergeResult = 'created' | 'updated' | 'too_large';
 
+/** One host of a batch: its key, and the document to create when it has none (without one the host is only read). */
+export interface BatchItem {
+  key: string;
+  create?: HostMetadata;
+}
+
+/** What a batch says of one host: its document (null: none, and none was to be created) and whether this batch created it. */
+export interface BatchAnswer {
+  key: string;
+  metadata: HostMetadata | null;
+  created: boolean;
+}
+
 export interface AppliedMigration {
   version: number;
   name: string;
@@ -36,6 +49,12 @@ export interface HostmetaStore {
   put(tenant: string, key: string, metadata: HostMetadata, now: number): Promise<void>;
   /** Create the document only when there is none; false when one exists (it is left as it was). */
   create(tenant: string, key: string, metadata: HostMetadata, now: number): Promise<boolean>;
+  /**
+   * Get-or-create many hosts of one tenant in one transaction: each host's
+   * document, created from its `create` when it has none (an existing one is
+   * left as it was). Answers in the order of `items`; keys are distinct.
+   */
+  getOrCreateMany(tenant: string, items: readonly BatchItem[], now: number): Promise<BatchAnswer[]>;
   /**
    * Merge `fields` into the document atomically (see {@link mergeDocument}),
    * creating it when missing; nothing is written when the result would exceed `maxBytes`.

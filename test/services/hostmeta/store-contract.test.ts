@@ -159,6 +159,40 @@ for (const backend of backends) {
     assert.deepEqual(await store.get('acme', key), { key, metadata: { hostname: 'first' }, updatedAt: T0 });
   });
 
+  test(name('getOrCreateMany: one call creates the missing, reads the rest, answers in order; concurrent overlapping batches create each host once'),
+    options, async (t) => {
+      const store = (await backend.database(t)).open();
+      await store.open();
+      const [known, fresh, readOnly] = [randomKey(), randomKey(), randomKey()];
+      await store.put('acme', known, { hostname: 'known', labels: { owner: 'ops' } }, T0);
+      await store.put('other', fresh, { hostname: 'of another tenant' }, T0);
+      assert.deepEqual(await store.getOrCreateMany('acme', [
+        { key: fresh, create: { hostname: 'fresh', last_seen: '2026-11-27T14:00:05Z' } },
+        { key: known, create: { hostname: 'replaced?' } },
+        { key: readOnly },
+      ], T0 + 10), [
+        { key: fresh, metadata: { hostname: 'fresh', last_seen: '2026-11-27T14:00:05Z' }, created: true },
+        { key: known, metadata: { hostname: 'known', labels: { owner: 'ops' } }, created: false },
+        { key: readOnly, metadata: null, created: false },
+      ]);
+      assert.deepEqual(await store.get('acme', fresh), { key: fresh, metadata: { hostname: 'fresh', last_seen: '2026-11-27T14:00:05Z' }, updatedAt: T0 + 10 });
+      assert.equal(await store.get('acme', readOnly), null);
+      assert.deepEqual((await store.get('other', fresh))?.metadata, { hostname: 'of another tenant' }, 'tenants stay apart');
+      // The batch's rows are indexed as seen like any other write: pruning finds them.
+      assert.equal(await store.pruneUnseen(Date.parse('2026-11-27T14:00:06Z'), 10), 3, 'known (T0), fresh (its last_seen) and other\'s host');
+
+      // Batches sharing keys in opposite orders, at once: each host created exactly once, every answer its document.
+      const keys = Array.from({ length: 200 }, randomKey);
+      const batches = Array.from({ length: 8 }, (_, b) => {
+        const order = b % 2 === 0 ? keys : [...keys].reverse();
+        return store.getOrCreateMany('acme', order.map((key) => ({ key, create: { hostname: `batch-${b}` } })), T0);
+      });
+      const answers = (await Promise.all(batches)).flat();
+      assert.equal(answers.filter((a) => a.created).length, keys.length);
+      const winner = new Map(answers.filter((a) => a.created).map((a) => [a.key, a.metadata]));
+      for (const answer of answers) assert.deepEqual(answer.metadata, winner.get(answer.key), `${answer.key}: every batch sees the one document`);
+    });
+
   test(name('merge replaces top-level fields, null removes one, a missing document is created, too large writes nothing'),
     options, async (t) => {
       const store = (await backend.database(t)).open();
