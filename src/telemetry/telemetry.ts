@@ -111,6 +111,7 @@ export class Telemetry {
   readonly sourceAcceptedRecords: Counter<'source'>;
   readonly sourceAcceptedBytes: Counter<'source'>;
   readonly tenantAcceptedRecords: Counter<'tenant'>;
+  readonly tenantMetaMissingRecords: Counter<'tenant' | 'reason'>;
   readonly tenantAcceptedBytes: Counter<'tenant'>;
   readonly tenantDeliveredRecords: Counter<'sink' | 'tenant'>;
   readonly tenantDeliveredBytes: Counter<'sink' | 'tenant'>;
@@ -216,6 +217,7 @@ export class Telemetry {
     });
     this.sourceAcceptedRecords = counter('sluice_source_accepted_records_total', 'Records a source handed to the pipeline with a route (after attribution and rate limits).', ['source']);
     this.sourceAcceptedBytes = counter('sluice_source_accepted_bytes_total', 'Bytes of the records counted by sluice_source_accepted_records_total.', ['source']);
+    this.tenantMetaMissingRecords = counter('sluice_tenant_meta_missing_records_total', 'Records of a tenant that went on without their host\'s metadata (their `meta_missing`): `timeout` (the service did not answer within hostmeta.client.lookup_timeout) or `unavailable` (it failed, or is backed off from); tenants past admin.tenant_series share `other`.', ['tenant', 'reason']);
     this.tenantAcceptedRecords = counter('sluice_tenant_accepted_records_total', 'Records accepted for a tenant; tenants past admin.tenant_series share the label `other`.', ['tenant']);
     this.tenantAcceptedBytes = counter('sluice_tenant_accepted_bytes_total', 'Bytes of the records counted by sluice_tenant_accepted_records_total.', ['tenant']);
     this.tenantDeliveredRecords = counter('sluice_tenant_delivered_records_total', 'Records of a tenant a sink has delivered (written to its file, sent to the syslog receiver, stored by JetStream); tenants past admin.tenant_series share `other`.', ['sink', 'tenant']);
