@@ -69,6 +69,12 @@ function outcomeOfStatus(status: number): RequestOutcome {
 
 export class HostmetaClient {
   private readonly pool: Pool;
+  /**
+   * The batches' own connections (lookupBatchesInFlight of them): a lookup
+   * never queues behind writes — after a restart every known host's refresh
+   * (PATCH) is sent at once, and records wait for lookups, not for refreshes.
+   */
+  private readonly batchPool: Pool;
   /** Path prefix of the service URL, when it sits behind a proxy under one. */
   private readonly basePath: string;
   private readonly outcomes = new Map<string, Counter.Internal>();
@@ -83,8 +89,7 @@ export class HostmetaClient {
     const url = new URL(config.url);
     this.basePath = url.pathname.replace(/\/+$/, '');
     this.credential = config.token === null ? {} : { authorization: `Bearer ${config.token}` };
-    this.pool = new Pool(url.origin, {
-      connections: config.connections,
+    const options: Pool.Options = {
       // One request per connection at a time: a response can only answer the one request outstanding on its connection.
       pipelining: 1,
       keepAliveTimeout: config.keepAliveTimeoutMs,
@@ -93,7 +98,9 @@ export class HostmetaClient {
       headersTimeout: config.headersTimeoutMs,
       bodyTimeout: config.bodyTimeoutMs,
       maxResponseSize: config.maxResponseBytes,
-    });
+    };
+    this.pool = new Pool(url.origin, { ...options, connections: config.connections });
+    this.batchPool = new Pool(url.origin, { ...options, connections: config.lookupBatchesInFlight });
   }
 
   /** The document, or null when the service has none (404). Retried on network errors, timeouts and 5xx. */
@@ -169,18 +176,18 @@ export class HostmetaClient {
   /** Let requests in flight finish, then release the connections. Safe to call twice. */
   close(): Promise<void> {
     this.closeSignal.abort();
-    this.closing ??= this.pool.close();
+    this.closing ??= Promise.all([this.pool.close(), this.batchPool.close()]).then(() => undefined);
     return this.closing;
   }
 
   /** Drop requests in flight and the connections now. */
   async destroy(): Promise<void> {
     this.closeSignal.abort();
-    await this.pool.destroy();
+    await Promise.all([this.pool.destroy(), this.batchPool.destroy()]);
   }
 
   /**
-   * One request about `key` of `tenant` (null: the tenant's route, a batch),
+   * One request about `key` of `tenant` (null: the tenant's route, a batch, sent on the batches' own connections),
    * its answer checked against the request: the echo headers, then a 200's
    * body by `problem`.
    */
@@ -193,7 +200,7 @@ export class HostmetaClient {
     const headers = body === null ? { ...this.credential, ...extraHeaders } : { 'content-type': 'application/json', ...this.credential, ...extraHeaders };
     let response;
     try {
-      response = await this.pool.request({
+      response = await (key === null ? this.batchPool : this.pool).request({
         method,
         path: key === null ? `${this.basePath}/host_metadata/${tenant}` : `${this.basePath}/host_metadata/${tenant}/${key}`,
         headers,
