@@ -18,7 +18,8 @@
  * - Documents are kept for `cacheTtlMs`, "no document" (404) for the shorter
  *   `cacheNegativeTtlMs`; at most `cacheMaxEntries` hosts, least recently used evicted.
  * - `touch()` registers a host the first time it is seen — its lookup carries
- *   the registration, created when the service has no document, so a new host
+ *   the registration, created when the service has no document and merged
+ *   into the one it has otherwise, so a new (or, after a restart, known) host
  *   costs no request of its own and its first records get the document — and
  *   refreshes its `last_seen` at most once per `touchIntervalMs`,
  *   fire-and-forget, with a bound on how many refreshes are in flight and
@@ -333,8 +334,10 @@ export class HostMetadataCache {
   private async sendBatch(tenant: string, sent: readonly SentLookup[]): Promise<void> {
     let answers: BatchAnswer[];
     try {
+      // A registration creates the document, or merges the sighting into the one there is (registered by another node, an
+      // operator, an earlier run): one request either way, which matters when a restarted node sees thousands of known hosts at once.
       answers = await this.client.getOrCreateMany(tenant, sent.map(({ entry, sighting }) =>
-        (sighting === null ? { key: entry.key } : { key: entry.key, create: { ...sighting, first_seen: sighting.last_seen } })));
+        (sighting === null ? { key: entry.key } : { key: entry.key, create: { ...sighting, first_seen: sighting.last_seen }, update: sighting })));
     } catch (err) {
       const now = this.now();
       for (const { entry, sighting } of sent) {
@@ -351,8 +354,8 @@ export class HostMetadataCache {
     }
     const now = this.now();
     for (let i = 0; i < sent.length; i++) {
-      const { entry, sighting, version } = sent[i]!;
-      const { metadata, created } = answers[i]!;
+      const { entry, version } = sent[i]!;
+      const { metadata } = answers[i]!;
       // A write this cache made meanwhile is newer than what the service said before it;
       // but an answer is better than nothing when the write left no value here.
       if (entry.version === version || entry.value === undefined) {
@@ -361,12 +364,7 @@ export class HostMetadataCache {
         entry.retryAt = 0;
       }
       this.settle(entry, { ok: true, value: entry.value ?? null });
-      if (sighting !== null && !created && metadata !== null) {
-        // Registered already (by another node, an operator, an earlier run): refresh what this sighting says;
-        // when the refresh is dropped, the host's next message tries again.
-        entry.nextTouchAt = 0;
-        this.refreshLater(entry, sighting, now);
-      } else if (entry.sighting !== null && metadata === null) {
+      if (entry.sighting !== null && metadata === null) {
         // A touch came while a lookup without registration was in flight: register now.
         void this.lookup(entry, now);
       }

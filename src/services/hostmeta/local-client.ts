@@ -21,7 +21,7 @@ export class LocalHostmetaClient implements HostmetaCalls {
   constructor(private readonly store: HostmetaStore, private readonly maxDocumentBytes: number) {}
 
   getOrCreateMany(tenant: string, items: readonly BatchItem[]): Promise<BatchAnswer[]> {
-    return this.store.getOrCreateMany(tenant, items, Date.now());
+    return this.store.getOrCreateMany(tenant, items, Date.now(), this.maxDocumentBytes);
   }
 
   async patch(tenant: string, key: string, fields: HostMetadataPatch): Promise<HostWrite> {

@@ -154,9 +154,10 @@ export class PostgresHostmetaStore implements HostmetaStore {
     return result.rowCount === 1;
   }
 
-  async getOrCreateMany(tenant: string, items: readonly BatchItem[], now: number): Promise<BatchAnswer[]> {
-    // Inserted in key order, so two batches sharing keys take their row locks in one order and never deadlock.
+  async getOrCreateMany(tenant: string, items: readonly BatchItem[], now: number, maxBytes: number): Promise<BatchAnswer[]> {
+    // Rows are inserted and locked in key order, so two batches sharing keys wait for each other and never deadlock.
     const creates = items.filter((item) => item.create !== undefined).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const updates = new Map(items.flatMap((item) => (item.update === undefined ? [] : [[item.key, item.update] as const])));
     return this.transaction(async (client) => {
       const inserted = creates.length === 0 ? new Set<string>() : new Set((await client.query<{ host_key: string }>(
         `INSERT INTO ${this.table} (tenant, host_key, metadata, updated_at)
@@ -164,10 +165,24 @@ export class PostgresHostmetaStore implements HostmetaStore {
           ON CONFLICT (tenant, host_key) DO NOTHING RETURNING host_key`,
         [tenant, creates.map((c) => c.key), creates.map((c) => JSON.stringify(c.create)), now])).rows.map((r) => r.host_key));
       // A new statement: under READ COMMITTED it sees the rows other batches committed while this one waited on them.
+      // Rows to update are locked, so the merge reads what it replaces.
       const { rows } = await client.query<{ host_key: string; metadata: HostMetadata }>(
-        `SELECT host_key, metadata FROM ${this.table} WHERE tenant = $1 AND host_key = ANY($2::text[])`, [tenant, items.map((i) => i.key)]);
+        `SELECT host_key, metadata FROM ${this.table} WHERE tenant = $1 AND host_key = ANY($2::text[])
+          ORDER BY host_key${updates.size > 0 ? ' FOR UPDATE' : ''}`, [tenant, items.map((i) => i.key)]);
       const found = new Map(rows.map((r) => [r.host_key, r.metadata]));
-      return items.map(({ key }) => ({ key, metadata: found.get(key) ?? null, created: inserted.has(key) }));
+      const merged = new Map<string, HostMetadata>();
+      for (const [key, update] of updates) {
+        const current = found.get(key);
+        if (current === undefined || inserted.has(key)) continue;
+        const next = mergeDocument(current, update);
+        if (documentBytes(next) <= maxBytes) merged.set(key, next);
+      }
+      if (merged.size > 0) {
+        await client.query(`UPDATE ${this.table} AS t SET metadata = u.metadata, updated_at = $4
+          FROM unnest($2::text[], $3::jsonb[]) AS u(key, metadata) WHERE t.tenant = $1 AND t.host_key = u.key`,
+        [tenant, [...merged.keys()], [...merged.values()].map((m) => JSON.stringify(m)), now]);
+      }
+      return items.map(({ key }) => ({ key, metadata: merged.get(key) ?? found.get(key) ?? null, created: inserted.has(key) }));
     });
   }
 

@@ -278,7 +278,7 @@ export function buildHostmetaApp(store: HostmetaStore, options: HostmetaAppOptio
     const { tenant } = request.params;
     const items = batchItems(request.body, maxDocumentBytes);
     if ('status' in items) return refuse(reply, items.status, items.body);
-    const answers = await store.getOrCreateMany(tenant, items, now());
+    const answers = await store.getOrCreateMany(tenant, items, now(), maxDocumentBytes);
     return reply.code(200).send({ hosts: answers });
   });
 
@@ -306,9 +306,9 @@ export function buildHostmetaApp(store: HostmetaStore, options: HostmetaAppOptio
 }
 
 /**
- * The hosts of a batch body (`{"hosts": [{"key", "create"?}]}`), or the
- * refusal: 400 for what is malformed or a key named twice, 413 for more than
- * {@link MAX_BATCH_HOSTS} hosts or a document over the size limit.
+ * The hosts of a batch body (`{"hosts": [{"key", "create"?, "update"?}]}`),
+ * or the refusal: 400 for what is malformed or a key named twice, 413 for
+ * more than {@link MAX_BATCH_HOSTS} hosts or a document or merge over the size limit.
  */
 function batchItems(body: unknown, maxDocumentBytes: number): BatchItem[] | { status: number; body: ErrorBody } {
   const hosts = (body as { hosts?: unknown } | null)?.hosts;
@@ -321,20 +321,22 @@ function batchItems(body: unknown, maxDocumentBytes: number): BatchItem[] | { st
   const items: BatchItem[] = [];
   const keys = new Set<string>();
   for (const [index, host] of hosts.entries()) {
-    const { key, create } = (typeof host === 'object' && host !== null ? host : {}) as { key?: unknown; create?: unknown };
+    const { key, create, update } = (typeof host === 'object' && host !== null ? host : {}) as { key?: unknown; create?: unknown; update?: unknown };
     if (typeof key !== 'string' || !isHostKey(key)) return { status: 400, body: badRequest('body', `hosts[${index}].key must be 40 lowercase hex characters`) };
     if (keys.has(key)) return { status: 400, body: badRequest('body', `hosts[${index}].key ${key} is named twice`) };
     keys.add(key);
-    if (create === undefined) {
-      items.push({ key });
-      continue;
+    const item: BatchItem = { key };
+    for (const [field, value, problemOf] of [['create', create, documentProblem], ['update', update, patchProblem]] as const) {
+      if (value === undefined) continue;
+      const problem = problemOf(value);
+      if (problem) return { status: 400, body: badRequest('body', `hosts[${index}].${field}: ${problem}`) };
+      if (documentBytes(value as HostMetadata) > maxDocumentBytes) {
+        return { status: 413, body: { error: 'too_large', part: 'body', message: `hosts[${index}].${field} is over the ${maxDocumentBytes}-byte limit` } };
+      }
     }
-    const problem = documentProblem(create);
-    if (problem) return { status: 400, body: badRequest('body', `hosts[${index}].create: ${problem}`) };
-    if (documentBytes(create as HostMetadata) > maxDocumentBytes) {
-      return { status: 413, body: { error: 'too_large', part: 'body', message: `hosts[${index}].create is over the ${maxDocumentBytes}-byte limit` } };
-    }
-    items.push({ key, create: create as HostMetadata });
+    if (create !== undefined) item.create = create as HostMetadata;
+    if (update !== undefined) item.update = update as HostMetadataPatch;
+    items.push(item);
   }
   return items;
 }

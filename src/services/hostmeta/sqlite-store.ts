@@ -136,11 +136,17 @@ export class SqliteHostmetaStore implements HostmetaStore {
     return this.use().statements.insertIfAbsent.run(tenant, key, JSON.stringify(metadata), now, seenAt(metadata, now)).changes === 1;
   }
 
-  async getOrCreateMany(tenant: string, items: readonly BatchItem[], now: number): Promise<BatchAnswer[]> {
+  async getOrCreateMany(tenant: string, items: readonly BatchItem[], now: number, maxBytes: number): Promise<BatchAnswer[]> {
     const { db, statements } = this.use();
-    return db.transaction((): BatchAnswer[] => items.map(({ key, create }) => {
+    return db.transaction((): BatchAnswer[] => items.map(({ key, create, update }) => {
       const row = statements.get.get(tenant, key);
-      if (row) return { key, metadata: JSON.parse(row.metadata) as HostMetadata, created: false };
+      if (row) {
+        const current = JSON.parse(row.metadata) as HostMetadata;
+        const merged = update === undefined ? current : mergeDocument(current, update);
+        if (merged === current || documentBytes(merged) > maxBytes) return { key, metadata: current, created: false };
+        statements.upsert.run(tenant, key, JSON.stringify(merged), now, seenAt(merged, now));
+        return { key, metadata: merged, created: false };
+      }
       if (create === undefined) return { key, metadata: null, created: false };
       statements.insertIfAbsent.run(tenant, key, JSON.stringify(create), now, seenAt(create, now));
       return { key, metadata: create, created: true };

@@ -13,10 +13,14 @@ export interface StoredHost {
 
 export type MergeResult = 'created' | 'updated' | 'too_large';
 
-/** One host of a batch: its key, and the document to create when it has none (without one the host is only read). */
+/**
+ * One host of a batch: its key; the document to create when it has none; the
+ * fields to merge (as a PATCH does) when it has one. Without either the host is only read.
+ */
 export interface BatchItem {
   key: string;
   create?: HostMetadata;
+  update?: HostMetadataPatch;
 }
 
 /** What a batch says of one host: its document (null: none, and none was to be created) and whether this batch created it. */
@@ -51,10 +55,13 @@ export interface HostmetaStore {
   create(tenant: string, key: string, metadata: HostMetadata, now: number): Promise<boolean>;
   /**
    * Get-or-create many hosts of one tenant in one transaction: each host's
-   * document, created from its `create` when it has none (an existing one is
-   * left as it was). Answers in the order of `items`; keys are distinct.
+   * document, created from its `create` when it has none, or with its
+   * `update` merged in (see {@link mergeDocument}) when it has one — unless
+   * the merged document would exceed `maxBytes`, when it is left as it was.
+   * Answers with the documents as the batch leaves them, in the order of
+   * `items`; keys are distinct.
    */
-  getOrCreateMany(tenant: string, items: readonly BatchItem[], now: number): Promise<BatchAnswer[]>;
+  getOrCreateMany(tenant: string, items: readonly BatchItem[], now: number, maxBytes: number): Promise<BatchAnswer[]>;
   /**
    * Merge `fields` into the document atomically (see {@link mergeDocument}),
    * creating it when missing; nothing is written when the result would exceed `maxBytes`.

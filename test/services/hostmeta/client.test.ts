@@ -347,21 +347,21 @@ test('hostmeta cache: touch registers new hosts with their lookups (the hosts of
   assert.equal(service.count('LOOKUP', 'acme', key), 0, 'the registration was the lookup');
 });
 
-test('hostmeta cache: touching a host that already has a document keeps its labels (the batch creates nothing, then a refresh)', async (t) => {
+test('hostmeta cache: touching a host that already has a document keeps its labels (the batch merges the sighting in: no request of its own)', async (t) => {
   const service = await realService(t);
   const { client, cache } = cacheFor(t, service.url);
   const key = randomKey();
   await client.put('acme', key, { hostname: 'old-name', first_seen: '2020-01-01T00:00:00Z', labels: { owner: 'ops' } });
   cache.touch('acme', key, { hostname: HOSTNAME, sourceAddress: '10.0.0.9', protocol: 'syslog_udp' });
-  const found = await cache.get('acme', key, { timeoutMs: 5_000 });
-  assert.deepEqual(typeof found === 'object' ? found?.labels : found, { owner: 'ops' }, 'the lookup answers with the real document');
-  await cache.whenTouchesSettled();
-  assert.deepEqual([service.count('PUT', 'acme', key), service.count('REGISTER', 'acme', key), service.count('PATCH', 'acme', key)], [1, 1, 1],
-    'the test\'s PUT, the registration, one PATCH');
-  assert.deepEqual((await service.store.get('acme', key))?.metadata, {
+  const merged = {
     hostname: HOSTNAME, first_seen: '2020-01-01T00:00:00Z', labels: { owner: 'ops' },
     last_seen: new Date(T0).toISOString(), source_address: '10.0.0.9', protocol: 'syslog_udp',
-  });
+  };
+  assert.deepEqual(await cache.get('acme', key, { timeoutMs: 5_000 }), merged, 'the lookup answers with the real document, the sighting merged in');
+  await cache.whenTouchesSettled();
+  assert.deepEqual([service.count('PUT', 'acme', key), service.count('REGISTER', 'acme', key), service.count('PATCH', 'acme', key)], [1, 1, 0],
+    'the test\'s PUT, the registration; no PATCH');
+  assert.deepEqual((await service.store.get('acme', key))?.metadata, merged);
 });
 
 test('hostmeta cache: refreshes past the in-flight bound are dropped and counted, and the host is tried again on its next message', async (t) => {
@@ -373,17 +373,18 @@ test('hostmeta cache: refreshes past the in-flight bound are dropped and counted
         held.push({ request, response });
         return;
       }
-      // Every host is known already: each registration turns into a refresh.
-      const { hosts } = JSON.parse(body) as { hosts: { key: string }[] };
+      const { hosts } = JSON.parse(body) as { hosts: { key: string; create: Record<string, unknown> }[] };
       response.writeHead(200, { 'content-type': 'application/json', 'x-hostmeta-tenant': 'acme' })
-        .end(JSON.stringify({ hosts: hosts.map((h) => ({ key: h.key, metadata: { hostname: 'known' }, created: false })) }));
+        .end(JSON.stringify({ hosts: hosts.map((h) => ({ key: h.key, metadata: h.create, created: true })) }));
     });
   });
-  const { cache, telemetry, lines } = cacheFor(t, url, { maxTouchesInFlight: 2 });
+  const { cache, clock, config, telemetry, lines } = cacheFor(t, url, { maxTouchesInFlight: 2 });
   const keys = Array.from({ length: 5 }, randomKey);
   const sighting = { hostname: HOSTNAME, sourceAddress: '10.0.0.1', protocol: 'syslog_tcp' };
   for (const key of keys) cache.touch('acme', key, sighting);
   await cache.get('acme', keys[4]!, { timeoutMs: 5_000 });
+  clock.now += config.touchIntervalMs;
+  for (const key of keys) cache.touch('acme', key, sighting);
   assert.equal(await telemetry.value('sluice_hostmeta_touches_dropped_total'), 3);
   assert.equal(lines.filter((l) => l.code === 'SLU0313W').length, 1, 'logged once, throttled');
 

@@ -195,17 +195,18 @@ test('hostmeta http: a batch gets or creates many hosts in one request, answers 
   const absent = randomKey();
   const batch = (hosts: unknown) => call('POST', '/host_metadata/acme', { hosts });
 
-  const first = await batch([{ key: fresh, create: { hostname: 'new-1' } }, { key: existing, create: { hostname: 'overwrite?' } }, { key: absent }]);
+  const first = await batch([{ key: fresh, create: { hostname: 'new-1' } }, { key: existing, create: { hostname: 'overwrite?' }, update: { rack: 4 } }, { key: absent }]);
   assert.equal(first.status, 200);
   assert.equal(first.headers['x-hostmeta-tenant'], 'acme', 'the answer names its tenant');
   assert.deepEqual(first.body, {
     hosts: [
       { key: fresh, metadata: { hostname: 'new-1' }, created: true },
-      { key: existing, metadata: { hostname: 'known', labels: { owner: 'ops' } }, created: false },
+      { key: existing, metadata: { hostname: 'known', labels: { owner: 'ops' }, rack: 4 }, created: false },
       { key: absent, metadata: null, created: false },
     ],
   });
   assert.deepEqual((await store.get('acme', fresh))?.metadata, { hostname: 'new-1' });
+  assert.deepEqual((await store.get('acme', existing))?.metadata, { hostname: 'known', labels: { owner: 'ops' }, rack: 4 }, 'an update merges into the present document');
   assert.equal(await store.get('acme', absent), null, 'a host without `create` is only read');
   const again = await batch([{ key: fresh, create: { hostname: 'new-2' } }]);
   assert.deepEqual(again.body, { hosts: [{ key: fresh, metadata: { hostname: 'new-1' }, created: false }] }, 'created once');
@@ -226,6 +227,8 @@ test('hostmeta http: a batch gets or creates many hosts in one request, answers 
     ['a host that is not an object', { hosts: [7] }, 400],
     ['a key named twice', { hosts: [{ key: fresh }, { key: fresh }] }, 400],
     ['an invalid document', { hosts: [{ key: randomKey(), create: { hostname: 5 } }] }, 400],
+    ['an invalid update', { hosts: [{ key: randomKey(), update: { last_seen: 'yesterday' } }] }, 400],
+    ['an update over the limit', { hosts: [{ key: randomKey(), update: { blob: 'x'.repeat(2000) } }] }, 413],
     ['a document over the limit', { hosts: [{ key: randomKey(), create: { blob: 'x'.repeat(2000) } }] }, 413],
   ] as const) {
     const reply = await call('POST', '/host_metadata/acme', body);
