@@ -13,8 +13,13 @@ import path from 'node:path';
 import { request } from 'undici';
 import { ADMIN_TOKEN_FILE, readToken } from '../../src/core/access-tokens.js';
 import { hostKey } from '../../src/core/identity.js';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import type { SluiceNode } from '../../src/ops/node.js';
-import { closed, connect, readTenantRecords, startTestNode, tempDir, waitFor } from '../helpers.js';
+import { withDefaultUser } from '../../src/services/hostmeta/postgres-store.js';
+import { closed, connect, POSTGRES_URL, readTenantRecords, requirePostgres, startTestNode, tempDir, waitFor } from '../helpers.js';
+
+const postgresSkip = await requirePostgres(POSTGRES_URL);
 
 const TENANTS = ['alpha', 'beta', 'gamma'];
 const tenantsYaml = ['tenants:', ...TENANTS.flatMap((t, i) => [`  ${t}:`, `    networks: [127.0.${i + 1}.0/24]`])].join('\n');
@@ -141,14 +146,7 @@ const STORM_YAML = 'hostmeta:\n  service: { port: 0 }\n  client: { lookup_timeou
 
 test('enrichment: 300 hosts never seen before connect at once, 5 messages each; every record carries its host\'s metadata', async (t) => {
   const { node, logs, tcpPort } = await startTestNode(t, STORM_YAML);
-  const hostnames = Array.from({ length: 300 }, (_, i) => `storm-${i}`);
-  const sockets = await Promise.all(hostnames.map(() => connect(tcpPort)));
-  await Promise.all(sockets.map(async (socket, i) => {
-    let data = '';
-    for (let n = 0; n < 5; n++) data += frame(`<14>1 - ${hostnames[i]} app - - - message ${n}`);
-    socket.end(data);
-    await closed(socket);
-  }));
+  const hostnames = await storm(tcpPort, 'storm', 5);
   await waitFor('every record', () => readTenantRecords(logs, 'default').length === 1500, 60_000);
   assertEveryRecordRegistered(recordsByHost(logs, 'default'), hostnames);
   assert.equal(await registeredHosts(node, 'default'), 300, 'every host registered');
@@ -173,6 +171,52 @@ test('enrichment: 10,000 hosts never seen before at once (20 connections of 500 
   assertEveryRecordRegistered(recordsByHost(logs, 'default'), hostnames);
   assert.equal(await registeredHosts(node, 'default'), hostnames.length, 'every host registered');
   assert.equal(await node.telemetry.value('sluice_tenant_meta_missing_records_total'), 0);
+});
+
+/** 300 hosts connect at once, `perHost` messages each, from hostnames `prefix-<i>`. */
+async function storm(tcpPort: number, prefix: string, perHost: number): Promise<string[]> {
+  const hostnames = Array.from({ length: 300 }, (_, i) => `${prefix}-${i}`);
+  const sockets = await Promise.all(hostnames.map(() => connect(tcpPort)));
+  await Promise.all(sockets.map(async (socket, i) => {
+    let data = '';
+    for (let n = 0; n < perHost; n++) data += frame(`<14>1 - ${hostnames[i]} app - - - message ${n}`);
+    socket.end(data);
+    await closed(socket);
+  }));
+  return hostnames;
+}
+
+test('enrichment on PostgreSQL: 300 new hosts at once, every record with its meta; restarted, the known hosts\' records carry their stored documents', { skip: postgresSkip }, async (t) => {
+  const schema = `enrichment_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: withDefaultUser(POSTGRES_URL) });
+  await admin.connect();
+  // Registered first, so it runs last: after the nodes are stopped.
+  t.after(async () => {
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  });
+  const yaml = `hostmeta:\n  service: { port: 0, postgres_url: ${JSON.stringify(POSTGRES_URL)}, postgres_schema: ${schema} }\n  client: { lookup_timeout: 30s }`;
+  const dir = tempDir(t);
+  const first = await startTestNode(t, yaml, dir);
+  const hostnames = await storm(first.tcpPort, 'pg-host', 3);
+  await waitFor('every record', () => readTenantRecords(first.logs, 'default').length === 900, 60_000);
+  assertEveryRecordRegistered(recordsByHost(first.logs, 'default'), hostnames);
+  await first.node.stop();
+  const { rows } = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".host_metadata WHERE tenant = 'default'`);
+  assert.equal(Number(rows[0]!.n), 300, 'every host registered in PostgreSQL');
+  // An operator labels a host while the node is down; the restarted node sees it on the host's first record.
+  await admin.query(`UPDATE "${schema}".host_metadata SET metadata = (metadata::jsonb || '{"labels":{"owner":"ops"}}')::json WHERE metadata->>'hostname' = 'pg-host-7'`);
+
+  const restartedAt = new Date().toISOString();
+  const second = await startTestNode(t, yaml, dir);
+  await storm(second.tcpPort, 'pg-host', 1);
+  await waitFor('the restarted node\'s records', () => readTenantRecords(second.logs, 'default').length === 1200, 60_000);
+  const after = readTenantRecords(second.logs, 'default').filter((r) => String(r.received) > restartedAt);
+  assert.equal(after.length, 300);
+  assert.ok(after.every((r) => typeof (r.meta as { first_seen?: unknown } | undefined)?.first_seen === 'string'), 'every known host\'s record with its meta');
+  assert.deepEqual(after.filter((r) => (r.meta as { labels?: unknown }).labels !== undefined).map((r) => [r.hostname, (r.meta as { labels: unknown }).labels]),
+    [['pg-host-7', { owner: 'ops' }]], 'the stored document, not a new registration');
+  assert.equal(await second.node.telemetry.value('sluice_tenant_meta_missing_records_total'), 0);
 });
 
 test('enrichment: with the metadata service unreachable or silent, records still flow, without metadata, and it is counted', async (t) => {

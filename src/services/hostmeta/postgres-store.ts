@@ -161,7 +161,7 @@ export class PostgresHostmetaStore implements HostmetaStore {
     return this.transaction(async (client) => {
       const inserted = creates.length === 0 ? new Set<string>() : new Set((await client.query<{ host_key: string }>(
         `INSERT INTO ${this.table} (tenant, host_key, metadata, updated_at)
-          SELECT $1, k.key, k.metadata, $4 FROM unnest($2::text[], $3::jsonb[]) WITH ORDINALITY AS k(key, metadata, n) ORDER BY n
+          SELECT $1, k.key, k.metadata, $4 FROM unnest($2::text[], $3::json[]) WITH ORDINALITY AS k(key, metadata, n) ORDER BY n
           ON CONFLICT (tenant, host_key) DO NOTHING RETURNING host_key`,
         [tenant, creates.map((c) => c.key), creates.map((c) => JSON.stringify(c.create)), now])).rows.map((r) => r.host_key));
       // A new statement: under READ COMMITTED it sees the rows other batches committed while this one waited on them.
@@ -179,7 +179,7 @@ export class PostgresHostmetaStore implements HostmetaStore {
       }
       if (merged.size > 0) {
         await client.query(`UPDATE ${this.table} AS t SET metadata = u.metadata, updated_at = $4
-          FROM unnest($2::text[], $3::jsonb[]) AS u(key, metadata) WHERE t.tenant = $1 AND t.host_key = u.key`,
+          FROM unnest($2::text[], $3::json[]) AS u(key, metadata) WHERE t.tenant = $1 AND t.host_key = u.key`,
         [tenant, [...merged.keys()], [...merged.values()].map((m) => JSON.stringify(m)), now]);
       }
       return items.map(({ key }) => ({ key, metadata: merged.get(key) ?? found.get(key) ?? null, created: inserted.has(key) }));
