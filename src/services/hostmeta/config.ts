@@ -165,7 +165,7 @@ export const HostmetaClientSchema = section(
     cache_ttl: duration(client.cacheTtlMs, 'How long a host\'s metadata is used before it is asked for again.'),
     negative_cache_ttl: duration(client.cacheNegativeTtlMs, 'How long "this host has no metadata" is believed.'),
     cache_max_entries: Type.Integer({ description: 'Hosts kept in the cache (least recently used evicted).', default: client.cacheMaxEntries, minimum: 1 }),
-    lookup_timeout: duration(client.lookupTimeoutMs, 'Longest a batch with a host never seen before waits for its metadata; then it goes on without.'),
+    lookup_timeout: duration(client.lookupTimeoutMs, 'Longest a batch with a host never seen before waits for its metadata; then it goes on without, each record marked `meta_missing: timeout` (record.md).'),
     touch_interval: duration(client.touchIntervalMs, 'A host\'s `last_seen` is refreshed at most this often.'),
     restart_after: duration(client.restartAfterMs, 'A remote client whose every request has failed for this long is restarted by the supervisor with backoff (new connections, the address resolved again); lookups meanwhile are answered from the cache or go on without metadata. 0: never.'),
   },
