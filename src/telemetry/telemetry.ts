@@ -178,7 +178,7 @@ export class Telemetry {
     this.hostmetaMismatches = counter('sluice_hostmeta_client_mismatches_total', 'Host metadata responses that did not name their request\'s tenant and key (discarded).', ['method']);
     this.hostmetaCacheLookups = counter('sluice_hostmeta_cache_lookups_total', 'Host metadata cache lookups, by how they were answered.', ['result']);
     this.hostmetaCacheEntries = gauge('sluice_hostmeta_cache_entries', 'Hosts held by the host metadata cache.', []);
-    this.hostmetaTouchesDropped = counter('sluice_hostmeta_touches_dropped_total', 'Host registrations and last_seen refreshes dropped: too many in flight.', []);
+    this.hostmetaTouchesDropped = counter('sluice_hostmeta_touches_dropped_total', 'Host last_seen refreshes dropped: too many in flight or per second (registrations go with lookups).', []);
     this.bufferDroppedRecords = counter('sluice_buffer_dropped_records_total', 'Records a disk buffer refused (full, timeout, too_large) or lost to damage on disk (corrupt).', ['buffer', 'reason']);
     this.bufferDiscardedBytes = counter('sluice_buffer_discarded_bytes_total', 'Bytes a disk buffer stopped trusting: a torn tail truncated at open (torn_tail) or a damaged segment\'s rest (corrupt).', ['buffer', 'reason']);
     this.bufferSyncs = counter('sluice_buffer_syncs_total', 'Write-and-fsync rounds of a disk buffer; appends per round show the batching.', ['buffer']);
