@@ -200,8 +200,9 @@ export class HostMetadataCache {
 
   /**
    * Record that a message from this host arrived. The first time, the host's
-   * lookup carries its registration (created only if absent, so an existing
-   * document is never replaced); afterwards its `last_seen` is refreshed at
+   * lookup carries its registration: created when the service has none, else
+   * merged into the document it has (the collector's fields only: `first_seen`
+   * and operators' fields stay). Afterwards its `last_seen` is refreshed at
    * most once per `touchIntervalMs`. Never waits; cheap when there is nothing to send.
    */
   touch(tenant: string, key: string, sighting: HostSighting): void {

@@ -254,6 +254,11 @@ test('hostmeta access: hostile bodies and headers get a 4xx, never a 500, and ea
     ['an undecodable path', 'GET', '/host_metadata/%zz/x', undefined, {}],
     ['a 4 KiB token', 'GET', item, undefined, { authorization: `Bearer ${'t'.repeat(4096)}` }],
     ['If-None-Match of another kind', 'PUT', item, '{"hostname":"h"}', { 'if-none-match': 'W/"1"' }],
+    ['a batch of poison', 'POST', '/host_metadata/acme', `{"hosts":[{"key":"${randomKey()}","create":{"__proto__":{"admin":true}}}]}`, {}],
+    ['a batch whose hosts is a string', 'POST', '/host_metadata/acme', '{"hosts":"all of them"}', {}],
+    ['a batch with a null update', 'POST', '/host_metadata/acme', `{"hosts":[{"key":"${randomKey()}","update":null}]}`, {}],
+    ['a batch of 100,000 hosts', 'POST', '/host_metadata/acme', JSON.stringify({ hosts: Array.from({ length: 100_000 }, () => ({ key: 'a'.repeat(40) })) }), {}],
+    ['a batch nested too deep', 'POST', '/host_metadata/acme', `{"hosts":[{"key":"${randomKey()}","create":${'{"a":'.repeat(40)}1${'}'.repeat(40)}}]}`, {}],
   ];
   for (const [what, method, url, body, headers] of viaClient) {
     const reply = await call(method, url, headers.authorization === undefined ? ADMIN_TOKEN : null, body, headers);
