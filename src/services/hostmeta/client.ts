@@ -41,18 +41,23 @@ type BodyProblem = 'invalid_body' | { otherKey: string } | null;
 const documentProblem = (body: unknown): BodyProblem =>
   (typeof body === 'object' && body !== null && !Array.isArray(body) ? null : 'invalid_body');
 
-/** A batch's answer must list exactly the hosts asked, in order, each with a document (or null) and `created`. */
+/**
+ * A batch's answer lists hosts, each with its key, a document (or null) and
+ * `created`; they must be exactly the hosts asked, in order — an answer
+ * listing others (or more, or fewer) is another request's.
+ */
 function batchProblem(items: readonly BatchItem[]): (body: unknown) => BodyProblem {
   return (body) => {
     const hosts = (body as { hosts?: unknown } | null)?.hosts;
-    if (!Array.isArray(hosts) || hosts.length !== items.length) return 'invalid_body';
-    for (let i = 0; i < items.length; i++) {
-      const host = hosts[i] as Partial<BatchAnswer> | null;
-      if (typeof host !== 'object' || host === null || typeof host.created !== 'boolean') return 'invalid_body';
+    if (!Array.isArray(hosts)) return 'invalid_body';
+    for (const host of hosts as (Partial<BatchAnswer> | null)[]) {
+      if (typeof host !== 'object' || host === null || typeof host.key !== 'string' || typeof host.created !== 'boolean') return 'invalid_body';
       if (host.metadata !== null && documentProblem(host.metadata) !== null) return 'invalid_body';
-      if (host.key !== items[i]!.key) return { otherKey: String(host.key) };
     }
-    return null;
+    const answered = hosts as BatchAnswer[];
+    const other = answered.find((host, i) => host.key !== items[i]?.key);
+    if (other !== undefined) return { otherKey: other.key };
+    return answered.length === items.length ? null : { otherKey: `${answered.length} hosts for ${items.length}` };
   };
 }
 
