@@ -137,11 +137,10 @@ function showConfigs(): void {
 function oneLine(m: Measurement): string {
   if (m.skipped) return `skipped: ${m.skipped}`;
   if (m.error) return `FAILED: ${m.error.replace(/\s+/g, ' ').slice(0, 600)}`;
-  const parts = [
-    `sent ${m.sent}`, `delivered ${m.delivered}`, `loss ${m.lossPercent?.toFixed(2)} %`,
-    `${Math.round(m.messagesPerSecond ?? 0)} msg/s`, `${m.cpuSecondsPerMillion?.toFixed(2)} CPU-s/M`,
-    `peak RSS ${((m.peakRssBytes ?? 0) / 1e6).toFixed(1)} MB`,
-  ];
+  const parts = [`sent ${m.sent}`, `delivered ${m.delivered}`, `loss ${m.lossPercent?.toFixed(2)} %`];
+  // W7 measures times to registration, not a rate.
+  if (m.messagesPerSecond !== undefined) parts.push(`${Math.round(m.messagesPerSecond)} msg/s`, `${m.cpuSecondsPerMillion?.toFixed(2)} CPU-s/M`);
+  parts.push(`peak RSS ${((m.peakRssBytes ?? 0) / 1e6).toFixed(1)} MB`);
   if (m.heldRssBytes !== undefined) parts.push(`held RSS ${(m.heldRssBytes / 1e6).toFixed(1)} MB with ${m.idleConnectionsHeld} idle`);
   if (m.latencyMs) parts.push(`p50 ${m.latencyMs.p50} p99 ${m.latencyMs.p99} max ${m.latencyMs.max} ms`);
   if (m.storm) {
