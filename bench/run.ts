@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { findPeers, INSTALL_HINT, loadgenAvailable, peerVersions, ROOT } from './peers.js';
 import { ProcessGroup } from './processes.js';
-import { evaluateTargets, eventLoopTable, latencyTable, markdown, plain, stormTable, summarise, targetsTable, throughputTable, type Summary, type Table, type TargetResult } from './report.js';
+import { evaluateTargets, eventLoopTable, latencyTable, markdown, memoryTable, plain, stormTable, summarise, targetsTable, throughputTable, type Summary, type Table, type TargetResult } from './report.js';
 import { SERVER_NAMES, serverAvailable, serverConfig, type ServerName } from './servers.js';
 import { FULL_SIZES, measure, QUICK_SIZES, variantsOf, waitForQuietMachine, WORKLOAD_NAMES, type Measurement, type WorkloadName } from './workloads.js';
 
@@ -140,8 +140,11 @@ function oneLine(m: Measurement): string {
   const parts = [`sent ${m.sent}`, `delivered ${m.delivered}`, `loss ${m.lossPercent?.toFixed(2)} %`];
   // W7 measures times to registration, not a rate.
   if (m.messagesPerSecond !== undefined) parts.push(`${Math.round(m.messagesPerSecond)} msg/s`, `${m.cpuSecondsPerMillion?.toFixed(2)} CPU-s/M`);
-  parts.push(`peak RSS ${((m.peakRssBytes ?? 0) / 1e6).toFixed(1)} MB`);
-  if (m.heldRssBytes !== undefined) parts.push(`held RSS ${(m.heldRssBytes / 1e6).toFixed(1)} MB with ${m.idleConnectionsHeld} idle`);
+  parts.push(`peak RSS ${((m.peakRssBytes ?? 0) / 1e6).toFixed(1)} MB (PSS ${((m.peakPssBytes ?? 0) / 1e6).toFixed(1)})`);
+  if (m.connectedPssBytes !== undefined) {
+    parts.push(`connected: RSS ${(m.connectedRssBytes! / 1e6).toFixed(1)} MB, PSS ${(m.connectedPssBytes / 1e6).toFixed(1)} MB`
+      + (m.idleConnectionsHeld === undefined ? '' : ` with ${m.idleConnectionsHeld} idle`));
+  }
   if (m.latencyMs) parts.push(`p50 ${m.latencyMs.p50} p99 ${m.latencyMs.p99} max ${m.latencyMs.max} ms`);
   if (m.storm) {
     parts.push(`new hosts registered p99 ${m.storm.cold.registeredMs?.p99} max ${m.storm.cold.registeredMs?.max} ms, `
@@ -186,6 +189,7 @@ function renderMarkdown(r: Results): string {
     '',
     ...section('Throughput, CPU and memory', throughputTable(summaries)),
     ...section('Latency (W5, W6: the steady tenants)', latencyTable(summaries)),
+    ...section('Memory, summed over each server\'s processes', memoryTable(summaries)),
     ...section('A storm of hosts (W7)', stormTable(summaries)),
     ...section('Event-loop delay (sluice, while busy)', eventLoopTable(summaries)),
     '## Targets',
@@ -277,6 +281,8 @@ function finish(results: Results, quick: boolean): void {
   const latency = latencyTable(results.summaries);
   if (throughput.rows.length > 0) process.stdout.write(`\n${plain(throughput)}\n`);
   if (latency.rows.length > 0) process.stdout.write(`\n${plain(latency)}\n`);
+  const memory = memoryTable(results.summaries);
+  if (memory.rows.length > 0) process.stdout.write(`\n${plain(memory)}\n`);
   const storm = stormTable(results.summaries);
   if (storm.rows.length > 0) process.stdout.write(`\n${plain(storm)}\n`);
   const eventLoop = eventLoopTable(results.summaries);
