@@ -138,9 +138,9 @@ function oneLine(m: Measurement): string {
   if (m.skipped) return `skipped: ${m.skipped}`;
   if (m.error) return `FAILED: ${m.error.replace(/\s+/g, ' ').slice(0, 600)}`;
   const parts = [`sent ${m.sent}`, `delivered ${m.delivered}`, `loss ${m.lossPercent?.toFixed(2)} %`];
-  // W7 measures times to registration, not a rate.
+  // W7 measures times to registration, not a rate, nor memory.
   if (m.messagesPerSecond !== undefined) parts.push(`${Math.round(m.messagesPerSecond)} msg/s`, `${m.cpuSecondsPerMillion?.toFixed(2)} CPU-s/M`);
-  parts.push(`peak RSS ${((m.peakRssBytes ?? 0) / 1e6).toFixed(1)} MB (PSS ${((m.peakPssBytes ?? 0) / 1e6).toFixed(1)})`);
+  if (m.peakRssBytes !== undefined) parts.push(`peak RSS ${(m.peakRssBytes / 1e6).toFixed(1)} MB (PSS ${((m.peakPssBytes ?? 0) / 1e6).toFixed(1)})`);
   if (m.connectedPssBytes !== undefined) {
     parts.push(`connected: RSS ${(m.connectedRssBytes! / 1e6).toFixed(1)} MB, PSS ${(m.connectedPssBytes / 1e6).toFixed(1)} MB`
       + (m.idleConnectionsHeld === undefined ? '' : ` with ${m.idleConnectionsHeld} idle`));
