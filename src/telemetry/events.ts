@@ -134,19 +134,19 @@ export const EVENTS = {
   },
   hostmetaLookupFailed: {
     code: 'SLU0310W', level: 'warn', text: 'host metadata lookup failed; serving the last known value', throttleMs: THROTTLE_MS,
-    help: 'The node could not reach the host metadata service; records keep the last known metadata (or none). Check that the service runs and `hostmeta.client.url`.',
+    help: 'A batch of lookups (`hosts` of `tenant`, new hosts\' registrations with them) failed: the node could not reach the host metadata service. Records keep the last known metadata, or go on marked `meta_missing: unavailable`; the hosts are asked again after a pause. Check that the service runs and `hostmeta.client.url`.',
   },
   hostmetaResponseMismatch: {
     code: 'SLU0311E', level: 'error', text: 'host metadata response does not name its request\'s tenant and key; discarded', throttleMs: THROTTLE_MS,
     help: 'The host metadata service answered for another tenant or key than asked (a proxy mixing up responses?). The answer was thrown away; check what sits between the node and the service.',
   },
   hostmetaTouchFailed: {
-    code: 'SLU0312W', level: 'warn', text: 'host registration or last_seen refresh failed', throttleMs: THROTTLE_MS,
-    help: 'Registering a new host or refreshing its `last_seen` failed; it is retried. Check the host metadata service.',
+    code: 'SLU0312W', level: 'warn', text: 'host last_seen refresh failed', throttleMs: THROTTLE_MS,
+    help: 'Refreshing a host\'s `last_seen` failed; it is retried on a later message. Check the host metadata service. (Registrations go with lookups: their failures are SLU0310W.)',
   },
   hostmetaTouchesDropped: {
-    code: 'SLU0313W', level: 'warn', text: 'host touches dropped: too many registrations in flight', throttleMs: THROTTLE_MS,
-    help: 'More new hosts appeared than the node registers at once or per second; the rest are registered on a later record. Expected in a burst of new agents; persistent means the service is too slow.',
+    code: 'SLU0313W', level: 'warn', text: 'host last_seen refreshes dropped: too many in flight or per second', throttleMs: THROTTLE_MS,
+    help: 'More hosts were due a `last_seen` refresh than the node sends at once or per second; the rest are refreshed on a later record. Persistent means the service is too slow.',
   },
   relpProtocolError: {
     code: 'SLU0400W', level: 'warn', text: 'RELP protocol error: connection closed', counter: 'framesRejected', throttleMs: THROTTLE_MS,

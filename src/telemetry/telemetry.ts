@@ -111,6 +111,7 @@ export class Telemetry {
   readonly sourceAcceptedRecords: Counter<'source'>;
   readonly sourceAcceptedBytes: Counter<'source'>;
   readonly tenantAcceptedRecords: Counter<'tenant'>;
+  readonly tenantMetaMissingRecords: Counter<'tenant' | 'reason'>;
   readonly tenantAcceptedBytes: Counter<'tenant'>;
   readonly tenantDeliveredRecords: Counter<'sink' | 'tenant'>;
   readonly tenantDeliveredBytes: Counter<'sink' | 'tenant'>;
@@ -180,7 +181,7 @@ export class Telemetry {
     this.hostmetaMismatches = counter('sluice_hostmeta_client_mismatches_total', 'Host metadata responses that did not name their request\'s tenant and key (discarded).', ['method']);
     this.hostmetaCacheLookups = counter('sluice_hostmeta_cache_lookups_total', 'Host metadata cache lookups, by how they were answered.', ['result']);
     this.hostmetaCacheEntries = gauge('sluice_hostmeta_cache_entries', 'Hosts held by the host metadata cache.', []);
-    this.hostmetaTouchesDropped = counter('sluice_hostmeta_touches_dropped_total', 'Host registrations and last_seen refreshes dropped: too many in flight.', []);
+    this.hostmetaTouchesDropped = counter('sluice_hostmeta_touches_dropped_total', 'Host last_seen refreshes dropped: too many in flight or per second (registrations go with lookups).', []);
     this.bufferDroppedRecords = counter('sluice_buffer_dropped_records_total', 'Records a disk buffer refused (full, timeout, too_large) or lost to damage on disk (corrupt).', ['buffer', 'reason']);
     this.bufferDiscardedBytes = counter('sluice_buffer_discarded_bytes_total', 'Bytes a disk buffer stopped trusting: a torn tail truncated at open (torn_tail) or a damaged segment\'s rest (corrupt).', ['buffer', 'reason']);
     this.bufferSyncs = counter('sluice_buffer_syncs_total', 'Write-and-fsync rounds of a disk buffer; appends per round show the batching.', ['buffer']);
@@ -222,6 +223,7 @@ export class Telemetry {
     });
     this.sourceAcceptedRecords = counter('sluice_source_accepted_records_total', 'Records a source handed to the pipeline with a route (after attribution and rate limits).', ['source']);
     this.sourceAcceptedBytes = counter('sluice_source_accepted_bytes_total', 'Bytes of the records counted by sluice_source_accepted_records_total.', ['source']);
+    this.tenantMetaMissingRecords = counter('sluice_tenant_meta_missing_records_total', 'Records of a tenant that went on without their host\'s metadata (their `meta_missing`): `timeout` (the service did not answer within hostmeta.client.lookup_timeout) or `unavailable` (it failed, or is backed off from); tenants past admin.tenant_series share `other`.', ['tenant', 'reason']);
     this.tenantAcceptedRecords = counter('sluice_tenant_accepted_records_total', 'Records accepted for a tenant; tenants past admin.tenant_series share the label `other`.', ['tenant']);
     this.tenantAcceptedBytes = counter('sluice_tenant_accepted_bytes_total', 'Bytes of the records counted by sluice_tenant_accepted_records_total.', ['tenant']);
     this.tenantDeliveredRecords = counter('sluice_tenant_delivered_records_total', 'Records of a tenant a sink has delivered (written to its file, sent to the syslog receiver, stored by JetStream); tenants past admin.tenant_series share `other`.', ['sink', 'tenant']);

@@ -123,6 +123,24 @@ test('bench W6 (--quick) on sluice: steady tenants beside a flooding one, the la
   }
 });
 
+test('bench W7 (--quick) on sluice: a storm of new hosts, each registered and its record written; after a restart the same hosts again', async (t) => {
+  const m = await measure(variantsOf('W7')[0]!, 'sluice', context(t));
+  assert.equal(m.error, undefined, m.error);
+  const { cold, restart } = m.storm!;
+  for (const [what, phase] of [['new hosts', cold], ['after the restart', restart]] as const) {
+    assert.equal(phase.hosts, QUICK_SIZES.stormHosts, what);
+    assert.equal(phase.failed, 0, what);
+    assert.equal(phase.written, phase.hosts, `${what}: every host's record written`);
+    // Whether each record made it within lookup_timeout is the full run's target, not this smoke test's.
+    assert.equal(phase.withMeta + Object.values(phase.missing).reduce((a, b) => a + b, 0), phase.hosts, what);
+    assert.deepEqual(Object.keys(phase.missing).filter((reason) => reason !== 'timeout'), [], `${what}: none missing for another reason than time`);
+    assert.ok(phase.writtenMs!.p50 <= phase.writtenMs!.max, what);
+  }
+  assert.equal(cold.unregistered, 0, 'every new host registered');
+  assert.ok(cold.registeredMs!.p99 <= cold.registeredMs!.max);
+  t.diagnostic(`registered p99 ${cold.registeredMs!.p99} ms; with meta ${cold.withMeta} and ${restart.withMeta} of ${cold.hosts}`);
+});
+
 test('bench: SIGINT stops every process the harness started and removes its folders', async (t) => {
   const reason = missing('sluice');
   if (reason) return t.skip(reason);
