@@ -51,11 +51,16 @@ function readProc(file: string): string | null {
   }
 }
 
-/**
- * The datagrams the kernel dropped for the socket bound to `address`:`port`
- * (its receive buffer was full), or null when there is no such line.
- */
-export function socketDrops(address: string, port: number, procRoot = '/proc'): number | null {
+/** One socket's line of /proc/net/udp{,6}. */
+export interface UdpSocketCounters {
+  /** Datagrams the kernel dropped for this socket (its receive buffer was full, or memory ran short). */
+  drops: number;
+  /** Bytes waiting in its receive buffer (`rx_queue`). */
+  receiveQueueBytes: number;
+}
+
+/** The counters of the socket bound to `address`:`port`, or null when there is no such line (or no /proc). */
+export function udpSocketCounters(address: string, port: number, procRoot = '/proc'): UdpSocketCounters | null {
   const hex = procAddress(address);
   if (hex === null) return null;
   const text = readProc(`${procRoot}/net/${hex.length === 8 ? 'udp' : 'udp6'}`);
@@ -64,7 +69,9 @@ export function socketDrops(address: string, port: number, procRoot = '/proc'): 
   for (const line of text.split('\n')) {
     const fields = line.trim().split(/\s+/);
     // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ref pointer drops
-    if (fields[1] === local && fields.length >= 13) return Number(fields[12]);
+    if (fields[1] === local && fields.length >= 13) {
+      return { drops: Number(fields[12]), receiveQueueBytes: parseInt(fields[4]!.split(':')[1] ?? '0', 16) };
+    }
   }
   return null;
 }

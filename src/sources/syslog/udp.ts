@@ -8,8 +8,9 @@
  * too (udp-kernel.ts). There is no connection to resolve a tenant on, so
  * peers are looked up in a bounded cache. Datagrams taken in one turn are
  * batched per tenant and submitted together. UDP cannot be slowed down:
- * while the sinks ask a tenant to slow down, that tenant's datagrams are
- * dropped and counted; other tenants' go on.
+ * while the sinks ask to slow down, datagrams wait in the ring until it is
+ * half full; past that, the held-back tenant's datagrams are dropped and
+ * counted, and other tenants' go on.
  *
  * Without SO_REUSEPORT (node:dgram has it from Node.js 22.12) only one
  * process can hold the port: in a node with several workers, the first to
@@ -30,7 +31,7 @@ import type { Telemetry } from '../../telemetry/telemetry.js';
 import { decodeSyslogFrame } from './decode.js';
 import { createRingMemory, ipv4Text, RingReader } from './udp-ring.js';
 import type { ReaderCommand, ReaderMessage, ReaderSettings } from './udp-reader.js';
-import { socketDrops, udpReceiveErrors } from './udp-kernel.js';
+import { udpSocketCounters, udpReceiveErrors } from './udp-kernel.js';
 
 const SOURCE = 'syslog_udp';
 const PEER_CACHE_LIMIT = 65_536;
@@ -38,6 +39,14 @@ const PEER_CACHE_LIMIT = 65_536;
 const DATAGRAMS_PER_TURN = 1024;
 /** How often a standby worker tries to bind the port another worker holds. */
 const STANDBY_RETRY_MS = 1000;
+/**
+ * While the sinks ask to slow down, datagrams wait in the ring rather than
+ * being dropped, until it is this full: past it the held-back tenants'
+ * datagrams are dropped (backpressure) so that other tenants' behind them go on.
+ */
+const HOLD_BACK_FILL = 0.5;
+/** How often a held-back ring is looked at again. */
+const HOLD_BACK_CHECK_MS = 2;
 const READER_URL = new URL('./udp-reader.js', import.meta.url);
 
 interface Peer {
@@ -155,7 +164,7 @@ export class SyslogUdpSource implements Source {
     this.listener = isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
     const ring = this.ring!;
     this.telemetry.watchUdpListener(this.listener, () => ({
-      kernelDropped: socketDrops(address, port),
+      kernelDropped: udpSocketCounters(address, port)?.drops ?? null,
       handoffQueuedBytes: ring.queuedBytes,
     }));
     this.telemetry.udpHostErrors = udpReceiveErrors;
@@ -236,7 +245,13 @@ export class SyslogUdpSource implements Source {
 
   private readonly pumpTurn = (): void => {
     this.pumpScheduled = false;
-    if (this.ring === null) return;
+    const ring = this.ring;
+    if (ring === null) return;
+    if ((this.laneFull || this.congested.size > 0) && ring.queuedBytes < ring.capacityBytes * HOLD_BACK_FILL) {
+      this.pumpScheduled = true;
+      setTimeout(this.pumpTurn, HOLD_BACK_CHECK_MS);
+      return;
+    }
     const more = this.pump();
     if (this.ring === null) return;
     if (more) {
