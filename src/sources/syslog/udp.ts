@@ -17,6 +17,7 @@
  * bind reads; the others stand by and bind when it lets go (a rolling
  * restart, a worker that ended).
  */
+import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type { Counter } from 'prom-client';
@@ -66,6 +67,8 @@ export class SyslogUdpSource implements Source {
   private bound: { address: string; port: number } | null = null;
   private listener = '';
   private standbyTimer: NodeJS.Timeout | null = null;
+  /** Another worker holds the port; this one tries it again every STANDBY_RETRY_MS. */
+  private standingBy = false;
   private stopping = false;
   private pumpScheduled = false;
   /** IPv4 senders by address × 65536 + port; IPv6 ones by `address|port`. */
@@ -109,7 +112,7 @@ export class SyslogUdpSource implements Source {
   }
 
   async start(): Promise<void> {
-    if (this.reader !== null || this.standbyTimer !== null) return;
+    if (this.reader !== null || this.standingBy) return;
     this.stopping = false;
     const bound = await this.startReader();
     if (bound === 'in_use') this.standBy();
@@ -175,26 +178,41 @@ export class SyslogUdpSource implements Source {
   }
 
   private standBy(): void {
+    this.standingBy = true;
     this.telemetry.emit('udpStandby', { source: SOURCE, address: this.config.address, port: this.config.port });
     const retry = async (): Promise<void> => {
       this.standbyTimer = null;
       if (this.stopping) return;
       try {
-        if (await this.startReader() === 'listening' && !this.stopping) return;
+        // A thread is started only once the port looks free: a probe costs a bind, a thread some milliseconds of CPU.
+        if (await this.portFree() && await this.startReader() === 'listening') {
+          this.standingBy = false;
+          if (this.stopping) this.closeReader();
+          return;
+        }
       } catch (err) {
         this.telemetry.emit('sourceError', { source: SOURCE, error: (err as Error).message });
       }
-      if (this.stopping) {
-        this.closeReader();
-        return;
-      }
-      if (this.reader === null) this.standbyTimer = setTimeout(() => void retry(), STANDBY_RETRY_MS).unref();
+      if (!this.stopping) this.standbyTimer = setTimeout(() => void retry(), STANDBY_RETRY_MS).unref();
     };
     this.standbyTimer = setTimeout(() => void retry(), STANDBY_RETRY_MS).unref();
   }
 
+  /** Whether this process could bind the port now (the probe socket is closed again at once). */
+  private portFree(): Promise<boolean> {
+    const probe = dgram.createSocket({ type: isIPv6(this.config.address) ? 'udp6' : 'udp4' });
+    return new Promise((resolve) => {
+      probe.once('error', () => {
+        probe.close();
+        resolve(false);
+      });
+      probe.bind({ address: this.config.address, port: this.config.port, exclusive: true }, () => probe.close(() => resolve(true)));
+    });
+  }
+
   async stop(_deadline: number): Promise<void> {
     this.stopping = true;
+    this.standingBy = false;
     if (this.standbyTimer !== null) clearTimeout(this.standbyTimer);
     this.standbyTimer = null;
     const reader = this.reader;
@@ -213,6 +231,7 @@ export class SyslogUdpSource implements Source {
 
   destroy(): void {
     this.stopping = true;
+    this.standingBy = false;
     if (this.standbyTimer !== null) clearTimeout(this.standbyTimer);
     this.standbyTimer = null;
     this.closeReader();
@@ -231,7 +250,7 @@ export class SyslogUdpSource implements Source {
 
   health(): ComponentHealth {
     if (this.reader !== null) return { healthy: true };
-    if (this.standbyTimer !== null) return { healthy: true, detail: 'standing by: another worker holds the port' };
+    if (this.standingBy && !this.stopping) return { healthy: true, detail: 'standing by: another worker holds the port' };
     return { healthy: false, detail: 'not bound' };
   }
 
