@@ -38,6 +38,14 @@ const SOURCE = 'syslog_udp';
 const PEER_CACHE_LIMIT = 65_536;
 /** Datagrams taken from the ring before the event loop gets a turn for everything else (sink writes, other sockets). */
 const DATAGRAMS_PER_TURN = 1024;
+/**
+ * While datagrams keep coming, the ring is looked at again after this long
+ * rather than the reader thread waking the event loop: a wake-up
+ * (Atomics.notify to a waitAsync) costs the reader about as much as copying
+ * a few datagrams, and one per datagram or two is what an idle-fast event
+ * loop would otherwise ask for. It bounds the latency it adds.
+ */
+const BUSY_POLL_MS = 1;
 /** How often a standby worker tries to bind the port another worker holds. */
 const STANDBY_RETRY_MS = 1000;
 /**
@@ -225,7 +233,7 @@ export class SyslogUdpSource implements Source {
       reader.once('exit', () => resolve());
       reader.postMessage({ command: 'close' } satisfies ReaderCommand);
     });
-    while (this.pump());
+    while (this.pump() === DATAGRAMS_PER_TURN);
     this.closeReader();
   }
 
@@ -271,36 +279,35 @@ export class SyslogUdpSource implements Source {
       setTimeout(this.pumpTurn, HOLD_BACK_CHECK_MS);
       return;
     }
-    const more = this.pump();
+    const taken = this.pump();
     if (this.ring === null) return;
-    if (more) {
+    if (taken === DATAGRAMS_PER_TURN) {
       this.pumpScheduled = true;
       setImmediate(this.pumpTurn);
+    } else if (taken > 0) {
+      this.pumpScheduled = true;
+      setTimeout(this.pumpTurn, BUSY_POLL_MS);
     } else {
       this.awaitDatagrams();
     }
   };
 
-  /** Take up to DATAGRAMS_PER_TURN datagrams from the ring into the pipeline; true if it holds more. */
-  private pump(): boolean {
+  /** Take up to DATAGRAMS_PER_TURN datagrams from the ring into the pipeline; how many it took. */
+  private pump(): number {
     const ring = this.ring;
-    if (ring === null) return false;
+    if (ring === null) return 0;
     let taken = 0;
-    let more = false;
     const nowMs = Date.now();
     const received = isoTime(nowMs);
     while (ring.next()) {
       this.accept(ring, nowMs, received);
-      if (++taken === DATAGRAMS_PER_TURN) {
-        more = true;
-        break;
-      }
+      if (++taken === DATAGRAMS_PER_TURN) break;
     }
     ring.release();
     const dropped = ring.takeDropped();
     if (dropped > 0) this.telemetry.emit('recordsDropped', { source: SOURCE, reason: 'handoff_full', listener: this.listener }, dropped);
     this.flush();
-    return more;
+    return taken;
   }
 
   /** The sender of the ring's current entry. */
