@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { createRingMemory, ipv4Number, ipv4Text, RingReader, RingWriter } from '../../../src/sources/syslog/udp-ring.js';
 import { procAddress, udpReceiveErrors, udpSocketCounters } from '../../../src/sources/syslog/udp-kernel.js';
 import type { SluiceNode } from '../../../src/ops/node.js';
+import { buildOverview } from '../../../src/ops/admin/overview.js';
 import { readTenantRecords, startTestNode, waitFor } from '../../helpers.js';
 
 test('ring: entries come out in order, whole, across the wrap; what does not fit is dropped and counted', () => {
@@ -162,6 +163,11 @@ test('burst: one sender at full speed; every datagram is delivered or counted as
   assert.equal(seqs.size, records.length, 'no datagram written twice');
   for (const seq of seqs) assert.ok(seq >= 0 && seq < count);
   assert.equal(n.taken + n.handoffDropped + n.kernelDropped, count, JSON.stringify(n));
+  // The dashboard's overview shows both losses.
+  const overview = buildOverview(await node.telemetry.registry.getMetricsAsJSON(), [], [], [], null);
+  assert.equal(overview.udp?.handoffDropped, n.handoffDropped);
+  assert.equal(overview.udp?.kernelDropped, n.kernelDropped);
+  assert.ok(overview.udp.hostReceiveBufferErrors >= n.kernelDropped);
   t.diagnostic(`${count} sent: ${records.length} delivered, ${n.otherDropped} dropped by the pipeline, ${n.handoffDropped} in the hand-off, ${n.kernelDropped} by the kernel`);
 });
 
