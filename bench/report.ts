@@ -154,14 +154,16 @@ function evaluateFullSize(summaries: Summary[]): TargetResult[] {
     target: 'W1: sluice ≥ 1.5× syslog-ng msg/s', met: thrNg === undefined ? null : thrNg >= 1.5,
     detail: thrNg === undefined ? 'not measured' : `${fmtRatio(thrNg)} (${num(w1!.values.messagesPerSecond)} vs ${num(w1n!.values.messagesPerSecond)} msg/s)`,
   });
-  for (const variant of ['W3 default buffer', 'W3 4 MiB buffer']) {
+  // UDP loss: at the OS default receive buffer no more than rsyslog's; with 4 MiB within a point of it. CPU per million delivered beside it.
+  for (const [variant, slack] of [['W3 default buffer', 0], ['W3 4 MiB buffer', 1]] as const) {
     const s = find(summaries, variant, 'sluice');
     const r = find(summaries, variant, 'rsyslog');
     const a = s?.values.lossPercent;
     const b = r?.values.lossPercent;
+    const cpu = (x: Summary | undefined): string => (x?.values.cpuSecondsPerMillion === undefined ? '–' : dec(x.values.cpuSecondsPerMillion));
     results.push({
-      target: `${variant}: sluice loss ≤ rsyslog's`, met: a === undefined || b === undefined ? null : a <= b,
-      detail: a === undefined || b === undefined ? 'not measured' : `${a.toFixed(2)} % vs ${b.toFixed(2)} %`,
+      target: `${variant}: sluice loss ≤ rsyslog's${slack > 0 ? ` + ${slack} point` : ''}`, met: a === undefined || b === undefined ? null : a <= b + slack,
+      detail: a === undefined || b === undefined ? 'not measured' : `${a.toFixed(2)} % vs ${b.toFixed(2)} %; CPU-s per million delivered ${cpu(s)} vs ${cpu(r)}`,
     });
   }
   // W4's memory figure is the RSS with the 10,000 connections held; the peak while 4 senders run is shown beside it.
