@@ -16,11 +16,11 @@ export function median(values: number[]): number | undefined {
 
 type NumericKey = 'sent' | 'delivered' | 'lost' | 'lossPercent' | 'duplicates' | 'invalidLines' | 'unrecognisedLines' | 'seconds'
   | 'messagesPerSecond' | 'cpuSeconds' | 'cpuSecondsPerMillion' | 'peakRssBytes' | 'heldRssBytes' | 'idleConnectionsHeld'
-  | 'idleConnectionsOpenAtEnd' | 'udpReceiveBufferBytes' | 'agents' | 'otherCpuPercent';
+  | 'idleConnectionsOpenAtEnd' | 'udpReceiveBufferBytes' | 'udpKernelDropped' | 'agents' | 'otherCpuPercent';
 
 const NUMERIC_KEYS: NumericKey[] = ['sent', 'delivered', 'lost', 'lossPercent', 'duplicates', 'invalidLines', 'unrecognisedLines',
   'seconds', 'messagesPerSecond', 'cpuSeconds', 'cpuSecondsPerMillion', 'peakRssBytes', 'heldRssBytes', 'idleConnectionsHeld',
-  'idleConnectionsOpenAtEnd', 'udpReceiveBufferBytes', 'agents', 'otherCpuPercent'];
+  'idleConnectionsOpenAtEnd', 'udpReceiveBufferBytes', 'udpKernelDropped', 'agents', 'otherCpuPercent'];
 
 /** Medians over the repeats of one variant on one server, with the sluice/peer ratios of the same run. */
 export interface Summary {
@@ -238,6 +238,10 @@ function notes(s: Summary): string {
   if (s.errors.length > 0) parts.push(`${s.errors.length} failed run(s): ${s.errors[0]!.slice(0, 160).replace(/\s+/g, ' ')}`);
   const v = s.values;
   if (v.udpReceiveBufferBytes !== undefined) parts.push(`rcvbuf ${(v.udpReceiveBufferBytes / 1024 / 1024).toFixed(2)} MiB`);
+  // Where W3's loss happened: in the kernel (the socket's receive buffer was full) or inside the server.
+  if (v.udpKernelDropped !== undefined && v.lost !== undefined) {
+    parts.push(`lost in the kernel ${num(v.udpKernelDropped)}, in the server ${num(Math.max(0, v.lost - v.udpKernelDropped))}`);
+  }
   if (v.heldRssBytes !== undefined) parts.push(`RSS ${mb(v.heldRssBytes)} MB holding ${num(v.idleConnectionsHeld)} idle, ${num(v.idleConnectionsOpenAtEnd)} still open at end`);
   if (v.otherCpuPercent !== undefined && v.otherCpuPercent >= BUSY_MACHINE_PERCENT) {
     parts.push(`busy machine: other processes used ${v.otherCpuPercent.toFixed(0)} % of the CPU`);
