@@ -39,9 +39,15 @@ function run(settings: ReaderSettings): void {
     if (bound) send({ event: 'error', message: err.message });
     else send({ event: 'bindFailed', code: err.code ?? '', message: err.message });
   });
+  // Most datagrams come from the sender before: its address is compared, not parsed again.
+  let lastAddress = '';
+  let lastIpv4 = -1;
   socket.on('message', (datagram, peer) => {
-    const ipv4 = peer.family === 'IPv4' ? ipv4Number(peer.address) : -1;
-    ring.push(datagram, ipv4, peer.address, peer.port);
+    if (peer.address !== lastAddress) {
+      lastAddress = peer.address;
+      lastIpv4 = peer.family === 'IPv4' ? ipv4Number(peer.address) : -1;
+    }
+    ring.push(datagram, lastIpv4, peer.address, peer.port);
   });
   socket.bind({ address: settings.address, port: settings.port, exclusive: true }, () => {
     bound = true;
