@@ -194,3 +194,20 @@ test('a blocked event loop: the reader thread keeps draining the socket, so the 
   assert.equal(n.otherDropped, 0, JSON.stringify(n));
   await waitFor('every datagram written', () => readTenantRecords(logs, 'a').length === count, 120_000);
 });
+
+test('IPv6: a listener on ::1 takes datagrams from ::1, and its kernel counters are found in /proc/net/udp6', async (t) => {
+  const { node, logs, udpPort } = await startTestNode(t, 'tenants:\n  six:\n    networks: ["::1/128"]\nsources:\n  syslog_udp: { address: "::1" }\n');
+  const socket = dgram.createSocket('udp6');
+  t.after(() => socket.close());
+  for (let i = 0; i < 10; i++) socket.send(`<14>1 - h app - - - six ${i}`, udpPort, '::1');
+  const records = await waitFor('ten records', () => {
+    const got = readTenantRecords(logs, 'six');
+    return got.length === 10 ? got : undefined;
+  });
+  assert.deepEqual(records.map((r) => r.msg).sort(), Array.from({ length: 10 }, (_, i) => `six ${i}`));
+  if (udpReceiveErrors() !== null) {
+    assert.ok(udpSocketCounters('::1', udpPort) !== null, 'the socket\'s line in /proc/net/udp6');
+    const { values } = await node.telemetry.registry.getSingleMetric('sluice_udp_kernel_dropped_total')!.get();
+    assert.deepEqual(values.map((v) => [v.labels.listener, v.value]), [[`[::1]:${udpPort}`, 0]]);
+  }
+});
