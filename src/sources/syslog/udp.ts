@@ -149,6 +149,12 @@ export class SyslogUdpSource implements Source {
           case 'listening':
             reader.off('error', fail);
             reader.on('error', (err) => this.telemetry.emit('sourceError', { source: SOURCE, error: err.message }));
+            // A thread that ends on its own leaves the source unbound: the node's supervisor starts it again.
+            reader.once('exit', () => {
+              if (this.reader !== reader || this.stopping) return;
+              while (this.pump() === DATAGRAMS_PER_TURN);
+              this.closeReader();
+            });
             this.reader = reader;
             this.ring = ring;
             this.bound = { address: message.address, port: message.port };

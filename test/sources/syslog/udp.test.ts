@@ -211,3 +211,19 @@ test('IPv6: a listener on ::1 takes datagrams from ::1, and its kernel counters 
     assert.deepEqual(values.map((v) => [v.labels.listener, v.value]), [[`[::1]:${udpPort}`, 0]]);
   }
 });
+
+test('a reader thread that ends leaves the source unhealthy; the node starts it again and datagrams flow', async (t) => {
+  const { node, logs } = await startTestNode(t, `${TENANT_YAML}supervision: { initial_backoff: 100ms }\n`);
+  // The thread is the source's own (private): ending it from here stands for a crash inside it.
+  const restartsBefore = await node.telemetry.value('sluice_restarts_total', { component: 'source:syslog_udp' });
+  await (node as unknown as { udp: { reader: Worker } }).udp.reader.terminate();
+  const socket = dgram.createSocket('udp4');
+  t.after(() => socket.close());
+  let sent = 0;
+  await waitFor('a datagram after the restart', () => {
+    const port = node.addresses().syslogUdp?.port;
+    if (port !== undefined) socket.send(`<14>1 - h app - - - again ${sent++}`, port, '127.0.0.1');
+    return readTenantRecords(logs, 'a').some((r) => String(r.msg).startsWith('again '));
+  }, 30_000);
+  assert.equal(await node.telemetry.value('sluice_restarts_total', { component: 'source:syslog_udp' }), restartsBefore + 1, 'restarted by the supervisor');
+});
