@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { createRingMemory, ipv4Number, ipv4Text, RingReader, RingWriter } from '../../../src/sources/syslog/udp-ring.js';
 import { procAddress, udpReceiveErrors, udpSocketCounters } from '../../../src/sources/syslog/udp-kernel.js';
@@ -88,14 +89,14 @@ const TENANT_YAML = 'tenants:\n  a:\n    networks: [127.0.0.0/8]\n';
 
 /**
  * Send `count` datagrams of SIZE bytes (`<14>1 - h app - - - <seq>` padded) from
- * a thread of its own, as fast as it goes. `done` (if given) is set to 1 and
- * notified when the last send has completed.
+ * a thread of its own, as fast as it goes (or resting `pauseEvery256Ms` after
+ * every 256). `done` (if given) is set to 1 and notified when the last send has completed.
  */
-function sendFromThread(port: number, count: number, done?: Int32Array): Promise<{ errors: number }> {
+function sendFromThread(port: number, count: number, done?: Int32Array, pauseEvery256Ms = 0): Promise<{ errors: number }> {
   const code = `
     const { workerData, parentPort } = require('node:worker_threads');
     const dgram = require('node:dgram');
-    const { port, count, size, done } = workerData;
+    const { port, count, size, done, pause } = workerData;
     const socket = dgram.createSocket('udp4');
     let sent = 0, completed = 0, errors = 0;
     const finished = (err) => {
@@ -110,11 +111,11 @@ function sendFromThread(port: number, count: number, done?: Int32Array): Promise
         const head = '<14>1 - h app - - - ' + String(sent).padStart(8, '0') + ' ';
         socket.send(Buffer.from(head.padEnd(size, 'x')), port, '127.0.0.1', finished);
       }
-      if (sent < count) setImmediate(burst);
+      if (sent < count) pause > 0 ? setTimeout(burst, pause) : setImmediate(burst);
     };
     burst();
   `;
-  const worker = new Worker(code, { eval: true, workerData: { port, count, size: SIZE, done } });
+  const worker = new Worker(code, { eval: true, workerData: { port, count, size: SIZE, done, pause: pauseEvery256Ms } });
   return new Promise((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
@@ -226,4 +227,50 @@ test('a reader thread that ends leaves the source unhealthy; the node starts it 
     return readTenantRecords(logs, 'a').some((r) => String(r.msg).startsWith('again '));
   }, 30_000);
   assert.equal(await node.telemetry.value('sluice_restarts_total', { component: 'source:syslog_udp' }), restartsBefore + 1, 'restarted by the supervisor');
+});
+
+test('a slow sink: datagrams wait in the ring while the sink holds the sources back; nothing is dropped by the kernel or by sluice', async (t) => {
+  if (udpReceiveErrors() === null) {
+    t.skip('the kernel counters need /proc (Linux)');
+    return;
+  }
+  // The receiver reads nothing until released: the syslog sink's queue fills and it asks the sources to slow down.
+  let received = '';
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  const receiver = net.createServer((socket) => {
+    socket.pause();
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => { received += chunk; });
+    void released.then(() => socket.resume());
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', () => resolve()));
+  t.after(() => receiver.close());
+  const receiverPort = (receiver.address() as net.AddressInfo).port;
+  const count = 20_000;
+  const { node, udpPort } = await startTestNode(t, `${TENANT_YAML}sinks:
+  fwd:
+    type: syslog
+    tenants: [a]
+    queue_high_water: 256KiB
+    syslog: { protocol: tcp, host: 127.0.0.1, port: ${receiverPort} }
+sources:
+  syslog_udp: { handoff_buffer: 16MiB, receive_buffer: 4MiB }
+`);
+  // Paced (about 256 per 10 ms) so that the reader thread, not the machine's load, is what is tested.
+  const sending = sendFromThread(udpPort, count, undefined, 10);
+  let mostQueued = 0;
+  const sent = await waitFor('the sender done', async () => {
+    mostQueued = Math.max(mostQueued, await node.telemetry.value('sluice_udp_handoff_queued_bytes'));
+    return Promise.race([sending, new Promise<false>((resolve) => setTimeout(() => resolve(false), 5))]);
+  }, 120_000);
+  assert.equal(sent.errors, 0);
+  assert.ok(mostQueued > 0, 'datagrams waited in the ring');
+  assert.ok(await node.telemetry.value('sluice_sink_queued_bytes', { sink: 'fwd' }) > 0, 'the sink is held up');
+  let n = await udpNumbers(node);
+  assert.deepEqual([n.kernelDropped, n.handoffDropped, n.otherDropped], [0, 0, 0], JSON.stringify(n));
+  release();
+  await waitFor('every record at the receiver', () => (received.match(/ - - - \d{8} /g) ?? []).length === count, 120_000);
+  n = await udpNumbers(node);
+  assert.deepEqual([n.taken, n.kernelDropped, n.handoffDropped, n.otherDropped], [count, 0, 0, 0], JSON.stringify(n));
 });
