@@ -37,7 +37,7 @@ import { SyslogFramer } from '../src/sources/syslog/framing.js';
 import { parseSize } from '../src/core/units.js';
 import { ProcessGroup } from './processes.js';
 import { freePort } from './ports.js';
-import { memoryBytes } from './proc-stats.js';
+import { MemorySampler } from './proc-stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -142,10 +142,8 @@ while (!node.stderrTail().includes('SLU0003I')) {
   await new Promise((resolve) => setTimeout(resolve, 100));
 }
 await new Promise((resolve) => setTimeout(resolve, 1000));
-const idleRss = memoryBytes(node.pid, 'VmRSS');
-
-let peakRss = idleRss;
-const sampler = setInterval(() => { peakRss = Math.max(peakRss, memoryBytes(node.pid, 'VmRSS')); }, 250);
+const sampler = new MemorySampler(node.pid);
+const idleRss = sampler.sample().rssBytes;
 
 const tcpPort = await new Promise<number>((resolve) => {
   // The node's TCP listener took port 0: find it in its "listening" line.
@@ -223,8 +221,7 @@ await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 stop = true;
 await Promise.all(running);
 const loadSeconds = (Date.now() - startedAt) / 1000;
-clearInterval(sampler);
-const peakRssDuringLoad = peakRss;
+const peakRssDuringLoad = sampler.stop().rssBytes;
 const deliveredDuringLoad = receiver.frames;
 
 // Drain: the receiver reads at full speed until every acknowledged record is there (or 5 minutes).

@@ -15,11 +15,13 @@ export function median(values: number[]): number | undefined {
 }
 
 type NumericKey = 'sent' | 'delivered' | 'lost' | 'lossPercent' | 'duplicates' | 'invalidLines' | 'unrecognisedLines' | 'seconds'
-  | 'messagesPerSecond' | 'cpuSeconds' | 'cpuSecondsPerMillion' | 'peakRssBytes' | 'heldRssBytes' | 'idleConnectionsHeld'
+  | 'messagesPerSecond' | 'cpuSeconds' | 'cpuSecondsPerMillion' | 'idleRssBytes' | 'idlePssBytes' | 'connectedRssBytes'
+  | 'connectedPssBytes' | 'peakRssBytes' | 'peakPssBytes' | 'endRssBytes' | 'endPssBytes' | 'idleConnectionsHeld'
   | 'idleConnectionsOpenAtEnd' | 'udpReceiveBufferBytes' | 'udpKernelDropped' | 'agents' | 'otherCpuPercent';
 
 const NUMERIC_KEYS: NumericKey[] = ['sent', 'delivered', 'lost', 'lossPercent', 'duplicates', 'invalidLines', 'unrecognisedLines',
-  'seconds', 'messagesPerSecond', 'cpuSeconds', 'cpuSecondsPerMillion', 'peakRssBytes', 'heldRssBytes', 'idleConnectionsHeld',
+  'seconds', 'messagesPerSecond', 'cpuSeconds', 'cpuSecondsPerMillion', 'idleRssBytes', 'idlePssBytes', 'connectedRssBytes',
+  'connectedPssBytes', 'peakRssBytes', 'peakPssBytes', 'endRssBytes', 'endPssBytes', 'idleConnectionsHeld',
   'idleConnectionsOpenAtEnd', 'udpReceiveBufferBytes', 'udpKernelDropped', 'agents', 'otherCpuPercent'];
 
 /** Medians over the repeats of one variant on one server, with the sluice/peer ratios of the same run. */
@@ -166,22 +168,47 @@ function evaluateFullSize(summaries: Summary[]): TargetResult[] {
       detail: a === undefined || b === undefined ? 'not measured' : `${a.toFixed(2)} % vs ${b.toFixed(2)} %; CPU-s per million delivered ${cpu(s)} vs ${cpu(r)}`,
     });
   }
-  // W4's memory figure is the RSS with the 10,000 connections held; the peak while 4 senders run is shown beside it.
+  // W4's memory figure is the PSS summed over the node's processes with the 10,000 connections held (issue 15: ≤ 200 MB).
   const w4 = find(summaries, 'W4', 'sluice');
-  const held = w4?.values.heldRssBytes;
+  const held = w4?.values.connectedPssBytes;
   const connections = w4?.values.idleConnectionsHeld ?? 0;
   results.push({
-    target: 'W4: sluice ≤ 150 MB RSS with 10,000 connections held',
-    met: held === undefined || connections < 10_000 ? null : held <= 150 * MB,
+    target: 'W4: sluice ≤ 200 MB PSS with 10,000 connections held',
+    met: held === undefined || connections < 10_000 ? null : held <= 200 * MB,
     detail: held === undefined ? 'not measured'
-      : `${(held / MB).toFixed(1)} MB holding ${connections.toLocaleString('en-US')} idle connections; `
-        + `peak ${((w4!.values.peakRssBytes ?? 0) / MB).toFixed(1)} MB with the 4 senders running too`,
+      : `PSS ${mb(held)} MB (RSS ${mb(w4!.values.connectedRssBytes)} MB) holding ${connections.toLocaleString('en-US')} idle connections; `
+        + `idle before them PSS ${mb(w4!.values.idlePssBytes)} MB`,
   });
+  const idle = w4?.values.idlePssBytes;
+  results.push({
+    target: 'idle node (before W4\'s connections): sluice ≤ 120 MB PSS',
+    met: idle === undefined ? null : idle <= 120 * MB,
+    detail: idle === undefined ? 'not measured' : `PSS ${mb(idle)} MB, RSS ${mb(w4!.values.idleRssBytes)} MB`,
+  });
+  if (held !== undefined && idle !== undefined && connections > 0) {
+    const perAgent = (held - idle) / connections;
+    results.push({
+      target: 'W4: ≤ 8 KB per connected agent', met: connections < 10_000 ? null : perAgent <= 8_000,
+      detail: `${(perAgent / 1000).toFixed(1)} KB (PSS with them − PSS before, over ${connections.toLocaleString('en-US')})`,
+    });
+  }
   const w5 = find(summaries, 'W5', 'sluice');
   const lat = w5?.latencyMs;
   results.push({
     target: 'W5: p99 ≤ 20 ms, max ≤ 250 ms', met: lat === undefined ? null : lat.p99 <= 20 && lat.max <= 250,
     detail: lat === undefined ? (find(summaries, 'W5', 'sluice') ? 'no latency' : 'not measured') : `p99 ${dec(lat.p99)} ms, max ${dec(lat.max)} ms`,
+  });
+  const w5r = find(summaries, 'W5', 'rsyslog');
+  const w5Peak = w5?.values.peakPssBytes;
+  results.push({
+    target: 'W5: sluice ≤ 250 MB PSS summed (peak)', met: w5Peak === undefined ? null : w5Peak <= 250 * MB,
+    detail: w5Peak === undefined ? 'not measured' : `peak PSS ${mb(w5Peak)} MB, RSS ${mb(w5!.values.peakRssBytes)} MB`
+      + (w5r?.values.peakRssBytes === undefined ? '' : `; rsyslog RSS ${mb(w5r.values.peakRssBytes)} MB`),
+  });
+  const w5Cpu = w5r?.sluiceRatio?.cpuSecondsPerMillion;
+  results.push({
+    target: 'W5: sluice ≤ 1.5× rsyslog CPU-s per million', met: w5Cpu === undefined ? null : w5Cpu <= 1.5,
+    detail: w5Cpu === undefined ? 'not measured' : `${fmtRatio(w5Cpu)} (${dec(w5!.values.cpuSecondsPerMillion)} vs ${dec(w5r!.values.cpuSecondsPerMillion)} s)`,
   });
   const errs = w5?.errorCounts;
   const lost = w5?.values.lost;
@@ -242,7 +269,7 @@ function notes(s: Summary): string {
   if (v.udpKernelDropped !== undefined && v.lost !== undefined) {
     parts.push(`lost in the kernel ${num(v.udpKernelDropped)}, in the server ${num(Math.max(0, v.lost - v.udpKernelDropped))}`);
   }
-  if (v.heldRssBytes !== undefined) parts.push(`RSS ${mb(v.heldRssBytes)} MB holding ${num(v.idleConnectionsHeld)} idle, ${num(v.idleConnectionsOpenAtEnd)} still open at end`);
+  if (v.idleConnectionsHeld !== undefined) parts.push(`${num(v.idleConnectionsHeld)} idle connections held, ${num(v.idleConnectionsOpenAtEnd)} still open at end`);
   if (v.otherCpuPercent !== undefined && v.otherCpuPercent >= BUSY_MACHINE_PERCENT) {
     parts.push(`busy machine: other processes used ${v.otherCpuPercent.toFixed(0)} % of the CPU`);
   }
@@ -276,6 +303,17 @@ export function latencyTable(summaries: Summary[]): Table {
     s.errorCounts ? `${s.errorCounts.connect}/${s.errorCounts.reset}/${s.errorCounts.other}` : '–',
     dec(s.latencyMs?.p50), dec(s.latencyMs?.p90), dec(s.latencyMs?.p99), dec(s.latencyMs?.max),
     dec(s.values.cpuSecondsPerMillion), mb(s.values.peakRssBytes), notes(s),
+  ]);
+  return { header, rows };
+}
+
+/** Memory of every server, summed over its processes: RSS beside PSS (shared pages counted once). */
+export function memoryTable(summaries: Summary[]): Table {
+  const header = ['workload', 'server', 'idle RSS / PSS MB', 'connected RSS / PSS MB', 'peak RSS / PSS MB', 'end RSS / PSS MB'];
+  const pair = (rss: number | undefined, pss: number | undefined): string => (rss === undefined ? '–' : `${mb(rss)} / ${mb(pss)}`);
+  const rows = summaries.filter((s) => s.values.idleRssBytes !== undefined).map((s) => [
+    s.variant, s.server, pair(s.values.idleRssBytes, s.values.idlePssBytes), pair(s.values.connectedRssBytes, s.values.connectedPssBytes),
+    pair(s.values.peakRssBytes, s.values.peakPssBytes), pair(s.values.endRssBytes, s.values.endPssBytes),
   ]);
   return { header, rows };
 }

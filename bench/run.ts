@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { findPeers, INSTALL_HINT, loadgenAvailable, peerVersions, ROOT } from './peers.js';
 import { ProcessGroup } from './processes.js';
-import { evaluateTargets, eventLoopTable, latencyTable, markdown, plain, summarise, targetsTable, throughputTable, type Summary, type Table, type TargetResult } from './report.js';
+import { evaluateTargets, eventLoopTable, latencyTable, markdown, memoryTable, plain, summarise, targetsTable, throughputTable, type Summary, type Table, type TargetResult } from './report.js';
 import { SERVER_NAMES, serverAvailable, serverConfig, type ServerName } from './servers.js';
 import { FULL_SIZES, measure, QUICK_SIZES, variantsOf, waitForQuietMachine, WORKLOAD_NAMES, type Measurement, type WorkloadName } from './workloads.js';
 
@@ -138,9 +138,12 @@ function oneLine(m: Measurement): string {
   const parts = [
     `sent ${m.sent}`, `delivered ${m.delivered}`, `loss ${m.lossPercent?.toFixed(2)} %`,
     `${Math.round(m.messagesPerSecond ?? 0)} msg/s`, `${m.cpuSecondsPerMillion?.toFixed(2)} CPU-s/M`,
-    `peak RSS ${((m.peakRssBytes ?? 0) / 1e6).toFixed(1)} MB`,
+    `peak RSS ${((m.peakRssBytes ?? 0) / 1e6).toFixed(1)} MB (PSS ${((m.peakPssBytes ?? 0) / 1e6).toFixed(1)})`,
   ];
-  if (m.heldRssBytes !== undefined) parts.push(`held RSS ${(m.heldRssBytes / 1e6).toFixed(1)} MB with ${m.idleConnectionsHeld} idle`);
+  if (m.connectedPssBytes !== undefined) {
+    parts.push(`connected: RSS ${(m.connectedRssBytes! / 1e6).toFixed(1)} MB, PSS ${(m.connectedPssBytes / 1e6).toFixed(1)} MB`
+      + (m.idleConnectionsHeld === undefined ? '' : ` with ${m.idleConnectionsHeld} idle`));
+  }
   if (m.latencyMs) parts.push(`p50 ${m.latencyMs.p50} p99 ${m.latencyMs.p99} max ${m.latencyMs.max} ms`);
   if (m.eventLoop) parts.push(`event loop: worst 1-s p99 ${m.eventLoop.p99WorstMs} ms, max ${m.eventLoop.maxMs} ms`);
   if (m.noiseFloor) parts.push(`idle process p99 ${m.noiseFloor.p99Ms} ms`);
@@ -180,6 +183,7 @@ function renderMarkdown(r: Results): string {
     '',
     ...section('Throughput, CPU and memory', throughputTable(summaries)),
     ...section('Latency (W5, W6: the steady tenants)', latencyTable(summaries)),
+    ...section('Memory, summed over each server\'s processes', memoryTable(summaries)),
     ...section('Event-loop delay (sluice, while busy)', eventLoopTable(summaries)),
     '## Targets',
     '',
@@ -270,6 +274,8 @@ function finish(results: Results, quick: boolean): void {
   const latency = latencyTable(results.summaries);
   if (throughput.rows.length > 0) process.stdout.write(`\n${plain(throughput)}\n`);
   if (latency.rows.length > 0) process.stdout.write(`\n${plain(latency)}\n`);
+  const memory = memoryTable(results.summaries);
+  if (memory.rows.length > 0) process.stdout.write(`\n${plain(memory)}\n`);
   const eventLoop = eventLoopTable(results.summaries);
   if (eventLoop.rows.length > 0) process.stdout.write(`\n${plain(eventLoop)}\n`);
   process.stdout.write(`\n${plain(targetsTable(results.targets))}\n`);

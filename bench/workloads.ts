@@ -1,12 +1,13 @@
 /**
  * The benchmark's workloads, each measured against one server at a time with
- * a fresh server process (so peak RSS belongs to that workload alone):
+ * a fresh server process (so peak memory belongs to that workload alone); memory is RSS and
+ * PSS summed over the server's processes, idle, connected, peak (sampled) and at the end:
  *
  *   W1  TCP, RFC 5424 octet-counted, 256-byte messages, 4 connections; one JSON line per record
  *   W2  the same, written raw
  *   W3  UDP, 256-byte messages as fast as the client goes; OS-default and 4 MiB receive buffers
  *   W4  10,000 idle TCP connections held while 4 connections send
- *   W5  10,000 agents at 2 messages/s for 60 s; client-side latency (sluice loadgen, sluice only)
+ *   W5  10,000 agents at 2 messages/s for 60 s; client-side latency (sluice loadgen; sluice and rsyslog)
  *   W6  isolation: 50 tenants steady, then the same with a 51st tenant flooding as fast as it
  *       can; the steady tenants' client-side latency with and without the flood (sluice only)
  *
@@ -22,7 +23,7 @@ import { checkRecords, waitForDelivery } from './output.js';
 import { loadgenAvailable, type Peers } from './peers.js';
 import { freePort, HOST, udpReceiveBuffer } from './ports.js';
 import { udpSocketCounters } from '../src/sources/syslog/udp-kernel.js';
-import { cpuSeconds, machineBusySeconds, memoryBytes } from './proc-stats.js';
+import { cpuSeconds, machineBusySeconds, MemorySampler, type TreeMemory } from './proc-stats.js';
 import type { ProcessGroup } from './processes.js';
 import { startServer, type OutputFormat, type RunningServer, type ServerName } from './servers.js';
 import { NoiseFloorProbe, type NoiseFloor } from './noise-floor.js';
@@ -106,8 +107,8 @@ export function variantsOf(workload: WorkloadName): Variant[] {
       { workload, label: 'W3 4 MiB buffer', output: 'json', udpReceiveBuffer: FOUR_MIB, servers: ALL_SERVERS },
     ];
     case 'W4': return [{ workload, label: 'W4', output: 'json', udpReceiveBuffer: null, servers: ALL_SERVERS }];
-    // loadgen's probe follows sluice's sink files: the peers' outputs cannot be followed by it.
-    case 'W5': return [{ workload, label: 'W5', output: 'json', udpReceiveBuffer: null, servers: ['sluice'] }];
+    // loadgen's probe follows JSON lines with the message as `msg`: rsyslog writes them (bench/servers.ts).
+    case 'W5': return [{ workload, label: 'W5', output: 'json', udpReceiveBuffer: null, servers: ['sluice', 'rsyslog'] }];
     // The steady run first: the flood's target is relative to it.
     case 'W6': return [
       { workload, label: ISOLATION_STEADY, output: 'json', udpReceiveBuffer: null, servers: ['sluice'] },
@@ -202,10 +203,19 @@ export interface Measurement {
   messagesPerSecond?: number;
   cpuSeconds?: number;
   cpuSecondsPerMillion?: number;
-  /** VmHWM summed over the server's processes at the end of the run. */
+  /**
+   * Memory summed over the server's processes (RSS, and PSS, which counts pages the processes
+   * share once): idle before the workload, with its agents connected (W4: the idle connections
+   * held; W5: halfway through the run), the highest of samples every 250 ms, and at the end.
+   */
+  idleRssBytes?: number;
+  idlePssBytes?: number;
+  connectedRssBytes?: number;
+  connectedPssBytes?: number;
   peakRssBytes?: number;
-  /** W4: VmRSS with the idle connections held, before the senders start. */
-  heldRssBytes?: number;
+  peakPssBytes?: number;
+  endRssBytes?: number;
+  endPssBytes?: number;
   idleConnectionsHeld?: number;
   idleConnectionsOpenAtEnd?: number;
   /** W3: the receive buffer the kernel gave the UDP socket (twice what was asked). */
@@ -257,12 +267,23 @@ export async function measure(variant: Variant, server: ServerName, ctx: RunCont
     }, ctx.group, ctx.peers);
     let result: Partial<Measurement>;
     const noise = server === 'sluice' ? NoiseFloorProbe.start(ctx.group) : null;
+    // Let the server finish starting (a node's workers, its first allocations) before its idle memory is read.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const memory = new MemorySampler(running.pid);
+    const idle = memory.sample();
     try {
-      result = variant.workload === 'W5' ? await measureLatency(running, dir, ctx)
+      result = variant.workload === 'W5' ? await measureLatency(running, dir, ctx, memory)
         : isolation ? await measureIsolation(variant, running, dir, ctx)
-          : await measureThroughput(variant, running, ctx);
+          : await measureThroughput(variant, running, ctx, memory);
       if (running.process.status !== null) throw new Error(`${server} exited during the run: ${running.process.stderrTail().slice(-1500)}`);
+      const end = memory.sample();
+      const peak = memory.stop();
+      Object.assign(result, {
+        idleRssBytes: idle.rssBytes, idlePssBytes: idle.pssBytes, endRssBytes: end.rssBytes, endPssBytes: end.pssBytes,
+        peakRssBytes: peak.rssBytes, peakPssBytes: peak.pssBytes,
+      });
     } finally {
+      memory.stop();
       await running.stop();
     }
     const floor = await noise?.stop();
@@ -295,7 +316,7 @@ export class OutsideLoad {
   }
 }
 
-async function measureThroughput(variant: Variant, server: RunningServer, ctx: RunContext): Promise<Partial<Measurement>> {
+async function measureThroughput(variant: Variant, server: RunningServer, ctx: RunContext, memory: MemorySampler): Promise<Partial<Measurement>> {
   const loggen = ctx.peers.loggen!;
   const udp = variant.workload === 'W3';
   const total = variant.workload === 'W4' ? ctx.sizes.idleRunMessages : udp ? ctx.sizes.udpMessages : ctx.sizes.tcpMessages;
@@ -311,7 +332,9 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
       if (opened.counts.failed > 0) ctx.log(`  ${opened.counts.failed} idle connections failed: ${JSON.stringify(opened.counts.errors)}`);
       // Let the server settle its per-connection allocations before reading its memory.
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      result.heldRssBytes = memoryBytes(server.pid, 'VmRSS');
+      const held = memory.sample();
+      result.connectedRssBytes = held.rssBytes;
+      result.connectedPssBytes = held.pssBytes;
     }
     if (udp) result.udpReceiveBufferBytes = udpReceiveBuffer(server.settings.udpPort);
     const kernelDropsBefore = udp ? udpSocketCounters(HOST, server.settings.udpPort)?.drops : undefined;
@@ -331,7 +354,6 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
     const kernelDropsAfter = udp ? udpSocketCounters(HOST, server.settings.udpPort)?.drops : undefined;
     if (kernelDropsBefore !== undefined && kernelDropsAfter !== undefined) result.udpKernelDropped = kernelDropsAfter - kernelDropsBefore;
     result.otherCpuPercent = outside.percent();
-    result.peakRssBytes = memoryBytes(server.pid, 'VmHWM');
     if (idle) result.idleConnectionsOpenAtEnd = (await idle.status()).open;
 
     result.sent = sent.sent;
@@ -354,10 +376,13 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
   return result;
 }
 
-async function measureLatency(server: RunningServer, dir: string, ctx: RunContext): Promise<Partial<Measurement>> {
+async function measureLatency(server: RunningServer, dir: string, ctx: RunContext, memory: MemorySampler): Promise<Partial<Measurement>> {
   const s = ctx.sizes;
   const outside = new OutsideLoad();
   const cpuBefore = cpuSeconds(server.pid);
+  let connected: TreeMemory | undefined;
+  // Halfway through the steady part (loadgen connects every agent first, within a few seconds).
+  const halfway = setTimeout(() => { connected = memory.sample(); }, (s.latencySeconds / 2) * 1000);
   const report = await runLoadgen({
     tcpPort: server.settings.tcpPort,
     agents: s.latencyAgents,
@@ -365,7 +390,9 @@ async function measureLatency(server: RunningServer, dir: string, ctx: RunContex
     durationSeconds: s.latencySeconds,
     reportDir: path.join(dir, 'loadgen-report'),
     dataDir: path.join(dir, 'data'),
-  }, ctx.group);
+    // The peers write where loadgen's probe follows them (bench/servers.ts): <logs>/default/current.ndjson.
+    ...(server.name === 'sluice' ? {} : { logsDir: path.dirname(server.config.outputDir) }),
+  }, ctx.group).finally(() => clearTimeout(halfway));
   const cpu = cpuSeconds(server.pid) - cpuBefore;
   const { p50, p90, p99, p999, max } = report.latencyMs;
   return {
@@ -380,7 +407,7 @@ async function measureLatency(server: RunningServer, dir: string, ctx: RunContex
     cpuSeconds: cpu,
     otherCpuPercent: outside.percent(),
     cpuSecondsPerMillion: report.delivered > 0 ? (cpu * 1e6) / report.delivered : 0,
-    peakRssBytes: memoryBytes(server.pid, 'VmHWM'),
+    ...(connected === undefined ? {} : { connectedRssBytes: connected.rssBytes, connectedPssBytes: connected.pssBytes }),
   };
 }
 
@@ -425,7 +452,6 @@ async function measureIsolation(variant: Variant, server: RunningServer, dir: st
     cpuSeconds: cpu,
     otherCpuPercent: outside.percent(),
     cpuSecondsPerMillion: report.delivered > 0 ? (cpu * 1e6) / report.delivered : 0,
-    peakRssBytes: memoryBytes(server.pid, 'VmHWM'),
   };
 }
 

@@ -60,11 +60,11 @@ for (const workload of TCP_WORKLOADS) {
       assert.equal(m.duplicates, 0);
       assert.equal(m.unrecognisedLines, 0);
       assert.equal(m.invalidLines, 0, 'every line is one JSON object (raw lines are not parsed)');
-      assert.ok(m.messagesPerSecond! > 0 && m.cpuSeconds! > 0 && m.peakRssBytes! > 1e6, JSON.stringify(m));
+      assert.ok(m.messagesPerSecond! > 0 && m.cpuSeconds! > 0 && m.peakRssBytes! > 1e6 && m.idlePssBytes! > 0 && m.endPssBytes! > 0, JSON.stringify(m));
       if (workload === 'W4') {
         assert.equal(m.idleConnectionsHeld, QUICK_SIZES.idleConnections);
         assert.equal(m.idleConnectionsOpenAtEnd, QUICK_SIZES.idleConnections, 'the idle connections stay open through the run');
-        assert.ok(m.heldRssBytes! > 1e6);
+        assert.ok(m.connectedPssBytes! > 1e6 && m.connectedPssBytes! <= m.connectedRssBytes!, 'PSS counts shared pages once: at most the RSS');
       }
     });
   }
