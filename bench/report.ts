@@ -18,12 +18,12 @@ export function median(values: number[]): number | undefined {
 type NumericKey = 'sent' | 'delivered' | 'lost' | 'lossPercent' | 'duplicates' | 'invalidLines' | 'unrecognisedLines' | 'seconds'
   | 'messagesPerSecond' | 'cpuSeconds' | 'cpuSecondsPerMillion' | 'idleRssBytes' | 'idlePssBytes' | 'connectedRssBytes'
   | 'connectedPssBytes' | 'peakRssBytes' | 'peakPssBytes' | 'endRssBytes' | 'endPssBytes' | 'idleConnectionsHeld'
-  | 'idleConnectionsOpenAtEnd' | 'udpReceiveBufferBytes' | 'agents' | 'otherCpuPercent';
+  | 'idleConnectionsOpenAtEnd' | 'udpReceiveBufferBytes' | 'udpKernelDropped' | 'agents' | 'otherCpuPercent';
 
 const NUMERIC_KEYS: NumericKey[] = ['sent', 'delivered', 'lost', 'lossPercent', 'duplicates', 'invalidLines', 'unrecognisedLines',
   'seconds', 'messagesPerSecond', 'cpuSeconds', 'cpuSecondsPerMillion', 'idleRssBytes', 'idlePssBytes', 'connectedRssBytes',
   'connectedPssBytes', 'peakRssBytes', 'peakPssBytes', 'endRssBytes', 'endPssBytes', 'idleConnectionsHeld',
-  'idleConnectionsOpenAtEnd', 'udpReceiveBufferBytes', 'agents', 'otherCpuPercent'];
+  'idleConnectionsOpenAtEnd', 'udpReceiveBufferBytes', 'udpKernelDropped', 'agents', 'otherCpuPercent'];
 
 /** Medians over the repeats of one variant on one server, with the sluice/peer ratios of the same run. */
 export interface Summary {
@@ -195,14 +195,16 @@ function evaluateFullSize(summaries: Summary[]): TargetResult[] {
     target: 'W1: sluice ≥ 1.5× syslog-ng msg/s', met: thrNg === undefined ? null : thrNg >= 1.5,
     detail: thrNg === undefined ? 'not measured' : `${fmtRatio(thrNg)} (${num(w1!.values.messagesPerSecond)} vs ${num(w1n!.values.messagesPerSecond)} msg/s)`,
   });
-  for (const variant of ['W3 default buffer', 'W3 4 MiB buffer']) {
+  // UDP loss: at the OS default receive buffer no more than rsyslog's; with 4 MiB within a point of it. CPU per million delivered beside it.
+  for (const [variant, slack] of [['W3 default buffer', 0], ['W3 4 MiB buffer', 1]] as const) {
     const s = find(summaries, variant, 'sluice');
     const r = find(summaries, variant, 'rsyslog');
     const a = s?.values.lossPercent;
     const b = r?.values.lossPercent;
+    const cpu = (x: Summary | undefined): string => (x?.values.cpuSecondsPerMillion === undefined ? '–' : dec(x.values.cpuSecondsPerMillion));
     results.push({
-      target: `${variant}: sluice loss ≤ rsyslog's`, met: a === undefined || b === undefined ? null : a <= b,
-      detail: a === undefined || b === undefined ? 'not measured' : `${a.toFixed(2)} % vs ${b.toFixed(2)} %`,
+      target: `${variant}: sluice loss ≤ rsyslog's${slack > 0 ? ` + ${slack} point` : ''}`, met: a === undefined || b === undefined ? null : a <= b + slack,
+      detail: a === undefined || b === undefined ? 'not measured' : `${a.toFixed(2)} % vs ${b.toFixed(2)} %; CPU-s per million delivered ${cpu(s)} vs ${cpu(r)}`,
     });
   }
   // W4's memory figure is the PSS summed over the node's processes with the 10,000 connections held (issue 15: ≤ 200 MB).
@@ -317,6 +319,10 @@ function notes(s: Summary): string {
   if (s.errors.length > 0) parts.push(`${s.errors.length} failed run(s): ${s.errors[0]!.slice(0, 160).replace(/\s+/g, ' ')}`);
   const v = s.values;
   if (v.udpReceiveBufferBytes !== undefined) parts.push(`rcvbuf ${(v.udpReceiveBufferBytes / 1024 / 1024).toFixed(2)} MiB`);
+  // Where W3's loss happened: in the kernel (the socket's receive buffer was full) or inside the server.
+  if (v.udpKernelDropped !== undefined && v.lost !== undefined) {
+    parts.push(`lost in the kernel ${num(v.udpKernelDropped)}, in the server ${num(Math.max(0, v.lost - v.udpKernelDropped))}`);
+  }
   if (v.idleConnectionsHeld !== undefined) parts.push(`${num(v.idleConnectionsHeld)} idle connections held, ${num(v.idleConnectionsOpenAtEnd)} still open at end`);
   if (v.otherCpuPercent !== undefined && v.otherCpuPercent >= BUSY_MACHINE_PERCENT) {
     parts.push(`busy machine: other processes used ${v.otherCpuPercent.toFixed(0)} % of the CPU`);

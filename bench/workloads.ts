@@ -24,7 +24,8 @@ import { runLoadgen } from './loadgen.js';
 import { runLoggen } from './loggen.js';
 import { checkRecords, waitForDelivery } from './output.js';
 import { loadgenAvailable, type Peers } from './peers.js';
-import { freePort, udpReceiveBuffer } from './ports.js';
+import { freePort, HOST, udpReceiveBuffer } from './ports.js';
+import { udpSocketCounters } from '../src/sources/syslog/udp-kernel.js';
 import { cpuSeconds, machineBusySeconds, MemorySampler, type TreeMemory } from './proc-stats.js';
 import type { ProcessGroup } from './processes.js';
 import { startServer, type OutputFormat, type RunningServer, type ServerName } from './servers.js';
@@ -229,6 +230,8 @@ export interface Measurement {
   idleConnectionsOpenAtEnd?: number;
   /** W3: the receive buffer the kernel gave the UDP socket (twice what was asked). */
   udpReceiveBufferBytes?: number | null;
+  /** W3: datagrams the kernel dropped for the server's socket during the run (its `drops` in /proc/net/udp); the rest of `lost` was lost inside the server. */
+  udpKernelDropped?: number;
   /**
    * CPU used during the run by processes the benchmark did not start (another
    * build, another test), as a percentage of the whole machine: a noisy run shows here.
@@ -357,6 +360,7 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
       result.connectedPssBytes = held.pssBytes;
     }
     if (udp) result.udpReceiveBufferBytes = udpReceiveBuffer(server.settings.udpPort);
+    const kernelDropsBefore = udp ? udpSocketCounters(HOST, server.settings.udpPort)?.drops : undefined;
 
     const outside = new OutsideLoad();
     const cpuBefore = cpuSeconds(server.pid);
@@ -370,6 +374,8 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
     }, ctx.group);
     const delivery = await waitForDelivery(server.outputFiles, sent.sent, { quietMs: udp ? 2000 : 5000 });
     const cpuAfter = cpuSeconds(server.pid);
+    const kernelDropsAfter = udp ? udpSocketCounters(HOST, server.settings.udpPort)?.drops : undefined;
+    if (kernelDropsBefore !== undefined && kernelDropsAfter !== undefined) result.udpKernelDropped = kernelDropsAfter - kernelDropsBefore;
     result.otherCpuPercent = outside.percent();
     if (idle) result.idleConnectionsOpenAtEnd = (await idle.status()).open;
 

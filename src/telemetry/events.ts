@@ -71,7 +71,7 @@ export const EVENTS = {
   },
   recordsDropped: {
     code: 'SLU0102W', level: 'warn', text: 'records dropped', counter: 'recordsDropped', throttleMs: THROTTLE_MS,
-    help: 'Records were lost on purpose (`reason`: `backpressure` while the sinks were behind, `rate_limited` over the tenant\'s limit, `no_route` for a tenant no sink takes). Add sink capacity, raise the tenant limit or route the tenant; `sluice_dropped_records_total` has the totals.',
+    help: 'Records were lost on purpose (`reason`: `backpressure` while the sinks were behind, `rate_limited` over the tenant\'s limit, `no_route` for a tenant no sink takes, `handoff_full` when the UDP reader thread found its hand-off ring full because the event loop fell behind). Add sink capacity, raise the tenant limit, route the tenant, or raise `sources.syslog_udp.handoff_buffer` (or add cores); `sluice_dropped_records_total` has the totals.',
   },
   socketError: {
     code: 'SLU0103W', level: 'warn', text: 'connection error', throttleMs: THROTTLE_MS,
@@ -88,6 +88,9 @@ export const EVENTS = {
   recordRefused: {
     code: 'SLU0105W', level: 'warn', text: 'record refused: its credentials name no tenant', counter: 'connectionsRefused', throttleMs: THROTTLE_MS,
     help: 'A record\'s token or SD element names no tenant; the record was not accepted. Check the sender\'s token against the tenants\' `tokens`.',
+  },
+  udpStandby: {
+    code: 'SLU0107I', level: 'info', text: 'UDP port held by another worker of this node: standing by, binding it once that worker lets go',
   },
 
   fileRotated: { code: 'SLU0200I', level: 'info', text: 'file rotated' },

@@ -51,6 +51,20 @@ export interface QueueSource {
   tenants(): Iterable<{ readonly tenant: string; readonly queued: number }>;
 }
 
+/** A UDP listener's hand-off and kernel numbers, read at scrape time (sources/syslog/udp.ts). */
+export interface UdpListenerSample {
+  /** Datagrams the kernel dropped for this socket (its receive buffer was full); null where unknown. */
+  kernelDropped: number | null;
+  /** Bytes in the hand-off ring from the reader thread not yet taken by the event loop. */
+  handoffQueuedBytes: number;
+}
+
+/** Host-wide UDP receive errors (/proc/net/snmp{,6}). */
+export interface UdpHostErrors {
+  rcvbufErrors: number;
+  inErrors: number;
+}
+
 /** Label sets of the counters that events increment. */
 const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
   connectionsRefused: ['source', 'reason'],
@@ -126,6 +140,12 @@ export class Telemetry {
 
   /** Each sink's queues, by sink name, for sluice_sink_queued_bytes and sluice_tenant_queued_bytes. */
   private readonly sinkQueues = new Map<string, QueueSource>();
+
+  /** Each UDP listener's sample, by listener (`address:port`), for the sluice_udp_* metrics. */
+  private readonly udpListeners = new Map<string, () => UdpListenerSample>();
+
+  /** Host-wide UDP receive errors; set while a UDP listener runs in this process. */
+  udpHostErrors: (() => UdpHostErrors | null) | null = null;
 
   /** Tenants that get a series of their own; the rest share `other` (see tenantLabel). */
   private readonly tenantSeries = new Set<string>();
@@ -231,6 +251,41 @@ export class Telemetry {
     this.tenantDroppedRecords = counter('sluice_tenant_dropped_records_total', 'Records of a tenant a sink gave up on, whatever the reason (the reasons are in sluice_sink_dropped_records_total).', ['sink', 'tenant']);
     this.tenantFailedSends = counter('sluice_tenant_failed_sends_total', 'Sends (file writes) holding records of a tenant that failed; the records stay queued and go again after a backoff.', ['sink', 'tenant']);
     this.tenantRetriedBytes = counter('sluice_tenant_retried_bytes_total', 'Bytes of a tenant\'s records in the sends counted by sluice_tenant_failed_sends_total: sent again.', ['sink', 'tenant']);
+    const udpListeners = this.udpListeners;
+    new Counter({
+      name: 'sluice_udp_kernel_dropped_total',
+      help: 'Datagrams the kernel dropped for a UDP listener\'s socket because its receive buffer was full (the `drops` column of /proc/net/udp), by listener.',
+      labelNames: ['listener'], registers,
+      collect(this: Counter<'listener'>) {
+        this.reset();
+        for (const [listener, sample] of udpListeners) {
+          const dropped = sample().kernelDropped;
+          if (dropped !== null) this.inc({ listener }, dropped);
+        }
+      },
+    });
+    new Gauge({
+      name: 'sluice_udp_handoff_queued_bytes',
+      help: 'Bytes a UDP listener\'s reader thread has handed off and the event loop has not yet taken, by listener (bounded by `handoff_buffer`).',
+      labelNames: ['listener'], registers,
+      collect(this: Gauge<'listener'>) {
+        this.reset();
+        for (const [listener, sample] of udpListeners) this.set({ listener }, sample().handoffQueuedBytes);
+      },
+    });
+    const hostErrors = () => this.udpHostErrors?.() ?? null;
+    new Counter({
+      name: 'sluice_udp_host_receive_errors_total',
+      help: 'The host\'s UDP receive errors, every socket (IPv4 and IPv6, /proc/net/snmp{,6}): `RcvbufErrors` (a receive buffer was full) and `InErrors` (every failed receive). Reported while a UDP listener runs.',
+      labelNames: ['error'], registers, aggregator: 'max',
+      collect(this: Counter<'error'>) {
+        const errors = hostErrors();
+        this.reset();
+        if (errors === null) return;
+        this.inc({ error: 'RcvbufErrors' }, errors.rcvbufErrors);
+        this.inc({ error: 'InErrors' }, errors.inErrors);
+      },
+    });
     const tenantLabel = (id: string): string => this.tenantLabel(id);
     this.tenantQueuedBytes = new Gauge({
       name: 'sluice_tenant_queued_bytes', help: 'Bytes of a tenant\'s records a sink holds and has not yet delivered.', labelNames: ['sink', 'tenant'], registers,
@@ -278,6 +333,15 @@ export class Telemetry {
   /** Report `queues` as sink `sink`'s (replacing what a sink of that name reported before). */
   watchSinkQueues(sink: string, queues: QueueSource): void {
     this.sinkQueues.set(sink, queues);
+  }
+
+  /** Report a UDP listener's numbers at scrape time (until unwatchUdpListener). */
+  watchUdpListener(listener: string, sample: () => UdpListenerSample): void {
+    this.udpListeners.set(listener, sample);
+  }
+
+  unwatchUdpListener(listener: string): void {
+    this.udpListeners.delete(listener);
   }
 
   /** Give each of the first `max` of these tenants a series of its own (the node calls it once, at construction). */

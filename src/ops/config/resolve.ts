@@ -70,6 +70,7 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         address: udp.address,
         port: udp.port,
         receiveBufferBytes: size(udp.receive_buffer),
+        handoffBufferBytes: size(udp.handoff_buffer),
       },
       syslogTcp: {
         enabled: tcp.enabled,
