@@ -10,6 +10,9 @@
  *   W5  10,000 agents at 2 messages/s for 60 s; client-side latency (sluice loadgen; sluice and rsyslog)
  *   W6  isolation: 50 tenants steady, then the same with a 51st tenant flooding as fast as it
  *       can; the steady tenants' client-side latency with and without the flood (sluice only)
+ *   W7  a storm: 10,000 new hosts connect at once, one message each: until each is registered
+ *       and its record written with its metadata; then the node restarts and the same 10,000,
+ *       now known, connect at once again (sluice only; see storm.ts)
  *
  * For sluice, every run also reports the node's event-loop delay while it was busy (from
  * its node-stopped line; see src/telemetry/event-loop.ts).
@@ -21,13 +24,15 @@ import { runLoadgen } from './loadgen.js';
 import { runLoggen } from './loggen.js';
 import { checkRecords, waitForDelivery } from './output.js';
 import { loadgenAvailable, type Peers } from './peers.js';
-import { freePort, udpReceiveBuffer } from './ports.js';
+import { freePort, HOST, udpReceiveBuffer } from './ports.js';
+import { udpSocketCounters } from '../src/sources/syslog/udp-kernel.js';
 import { cpuSeconds, machineBusySeconds, MemorySampler, type TreeMemory } from './proc-stats.js';
 import type { ProcessGroup } from './processes.js';
 import { startServer, type OutputFormat, type RunningServer, type ServerName } from './servers.js';
+import { runStorm, type StormPhase } from './storm.js';
 import { NoiseFloorProbe, type NoiseFloor } from './noise-floor.js';
 
-export const WORKLOAD_NAMES = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'] as const;
+export const WORKLOAD_NAMES = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7'] as const;
 export type WorkloadName = typeof WORKLOAD_NAMES[number];
 
 export const MESSAGE_SIZE = 256;
@@ -52,6 +57,8 @@ export interface Sizes {
   isolationAgentsPerTenant: number;
   isolationRatePerAgent: number;
   isolationSeconds: number;
+  /** W7: hosts connecting at once. */
+  stormHosts: number;
 }
 
 export const FULL_SIZES: Sizes = {
@@ -66,6 +73,7 @@ export const FULL_SIZES: Sizes = {
   isolationAgentsPerTenant: 10,
   isolationRatePerAgent: 10,
   isolationSeconds: 30,
+  stormHosts: 10_000,
 };
 
 /** `--quick` and the CI smoke: correctness and loss, not speed. */
@@ -81,6 +89,7 @@ export const QUICK_SIZES: Sizes = {
   isolationAgentsPerTenant: 2,
   isolationRatePerAgent: 10,
   isolationSeconds: 3,
+  stormHosts: 300,
 };
 
 /** One measured case: a workload, with its variant where it has several (W3's buffers). */
@@ -113,6 +122,8 @@ export function variantsOf(workload: WorkloadName): Variant[] {
       { workload, label: ISOLATION_STEADY, output: 'json', udpReceiveBuffer: null, servers: ['sluice'] },
       { workload, label: ISOLATION_FLOOD, output: 'json', udpReceiveBuffer: null, servers: ['sluice'] },
     ];
+    // Host registration is sluice's own: the peers keep no host metadata.
+    case 'W7': return [{ workload, label: 'W7', output: 'json', udpReceiveBuffer: null, servers: ['sluice'] }];
   }
 }
 
@@ -219,6 +230,8 @@ export interface Measurement {
   idleConnectionsOpenAtEnd?: number;
   /** W3: the receive buffer the kernel gave the UDP socket (twice what was asked). */
   udpReceiveBufferBytes?: number | null;
+  /** W3: datagrams the kernel dropped for the server's socket during the run (its `drops` in /proc/net/udp); the rest of `lost` was lost inside the server. */
+  udpKernelDropped?: number;
   /**
    * CPU used during the run by processes the benchmark did not start (another
    * build, another test), as a percentage of the whole machine: a noisy run shows here.
@@ -232,6 +245,8 @@ export interface Measurement {
   noiseFloor?: NoiseFloor;
   errors?: { connect: number; reset: number; other: number };
   agents?: number;
+  /** W7: the storm of new hosts, and the storm of the same hosts after a restart. */
+  storm?: { cold: StormPhase; restart: StormPhase };
 }
 
 export interface RunContext {
@@ -248,20 +263,27 @@ export interface RunContext {
 /** Run one variant against one server, with a fresh server in a fresh folder. */
 export async function measure(variant: Variant, server: ServerName, ctx: RunContext): Promise<Measurement> {
   const base = { workload: variant.workload, variant: variant.label, server };
-  if (variant.workload !== 'W5' && variant.workload !== 'W6' && !ctx.peers.loggen) return { ...base, skipped: 'loggen not installed' };
+  if (!['W5', 'W6', 'W7'].includes(variant.workload) && !ctx.peers.loggen) return { ...base, skipped: 'loggen not installed' };
   const usesLoadgen = variant.workload === 'W5' || variant.workload === 'W6';
   if (usesLoadgen && !loadgenAvailable()) return { ...base, skipped: 'loadgen not available' };
   const dir = ctx.group.tempDir(`sluice-bench-${server}-`);
   try {
     const port = await freePort();
-    const maxConnections = variant.workload === 'W4' ? ctx.sizes.idleConnections + 100 : 100;
+    const maxConnections = variant.workload === 'W4' ? ctx.sizes.idleConnections + 100 : variant.workload === 'W7' ? ctx.sizes.stormHosts + 100 : 100;
     const isolation = variant.workload === 'W6';
     const tenants = ctx.sizes.isolationTenants + 1;
-    const running = await startServer(server, dir, {
+    const settings = {
       tcpPort: port, udpPort: port, output: variant.output, udpReceiveBuffer: variant.udpReceiveBuffer,
       maxConnections: isolation ? tenants * ctx.sizes.isolationAgentsPerTenant + 100 : maxConnections, sluiceWorkers: ctx.sluiceWorkers ?? null,
       ...(isolation ? { sluiceTenants: isolationTenants(tenants), sluiceSinks: isolationSinks(tenants) } : {}),
-    }, ctx.group, ctx.peers);
+    };
+    let running = await startServer(server, dir, settings, ctx.group, ctx.peers);
+    /** W7: stop the node and start it again on the same data. */
+    const restart = async (): Promise<RunningServer> => {
+      await running.stop();
+      running = await startServer(server, dir, settings, ctx.group, ctx.peers);
+      return running;
+    };
     let result: Partial<Measurement>;
     const noise = server === 'sluice' ? NoiseFloorProbe.start(ctx.group) : null;
     // Let the server finish starting (a node's workers, its first allocations) before its idle memory is read.
@@ -271,14 +293,18 @@ export async function measure(variant: Variant, server: ServerName, ctx: RunCont
     try {
       result = variant.workload === 'W5' ? await measureLatency(running, dir, ctx, memory)
         : isolation ? await measureIsolation(variant, running, dir, ctx)
-          : await measureThroughput(variant, running, ctx, memory);
+          : variant.workload === 'W7' ? await measureStorm(running, restart, ctx)
+            : await measureThroughput(variant, running, ctx, memory);
       if (running.process.status !== null) throw new Error(`${server} exited during the run: ${running.process.stderrTail().slice(-1500)}`);
       const end = memory.sample();
       const peak = memory.stop();
-      Object.assign(result, {
-        idleRssBytes: idle.rssBytes, idlePssBytes: idle.pssBytes, endRssBytes: end.rssBytes, endPssBytes: end.pssBytes,
-        peakRssBytes: peak.rssBytes, peakPssBytes: peak.pssBytes,
-      });
+      // W7 restarts its node, and the sampler follows the first one only: its memory is not W7's question.
+      if (variant.workload !== 'W7') {
+        Object.assign(result, {
+          idleRssBytes: idle.rssBytes, idlePssBytes: idle.pssBytes, endRssBytes: end.rssBytes, endPssBytes: end.pssBytes,
+          peakRssBytes: peak.rssBytes, peakPssBytes: peak.pssBytes,
+        });
+      }
     } finally {
       memory.stop();
       await running.stop();
@@ -334,6 +360,7 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
       result.connectedPssBytes = held.pssBytes;
     }
     if (udp) result.udpReceiveBufferBytes = udpReceiveBuffer(server.settings.udpPort);
+    const kernelDropsBefore = udp ? udpSocketCounters(HOST, server.settings.udpPort)?.drops : undefined;
 
     const outside = new OutsideLoad();
     const cpuBefore = cpuSeconds(server.pid);
@@ -347,6 +374,8 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
     }, ctx.group);
     const delivery = await waitForDelivery(server.outputFiles, sent.sent, { quietMs: udp ? 2000 : 5000 });
     const cpuAfter = cpuSeconds(server.pid);
+    const kernelDropsAfter = udp ? udpSocketCounters(HOST, server.settings.udpPort)?.drops : undefined;
+    if (kernelDropsBefore !== undefined && kernelDropsAfter !== undefined) result.udpKernelDropped = kernelDropsAfter - kernelDropsBefore;
     result.otherCpuPercent = outside.percent();
     if (idle) result.idleConnectionsOpenAtEnd = (await idle.status()).open;
 
@@ -402,6 +431,26 @@ async function measureLatency(server: RunningServer, dir: string, ctx: RunContex
     otherCpuPercent: outside.percent(),
     cpuSecondsPerMillion: report.delivered > 0 ? (cpu * 1e6) / report.delivered : 0,
     ...(connected === undefined ? {} : { connectedRssBytes: connected.rssBytes, connectedPssBytes: connected.pssBytes }),
+  };
+}
+
+/** W7: a storm of new hosts, a restart, the same hosts again. */
+async function measureStorm(first: RunningServer, restart: () => Promise<RunningServer>, ctx: RunContext): Promise<Partial<Measurement>> {
+  const hosts = ctx.sizes.stormHosts;
+  const outside = new OutsideLoad();
+  const cold = await runStorm(first, hosts, true);
+  ctx.log(`  new hosts: ${JSON.stringify(cold)}`);
+  const again = await restart();
+  const warm = await runStorm(again, hosts, false);
+  ctx.log(`  after the restart: ${JSON.stringify(warm)}`);
+  return {
+    agents: hosts,
+    sent: 2 * hosts - cold.failed - warm.failed,
+    delivered: cold.written + warm.written,
+    lost: 2 * hosts - cold.failed - warm.failed - cold.written - warm.written,
+    lossPercent: (100 * (2 * hosts - cold.failed - warm.failed - cold.written - warm.written)) / (2 * hosts),
+    otherCpuPercent: outside.percent(),
+    storm: { cold, restart: warm },
   };
 }
 

@@ -19,6 +19,7 @@ import type { DeliveryEncoder } from '../src/sinks/delivery/transport.js';
 import type { Browser } from 'playwright-core';
 import type { NatsConnection } from 'nats';
 import type { ClusterStatus } from '../src/services/cluster/member.js';
+import type { TailSink } from '../src/ops/control.js';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
@@ -293,6 +294,11 @@ export async function fetchClusterStatus(adminUrl: string): Promise<ClusterStatu
   } catch {
     return null;
   }
+}
+
+/** A live tail's sink that keeps its lines in `into` (and its drops in `drops.count`). */
+export function tailInto(into: string[], drops = { count: 0 }): TailSink {
+  return { lines: (lines) => into.push(...lines), dropped: (count) => { drops.count += count; } };
 }
 
 /**

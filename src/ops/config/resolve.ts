@@ -70,6 +70,7 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         address: udp.address,
         port: udp.port,
         receiveBufferBytes: size(udp.receive_buffer),
+        handoffBufferBytes: size(udp.handoff_buffer),
       },
       syslogTcp: {
         enabled: tcp.enabled,
@@ -234,6 +235,9 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
       tokens: c.admin.tokens.map((t) => ({ tokenHash: tokenHash(t.token), tenant: t.tenant })),
       openLoopbackReads: c.admin.open_loopback_reads,
       tenantSeries: c.admin.tenant_series,
+      tailSlots: c.admin.tail_slots,
+      tenantTailShare: c.admin.tenant_tail_share,
+      hosts: c.admin.hosts.map((h) => h.toLowerCase()),
     },
     cluster: {
       nats: typeof c.cluster.nats === 'string' ? [c.cluster.nats] : [...c.cluster.nats],

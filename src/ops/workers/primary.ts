@@ -23,6 +23,7 @@ import { ConfigError, formatProblem } from '../config/problems.js';
 import { hostmetaAccess } from '../config/hostmeta-access.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { NodeAddresses } from '../node.js';
+import type { TailSink } from '../control.js';
 import { supervisionEvents, supervisorPolicy } from '../supervision.js';
 import { Telemetry } from '../../telemetry/telemetry.js';
 import { VERSION } from '../../telemetry/version.js';
@@ -78,7 +79,7 @@ export class WorkerProcess {
   /** Its resident memory, as it last reported it (0 until then). */
   rssBytes = 0;
 
-  constructor(readonly id: number, readonly worker: Worker, onTail: (subscription: number, line: string) => void) {
+  constructor(readonly id: number, readonly worker: Worker, onTail: (message: Extract<FromWorker, { sluice: 'tail' }>) => void) {
     let ready: (a: NodeAddresses) => void = () => undefined;
     let failed: (e: Error) => void = () => undefined;
     this.ready = new Promise((resolve, reject) => { ready = resolve; failed = reject; });
@@ -115,7 +116,7 @@ export class WorkerProcess {
         if (m.sluice === 'result') call.resolve(m.value);
         else call.reject(new Error(m.message));
       } else if (m.sluice === 'tail') {
-        onTail(m.subscription, m.line);
+        onTail(m);
       } else if (m.sluice === 'memory') {
         this.rssBytes = m.rssBytes;
       }
@@ -176,7 +177,7 @@ export class Primary {
   private rolling: Promise<void> | null = null;
   private starting: Promise<void> | null = null;
   private stopping: Promise<boolean> | null = null;
-  private readonly tailListeners = new Map<number, (line: string) => void>();
+  private readonly tailListeners = new Map<number, TailSink>();
   /** Called with each worker once it is ready (WorkersControl subscribes open tails). */
   readonly onWorkerReady = new Set<(worker: WorkerProcess) => void>();
   private memoryReports: NodeJS.Timeout | null = null;
@@ -273,7 +274,12 @@ export class Primary {
     const execArgv = [...process.execArgv.filter((arg) => !arg.startsWith('--max-old-space-size') && arg !== '--expose-gc'), `--max-old-space-size=${heapLimit}`, '--expose-gc'];
     cluster.setupPrimary({ execArgv });
     const worker = cluster.fork({ [WORKER_ID_ENV]: String(id) });
-    const proc = new WorkerProcess(id, worker, (subscription, line) => this.tailListeners.get(subscription)?.(line));
+    const proc = new WorkerProcess(id, worker, (message) => {
+      const sink = this.tailListeners.get(message.subscription);
+      if (sink === undefined) return;
+      if (message.dropped > 0) sink.dropped(message.dropped);
+      if (message.lines.length > 0) sink.lines(message.lines);
+    });
     this.workers.set(id, proc);
     proc.hello.then(() => proc.send(proc.draining ? { sluice: 'drain', deadline: proc.drainDeadline } : { sluice: 'start', config: this.workerConfig() }), () => undefined);
     proc.ready.then(() => {
@@ -320,10 +326,10 @@ export class Primary {
     return [...this.slots].sort((a, b) => a - b);
   }
 
-  /** Subscribe to tail lines of `subscription` (WorkersControl). */
-  listenTail(subscription: number, listener: ((line: string) => void) | null): void {
-    if (listener === null) this.tailListeners.delete(subscription);
-    else this.tailListeners.set(subscription, listener);
+  /** Subscribe `sink` to the tail lines of `subscription` (WorkersControl); null unsubscribes. */
+  listenTail(subscription: number, sink: TailSink | null): void {
+    if (sink === null) this.tailListeners.delete(subscription);
+    else this.tailListeners.set(subscription, sink);
   }
 
   /** The host metadata service this primary runs (null when hostmeta.service is disabled): the cluster leader prunes it. */

@@ -23,7 +23,8 @@ export type FromWorker =
   | { sluice: 'failed'; error: string }
   | { sluice: 'result'; id: number; value: unknown }
   | { sluice: 'error'; id: number; message: string }
-  | { sluice: 'tail'; subscription: number; line: string }
+  /** Lines of a live tail, and how many the worker dropped since its last message (the IPC channel was behind). */
+  | { sluice: 'tail'; subscription: number; lines: string[]; dropped: number }
   /** This worker's resident memory, every MEMORY_REPORT_MS. */
   | { sluice: 'memory'; rssBytes: number };
 

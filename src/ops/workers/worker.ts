@@ -14,9 +14,19 @@ import { SluiceNode } from '../node.js';
 import type { NodeControl } from '../control.js';
 import { LocalControl } from '../admin/local-control.js';
 import { isSluiceMessage, MEMORY_REPORT_MS, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
+import { TailForwarder } from './tail-forwarder.js';
 
 function send(message: FromWorker): void {
   process.send?.(message);
+}
+
+/** Send, and call `written` once the message is in the channel (or the channel is gone). */
+function sendTracked(message: FromWorker, written: () => void): void {
+  if (process.send === undefined || !process.connected) {
+    written();
+    return;
+  }
+  process.send(message, undefined, {}, () => written());
 }
 
 export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node) => new LocalControl(node)): void {
@@ -70,7 +80,13 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
       let value: unknown;
       if (message.method === 'tail') {
         const [filter, subscription] = message.args as [Parameters<NodeControl['tail']>[0], number];
-        tails.set(subscription, await control.tail(filter, (line) => send({ sluice: 'tail', subscription, line })));
+        tails.get(subscription)?.();
+        const forwarder = new TailForwarder(subscription, sendTracked);
+        const stop = await control.tail(filter, forwarder);
+        tails.set(subscription, () => {
+          forwarder.stop();
+          stop();
+        });
       } else if (message.method === 'untail') {
         const [subscription] = message.args as [number];
         tails.get(subscription)?.();

@@ -271,9 +271,13 @@ export class RelpSession extends SessionBatcher<RelpSessionContext> implements R
     const rec = this.decode(buf, start, end);
     const tenant = this.attribute(rec);
     if (tenant === null) {
-      // The refusal is decided now, but it is still answered after the transactions before it.
+      // The refusal is decided now, but it is still answered after the transactions before it. Then the
+      // session ends (serverclose): librelp takes any 500 for a session error and reconnects anyway, and a
+      // client that sends no acceptable credentials must not hold a session open. Transactions after this
+      // one are left unanswered: the agent resends them once it has reconnected.
       this.submitRun();
       this.replies.answer(txnr, REFUSAL_REPLY[this.identity.refusal], true);
+      void this.serverClose(false);
       return;
     }
     if (this.startsRun(tenant)) {

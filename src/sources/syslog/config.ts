@@ -13,6 +13,8 @@ export interface SyslogUdpSourceConfig {
   port: number;
   /** SO_RCVBUF in bytes; 0 keeps the operating system's default. */
   receiveBufferBytes: number;
+  /** The ring between the reader thread and the event loop, in bytes. */
+  handoffBufferBytes: number;
 }
 
 export interface SyslogTcpSourceConfig extends ConnectionBounds {
@@ -53,7 +55,12 @@ export const SyslogUdpSchema = section(
     enabled: Type.Boolean({ description: 'Listen for syslog messages over UDP.', default: true }),
     address: address('Address the UDP socket binds to: an IPv4 or IPv6 literal, or `localhost`.'),
     port: port('UDP port; 0 picks a free port (useful in tests).', 5514),
-    receive_buffer: size(4 * 1024 ** 2, 'Socket receive buffer (SO_RCVBUF); 0 keeps the operating system default.'),
+    receive_buffer: size(4 * 1024 ** 2, 'Socket receive buffer (SO_RCVBUF); 0 keeps the operating system default. The kernel caps it at `net.core.rmem_max` (and doubles it).'),
+    handoff_buffer: size(
+      16 * 1024 ** 2,
+      'Shared memory between the thread that reads the socket and the event loop that parses: datagrams wait here while the event loop is busy (a GC, a batch written); what does not fit is dropped and counted (`sluice_dropped_records_total{reason="handoff_full"}`). Each datagram takes its size plus 12 bytes and its sender\'s address. From 1MiB to 1GiB.',
+      { min: 1024 ** 2, minText: '1MiB', max: 1024 ** 3, maxText: '1GiB' },
+    ),
   },
   'Syslog over UDP.',
 );

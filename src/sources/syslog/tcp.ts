@@ -126,6 +126,8 @@ export class SyslogStreamSource implements Source {
   readonly name: string;
   private server: net.Server | null = null;
   private readonly sessions = new Set<SyslogStreamSession>();
+  /** Every socket the listener accepted and that is still open: over TLS, those still in their handshake belong to no session. */
+  private readonly accepted = new Set<net.Socket>();
   private readonly context: SyslogStreamContext;
   private tls: TlsSettings | null = null;
   /** TLS only: the connections accepted and not yet through their handshake. */
@@ -172,6 +174,10 @@ export class SyslogStreamSource implements Source {
     } else {
       server = net.createServer({ noDelay: true }, this.onConnection);
     }
+    server.on('connection', (socket: net.Socket) => {
+      this.accepted.add(socket);
+      socket.once('close', () => this.accepted.delete(socket));
+    });
     this.server = server;
     await this.guard.listen(server, this.config.address, this.config.port, this.sessions);
   }
@@ -189,6 +195,9 @@ export class SyslogStreamSource implements Source {
       await settlesBefore(drained, Math.min(deadline, Date.now() + STOP_GRACE_MS));
       for (const session of this.sessions) session.destroy();
     }
+    // Closing the listener waits for every socket it accepted. One still in a TLS handshake has sent no record:
+    // waiting for it would hold the drain until the handshake timeout, past the shutdown deadline.
+    for (const socket of this.accepted) socket.destroy();
     await closed;
   }
 

@@ -1,6 +1,5 @@
 /** Shared by the admin server tests: a node with its admin server, HTTP calls, SSE reading. */
 import { createHash } from 'node:crypto';
-import pino from 'pino';
 import { LocalControl } from '../../../src/ops/admin/local-control.js';
 import { startAdminServer, type RunningAdminServer } from '../../../src/ops/admin/server.js';
 import { readEvents } from '../../../src/ops/admin/commands.js';
@@ -37,7 +36,7 @@ export interface AdminFixture {
 
 export async function startAdminFixture(t: { after(fn: () => void | Promise<void>): void }, yaml: string, dir?: string): Promise<AdminFixture> {
   const started = dir === undefined ? await startTestNode(t, yaml) : await startTestNode(t, yaml, dir);
-  const server = await startAdminServer(started.node.config, new LocalControl(started.node), pino({ level: 'silent' }));
+  const server = await startAdminServer(started.node.config, new LocalControl(started.node), started.node.telemetry);
   t.after(() => server.close());
   return { node: started.node, server, base: `http://127.0.0.1:${server.port}`, tcpPort: started.tcpPort, dir: started.node.config.dataDir };
 }

@@ -42,7 +42,7 @@ const DEFAULTS: SluiceConfig = {
   connectionBalancing: 'kernel',
   supervision: { initialBackoffMs: 100, maxBackoffMs: 30_000, stableAfterMs: 30_000, crashLoopAfter: 5 },
   sources: {
-    syslogUdp: { enabled: true, address: '127.0.0.1', port: 5514, receiveBufferBytes: 4 * 1024 * 1024 },
+    syslogUdp: { enabled: true, address: '127.0.0.1', port: 5514, receiveBufferBytes: 4 * 1024 * 1024, handoffBufferBytes: 16 * 1024 * 1024 },
     syslogTcp: { enabled: true, address: '127.0.0.1', port: 5514, maxFrameBytes: 64 * 1024, maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000 },
     syslogTls: {
       enabled: false, address: '127.0.0.1', port: 6514, certificateFile: null, keyFile: null, clientCaFile: null,
@@ -84,7 +84,7 @@ const DEFAULTS: SluiceConfig = {
       cacheMaxEntries: 50_000, lookupTimeoutMs: 250, touchIntervalMs: 60_000,
     },
   },
-  admin: { enabled: true, address: '127.0.0.1', port: 8080, tokens: [], openLoopbackReads: true, tenantSeries: 100 },
+  admin: { enabled: true, address: '127.0.0.1', port: 8080, tokens: [], openLoopbackReads: true, tenantSeries: 100, tailSlots: 32, tenantTailShare: 0.25, hosts: [] },
   cluster: {
     nats: [], nodeId: defaultNodeId(), bucketPrefix: 'sluice', replicas: 1, heartbeatIntervalMs: 1000, memberTtlMs: 10_000,
     leaderTtlMs: 5000, hostLocks: true, pruneHostsAfterMs: 30 * 86_400_000, shedConnectionsOver: 1.25, shedIntervalMs: 10_000,
@@ -272,7 +272,7 @@ describe('unknown keys', () => {
     ['colour: red\n', 'colour', 'data_dir, log, workers, connection_balancing, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory, cluster'],
     ['log:\n  colour: red\n', 'log.colour', 'level, output, syslog'],
     ['log:\n  syslog:\n    colour: red\n', 'log.syslog.colour', 'protocol, host, port, facility, app_name, max_message, max_queue'],
-    ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
+    ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer, handoff_buffer'],
     ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame, max_connections, idle_timeout, frame_timeout'],
     ['sources:\n  colour: red\n', 'sources.colour', 'syslog_udp, syslog_tcp, syslog_tls, relp, http'],
     ['tenants:\n  a:\n    colour: red\n', 'tenants.a.colour', 'networks, tokens, certificates, limits'],

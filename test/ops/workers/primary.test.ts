@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Primary, WORKER_HEAP_FLOOR_MIB, workerHeapLimitMiB } from '../../../src/ops/workers/primary.js';
 import { proportionalShares, WorkersControl } from '../../../src/ops/workers/workers-control.js';
-import { connect, memoryLogger, readTenantRecords, tempDir, testConfig, waitFor } from '../../helpers.js';
+import { connect, memoryLogger, readTenantRecords, tailInto, tempDir, testConfig, waitFor } from '../../helpers.js';
 import { RelpTestClient } from '../../relp-client.js';
 
 async function startPrimary(t: { after(fn: () => void | Promise<void>): void }, dir: string, yaml: string, workerExec?: string) {
@@ -130,7 +130,7 @@ test('cluster control: the node seen as one — sessions of every worker, discon
   ].join('\n'));
   const port = primary.workers.get(1)!.addresses!.syslogTcp!.port;
   const tailed: string[] = [];
-  const stopTail = await control.tail({ tenant: 'default' }, (line) => tailed.push(line));
+  const stopTail = await control.tail({ tenant: 'default' }, tailInto(tailed));
 
   // Connections are handed to the workers in turn: a handful reaches both.
   const sockets = await Promise.all(Array.from({ length: 6 }, () => connect(port)));
