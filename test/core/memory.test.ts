@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryGovernor, MemoryState, nextState, type MemorySample, type ProcessMemory } from '../../src/core/memory.js';
 import { PauseReason, SessionRegistry, type SessionControl, type SessionEntry } from '../../src/core/sessions.js';
-import { memoryLogger, silentTelemetry } from '../helpers.js';
+import { memoryLogger, silentTelemetry, waitFor } from '../helpers.js';
 import { Telemetry } from '../../src/telemetry/telemetry.js';
 
 const MiB = 1024 ** 2;
@@ -190,6 +190,35 @@ test('governor: past a mark, the sessions held longest are let read again once a
   gov.evaluate(sample(77 * MiB), t0 + 3100);
   assert.equal(gov.state, MemoryState.Soft);
   assert.equal(gov.pausedSessions, 0);
+});
+
+test('governor: past a mark it has V8 collect the garbage, at most once a second; at normal never', async () => {
+  let rss = 90 * MiB;
+  let samples = 0;
+  let collected = 0;
+  const processMemory: ProcessMemory = {
+    usage: () => { samples++; return { heapUsed: 0, rss }; },
+    heapLimit: () => 4096 * MiB,
+    collectGarbage: () => { collected++; return true; },
+  };
+  const gov = new MemoryGovernor(new SessionRegistry(), silentTelemetry(), processMemory);
+  gov.configure({ budgetBytes: 100 * MiB, measure: 'processes', softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 10 });
+  gov.start();
+  try {
+    await waitFor('past the soft mark, collected', () => gov.state === MemoryState.Soft && collected === 1);
+    const at = samples;
+    const since = Date.now();
+    await waitFor('ten more samples', () => samples >= at + 10);
+    assert.ok(collected <= 1 + Math.floor((Date.now() - since) / 1000), `once a second, not at every sample (${collected} in ${Date.now() - since} ms)`);
+    rss = 10 * MiB;
+    await waitFor('normal', () => gov.state === MemoryState.Normal);
+    collected = 0;
+    const normalAt = samples;
+    await waitFor('ten samples at normal', () => samples >= normalAt + 10);
+    assert.equal(collected, 0);
+  } finally {
+    gov.stop();
+  }
 });
 
 test('governor: fd capacity refuses connections past it', () => {
