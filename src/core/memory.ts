@@ -154,6 +154,8 @@ export class MemoryGovernor {
   private lastSample: MemorySample | null = null;
   /** When held sessions were last let read (see HOLD_ROTATION_MS). */
   private lastRotationAt = 0;
+  /** The sessions the last rotation let go: they read until the next sample, even past the hard mark. */
+  private readonly letGo = new Set<SessionEntry>();
   /** When the governor last had V8 collect (see SETTLE_COLLECT_INTERVAL_MS). */
   private lastCollectAt = 0;
   /** Answers waiting for pressure to fall back to normal (see whenRelieved). */
@@ -266,6 +268,7 @@ export class MemoryGovernor {
   /** Decide the state from one sample (taken at `now`), then pause or resume sessions. */
   evaluate(sample: MemorySample, now = Date.now()): void {
     this.lastSample = sample;
+    this.letGo.clear();
     const { budgetBytes, softMark, hardMark, hysteresis, measure } = this.config;
     const heapLimit = this.heapLimit > 0 ? this.heapLimit : this.processMemory.heapLimit();
     const processes = measure === 'processes' ? sample.nodeBytes / budgetBytes : 0;
@@ -291,7 +294,7 @@ export class MemoryGovernor {
       // After pausing: those let go read until the next sample weighs them again.
       if (now - this.lastRotationAt >= HOLD_ROTATION_MS) {
         this.lastRotationAt = now;
-        this.resumeSome();
+        this.resumeSome(this.letGo);
       }
     }
     this.publish(sample);
@@ -348,10 +351,11 @@ export class MemoryGovernor {
 
   /**
    * A session read while the node is past the hard mark: pause it now rather
-   * than at the next sample (the hot path's O(1) check, once per read).
+   * than at the next sample (the hot path's O(1) check, once per read). Not
+   * one let go by the rotation: it reads until the next sample weighs it.
    */
   holdNow(entry: SessionEntry): void {
-    if (entry.governed) return;
+    if (entry.governed || this.letGo.has(entry)) return;
     entry.control.pauseReading();
     this.governed.add(entry);
   }
@@ -360,9 +364,9 @@ export class MemoryGovernor {
    * Resume the sessions paused longest, a quarter (at least one). Back at
    * normal once per sample, so their agents' backlogs (their socket buffers,
    * megabytes each) do not all arrive at once and push the node straight back
-   * up; past a mark once per HOLD_ROTATION_MS.
+   * up; past a mark once per HOLD_ROTATION_MS (noted in `into`).
    */
-  private resumeSome(): void {
+  private resumeSome(into?: Set<SessionEntry>): void {
     if (this.governed.size === 0) return;
     let count = Math.max(1, Math.ceil(this.governed.size * PAUSE_FRACTION));
     const resumed = count;
@@ -370,6 +374,7 @@ export class MemoryGovernor {
       if (count-- === 0) break;
       entry.control.resumeReading();
       this.governed.delete(entry);
+      into?.add(entry);
     }
     this.telemetry.emit('memorySessionsResumed', { resumed, still_paused: this.governed.size });
   }

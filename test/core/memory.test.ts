@@ -186,8 +186,18 @@ test('governor: past a mark, the sessions held longest are let read again once a
   assert.equal(second.entry.governed, false);
   registry.close(second.entry);
   assert.equal(gov.pausedSessions, 1);
+  // Past the hard mark one let go reads until the next sample: a read does not hold it again at once.
+  gov.evaluate(sample(99 * MiB), t0 + 3100);
+  assert.equal(gov.state, MemoryState.Hard);
+  assert.equal(first.entry.governed, false, 'let go by this sample\'s rotation');
+  gov.holdNow(first.entry);
+  assert.equal(first.entry.governed, false);
+  gov.evaluate(sample(99 * MiB), t0 + 3200);
+  assert.equal(first.entry.governed, true, 'the next sample holds it (hard: every session that weighs anything)');
+  gov.evaluate(sample(99 * MiB), t0 + 3300);
   // In the hysteresis band nobody new is paused, and the rest are let go in turn.
-  gov.evaluate(sample(77 * MiB), t0 + 3100);
+  gov.evaluate(sample(90 * MiB), t0 + 3400);
+  gov.evaluate(sample(77 * MiB), t0 + 4400);
   assert.equal(gov.state, MemoryState.Soft);
   assert.equal(gov.pausedSessions, 0);
 });
