@@ -58,6 +58,8 @@ export async function call(base: string, route: string, token: string | null, in
 export interface OpenTail {
   status: number;
   lines: string[];
+  /** Why the stream ended other than by close(), if it did. */
+  failure(): Error | null;
   close(): void;
 }
 
@@ -65,14 +67,18 @@ export async function openTail(base: string, query: string, token: string | null
   const abort = new AbortController();
   const response = await fetch(`${base}/api/tail${query}`, { headers: token === null ? {} : { authorization: `Bearer ${token}` }, signal: abort.signal });
   const lines: string[] = [];
+  let failed: Error | null = null;
   if (response.ok) {
     void readEvents(response.body!, (event, data) => {
       if (event === 'message') lines.push(data);
-    }).catch(() => undefined);
+    }).catch((err: Error) => {
+      // close() aborts the stream: only another end is a failure.
+      if (!abort.signal.aborted) failed = err;
+    });
   } else {
     await response.text();
   }
-  return { status: response.status, lines, close: () => abort.abort() };
+  return { status: response.status, lines, failure: () => failed, close: () => abort.abort() };
 }
 
 /** An RFC 5424 frame, octet-counted. */
