@@ -410,7 +410,8 @@ function freeUdpPort(): Promise<number> {
   });
 }
 
-test('relp: a session the memory governor pauses gets its answers late, in order, once resumed', async (t) => {
+test('relp: a session paused through its control (the call the memory governor makes) gets its answers late, in order, once resumed', async (t) => {
+  // The governor driving the pause itself is test/integration/memory-node.test.ts's; here the session's side of it.
   // Commits come at most once a second, so the pause lands between reading the records and committing them.
   const { node, logs } = await startTestNode(t, 'sinks:\n  files: { type: file, fsync_interval: 1s }\n');
   const { port } = await startRelp(t, node);
