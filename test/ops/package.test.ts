@@ -1,8 +1,9 @@
 /**
  * The package as an operator gets it: `npm pack` with its prepack build (in a
  * copy of the sources, so this checkout's dist/ stays as the other tests use
- * it), the tarball installed into an empty prefix (better-sqlite3 compiled on
- * the way), and the installed `sluice` run from an unrelated directory.
+ * it), the tarball installed into an empty prefix (better-sqlite3's binary
+ * offered as a local prebuild, as its download would be), and the installed
+ * `sluice` run from an unrelated directory.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -76,9 +77,19 @@ test('package: npm pack, install the tarball into an empty prefix, run sluice fr
   assert.ok(!existsSync(path.join(sources, 'npm-shrinkwrap.json')), 'postpack removes the shrinkwrap it made');
 
   const prefix = path.join(work, 'prefix');
+  // better-sqlite3 installs a prebuilt binary where it can download one, and compiles SQLite (minutes on two
+  // busy cores) where it cannot. Here the download is offered locally: the binary this checkout's own
+  // install built, of the same version, packed as prebuild-install names its downloads.
+  const sqlite = JSON.parse(readFileSync(path.join(ROOT, 'node_modules', 'better-sqlite3', 'package.json'), 'utf8')) as { version: string };
+  const prebuilds = path.join(work, 'prebuilds');
+  mkdirSync(prebuilds);
+  const prebuild = `better-sqlite3-v${sqlite.version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
+  const packedBinary = await run('tar', ['-czf', path.join(prebuilds, prebuild), '-C', path.join(ROOT, 'node_modules', 'better-sqlite3'),
+    'build/Release/better_sqlite3.node'], work, 60_000);
+  assert.equal(packedBinary.status, 0, packedBinary.stderr);
   const installed = await run('npm', ['install', '--prefix', prefix, path.join(work, manifest!.filename),
-    '--prefer-offline', '--no-audit', '--no-fund'], work, 420_000, env);
-  t.diagnostic(`npm install of the tarball (better-sqlite3 compiled): ${installed.ms} ms`);
+    '--prefer-offline', '--no-audit', '--no-fund'], work, 420_000, { ...env, npm_config_better_sqlite3_local_prebuilds: prebuilds });
+  t.diagnostic(`npm install of the tarball (better-sqlite3 from the local prebuild): ${installed.ms} ms`);
   if (installed.status !== 0 && UNREACHABLE.test(installed.stderr) && process.env.CI !== 'true') {
     const reason = `the npm registry is unreachable and the cache lacks a dependency: ${UNREACHABLE.exec(installed.stderr)![0]}`;
     process.stderr.write(`skipping: ${reason}\n`);
