@@ -275,6 +275,8 @@ interface QueuedBatch {
   tenant: Tenant;
   records: LogRecord[];
   ack: AckToken | null;
+  /** The rest of a batch whose first records went on alone: its ack is shared out in parts (AckToken.part). */
+  split: boolean;
 }
 
 function endThrottle(lane: Lane): void {
@@ -317,6 +319,8 @@ export class Lane {
   private lastTenant: Tenant | null = null;
   private idleWaiters: (() => void)[] = [];
   private expedited = false;
+  /** Looking at the buckets again for a batch already counted as throttled. */
+  private rechecking = false;
   /** The session this lane belongs to (for the live tail's session filter). */
   session: string | null = null;
 
@@ -330,12 +334,12 @@ export class Lane {
   /** Returns false when the caller should pause reading (then see whenReady). */
   submit(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
     if (this.busy) {
-      this.queue.push({ tenant, records, ack });
+      this.queue.push({ tenant, records, ack, split: false });
       this.queuedRecords += records.length;
       this.heldBytes += recordBytes(records);
       return !this.throttled && this.queuedRecords < LANE_QUEUE_LIMIT;
     }
-    const clear = this.process(tenant, records, ack);
+    const clear = this.process({ tenant, records, ack, split: false });
     return this.busy ? !this.throttled : clear;
   }
 
@@ -387,32 +391,52 @@ export class Lane {
     return idle;
   }
 
-  private process(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
+  /**
+   * Charge the tenant's limit and route what it covers. Records the buckets
+   * do not cover yet wait at the head of the lane and go on as the tokens come
+   * (a slice at a time), so a limited tenant's records flow at its rate, not
+   * in bursts after long pauses.
+   */
+  private process(batch: QueuedBatch): boolean {
+    const { tenant, records, ack } = batch;
     const limiter = tenant.limiter;
     if (this.chargeLimits && !limiter.unlimited && !this.expedited) {
-      const bytes = recordBytes(records);
-      const wait = limiter.charge(records.length, bytes, Date.now());
-      if (wait > 0) {
-        this.pipeline.countThrottle(this.sourceName, tenant.id);
+      const now = Date.now();
+      const passed = limiter.takeLeading(records, now);
+      if (passed === 0) {
+        if (!this.rechecking) this.pipeline.countThrottle(this.sourceName, tenant.id);
         this.setBusy();
         this.throttled = true;
-        this.heldBatch = { tenant, records, ack };
-        this.heldBytes += bytes;
-        this.throttleTimer = setTimeout(endThrottle, wait, this);
+        this.heldBatch = batch;
+        this.heldBytes += recordBytes(records);
+        this.throttleTimer = setTimeout(endThrottle, limiter.wait(records, now), this);
         return false;
       }
+      if (passed < records.length) {
+        const rest = records.slice(passed);
+        this.queue.unshift({ tenant, records: rest, ack, split: true });
+        this.queuedRecords += rest.length;
+        this.heldBytes += recordBytes(rest);
+        this.setBusy();
+        return this.enrichAndRoute(tenant, records.slice(0, passed), ack === null ? null : ack.part());
+      }
     }
-    return this.enrichAndRoute(tenant, records, ack);
+    if (!batch.split || ack === null) return this.enrichAndRoute(tenant, records, ack);
+    const last = ack.part();
+    ack.seal();
+    return this.enrichAndRoute(tenant, records, last);
   }
 
-  /** The held batch's tokens are paid back (called by endThrottle, a shared function: no closure per lane). */
+  /** A held batch looks at its tenant's buckets again (called by endThrottle, a shared function: no closure per lane). */
   throttleEnded(): void {
     const held = this.heldBatch!;
     this.heldBytes -= recordBytes(held.records);
     this.throttleTimer = null;
     this.throttled = false;
     this.heldBatch = null;
-    this.enrichAndRoute(held.tenant, held.records, held.ack);
+    this.rechecking = true;
+    this.process(held);
+    this.rechecking = false;
   }
 
   private enrichAndRoute(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
@@ -450,7 +474,7 @@ export class Lane {
       budget -= next.records.length;
       this.queuedRecords -= next.records.length;
       this.heldBytes -= recordBytes(next.records);
-      this.process(next.tenant, next.records, next.ack);
+      this.process(next);
     }
     if (this.busy) return;
     this.pipeline.laneIdle(this);

@@ -9,6 +9,7 @@ import type { ComponentHealth, Reconnectable, Sink, Source } from '../core/compo
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
 import type { TenantLimits } from '../core/limits.js';
+import type { Allotments, UseReport } from './workers/limit-shares.js';
 import { settlesBefore } from '../core/clock.js';
 import { FileSink } from '../sinks/file/sink.js';
 import { SyslogSink } from '../sinks/syslog/sink.js';
@@ -57,6 +58,11 @@ export interface NodeOptions {
    * same slot takes over its predecessor's files and buffer.
    */
   workerId?: number;
+  /**
+   * The tenant limits are shared with other workers: each tenant starts with
+   * no part of them until setLimitAllotments (the primary's) gives it one.
+   */
+  sharedLimits?: boolean;
 }
 
 function buildSink(config: SinkConfig, dataDir: string, telemetry: Telemetry, tag: string | null): Sink {
@@ -113,6 +119,7 @@ export class SluiceNode {
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry, tag === null ? '' : `${tag}:`);
     this.telemetry.sessionTotals = () => this.pipeline.sessions.totals();
+    if (options.sharedLimits === true) for (const tenant of this.pipeline.directory.tenants.values()) tenant.limiter.setAllotment({ share: 0, connections: 0 });
     this.pipeline.memory.configure(config.memory);
     const { syslogUdp, syslogTcp, syslogTls } = config.sources;
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
@@ -130,6 +137,39 @@ export class SluiceNode {
       throw new Error('limits: rates must be >= 0 and burst > 0');
     }
     tenant.limiter.set(limits);
+  }
+
+  /**
+   * Each tenant with a limit: its use of this process's part of the node's
+   * limits since the last call, over `seconds` (a worker reports it to the primary).
+   */
+  limitUse(seconds: number): UseReport {
+    const report: UseReport = {};
+    for (const tenant of this.pipeline.directory.tenants.values()) {
+      const limiter = tenant.limiter;
+      if (!limiter.shared) continue;
+      const demand = limiter.takeDemand();
+      const { messagesPerSecond, bytesPerSecond, maxConnections } = limiter.limits;
+      const load = Math.max(
+        messagesPerSecond > 0 ? demand.records / (messagesPerSecond * seconds) : 0,
+        bytesPerSecond > 0 ? demand.bytes / (bytesPerSecond * seconds) : 0,
+      );
+      report[tenant.id] = {
+        load, starved: demand.starved, connections: tenant.connections, allowance: limiter.part.connections ?? maxConnections,
+        connectionsRefused: demand.connectionsRefused, maxConnections,
+      };
+    }
+    return report;
+  }
+
+  /** This process's part of each tenant's limits (the primary's, see workers/limit-shares.ts). */
+  setLimitAllotments(allotments: Allotments): void {
+    for (const [id, allotment] of Object.entries(allotments)) this.pipeline.directory.tenants.get(id)?.limiter.setAllotment(allotment);
+  }
+
+  /** Call `starved` when a tenant starts to want more of its limits than this process holds. */
+  onLimitStarved(starved: () => void): void {
+    for (const tenant of this.pipeline.directory.tenants.values()) tenant.limiter.onStarved = starved;
   }
 
   /** Agent connections shedSessions could ask to reconnect now (open RELP sessions and HTTP keep-alive connections not yet asked). */

@@ -28,6 +28,7 @@ import { Telemetry } from '../../telemetry/telemetry.js';
 import { VERSION } from '../../telemetry/version.js';
 import { startHostmetaService, type RunningHostmetaService } from '../../services/hostmeta/server.js';
 import { isSluiceMessage, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
+import { LimitShares, type UseReport } from './limit-shares.js';
 
 /** How long a control call to one worker may take before it counts as unanswered. */
 export const CALL_TIMEOUT_MS = 5000;
@@ -58,6 +59,8 @@ export class WorkerProcess {
   /** When it must have drained by (set with `draining`). */
   drainDeadline = 0;
   private greeted = false;
+  /** Told this worker's reports of its use of the tenant limits. */
+  onLimitUse: ((report: UseReport) => void) | null = null;
 
   constructor(readonly id: number, readonly worker: Worker, onTail: (subscription: number, line: string) => void) {
     let ready: (a: NodeAddresses) => void = () => undefined;
@@ -97,6 +100,8 @@ export class WorkerProcess {
         else call.reject(new Error(m.message));
       } else if (m.sluice === 'tail') {
         onTail(m.subscription, m.line);
+      } else if (m.sluice === 'use') {
+        this.onLimitUse?.(m.report);
       }
     });
     // A worker that dies mid-send must not take the primary down with an EPIPE.
@@ -158,6 +163,8 @@ export class Primary {
   private readonly tailListeners = new Map<number, (line: string) => void>();
   /** Called with each worker once it is ready (WorkersControl subscribes open tails). */
   readonly onWorkerReady = new Set<(worker: WorkerProcess) => void>();
+  /** Each worker's part of the tenants' limits, so they hold for the node. */
+  private readonly limitShares = new LimitShares();
 
   constructor(public config: SluiceConfig, private readonly options: PrimaryOptions) {
     this.telemetry = new Telemetry(options.logger);
@@ -221,6 +228,15 @@ export class Primary {
     const worker = cluster.fork({ [WORKER_ID_ENV]: String(id) });
     const proc = new WorkerProcess(id, worker, (subscription, line) => this.tailListeners.get(subscription)?.(line));
     this.workers.set(id, proc);
+    proc.onLimitUse = (report) => {
+      // A report that arrives after the worker was told to drain still says what it holds (its connections).
+      this.limitShares.report(proc.worker.id, report);
+      this.allotLimits();
+    };
+    void proc.exited.then(() => {
+      this.limitShares.forget(proc.worker.id);
+      this.allotLimits();
+    });
     proc.hello.then(() => proc.send(proc.draining ? { sluice: 'drain', deadline: proc.drainDeadline } : { sluice: 'start', config: this.workerConfig() }), () => undefined);
     proc.ready.then(() => {
       this.updateRunning();
@@ -228,6 +244,16 @@ export class Primary {
       for (const listener of this.onWorkerReady) listener(proc);
     }, () => undefined);
     return proc;
+  }
+
+  /** Send the workers that serve their new parts of the tenants' limits. */
+  private allotLimits(): void {
+    const serving = [...this.workers.values()].filter((w) => !w.draining && w.worker.isConnected());
+    const allotments = this.limitShares.allot(serving.map((w) => w.worker.id));
+    for (const w of serving) {
+      const changed = allotments.get(w.worker.id);
+      if (changed !== undefined) w.send({ sluice: 'allot', allotments: changed });
+    }
   }
 
   private updateRunning(): void {
@@ -245,6 +271,7 @@ export class Primary {
     if (proc !== undefined) {
       proc.drain(deadline);
       this.updateRunning();
+      this.allotLimits();
       // A worker still there well past its deadline is stuck: it must not hold a rolling restart forever.
       killer = setTimeout(() => {
         this.telemetry.emit('shutdownDeadline', { error: `worker ${id} still draining ${RETIRE_GRACE_MS} ms after its deadline: killed` });

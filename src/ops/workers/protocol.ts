@@ -5,13 +5,16 @@
  */
 import type { SluiceConfig } from '../config/types.js';
 import type { NodeAddresses } from '../node.js';
+import type { Allotments, UseReport } from './limit-shares.js';
 
 /** Primary → worker. */
 export type ToWorker =
   | { sluice: 'start'; config: SluiceConfig }
   /** Stop accepting, drain, flush, exit (0 when everything was flushed by `deadline`). */
   | { sluice: 'drain'; deadline: number }
-  | { sluice: 'call'; id: number; method: string; args: unknown[] };
+  | { sluice: 'call'; id: number; method: string; args: unknown[] }
+  /** The worker's part of the tenants' limits (see limit-shares.ts). */
+  | { sluice: 'allot'; allotments: Allotments };
 
 /** Worker → primary. */
 export type FromWorker =
@@ -21,7 +24,9 @@ export type FromWorker =
   | { sluice: 'failed'; error: string }
   | { sluice: 'result'; id: number; value: unknown }
   | { sluice: 'error'; id: number; message: string }
-  | { sluice: 'tail'; subscription: number; line: string };
+  | { sluice: 'tail'; subscription: number; line: string }
+  /** Its use of its part of the tenants' limits since the last report. */
+  | { sluice: 'use'; report: UseReport };
 
 /** The environment variable a worker reads its slot from. */
 export const WORKER_ID_ENV = 'SLUICE_WORKER_ID';

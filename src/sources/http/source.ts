@@ -282,13 +282,7 @@ export class HttpSource implements Source {
     for (let from = 0; from < records.length; from += RECORDS_PER_TURN) {
       if (from > 0) await nextTurn();
       const slice = records.length <= RECORDS_PER_TURN ? records : records.slice(from, from + RECORDS_PER_TURN);
-      whole.retain();
-      const ack = new AckToken((s) => {
-        if (s === AckStatus.Committed) whole.commit();
-        else if (s === AckStatus.Dropped) whole.drop();
-        else whole.fail();
-      });
-      lane.submit(tenant, slice, ack);
+      lane.submit(tenant, slice, whole.part());
     }
     whole.seal();
   }
