@@ -76,6 +76,7 @@ export class LimitShares {
     const tenants = new Set<string>();
     for (const report of this.reports.values()) for (const id of Object.keys(report)) tenants.add(id);
     const changed = new Map<number, Allotments>();
+    if (serving.length === 0) return changed;
     for (const tenant of tenants) {
       const shares = rateShares(serving.map((w) => this.reports.get(w)?.[tenant]));
       const connections = this.connectionAllowances(tenant, serving);
@@ -142,6 +143,7 @@ export function rateShares(uses: readonly (TenantUse | undefined)[]): number[] {
 /** `whole` split in proportion to `weights`, in whole numbers adding up to it (remainders to the first). */
 function splitWhole(whole: number, weights: readonly number[]): number[] {
   const total = weights.reduce((sum, w) => sum + w, 0);
+  if (total <= 0) return weights.map(() => 0);
   const parts = weights.map((w) => Math.floor((whole * w) / total));
   let left = whole - parts.reduce((sum, p) => sum + p, 0);
   const order = weights.map((w, i) => ({ w, i })).sort((a, b) => b.w - a.w);

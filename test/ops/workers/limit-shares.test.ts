@@ -35,4 +35,5 @@ test('connection allowances: never more than the cap in all, growth only from wh
   shares.forget(1);
   sent = shares.allot([2]);
   assert.equal(sent.get(2)!.t!.connections, 10);
+  assert.equal(shares.allot([]).size, 0, 'every worker draining: nothing to hand out');
 });
