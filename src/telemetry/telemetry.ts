@@ -252,7 +252,18 @@ export class Telemetry {
       registers,
     });
     // Three gauges, not one with a `quantile` label: that label belongs to summaries (promtool says so).
-    const sample = (): { p50: number; p99: number; max: number } | undefined => this.eventLoopDelaySource?.();
+    // One sample of the monitor (which starts over on each) serves the three gauges of a scrape: the next
+    // sample is taken when a gauge is read a second time, so the first gauge read does not zero the others.
+    let snapshot: { p50: number; p99: number; max: number } | undefined;
+    const readSince = new Set<string>();
+    const sample = (stat: string): { p50: number; p99: number; max: number } | undefined => {
+      if (snapshot === undefined || readSince.has(stat)) {
+        snapshot = this.eventLoopDelaySource?.();
+        readSince.clear();
+      }
+      readSince.add(stat);
+      return snapshot;
+    };
     for (const [stat, what] of [['p50', 'median'], ['p99', '99th percentile'], ['max', 'largest']] as const) {
       new Gauge({
         name: `sluice_event_loop_delay_${stat}_seconds`,
@@ -260,7 +271,7 @@ export class Telemetry {
         registers,
         aggregator: 'max',
         collect(this: Gauge) {
-          const delay = sample();
+          const delay = sample(stat);
           if (delay !== undefined) this.set(delay[stat]);
         },
       });
