@@ -20,8 +20,6 @@ export interface ComponentView {
   kind: 'source' | 'sink' | 'service';
   healthy: boolean;
   detail?: string;
-  /** Which worker reports it (absent in a single process). */
-  worker?: number;
 }
 
 export interface TailFilter {

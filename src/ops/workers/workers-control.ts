@@ -122,8 +122,17 @@ export class WorkersControl implements NodeControl {
     await this.every('setTenantLimits', [tenantId, limits]);
   }
 
+  /** One view per component of the node: the workers' views of it merged (healthy when every worker says so). */
   async components(): Promise<ComponentView[]> {
-    const views: ComponentView[] = (await this.all<ComponentView[]>('components')).flatMap((a) => a.value.map((c) => ({ ...c, worker: a.worker.id })));
+    const byName = new Map<string, { view: ComponentView; details: string[] }>();
+    for (const { worker, value } of await this.all<ComponentView[]>('components')) {
+      for (const c of value) {
+        const merged = byName.get(c.name) ?? byName.set(c.name, { view: { name: c.name, kind: c.kind, healthy: true }, details: [] }).get(c.name)!;
+        merged.view.healthy &&= c.healthy;
+        if (c.detail !== undefined && c.detail !== '') merged.details.push(`worker ${worker.id}: ${c.detail}`);
+      }
+    }
+    const views = [...byName.values()].map(({ view, details }) => (details.length === 0 ? view : { ...view, detail: details.join('; ') }));
     const hostmeta = this.primary.hostmetaAddress();
     if (hostmeta !== null) views.push({ name: 'service:hostmeta', kind: 'service', healthy: true, detail: `primary, ${hostmeta.address}:${hostmeta.port}` });
     return views;
