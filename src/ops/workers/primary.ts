@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics } from 'prom-client';
 import { Supervisor } from '../../core/supervisor.js';
 import { settlesBefore, timerDelay } from '../../core/clock.js';
 import { loadConfigFile } from '../config/load.js';
@@ -61,6 +61,8 @@ export class WorkerProcess {
   private greeted = false;
   /** Told this worker's reports of its use of the tenant limits. */
   onLimitUse: ((report: UseReport) => void) | null = null;
+  /** Its metrics as it sent them when it had drained, or as it last answered a scrape (a worker that crashed). */
+  lastMetrics: unknown[] | null = null;
 
   constructor(readonly id: number, readonly worker: Worker, onTail: (subscription: number, line: string) => void) {
     let ready: (a: NodeAddresses) => void = () => undefined;
@@ -102,6 +104,8 @@ export class WorkerProcess {
         onTail(m.subscription, m.line);
       } else if (m.sluice === 'use') {
         this.onLimitUse?.(m.report);
+      } else if (m.sluice === 'final') {
+        this.lastMetrics = m.metrics;
       }
     });
     // A worker that dies mid-send must not take the primary down with an EPIPE.
@@ -165,6 +169,7 @@ export class Primary {
   readonly onWorkerReady = new Set<(worker: WorkerProcess) => void>();
   /** Each worker's part of the tenants' limits, so they hold for the node. */
   private readonly limitShares = new LimitShares();
+  private retired: Promise<unknown[]> = Promise.resolve([]);
 
   constructor(public config: SluiceConfig, private readonly options: PrimaryOptions) {
     this.telemetry = new Telemetry(options.logger);
@@ -236,6 +241,7 @@ export class Primary {
     void proc.exited.then(() => {
       this.limitShares.forget(proc.worker.id);
       this.allotLimits();
+      this.retireCounters(proc.lastMetrics);
     });
     proc.hello.then(() => proc.send(proc.draining ? { sluice: 'drain', deadline: proc.drainDeadline } : { sluice: 'start', config: this.workerConfig() }), () => undefined);
     proc.ready.then(() => {
@@ -244,6 +250,21 @@ export class Primary {
       for (const listener of this.onWorkerReady) listener(proc);
     }, () => undefined);
     return proc;
+  }
+
+  /**
+   * The counters of workers that have exited, added up: the node's totals
+   * keep them, so they do not start over at a reload or a rolling restart
+   * (gauges of a worker that left are not kept: they describe it, not the node).
+   */
+  retiredCounters(): Promise<unknown[]> {
+    return this.retired;
+  }
+
+  private retireCounters(metrics: unknown[] | null): void {
+    if (metrics === null) return;
+    const counters = (metrics as { type: string }[]).filter((m) => m.type === 'counter' || m.type === 'histogram');
+    this.retired = this.retired.then((before) => AggregatorRegistry.aggregate([before, counters]).getMetricsAsJSON(), () => counters);
   }
 
   /** Send the workers that serve their new parts of the tenants' limits. */

@@ -26,7 +26,9 @@ export type FromWorker =
   | { sluice: 'error'; id: number; message: string }
   | { sluice: 'tail'; subscription: number; line: string }
   /** Its use of its part of the tenants' limits since the last report. */
-  | { sluice: 'use'; report: UseReport };
+  | { sluice: 'use'; report: UseReport }
+  /** Its metrics (prom-client JSON) once drained, just before it exits: the primary keeps its counters. */
+  | { sluice: 'final'; metrics: unknown[] };
 
 /** The environment variable a worker reads its slot from. */
 export const WORKER_ID_ENV = 'SLUICE_WORKER_ID';

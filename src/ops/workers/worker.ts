@@ -44,6 +44,8 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
       if (node === null) process.exit(0);
       node.telemetry.emit('workerDraining', { worker: workerId });
       const complete = await node.stop(deadline);
+      const metrics = await node.telemetry.registry.getMetricsAsJSON();
+      await new Promise<void>((resolve) => { if (process.send?.({ sluice: 'final', metrics }, () => resolve()) !== true) resolve(); });
       await exit(complete ? 0 : 1);
     })();
     return draining;

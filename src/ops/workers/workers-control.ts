@@ -51,10 +51,13 @@ export class WorkersControl implements NodeControl {
     return results.map((r) => (r as PromiseFulfilledResult<unknown>).value);
   }
 
+  /** The primary's metrics, the serving workers' and the counters of workers that have exited, added up. */
   private async aggregated(): Promise<Registry> {
     const answers = await this.all<object[]>('metricsJson');
+    for (const { worker, value } of answers) if (!worker.draining) worker.lastMetrics = value;
     const own = await this.primary.telemetry.registry.getMetricsAsJSON();
-    return AggregatorRegistry.aggregate([own, ...answers.map((a) => a.value)]);
+    const retired = await this.primary.retiredCounters();
+    return AggregatorRegistry.aggregate([own, retired as object[], ...answers.map((a) => a.value)]);
   }
 
   async metrics(): Promise<{ contentType: string; text: string }> {
