@@ -124,7 +124,7 @@ function targetDataDir(options: { config?: string; dataDir?: string }): string {
 
 async function command(name: NodeCommand, options: { config?: string; dataDir?: string }): Promise<void> {
   try {
-    const answer = await sendCommand(targetDataDir(options), name);
+    const answer = await sendCommand(targetDataDir(options), name, name === 'reload' ? options.config ?? null : null);
     for (const message of answer.messages) (answer.ok ? process.stdout : process.stderr).write(`${message}\n`);
     process.exit(answer.ok ? 0 : 1);
   } catch (err) {

@@ -129,6 +129,13 @@ export class SluiceNode {
     if (config.sources.http.enabled) this.sources.push(this.http = new HttpSource(config.sources.http, this.pipeline, this.telemetry));
   }
 
+  /** Every tenant's limits as they are now (configured, or set through the admin API since). */
+  tenantLimits(): Record<string, TenantLimits> {
+    const out: Record<string, TenantLimits> = {};
+    for (const tenant of this.pipeline.directory.tenants.values()) out[tenant.id] = tenant.limiter.limits;
+    return out;
+  }
+
   /** Change a tenant's rate limits now, for every session it has (the admin API calls this). */
   setTenantLimits(tenantId: string, limits: TenantLimits): void {
     const tenant = this.pipeline.directory.tenants.get(tenantId);

@@ -17,16 +17,19 @@ import type { Overview } from '../../src/ops/admin/overview.js';
 test('node views: one row per sink and tenant, counted once; totals survive a rolling restart and a reload', { timeout: 120_000 }, async (t) => {
   const dir = tempDir(t);
   const config = path.join(dir, 'sluice.yaml');
-  writeFileSync(config, [
+  const bothSinks = `sinks: { a: { type: file, path: ${JSON.stringify(path.join(dir, 'a'))} }, b: { type: file, path: ${JSON.stringify(path.join(dir, 'b'))} } }`;
+  const yaml = (extra: string[], sinks = bothSinks): string => [
     `data_dir: ${JSON.stringify(path.join(dir, 'node'))}`,
     'workers: 2',
     'connection_balancing: round_robin',
     'log: { level: info }',
     'sources: { syslog_udp: { enabled: false }, syslog_tcp: { port: 0 }, relp: { enabled: false }, http: { enabled: false } }',
-    `sinks: { a: { type: file, path: ${JSON.stringify(path.join(dir, 'a'))} }, b: { type: file, path: ${JSON.stringify(path.join(dir, 'b'))} } }`,
+    sinks,
     'hostmeta: { service: { port: 0 } }',
     'admin: { port: 0 }',
-  ].join('\n'));
+    ...extra,
+  ].join('\n');
+  writeFileSync(config, yaml([]));
   const node = startNode(config, dir);
   t.after(() => { node.child.kill('SIGKILL'); });
   await waitFor('node ready', () => node.lines.some((l) => l.code === 'SLU0003I' && l.workers === 2), 30_000);
@@ -68,8 +71,33 @@ test('node views: one row per sink and tenant, counted once; totals survive a ro
   assert.equal(await metric('sluice_source_received_records_total{source="syslog_tcp"}'), 20);
 
   await send(8);
+  // A reload names the file it applies; another file than the node's is refused, naming both.
+  const other = path.join(dir, 'other.yaml');
+  writeFileSync(other, yaml([]));
+  const elsewhere = await sluice(['reload', '-c', other], dir);
+  assert.equal(elsewhere.status, 1);
+  assert.ok(elsewhere.stderr.includes(`this node runs ${config}, not ${other}`), elsewhere.stderr);
+  // A tenant no sink takes is refused by validate and by reload.
+  const lonely = ['tenants:', '  default: { networks: [127.0.0.0/8] }', '  lonely: { networks: [10.9.0.0/16] }'];
+  writeFileSync(other, yaml(lonely, `sinks: { a: { type: file, tenants: [default], path: ${JSON.stringify(path.join(dir, 'a'))} } }`));
+  const invalid = await sluice(['validate', '-c', other], dir);
+  assert.equal(invalid.status, 1);
+  assert.match(invalid.stderr, /tenants\.lonely.*some sink takes/);
+  writeFileSync(config, readFileSync(other, 'utf8'));
+  const refused = await sluice(['reload', '-c', config], dir);
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /tenants\.lonely.*some sink takes/);
+  // The reload applies the new tenant: the admin API shows it with its limits, and changes them.
+  const acme = ['tenants:', '  default: { networks: [127.0.0.0/8] }', '  acme: { networks: [10.8.0.0/16], limits: { messages_per_second: 50 } }'];
+  writeFileSync(config, yaml(acme));
   const reload = await sluice(['reload', '-c', config], dir);
   assert.equal(reload.status, 0, reload.stderr);
+  assert.ok(reload.stdout.includes(`configuration ${config} accepted`), reload.stdout);
+  assert.ok(node.lines.some((l) => l.code === 'SLU0805I' && l.file === config), 'the log line names the file');
+  const tenants = await get<{ id: string; limits: { messages_per_second: number } }[]>('/api/tenants');
+  assert.deepEqual(tenants.map((r) => [r.id, r.limits.messages_per_second]).sort(), [['acme', 50], ['default', 0]]);
+  const put = await fetch(`${admin}/api/tenants/acme/limits`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ messages_per_second: 70 }) });
+  assert.equal(put.status, 200, await put.text());
   await waitFor('the reload has replaced both workers', () => node.lines.filter((l) => l.code === 'SLU0809I').length === 4, 30_000);
   await waitFor('28 after the reload', async () => (await metric('sluice_tenant_delivered_records_total{sink="b",tenant="default"}')) === 28);
   assert.equal(await delivered(), 28);

@@ -126,8 +126,6 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     name: s.name, queueHighWaterBytes: s.queueHighWaterBytes, bufferMaxBytes: s.diskBuffer?.maxBytes ?? null,
   }));
   const sampler = new OverviewSampler(control, bounds);
-  // The limits the admin API last set (or the configured ones): a change merges into these.
-  const limits = new Map(config.tenants.map((t) => [t.id, { ...t.limits }]));
   const uplotDir = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
   const assets: Record<string, { file: string; type: string }> = {
     'uPlot.iife.min.js': { file: path.join(uplotDir, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
@@ -273,14 +271,15 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
 
   app.get('/api/tenants', async (req) => {
     const principal = authorize(req, 'read');
-    return [...limits].filter(([id]) => principal.tenant === null || id === principal.tenant)
+    // The running node's tenants and limits (after a reload, the new ones), not those of the file read at start.
+    return Object.entries(await control.tenantLimits()).filter(([id]) => principal.tenant === null || id === principal.tenant)
       .map(([id, l]) => ({ id, limits: limitsJson(l) }));
   });
 
   app.put<{ Params: { id: string } }>('/api/tenants/:id/limits', async (req) => {
     const principal = authorize(req, 'write');
     requireTenant(principal, req.params.id);
-    const current = limits.get(req.params.id);
+    const current = (await control.tenantLimits())[req.params.id];
     if (current === undefined) throw new HttpError(404, `no tenant ${req.params.id}`);
     const next = parseLimits(req.body, current);
     try {
@@ -288,7 +287,6 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     } catch (err) {
       throw new HttpError(400, (err as Error).message);
     }
-    limits.set(req.params.id, next);
     return { id: req.params.id, limits: limitsJson(next) };
   });
 

@@ -22,6 +22,7 @@ import { loadConfigFile } from '../config/load.js';
 import { ConfigError, formatProblem } from '../config/problems.js';
 import { hostmetaAccess } from '../config/hostmeta-access.js';
 import type { SluiceConfig } from '../config/types.js';
+import type { TenantLimits } from '../../core/limits.js';
 import type { NodeAddresses } from '../node.js';
 import { supervisionEvents, supervisorPolicy } from '../supervision.js';
 import { Telemetry } from '../../telemetry/telemetry.js';
@@ -39,6 +40,8 @@ const REPLACEMENT_READY_TIMEOUT_MS = 60_000;
 
 export interface ReloadOutcome {
   accepted: boolean;
+  /** The file read (absolute), or null when there was none to read. */
+  file: string | null;
   /** Why it was refused (one line per problem). */
   problems: string[];
   /** When accepted: settles once every worker runs the new configuration (rejects if the rolling restart was aborted). */
@@ -170,6 +173,8 @@ export class Primary {
   /** Each worker's part of the tenants' limits, so they hold for the node. */
   private readonly limitShares = new LimitShares();
   private retired: Promise<unknown[]> = Promise.resolve([]);
+  /** Limits set through the admin API since the configuration was read: workers started later get them too. */
+  private readonly limitsChanged = new Map<string, TenantLimits>();
 
   constructor(public config: SluiceConfig, private readonly options: PrimaryOptions) {
     this.telemetry = new Telemetry(options.logger);
@@ -201,9 +206,18 @@ export class Primary {
     await Promise.all(first);
   }
 
-  /** The config a worker runs: the metadata service is the primary's, so workers are its clients, with its credential. */
+  /** A tenant's limits were changed at runtime (the admin API): replacement workers keep the change. */
+  limitsSet(tenantId: string, limits: TenantLimits): void {
+    this.limitsChanged.set(tenantId, limits);
+  }
+
+  /**
+   * The config a worker runs: the metadata service is the primary's, so
+   * workers are its clients, with its credential; tenant limits changed at
+   * runtime apply.
+   */
   private workerConfig(): SluiceConfig {
-    const c = this.config;
+    const c = { ...this.config, tenants: this.config.tenants.map((t) => ({ ...t, limits: this.limitsChanged.get(t.id) ?? t.limits })) };
     const own = c.hostmeta.client.url === null ? this.hostmeta : null;
     const client = own === null ? c.hostmeta.client : { ...c.hostmeta.client, url: own.url, tokenFile: own.tokenFile };
     return { ...c, hostmeta: { service: { ...c.hostmeta.service, enabled: false }, client } };
@@ -380,19 +394,24 @@ export class Primary {
    * Re-read the configuration file. Invalid: refused with the reasons, the
    * running configuration stays. Valid: tenant limits change at once in every
    * worker, then the workers are rolled onto the new configuration.
+   * `requested`: the file the caller named; another file than the node's own
+   * is refused (the node's file stays the one a SIGHUP reads).
    */
-  async reload(): Promise<ReloadOutcome> {
-    const path = this.options.configPath;
+  async reload(requested: string | null = null): Promise<ReloadOutcome> {
+    const file = this.options.configPath === null ? null : path.resolve(this.options.configPath);
     const refuse = (problems: string[]): ReloadOutcome => {
-      this.telemetry.emit('reloadRefused', { file: path, problems: problems.join('; ') });
-      return { accepted: false, problems };
+      this.telemetry.emit('reloadRefused', { file, problems: problems.join('; ') });
+      return { accepted: false, file, problems };
     };
-    if (path === null) return refuse(['this node was started without a configuration file (sluice start -c <file>)']);
+    if (file === null) return refuse(['this node was started without a configuration file (sluice start -c <file>)']);
+    if (requested !== null && path.resolve(requested) !== file) {
+      return refuse([`this node runs ${file}, not ${path.resolve(requested)}: a reload reads the node's own file (edit it, or stop the node and start it with -c ${requested})`]);
+    }
     let next: SluiceConfig;
     try {
-      next = loadConfigFile(path);
+      next = loadConfigFile(file);
     } catch (err) {
-      if (err instanceof ConfigError) return refuse(err.problems.map((p) => formatProblem(p, path)));
+      if (err instanceof ConfigError) return refuse(err.problems.map((p) => formatProblem(p, file)));
       throw err;
     }
     const fixed: string[] = [];
@@ -400,9 +419,11 @@ export class Primary {
     if (next.connectionBalancing !== this.config.connectionBalancing) fixed.push('connection_balancing');
     if (JSON.stringify(next.hostmeta.service) !== JSON.stringify(this.config.hostmeta.service)) fixed.push('hostmeta.service');
     if (JSON.stringify(next.cluster) !== JSON.stringify(this.config.cluster)) fixed.push('cluster');
-    if (fixed.length > 0) return refuse(fixed.map((key) => `${path}: ${key} changed: that takes a full restart (stop, then start)`));
+    if (fixed.length > 0) return refuse(fixed.map((key) => `${file}: ${key} changed: that takes a full restart (stop, then start)`));
     if (this.rolling !== null) return refuse(['a rolling restart is already running; reload again once it has finished']);
-    this.telemetry.emit('reloadAccepted', { file: path });
+    this.telemetry.emit('reloadAccepted', { file });
+    // The file's limits are the node's from now on, replacing what the admin API set.
+    this.limitsChanged.clear();
     // Tenants and admin tokens may change on a reload: the metadata service takes them before the new workers ask it for a new tenant's hosts.
     this.hostmeta?.setAccess(hostmetaAccess(next));
     const before = new Map(this.config.tenants.map((t) => [t.id, JSON.stringify(t.limits)]));
@@ -410,7 +431,7 @@ export class Primary {
       .flatMap((t) => this.readyWorkers().map((w) => w.call('setTenantLimits', [t.id, t.limits]))));
     const applied = this.rollingRestart(next);
     applied.catch((err: Error) => this.telemetry.emit('rollingRestartFailed', { error: err.message }));
-    return { accepted: true, problems: [], applied };
+    return { accepted: true, file, problems: [], applied };
   }
 
   /** Wait for a rolling restart in progress (tests, the control socket). */

@@ -123,6 +123,14 @@ export class WorkersControl implements NodeControl {
 
   async setTenantLimits(tenantId: string, limits: TenantLimits): Promise<void> {
     await this.every('setTenantLimits', [tenantId, limits]);
+    this.primary.limitsSet(tenantId, limits);
+  }
+
+  /** The tenants of the newest serving worker (during a reload's rolling restart: the new configuration once one runs it). */
+  async tenantLimits(): Promise<Record<string, TenantLimits>> {
+    const answers = await this.all<Record<string, TenantLimits>>('tenantLimits');
+    answers.sort((a, b) => b.worker.worker.id - a.worker.worker.id);
+    return answers[0]?.value ?? Object.fromEntries(this.primary.config.tenants.map((t) => [t.id, t.limits]));
   }
 
   /** One view per component of the node: the workers' views of it merged (healthy when every worker says so). */
