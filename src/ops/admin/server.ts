@@ -328,6 +328,7 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     // A scoped caller's tail is always limited to its tenant.
     const tenant = req.query.tenant ?? principal.tenant ?? undefined;
     requireTenant(principal, tenant ?? null);
+    if (tenant !== undefined && !Object.hasOwn(await control.tenantLimits(), tenant)) throw new HttpError(404, `no tenant ${tenant} in this node's configuration`);
     if (tails >= MAX_TAILS) throw new HttpError(429, `at most ${MAX_TAILS} tails at once`);
     const filter: TailFilter = {};
     if (tenant !== undefined) filter.tenant = tenant;
