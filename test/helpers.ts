@@ -120,7 +120,11 @@ export function readTenantRecords(logsDir: string, tenant: string): Record<strin
  * reason, except under CI=true, where a missing program fails the run.
  */
 export function requireProgram(name: string, hint: string): string | false {
-  const found = spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+  return requirePresent(spawnSync('sh', ['-c', `command -v ${name}`]).status === 0, name, hint);
+}
+
+/** The same for something found otherwise (e.g. an unpacked program with its modules): skip, or fail under CI=true. */
+export function requirePresent(found: boolean, name: string, hint: string): string | false {
   if (found) return false;
   if (process.env.CI === 'true') throw new Error(`${name} is required under CI=true (${hint})`);
   const reason = `${name} not installed (${hint})`;
