@@ -109,6 +109,7 @@ export class SluiceNode {
 
   constructor(readonly config: SluiceConfig, logger: Logger = createNodeLogger(config.log), readonly options: NodeOptions = {}) {
     this.telemetry = new Telemetry(logger);
+    if (options.workerId !== undefined) this.telemetry.workerLabel = String(options.workerId);
     this.supervisor = new Supervisor(supervisorPolicy(config.supervision), supervisionEvents(this.telemetry));
     // Process memory, CPU and heap (process_*, nodejs_*), which the dashboard shows.
     collectDefaultMetrics({ register: this.telemetry.registry });

@@ -122,6 +122,8 @@ export class Telemetry {
 
   /** Where the session gauges read from at scrape time (the node sets it to its session registry). */
   sessionTotals: (() => { open: number; queuedBytes: number; paused: number }) | null = null;
+  /** This process's worker slot, as a label of its own series (null: a single process, or the primary). */
+  workerLabel: string | null = null;
 
   /** Each sink's queues, by sink name, for sluice_sink_queued_bytes and sluice_tenant_queued_bytes. */
   private readonly sinkQueues = new Map<string, QueueSource>();
@@ -264,6 +266,7 @@ export class Telemetry {
       readSince.add(stat);
       return snapshot;
     };
+    const worker = (): string | null => this.workerLabel;
     for (const [stat, what] of [['p50', 'median'], ['p99', '99th percentile'], ['max', 'largest']] as const) {
       new Gauge({
         name: `sluice_event_loop_delay_${stat}_seconds`,
@@ -273,6 +276,19 @@ export class Telemetry {
         collect(this: Gauge) {
           const delay = sample(stat);
           if (delay !== undefined) this.set(delay[stat]);
+        },
+      });
+      // The same per worker process (a node of several workers only): which one is late.
+      new Gauge({
+        name: `sluice_worker_event_loop_delay_${stat}_seconds`,
+        help: `Event-loop delay of one worker process since the previous scrape, ${what}.`,
+        labelNames: ['worker'],
+        registers,
+        aggregator: 'max',
+        collect(this: Gauge<'worker'>) {
+          const id = worker();
+          const delay = id === null ? undefined : sample(`worker ${stat}`);
+          if (id !== null && delay !== undefined) this.set({ worker: id }, delay[stat]);
         },
       });
     }

@@ -4,7 +4,9 @@
  * and per tenant (its delivered records counted once, not once per sink),
  * /api/components one entry per component, and the counters of /metrics and
  * the overview keep their totals across a rolling restart and a reload (the
- * primary keeps the counters of the workers that left).
+ * primary keeps the counters of the workers that left); the event-loop
+ * gauges report each worker's delay and the node's; reload applies exactly
+ * the node's file and the admin API shows what runs after it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,6 +64,14 @@ test('node views: one row per sink and tenant, counted once; totals survive a ro
   const components = await get<{ name: string }[]>('/api/components');
   assert.equal(new Set(components.map((c) => c.name)).size, components.length, 'one entry per component');
   assert.equal(await metric('sluice_tenant_delivered_records_total{sink="a",tenant="default"}'), 20);
+  // Event-loop delay: p99 and max of one scrape are real (not zeroed by the p50 gauge read first), per worker and for the node.
+  await waitFor('event-loop delay per worker and for the node', async () => {
+    const text = await (await fetch(`${admin}/metrics`)).text();
+    const value = (sample: string) => Number(text.split('\n').find((l) => l.startsWith(`${sample} `))?.split(' ')[1] ?? 0);
+    const series = ['sluice_event_loop_delay_p99_seconds', 'sluice_event_loop_delay_max_seconds',
+      ...['1', '2'].flatMap((w) => [`sluice_worker_event_loop_delay_p99_seconds{worker="${w}"}`, `sluice_worker_event_loop_delay_max_seconds{worker="${w}"}`])];
+    return series.every((name) => value(name) > 0) && value('sluice_event_loop_delay_max_seconds') >= value('sluice_event_loop_delay_p99_seconds');
+  });
 
   const restart = await sluice(['restart', '--rolling', '-c', config], dir);
   assert.equal(restart.status, 0, restart.stderr);
