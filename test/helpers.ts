@@ -294,3 +294,24 @@ export async function fetchClusterStatus(adminUrl: string): Promise<ClusterStatu
     return null;
   }
 }
+
+/**
+ * Watches the event loop for stalls our own code causes: the most CPU time this process used
+ * between two ticks of a short timer, in ms. Wall-clock gaps would also count the time a loaded
+ * machine kept the process off a core, which is not a stall of ours.
+ */
+export function watchLoopStalls(intervalMs = 2): { stop(): number } {
+  let worstMs = 0;
+  let last = process.cpuUsage();
+  const ticker = setInterval(() => {
+    const used = process.cpuUsage(last);
+    worstMs = Math.max(worstMs, (used.user + used.system) / 1000);
+    last = process.cpuUsage();
+  }, intervalMs);
+  return {
+    stop: () => {
+      clearInterval(ticker);
+      return worstMs;
+    },
+  };
+}

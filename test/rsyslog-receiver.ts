@@ -14,6 +14,10 @@ export interface RsyslogReceiver {
   port: number;
   /** Lines rsyslog wrote: `PRI|TIMESTAMP|HOSTNAME|APP|PROCID|MSGID|SD|MSG`. */
   lines(): string[];
+  /** Stops rsyslog (SIGSTOP): it reads nothing, so what is sent fills the kernel's buffers, as a receiver that falls behind. */
+  pause(): void;
+  /** Lets it run again (SIGCONT). */
+  resume(): void;
 }
 
 export interface ReceiverOptions {
@@ -49,5 +53,10 @@ action(type="omfile" file="${out}" template="fields")
     const probe = net.connect(listenPort, '127.0.0.1', () => { probe.destroy(); resolve(true); });
     probe.on('error', () => resolve(false));
   }), 10_000).catch((err: Error) => { throw new Error(`${err.message}; rsyslog said: ${output}`); });
-  return { port: listenPort, lines: () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter((l) => l !== '') : []) };
+  return {
+    port: listenPort,
+    lines: () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter((l) => l !== '') : []),
+    pause: () => rsyslog.kill('SIGSTOP'),
+    resume: () => rsyslog.kill('SIGCONT'),
+  };
 }

@@ -18,11 +18,14 @@ if (!noRsyslog && !omrelp && process.env.CI === 'true') throw new Error('rsyslog
 /** Why a relay test must skip (false: rsyslog with omrelp is here). */
 export const rsyslogRelayMissing: string | false = noRsyslog || (omrelp ? false : 'rsyslog-relp not installed');
 
+/** The message of the line each feed ends with. */
+export const FEED_END = 'end of feed';
+
 export interface RsyslogRelay {
   /**
    * Sends `total` lines `seq 0` … `seq total-1` into rsyslog, in chunks of `chunk` lines, as
    * fast as it takes them or with `pauseMs` between chunks (a stream still flowing later on);
-   * resolves once all are written to it.
+   * then one `end of feed` line; resolves once all are written to it.
    */
   feed(total: number, pace?: { chunk: number; pauseMs: number }): Promise<void>;
 }
@@ -81,7 +84,9 @@ ${actions.join('\n')}
             return;
           }
         }
-        input.end(resolve);
+        // A last line after the numbered ones: rsyslog forwards in order and resends the unanswered
+        // first, so once it is stored nothing of the feed (no duplicate either) is still to come.
+        input.end(`<14>1 2026-11-27T00:00:00Z agent app - - - ${FEED_END}\n`, resolve);
       };
       pump();
     }),

@@ -26,6 +26,15 @@ function missing(server: ServerName): string | false {
   return false;
 }
 
+/** loadgen is part of sluice: missing means `sluice --help` broke, which fails under CI=true rather than skipping. */
+function loadgenMissing(): string | false {
+  if (loadgenAvailable()) return false;
+  const reason = 'loadgen not available (`sluice --help` does not list the loadgen command)';
+  if (process.env.CI === 'true') throw new Error(`${reason}; required under CI=true`);
+  process.stderr.write(`skipping: ${reason}\n`);
+  return reason;
+}
+
 function context(t: { after(fn: () => Promise<void>): void; diagnostic(message: string): void }): RunContext {
   const group = new ProcessGroup();
   t.after(() => group.stopAll());
@@ -51,7 +60,7 @@ for (const workload of TCP_WORKLOADS) {
       assert.equal(m.duplicates, 0);
       assert.equal(m.unrecognisedLines, 0);
       assert.equal(m.invalidLines, 0, 'every line is one JSON object (raw lines are not parsed)');
-      assert.ok(m.messagesPerSecond! > 0 && m.cpuSeconds! >= 0 && m.peakRssBytes! > 1e6, JSON.stringify(m));
+      assert.ok(m.messagesPerSecond! > 0 && m.cpuSeconds! > 0 && m.peakRssBytes! > 1e6, JSON.stringify(m));
       if (workload === 'W4') {
         assert.equal(m.idleConnectionsHeld, QUICK_SIZES.idleConnections);
         assert.equal(m.idleConnectionsOpenAtEnd, QUICK_SIZES.idleConnections, 'the idle connections stay open through the run');
@@ -85,7 +94,8 @@ for (const variant of variantsOf('W3')) {
 }
 
 test('bench W5 (--quick) on sluice: loadgen agents, no errors, nothing lost', async (t) => {
-  if (!loadgenAvailable()) return t.skip('loadgen not available (the `sluice loadgen` command is missing)');
+  const reason = loadgenMissing();
+  if (reason) return t.skip(reason);
   const m = await measure(variantsOf('W5')[0]!, 'sluice', context(t));
   assert.equal(m.error, undefined, m.error);
   assert.equal(m.agents, QUICK_SIZES.latencyAgents);
@@ -97,7 +107,8 @@ test('bench W5 (--quick) on sluice: loadgen agents, no errors, nothing lost', as
 });
 
 test('bench W6 (--quick) on sluice: steady tenants beside a flooding one, the latency of the steady ones, the node\'s event loop', async (t) => {
-  if (!loadgenAvailable()) return t.skip('loadgen not available (the `sluice loadgen` command is missing)');
+  const reason = loadgenMissing();
+  if (reason) return t.skip(reason);
   const [steady, flood] = variantsOf('W6');
   for (const variant of [steady!, flood!]) {
     const m = await measure(variant, 'sluice', context(t));

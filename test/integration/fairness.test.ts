@@ -6,33 +6,24 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { SyslogFramer } from '../../src/sources/syslog/framing.js';
-import { connect, readTenantRecords, startTestNode, waitFor } from '../helpers.js';
+import { startRsyslogReceiver } from '../rsyslog-receiver.js';
+import { connect, readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
+
+const noRsyslog = requireProgram('rsyslogd', 'Debian package rsyslog');
 
 const frame = (msg: string): string => `${Buffer.byteLength(msg)} ${msg}`;
 
-test('fairness: a tenant flooding a slow sink is paused alone, and another tenant\'s records overtake its backlog', async (t) => {
-  // The receiver reads nothing until the test lets it; it notes every message in arrival order.
-  const arrivals: { tenant: string; seq: number }[] = [];
-  const sockets = new Set<net.Socket>();
-  const receiver = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.pause();
-    const framer = new SyslogFramer(64 * 1024, (buf, start, end) => {
-      const words = buf.toString('utf8', start, end).split(' ');
-      arrivals.push({ tenant: words[7]!, seq: Number(words[8]) });
-    });
-    socket.on('data', (chunk) => framer.push(chunk));
-    socket.on('error', () => undefined);
+test('fairness: a tenant flooding a slow sink is paused alone, and another tenant\'s records overtake its backlog', { skip: noRsyslog }, async (t) => {
+  // The real rsyslog, stopped: it reads nothing until the test lets it run; it writes every message in arrival order.
+  const receiver = await startRsyslogReceiver(t, tempDir(t));
+  receiver.pause();
+  const receiverPort = receiver.port;
+  // rsyslog's fields: PRI|TIMESTAMP|HOSTNAME|APP|PROCID|MSGID|SD|MSG, the message `<tenant> <seq> ...`.
+  const arrivalsNow = (): { tenant: string; seq: number }[] => receiver.lines().map((line) => {
+    const words = line.split('|')[7]!.split(' ');
+    return { tenant: words[0]!, seq: Number(words[1]) };
   });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => {
-    for (const s of sockets) s.destroy();
-    receiver.close(() => resolve());
-  }));
-  const receiverPort = (receiver.address() as net.AddressInfo).port;
   const yaml = [
     'tenants:',
     '  flood:',
@@ -80,9 +71,11 @@ test('fairness: a tenant flooding a slow sink is paused alone, and another tenan
   assert.equal(session('light')!.throttled, false, 'the light session reads on');
   assert.equal(session('flood')!.records, floodAccepted, 'the flood is still paused');
 
-  for (const s of sockets) s.resume();
-  await waitFor('the light records and the flood backlog at the receiver', () =>
-    arrivals.filter((a) => a.tenant === 'light').length === 2 && arrivals.some((a) => a.tenant === 'flood' && a.seq === floodAccepted - 1), 30_000);
+  receiver.resume();
+  const arrivals = await waitFor('the light records and the flood backlog at the receiver', () => {
+    const seen = arrivalsNow();
+    return seen.filter((a) => a.tenant === 'light').length === 2 && seen.some((a) => a.tenant === 'flood' && a.seq === floodAccepted - 1) ? seen : undefined;
+  }, 30_000);
   const lightAt = arrivals.findIndex((a) => a.tenant === 'light');
   const overtaken = arrivals.slice(lightAt).filter((a) => a.tenant === 'flood' && a.seq < floodAccepted).length;
   // The sink held at least its 1 MiB high water of the flood (about 4,000 messages) when the light records came.

@@ -1,29 +1,23 @@
 /**
  * One node, three kinds of sink: records of one tenant reach the file, a
- * syslog receiver over TCP, and NATS JetStream; another tenant reaches only
+ * syslog receiver over TCP (the real rsyslog), and NATS JetStream; another tenant reaches only
  * the sinks that name it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { connect as natsConnect } from 'nats';
-import { closed, connect, readTenantRecords, requireProgram, startTestNode, waitFor } from '../helpers.js';
-import { SyslogFramer } from '../../src/sources/syslog/framing.js';
+import { closed, connect, readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
+import { startRsyslogReceiver } from '../rsyslog-receiver.js';
 
 const noNats = requireProgram('nats-server', 'Debian package nats-server; CI machines run one on 127.0.0.1:4222');
+const noRsyslog = requireProgram('rsyslogd', 'Debian package rsyslog');
 const frame = (msg: string): string => `${Buffer.byteLength(msg)} ${msg}`;
 
-test('fan-out: file, syslog over TCP and NATS JetStream each get their tenants\' records', { skip: noNats }, async (t) => {
-  // A syslog receiver: collects octet-counted frames.
-  const received: string[] = [];
-  const receiver = net.createServer((socket) => {
-    const framer = new SyslogFramer(64 * 1024, (buf, start, end) => received.push(buf.toString('utf8', start, end)));
-    socket.on('data', (chunk) => framer.push(chunk));
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  t.after(() => receiver.close());
-  const receiverPort = (receiver.address() as net.AddressInfo).port;
+test('fan-out: file, syslog over TCP and NATS JetStream each get their tenants\' records', { skip: noNats || noRsyslog }, async (t) => {
+  // The real rsyslog receives the syslog sink's stream: what it parsed is what is judged.
+  const receiver = await startRsyslogReceiver(t, tempDir(t));
+  const receiverPort = receiver.port;
   const suffix = randomBytes(4).toString('hex');
   const stream = `FANOUT_${suffix}`;
   const prefix = `fanout${suffix}`;
@@ -57,8 +51,13 @@ test('fan-out: file, syslog over TCP and NATS JetStream each get their tenants\'
   await Promise.all([closed(alpha), closed(beta)]);
 
   await waitFor('file sink', () => readTenantRecords(logs, 'alpha').length === 100 && readTenantRecords(logs, 'beta').length === 1);
-  await waitFor('syslog receiver', () => received.length === 100);
-  assert.ok(received.every((m, i) => m.startsWith('<14>1 ') && m.endsWith(` alpha ${i}`)), 'RFC 5424, in order');
+  const received = await waitFor('syslog receiver', () => {
+    const lines = receiver.lines();
+    return lines.length >= 100 ? lines : undefined;
+  });
+  // rsyslog's fields: PRI|TIMESTAMP|HOSTNAME|APP|PROCID|MSGID|SD|MSG
+  assert.deepEqual(received.map((l) => { const f = l.split('|'); return [f[0], f[2], f[3], f[7]]; }),
+    Array.from({ length: 100 }, (_, i) => ['14', 'web-1', 'app', `alpha ${i}`]), 'every record parsed by rsyslog, in order');
   const jsm = await nc.jetstreamManager();
   const info = await waitFor('nats stream', async () => {
     const s = await jsm.streams.info(stream).catch(() => null);
@@ -70,5 +69,5 @@ test('fan-out: file, syslog over TCP and NATS JetStream each get their tenants\'
   assert.ok(first);
   assert.match(first.subject, new RegExp(`^${prefix}\\.alpha\\.[0-9a-f]{40}$`));
   assert.equal((JSON.parse(first.string()) as { msg: string }).msg, 'alpha 0');
-  assert.ok(!received.some((m) => m.includes('beta only')), 'beta is not routed to the forward sink');
+  assert.ok(!receiver.lines().some((m) => m.includes('beta only')), 'beta is not routed to the forward sink');
 });

@@ -263,9 +263,10 @@ test('relp: stop answers what was read, then sends serverclose, then closes', as
   await waitFor('records read', async () => (await node.telemetry.value('sluice_source_received_records_total', { source: 'relp' })) === count);
   assert.equal(client.responses().length, 1, 'the acknowledgements are still pending when stop begins');
 
-  const started = Date.now();
-  await source.stop(Date.now() + 5000);
-  assert.ok(Date.now() - started < 2000, 'stop did not wait out its timeout');
+  // Far off: a stop that waited out its deadline instead of finishing when the answers went out shows as reaching it.
+  const deadline = Date.now() + 60_000;
+  await source.stop(deadline);
+  assert.ok(Date.now() < deadline, 'stop did not wait out its timeout');
   await closed(client.socket);
   await closed(idle.socket);
   assert.deepEqual(client.received.map((f) => `${f.txnr} ${f.command}`), [
@@ -283,24 +284,25 @@ test('relp: a batch held by its tenant\'s rate limit pauses the session; stop ro
   const { source, port } = await startRelp(t, node);
   const client = await RelpTestClient.connect(port);
   await client.open();
-  const frames = Array.from({ length: 5 }, (_, i) => client.frame('syslog', syslogMessage(`limited ${i}`)));
+  // At 1 a second, the tokens for these would take 9 s.
+  const frames = Array.from({ length: 10 }, (_, i) => client.frame('syslog', syslogMessage(`limited ${i}`)));
   client.socket.write(frames.map((f) => f.bytes).join(''));
   await waitFor('the batch to be throttled', async () => (await node.telemetry.value('sluice_tenant_throttled_total', { source: 'relp' })) === 1);
   const unread = Array.from({ length: 2 }, (_, i) => client.frame('syslog', syslogMessage(`unread ${i}`)));
   client.socket.write(unread.map((f) => f.bytes).join(''));
   await new Promise((resolve) => setTimeout(resolve, 100));
   assert.deepEqual(client.responses().map((f) => f.txnr), [1], 'held, so not answered');
-  assert.equal(await node.telemetry.value('sluice_source_received_records_total', { source: 'relp' }), 5, 'paused: the later frames are not read');
+  assert.equal(await node.telemetry.value('sluice_source_received_records_total', { source: 'relp' }), frames.length, 'paused: the later frames are not read');
   const started = Date.now();
-  await source.stop(Date.now() + 5000);
-  assert.ok(Date.now() - started < 1500, 'the held batch did not wait for its tokens');
+  await source.stop(Date.now() + 60_000);
+  assert.ok(Date.now() - started < 9000, 'the held batch did not wait the 9 s for its tokens');
   assert.deepEqual(client.received.map((f) => `${f.txnr} ${f.command}`), ['1 rsp', ...frames.map((f) => `${f.txnr} rsp`), '0 serverclose'],
     'the held batch answered, the unread frames left for the agent to resend, then the hint');
   assert.deepEqual(readTenantRecords(logs, 'default').map((r) => r.msg), frames.map((_, i) => `limited ${i}`));
 });
 
 test('relp: at the drain deadline, sessions still waiting for their sinks are closed and logged', async (t) => {
-  const { node, lines } = await startTestNode(t, 'sinks:\n  files: { batch_delay: 3s }');
+  const { node, lines } = await startTestNode(t, 'sinks:\n  files: { batch_delay: 30s }');
   const { source, port } = await startRelp(t, node, { drainTimeoutMs: 200 });
   const client = await RelpTestClient.connect(port);
   await client.open();
@@ -308,8 +310,8 @@ test('relp: at the drain deadline, sessions still waiting for their sinks are cl
   client.socket.write(frames.map((f) => f.bytes).join(''));
   await waitFor('records read', async () => (await node.telemetry.value('sluice_source_received_records_total', { source: 'relp' })) === 3);
   const started = Date.now();
-  await source.stop(Date.now() + 5000);
-  assert.ok(Date.now() - started < 1500, 'stop kept to its drain timeout');
+  await source.stop(Date.now() + 60_000);
+  assert.ok(Date.now() - started < 30_000, 'stop kept to its drain timeout, not the sink\'s 30 s batch delay');
   await closed(client.socket);
   assert.deepEqual(client.received.map((f) => `${f.txnr} ${f.command}`), ['1 rsp'], 'nothing uncommitted was answered, and no hint was sent');
   const incomplete = lines.filter((l) => l.code === 'SLU0403W');
@@ -370,8 +372,9 @@ action(type="omrelp" target="127.0.0.1" port="${port}" template="RSYSLOG_SyslogP
     const recs = readTenantRecords(logs, 'default').filter((r) => r.app === 'viarelp');
     return recs.length >= count ? recs : undefined;
   }, 20_000);
-  // Let any duplicate (a resend after a reconnect) arrive before counting.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // rsyslog forwards in order, resends first: once a last line is stored, any duplicate would have been too.
+  send('viarelp-end', 'after the numbered ones');
+  await waitFor('the last line', () => readTenantRecords(logs, 'default').some((r) => r.app === 'viarelp-end'), 20_000);
   const final = readTenantRecords(logs, 'default').filter((r) => r.app === 'viarelp');
   assert.equal(final.length, count, 'no duplicates');
   assert.deepEqual(new Set(numbered.map((r) => r.msg)), new Set(Array.from({ length: count }, (_, i) => `numbered ${i}`)));
@@ -390,7 +393,8 @@ action(type="omrelp" target="127.0.0.1" port="${port}" template="RSYSLOG_SyslogP
   for (let i = count; i < 2 * count; i++) send('viarelp', `numbered ${i}`);
   // rsyslog notices the closed session when it next sends, suspends the action and reconnects (about a second).
   await waitFor('records after the reconnect', () => readTenantRecords(logs, 'default').filter((r) => r.app === 'viarelp').length >= 2 * count, 30_000);
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  send('viarelp-end', 'after the reconnect');
+  await waitFor('the last line after the reconnect', () => readTenantRecords(logs, 'default').filter((r) => r.app === 'viarelp-end').length === 2, 30_000);
   const all = readTenantRecords(logs, 'default').filter((r) => r.app === 'viarelp');
   assert.equal(all.length, 2 * count, 'no duplicates across the reconnect');
   assert.equal(new Set(all.map((r) => r.msg)).size, 2 * count);

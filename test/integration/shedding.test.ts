@@ -11,7 +11,7 @@ import { LocalControl } from '../../src/ops/admin/local-control.js';
 import { RECONNECT_CLOSE_GRACE_MS } from '../../src/sources/relp/session.js';
 import { closed, connect, readTenantRecords, startTestNode, tempDir, waitFor } from '../helpers.js';
 import { OPEN_OFFERS, RelpTestClient } from '../relp-client.js';
-import { rsyslogRelayMissing, startRsyslogRelay } from '../rsyslog-relay.js';
+import { FEED_END, rsyslogRelayMissing, startRsyslogRelay } from '../rsyslog-relay.js';
 import { ADMIN_TOKEN, ACME_TOKEN, call, startAdminFixture, TWO_TENANTS } from '../ops/admin/admin-helpers.js';
 
 const syslogMessage = (msg: string): string => `<13>1 2026-11-27T14:20:00.000Z web-1 app - - - ${msg}`;
@@ -60,7 +60,8 @@ test('shedding: a RELP session asked to reconnect answers what it read, then ser
   await waitFor('the node closes the idle session', () => node.pipeline.sessions.size === 1, RECONNECT_CLOSE_GRACE_MS + 5000);
   const waited = Date.now() - asked;
   idle.destroy();
-  assert.ok(waited >= RECONNECT_CLOSE_GRACE_MS - 50 && waited < RECONNECT_CLOSE_GRACE_MS + 2000, `closed by the node after its grace (${waited} ms)`);
+  // Not before the grace; how soon after is the wait's bound above, not an assertion a loaded machine could break.
+  assert.ok(waited >= RECONNECT_CLOSE_GRACE_MS - 50, `closed by the node after its grace (${waited} ms)`);
   assert.equal(await control.sheddableSessions(), 0);
   assert.equal(await control.shedSessions(1), 0);
   assert.equal(tcp.destroyed, false, 'the TCP session is still open');
@@ -154,7 +155,7 @@ test('shedding: the real rsyslog, asked to reconnect mid-stream, reconnects and 
     const seqs = delivered();
     return new Set(seqs).size >= total ? seqs : undefined;
   }, 60_000);
-  await pause(300);
+  await waitFor('the line after the feed', () => readTenantRecords(logs, 'default').some((r) => r.msg === FEED_END), 30_000);
   const final = delivered();
   const unique = new Set(final);
   for (let i = 0; i < total; i++) assert.ok(unique.has(`seq ${i}`), `seq ${i} is missing`);

@@ -6,6 +6,8 @@
  * - a disk-buffered syslog sink whose receiver (the real rsyslog) is down
  *   throughout: every record an HTTP agent was answered 200 for arrives once
  *   rsyslog is up, whichever slot's buffer it was in;
+ * - a worker killed with SIGKILL while agents write behind a disk buffer: every
+ *   record answered 200 arrives once rsyslog is up;
  * - the file sink's per-worker files: each writer rotates and prunes its own,
  *   and the files of slots no longer running are adopted (no `current-w<n>`
  *   stays active, retention covers them).
@@ -53,18 +55,26 @@ async function started(t: { after(fn: () => void): void }, config: string, cwd: 
  */
 async function ingest(port: number, label: string, from: number, count: number, perRequest: number): Promise<void> {
   for (let start = from; start < from + count; start += perRequest) {
-    let body = '';
-    for (let n = start; n < Math.min(start + perRequest, from + count); n++) body += `${label} ${n}\n`;
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/ingest', agent: false, headers: { 'content-type': 'application/x-ndjson' } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+    const status = await post(port, label, start, Math.min(start + perRequest, from + count));
     assert.equal(status, 200, `records ${start}… of ${label} acknowledged`);
   }
+}
+
+/** POSTs records `<label> <from>` … `<label> <to - 1>` on a connection of its own; the status, or the error's code when the connection failed. */
+function post(port: number, label: string, from: number, to: number): Promise<number | string> {
+  let body = '';
+  for (let n = from; n < to; n++) body += `${label} ${n}\n`;
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/ingest', agent: false, headers: { 'content-type': 'application/x-ndjson' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    // As an agent does: a request without an answer is given up (and not acknowledged).
+    req.setTimeout(20_000, () => req.destroy(Object.assign(new Error('no answer'), { code: 'TIMEOUT' })));
+    req.end(body);
+  });
 }
 
 async function stopped(node: RunningNode): Promise<number | null> {
@@ -116,6 +126,50 @@ test('slots: a disk-buffered syslog sink whose receiver is down through a rollin
   // Only clean stops and no receiver failing mid-batch: guarantees.md allows no duplicate here.
   assert.equal(received.length, unique.size, 'no record delivered twice');
   assert.equal(await stopped(second.node), 0);
+});
+
+test('slots: kill -9 of a worker while agents write behind a disk buffer: every record answered 200 reaches rsyslog', { skip: noRsyslog, timeout: 240_000 }, async (t) => {
+  const dir = tempDir(t);
+  const receiverPort = await lateBoundPort();
+  const config = path.join(dir, 'sluice.yaml');
+  writeFileSync(config, nodeYaml(dir, `sinks: { fwd: { type: syslog, syslog: { protocol: tcp, host: 127.0.0.1, port: ${receiverPort} }, buffer: { type: disk } } }`));
+  const { node, httpPort } = await started(t, config, dir);
+  const victim = Number(node.lines.find((l) => l.code === 'SLU0801I' && l.worker === 1)!.pid);
+
+  // Agents write without pause (the receiver is down, so every record goes through the disk buffer);
+  // the worker of slot 1 is killed mid-stream.
+  const acknowledged: number[] = [];
+  const failed: string[] = [];
+  let next = 0;
+  let killed = false;
+  const agent = async (): Promise<void> => {
+    while (next < 3000) {
+      const from = next;
+      next += 10;
+      const status = await post(httpPort, 'crash', from, from + 10);
+      if (status === 200) for (let n = from; n < from + 10; n++) acknowledged.push(n);
+      else failed.push(String(status));
+      if (!killed && next >= 1000) {
+        killed = true;
+        process.kill(victim, 'SIGKILL');
+      }
+    }
+  };
+  await Promise.all([agent(), agent(), agent(), agent()]);
+  await waitFor('the killed worker restarted', () => node.lines.some((l) => l.code === 'SLU0801I' && l.worker === 1 && Number(l.pid) !== victim), 60_000);
+  assert.ok(node.lines.some((l) => l.code === 'SLU0802W' && l.component === 'worker:1'), 'the crash is logged');
+  t.diagnostic(`${acknowledged.length} of 3000 records acknowledged; ${failed.length} requests failed (${[...new Set(failed)].join(', ')})`);
+  assert.ok(acknowledged.length >= 2000, 'the other worker, then the restarted one, went on taking records');
+
+  const rsyslog = await startRsyslogReceiver(t, dir, { port: receiverPort });
+  const messages = (): Set<string> => new Set(rsyslog.lines().map((line) => line.slice(line.lastIndexOf('|') + 1)));
+  const missing = (): number[] => {
+    const seen = messages();
+    return acknowledged.filter((n) => !seen.has(`crash ${n}`));
+  };
+  await waitFor('every acknowledged record at rsyslog', () => missing().length === 0, 120_000)
+    .catch((err: Error) => { throw new Error(`${err.message}: ${missing().length} missing, e.g. ${missing().slice(0, 5).join(', ')}`); });
+  assert.equal(await stopped(node), 0);
 });
 
 /** Rotated files of a tenant folder per writer tag, and its active files. */

@@ -10,6 +10,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'undici';
+import { ADMIN_TOKEN_FILE, readToken } from '../../src/core/access-tokens.js';
+import { hostKey } from '../../src/core/identity.js';
 import { connect, lateBoundPort, readTenantRecords, startTestNode, tempDir, waitFor } from '../helpers.js';
 
 test('supervision: a listener whose port is taken is retried with backoff while the node serves, and comes back once it is free', { timeout: 60_000 }, async (t) => {
@@ -106,12 +109,23 @@ test('supervision: a metadata client whose every request fails is restarted with
   await waitFor('records delivered without metadata meanwhile', () => readTenantRecords(logs, 'default').length >= 10);
 
   // The service comes up where the client points: lookups are answered again.
-  await startTestNode(t, `hostmeta:\n  service: { port: ${servicePort} }`, serviceDir);
+  const service = await startTestNode(t, `hostmeta:\n  service: { port: ${servicePort} }`, serviceDir);
   // Each new host is registered (PUT), then looked up (GET 200).
   const answered = () => node.telemetry.value('sluice_hostmeta_client_requests_total', { method: 'GET', outcome: 'ok' });
   await waitFor('lookups answered', async () => (await answered()) > 0, 20_000);
   clearInterval(sender);
-  const total = sent;
+
+  // Enriched again: a host the operator labels now is sent with its label.
+  const authorization = `Bearer ${readToken(path.join(service.node.config.dataDir, ADMIN_TOKEN_FILE))}`;
+  const labelled = await request(`http://127.0.0.1:${servicePort}/host_metadata/default/${hostKey('default', 'labelled-host')}`, {
+    method: 'PUT', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify({ labels: { owner: 'back-again' } }),
+  });
+  await labelled.body.dump();
+  assert.equal(labelled.statusCode, 204);
+  agent.write('<13>1 - labelled-host app - - - enriched\n');
+  const total = sent + 1;
   agent.end();
   await waitFor('every record delivered', () => readTenantRecords(logs, 'default').length === total, 10_000);
+  const enriched = readTenantRecords(logs, 'default').find((r) => r.msg === 'enriched');
+  assert.deepEqual((enriched?.meta as { labels?: unknown } | undefined)?.labels, { owner: 'back-again' }, 'the record carries the metadata the service answers');
 });

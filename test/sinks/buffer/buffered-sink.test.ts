@@ -1,6 +1,6 @@
 /**
  * The buffered sink end to end, with a real syslog TCP sink behind it and a
- * real receiver: the receiver is down while a flooding tenant and then a
+ * real receiver (rsyslog): the receiver is down while a flooding tenant and then a
  * steady tenant write; once it is up, every record arrives once, each
  * tenant's in order, and the steady tenant's records are not queued behind
  * the flood's backlog — neither on disk (the buffer's round-robin) nor at the
@@ -9,15 +9,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { AckStatus, AckToken } from '../../../src/core/ack.js';
 import { LogRecord } from '../../../src/core/record.js';
 import { BufferedSink } from '../../../src/sinks/buffer/buffered-sink.js';
 import { DEFAULT_DISK_BUFFER_CONFIG } from '../../../src/sinks/buffer/config.js';
 import { SyslogSink } from '../../../src/sinks/syslog/sink.js';
 import { DEFAULT_SYSLOG_SINK } from '../../../src/sinks/syslog/config.js';
-import { SyslogFramer } from '../../../src/sources/syslog/framing.js';
-import { lateBoundPort, silentTelemetry, tempDir, waitFor } from '../../helpers.js';
+import { startRsyslogReceiver } from '../../rsyslog-receiver.js';
+import { lateBoundPort, requireProgram, silentTelemetry, tempDir, waitFor } from '../../helpers.js';
+
+const noRsyslog = requireProgram('rsyslogd', 'Debian package rsyslog');
 
 const RECEIVED = '2026-11-27T14:20:00.123Z';
 
@@ -31,7 +32,7 @@ function records(tenant: string, from: number, count: number): LogRecord[] {
   });
 }
 
-test('buffered sink: after an outage a steady tenant\'s records reach the receiver early, not after a flooding tenant\'s backlog; every record once, in order per tenant', { timeout: 120_000 }, async (t) => {
+test('buffered sink: after an outage a steady tenant\'s records reach the receiver early, not after a flooding tenant\'s backlog; every record once, in order per tenant', { skip: noRsyslog, timeout: 120_000 }, async (t) => {
   const port = await lateBoundPort();
   const telemetry = silentTelemetry();
   const inner = new SyslogSink({
@@ -58,18 +59,16 @@ test('buffered sink: after an outage a steady tenant\'s records reach the receiv
   for (let i = 0; i < STEADY; i += 5) write('steady', i, 5);
   assert.ok((await Promise.all(committed)).every((status) => status === AckStatus.Committed), 'every batch is on disk before the receiver is up');
 
-  const received: [string, number][] = [];
-  const server = net.createServer((socket) => {
-    const framer = new SyslogFramer(1 << 20, (buf, start, end) => {
-      const text = buf.toString('utf8', start, end);
-      received.push([/tenant="([^"]+)"/.exec(text)![1]!, Number(text.slice(text.lastIndexOf(' ') + 1))]);
-    });
-    socket.on('data', (chunk) => framer.push(chunk));
-    socket.on('error', () => undefined);
+  // The real rsyslog comes up where the sink points; its fields: PRI|TIMESTAMP|HOSTNAME|APP|PROCID|MSGID|SD|MSG.
+  const receiver = await startRsyslogReceiver(t, tempDir(t), { port });
+  const arrivals = (): [string, number][] => receiver.lines().map((line) => {
+    const fields = line.split('|');
+    return [/tenant="([^"]+)"/.exec(fields[6]!)![1]!, Number(fields[7]!.slice(fields[7]!.lastIndexOf(' ') + 1))];
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  await waitFor('every record at the receiver', () => received.length >= FLOOD + STEADY, 60_000);
+  const received = await waitFor('every record at the receiver', () => {
+    const seen = arrivals();
+    return seen.length >= FLOOD + STEADY ? seen : undefined;
+  }, 60_000);
 
   for (const [tenant, count] of [['flood', FLOOD], ['steady', STEADY]] as const) {
     assert.deepEqual(received.filter(([who]) => who === tenant).map(([, n]) => n), Array.from({ length: count }, (_, i) => i), `${tenant}: every record once, in order`);

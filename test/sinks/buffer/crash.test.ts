@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import fc from 'fast-check';
 import { DiskBuffer } from '../../../src/sinks/buffer/disk-buffer.js';
 import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { CRASH_CHILD_CONFIG, CRASH_CHILD_FLAG, TENANTS, payloadFor, type ChildReport } from './crash-child.js';
@@ -20,6 +21,9 @@ import { CRASH_CHILD_CONFIG, CRASH_CHILD_FLAG, TENANTS, payloadFor, type ChildRe
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crash-child.js');
 const ROUNDS = 5;
 const BUDGET_MS = 30_000;
+/** The kill moments come from this seed, printed with the test; SLUICE_CRASH_SEED=<seed> replays a run. */
+const SEED = Number(process.env.SLUICE_CRASH_SEED ?? (Date.now() % 2 ** 31));
+const KILL_AFTER_MS = fc.sample(fc.integer({ min: 150, max: 749 }), { seed: SEED, numRuns: ROUNDS });
 
 interface RoundReport {
   /** `tenant/id` → n of every append the child saw resolve. */
@@ -51,14 +55,15 @@ async function runAndKill(dir: string, firstN: number, killAfterMs: number): Pro
   return report;
 }
 
-test('crash: SIGKILL at random moments while three tenants append loses no entry whose append resolved, replays each tenant in order, and no garbage', async (t) => {
+test(`crash: SIGKILL at random moments while three tenants append loses no entry whose append resolved, replays each tenant in order, and no garbage (seed ${SEED})`, async (t) => {
+  t.diagnostic(`seed ${SEED}`);
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-buffer-crash-'));
   t.after(() => removeQuietly(dir));
   const started = Date.now();
   let nextN = 1;
   let totalReported = 0;
   for (let round = 0; round < ROUNDS && Date.now() - started < BUDGET_MS - 5000; round++) {
-    const killAfterMs = 150 + Math.floor(Math.random() * 600);
+    const killAfterMs = KILL_AFTER_MS[round]!;
     const report = await runAndKill(dir, nextN, killAfterMs);
     totalReported += report.appended.size;
     assert.ok(report.appended.size > 0, `round ${round}: the child appended something before the kill`);
