@@ -178,10 +178,12 @@ export function testConfig(dir: string, yaml = ''): SluiceConfig {
 }
 
 /** Start a node in this process; stopped (and its files removed) when the test ends. */
-export async function startTestNode(t: { after(fn: () => void | Promise<void>): void }, yaml = '', dir = tempDir(t)):
+export async function startTestNode(t: { after(fn: () => void | Promise<void>): void }, yaml = '', dir = tempDir(t),
+  /** A change no configuration file can make (to see what the node does in a state validation refuses). */
+  adjust: (config: SluiceConfig) => SluiceConfig = (config) => config):
 Promise<{ node: SluiceNode; logs: string; lines: Record<string, unknown>[]; tcpPort: number; udpPort: number }> {
   const { logger, lines } = memoryLogger();
-  const node = new SluiceNode(testConfig(dir, yaml), logger);
+  const node = new SluiceNode(adjust(testConfig(dir, yaml)), logger);
   await node.start();
   t.after(() => node.stop().then(() => undefined));
   const addresses = node.addresses();

@@ -418,7 +418,10 @@ export class Lane {
         this.queuedRecords += rest.length;
         this.heldBytes += recordBytes(rest);
         this.setBusy();
-        return this.enrichAndRoute(tenant, records.slice(0, passed), ack === null ? null : ack.part());
+        // The rest waits for tokens: the source pauses now (not once the rest is looked at, after the part's lookup).
+        this.throttled = true;
+        this.enrichAndRoute(tenant, records.slice(0, passed), ack === null ? null : ack.part());
+        return false;
       }
     }
     if (!batch.split || ack === null) return this.enrichAndRoute(tenant, records, ack);
@@ -462,6 +465,8 @@ export class Lane {
    * nothing overtakes them).
    */
   private continue(): void {
+    // Never called while a throttle timer runs: a rest left at the head for tokens is looked at again here.
+    this.throttled = false;
     this.busy = false;
     let budget = RECORDS_PER_TURN;
     while (this.queue.length > 0 && !this.busy) {
