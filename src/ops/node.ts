@@ -9,7 +9,7 @@ import type { ComponentHealth, Reconnectable, Sink, Source } from '../core/compo
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
 import type { TenantLimits } from '../core/limits.js';
-import type { Allotments, UseReport } from './workers/limit-shares.js';
+import type { Allotments, TenantUse, UseReport } from './workers/limit-shares.js';
 import { settlesBefore } from '../core/clock.js';
 import { FileSink } from '../sinks/file/sink.js';
 import { SyslogSink } from '../sinks/syslog/sink.js';
@@ -106,6 +106,8 @@ export class SluiceNode {
   /** Ends the health watch of each supervised listener. */
   private readonly watches = new Map<string, AbortController>();
   readonly eventLoop: EventLoopMonitor;
+  /** What limitUse last reported of each tenant. */
+  private readonly lastUse = new Map<string, TenantUse>();
 
   constructor(readonly config: SluiceConfig, logger: Logger = createNodeLogger(config.log), readonly options: NodeOptions = {}) {
     this.telemetry = new Telemetry(logger);
@@ -162,10 +164,16 @@ export class SluiceNode {
         messagesPerSecond > 0 ? demand.records / (messagesPerSecond * seconds) : 0,
         bytesPerSecond > 0 ? demand.bytes / (bytesPerSecond * seconds) : 0,
       );
-      report[tenant.id] = {
+      const use = {
         load, starved: demand.starved, connections: tenant.connections, allowance: limiter.part.connections ?? maxConnections,
         connectionsRefused: demand.connectionsRefused, maxConnections,
       };
+      // Only what changed: an idle tenant is reported once (going idle), then not until it changes again.
+      const last = this.lastUse.get(tenant.id);
+      if (last !== undefined && !busy(last) && !busy(use) && last.connections === use.connections && last.allowance === use.allowance
+        && last.maxConnections === use.maxConnections) continue;
+      this.lastUse.set(tenant.id, use);
+      report[tenant.id] = use;
     }
     return report;
   }
@@ -504,6 +512,11 @@ export class SluiceNode {
       dropped: await t.value('sluice_dropped_records_total'),
     };
   }
+}
+
+/** A tenant's use that the primary must hear about: records admitted, or a want of tokens or connections. */
+function busy(use: TenantUse): boolean {
+  return use.load > 0 || use.starved || use.connectionsRefused;
 }
 
 function sinkDetail(detail: string | undefined, queuedBytes: number, congested: boolean): string {

@@ -49,33 +49,60 @@ const IDLE_SHARES = 0.04;
 const HEADROOM = 1.25;
 /** A worker short of connections gets this many times the part of one that was not. */
 const REFUSED_WEIGHT = 4;
-/** A share that moves less than this (relative) is not sent. */
+/** A share that grows by less than this (relative) is not sent. */
 const SHARE_CHANGE = 0.01;
+
+/** What the primary sends one worker at once: its changed parts, numbered so its reports can say which it has applied. */
+export interface AllotMessage {
+  seq: number;
+  allotments: Allotments;
+}
 
 export class LimitShares {
   private readonly reports = new Map<number, UseReport>();
   private readonly sent = new Map<number, Allotments>();
+  /** Connection allowances sent to a worker and not yet applied by it (as its reports say), in order. */
+  private readonly inFlight = new Map<number, { seq: number; tenant: string; connections: number }[]>();
+  /** The connection allowance each worker applies (as of the allotments it has applied, or its report). */
+  private readonly applied = new Map<number, Map<string, number>>();
+  private nextSeq = 1;
 
-  report(worker: number, report: UseReport): void {
-    this.reports.set(worker, report);
+  /**
+   * A worker's report: the tenants whose use changed since its last one (the
+   * others stand as last reported), having applied the allotments up to `appliedSeq`.
+   */
+  report(worker: number, report: UseReport, appliedSeq = 0): void {
+    const known = this.reports.get(worker);
+    if (known === undefined) this.reports.set(worker, { ...report });
+    else Object.assign(known, report);
+    const applied = this.applied.get(worker) ?? this.applied.set(worker, new Map()).get(worker)!;
+    const flying = this.inFlight.get(worker) ?? [];
+    while (flying.length > 0 && flying[0]!.seq <= appliedSeq) {
+      const landed = flying.shift()!;
+      applied.set(landed.tenant, landed.connections);
+    }
+    for (const [tenant, use] of Object.entries(report)) if (!flying.some((f) => f.tenant === tenant)) applied.set(tenant, use.allowance);
   }
 
   /** The worker exited: what it held is free. */
   forget(worker: number): void {
     this.reports.delete(worker);
     this.sent.delete(worker);
+    this.inFlight.delete(worker);
+    this.applied.delete(worker);
   }
 
   /**
-   * The serving workers' new parts of each tenant's limits: only those that
-   * changed (by more than SHARE_CHANGE, or any connection). Workers not
+   * The serving workers' new parts of each tenant's limits (of `only`, when
+   * given: those a report just changed): only the parts that changed (by more
+   * than SHARE_CHANGE, or any connection). Workers not
    * serving (draining) get nothing new, but what they were given counts until
    * they are forgotten.
    */
-  allot(serving: readonly number[]): Map<number, Allotments> {
-    const tenants = new Set<string>();
-    for (const report of this.reports.values()) for (const id of Object.keys(report)) tenants.add(id);
-    const changed = new Map<number, Allotments>();
+  allot(serving: readonly number[], only: Iterable<string> | null = null): Map<number, AllotMessage> {
+    const tenants = new Set<string>(only ?? []);
+    if (only === null) for (const report of this.reports.values()) for (const id of Object.keys(report)) tenants.add(id);
+    const changed = new Map<number, AllotMessage>();
     if (serving.length === 0) return changed;
     for (const tenant of tenants) {
       const shares = rateShares(serving.map((w) => this.reports.get(w)?.[tenant]));
@@ -84,17 +111,29 @@ export class LimitShares {
         const allotment: LimitAllotment = { share: shares[i]!, connections: connections?.[i] ?? null };
         const sent = this.sent.get(w) ?? this.sent.set(w, {}).get(w)!;
         const before = sent[tenant];
-        if (before !== undefined && before.connections === allotment.connections && Math.abs(before.share - allotment.share) <= SHARE_CHANGE * before.share) return;
+        // A small growth is not worth a message; every cut is sent, so the shares held never add up to more than 1.
+        if (before !== undefined && before.connections === allotment.connections
+          && allotment.share >= before.share && allotment.share - before.share <= SHARE_CHANGE * before.share) return;
         sent[tenant] = allotment;
-        (changed.get(w) ?? changed.set(w, {}).get(w)!)[tenant] = allotment;
+        const message = changed.get(w) ?? changed.set(w, { seq: this.nextSeq++, allotments: {} }).get(w)!;
+        message.allotments[tenant] = allotment;
+        if (allotment.connections !== null) {
+          (this.inFlight.get(w) ?? this.inFlight.set(w, []).get(w)!).push({ seq: message.seq, tenant, connections: allotment.connections });
+        }
       });
     }
     return changed;
   }
 
-  /** What a worker may be holding now: the larger of what it was last sent and what it last reported. */
+  /**
+   * The most connections a worker may allow now or once the messages on
+   * their way have landed: what it applies, or any allowance still in flight
+   * (a growth sent before a cut may land first).
+   */
   private committed(worker: number, tenant: string): number {
-    return Math.max(this.sent.get(worker)?.[tenant]?.connections ?? 0, this.reports.get(worker)?.[tenant]?.allowance ?? 0);
+    let most = this.applied.get(worker)?.get(tenant) ?? this.reports.get(worker)?.[tenant]?.allowance ?? 0;
+    for (const f of this.inFlight.get(worker) ?? []) if (f.tenant === tenant && f.connections > most) most = f.connections;
+    return most;
   }
 
   private connectionAllowances(tenant: string, serving: readonly number[]): number[] | null {
@@ -107,7 +146,7 @@ export class LimitShares {
       open += use.connections;
     }
     if (cap <= 0) return null;
-    const known = new Set([...this.reports.keys(), ...this.sent.keys()]);
+    const known = new Set([...this.reports.keys(), ...this.sent.keys(), ...this.inFlight.keys()]);
     const uses = serving.map((w) => this.reports.get(w)?.[tenant]);
     const free = Math.max(0, cap - open);
     const weights = uses.map((u) => (u?.connectionsRefused === true ? REFUSED_WEIGHT : 1));

@@ -63,7 +63,7 @@ export class WorkerProcess {
   drainDeadline = 0;
   private greeted = false;
   /** Told this worker's reports of its use of the tenant limits. */
-  onLimitUse: ((report: UseReport) => void) | null = null;
+  onLimitUse: ((report: UseReport, applied: number) => void) | null = null;
   /** Its metrics as it sent them when it had drained, or as it last answered a scrape (a worker that crashed). */
   lastMetrics: unknown[] | null = null;
 
@@ -106,7 +106,7 @@ export class WorkerProcess {
       } else if (m.sluice === 'tail') {
         onTail(m.subscription, m.line);
       } else if (m.sluice === 'use') {
-        this.onLimitUse?.(m.report);
+        this.onLimitUse?.(m.report, m.applied);
       } else if (m.sluice === 'final') {
         this.lastMetrics = m.metrics;
       }
@@ -247,10 +247,10 @@ export class Primary {
     const worker = cluster.fork({ [WORKER_ID_ENV]: String(id) });
     const proc = new WorkerProcess(id, worker, (subscription, line) => this.tailListeners.get(subscription)?.(line));
     this.workers.set(id, proc);
-    proc.onLimitUse = (report) => {
+    proc.onLimitUse = (report, applied) => {
       // A report that arrives after the worker was told to drain still says what it holds (its connections).
-      this.limitShares.report(proc.worker.id, report);
-      this.allotLimits();
+      this.limitShares.report(proc.worker.id, report, applied);
+      this.allotLimits(Object.keys(report));
     };
     void proc.exited.then(() => {
       this.limitShares.forget(proc.worker.id);
@@ -281,13 +281,13 @@ export class Primary {
     this.retired = this.retired.then((before) => AggregatorRegistry.aggregate([before, counters]).getMetricsAsJSON(), () => counters);
   }
 
-  /** Send the workers that serve their new parts of the tenants' limits. */
-  private allotLimits(): void {
+  /** Send the workers that serve their new parts of the tenants' limits (of `tenants`; null: every tenant, as when a worker comes or goes). */
+  private allotLimits(tenants: string[] | null = null): void {
     const serving = [...this.workers.values()].filter((w) => !w.draining && w.worker.isConnected());
-    const allotments = this.limitShares.allot(serving.map((w) => w.worker.id));
+    const allotments = this.limitShares.allot(serving.map((w) => w.worker.id), tenants);
     for (const w of serving) {
       const changed = allotments.get(w.worker.id);
-      if (changed !== undefined) w.send({ sluice: 'allot', allotments: changed });
+      if (changed !== undefined) w.send({ sluice: 'allot', seq: changed.seq, allotments: changed.allotments });
     }
   }
 

@@ -14,7 +14,7 @@ export type ToWorker =
   | { sluice: 'drain'; deadline: number }
   | { sluice: 'call'; id: number; method: string; args: unknown[] }
   /** The worker's part of the tenants' limits (see limit-shares.ts). */
-  | { sluice: 'allot'; allotments: Allotments };
+  | { sluice: 'allot'; seq: number; allotments: Allotments };
 
 /** Worker → primary. */
 export type FromWorker =
@@ -26,7 +26,7 @@ export type FromWorker =
   | { sluice: 'error'; id: number; message: string }
   | { sluice: 'tail'; subscription: number; line: string }
   /** Its use of its part of the tenants' limits since the last report. */
-  | { sluice: 'use'; report: UseReport }
+  | { sluice: 'use'; report: UseReport; applied: number }
   /** Its metrics (prom-client JSON) once drained, just before it exits: the primary keeps its counters. */
   | { sluice: 'final'; metrics: unknown[] };
 

@@ -36,6 +36,8 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
   let control: NodeControl | null = null;
   let draining: Promise<void> | null = null;
   const tails = new Map<number, () => void>();
+  /** The last allotment message applied: reports say so, so the primary knows which allowances have landed. */
+  let allotmentsApplied = 0;
 
   const drain = (deadline: number): Promise<void> => {
     draining ??= (async () => {
@@ -55,7 +57,7 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
     logger = createNodeLogger(message.config.log);
     node = new SluiceNode(message.config, logger.child({ worker: workerId }), { workerId, sharedLimits: true });
     control = makeControl(node);
-    reportLimitUse(node);
+    reportLimitUse(node, () => allotmentsApplied);
     try {
       await node.start();
     } catch (err) {
@@ -91,7 +93,10 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
   process.on('message', (message: unknown) => {
     if (!isSluiceMessage(message)) return;
     const m = message as ToWorker;
-    if (m.sluice === 'allot') node?.setLimitAllotments(m.allotments);
+    if (m.sluice === 'allot') {
+      node?.setLimitAllotments(m.allotments);
+      allotmentsApplied = m.seq;
+    }
     else if (m.sluice === 'start') void start(m);
     else if (m.sluice === 'drain') void drain(m.deadline);
     else if (m.sluice === 'call') void call(m);
@@ -106,7 +111,7 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
  * once (so it is given a part), every REPORT_INTERVAL_MS, and soon after a
  * tenant starts to want more than it holds.
  */
-function reportLimitUse(node: SluiceNode): void {
+function reportLimitUse(node: SluiceNode, applied: () => number): void {
   let last = performance.now();
   let urgent: NodeJS.Timeout | null = null;
   /** The last report had a tenant short of tokens: the primary knows, no need to hurry the next. */
@@ -116,7 +121,7 @@ function reportLimitUse(node: SluiceNode): void {
     const used = node.limitUse(Math.max(0.001, (now - last) / 1000));
     last = now;
     knownShort = Object.values(used).some((u) => u.starved || u.connectionsRefused);
-    if (Object.keys(used).length > 0) send({ sluice: 'use', report: used });
+    if (Object.keys(used).length > 0) send({ sluice: 'use', report: used, applied: applied() });
   };
   report();
   setInterval(report, REPORT_INTERVAL_MS).unref();
