@@ -78,6 +78,7 @@ async function start(options: { config?: string }): Promise<void> {
     // The admin server (dashboard, /metrics, /api) runs in the primary and sees every worker through WorkersControl.
     if (config.admin.enabled && !signalled) {
       admin = await startAdminServer(config, control, logger).catch((err: Error) => { throw new Error(`admin server: ${err.message}`, { cause: err }); });
+      primary.onReloaded.add((next) => admin?.reconfigure(next));
     }
   } catch (err) {
     primary.telemetry.emit('startFailed', { error: (err as Error).message });

@@ -20,7 +20,7 @@ test('node views: one row per sink and tenant, counted once; totals survive a ro
   const dir = tempDir(t);
   const config = path.join(dir, 'sluice.yaml');
   const bothSinks = `sinks: { a: { type: file, path: ${JSON.stringify(path.join(dir, 'a'))} }, b: { type: file, path: ${JSON.stringify(path.join(dir, 'b'))} } }`;
-  const yaml = (extra: string[], sinks = bothSinks): string => [
+  const yaml = (extra: string[], sinks = bothSinks, adminYaml = 'admin: { port: 0 }'): string => [
     `data_dir: ${JSON.stringify(path.join(dir, 'node'))}`,
     'workers: 2',
     'connection_balancing: round_robin',
@@ -28,7 +28,7 @@ test('node views: one row per sink and tenant, counted once; totals survive a ro
     'sources: { syslog_udp: { enabled: false }, syslog_tcp: { port: 0 }, relp: { enabled: false }, http: { enabled: false } }',
     sinks,
     'hostmeta: { service: { port: 0 } }',
-    'admin: { port: 0 }',
+    adminYaml,
     ...extra,
   ].join('\n');
   writeFileSync(config, yaml([]));
@@ -37,7 +37,7 @@ test('node views: one row per sink and tenant, counted once; totals survive a ro
   await waitFor('node ready', () => node.lines.some((l) => l.code === 'SLU0003I' && l.workers === 2), 30_000);
   const tcpPort = Number(node.lines.find((l) => l.code === 'SLU0002I' && l.source === 'syslog_tcp')!.port);
   const admin = `http://127.0.0.1:${String(node.lines.find((l) => l.code === 'SLU0700I')!.port)}`;
-  const token = readFileSync(path.join(dir, 'node', 'admin-token'), 'utf8').trim();
+  let token = readFileSync(path.join(dir, 'node', 'admin-token'), 'utf8').trim();
   const get = async <T>(route: string): Promise<T> => (await (await fetch(`${admin}${route}`, { headers: { authorization: `Bearer ${token}` } })).json()) as T;
   const metric = async (sample: string): Promise<number> => {
     const text = await (await fetch(`${admin}/metrics`)).text();
@@ -99,11 +99,18 @@ test('node views: one row per sink and tenant, counted once; totals survive a ro
   assert.match(refused.stderr, /tenants\.lonely.*some sink takes/);
   // The reload applies the new tenant: the admin API shows it with its limits, and changes them.
   const acme = ['tenants:', '  default: { networks: [127.0.0.0/8] }', '  acme: { networks: [10.8.0.0/16], limits: { messages_per_second: 50 } }'];
-  writeFileSync(config, yaml(acme));
+  const configuredToken = 'views-admin-token-0123456789abcdef';
+  writeFileSync(config, yaml(acme, bothSinks, `admin: { port: 0, tokens: [{ token: ${configuredToken} }] }`));
   const reload = await sluice(['reload', '-c', config], dir);
   assert.equal(reload.status, 0, reload.stderr);
   assert.ok(reload.stdout.includes(`configuration ${config} accepted`), reload.stdout);
   assert.ok(node.lines.some((l) => l.code === 'SLU0805I' && l.file === config), 'the log line names the file');
+  // The admin server takes the file's admin tokens: the generated one no longer opens it, the configured one does.
+  const generated = token;
+  const components200 = async (bearer: string) => (await fetch(`${admin}/api/components`, { headers: { authorization: `Bearer ${bearer}` } })).status;
+  assert.equal(await components200(generated), 401);
+  assert.equal(await components200(configuredToken), 200);
+  token = configuredToken;
   const tenants = await get<{ id: string; limits: { messages_per_second: number } }[]>('/api/tenants');
   assert.deepEqual(tenants.map((r) => [r.id, r.limits.messages_per_second]).sort(), [['acme', 50], ['default', 0]]);
   const put = await fetch(`${admin}/api/tenants/acme/limits`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ messages_per_second: 70 }) });

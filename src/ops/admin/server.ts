@@ -30,6 +30,8 @@ export interface RunningAdminServer {
   port: number;
   /** Where the generated whole-node token is, when none was configured. */
   tokenFile: string | null;
+  /** A reload was accepted: its admin tokens, loopback reads and sink bounds apply from now on (address and port stay). */
+  reconfigure(config: SluiceConfig): void;
   close(): Promise<void>;
 }
 
@@ -68,7 +70,7 @@ class OverviewSampler {
   private readonly last = new Map<string, { overview: Overview; live: LiveOverview }>();
   private readonly pending = new Map<string, Promise<LiveOverview>>();
 
-  constructor(private readonly control: NodeControl, private readonly bounds: readonly SinkBounds[]) {}
+  constructor(private readonly control: NodeControl, public bounds: readonly SinkBounds[]) {}
 
   get(scope: string | null): Promise<LiveOverview> {
     const key = scope ?? '';
@@ -121,11 +123,12 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
   const emit = (name: EventName, fields: EventFields): void => logEvent(logger, name, fields);
   const { tokens: configured, generatedFile: tokenFile, created } = adminTokens(config.admin.tokens, config.dataDir);
   if (created) emit('adminTokenCreated', { file: tokenFile });
-  const tokens = new AccessTokens(configured);
-  const bounds: SinkBounds[] = config.sinks.map((s) => ({
+  let tokens = new AccessTokens(configured);
+  let openLoopbackReads = config.admin.openLoopbackReads;
+  const sinkBounds = (c: SluiceConfig): SinkBounds[] => c.sinks.map((s) => ({
     name: s.name, queueHighWaterBytes: s.queueHighWaterBytes, bufferMaxBytes: s.diskBuffer?.maxBytes ?? null,
   }));
-  const sampler = new OverviewSampler(control, bounds);
+  const sampler = new OverviewSampler(control, sinkBounds(config));
   const uplotDir = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
   const assets: Record<string, { file: string; type: string }> = {
     'uPlot.iife.min.js': { file: path.join(uplotDir, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
@@ -144,7 +147,7 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     let principal: Principal | null = null;
     if (bearer.ok) {
       principal = { tenant: bearer.tenant, readOnly: false };
-    } else if (bearer.reason === 'missing' && access === 'read' && config.admin.openLoopbackReads && isLoopback(req.socket.remoteAddress)) {
+    } else if (bearer.reason === 'missing' && access === 'read' && openLoopbackReads && isLoopback(req.socket.remoteAddress)) {
       principal = { tenant: null, readOnly: true };
     }
     const deny = (status: number, message: string): HttpError => {
@@ -378,6 +381,11 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     address: address.address,
     port: address.port,
     tokenFile,
+    reconfigure: (next) => {
+      tokens = new AccessTokens(adminTokens(next.admin.tokens, next.dataDir).tokens);
+      openLoopbackReads = next.admin.openLoopbackReads;
+      sampler.bounds = sinkBounds(next);
+    },
     close: async () => {
       app.server.closeAllConnections();
       // Silent: the node's own last line ("node stopped") stays the last line of the run.

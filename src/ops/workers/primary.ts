@@ -168,6 +168,8 @@ export class Primary {
   private starting: Promise<void> | null = null;
   private stopping: Promise<boolean> | null = null;
   private readonly tailListeners = new Map<number, (line: string) => void>();
+  /** Called with the new configuration when a reload is accepted (the admin server takes its tokens). */
+  readonly onReloaded = new Set<(config: SluiceConfig) => void>();
   /** Called with each worker once it is ready (WorkersControl subscribes open tails). */
   readonly onWorkerReady = new Set<(worker: WorkerProcess) => void>();
   /** Each worker's part of the tenants' limits, so they hold for the node. */
@@ -426,6 +428,7 @@ export class Primary {
     this.limitsChanged.clear();
     // Tenants and admin tokens may change on a reload: the metadata service takes them before the new workers ask it for a new tenant's hosts.
     this.hostmeta?.setAccess(hostmetaAccess(next));
+    for (const listener of this.onReloaded) listener(next);
     const before = new Map(this.config.tenants.map((t) => [t.id, JSON.stringify(t.limits)]));
     await Promise.allSettled(next.tenants.filter((t) => before.has(t.id) && before.get(t.id) !== JSON.stringify(t.limits))
       .flatMap((t) => this.readyWorkers().map((w) => w.call('setTenantLimits', [t.id, t.limits]))));
