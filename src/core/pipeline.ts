@@ -18,6 +18,7 @@ import { Enricher, type HostMetadataSource } from './enrich.js';
 import { SessionRegistry } from './sessions.js';
 import { EndOfTurn, RECORDS_PER_TURN } from './turns.js';
 import { MemoryGovernor } from './memory.js';
+import { TenantLimiter, UNLIMITED } from './limits.js';
 
 export interface Route {
   sink: Sink;
@@ -53,6 +54,11 @@ export class Pipeline {
   private readonly enrichers = new Map<string, Enricher>();
   /** Every open stream session of this node (or worker). */
   readonly sessions: SessionRegistry;
+  /**
+   * Each listener's connection cap (its max_connections), held like a
+   * tenant's: a worker of several holds a part of it (see TenantLimiter).
+   */
+  readonly listenerCaps = new Map<string, { limiter: TenantLimiter; open: () => number }>();
   /** The node's memory budget: sources read `memory.state` on accept and per request. */
   readonly memory: MemoryGovernor;
   /** The end of the current event-loop turn, shared by every session of the node's sources (one Immediate per turn). */
@@ -197,6 +203,13 @@ export class Pipeline {
     let bytes = 0;
     for (const lane of this.busyLanes) bytes += lane.heldBytes;
     return bytes;
+  }
+
+  /** The connection cap of listener `name` (0: none), whose open connections `open` counts. */
+  listenerCap(name: string, cap: number, open: () => number): TenantLimiter {
+    const limiter = new TenantLimiter({ ...UNLIMITED, maxConnections: cap });
+    this.listenerCaps.set(name, { limiter, open });
+    return limiter;
   }
 
   laneBusy(lane: Lane): void {

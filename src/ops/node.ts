@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { ComponentHealth, Reconnectable, Sink, Source } from '../core/component.js';
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
-import type { TenantLimits } from '../core/limits.js';
+import type { TenantLimiter, TenantLimits } from '../core/limits.js';
 import type { Allotments, TenantUse, UseReport } from './workers/limit-shares.js';
 import { settlesBefore } from '../core/clock.js';
 import { FileSink } from '../sinks/file/sink.js';
@@ -122,7 +122,6 @@ export class SluiceNode {
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry, tag === null ? '' : `${tag}:`);
     this.telemetry.sessionTotals = () => this.pipeline.sessions.totals();
-    if (options.sharedLimits === true) for (const tenant of this.pipeline.directory.tenants.values()) tenant.limiter.setAllotment({ share: 0, connections: 0 });
     this.pipeline.memory.configure(config.memory);
     const { syslogUdp, syslogTcp, syslogTls } = config.sources;
     if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
@@ -130,6 +129,17 @@ export class SluiceNode {
     if (syslogTls.enabled) this.sources.push(this.tls = new SyslogStreamSource(syslogTls, 'tls', this.pipeline, this.telemetry));
     if (config.sources.relp.enabled) this.sources.push(this.relp = new RelpSource(config.sources.relp, this.pipeline, this.telemetry));
     if (config.sources.http.enabled) this.sources.push(this.http = new HttpSource(config.sources.http, this.pipeline, this.telemetry));
+    if (options.sharedLimits === true) for (const [, limiter] of this.sharedLimiters()) limiter.setAllotment({ share: 0, connections: 0 });
+  }
+
+  /**
+   * Every limit this process may hold a part of, by the key the primary
+   * knows it by: `tenant:<id>` (rates and connections), `listener:<name>`
+   * (max_connections of a listener).
+   */
+  private *sharedLimiters(): Generator<[string, TenantLimiter, () => number]> {
+    for (const tenant of this.pipeline.directory.tenants.values()) yield [`tenant:${tenant.id}`, tenant.limiter, () => tenant.connections];
+    for (const [name, cap] of this.pipeline.listenerCaps) yield [`listener:${name}`, cap.limiter, cap.open];
   }
 
   /** Every tenant's limits as they are now (configured, or set through the admin API since). */
@@ -155,8 +165,7 @@ export class SluiceNode {
    */
   limitUse(seconds: number): UseReport {
     const report: UseReport = {};
-    for (const tenant of this.pipeline.directory.tenants.values()) {
-      const limiter = tenant.limiter;
+    for (const [key, limiter, open] of this.sharedLimiters()) {
       if (!limiter.shared) continue;
       const demand = limiter.takeDemand();
       const { messagesPerSecond, bytesPerSecond, maxConnections } = limiter.limits;
@@ -165,27 +174,28 @@ export class SluiceNode {
         bytesPerSecond > 0 ? demand.bytes / (bytesPerSecond * seconds) : 0,
       );
       const use = {
-        load, starved: demand.starved, connections: tenant.connections, allowance: limiter.part.connections ?? maxConnections,
+        load, starved: demand.starved, connections: open(), allowance: limiter.part.connections ?? maxConnections,
         connectionsRefused: demand.connectionsRefused, maxConnections,
       };
       // Only what changed: an idle tenant is reported once (going idle), then not until it changes again.
-      const last = this.lastUse.get(tenant.id);
+      const last = this.lastUse.get(key);
       if (last !== undefined && !busy(last) && !busy(use) && last.connections === use.connections && last.allowance === use.allowance
         && last.maxConnections === use.maxConnections) continue;
-      this.lastUse.set(tenant.id, use);
-      report[tenant.id] = use;
+      this.lastUse.set(key, use);
+      report[key] = use;
     }
     return report;
   }
 
   /** This process's part of each tenant's limits (the primary's, see workers/limit-shares.ts). */
   setLimitAllotments(allotments: Allotments): void {
-    for (const [id, allotment] of Object.entries(allotments)) this.pipeline.directory.tenants.get(id)?.limiter.setAllotment(allotment);
+    const limiters = new Map([...this.sharedLimiters()].map(([key, limiter]) => [key, limiter]));
+    for (const [key, allotment] of Object.entries(allotments)) limiters.get(key)?.setAllotment(allotment);
   }
 
-  /** Call `starved` when a tenant starts to want more of its limits than this process holds. */
+  /** Call `starved` when a tenant or listener starts to want more of its limits than this process holds. */
   onLimitStarved(starved: () => void): void {
-    for (const tenant of this.pipeline.directory.tenants.values()) tenant.limiter.onStarved = starved;
+    for (const [, limiter] of this.sharedLimiters()) limiter.onStarved = starved;
   }
 
   /** Agent connections shedSessions could ask to reconnect now (open RELP sessions and HTTP keep-alive connections not yet asked). */

@@ -11,7 +11,8 @@
  *   admits more than rate × time + burst.
  * - Connections (max_connections): each worker may hold its open connections
  *   plus a part of what the node has free, more for a worker that refused one.
- *   A worker's allowance only grows out of what no worker may use any more:
+ *   A tenth of what is free is kept back for workers that start. A worker's
+ *   allowance only grows out of what no worker may use any more:
  *   a cut counts once the worker has reported it (and a draining worker's
  *   allowance until it exits), so the node never holds more than the cap.
  *
@@ -49,6 +50,8 @@ const IDLE_SHARES = 0.04;
 const HEADROOM = 1.25;
 /** A worker short of connections gets this many times the part of one that was not. */
 const REFUSED_WEIGHT = 4;
+/** The part of a cap's free connections kept back for workers that start. */
+const RESERVE = 0.1;
 /** A share that grows by less than this (relative) is not sent. */
 const SHARE_CHANGE = 0.01;
 
@@ -150,7 +153,8 @@ export class LimitShares {
     const uses = serving.map((w) => this.reports.get(w)?.[tenant]);
     const free = Math.max(0, cap - open);
     const weights = uses.map((u) => (u?.connectionsRefused === true ? REFUSED_WEIGHT : 1));
-    const parts = splitWhole(free, weights);
+    // A tenth of what is free stays unallotted, so a worker that starts (a rolling restart) gets a part at once.
+    const parts = splitWhole(free - Math.floor(free * RESERVE), weights);
     const targets = uses.map((u, i) => (u?.connections ?? 0) + parts[i]!);
     // Cuts go out at once; growth only from what no worker may be holding.
     let slack = cap;

@@ -61,6 +61,8 @@ export class WorkerProcess {
   draining = false;
   /** When it must have drained by (set with `draining`). */
   drainDeadline = 0;
+  /** Told to start (after its hello): messages sent from now on reach its node. */
+  started = false;
   private greeted = false;
   /** Told this worker's reports of its use of the tenant limits. */
   onLimitUse: ((report: UseReport, applied: number) => void) | null = null;
@@ -259,7 +261,14 @@ export class Primary {
       this.allotLimits();
       this.retireCounters(proc.lastMetrics);
     });
-    proc.hello.then(() => proc.send(proc.draining ? { sluice: 'drain', deadline: proc.drainDeadline } : { sluice: 'start', config: this.workerConfig() }), () => undefined);
+    proc.hello.then(() => {
+      if (proc.draining) {
+        proc.send({ sluice: 'drain', deadline: proc.drainDeadline });
+        return;
+      }
+      proc.send({ sluice: 'start', config: this.workerConfig() });
+      proc.started = true;
+    }, () => undefined);
     proc.ready.then(() => {
       this.updateRunning();
       this.telemetry.emit('workerReady', { worker: id, pid: worker.process.pid });
@@ -285,7 +294,8 @@ export class Primary {
 
   /** Send the workers that serve their new parts of the tenants' limits (of `tenants`; null: every tenant, as when a worker comes or goes). */
   private allotLimits(tenants: string[] | null = null): void {
-    const serving = [...this.workers.values()].filter((w) => !w.draining && w.worker.isConnected());
+    // Only workers told to start: a message to one still loading its code would be lost, and counted as landed.
+    const serving = [...this.workers.values()].filter((w) => w.started && !w.draining && w.worker.isConnected());
     const allotments = this.limitShares.allot(serving.map((w) => w.worker.id), tenants);
     for (const w of serving) {
       const changed = allotments.get(w.worker.id);

@@ -16,6 +16,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Counter } from 'prom-client';
 import type { ComponentHealth, Reconnectable, Source } from '../../core/component.js';
 import type { Pipeline } from '../../core/pipeline.js';
+import type { TenantLimiter } from '../../core/limits.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
 import { MemoryState } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
@@ -60,8 +61,11 @@ export class HttpSource implements Source {
   /** Body bytes of requests being handled (read and not yet answered), for the memory governor. */
   private bodyBytesInFlight = 0;
   private readonly connections = new Map<Socket, HttpConnection>();
+  /** max_connections, held like a tenant's cap: a worker of several holds a part of it. */
+  private readonly connectionCap: TenantLimiter;
 
   constructor(private readonly config: HttpSourceConfig, private readonly pipeline: Pipeline, private readonly telemetry: Telemetry) {
+    this.connectionCap = pipeline.listenerCap(SOURCE, config.maxConnections, () => this.connections.size);
     this.records = telemetry.recordsReceived.labels({ source: SOURCE });
     this.bytes = telemetry.bytesReceived.labels({ source: SOURCE });
     pipeline.memory.account('http', () => this.bodyBytesInFlight);
@@ -92,11 +96,7 @@ export class HttpSource implements Source {
         connectionsCheckingInterval: Math.min(1000, Math.max(100, this.config.requestTimeoutMs / 4)),
       }, handler),
     });
-    if (this.config.maxConnections > 0) app.server.maxConnections = this.config.maxConnections;
     app.server.on('connection', this.onConnection);
-    app.server.on('drop', (data?: { remoteAddress?: string }) => {
-      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'connection_limit', peer: data?.remoteAddress });
-    });
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     app.addHook('onSend', async (req, reply) => {
@@ -152,6 +152,11 @@ export class HttpSource implements Source {
   }
 
   private readonly onConnection = (socket: Socket): void => {
+    if (!this.connectionCap.admitConnection(this.connections.size)) {
+      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'connection_limit', peer: socket.remoteAddress });
+      socket.destroy();
+      return;
+    }
     this.connections.set(socket, new HttpConnection());
     socket.once('close', () => this.connections.delete(socket));
   };

@@ -23,14 +23,15 @@ test('connection allowances: never more than the cap in all, growth only from wh
   shares.report(2, { t: use({ maxConnections: 10 }) });
   let sent = shares.allot([1, 2]);
   const first = sent.get(2)!.seq;
-  assert.equal(sent.get(1)!.allotments.t!.connections! + sent.get(2)!.allotments.t!.connections!, 10);
+  assert.equal(sent.get(1)!.allotments.t!.connections! + sent.get(2)!.allotments.t!.connections!, 9, 'a tenth of the cap kept back for workers that start');
   // Worker 1 filled its allowance and refuses; worker 2 holds nothing: the cut to 2 goes out, 1 grows only once 2 has applied it.
   shares.report(1, { t: use({ maxConnections: 10, connections: 5, allowance: 5, connectionsRefused: true }) }, sent.get(1)!.seq);
   sent = shares.allot([1, 2]);
   const cut = sent.get(2)!;
   assert.equal(cut.allotments.t!.connections, 1);
-  assert.equal(sent.get(1), undefined, 'no growth while worker 2 may still hold 5');
-  shares.report(2, { t: use({ maxConnections: 10, allowance: 5 }) }, first);
+  assert.equal(sent.get(1)!.allotments.t!.connections, 6, 'only the one kept back, while worker 2 may still hold 4');
+  shares.report(1, { t: use({ maxConnections: 10, connections: 5, allowance: 6, connectionsRefused: true }) }, sent.get(1)!.seq);
+  shares.report(2, { t: use({ maxConnections: 10, allowance: 4 }) }, first);
   assert.equal(shares.allot([1, 2]).size, 0, 'a report from before the cut landed: still no growth');
   shares.report(2, { t: use({ maxConnections: 10, allowance: 1 }) }, cut.seq);
   sent = shares.allot([1, 2]);
@@ -38,7 +39,10 @@ test('connection allowances: never more than the cap in all, growth only from wh
   // Worker 1 drains (not serving) and exits: what it held is free again.
   shares.forget(1);
   sent = shares.allot([2]);
-  assert.equal(sent.get(2)!.allotments.t!.connections, 10);
+  assert.equal(sent.get(2)!.allotments.t!.connections, 9);
+  // A worker that starts gets its part of what is kept back at once, though worker 2 holds all it was given.
+  shares.report(3, { t: use({ maxConnections: 10 }) });
+  assert.equal(shares.allot([2, 3]).get(3)!.allotments.t!.connections, 1);
   assert.equal(shares.allot([]).size, 0, 'every worker draining: nothing to hand out');
 });
 
