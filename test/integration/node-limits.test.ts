@@ -6,7 +6,7 @@
  * are within 10 % of the limit, and no 2 s window holds more than
  * rate × (2 s + burst). Then a tenant's max_connections holds for the node:
  * twice as many TCP connections as the cap, from agents that retry, and never
- * more than the cap open.
+ * more than the cap open; the same for the HTTP listener's max_connections.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +22,8 @@ import { RelpTestClient } from '../relp-client.js';
 const RATE = 100;
 const BURST_S = 1;
 const CAP = 6;
+/** The HTTP listener's max_connections (the rate agents use 4 of them). */
+const HTTP_CAP = 8;
 const PROTOCOLS = ['tcp', 'udp', 'relp', 'http'] as const;
 type Protocol = (typeof PROTOCOLS)[number];
 const SUBNET: Record<Protocol, string> = { tcp: '127.0.1', udp: '127.0.2', relp: '127.0.3', http: '127.0.4' };
@@ -34,7 +36,7 @@ function nodeYaml(dir: string, workers: number): string {
     `data_dir: ${JSON.stringify(path.join(dir, 'node'))}`,
     `workers: ${workers}`,
     'log: { level: info }',
-    'sources: { syslog_udp: { port: 0 }, syslog_tcp: { port: 0 }, relp: { port: 0 }, http: { port: 0 } }',
+    `sources: { syslog_udp: { port: 0 }, syslog_tcp: { port: 0 }, relp: { port: 0 }, http: { port: 0, max_connections: ${HTTP_CAP} } }`,
     'hostmeta: { service: { port: 0 } }',
     'admin: { port: 0 }',
     'tenants:',
@@ -145,30 +147,33 @@ async function limitsHold(t: { after(fn: () => void | Promise<void>): void; diag
     assert.ok(Math.abs(rate - RATE) <= RATE * 0.1, `${protocol} with ${workers} workers: ${rate.toFixed(1)}/s stored against a limit of ${RATE}/s`);
     assert.ok(worst <= RATE * (2 + BURST_S), `${protocol} with ${workers} workers: ${worst} records stored within 2 s`);
   }
-  await connectionCapHolds(node, logs);
+  await connectionCapHolds(node, logs, 'syslog_tcp', CAP);
+  await connectionCapHolds(node, logs, 'http', HTTP_CAP);
   node.child.kill('SIGTERM');
   assert.equal(await node.exited, 0);
 }
 
 /**
- * 2 × CAP agents of the capped tenant, each reconnecting when refused. An
- * accepted connection's record is stored; a refused one is closed at accept,
- * unread. Once CAP are held, every other agent is refused twice more, and no
- * more than CAP were ever accepted.
+ * 2 × `cap` agents of the capped tenant (over syslog TCP: the tenant's
+ * max_connections; over HTTP: the listener's), each reconnecting when
+ * refused. An accepted connection's record is stored; a refused one is closed
+ * at accept, unread. Once `cap` are held, every other agent is refused twice
+ * more, and no more than `cap` were ever accepted.
  */
-async function connectionCapHolds(node: RunningNode, logs: string): Promise<void> {
-  const tcpPort = port(node, 'syslog_tcp');
+async function connectionCapHolds(node: RunningNode, logs: string, source: 'syslog_tcp' | 'http', cap: number): Promise<void> {
+  const sourcePort = port(node, source);
   const held: net.Socket[] = [];
-  const refusals = new Array<number>(CAP * 2).fill(0);
+  const refusals = new Array<number>(cap * 2).fill(0);
   let stop = false;
   let attempt = 0;
   const stored = (msg: string) => readTenantRecords(logs, 'capped').some((r) => r.msg === msg);
   const agent = async (k: number): Promise<void> => {
     while (!stop) {
-      const socket = await connect(tcpPort, `127.0.5.${k + 1}`);
+      const socket = await connect(sourcePort, `127.0.5.${k + 1}`);
       socket.on('error', () => undefined);
-      const msg = `capped ${k} ${attempt++}`;
-      socket.write(`<14>1 - h app - - - ${msg}\n`);
+      const msg = `capped ${source} ${k} ${attempt++}`;
+      if (source === 'syslog_tcp') socket.write(`<14>1 - h app - - - ${msg}\n`);
+      else socket.write(`POST /v1/ingest HTTP/1.1\r\nhost: node\r\ncontent-type: application/x-ndjson\r\ncontent-length: ${msg.length + 1}\r\n\r\n${msg}\n`);
       let gone = false;
       void closed(socket).then(() => { gone = true; });
       const outcome = await waitFor(`connection ${msg} accepted or refused`, () => (stored(msg) ? 'accepted' : gone ? 'refused' : undefined), 20_000);
@@ -180,12 +185,12 @@ async function connectionCapHolds(node: RunningNode, logs: string): Promise<void
     }
   };
   const running = Promise.all(refusals.map((_, k) => agent(k)));
-  await waitFor(`${CAP} connections held`, () => held.length >= CAP, 20_000);
+  await waitFor(`${cap} ${source} connections held`, () => held.length >= cap, 20_000);
   const seen = [...refusals];
-  await waitFor('every other agent refused twice more', () => refusals.every((n, k) => held.length > CAP || n >= seen[k]! + 2 || held.some((s) => s.localAddress === `127.0.5.${k + 1}`)), 20_000);
+  await waitFor('every other agent refused twice more', () => refusals.every((n, k) => held.length > cap || n >= seen[k]! + 2 || held.some((s) => s.localAddress === `127.0.5.${k + 1}`)), 20_000);
   stop = true;
   await running;
-  assert.equal(held.length, CAP, 'exactly the cap accepted, with twice as many agents trying');
+  assert.equal(held.length, cap, `exactly the cap accepted over ${source}, with twice as many agents trying`);
   for (const socket of held) socket.destroy();
 }
 
