@@ -4,7 +4,10 @@
  * by bench/idle-holder.js in another process, and the node's heap (after a
  * full GC), external memory and RSS before and after.
  *
- *   node --expose-gc dist/bench/idle-memory.js [--connections 10000]
+ *   node --expose-gc dist/bench/idle-memory.js [--connections 10000] [--heap-snapshots DIR]
+ *
+ * With --heap-snapshots, writes before.heapsnapshot and after.heapsnapshot into DIR
+ * (read them with bench/heap-diff.js to see what one connection holds, object by object).
  *
  * Prints one JSON object. Run it on a quiet machine; RSS is noisier than the heap.
  */
@@ -13,13 +16,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { writeHeapSnapshot } from 'node:v8';
 import { createInterface } from 'node:readline';
 import pino from 'pino';
 import YAML from 'yaml';
 import { parseConfig } from '../src/ops/config/load.js';
 import { SluiceNode } from '../src/ops/node.js';
 
-const { values } = parseArgs({ options: { connections: { type: 'string', default: '10000' } } });
+const { values } = parseArgs({ options: { connections: { type: 'string', default: '10000' }, 'heap-snapshots': { type: 'string' } } });
+const snapshots = values['heap-snapshots'];
 const connections = Number(values.connections);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) {
@@ -48,6 +53,7 @@ await node.start();
 const port = node.addresses().syslogTcp!.port;
 await new Promise((resolve) => setTimeout(resolve, 500));
 const before = measure();
+if (snapshots !== undefined) writeHeapSnapshot(path.join(snapshots, 'before.heapsnapshot'));
 
 const holder = spawn(process.execPath, [path.join(path.dirname(new URL(import.meta.url).pathname), 'idle-holder.js'), '--port', String(port), '--count', String(connections)],
   { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -61,6 +67,7 @@ const held = await new Promise<Record<string, unknown>>((resolve) => {
 // Let the node settle what each connection allocated.
 await new Promise((resolve) => setTimeout(resolve, 1000));
 const after = measure();
+if (snapshots !== undefined) writeHeapSnapshot(path.join(snapshots, 'after.heapsnapshot'));
 const sessions = node.pipeline.sessions.size;
 holder.stdin!.end();
 await new Promise((resolve) => holder.once('exit', resolve));

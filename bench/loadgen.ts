@@ -17,6 +17,8 @@ export interface LoadgenOptions {
   reportDir: string;
   /** The node's data_dir: loadgen's probe follows the sink files under it. */
   dataDir: string;
+  /** Where the probe follows `<tenant>/current.ndjson` instead (a peer's output); default: dataDir/logs. */
+  logsDir?: string;
   /** Default 1 and `steady`; W6 floods with tenant t0 (`flood`, at `floodRate` per agent). */
   tenants?: number;
   pattern?: 'steady' | 'flood';
@@ -48,6 +50,7 @@ export function loadgenArguments(o: LoadgenOptions): string[] {
     ...(o.floodRate === undefined ? [] : ['--flood-rate', String(o.floodRate)]),
     '--report-dir', o.reportDir,
     '--data-dir', o.dataDir,
+    ...(o.logsDir === undefined ? [] : ['--logs-dir', o.logsDir]),
     '--quiet',
   ];
 }

@@ -70,24 +70,62 @@ export function cpuSeconds(rootPid: number): number {
   return ticks / CLOCK_TICKS_PER_SECOND;
 }
 
-/** A /proc/<pid>/status memory field (VmHWM: peak resident set; VmRSS: current), in bytes, summed over the tree. */
-export function memoryBytes(rootPid: number, field: 'VmHWM' | 'VmRSS'): number {
-  let kib = 0;
-  for (const pid of processTree(rootPid)) {
-    try {
-      const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      if (match) kib += Number(match[1]);
-    } catch {
-      // Exited between the listing and the read.
-    }
-  }
-  return kib * 1024;
-}
-
 /** CPU seconds the whole machine has been busy (all cores; everything but idle and iowait), from /proc/stat. */
 export function machineBusySeconds(): number {
   const first = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
   // cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest time is already in user).
   const [user, nice, system, , , irq, softirq, steal] = first.trim().split(/\s+/).slice(1).map(Number);
   return (user! + nice! + system! + irq! + softirq! + steal!) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Memory of a process tree: RSS and PSS summed over its processes. */
+export interface TreeMemory {
+  rssBytes: number;
+  /** Proportional set size: a page shared by several processes (Node's code, a forked parent's pages) counts once in all. */
+  pssBytes: number;
+}
+
+/** RSS and PSS of a process tree now, from each process's /proc/<pid>/smaps_rollup. */
+export function treeMemory(rootPid: number): TreeMemory {
+  let rssKib = 0;
+  let pssKib = 0;
+  for (const pid of processTree(rootPid)) {
+    try {
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+      rssKib += Number(/^Rss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0);
+      pssKib += Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0);
+    } catch {
+      // Exited between the listing and the read.
+    }
+  }
+  return { rssBytes: rssKib * 1024, pssBytes: pssKib * 1024 };
+}
+
+/**
+ * The highest summed RSS and PSS of a process tree, sampled every `intervalMs`
+ * (the processes' own VmHWM peaks are not simultaneous, so their sum overstates).
+ */
+export class MemorySampler {
+  private peakRss = 0;
+  private peakPss = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly rootPid: number, intervalMs = 250) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), intervalMs);
+  }
+
+  /** Takes a sample now (it counts toward the peak) and returns it. */
+  sample(): TreeMemory {
+    const now = treeMemory(this.rootPid);
+    this.peakRss = Math.max(this.peakRss, now.rssBytes);
+    this.peakPss = Math.max(this.peakPss, now.pssBytes);
+    return now;
+  }
+
+  stop(): TreeMemory {
+    clearInterval(this.timer);
+    this.sample();
+    return { rssBytes: this.peakRss, pssBytes: this.peakPss };
+  }
 }

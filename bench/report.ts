@@ -6,6 +6,7 @@
 import type { ServerName } from './servers.js';
 import { ISOLATION_FLOOD, ISOLATION_STEADY, type EventLoopNumbers, type Latency, type Measurement, type WorkloadName } from './workloads.js';
 import type { NoiseFloor } from './noise-floor.js';
+import type { StormPhase } from './storm.js';
 
 export function median(values: number[]): number | undefined {
   if (values.length === 0) return undefined;
@@ -15,12 +16,14 @@ export function median(values: number[]): number | undefined {
 }
 
 type NumericKey = 'sent' | 'delivered' | 'lost' | 'lossPercent' | 'duplicates' | 'invalidLines' | 'unrecognisedLines' | 'seconds'
-  | 'messagesPerSecond' | 'cpuSeconds' | 'cpuSecondsPerMillion' | 'peakRssBytes' | 'heldRssBytes' | 'idleConnectionsHeld'
-  | 'idleConnectionsOpenAtEnd' | 'udpReceiveBufferBytes' | 'agents' | 'otherCpuPercent';
+  | 'messagesPerSecond' | 'cpuSeconds' | 'cpuSecondsPerMillion' | 'idleRssBytes' | 'idlePssBytes' | 'connectedRssBytes'
+  | 'connectedPssBytes' | 'peakRssBytes' | 'peakPssBytes' | 'endRssBytes' | 'endPssBytes' | 'idleConnectionsHeld'
+  | 'idleConnectionsOpenAtEnd' | 'udpReceiveBufferBytes' | 'udpKernelDropped' | 'agents' | 'otherCpuPercent';
 
 const NUMERIC_KEYS: NumericKey[] = ['sent', 'delivered', 'lost', 'lossPercent', 'duplicates', 'invalidLines', 'unrecognisedLines',
-  'seconds', 'messagesPerSecond', 'cpuSeconds', 'cpuSecondsPerMillion', 'peakRssBytes', 'heldRssBytes', 'idleConnectionsHeld',
-  'idleConnectionsOpenAtEnd', 'udpReceiveBufferBytes', 'agents', 'otherCpuPercent'];
+  'seconds', 'messagesPerSecond', 'cpuSeconds', 'cpuSecondsPerMillion', 'idleRssBytes', 'idlePssBytes', 'connectedRssBytes',
+  'connectedPssBytes', 'peakRssBytes', 'peakPssBytes', 'endRssBytes', 'endPssBytes', 'idleConnectionsHeld',
+  'idleConnectionsOpenAtEnd', 'udpReceiveBufferBytes', 'udpKernelDropped', 'agents', 'otherCpuPercent'];
 
 /** Medians over the repeats of one variant on one server, with the sluice/peer ratios of the same run. */
 export interface Summary {
@@ -36,8 +39,44 @@ export interface Summary {
   eventLoop?: EventLoopNumbers;
   noiseFloor?: NoiseFloor;
   errorCounts?: { connect: number; reset: number; other: number };
+  /** W7: each number the median over the repeats. */
+  storm?: StormSummary;
   /** On a peer's row: sluice's median divided by this server's. */
   sluiceRatio?: { messagesPerSecond?: number; cpuSecondsPerMillion?: number; peakRssBytes?: number };
+}
+
+/** W7's numbers (ms, per host, from its message written to its socket), medians over the repeats. */
+export interface StormSummary {
+  hosts: number;
+  coldRegisteredP99?: number;
+  coldRegisteredMax?: number;
+  coldUnregistered?: number;
+  coldWrittenP99?: number;
+  coldWrittenMax?: number;
+  /** Records (first of each host) without their `meta`, by the phase. */
+  coldWithoutMeta: number;
+  restartWrittenP99?: number;
+  restartWrittenMax?: number;
+  restartWithoutMeta: number;
+  connectSeconds: number;
+}
+
+function summariseStorm(storms: { cold: StormPhase; restart: StormPhase }[]): StormSummary {
+  const of = (pick: (s: { cold: StormPhase; restart: StormPhase }) => number | undefined): number | undefined =>
+    median(storms.map(pick).filter((v): v is number => v !== undefined));
+  return {
+    hosts: storms[0]!.cold.hosts,
+    coldRegisteredP99: of((s) => s.cold.registeredMs?.p99),
+    coldRegisteredMax: of((s) => s.cold.registeredMs?.max),
+    coldUnregistered: of((s) => s.cold.unregistered),
+    coldWrittenP99: of((s) => s.cold.writtenMs?.p99),
+    coldWrittenMax: of((s) => s.cold.writtenMs?.max),
+    coldWithoutMeta: of((s) => s.cold.hosts - s.cold.withMeta) ?? 0,
+    restartWrittenP99: of((s) => s.restart.writtenMs?.p99),
+    restartWrittenMax: of((s) => s.restart.writtenMs?.max),
+    restartWithoutMeta: of((s) => s.restart.hosts - s.restart.withMeta) ?? 0,
+    connectSeconds: of((s) => Math.max(s.cold.connectSeconds, s.restart.connectSeconds)) ?? 0,
+  };
 }
 
 export function summarise(measurements: Measurement[]): Summary[] {
@@ -78,6 +117,8 @@ export function summarise(measurements: Measurement[]): Summary[] {
         p99MedianMs: median(loops.map((l) => l.p99MedianMs))!, maxMs: median(loops.map((l) => l.maxMs))!,
       };
     }
+    const storms = ok.flatMap((m) => (m.storm ? [m.storm] : []));
+    if (storms.length > 0) summary.storm = summariseStorm(storms);
     const floors = ok.flatMap((m) => (m.noiseFloor ? [m.noiseFloor] : []));
     if (floors.length > 0) summary.noiseFloor = { p99Ms: median(floors.map((f) => f.p99Ms))!, maxMs: median(floors.map((f) => f.maxMs))! };
     const errorCounts = ok.flatMap((m) => (m.errors ? [m.errors] : []));
@@ -154,32 +195,59 @@ function evaluateFullSize(summaries: Summary[]): TargetResult[] {
     target: 'W1: sluice ≥ 1.5× syslog-ng msg/s', met: thrNg === undefined ? null : thrNg >= 1.5,
     detail: thrNg === undefined ? 'not measured' : `${fmtRatio(thrNg)} (${num(w1!.values.messagesPerSecond)} vs ${num(w1n!.values.messagesPerSecond)} msg/s)`,
   });
-  for (const variant of ['W3 default buffer', 'W3 4 MiB buffer']) {
+  // UDP loss: at the OS default receive buffer no more than rsyslog's; with 4 MiB within a point of it. CPU per million delivered beside it.
+  for (const [variant, slack] of [['W3 default buffer', 0], ['W3 4 MiB buffer', 1]] as const) {
     const s = find(summaries, variant, 'sluice');
     const r = find(summaries, variant, 'rsyslog');
     const a = s?.values.lossPercent;
     const b = r?.values.lossPercent;
+    const cpu = (x: Summary | undefined): string => (x?.values.cpuSecondsPerMillion === undefined ? '–' : dec(x.values.cpuSecondsPerMillion));
     results.push({
-      target: `${variant}: sluice loss ≤ rsyslog's`, met: a === undefined || b === undefined ? null : a <= b,
-      detail: a === undefined || b === undefined ? 'not measured' : `${a.toFixed(2)} % vs ${b.toFixed(2)} %`,
+      target: `${variant}: sluice loss ≤ rsyslog's${slack > 0 ? ` + ${slack} point` : ''}`, met: a === undefined || b === undefined ? null : a <= b + slack,
+      detail: a === undefined || b === undefined ? 'not measured' : `${a.toFixed(2)} % vs ${b.toFixed(2)} %; CPU-s per million delivered ${cpu(s)} vs ${cpu(r)}`,
     });
   }
-  // W4's memory figure is the RSS with the 10,000 connections held; the peak while 4 senders run is shown beside it.
+  // W4's memory figure is the PSS summed over the node's processes with the 10,000 connections held (issue 15: ≤ 200 MB).
   const w4 = find(summaries, 'W4', 'sluice');
-  const held = w4?.values.heldRssBytes;
+  const held = w4?.values.connectedPssBytes;
   const connections = w4?.values.idleConnectionsHeld ?? 0;
   results.push({
-    target: 'W4: sluice ≤ 150 MB RSS with 10,000 connections held',
-    met: held === undefined || connections < 10_000 ? null : held <= 150 * MB,
+    target: 'W4: sluice ≤ 200 MB PSS with 10,000 connections held',
+    met: held === undefined || connections < 10_000 ? null : held <= 200 * MB,
     detail: held === undefined ? 'not measured'
-      : `${(held / MB).toFixed(1)} MB holding ${connections.toLocaleString('en-US')} idle connections; `
-        + `peak ${((w4!.values.peakRssBytes ?? 0) / MB).toFixed(1)} MB with the 4 senders running too`,
+      : `PSS ${mb(held)} MB (RSS ${mb(w4!.values.connectedRssBytes)} MB) holding ${connections.toLocaleString('en-US')} idle connections; `
+        + `idle before them PSS ${mb(w4!.values.idlePssBytes)} MB`,
   });
+  const idle = w4?.values.idlePssBytes;
+  results.push({
+    target: 'idle node (before W4\'s connections): sluice ≤ 120 MB PSS',
+    met: idle === undefined ? null : idle <= 120 * MB,
+    detail: idle === undefined ? 'not measured' : `PSS ${mb(idle)} MB, RSS ${mb(w4!.values.idleRssBytes)} MB`,
+  });
+  if (held !== undefined && idle !== undefined && connections > 0) {
+    const perAgent = (held - idle) / connections;
+    results.push({
+      target: 'W4: ≤ 8 KB per connected agent', met: connections < 10_000 ? null : perAgent <= 8_000,
+      detail: `${(perAgent / 1000).toFixed(1)} KB (PSS with them − PSS before, over ${connections.toLocaleString('en-US')})`,
+    });
+  }
   const w5 = find(summaries, 'W5', 'sluice');
   const lat = w5?.latencyMs;
   results.push({
     target: 'W5: p99 ≤ 20 ms, max ≤ 250 ms', met: lat === undefined ? null : lat.p99 <= 20 && lat.max <= 250,
     detail: lat === undefined ? (find(summaries, 'W5', 'sluice') ? 'no latency' : 'not measured') : `p99 ${dec(lat.p99)} ms, max ${dec(lat.max)} ms`,
+  });
+  const w5r = find(summaries, 'W5', 'rsyslog');
+  const w5Peak = w5?.values.peakPssBytes;
+  results.push({
+    target: 'W5: sluice ≤ 250 MB PSS summed (peak)', met: w5Peak === undefined ? null : w5Peak <= 250 * MB,
+    detail: w5Peak === undefined ? 'not measured' : `peak PSS ${mb(w5Peak)} MB, RSS ${mb(w5!.values.peakRssBytes)} MB`
+      + (w5r?.values.peakRssBytes === undefined ? '' : `; rsyslog RSS ${mb(w5r.values.peakRssBytes)} MB`),
+  });
+  const w5Cpu = w5r?.sluiceRatio?.cpuSecondsPerMillion;
+  results.push({
+    target: 'W5: sluice ≤ 1.5× rsyslog CPU-s per million', met: w5Cpu === undefined ? null : w5Cpu <= 1.5,
+    detail: w5Cpu === undefined ? 'not measured' : `${fmtRatio(w5Cpu)} (${dec(w5!.values.cpuSecondsPerMillion)} vs ${dec(w5r!.values.cpuSecondsPerMillion)} s)`,
   });
   const errs = w5?.errorCounts;
   const lost = w5?.values.lost;
@@ -195,6 +263,21 @@ function evaluateFullSize(summaries: Summary[]): TargetResult[] {
     met: steady === undefined || flooded === undefined ? null : flooded.p99 <= 2 * steady.p99,
     detail: steady === undefined || flooded === undefined ? 'not measured'
       : `${fmtRatio(flooded.p99 / steady.p99)} (p99 ${dec(flooded.p99)} ms with the flood, ${dec(steady.p99)} ms without)`,
+  });
+  const storm = find(summaries, 'W7', 'sluice')?.storm;
+  results.push({
+    target: 'W7: 10,000 new hosts at once: each registered within 2 s of its first message, each record with its meta',
+    met: storm?.coldRegisteredMax === undefined || storm.hosts < 10_000 ? null
+      : storm.coldRegisteredMax <= 2000 && storm.coldUnregistered === 0 && storm.coldWithoutMeta === 0,
+    detail: storm === undefined ? 'not measured'
+      : `registered p99 ${dec(storm.coldRegisteredP99, 0)} ms, max ${dec(storm.coldRegisteredMax, 0)} ms, ${num(storm.coldUnregistered)} never; `
+        + `records without meta ${num(storm.coldWithoutMeta)} of ${num(storm.hosts)}`,
+  });
+  results.push({
+    target: 'W7: restarted, the same 10,000 hosts (known) at once: each record with its meta, written within 2 s',
+    met: storm?.restartWrittenMax === undefined || storm.hosts < 10_000 ? null : storm.restartWrittenMax <= 2000 && storm.restartWithoutMeta === 0,
+    detail: storm === undefined ? 'not measured'
+      : `written p99 ${dec(storm.restartWrittenP99, 0)} ms, max ${dec(storm.restartWrittenMax, 0)} ms; records without meta ${num(storm.restartWithoutMeta)}`,
   });
   const loop = w1?.eventLoop;
   results.push({
@@ -236,7 +319,11 @@ function notes(s: Summary): string {
   if (s.errors.length > 0) parts.push(`${s.errors.length} failed run(s): ${s.errors[0]!.slice(0, 160).replace(/\s+/g, ' ')}`);
   const v = s.values;
   if (v.udpReceiveBufferBytes !== undefined) parts.push(`rcvbuf ${(v.udpReceiveBufferBytes / 1024 / 1024).toFixed(2)} MiB`);
-  if (v.heldRssBytes !== undefined) parts.push(`RSS ${mb(v.heldRssBytes)} MB holding ${num(v.idleConnectionsHeld)} idle, ${num(v.idleConnectionsOpenAtEnd)} still open at end`);
+  // Where W3's loss happened: in the kernel (the socket's receive buffer was full) or inside the server.
+  if (v.udpKernelDropped !== undefined && v.lost !== undefined) {
+    parts.push(`lost in the kernel ${num(v.udpKernelDropped)}, in the server ${num(Math.max(0, v.lost - v.udpKernelDropped))}`);
+  }
+  if (v.idleConnectionsHeld !== undefined) parts.push(`${num(v.idleConnectionsHeld)} idle connections held, ${num(v.idleConnectionsOpenAtEnd)} still open at end`);
   if (v.otherCpuPercent !== undefined && v.otherCpuPercent >= BUSY_MACHINE_PERCENT) {
     parts.push(`busy machine: other processes used ${v.otherCpuPercent.toFixed(0)} % of the CPU`);
   }
@@ -254,7 +341,7 @@ export interface Table {
 export function throughputTable(summaries: Summary[]): Table {
   const header = ['workload', 'server', 'runs', 'sent', 'delivered', 'loss', 'msg/s', 'CPU s / M msgs', 'peak RSS MB',
     'sluice/this msg/s', 'sluice/this CPU', 'notes'];
-  const rows = summaries.filter((s) => s.workload !== 'W5' && s.workload !== 'W6').map((s) => [
+  const rows = summaries.filter((s) => s.workload !== 'W5' && s.workload !== 'W6' && s.workload !== 'W7').map((s) => [
     s.variant, s.server, String(s.repeats), num(s.values.sent), num(s.values.delivered), pct(s.values.lossPercent),
     num(s.values.messagesPerSecond), dec(s.values.cpuSecondsPerMillion), mb(s.values.peakRssBytes),
     ratioCell(s.sluiceRatio?.messagesPerSecond), ratioCell(s.sluiceRatio?.cpuSecondsPerMillion), notes(s),
@@ -270,6 +357,31 @@ export function latencyTable(summaries: Summary[]): Table {
     s.errorCounts ? `${s.errorCounts.connect}/${s.errorCounts.reset}/${s.errorCounts.other}` : '–',
     dec(s.latencyMs?.p50), dec(s.latencyMs?.p90), dec(s.latencyMs?.p99), dec(s.latencyMs?.max),
     dec(s.values.cpuSecondsPerMillion), mb(s.values.peakRssBytes), notes(s),
+  ]);
+  return { header, rows };
+}
+
+/** W7: per host, from its message written to its socket (ms). */
+export function stormTable(summaries: Summary[]): Table {
+  const header = ['storm', 'hosts', 'registered p99 / max ms', 'record written p99 / max ms', 'records without meta', 'connecting took s'];
+  const rows = summaries.filter((s) => s.storm !== undefined).flatMap((s) => {
+    const t = s.storm!;
+    return [
+      ['new hosts', num(t.hosts), `${dec(t.coldRegisteredP99, 0)} / ${dec(t.coldRegisteredMax, 0)}`, `${dec(t.coldWrittenP99, 0)} / ${dec(t.coldWrittenMax, 0)}`,
+        num(t.coldWithoutMeta), dec(t.connectSeconds, 1)],
+      ['after a restart (known hosts)', num(t.hosts), '–', `${dec(t.restartWrittenP99, 0)} / ${dec(t.restartWrittenMax, 0)}`, num(t.restartWithoutMeta), ''],
+    ];
+  });
+  return { header, rows };
+}
+
+/** Memory of every server, summed over its processes: RSS beside PSS (shared pages counted once). */
+export function memoryTable(summaries: Summary[]): Table {
+  const header = ['workload', 'server', 'idle RSS / PSS MB', 'connected RSS / PSS MB', 'peak RSS / PSS MB', 'end RSS / PSS MB'];
+  const pair = (rss: number | undefined, pss: number | undefined): string => (rss === undefined ? '–' : `${mb(rss)} / ${mb(pss)}`);
+  const rows = summaries.filter((s) => s.values.idleRssBytes !== undefined).map((s) => [
+    s.variant, s.server, pair(s.values.idleRssBytes, s.values.idlePssBytes), pair(s.values.connectedRssBytes, s.values.connectedPssBytes),
+    pair(s.values.peakRssBytes, s.values.peakPssBytes), pair(s.values.endRssBytes, s.values.endPssBytes),
   ]);
   return { header, rows };
 }

@@ -13,11 +13,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { findPeers, INSTALL_HINT, loadgenAvailable, peerVersions, ROOT } from './peers.js';
 import { ProcessGroup } from './processes.js';
-import { evaluateTargets, eventLoopTable, latencyTable, markdown, plain, summarise, targetsTable, throughputTable, type Summary, type Table, type TargetResult } from './report.js';
+import { evaluateTargets, eventLoopTable, latencyTable, markdown, memoryTable, plain, stormTable, summarise, targetsTable, throughputTable, type Summary, type Table, type TargetResult } from './report.js';
 import { SERVER_NAMES, serverAvailable, serverConfig, type ServerName } from './servers.js';
 import { FULL_SIZES, measure, QUICK_SIZES, variantsOf, waitForQuietMachine, WORKLOAD_NAMES, type Measurement, type WorkloadName } from './workloads.js';
 
-const USAGE = `usage: npm run bench -- [W1 W2 W3 W4 W5 W6] [--quick] [--repeat N] [--servers sluice,rsyslog,syslog-ng]
+const USAGE = `usage: npm run bench -- [W1 W2 W3 W4 W5 W6 W7] [--quick] [--repeat N] [--servers sluice,rsyslog,syslog-ng]
                       [--no-verify] [--quiet-wait S] [--show-configs] [--workers N]
 
   W1  TCP, RFC 5424 octet counting, 256-byte messages, 4 connections, 2,000,000 messages, one JSON line per record
@@ -27,6 +27,8 @@ const USAGE = `usage: npm run bench -- [W1 W2 W3 W4 W5 W6] [--quick] [--repeat N
   W5  10,000 agents at 2 msg/s for 60 s: client-side latency (sluice loadgen; sluice only)
   W6  isolation: 50 tenants × 10 agents at 10 msg/s for 30 s, then the same beside a tenant
       flooding as fast as it can: the steady tenants' latency (sluice loadgen; sluice only)
+  W7  a storm: 10,000 new hosts connect at once, one message each: until each is registered and its
+      record written with its metadata; then a restart and the same hosts, known, at once (sluice only)
 
   --quick         small sizes (a smoke run: correctness and loss, not speed)
   --repeat N      run everything N times; tables show medians (default 1)
@@ -135,13 +137,20 @@ function showConfigs(): void {
 function oneLine(m: Measurement): string {
   if (m.skipped) return `skipped: ${m.skipped}`;
   if (m.error) return `FAILED: ${m.error.replace(/\s+/g, ' ').slice(0, 600)}`;
-  const parts = [
-    `sent ${m.sent}`, `delivered ${m.delivered}`, `loss ${m.lossPercent?.toFixed(2)} %`,
-    `${Math.round(m.messagesPerSecond ?? 0)} msg/s`, `${m.cpuSecondsPerMillion?.toFixed(2)} CPU-s/M`,
-    `peak RSS ${((m.peakRssBytes ?? 0) / 1e6).toFixed(1)} MB`,
-  ];
-  if (m.heldRssBytes !== undefined) parts.push(`held RSS ${(m.heldRssBytes / 1e6).toFixed(1)} MB with ${m.idleConnectionsHeld} idle`);
+  const parts = [`sent ${m.sent}`, `delivered ${m.delivered}`, `loss ${m.lossPercent?.toFixed(2)} %`];
+  // W7 measures times to registration, not a rate, nor memory.
+  if (m.messagesPerSecond !== undefined) parts.push(`${Math.round(m.messagesPerSecond)} msg/s`, `${m.cpuSecondsPerMillion?.toFixed(2)} CPU-s/M`);
+  if (m.peakRssBytes !== undefined) parts.push(`peak RSS ${(m.peakRssBytes / 1e6).toFixed(1)} MB (PSS ${((m.peakPssBytes ?? 0) / 1e6).toFixed(1)})`);
+  if (m.connectedPssBytes !== undefined) {
+    parts.push(`connected: RSS ${(m.connectedRssBytes! / 1e6).toFixed(1)} MB, PSS ${(m.connectedPssBytes / 1e6).toFixed(1)} MB`
+      + (m.idleConnectionsHeld === undefined ? '' : ` with ${m.idleConnectionsHeld} idle`));
+  }
   if (m.latencyMs) parts.push(`p50 ${m.latencyMs.p50} p99 ${m.latencyMs.p99} max ${m.latencyMs.max} ms`);
+  if (m.storm) {
+    parts.push(`new hosts registered p99 ${m.storm.cold.registeredMs?.p99} max ${m.storm.cold.registeredMs?.max} ms, `
+      + `${m.storm.cold.withMeta}/${m.storm.cold.hosts} with meta; after a restart written p99 ${m.storm.restart.writtenMs?.p99} `
+      + `max ${m.storm.restart.writtenMs?.max} ms, ${m.storm.restart.withMeta}/${m.storm.restart.hosts} with meta`);
+  }
   if (m.eventLoop) parts.push(`event loop: worst 1-s p99 ${m.eventLoop.p99WorstMs} ms, max ${m.eventLoop.maxMs} ms`);
   if (m.noiseFloor) parts.push(`idle process p99 ${m.noiseFloor.p99Ms} ms`);
   if (m.otherCpuPercent !== undefined) parts.push(`other processes ${m.otherCpuPercent.toFixed(0)} % CPU`);
@@ -180,6 +189,8 @@ function renderMarkdown(r: Results): string {
     '',
     ...section('Throughput, CPU and memory', throughputTable(summaries)),
     ...section('Latency (W5, W6: the steady tenants)', latencyTable(summaries)),
+    ...section('Memory, summed over each server\'s processes', memoryTable(summaries)),
+    ...section('A storm of hosts (W7)', stormTable(summaries)),
     ...section('Event-loop delay (sluice, while busy)', eventLoopTable(summaries)),
     '## Targets',
     '',
@@ -270,6 +281,10 @@ function finish(results: Results, quick: boolean): void {
   const latency = latencyTable(results.summaries);
   if (throughput.rows.length > 0) process.stdout.write(`\n${plain(throughput)}\n`);
   if (latency.rows.length > 0) process.stdout.write(`\n${plain(latency)}\n`);
+  const memory = memoryTable(results.summaries);
+  if (memory.rows.length > 0) process.stdout.write(`\n${plain(memory)}\n`);
+  const storm = stormTable(results.summaries);
+  if (storm.rows.length > 0) process.stdout.write(`\n${plain(storm)}\n`);
   const eventLoop = eventLoopTable(results.summaries);
   if (eventLoop.rows.length > 0) process.stdout.write(`\n${plain(eventLoop)}\n`);
   process.stdout.write(`\n${plain(targetsTable(results.targets))}\n`);

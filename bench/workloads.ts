@@ -1,14 +1,18 @@
 /**
  * The benchmark's workloads, each measured against one server at a time with
- * a fresh server process (so peak RSS belongs to that workload alone):
+ * a fresh server process (so peak memory belongs to that workload alone); memory is RSS and
+ * PSS summed over the server's processes, idle, connected, peak (sampled) and at the end:
  *
  *   W1  TCP, RFC 5424 octet-counted, 256-byte messages, 4 connections; one JSON line per record
  *   W2  the same, written raw
  *   W3  UDP, 256-byte messages as fast as the client goes; OS-default and 4 MiB receive buffers
  *   W4  10,000 idle TCP connections held while 4 connections send
- *   W5  10,000 agents at 2 messages/s for 60 s; client-side latency (sluice loadgen, sluice only)
+ *   W5  10,000 agents at 2 messages/s for 60 s; client-side latency (sluice loadgen; sluice and rsyslog)
  *   W6  isolation: 50 tenants steady, then the same with a 51st tenant flooding as fast as it
  *       can; the steady tenants' client-side latency with and without the flood (sluice only)
+ *   W7  a storm: 10,000 new hosts connect at once, one message each: until each is registered
+ *       and its record written with its metadata; then the node restarts and the same 10,000,
+ *       now known, connect at once again (sluice only; see storm.ts)
  *
  * For sluice, every run also reports the node's event-loop delay while it was busy (from
  * its node-stopped line; see src/telemetry/event-loop.ts).
@@ -20,13 +24,15 @@ import { runLoadgen } from './loadgen.js';
 import { runLoggen } from './loggen.js';
 import { checkRecords, waitForDelivery } from './output.js';
 import { loadgenAvailable, type Peers } from './peers.js';
-import { freePort, udpReceiveBuffer } from './ports.js';
-import { cpuSeconds, machineBusySeconds, memoryBytes } from './proc-stats.js';
+import { freePort, HOST, udpReceiveBuffer } from './ports.js';
+import { udpSocketCounters } from '../src/sources/syslog/udp-kernel.js';
+import { cpuSeconds, machineBusySeconds, MemorySampler, type TreeMemory } from './proc-stats.js';
 import type { ProcessGroup } from './processes.js';
 import { startServer, type OutputFormat, type RunningServer, type ServerName } from './servers.js';
+import { runStorm, type StormPhase } from './storm.js';
 import { NoiseFloorProbe, type NoiseFloor } from './noise-floor.js';
 
-export const WORKLOAD_NAMES = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'] as const;
+export const WORKLOAD_NAMES = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6', 'W7'] as const;
 export type WorkloadName = typeof WORKLOAD_NAMES[number];
 
 export const MESSAGE_SIZE = 256;
@@ -51,6 +57,8 @@ export interface Sizes {
   isolationAgentsPerTenant: number;
   isolationRatePerAgent: number;
   isolationSeconds: number;
+  /** W7: hosts connecting at once. */
+  stormHosts: number;
 }
 
 export const FULL_SIZES: Sizes = {
@@ -65,6 +73,7 @@ export const FULL_SIZES: Sizes = {
   isolationAgentsPerTenant: 10,
   isolationRatePerAgent: 10,
   isolationSeconds: 30,
+  stormHosts: 10_000,
 };
 
 /** `--quick` and the CI smoke: correctness and loss, not speed. */
@@ -80,6 +89,7 @@ export const QUICK_SIZES: Sizes = {
   isolationAgentsPerTenant: 2,
   isolationRatePerAgent: 10,
   isolationSeconds: 3,
+  stormHosts: 300,
 };
 
 /** One measured case: a workload, with its variant where it has several (W3's buffers). */
@@ -105,13 +115,15 @@ export function variantsOf(workload: WorkloadName): Variant[] {
       { workload, label: 'W3 4 MiB buffer', output: 'json', udpReceiveBuffer: FOUR_MIB, servers: ALL_SERVERS },
     ];
     case 'W4': return [{ workload, label: 'W4', output: 'json', udpReceiveBuffer: null, servers: ALL_SERVERS }];
-    // loadgen's probe follows sluice's sink files: the peers' outputs cannot be followed by it.
-    case 'W5': return [{ workload, label: 'W5', output: 'json', udpReceiveBuffer: null, servers: ['sluice'] }];
+    // loadgen's probe follows JSON lines with the message as `msg`: rsyslog writes them (bench/servers.ts).
+    case 'W5': return [{ workload, label: 'W5', output: 'json', udpReceiveBuffer: null, servers: ['sluice', 'rsyslog'] }];
     // The steady run first: the flood's target is relative to it.
     case 'W6': return [
       { workload, label: ISOLATION_STEADY, output: 'json', udpReceiveBuffer: null, servers: ['sluice'] },
       { workload, label: ISOLATION_FLOOD, output: 'json', udpReceiveBuffer: null, servers: ['sluice'] },
     ];
+    // Host registration is sluice's own: the peers keep no host metadata.
+    case 'W7': return [{ workload, label: 'W7', output: 'json', udpReceiveBuffer: null, servers: ['sluice'] }];
   }
 }
 
@@ -201,14 +213,25 @@ export interface Measurement {
   messagesPerSecond?: number;
   cpuSeconds?: number;
   cpuSecondsPerMillion?: number;
-  /** VmHWM summed over the server's processes at the end of the run. */
+  /**
+   * Memory summed over the server's processes (RSS, and PSS, which counts pages the processes
+   * share once): idle before the workload, with its agents connected (W4: the idle connections
+   * held; W5: halfway through the run), the highest of samples every 250 ms, and at the end.
+   */
+  idleRssBytes?: number;
+  idlePssBytes?: number;
+  connectedRssBytes?: number;
+  connectedPssBytes?: number;
   peakRssBytes?: number;
-  /** W4: VmRSS with the idle connections held, before the senders start. */
-  heldRssBytes?: number;
+  peakPssBytes?: number;
+  endRssBytes?: number;
+  endPssBytes?: number;
   idleConnectionsHeld?: number;
   idleConnectionsOpenAtEnd?: number;
   /** W3: the receive buffer the kernel gave the UDP socket (twice what was asked). */
   udpReceiveBufferBytes?: number | null;
+  /** W3: datagrams the kernel dropped for the server's socket during the run (its `drops` in /proc/net/udp); the rest of `lost` was lost inside the server. */
+  udpKernelDropped?: number;
   /**
    * CPU used during the run by processes the benchmark did not start (another
    * build, another test), as a percentage of the whole machine: a noisy run shows here.
@@ -222,6 +245,8 @@ export interface Measurement {
   noiseFloor?: NoiseFloor;
   errors?: { connect: number; reset: number; other: number };
   agents?: number;
+  /** W7: the storm of new hosts, and the storm of the same hosts after a restart. */
+  storm?: { cold: StormPhase; restart: StormPhase };
 }
 
 export interface RunContext {
@@ -238,28 +263,50 @@ export interface RunContext {
 /** Run one variant against one server, with a fresh server in a fresh folder. */
 export async function measure(variant: Variant, server: ServerName, ctx: RunContext): Promise<Measurement> {
   const base = { workload: variant.workload, variant: variant.label, server };
-  if (variant.workload !== 'W5' && variant.workload !== 'W6' && !ctx.peers.loggen) return { ...base, skipped: 'loggen not installed' };
+  if (!['W5', 'W6', 'W7'].includes(variant.workload) && !ctx.peers.loggen) return { ...base, skipped: 'loggen not installed' };
   const usesLoadgen = variant.workload === 'W5' || variant.workload === 'W6';
   if (usesLoadgen && !loadgenAvailable()) return { ...base, skipped: 'loadgen not available' };
   const dir = ctx.group.tempDir(`sluice-bench-${server}-`);
   try {
     const port = await freePort();
-    const maxConnections = variant.workload === 'W4' ? ctx.sizes.idleConnections + 100 : 100;
+    const maxConnections = variant.workload === 'W4' ? ctx.sizes.idleConnections + 100 : variant.workload === 'W7' ? ctx.sizes.stormHosts + 100 : 100;
     const isolation = variant.workload === 'W6';
     const tenants = ctx.sizes.isolationTenants + 1;
-    const running = await startServer(server, dir, {
+    const settings = {
       tcpPort: port, udpPort: port, output: variant.output, udpReceiveBuffer: variant.udpReceiveBuffer,
       maxConnections: isolation ? tenants * ctx.sizes.isolationAgentsPerTenant + 100 : maxConnections, sluiceWorkers: ctx.sluiceWorkers ?? null,
       ...(isolation ? { sluiceTenants: isolationTenants(tenants), sluiceSinks: isolationSinks(tenants) } : {}),
-    }, ctx.group, ctx.peers);
+    };
+    let running = await startServer(server, dir, settings, ctx.group, ctx.peers);
+    /** W7: stop the node and start it again on the same data. */
+    const restart = async (): Promise<RunningServer> => {
+      await running.stop();
+      running = await startServer(server, dir, settings, ctx.group, ctx.peers);
+      return running;
+    };
     let result: Partial<Measurement>;
     const noise = server === 'sluice' ? NoiseFloorProbe.start(ctx.group) : null;
+    // Let the server finish starting (a node's workers, its first allocations) before its idle memory is read.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const memory = new MemorySampler(running.pid);
+    const idle = memory.sample();
     try {
-      result = variant.workload === 'W5' ? await measureLatency(running, dir, ctx)
+      result = variant.workload === 'W5' ? await measureLatency(running, dir, ctx, memory)
         : isolation ? await measureIsolation(variant, running, dir, ctx)
-          : await measureThroughput(variant, running, ctx);
+          : variant.workload === 'W7' ? await measureStorm(running, restart, ctx)
+            : await measureThroughput(variant, running, ctx, memory);
       if (running.process.status !== null) throw new Error(`${server} exited during the run: ${running.process.stderrTail().slice(-1500)}`);
+      const end = memory.sample();
+      const peak = memory.stop();
+      // W7 restarts its node, and the sampler follows the first one only: its memory is not W7's question.
+      if (variant.workload !== 'W7') {
+        Object.assign(result, {
+          idleRssBytes: idle.rssBytes, idlePssBytes: idle.pssBytes, endRssBytes: end.rssBytes, endPssBytes: end.pssBytes,
+          peakRssBytes: peak.rssBytes, peakPssBytes: peak.pssBytes,
+        });
+      }
     } finally {
+      memory.stop();
       await running.stop();
     }
     const floor = await noise?.stop();
@@ -292,7 +339,7 @@ export class OutsideLoad {
   }
 }
 
-async function measureThroughput(variant: Variant, server: RunningServer, ctx: RunContext): Promise<Partial<Measurement>> {
+async function measureThroughput(variant: Variant, server: RunningServer, ctx: RunContext, memory: MemorySampler): Promise<Partial<Measurement>> {
   const loggen = ctx.peers.loggen!;
   const udp = variant.workload === 'W3';
   const total = variant.workload === 'W4' ? ctx.sizes.idleRunMessages : udp ? ctx.sizes.udpMessages : ctx.sizes.tcpMessages;
@@ -308,9 +355,12 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
       if (opened.counts.failed > 0) ctx.log(`  ${opened.counts.failed} idle connections failed: ${JSON.stringify(opened.counts.errors)}`);
       // Let the server settle its per-connection allocations before reading its memory.
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      result.heldRssBytes = memoryBytes(server.pid, 'VmRSS');
+      const held = memory.sample();
+      result.connectedRssBytes = held.rssBytes;
+      result.connectedPssBytes = held.pssBytes;
     }
     if (udp) result.udpReceiveBufferBytes = udpReceiveBuffer(server.settings.udpPort);
+    const kernelDropsBefore = udp ? udpSocketCounters(HOST, server.settings.udpPort)?.drops : undefined;
 
     const outside = new OutsideLoad();
     const cpuBefore = cpuSeconds(server.pid);
@@ -324,8 +374,9 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
     }, ctx.group);
     const delivery = await waitForDelivery(server.outputFiles, sent.sent, { quietMs: udp ? 2000 : 5000 });
     const cpuAfter = cpuSeconds(server.pid);
+    const kernelDropsAfter = udp ? udpSocketCounters(HOST, server.settings.udpPort)?.drops : undefined;
+    if (kernelDropsBefore !== undefined && kernelDropsAfter !== undefined) result.udpKernelDropped = kernelDropsAfter - kernelDropsBefore;
     result.otherCpuPercent = outside.percent();
-    result.peakRssBytes = memoryBytes(server.pid, 'VmHWM');
     if (idle) result.idleConnectionsOpenAtEnd = (await idle.status()).open;
 
     result.sent = sent.sent;
@@ -348,10 +399,13 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
   return result;
 }
 
-async function measureLatency(server: RunningServer, dir: string, ctx: RunContext): Promise<Partial<Measurement>> {
+async function measureLatency(server: RunningServer, dir: string, ctx: RunContext, memory: MemorySampler): Promise<Partial<Measurement>> {
   const s = ctx.sizes;
   const outside = new OutsideLoad();
   const cpuBefore = cpuSeconds(server.pid);
+  let connected: TreeMemory | undefined;
+  // Halfway through the steady part (loadgen connects every agent first, within a few seconds).
+  const halfway = setTimeout(() => { connected = memory.sample(); }, (s.latencySeconds / 2) * 1000);
   const report = await runLoadgen({
     tcpPort: server.settings.tcpPort,
     agents: s.latencyAgents,
@@ -359,7 +413,9 @@ async function measureLatency(server: RunningServer, dir: string, ctx: RunContex
     durationSeconds: s.latencySeconds,
     reportDir: path.join(dir, 'loadgen-report'),
     dataDir: path.join(dir, 'data'),
-  }, ctx.group);
+    // The peers write where loadgen's probe follows them (bench/servers.ts): <logs>/default/current.ndjson.
+    ...(server.name === 'sluice' ? {} : { logsDir: path.dirname(server.config.outputDir) }),
+  }, ctx.group).finally(() => clearTimeout(halfway));
   const cpu = cpuSeconds(server.pid) - cpuBefore;
   const { p50, p90, p99, p999, max } = report.latencyMs;
   return {
@@ -374,7 +430,27 @@ async function measureLatency(server: RunningServer, dir: string, ctx: RunContex
     cpuSeconds: cpu,
     otherCpuPercent: outside.percent(),
     cpuSecondsPerMillion: report.delivered > 0 ? (cpu * 1e6) / report.delivered : 0,
-    peakRssBytes: memoryBytes(server.pid, 'VmHWM'),
+    ...(connected === undefined ? {} : { connectedRssBytes: connected.rssBytes, connectedPssBytes: connected.pssBytes }),
+  };
+}
+
+/** W7: a storm of new hosts, a restart, the same hosts again. */
+async function measureStorm(first: RunningServer, restart: () => Promise<RunningServer>, ctx: RunContext): Promise<Partial<Measurement>> {
+  const hosts = ctx.sizes.stormHosts;
+  const outside = new OutsideLoad();
+  const cold = await runStorm(first, hosts, true);
+  ctx.log(`  new hosts: ${JSON.stringify(cold)}`);
+  const again = await restart();
+  const warm = await runStorm(again, hosts, false);
+  ctx.log(`  after the restart: ${JSON.stringify(warm)}`);
+  return {
+    agents: hosts,
+    sent: 2 * hosts - cold.failed - warm.failed,
+    delivered: cold.written + warm.written,
+    lost: 2 * hosts - cold.failed - warm.failed - cold.written - warm.written,
+    lossPercent: (100 * (2 * hosts - cold.failed - warm.failed - cold.written - warm.written)) / (2 * hosts),
+    otherCpuPercent: outside.percent(),
+    storm: { cold, restart: warm },
   };
 }
 
@@ -419,7 +495,6 @@ async function measureIsolation(variant: Variant, server: RunningServer, dir: st
     cpuSeconds: cpu,
     otherCpuPercent: outside.percent(),
     cpuSecondsPerMillion: report.delivered > 0 ? (cpu * 1e6) / report.delivered : 0,
-    peakRssBytes: memoryBytes(server.pid, 'VmHWM'),
   };
 }
 

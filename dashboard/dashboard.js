@@ -117,6 +117,12 @@
       .replace(/_bytes/, '').replace(/_seconds$/, '').replace(/\{component=([^}]+)\}/, ' $1');
   }
   const MEMORY_STATES = ['normal', 'soft', 'hard'];
+  /** UDP datagrams lost before sluice made records of them (see Overview.udp). */
+  function udpText(udp) {
+    if (!udp) return '';
+    return ' · UDP lost: ' + si(udp.handoffDropped) + ' in hand-off, ' + si(udp.kernelDropped) + ' in kernel (host RcvbufErrors ' + si(udp.hostReceiveBufferErrors) + ')';
+  }
+
   function governorText(memory) {
     if (memory.sluice_memory_state === undefined) return '';
     const state = MEMORY_STATES[memory.sluice_memory_state] || String(memory.sluice_memory_state);
@@ -308,7 +314,7 @@
 
     $('scope').textContent = o.scope ? 'tenant ' + o.scope : 'whole node';
     $('headline').textContent = si(r.acceptedRecords) + ' rec/s in · ' + si(r.deliveredRecords) + ' rec/s out · '
-      + o.totals.connections + ' connections' + governorText(o.memory) + (o.restarts != null ? ' · ' + o.restarts + ' restarts' : '');
+      + o.totals.connections + ' connections' + governorText(o.memory) + (o.restarts != null ? ' · ' + o.restarts + ' restarts' : '') + udpText(o.udp);
     renderTables(o);
     if (selected) {
       const s = o.sessions.find((x) => x.id === selected);

@@ -19,6 +19,7 @@ import type { DeliveryEncoder } from '../src/sinks/delivery/transport.js';
 import type { Browser } from 'playwright-core';
 import type { NatsConnection } from 'nats';
 import type { ClusterStatus } from '../src/services/cluster/member.js';
+import type { TailSink } from '../src/ops/control.js';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
@@ -155,7 +156,8 @@ export async function requirePostgres(url = POSTGRES_URL): Promise<string | fals
 /**
  * A node config from YAML (the real loader), everything under `dir`, and every
  * listener on port 0 unless the YAML names a port: tests run in parallel and
- * must never fight over a fixed port.
+ * must never fight over a fixed port. The memory governor measures only the
+ * queues (`measure: queues`): the process is the test's as much as the node's.
  */
 export function testConfig(dir: string, yaml = ''): SluiceConfig {
   const doc = (YAML.parse(yaml) ?? {}) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -172,6 +174,9 @@ export function testConfig(dir: string, yaml = ''): SluiceConfig {
   doc.hostmeta.service.port ??= 0;
   doc.admin ??= {};
   doc.admin.port ??= 0;
+  // A node in the test's process: the process's memory is mostly the test's, so only the queues count.
+  doc.memory ??= {};
+  doc.memory.measure ??= 'queues';
   const { config, problems } = parseConfig(YAML.stringify(doc));
   if (!config) throw new Error(`bad test config: ${problems.map((p) => formatProblem(p)).join('; ')}`);
   return config;
@@ -295,6 +300,11 @@ export async function fetchClusterStatus(adminUrl: string): Promise<ClusterStatu
   } catch {
     return null;
   }
+}
+
+/** A live tail's sink that keeps its lines in `into` (and its drops in `drops.count`). */
+export function tailInto(into: string[], drops = { count: 0 }): TailSink {
+  return { lines: (lines) => into.push(...lines), dropped: (count) => { drops.count += count; } };
 }
 
 /**

@@ -6,24 +6,31 @@
  * enriched in one pass with no await. Only a host the cache knows nothing
  * about costs a lookup, bounded in time; the batch (and the batches behind it
  * on the same lane) wait for it, others do not. Lookups never reject: with
- * the service down, records go on with stale or no metadata.
+ * the service down, records go on with stale metadata, or with none and a
+ * `meta_missing` saying why (counted per tenant).
  */
 import type { LogRecord } from './record.js';
 
 export type HostMetadata = Readonly<Record<string, unknown>>;
 
+/** Why a record goes on without its host's metadata: no answer in time, or the service failed (or is being backed off from). */
+export type MetaMissing = 'timeout' | 'unavailable';
+
+/** Counts records that go on without their host's metadata, by tenant and reason. */
+export type MetaMissingCounter = (tenant: string, reason: MetaMissing) => void;
+
 /** What enrichment needs from a metadata cache (HostMetadataCache provides it). */
 export interface HostMetadataSource {
   /** Cached metadata: the document, null when the host has none, undefined when nothing is known yet. */
   peek(tenant: string, key: string): HostMetadata | null | undefined;
-  /** Resolves within the timeout and never rejects (null: none or unknown). */
-  get(tenant: string, key: string, options: { timeoutMs?: number }): Promise<HostMetadata | null>;
+  /** Resolves within the timeout and never rejects: the document, null when the host has none, or why it is missing. */
+  get(tenant: string, key: string, options: { timeoutMs?: number }): Promise<HostMetadata | null | MetaMissing>;
   /** Register the host, or refresh its last_seen; rate-limited per host inside, fire-and-forget. */
   touch(tenant: string, key: string, sighting: { hostname: string; sourceAddress: string; protocol: string }): void;
 }
 
 export class Enricher {
-  constructor(readonly metadata: HostMetadataSource, private readonly sourceName: string) {}
+  constructor(readonly metadata: HostMetadataSource, private readonly sourceName: string, private readonly countMissing: MetaMissingCounter) {}
 
   /**
    * Attach metadata to every record. Returns null when done synchronously,
@@ -53,11 +60,19 @@ export class Enricher {
   }
 
   private async lookUp(misses: LogRecord[]): Promise<void> {
-    const byHost = new Map<string, Promise<HostMetadata | null>>();
+    const byHost = new Map<string, Promise<HostMetadata | null | MetaMissing>>();
     for (const rec of misses) {
       const id = `${rec.tenant}/${rec.host}`;
       if (!byHost.has(id)) byHost.set(id, this.metadata.get(rec.tenant, rec.host, {}));
     }
-    for (const rec of misses) rec.meta = (await byHost.get(`${rec.tenant}/${rec.host}`)!) as Record<string, unknown> | null;
+    for (const rec of misses) {
+      const found = await byHost.get(`${rec.tenant}/${rec.host}`)!;
+      if (typeof found === 'string') {
+        rec.metaMissing = found;
+        this.countMissing(rec.tenant, found);
+      } else {
+        rec.meta = found as Record<string, unknown> | null;
+      }
+    }
   }
 }

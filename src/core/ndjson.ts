@@ -99,7 +99,7 @@ export function encodeRecord(rec: LogRecord): string {
       midFacility = rec.facility;
       midSeverity = rec.severity;
     }
-    const flags = (rec.parseError ? 1 : 0) | (rec.invalidUtf8 ? 2 : 0);
+    const flags = (rec.parseError ? 1 : 0) | (rec.invalidUtf8 ? 2 : 0) | (rec.metaMissing === null ? 0 : rec.metaMissing === 'timeout' ? 4 : 8);
     if (rec.source !== tailSource || rec.meta !== tailMeta || flags !== tailFlags) {
       lineAscii = rec.source === null || rec.source.jsonAscii;
       tail = finish('","source":' + (rec.source === null ? 'null' : rec.source.json), rec);
@@ -168,6 +168,7 @@ function finish(line: string, rec: LogRecord): string {
     line += ',"meta":' + meta.json;
     if (!meta.ascii) lineAscii = false;
   }
+  if (rec.metaMissing !== null) line += ',"meta_missing":"' + rec.metaMissing + '"';
   if (rec.parseError) line += ',"parse_error":true';
   if (rec.invalidUtf8) line += ',"invalid_utf8":true';
   return line + '}\n';
@@ -196,6 +197,7 @@ export function decodeRecord(line: string): LogRecord {
   const source = o.source as { protocol: SourceInfo['protocol']; address: string; port: number } | null;
   rec.source = source ? new SourceInfo(source.protocol, source.address, source.port) : null;
   rec.meta = (o.meta as Record<string, unknown> | undefined) ?? null;
+  rec.metaMissing = o.meta_missing === 'timeout' || o.meta_missing === 'unavailable' ? o.meta_missing : null;
   rec.parseError = o.parse_error === true;
   rec.invalidUtf8 = o.invalid_utf8 === true;
   rec.size = line.length;

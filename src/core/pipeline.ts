@@ -14,7 +14,7 @@ import type { AckToken } from './ack.js';
 import type { LogRecord } from './record.js';
 import type { Tenant, TenantDirectory } from './identity.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
-import { Enricher, type HostMetadataSource } from './enrich.js';
+import { Enricher, type HostMetadataSource, type MetaMissing } from './enrich.js';
 import { SessionRegistry } from './sessions.js';
 import { EndOfTurn, RECORDS_PER_TURN } from './turns.js';
 import { MemoryGovernor } from './memory.js';
@@ -52,6 +52,17 @@ export class Pipeline {
   private metadata: HostMetadataSource | null = null;
   private readonly busyLanes = new Set<Lane>();
   private readonly enrichers = new Map<string, Enricher>();
+  /** Records without their host's metadata, by `tenant reason` (made on first use: rare). */
+  private readonly metaMissingByTenant = new Map<string, Counter.Internal>();
+  private readonly countMetaMissing = (tenant: string, reason: MetaMissing): void => {
+    const id = `${tenant} ${reason}`;
+    let counter = this.metaMissingByTenant.get(id);
+    if (counter === undefined) {
+      counter = this.telemetry.tenantMetaMissingRecords.labels({ tenant: this.telemetry.tenantLabel(tenant), reason });
+      this.metaMissingByTenant.set(id, counter);
+    }
+    counter.inc();
+  };
   /** Every open stream session of this node (or worker). */
   readonly sessions: SessionRegistry;
   /**
@@ -156,7 +167,7 @@ export class Pipeline {
     if (metadata === null) return null;
     let enricher = this.enrichers.get(sourceName);
     if (enricher === undefined || enricher.metadata !== metadata) {
-      enricher = new Enricher(metadata, sourceName);
+      enricher = new Enricher(metadata, sourceName, this.countMetaMissing);
       this.enrichers.set(sourceName, enricher);
     }
     return enricher;

@@ -72,4 +72,6 @@ export class LogRecord {
   size = 0;
   /** Host metadata attached by enrichment. */
   meta: Record<string, unknown> | null = null;
+  /** Enrichment could not get the host's metadata in time (`timeout`) or at all (`unavailable`): the record goes on without. */
+  metaMissing: 'timeout' | 'unavailable' | null = null;
 }

@@ -27,6 +27,8 @@ export const PauseReason = {
   Window: 16,
   /** It is ending (RELP: `close`, or serverclose on shedding and draining): what was read is answered, nothing more is read. */
   Ending: 32,
+  /** RELP: its answers fill the socket's send buffer (the agent does not read them): read again on 'drain'. */
+  Replies: 64,
 } as const;
 
 /** The reasons its lane gives (submit returned false), cleared together when the lane is ready again. */
@@ -44,15 +46,19 @@ export interface SessionControl {
   resumeReading(): void;
 }
 
+/** What is told of every session's end (the memory governor forgets a session it holds). */
+export interface SessionCloseObserver {
+  closed(entry: SessionEntry): void;
+}
+
 /** What is told of every session's host and end (the cluster's host session locks). */
-export interface SessionObserver {
+export interface SessionObserver extends SessionCloseObserver {
   /**
    * The session's host key became known (its first attributed record), or the
    * session turned out to carry several hosts (a relay): `hostKey` is then null
    * and stays so. `previousKey` is what it was.
    */
   hostChanged(entry: SessionEntry, previousKey: string | null): void;
-  closed(entry: SessionEntry): void;
 }
 
 export class SessionEntry {
@@ -158,13 +164,16 @@ export interface SessionView {
 export class SessionRegistry {
   private readonly entries = new Map<string, SessionEntry>();
   private nextId = 1;
-  private readonly observers: SessionObserver[] = [];
+  /** Told of every close. */
+  private readonly observers: SessionCloseObserver[] = [];
+  /** Told of hosts too: only these make sessions scan their records' hosts (SessionEntry.noteHosts). */
+  private readonly hostObservers: SessionObserver[] = [];
 
   /** `idPrefix` keeps ids unique across the worker processes of one node. */
   constructor(private readonly idPrefix = '') {}
 
   open(source: string, protocol: string, peer: string, tenant: string | null, control: SessionControl): SessionEntry {
-    const entry = new SessionEntry(`${this.idPrefix}${source}-${this.nextId++}`, source, protocol, peer, tenant, Date.now(), control, this.observers);
+    const entry = new SessionEntry(`${this.idPrefix}${source}-${this.nextId++}`, source, protocol, peer, tenant, Date.now(), control, this.hostObservers);
     this.entries.set(entry.id, entry);
     return entry;
   }
@@ -174,9 +183,10 @@ export class SessionRegistry {
     for (const observer of this.observers) observer.closed(entry);
   }
 
-  /** Told of every session's host and close from now on (sessions already open: see values()). */
-  observe(observer: SessionObserver): void {
+  /** Told of every session's close, and its host if it watches hosts, from now on (sessions already open: see values()). */
+  observe(observer: SessionCloseObserver | SessionObserver): void {
     this.observers.push(observer);
+    if ('hostChanged' in observer) this.hostObservers.push(observer);
   }
 
   get(id: string): SessionEntry | undefined {

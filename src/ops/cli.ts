@@ -77,7 +77,7 @@ async function start(options: { config?: string }): Promise<void> {
     if (primary.readyWorkers().length === 0 && !signalled) throw new Error('no worker could start (see the lines above)');
     // The admin server (dashboard, /metrics, /api) runs in the primary and sees every worker through WorkersControl.
     if (config.admin.enabled && !signalled) {
-      admin = await startAdminServer(config, control, logger).catch((err: Error) => { throw new Error(`admin server: ${err.message}`, { cause: err }); });
+      admin = await startAdminServer(config, control, primary.telemetry).catch((err: Error) => { throw new Error(`admin server: ${err.message}`, { cause: err }); });
       primary.onReloaded.add((next) => admin?.reconfigure(next));
     }
   } catch (err) {

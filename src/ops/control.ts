@@ -31,6 +31,14 @@ export interface TailFilter {
   session?: string;
 }
 
+/** Where a live tail's lines go (see NodeControl.tail). */
+export interface TailSink {
+  /** Records as NDJSON lines (the file sink's encoding, without the newline), in order. */
+  lines(lines: string[]): void;
+  /** `count` lines were dropped on the way: a hop between the node and this sink fell behind. */
+  dropped(count: number): void;
+}
+
 export interface Readiness {
   ready: boolean;
   /** Why not (or notes while ready, e.g. a worker in crash-loop backoff). */
@@ -65,11 +73,11 @@ export interface NodeControl {
   /** Write a heap snapshot of each process; returns the file paths. */
   heapSnapshot(directory: string): Promise<string[]>;
   /**
-   * Follow records as they are routed, filtered. `onRecord` receives each as one
-   * NDJSON line (the file sink's encoding, without the newline). Returns the
-   * function that stops the tail. Costs nothing while no tail is open.
+   * Follow records as they are routed, filtered, into `sink`. Every hop keeps
+   * a bounded number of bytes per tail and drops (counted to `sink`) past it.
+   * Returns the function that stops the tail. Costs nothing while no tail is open.
    */
-  tail(filter: TailFilter, onRecord: (line: string) => void): Promise<() => void>;
+  tail(filter: TailFilter, sink: TailSink): Promise<() => void>;
   /** The node's load (every process's), from its own counters: what its cluster heartbeat reports. */
   load(): Promise<LoadSample>;
   /** This node's view of its cluster (members, leader, totals); null when it runs alone. */

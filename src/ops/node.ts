@@ -123,8 +123,10 @@ export class SluiceNode {
     this.pipeline = new Pipeline(new TenantDirectory(config.tenants), routes, this.telemetry, tag === null ? '' : `${tag}:`);
     this.telemetry.sessionTotals = () => this.pipeline.sessions.totals();
     this.pipeline.memory.configure(config.memory);
+    if (tag !== null) this.pipeline.memory.processName = tag;
     const { syslogUdp, syslogTcp, syslogTls } = config.sources;
-    if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry));
+    // A worker's UDP reader binds the port exclusively (no SO_REUSEPORT in node:dgram): the others stand by.
+    if (syslogUdp.enabled) this.sources.push(this.udp = new SyslogUdpSource(syslogUdp, this.pipeline, this.telemetry, { standBy: options.workerId !== undefined }));
     if (syslogTcp.enabled) this.sources.push(this.tcp = new SyslogStreamSource(syslogTcp, 'tcp', this.pipeline, this.telemetry));
     if (syslogTls.enabled) this.sources.push(this.tls = new SyslogStreamSource(syslogTls, 'tls', this.pipeline, this.telemetry));
     if (config.sources.relp.enabled) this.sources.push(this.relp = new RelpSource(config.sources.relp, this.pipeline, this.telemetry));

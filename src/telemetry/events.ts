@@ -71,7 +71,7 @@ export const EVENTS = {
   },
   recordsDropped: {
     code: 'SLU0102W', level: 'warn', text: 'records dropped', counter: 'recordsDropped', throttleMs: THROTTLE_MS,
-    help: 'Records were lost on purpose (`reason`: `backpressure` while the sinks were behind, `rate_limited` over the tenant\'s limit, `no_route` for a tenant no sink takes). Add sink capacity, raise the tenant limit or route the tenant; `sluice_dropped_records_total` has the totals.',
+    help: 'Records were lost on purpose (`reason`: `backpressure` while the sinks were behind, `rate_limited` over the tenant\'s limit, `no_route` for a tenant no sink takes, `handoff_full` when the UDP reader thread found its hand-off ring full because the event loop fell behind). Add sink capacity, raise the tenant limit, route the tenant, or raise `sources.syslog_udp.handoff_buffer` (or add cores); `sluice_dropped_records_total` has the totals.',
   },
   socketError: {
     code: 'SLU0103W', level: 'warn', text: 'connection error', throttleMs: THROTTLE_MS,
@@ -83,11 +83,14 @@ export const EVENTS = {
   },
   connectionClosed: {
     code: 'SLU0106W', level: 'warn', text: 'connection closed by the node', counter: 'connectionsClosed', throttleMs: THROTTLE_MS,
-    help: 'The node closed a connection for idling or for a frame left unfinished (`idle_timeout`, `frame_timeout`). Expected for agents that go quiet; raise the timeout if they should stay connected.',
+    help: 'The node closed a connection for idling, for a frame left unfinished, or for a TLS handshake not through in time (`idle_timeout`, `frame_timeout`, `handshake_timeout`). Expected for agents that go quiet and for strangers probing the TLS port; raise the timeout if they should stay connected.',
   },
   recordRefused: {
     code: 'SLU0105W', level: 'warn', text: 'record refused: its credentials name no tenant', counter: 'connectionsRefused', throttleMs: THROTTLE_MS,
     help: 'A record\'s token or SD element names no tenant; the record was not accepted. Check the sender\'s token against the tenants\' `tokens`.',
+  },
+  udpStandby: {
+    code: 'SLU0107I', level: 'info', text: 'UDP port held by another worker of this node: standing by, binding it once that worker lets go',
   },
 
   fileRotated: { code: 'SLU0200I', level: 'info', text: 'file rotated' },
@@ -134,19 +137,19 @@ export const EVENTS = {
   },
   hostmetaLookupFailed: {
     code: 'SLU0310W', level: 'warn', text: 'host metadata lookup failed; serving the last known value', throttleMs: THROTTLE_MS,
-    help: 'The node could not reach the host metadata service; records keep the last known metadata (or none). Check that the service runs and `hostmeta.client.url`.',
+    help: 'A batch of lookups (`hosts` of `tenant`, new hosts\' registrations with them) failed: the node could not reach the host metadata service. Records keep the last known metadata, or go on marked `meta_missing: unavailable`; the hosts are asked again after a pause. Check that the service runs and `hostmeta.client.url`.',
   },
   hostmetaResponseMismatch: {
     code: 'SLU0311E', level: 'error', text: 'host metadata response does not name its request\'s tenant and key; discarded', throttleMs: THROTTLE_MS,
     help: 'The host metadata service answered for another tenant or key than asked (a proxy mixing up responses?). The answer was thrown away; check what sits between the node and the service.',
   },
   hostmetaTouchFailed: {
-    code: 'SLU0312W', level: 'warn', text: 'host registration or last_seen refresh failed', throttleMs: THROTTLE_MS,
-    help: 'Registering a new host or refreshing its `last_seen` failed; it is retried. Check the host metadata service.',
+    code: 'SLU0312W', level: 'warn', text: 'host last_seen refresh failed', throttleMs: THROTTLE_MS,
+    help: 'Refreshing a host\'s `last_seen` failed; it is retried on a later message. Check the host metadata service. (Registrations go with lookups: their failures are SLU0310W.)',
   },
   hostmetaTouchesDropped: {
-    code: 'SLU0313W', level: 'warn', text: 'host touches dropped: too many registrations in flight', throttleMs: THROTTLE_MS,
-    help: 'More new hosts appeared than the node registers at once or per second; the rest are registered on a later record. Expected in a burst of new agents; persistent means the service is too slow.',
+    code: 'SLU0313W', level: 'warn', text: 'host last_seen refreshes dropped: too many in flight or per second', throttleMs: THROTTLE_MS,
+    help: 'More hosts were due a `last_seen` refresh than the node sends at once or per second; the rest are refreshed on a later record. Persistent means the service is too slow.',
   },
   relpProtocolError: {
     code: 'SLU0400W', level: 'warn', text: 'RELP protocol error: connection closed', counter: 'framesRejected', throttleMs: THROTTLE_MS,
@@ -226,8 +229,8 @@ export const EVENTS = {
   adminListening: { code: 'SLU0700I', level: 'info', text: 'admin server listening: dashboard, /metrics, /healthz, /readyz, /api' },
   adminTokenCreated: { code: 'SLU0701I', level: 'info', text: 'no admin token configured: wrote a whole-node admin token to a file readable only by this user' },
   adminRequestDenied: {
-    code: 'SLU0702W', level: 'warn', text: 'admin request denied: missing, unknown, ambiguous or out-of-scope token', throttleMs: THROTTLE_MS,
-    help: 'A request to the admin server (`route`, from `peer`) had no token, an unknown one, two `Authorization` headers, or a tenant-scoped token asking for another tenant or the whole node; it was answered 401, 400 or 403. Expected once after a token change; repeated, check who is calling.',
+    code: 'SLU0702W', level: 'warn', text: 'admin request denied: a Host it does not answer to, a change from another site, or a missing, unknown, ambiguous or out-of-scope token', throttleMs: THROTTLE_MS,
+    help: 'A request to the admin server (`route`, from `peer`) was refused. `reason` `host`: its `Host` header named neither the listen address, loopback nor `admin.hosts` (421; a browser page reaching the server through DNS rebinding looks like this; an operator using a new name needs it in `admin.hosts`). `origin`: a change (POST, PUT, PATCH, DELETE) whose `Origin` is another site (403). `token`: no token, an unknown one, two `Authorization` headers, or a tenant-scoped token asking for another tenant or the whole node (401, 400 or 403); expected once after a token change. Repeated, check who is calling; `sluice_admin_refused_requests_total` counts the first two.',
   },
   componentControlled: { code: 'SLU0703I', level: 'info', text: 'component stopped, started or restarted by an admin request' },
   sessionDisconnected: { code: 'SLU0704I', level: 'info', text: 'session disconnected by an admin request' },
@@ -266,9 +269,13 @@ export const EVENTS = {
   hostsPruned: { code: 'SLU0951I', level: 'info', text: 'host metadata: hosts unseen for the given time deleted' },
 
   memoryBudget: { code: 'SLU0610I', level: 'info', text: 'memory governor: budget and marks' },
+  memoryBudgetSmall: {
+    code: 'SLU0611W', level: 'warn', text: 'memory budget is small for this many processes',
+    help: 'Either the processes already hold `node_bytes` (their RSS summed) at start, past the soft mark of `memory.budget`, so the node stays past its marks with nothing to pause; or the worker heap limit derived from the budget (budget / (workers + 1)) came out below the floor, so each worker gets the floor (`heap_limit_mib`). Raise `memory.budget` or lower `workers`; memory.md gives what an idle process costs.',
+  },
   memoryPressureRising: {
     code: 'SLU0612W', level: 'warn', text: 'memory pressure rose past a mark',
-    help: 'What the node holds (`accounted` bytes of sessions, lanes, sink queues and HTTP bodies, or the heap) passed a mark of `memory.budget`. Past the soft mark the heaviest sessions stop reading and acks slow down; past the hard mark new connections and requests are refused. Usually a sink slower than the senders: see `sluice_sink_queued_bytes` and memory.md.',
+    help: 'What the node holds (`accounted` bytes of sessions, lanes, sink queues and HTTP bodies; `node_bytes`, its processes\' resident memory summed; or the heap against V8\'s limit) passed a mark of `memory.budget`. Past the soft mark the heaviest sessions stop reading and acks slow down; past the hard mark new connections and requests are refused. Usually a sink slower than the senders: see `sluice_sink_queued_bytes` and memory.md.',
   },
   memoryPressureFalling: { code: 'SLU0613I', level: 'info', text: 'memory pressure fell back below a mark' },
   memorySessionsPaused: {

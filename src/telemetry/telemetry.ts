@@ -51,6 +51,20 @@ export interface QueueSource {
   tenants(): Iterable<{ readonly tenant: string; readonly queued: number }>;
 }
 
+/** A UDP listener's hand-off and kernel numbers, read at scrape time (sources/syslog/udp.ts). */
+export interface UdpListenerSample {
+  /** Datagrams the kernel dropped for this socket (its receive buffer was full); null where unknown. */
+  kernelDropped: number | null;
+  /** Bytes in the hand-off ring from the reader thread not yet taken by the event loop. */
+  handoffQueuedBytes: number;
+}
+
+/** Host-wide UDP receive errors (/proc/net/snmp{,6}). */
+export interface UdpHostErrors {
+  rcvbufErrors: number;
+  inErrors: number;
+}
+
 /** Label sets of the counters that events increment. */
 const COUNTER_LABELS: Record<CounterName, readonly string[]> = {
   connectionsRefused: ['source', 'reason'],
@@ -111,6 +125,7 @@ export class Telemetry {
   readonly sourceAcceptedRecords: Counter<'source'>;
   readonly sourceAcceptedBytes: Counter<'source'>;
   readonly tenantAcceptedRecords: Counter<'tenant'>;
+  readonly tenantMetaMissingRecords: Counter<'tenant' | 'reason'>;
   readonly tenantAcceptedBytes: Counter<'tenant'>;
   readonly tenantDeliveredRecords: Counter<'sink' | 'tenant'>;
   readonly tenantDeliveredBytes: Counter<'sink' | 'tenant'>;
@@ -127,6 +142,13 @@ export class Telemetry {
 
   /** Each sink's queues, by sink name, for sluice_sink_queued_bytes and sluice_tenant_queued_bytes. */
   private readonly sinkQueues = new Map<string, QueueSource>();
+  private readonly handshakeSources = new Map<string, () => { handshaking: number; waiting: number }>();
+
+  /** Each UDP listener's sample, by listener (`address:port`), for the sluice_udp_* metrics. */
+  private readonly udpListeners = new Map<string, () => UdpListenerSample>();
+
+  /** Host-wide UDP receive errors; set while a UDP listener runs in this process. */
+  udpHostErrors: (() => UdpHostErrors | null) | null = null;
 
   /** Tenants that get a series of their own; the rest share `other` (see tenantLabel). */
   private readonly tenantSeries = new Set<string>();
@@ -138,8 +160,15 @@ export class Telemetry {
   readonly memoryPressure: Gauge<never>;
   readonly memoryAccountedBytes: Gauge<'component'>;
   readonly memoryPausedSessions: Gauge<never>;
+  readonly memoryHoldingSessions: Gauge<never>;
+  readonly memoryProcessBytes: Gauge<'process'>;
+  readonly memoryNodeBytes: Gauge<never>;
+  readonly memoryBudgetBytes: Gauge<never>;
   readonly connectionCapacity: Gauge<never>;
   readonly sessionsShed: Counter<'protocol'>;
+  readonly adminRefused: Counter<'reason'>;
+  readonly adminTailDropped: Counter<'stage'>;
+  readonly adminTails: Gauge<never>;
 
   private readonly lastLogged = new Map<string, number>();
   private readonly suppressed = new Map<string, number>();
@@ -168,6 +197,18 @@ export class Telemetry {
     this.httpRefusals = counter('sluice_http_refused_requests_total', 'HTTP ingest requests answered with an error, by status.', ['status']);
     this.tenantThrottled = counter('sluice_tenant_throttled_total', 'Times a session paused reading because its tenant was over its rate limit.', ['source', 'tenant']);
     const sinkQueues = this.sinkQueues;
+    const handshakeSources = this.handshakeSources;
+    new Gauge({
+      name: 'sluice_tls_handshakes', help: 'TLS connections not yet through their handshake, by state: `handshaking` (at most max_handshakes), `waiting` (a plain socket: no ClientHello yet, or waiting for a slot).',
+      labelNames: ['source', 'state'], registers,
+      collect(this: Gauge<'source' | 'state'>) {
+        for (const [source, counts] of handshakeSources) {
+          const now = counts();
+          this.set({ source, state: 'handshaking' }, now.handshaking);
+          this.set({ source, state: 'waiting' }, now.waiting);
+        }
+      },
+    });
     this.sinkQueuedBytes = new Gauge({
       name: 'sluice_sink_queued_bytes', help: 'Bytes accepted by a sink and not yet delivered.', labelNames: ['sink'], registers,
       collect(this: Gauge<'sink'>) {
@@ -179,7 +220,7 @@ export class Telemetry {
     this.hostmetaMismatches = counter('sluice_hostmeta_client_mismatches_total', 'Host metadata responses that did not name their request\'s tenant and key (discarded).', ['method']);
     this.hostmetaCacheLookups = counter('sluice_hostmeta_cache_lookups_total', 'Host metadata cache lookups, by how they were answered.', ['result']);
     this.hostmetaCacheEntries = gauge('sluice_hostmeta_cache_entries', 'Hosts held by the host metadata cache.', []);
-    this.hostmetaTouchesDropped = counter('sluice_hostmeta_touches_dropped_total', 'Host registrations and last_seen refreshes dropped: too many in flight.', []);
+    this.hostmetaTouchesDropped = counter('sluice_hostmeta_touches_dropped_total', 'Host last_seen refreshes dropped: too many in flight or per second (registrations go with lookups).', []);
     this.bufferDroppedRecords = counter('sluice_buffer_dropped_records_total', 'Records a disk buffer refused (full, timeout, too_large) or lost to damage on disk (corrupt).', ['buffer', 'reason']);
     this.bufferDiscardedBytes = counter('sluice_buffer_discarded_bytes_total', 'Bytes a disk buffer stopped trusting: a torn tail truncated at open (torn_tail) or a damaged segment\'s rest (corrupt).', ['buffer', 'reason']);
     this.bufferSyncs = counter('sluice_buffer_syncs_total', 'Write-and-fsync rounds of a disk buffer; appends per round show the batching.', ['buffer']);
@@ -192,10 +233,17 @@ export class Telemetry {
     this.crashLooping = gauge('sluice_crash_loop', '1 while a worker or component is in a crash loop (see supervision.crash_loop_after).', ['component'], 'max');
     this.workersRunning = gauge('sluice_workers_running', 'Worker processes serving (kept by the primary).', []);
     this.memoryState = gauge('sluice_memory_state', 'Memory governor state: 0 normal, 1 soft (heaviest sessions paused), 2 hard (new work refused); the highest of the workers\'.', [], 'max');
-    this.memoryPressure = gauge('sluice_memory_pressure', 'Memory governor pressure: the larger of accounted bytes and heap used, as a fraction of the budget; the highest of the workers\'.', [], 'max');
+    this.memoryPressure = gauge('sluice_memory_pressure', 'Memory governor pressure: the largest of accounted bytes and the node\'s summed RSS as fractions of the budget, and heap used as a fraction of V8\'s heap limit; the highest of the workers\'.', [], 'max');
     this.memoryAccountedBytes = gauge('sluice_memory_accounted_bytes', 'Bytes held, by component (sessions, lanes, sinks, http) and heap_used, at the last sample.', ['component']);
-    this.memoryPausedSessions = gauge('sluice_memory_paused_sessions', 'Sessions the memory governor has paused.', []);
+    this.memoryPausedSessions = gauge('sluice_memory_paused_sessions', 'Open sessions paused for memory (their Memory pause reason set), counted at the governor\'s last sample.', []);
+    this.memoryHoldingSessions = gauge('sluice_memory_holding_sessions', 'Sessions the memory governor holds paused (its own set); equal to sluice_memory_paused_sessions unless something is wrong.', []);
+    this.memoryProcessBytes = gauge('sluice_memory_process_bytes', 'Resident memory (RSS) of each process of the node (`primary`, `w<slot>`, or `node` for a node in one process), sampled by the memory governor.', ['process']);
+    this.memoryNodeBytes = gauge('sluice_memory_node_bytes', 'The node\'s processes\' resident memory summed, as the memory governor last measured it against the budget; the highest of the workers\'.', [], 'max');
+    this.memoryBudgetBytes = gauge('sluice_memory_budget_bytes', 'The memory budget (memory.budget); the same in every process.', [], 'max');
     this.connectionCapacity = gauge('sluice_connection_capacity', 'Stream connections this node can hold: the file-descriptor limit minus a reserve.', []);
+    this.adminRefused = counter('sluice_admin_refused_requests_total', 'Admin server requests refused before any token was looked at, or tails refused a slot, by reason: host (a Host header the server does not answer to, 421), origin (a change from another site, 403), tail_slots (every tail slot taken, 429), tenant_tail_share (a tenant\'s scoped tokens hold their share, 429).', ['reason']);
+    this.adminTailDropped = counter('sluice_admin_tail_dropped_lines_total', 'Live tail lines dropped because a hop fell behind, by stage: worker (the IPC channel to the primary), client (the tail\'s reader). The reader is told each count.', ['stage']);
+    this.adminTails = gauge('sluice_admin_tails', 'Live tails open on the admin server.', []);
     this.sessionsShed = counter('sluice_sessions_shed_total', 'Agent connections asked to reconnect to spread the load (RELP serverclose, HTTP Connection: close), by protocol.', ['protocol']);
     this.clusterMembers = gauge('sluice_cluster_members', 'Members of the cluster this node sees (0: not in cluster mode, or NATS unreachable).', [], 'max');
     this.clusterLeader = gauge('sluice_cluster_leader', '1 while this node is the cluster\'s leader.', [], 'max');
@@ -218,6 +266,7 @@ export class Telemetry {
     });
     this.sourceAcceptedRecords = counter('sluice_source_accepted_records_total', 'Records a source handed to the pipeline with a route (after attribution and rate limits).', ['source']);
     this.sourceAcceptedBytes = counter('sluice_source_accepted_bytes_total', 'Bytes of the records counted by sluice_source_accepted_records_total.', ['source']);
+    this.tenantMetaMissingRecords = counter('sluice_tenant_meta_missing_records_total', 'Records of a tenant that went on without their host\'s metadata (their `meta_missing`): `timeout` (the service did not answer within hostmeta.client.lookup_timeout) or `unavailable` (it failed, or is backed off from); tenants past admin.tenant_series share `other`.', ['tenant', 'reason']);
     this.tenantAcceptedRecords = counter('sluice_tenant_accepted_records_total', 'Records accepted for a tenant; tenants past admin.tenant_series share the label `other`.', ['tenant']);
     this.tenantAcceptedBytes = counter('sluice_tenant_accepted_bytes_total', 'Bytes of the records counted by sluice_tenant_accepted_records_total.', ['tenant']);
     this.tenantDeliveredRecords = counter('sluice_tenant_delivered_records_total', 'Records of a tenant a sink has delivered (written to its file, sent to the syslog receiver, stored by JetStream); tenants past admin.tenant_series share `other`.', ['sink', 'tenant']);
@@ -225,6 +274,41 @@ export class Telemetry {
     this.tenantDroppedRecords = counter('sluice_tenant_dropped_records_total', 'Records of a tenant a sink gave up on, whatever the reason (the reasons are in sluice_sink_dropped_records_total).', ['sink', 'tenant']);
     this.tenantFailedSends = counter('sluice_tenant_failed_sends_total', 'Sends (file writes) holding records of a tenant that failed; the records stay queued and go again after a backoff.', ['sink', 'tenant']);
     this.tenantRetriedBytes = counter('sluice_tenant_retried_bytes_total', 'Bytes of a tenant\'s records in the sends counted by sluice_tenant_failed_sends_total: sent again.', ['sink', 'tenant']);
+    const udpListeners = this.udpListeners;
+    new Counter({
+      name: 'sluice_udp_kernel_dropped_total',
+      help: 'Datagrams the kernel dropped for a UDP listener\'s socket because its receive buffer was full (the `drops` column of /proc/net/udp), by listener.',
+      labelNames: ['listener'], registers,
+      collect(this: Counter<'listener'>) {
+        this.reset();
+        for (const [listener, sample] of udpListeners) {
+          const dropped = sample().kernelDropped;
+          if (dropped !== null) this.inc({ listener }, dropped);
+        }
+      },
+    });
+    new Gauge({
+      name: 'sluice_udp_handoff_queued_bytes',
+      help: 'Bytes a UDP listener\'s reader thread has handed off and the event loop has not yet taken, by listener (bounded by `handoff_buffer`).',
+      labelNames: ['listener'], registers,
+      collect(this: Gauge<'listener'>) {
+        this.reset();
+        for (const [listener, sample] of udpListeners) this.set({ listener }, sample().handoffQueuedBytes);
+      },
+    });
+    const hostErrors = () => this.udpHostErrors?.() ?? null;
+    new Counter({
+      name: 'sluice_udp_host_receive_errors_total',
+      help: 'The host\'s UDP receive errors, every socket (IPv4 and IPv6, /proc/net/snmp{,6}): `RcvbufErrors` (a receive buffer was full) and `InErrors` (every failed receive). Reported while a UDP listener runs.',
+      labelNames: ['error'], registers, aggregator: 'max',
+      collect(this: Counter<'error'>) {
+        const errors = hostErrors();
+        this.reset();
+        if (errors === null) return;
+        this.inc({ error: 'RcvbufErrors' }, errors.rcvbufErrors);
+        this.inc({ error: 'InErrors' }, errors.inErrors);
+      },
+    });
     const tenantLabel = (id: string): string => this.tenantLabel(id);
     this.tenantQueuedBytes = new Gauge({
       name: 'sluice_tenant_queued_bytes', help: 'Bytes of a tenant\'s records a sink holds and has not yet delivered.', labelNames: ['sink', 'tenant'], registers,
@@ -297,6 +381,20 @@ export class Telemetry {
   /** Report `queues` as sink `sink`'s (replacing what a sink of that name reported before). */
   watchSinkQueues(sink: string, queues: QueueSource): void {
     this.sinkQueues.set(sink, queues);
+  }
+
+  /** A TLS listener's handshakes, read at scrape time (sluice_tls_handshakes). */
+  watchHandshakes(source: string, counts: () => { handshaking: number; waiting: number }): void {
+    this.handshakeSources.set(source, counts);
+  }
+
+  /** Report a UDP listener's numbers at scrape time (until unwatchUdpListener). */
+  watchUdpListener(listener: string, sample: () => UdpListenerSample): void {
+    this.udpListeners.set(listener, sample);
+  }
+
+  unwatchUdpListener(listener: string): void {
+    this.udpListeners.delete(listener);
   }
 
   /** Give each of the first `max` of these tenants a series of its own (the node calls it once, at construction). */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LogRecord, SourceInfo } from '../../src/core/record.js';
-import { appendRecord, encodeRecord } from '../../src/core/ndjson.js';
+import { appendRecord, decodeRecord, encodeRecord } from '../../src/core/ndjson.js';
 
 function record(): LogRecord {
   const rec = new LogRecord();
@@ -55,6 +55,21 @@ test('encode: strings that need escaping round-trip exactly; flags appear only w
   assert.ok(!('parse_error' in (JSON.parse(encodeRecord(record())) as object)));
 });
 
+test('encode: meta_missing says why a record has no metadata, decodes back, and never carries over to the next line of the host', () => {
+  // Records of one connection take the encoder's fast path, which reuses the tail of the line before.
+  const lines = (['timeout', null, 'unavailable', 'unavailable', null] as const).map((missing) => {
+    const rec = record();
+    rec.sd = null;
+    rec.msg = 'plain';
+    rec.jsonSafe = true;
+    rec.metaMissing = missing;
+    return encodeRecord(rec);
+  });
+  assert.deepEqual(lines.map((line) => (JSON.parse(line) as { meta_missing?: string }).meta_missing),
+    ['timeout', undefined, 'unavailable', 'unavailable', undefined]);
+  assert.deepEqual(lines.map((line) => decodeRecord(line.trimEnd()).metaMissing), ['timeout', null, 'unavailable', 'unavailable', null]);
+});
+
 test('encode: docs/record.md documents exactly the keys a record can have', async () => {
   const { readFileSync } = await import('node:fs');
   const path = await import('node:path');
@@ -65,6 +80,7 @@ test('encode: docs/record.md documents exactly the keys a record can have', asyn
   rec.meta = { owner: 'x' };
   rec.parseError = true;
   rec.invalidUtf8 = true;
+  rec.metaMissing = 'timeout';
   assert.deepEqual(Object.keys(JSON.parse(encodeRecord(rec)) as object), documented);
 });
 

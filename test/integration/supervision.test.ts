@@ -110,8 +110,8 @@ test('supervision: a metadata client whose every request fails is restarted with
 
   // The service comes up where the client points: lookups are answered again.
   const service = await startTestNode(t, `hostmeta:\n  service: { port: ${servicePort} }`, serviceDir);
-  // Each new host is registered (PUT), then looked up (GET 200).
-  const answered = () => node.telemetry.value('sluice_hostmeta_client_requests_total', { method: 'GET', outcome: 'ok' });
+  // Each new host is looked up and registered in one get-or-create batch (POST 200).
+  const answered = () => node.telemetry.value('sluice_hostmeta_client_requests_total', { method: 'POST', outcome: 'ok' });
   await waitFor('lookups answered', async () => (await answered()) > 0, 20_000);
   clearInterval(sender);
 

@@ -18,6 +18,12 @@ export interface AdminConfig {
   openLoopbackReads: boolean;
   /** Tenants with metric series of their own (the rest share `other`). */
   tenantSeries: number;
+  /** Live tails open at once on the node. */
+  tailSlots: number;
+  /** The part of tailSlots one tenant's scoped tokens may hold together (and that scoped tokens leave free for whole-node ones). */
+  tenantTailShare: number;
+  /** Names (besides the listen address and loopback) a request's Host header may give: what DNS rebinding cannot forge. */
+  hosts: string[];
 }
 
 /** `admin` in the YAML configuration. */
@@ -51,6 +57,20 @@ export const AdminSchema = section(
     open_loopback_reads: Type.Boolean({
       description: 'Let callers on loopback read the dashboard, `/metrics` and the session and component lists without a token (live tails and every change still need one).',
       default: true,
+    }),
+    tail_slots: Type.Integer({
+      description: 'Live tails (`/api/tail`, `sluice tail`, the dashboard\'s session tail) open at once on the node; each costs an encode per matching record.',
+      default: 32, minimum: 1, maximum: 1024,
+    }),
+    tenant_tail_share: Type.Number({
+      description: 'The share of `tail_slots` one tenant\'s scoped tokens may hold together (rounded down, at least 1); tenant-scoped tails together leave as many free for whole-node tokens, so the node\'s operators always find one.',
+      default: 0.25, exclusiveMinimum: 0, maximum: 0.5,
+    }),
+    hosts: Type.Array(Type.String({ minLength: 1, pattern: '^[A-Za-z0-9.:\\[\\]-]+$' }), {
+      description: 'Host names (or addresses) the admin server answers to besides its listen address, `localhost`, 127.0.0.1 and ::1: a request whose `Host` header names anything else is refused (421), which keeps a web page from reaching the admin server through DNS rebinding. List the names operators type in their browser when the server listens beyond loopback.',
+      default: [],
+      'x-type': 'list of host names',
+      'x-expected': 'a list such as [sluice-1.internal, 10.0.0.5]',
     }),
     tenant_series: Type.Integer({
       description: 'Tenants (in configuration order) that get metric series of their own; the rest are counted under `tenant="other"`, so a node with many tenants keeps a bounded number of series.',

@@ -8,7 +8,7 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import type { TenantLimits } from '../../core/limits.js';
 import { encodeRecord } from '../../core/ndjson.js';
-import type { ComponentView, NodeControl, Readiness, SessionView, TailFilter } from '../control.js';
+import type { ComponentView, NodeControl, Readiness, SessionView, TailFilter, TailSink } from '../control.js';
 import type { SluiceNode } from '../node.js';
 import type { LoadSample } from '../../telemetry/telemetry.js';
 
@@ -88,17 +88,12 @@ export class LocalControl implements NodeControl {
     return [file];
   }
 
-  async tail(filter: TailFilter, onRecord: (line: string) => void): Promise<() => void> {
+  async tail(filter: TailFilter, sink: TailSink): Promise<() => void> {
     return this.node.pipeline.tap({
       ...(filter.tenant === undefined ? {} : { tenant: filter.tenant }),
       ...(filter.host === undefined ? {} : { host: filter.host }),
       ...(filter.session === undefined ? {} : { session: filter.session }),
-      onRecords: (records) => {
-        for (const record of records) {
-          const line = encodeRecord(record);
-          onRecord(line.slice(0, -1));
-        }
-      },
+      onRecords: (records) => sink.lines(records.map((record) => encodeRecord(record).slice(0, -1))),
     });
   }
 }

@@ -64,6 +64,14 @@ export interface Overview {
   eventLoop: Record<string, number>;
   /** Worker restarts, when the node counts them. */
   restarts: number | null;
+  /**
+   * UDP datagrams lost before a record was made of them, while a UDP listener
+   * runs (null otherwise, and for a tenant's view): dropped by the reader
+   * thread when its hand-off ring was full, dropped by the kernel for the
+   * listeners' sockets (receive buffer full), and the host's UDP
+   * RcvbufErrors (every socket on the machine, sluice's or not).
+   */
+  udp: { handoffDropped: number; kernelDropped: number; hostReceiveBufferErrors: number } | null;
   tenants: TenantRow[];
   sessions: SessionView[];
   sinks: SinkRow[];
@@ -203,6 +211,7 @@ export function buildOverview(
   });
 
   const restartsMetric = metrics.get('sluice_restarts_total');
+  const udpListening = (metrics.get('sluice_udp_handoff_queued_bytes')?.values.length ?? 0) > 0;
   return {
     time: Date.now(),
     scope,
@@ -232,6 +241,11 @@ export function buildOverview(
     memory: scope === null ? gaugesWithPrefix(metrics, ['sluice_memory_', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes']) : {},
     eventLoop: scope === null ? gaugesWithPrefix(metrics, ['sluice_event_loop_delay_', 'nodejs_eventloop_lag_']) : {},
     restarts: scope === null && restartsMetric !== undefined ? sum(metrics, 'sluice_restarts_total') : null,
+    udp: scope === null && udpListening ? {
+      handoffDropped: sum(metrics, 'sluice_dropped_records_total', (l) => l.source === 'syslog_udp' && l.reason === 'handoff_full'),
+      kernelDropped: sum(metrics, 'sluice_udp_kernel_dropped_total'),
+      hostReceiveBufferErrors: sum(metrics, 'sluice_udp_host_receive_errors_total', (l) => l.error === 'RcvbufErrors'),
+    } : null,
     tenants: [...tenants.values()],
     sessions: scopedSessions,
     sinks,

@@ -9,21 +9,24 @@
  * generated into `<data_dir>/admin-token`) opens everything; a token scoped
  * to a tenant sees and changes that tenant only; without a token, callers on
  * loopback may read (dashboard data, metrics, lists) but not tail or change.
+ * Before any of that, a request must name the server in its Host header
+ * (DNS rebinding) and a change must come from no other site (Origin).
  */
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Logger } from 'pino';
 import { AccessTokens, adminTokens } from '../../core/access-tokens.js';
 import type { TenantLimits } from '../../core/limits.js';
 import { normalizeAddress } from '../../core/identity.js';
-import type { EventName } from '../../telemetry/events.js';
-import { logEvent, type EventFields } from '../../telemetry/telemetry.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { NodeControl, TailFilter } from '../control.js';
 import { buildOverview, filterExposition, withRates, type LiveOverview, type Overview, type SinkBounds } from './overview.js';
+import { TailSlots, TailStream } from './tails.js';
 
 export interface RunningAdminServer {
   address: string;
@@ -47,10 +50,6 @@ type Access = 'read' | 'tail' | 'write' | 'node';
 export const STREAM_INTERVAL_MS = 1000;
 /** Sessions per sort key in a live overview. */
 const SESSION_LIMIT = 100;
-/** A tail whose client reads slower than this many bytes behind drops lines (counted to the client). */
-const TAIL_MAX_BEHIND_BYTES = 1024 * 1024;
-/** Tails open at once; each costs an encode per matching record on the hot path. */
-const MAX_TAILS = 32;
 
 const DASHBOARD_DIR = fileURLToPath(new URL('../../../../dashboard/', import.meta.url));
 
@@ -58,6 +57,37 @@ function isLoopback(address: string | undefined): boolean {
   const a = normalizeAddress(address ?? '');
   return a === '::1' || a.startsWith('127.');
 }
+
+/** The host part of a Host header (`name`, `name:port`, `[v6]:port`), lowercased, without a trailing dot. */
+function hostOfHeader(host: string): string {
+  let name = host.trim().toLowerCase();
+  if (name.startsWith('[')) name = name.slice(1, name.indexOf(']') < 0 ? undefined : name.indexOf(']'));
+  else if (name.indexOf(':') === name.lastIndexOf(':')) name = name.replace(/:\d*$/, '');
+  return name.endsWith('.') ? name.slice(0, -1) : name;
+}
+
+/**
+ * The names a Host header may give: the listen address, loopback, `admin.hosts`,
+ * and when listening on every address, each of the machine's. An address
+ * literal cannot be rebound by DNS; a name only when the operator listed it.
+ */
+function answeredHosts(config: SluiceConfig): Set<string> {
+  const names = new Set(['localhost', '127.0.0.1', '::1', normalizeAddress(config.admin.address).toLowerCase(), ...config.admin.hosts]);
+  if (config.admin.address === '0.0.0.0' || config.admin.address === '::') {
+    for (const addresses of Object.values(os.networkInterfaces())) for (const a of addresses ?? []) names.add(a.address.toLowerCase());
+  }
+  return names;
+}
+
+/** Whether a Host header's host part names this server: one of `hosts`, or any loopback address literal. */
+function answersTo(hosts: ReadonlySet<string>, name: string): boolean {
+  return hosts.has(name) || (isIP(name) !== 0 && isLoopback(name));
+}
+
+/** Methods that change something: refused when a browser says another site sent them. */
+const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** Health probes answer whatever name a balancer uses: they reveal nothing but up and ready. */
+const ANY_HOST_ROUTES = new Set(['/healthz', '/readyz']);
 
 class HttpError extends Error {
   constructor(readonly status: number, message: string) {
@@ -119,8 +149,8 @@ function limitsJson(limits: TenantLimits): Record<string, number> {
   };
 }
 
-export async function startAdminServer(config: SluiceConfig, control: NodeControl, logger: Logger): Promise<RunningAdminServer> {
-  const emit = (name: EventName, fields: EventFields): void => logEvent(logger, name, fields);
+export async function startAdminServer(config: SluiceConfig, control: NodeControl, telemetry: Telemetry): Promise<RunningAdminServer> {
+  const emit = telemetry.emit.bind(telemetry);
   const { tokens: configured, generatedFile: tokenFile, created } = adminTokens(config.admin.tokens, config.dataDir);
   if (created) emit('adminTokenCreated', { file: tokenFile });
   let tokens = new AccessTokens(configured);
@@ -136,10 +166,36 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     'dashboard.js': { file: path.join(DASHBOARD_DIR, 'dashboard.js'), type: 'text/javascript; charset=utf-8' },
     'dashboard.css': { file: path.join(DASHBOARD_DIR, 'dashboard.css'), type: 'text/css; charset=utf-8' },
   };
-  let tails = 0;
+  const slots = new TailSlots(config.admin.tailSlots, config.admin.tenantTailShare);
+  const hosts = answeredHosts(config);
   let lastDenied = 0;
 
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+
+  /** Log a refusal at most every 10 s (a flood of them must not flood the log). */
+  const logDenied = (req: FastifyRequest, status: number, reason: string): void => {
+    if (Date.now() - lastDenied > 10_000) {
+      lastDenied = Date.now();
+      emit('adminRequestDenied', { route: req.routeOptions.url ?? req.url.split('?')[0], status, reason, peer: req.socket.remoteAddress });
+    }
+  };
+
+  // DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 sends `Host: evil.example`.
+  // Cross-site changes: a page elsewhere posting to this server carries its own Origin.
+  app.addHook('onRequest', async (req, reply) => {
+    const host = req.headers.host;
+    if (host !== undefined && !ANY_HOST_ROUTES.has(req.url.split('?')[0]!) && !answersTo(hosts, hostOfHeader(host))) {
+      telemetry.adminRefused.inc({ reason: 'host' });
+      logDenied(req, 421, 'host');
+      return reply.code(421).send({ error: `this server does not answer to ${JSON.stringify(host)} (admin.hosts)` });
+    }
+    if (CHANGES.has(req.method) && crossSite(req)) {
+      telemetry.adminRefused.inc({ reason: 'origin' });
+      logDenied(req, 403, 'origin');
+      return reply.code(403).send({ error: 'a change from another site is refused' });
+    }
+    return undefined;
+  });
 
   /** The caller, if allowed `access`; otherwise an HttpError (401 no or unknown token, 400 two of them, 403 out of scope). */
   const authorize = (req: FastifyRequest, access: Access): Principal => {
@@ -151,10 +207,7 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
       principal = { tenant: null, readOnly: true };
     }
     const deny = (status: number, message: string): HttpError => {
-      if (Date.now() - lastDenied > 10_000) {
-        lastDenied = Date.now();
-        emit('adminRequestDenied', { route: req.routeOptions.url, status, peer: req.socket.remoteAddress });
-      }
+      logDenied(req, status, 'token');
       return new HttpError(status, message);
     };
     if (principal === null) {
@@ -332,39 +385,34 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     const tenant = req.query.tenant ?? principal.tenant ?? undefined;
     requireTenant(principal, tenant ?? null);
     if (tenant !== undefined && !Object.hasOwn(await control.tenantLimits(), tenant)) throw new HttpError(404, `no tenant ${tenant} in this node's configuration`);
-    if (tails >= MAX_TAILS) throw new HttpError(429, `at most ${MAX_TAILS} tails at once`);
+    const release = slots.take(principal.tenant);
+    if (typeof release === 'string') {
+      telemetry.adminRefused.inc({ reason: release });
+      throw new HttpError(429, release === 'tail_slots'
+        ? `every tail slot is taken (admin.tail_slots: ${slots.slots})`
+        : `tenant ${principal.tenant} holds its share of tail slots (${slots.perTenant}, admin.tenant_tail_share)`);
+    }
     const filter: TailFilter = {};
     if (tenant !== undefined) filter.tenant = tenant;
     if (req.query.host !== undefined) filter.host = req.query.host;
     if (req.query.session !== undefined) filter.session = req.query.session;
-    tails++;
+    telemetry.adminTails.set(slots.inUse);
     openEventStream(req, reply);
-    const res = reply.raw;
-    let dropped = 0;
+    const stream = new TailStream(reply.raw, telemetry);
     let stop: (() => void) | null = null;
     let closed = false;
-    const heartbeat = setInterval(() => {
-      if (dropped > 0) {
-        res.write(`event: dropped\ndata: {"dropped":${dropped}}\n\n`);
-        dropped = 0;
-      } else {
-        res.write(': keep-alive\n\n');
-      }
-    }, 5000);
     req.raw.on('close', () => {
       closed = true;
-      tails--;
-      clearInterval(heartbeat);
+      release();
+      telemetry.adminTails.set(slots.inUse);
+      stream.close();
       stop?.();
     });
     try {
-      stop = await control.tail(filter, (line) => {
-        if (res.writableLength > TAIL_MAX_BEHIND_BYTES) dropped++;
-        else res.write(`data: ${line}\n\n`);
-      });
+      stop = await control.tail(filter, stream);
     } catch (err) {
       // The stream is open already: the failure can only be told inside it.
-      res.end(`event: error\ndata: ${JSON.stringify({ error: (err as Error).message })}\n\n`);
+      reply.raw.end(`event: error\ndata: ${JSON.stringify({ error: (err as Error).message })}\n\n`);
       return;
     }
     if (closed) stop();
@@ -392,6 +440,20 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
       await app.close();
     },
   };
+}
+
+/** A browser's word that another site sent this request: an Origin not naming this server, or Sec-Fetch-Site. */
+function crossSite(req: FastifyRequest): boolean {
+  if (req.headers['sec-fetch-site'] === 'cross-site') return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    const from = new URL(origin);
+    // Through URL both sides: `http://h` and `Host: h:80` are the same origin.
+    return from.host !== new URL(`${from.protocol}//${req.headers.host ?? ''}`).host;
+  } catch {
+    return true; // `null` (a sandboxed page, a file) or garbage
+  }
 }
 
 function openEventStream(req: FastifyRequest, reply: FastifyReply): void {

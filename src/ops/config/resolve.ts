@@ -70,6 +70,7 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         address: udp.address,
         port: udp.port,
         receiveBufferBytes: size(udp.receive_buffer),
+        handoffBufferBytes: size(udp.handoff_buffer),
       },
       syslogTcp: {
         enabled: tcp.enabled,
@@ -86,6 +87,8 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
         clientCaFile: tls.client_ca,
         clientCertificates: tls.client_certificates,
         ...streamConnection(tls),
+        maxHandshakes: tls.max_handshakes,
+        handshakeTimeoutMs: Math.max(100, duration(tls.handshake_timeout)),
       },
       relp: {
         enabled: c.sources.relp.enabled,
@@ -194,6 +197,7 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
     shutdownTimeoutMs: duration(c.shutdown_timeout),
     memory: {
       budgetBytes: size(c.memory.budget),
+      measure: c.memory.measure,
       softMark: c.memory.soft_mark,
       hardMark: c.memory.hard_mark,
       hysteresis: c.memory.hysteresis,
@@ -231,6 +235,9 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
       tokens: c.admin.tokens.map((t) => ({ tokenHash: tokenHash(t.token), tenant: t.tenant })),
       openLoopbackReads: c.admin.open_loopback_reads,
       tenantSeries: c.admin.tenant_series,
+      tailSlots: c.admin.tail_slots,
+      tenantTailShare: c.admin.tenant_tail_share,
+      hosts: c.admin.hosts.map((h) => h.toLowerCase()),
     },
     cluster: {
       nats: typeof c.cluster.nats === 'string' ? [c.cluster.nats] : [...c.cluster.nats],

@@ -24,11 +24,12 @@ import { hostmetaAccess } from '../config/hostmeta-access.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { TenantLimits } from '../../core/limits.js';
 import type { NodeAddresses } from '../node.js';
+import type { TailSink } from '../control.js';
 import { supervisionEvents, supervisorPolicy } from '../supervision.js';
 import { Telemetry } from '../../telemetry/telemetry.js';
 import { VERSION } from '../../telemetry/version.js';
 import { startHostmetaService, type RunningHostmetaService } from '../../services/hostmeta/server.js';
-import { isSluiceMessage, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
+import { isSluiceMessage, MEMORY_REPORT_MS, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
 import { LimitShares, type UseReport } from './limit-shares.js';
 
 /** How long a control call to one worker may take before it counts as unanswered. */
@@ -37,6 +38,23 @@ export const CALL_TIMEOUT_MS = 5000;
 const RETIRE_GRACE_MS = 5000;
 /** How long a replacement worker may take to be ready during a rolling restart. */
 const REPLACEMENT_READY_TIMEOUT_MS = 60_000;
+/**
+ * The least V8 heap limit a worker gets, whatever the budget: an idle worker
+ * uses some 30 MiB of heap, and a limit too close to that would have V8
+ * collecting without pause (or failing) under the first load.
+ */
+export const WORKER_HEAP_FLOOR_MIB = 96;
+
+/**
+ * Each worker's V8 heap limit (`--max-old-space-size`, MiB), derived from
+ * memory.budget: the budget shared by the workers and the primary, and not
+ * below the floor. The governor measures each heap against its limit, so a
+ * worker's heap reaches its marks before the node's processes together pass
+ * the budget.
+ */
+export function workerHeapLimitMiB(config: SluiceConfig): number {
+  return Math.max(WORKER_HEAP_FLOOR_MIB, Math.floor(config.memory.budgetBytes / (workerCount(config) + 1) / 1024 ** 2));
+}
 
 export interface ReloadOutcome {
   accepted: boolean;
@@ -68,8 +86,10 @@ export class WorkerProcess {
   onLimitUse: ((report: UseReport, applied: number) => void) | null = null;
   /** Its metrics as it sent them when it had drained, or as it last answered a scrape (a worker that crashed). */
   lastMetrics: unknown[] | null = null;
+  /** Its resident memory, as it last reported it (0 until then). */
+  rssBytes = 0;
 
-  constructor(readonly id: number, readonly worker: Worker, onTail: (subscription: number, line: string) => void) {
+  constructor(readonly id: number, readonly worker: Worker, onTail: (message: Extract<FromWorker, { sluice: 'tail' }>) => void) {
     let ready: (a: NodeAddresses) => void = () => undefined;
     let failed: (e: Error) => void = () => undefined;
     this.ready = new Promise((resolve, reject) => { ready = resolve; failed = reject; });
@@ -106,7 +126,9 @@ export class WorkerProcess {
         if (m.sluice === 'result') call.resolve(m.value);
         else call.reject(new Error(m.message));
       } else if (m.sluice === 'tail') {
-        onTail(m.subscription, m.line);
+        onTail(m);
+      } else if (m.sluice === 'memory') {
+        this.rssBytes = m.rssBytes;
       } else if (m.sluice === 'use') {
         this.onLimitUse?.(m.report, m.applied);
       } else if (m.sluice === 'final') {
@@ -169,7 +191,7 @@ export class Primary {
   private rolling: Promise<void> | null = null;
   private starting: Promise<void> | null = null;
   private stopping: Promise<boolean> | null = null;
-  private readonly tailListeners = new Map<number, (line: string) => void>();
+  private readonly tailListeners = new Map<number, TailSink>();
   /** Called with the new configuration when a reload is accepted (the admin server takes its tokens). */
   readonly onReloaded = new Set<(config: SluiceConfig) => void>();
   /** Called with each worker once it is ready (WorkersControl subscribes open tails). */
@@ -179,6 +201,9 @@ export class Primary {
   private retired: Promise<unknown[]> = Promise.resolve([]);
   /** Limits set through the admin API since the configuration was read: workers started later get them too. */
   private readonly limitsChanged = new Map<string, TenantLimits>();
+  private memoryReports: NodeJS.Timeout | null = null;
+  /** Whether the node's memory at idle has been weighed against the budget (once, when every worker has reported). */
+  private idleMemoryChecked = false;
 
   constructor(public config: SluiceConfig, private readonly options: PrimaryOptions) {
     this.telemetry = new Telemetry(options.logger);
@@ -205,6 +230,8 @@ export class Primary {
       args: [],
     });
     if (this.stopping !== null) return;
+    this.memoryReports = setInterval(this.reportMemory, MEMORY_REPORT_MS);
+    this.memoryReports.unref();
     const first: Promise<unknown>[] = [];
     for (let id = 1; id <= workerCount(this.config); id++) first.push(this.addSlot(id).catch(() => undefined));
     await Promise.all(first);
@@ -247,9 +274,42 @@ export class Primary {
     return firstWorker.then((w) => w.ready);
   }
 
+  /**
+   * Every worker learns the resident memory of the node's other processes (the
+   * primary's and the other workers'), so its governor weighs the node as a whole.
+   */
+  private readonly reportMemory = (): void => {
+    const own = process.memoryUsage.rss();
+    this.telemetry.memoryProcessBytes.set({ process: 'primary' }, own);
+    let total = own;
+    for (const w of this.workers.values()) total += w.rssBytes;
+    for (const w of this.workers.values()) w.send({ sluice: 'memory', othersBytes: total - w.rssBytes });
+    if (!this.idleMemoryChecked && this.workers.size === workerCount(this.config) && [...this.workers.values()].every((w) => w.rssBytes > 0)) {
+      this.idleMemoryChecked = true;
+      // A budget the processes fill at idle keeps the node past its marks with nothing to pause.
+      const { budgetBytes, softMark, measure } = this.config.memory;
+      if (measure === 'processes' && total >= softMark * budgetBytes) {
+        this.telemetry.emit('memoryBudgetSmall', { budget_bytes: budgetBytes, workers: workerCount(this.config), node_bytes: total, heap_limit_mib: workerHeapLimitMiB(this.config) });
+      }
+    }
+  };
+
   private fork(id: number): WorkerProcess {
+    // The heap limit follows the budget of the configuration this worker runs (a reload may change it).
+    const heapLimit = workerHeapLimitMiB(this.config);
+    if (heapLimit * 1024 ** 2 * (workerCount(this.config) + 1) > this.config.memory.budgetBytes) {
+      this.telemetry.emit('memoryBudgetSmall', { budget_bytes: this.config.memory.budgetBytes, workers: workerCount(this.config), heap_limit_mib: heapLimit });
+    }
+    // --expose-gc: past a mark the governor has V8 collect what closed sessions left (core/memory.ts settle).
+    const execArgv = [...process.execArgv.filter((arg) => !arg.startsWith('--max-old-space-size') && arg !== '--expose-gc'), `--max-old-space-size=${heapLimit}`, '--expose-gc'];
+    cluster.setupPrimary({ execArgv });
     const worker = cluster.fork({ [WORKER_ID_ENV]: String(id) });
-    const proc = new WorkerProcess(id, worker, (subscription, line) => this.tailListeners.get(subscription)?.(line));
+    const proc = new WorkerProcess(id, worker, (message) => {
+      const sink = this.tailListeners.get(message.subscription);
+      if (sink === undefined) return;
+      if (message.dropped > 0) sink.dropped(message.dropped);
+      if (message.lines.length > 0) sink.lines(message.lines);
+    });
     this.workers.set(id, proc);
     proc.onLimitUse = (report, applied) => {
       // A report that arrives after the worker was told to drain still says what it holds (its connections).
@@ -340,10 +400,10 @@ export class Primary {
     return [...this.slots].sort((a, b) => a - b);
   }
 
-  /** Subscribe to tail lines of `subscription` (WorkersControl). */
-  listenTail(subscription: number, listener: ((line: string) => void) | null): void {
-    if (listener === null) this.tailListeners.delete(subscription);
-    else this.tailListeners.set(subscription, listener);
+  /** Subscribe `sink` to the tail lines of `subscription` (WorkersControl); null unsubscribes. */
+  listenTail(subscription: number, sink: TailSink | null): void {
+    if (sink === null) this.tailListeners.delete(subscription);
+    else this.tailListeners.set(subscription, sink);
   }
 
   /** The host metadata service this primary runs (null when hostmeta.service is disabled): the cluster leader prunes it. */
@@ -479,6 +539,7 @@ export class Primary {
       complete = (await Promise.all(clean)).every(Boolean);
     }
     await this.supervisor.stopAll();
+    if (this.memoryReports !== null) clearInterval(this.memoryReports);
     if (this.hostmeta !== null && !(await settlesBefore(this.hostmeta.close(), Math.max(deadline, Date.now() + 1000)))) complete = false;
     this.telemetry.emit('primaryStopped', { complete });
     return complete;

@@ -14,7 +14,9 @@ export type ToWorker =
   | { sluice: 'drain'; deadline: number }
   | { sluice: 'call'; id: number; method: string; args: unknown[] }
   /** The worker's part of the tenants' limits (see limit-shares.ts). */
-  | { sluice: 'allot'; seq: number; allotments: Allotments };
+  | { sluice: 'allot'; seq: number; allotments: Allotments }
+  /** The resident memory of the node's other processes (the primary and the other workers), summed: the memory governor's node total. */
+  | { sluice: 'memory'; othersBytes: number };
 
 /** Worker → primary. */
 export type FromWorker =
@@ -24,11 +26,17 @@ export type FromWorker =
   | { sluice: 'failed'; error: string }
   | { sluice: 'result'; id: number; value: unknown }
   | { sluice: 'error'; id: number; message: string }
-  | { sluice: 'tail'; subscription: number; line: string }
+  /** Lines of a live tail, and how many the worker dropped since its last message (the IPC channel was behind). */
+  | { sluice: 'tail'; subscription: number; lines: string[]; dropped: number }
+  /** This worker's resident memory, every MEMORY_REPORT_MS. */
+  | { sluice: 'memory'; rssBytes: number }
   /** Its use of its part of the tenants' limits since the last report. */
   | { sluice: 'use'; report: UseReport; applied: number }
   /** Its metrics (prom-client JSON) once drained, just before it exits: the primary keeps its counters. */
   | { sluice: 'final'; metrics: unknown[] };
+
+/** How often each process of a node tells the others its memory (worker → primary → workers). */
+export const MEMORY_REPORT_MS = 250;
 
 /** The environment variable a worker reads its slot from. */
 export const WORKER_ID_ENV = 'SLUICE_WORKER_ID';

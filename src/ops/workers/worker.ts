@@ -13,11 +13,21 @@ import type { Logger } from 'pino';
 import { SluiceNode } from '../node.js';
 import type { NodeControl } from '../control.js';
 import { LocalControl } from '../admin/local-control.js';
-import { isSluiceMessage, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
+import { isSluiceMessage, MEMORY_REPORT_MS, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
+import { TailForwarder } from './tail-forwarder.js';
 import { REPORT_INTERVAL_MS, URGENT_REPORT_MS } from './limit-shares.js';
 
 function send(message: FromWorker): void {
   process.send?.(message);
+}
+
+/** Send, and call `written` once the message is in the channel (or the channel is gone). */
+function sendTracked(message: FromWorker, written: () => void): void {
+  if (process.send === undefined || !process.connected) {
+    written();
+    return;
+  }
+  process.send(message, undefined, {}, () => written());
 }
 
 export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node) => new LocalControl(node)): void {
@@ -66,6 +76,8 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
       await exit(1);
     }
     send({ sluice: 'ready', addresses: node.addresses() });
+    // The primary sums every process's memory for the governors (see core/memory.ts).
+    setInterval(() => send({ sluice: 'memory', rssBytes: process.memoryUsage.rss() }), MEMORY_REPORT_MS).unref();
   };
 
   const call = async (message: Extract<ToWorker, { sluice: 'call' }>): Promise<void> => {
@@ -74,7 +86,13 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
       let value: unknown;
       if (message.method === 'tail') {
         const [filter, subscription] = message.args as [Parameters<NodeControl['tail']>[0], number];
-        tails.set(subscription, await control.tail(filter, (line) => send({ sluice: 'tail', subscription, line })));
+        tails.get(subscription)?.();
+        const forwarder = new TailForwarder(subscription, sendTracked);
+        const stop = await control.tail(filter, forwarder);
+        tails.set(subscription, () => {
+          forwarder.stop();
+          stop();
+        });
       } else if (message.method === 'untail') {
         const [subscription] = message.args as [number];
         tails.get(subscription)?.();
@@ -100,6 +118,7 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
     else if (m.sluice === 'start') void start(m);
     else if (m.sluice === 'drain') void drain(m.deadline);
     else if (m.sluice === 'call') void call(m);
+    else if (m.sluice === 'memory') node?.pipeline.memory.setOtherProcesses(m.othersBytes);
   });
   send({ sluice: 'hello' });
   process.on('SIGINT', () => undefined);

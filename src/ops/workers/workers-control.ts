@@ -10,7 +10,7 @@ import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { TenantLimits } from '../../core/limits.js';
-import type { ComponentView, NodeControl, Readiness, SessionView, TailFilter } from '../control.js';
+import type { ComponentView, NodeControl, Readiness, SessionView, TailFilter, TailSink } from '../control.js';
 import type { Primary, WorkerProcess } from './primary.js';
 import type { ClusterMember, ClusterStatus } from '../../services/cluster/member.js';
 import { sumLoadSamples, type LoadSample } from '../../telemetry/telemetry.js';
@@ -159,9 +159,9 @@ export class WorkersControl implements NodeControl {
     return [own, ...(await this.all<string[]>('heapSnapshot', [directory])).flatMap((a) => a.value)];
   }
 
-  async tail(filter: TailFilter, onRecord: (line: string) => void): Promise<() => void> {
+  async tail(filter: TailFilter, sink: TailSink): Promise<() => void> {
     const subscription = this.nextSubscription++;
-    this.primary.listenTail(subscription, onRecord);
+    this.primary.listenTail(subscription, sink);
     this.tails.set(subscription, filter);
     try {
       await this.every('tail', [filter, subscription]);

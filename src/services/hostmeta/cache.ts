@@ -5,38 +5,50 @@
  * - `peek()` answers synchronously from memory; when the value is missing or
  *   expired it starts a lookup in the background.
  * - `get()` waits at most `timeoutMs` for a lookup and never rejects: on
- *   error or timeout it serves the last known value (stale), or null.
- * - Concurrent misses of one host share one request (single flight); after a
+ *   error or timeout it serves the last known value (stale), or says why it
+ *   has none (`timeout`, `unavailable`).
+ * - Lookups are gathered into batches: the misses of one event-loop turn go
+ *   out together, up to `lookupBatchHosts` hosts of one tenant per request
+ *   (the service's get-or-create batch), at most `lookupBatchesInFlight`
+ *   requests at once; tenants with misses waiting take batches in turn, so a
+ *   tenant bringing thousands of new hosts at once delays another tenant's
+ *   lookup by one batch, not by its whole burst.
+ * - Concurrent misses of one host share one lookup (single flight); after a
  *   failed lookup the host is not asked for again for `retryAfterErrorMs`.
  * - Documents are kept for `cacheTtlMs`, "no document" (404) for the shorter
  *   `cacheNegativeTtlMs`; at most `cacheMaxEntries` hosts, least recently used evicted.
- * - `touch()` registers a host the first time it is seen and refreshes its
- *   `last_seen` at most once per `touchIntervalMs`, fire-and-forget, with a
- *   bound on how many are in flight (past it: dropped and counted).
- * - Lookups past `maxLookupsInFlight` wait in per-tenant queues served in
- *   turn, one lookup per tenant per round: a tenant bringing thousands of new
- *   hosts at once delays another tenant's lookup by one round, not by its
- *   whole burst.
+ * - `touch()` registers a host the first time it is seen — its lookup carries
+ *   the registration, created when the service has no document and merged
+ *   into the one it has otherwise, so a new (or, after a restart, known) host
+ *   costs no request of its own and its first records get the document — and
+ *   refreshes its `last_seen` at most once per `touchIntervalMs`,
+ *   fire-and-forget, with a bound on how many refreshes are in flight and
+ *   start per second (past them: dropped and counted).
  */
 import type { Counter, Gauge } from 'prom-client';
+import type { MetaMissing } from '../../core/enrich.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { HostmetaRequestError } from './request-error.js';
 import type { HostmetaCalls } from './local-client.js';
 import { TokenBucket } from '../../core/token-bucket.js';
 import type { HostmetaClientConfig } from './config.js';
 import { isHostKey, isTenantId, type HostMetadata } from './schema.js';
-import { mergeDocument } from './store.js';
+import { mergeDocument, type BatchAnswer } from './store.js';
 import { DeficitRoundRobin, DrrFlow } from '../../core/fair.js';
 
-/** One tenant's lookups waiting for a slot, oldest first. */
-class LookupWaiters extends DrrFlow {
-  readonly waiting: (() => void)[] = [];
+/** One tenant's hosts waiting to be looked up, oldest first. */
+class TenantLookups extends DrrFlow {
+  readonly waiting: Entry[] = [];
+  constructor(readonly tenant: string) {
+    super();
+  }
 }
 
-const waitingLookups = (flow: LookupWaiters): number => (flow.waiting.length > 0 ? 1 : 0);
+/** A tenant with hosts waiting takes one batch per turn. */
+const waitingBatch = (flow: TenantLookups): number => (flow.waiting.length > 0 ? 1 : 0);
 
 /** How a `get()` was answered (the `result` label of the lookups counter). */
-export type CacheLookupResult = 'hit' | 'negative_hit' | 'miss' | 'stale' | 'unavailable';
+export type CacheLookupResult = 'hit' | 'negative_hit' | 'miss' | 'stale' | 'unavailable' | 'timeout';
 
 /** What a collector knows about a host when it sees a message from it. */
 export interface HostSighting {
@@ -57,12 +69,26 @@ interface Entry {
   freshUntil: number;
   /** After a failed lookup: no new lookup before this (epoch ms). */
   retryAt: number;
-  /** The lookup in flight, shared by every waiter (single flight). */
+  /** The lookup queued or in flight, shared by every waiter (single flight). */
   lookup: Promise<LookupResult> | null;
+  /** Settles `lookup` (set while it is queued or in flight). */
+  settle: ((result: LookupResult) => void) | null;
+  /**
+   * What the latest touch saw, while the host's registration is still to be
+   * sent: the next batch creates the document from it when the service has none.
+   */
+  sighting: HostMetadata | null;
   /** Bumped by every write this cache makes, so a lookup answered before the write cannot overwrite it. */
   version: number;
   /** No touch sends anything before this (epoch ms). */
   nextTouchAt: number;
+}
+
+/** A host as one batch sends it: the sighting it registers (if any), and the entry's version when it was sent. */
+interface SentLookup {
+  entry: Entry;
+  sighting: HostMetadata | null;
+  version: number;
 }
 
 type TouchOutcome = 'done' | 'retry_soon' | 'retry_later';
@@ -88,16 +114,22 @@ export interface HostMetadataCacheOptions {
 export class HostMetadataCache {
   /** Map order is recency order: a used entry is moved to the end, the first is evicted. */
   private readonly entries = new Map<string, Entry>();
-  private lookupsInFlight = 0;
-  /** Lookups waiting for a slot, per tenant, served in turn (a quantum of one lookup). */
-  private readonly lookupWaiters = new Map<string, LookupWaiters>();
-  private readonly lookupRound = new DeficitRoundRobin<LookupWaiters>(1, waitingLookups);
+  /** Hosts waiting for a batch, per tenant; tenants take batches in turn. */
+  private readonly waitingByTenant = new Map<string, TenantLookups>();
+  private readonly batchRound = new DeficitRoundRobin<TenantLookups>(1, waitingBatch);
+  private batchesInFlight = 0;
+  /** A send of the waiting lookups is scheduled for the end of this turn. */
+  private sendScheduled = false;
   private readonly touches = new Set<Promise<void>>();
   private readonly now: () => number;
   private readonly results: Record<CacheLookupResult, Counter.Internal>;
   private readonly size: Gauge<never>;
   private closing: Promise<void> | null = null;
   private readonly touchBudget: TokenBucket;
+  private readonly sendWaiting = (): void => {
+    this.sendScheduled = false;
+    this.sendBatches();
+  };
 
   /** The cache owns `client` and closes it on close(). */
   constructor(private client: HostmetaCalls, private readonly config: HostmetaClientConfig,
@@ -111,6 +143,7 @@ export class HostMetadataCache {
       miss: lookups.labels('miss'),
       stale: lookups.labels('stale'),
       unavailable: lookups.labels('unavailable'),
+      timeout: lookups.labels('timeout'),
     };
     this.size = telemetry.hostmetaCacheEntries;
   }
@@ -133,13 +166,16 @@ export class HostMetadataCache {
   }
 
   /**
-   * The document, or null when there is none or the service cannot say in
-   * time. Waits at most `timeoutMs` (default `lookupTimeoutMs`); never rejects.
+   * The document, null when the service has none, or — when it cannot say in
+   * time and nothing was known before — why: `timeout` (no answer within
+   * `timeoutMs`, default `lookupTimeoutMs`) or `unavailable` (the lookup
+   * failed, or none may start: backing off after a failure, closing, invalid
+   * ids). Never rejects.
    */
-  async get(tenant: string, key: string, options: { timeoutMs?: number } = {}): Promise<HostMetadata | null> {
+  async get(tenant: string, key: string, options: { timeoutMs?: number } = {}): Promise<HostMetadata | null | MetaMissing> {
     if (!isTenantId(tenant) || !isHostKey(key)) {
       this.results.unavailable.inc();
-      return null;
+      return 'unavailable';
     }
     const entry = this.entry(tenant, key);
     const now = this.now();
@@ -157,40 +193,33 @@ export class HostMetadataCache {
       this.results.stale.inc();
       return entry.value;
     }
-    this.results.unavailable.inc();
-    return null;
+    const missing = result === undefined && pending !== null ? 'timeout' : 'unavailable';
+    this.results[missing].inc();
+    return missing;
   }
 
   /**
-   * Record that a message from this host arrived. The first time, the host is
-   * registered (created only if absent, so an existing document is never
-   * replaced); afterwards its `last_seen` is refreshed at most once per
-   * `touchIntervalMs`. Never waits; cheap when there is nothing to send.
+   * Record that a message from this host arrived. The first time, the host's
+   * lookup carries its registration: created when the service has none, else
+   * merged into the document it has (the collector's fields only: `first_seen`
+   * and operators' fields stay). Afterwards its `last_seen` is refreshed at
+   * most once per `touchIntervalMs`. Never waits; cheap when there is nothing to send.
    */
   touch(tenant: string, key: string, sighting: HostSighting): void {
     if (this.closing || !isTenantId(tenant) || !isHostKey(key)) return;
     const now = this.now();
     const entry = this.entry(tenant, key);
     if (now < entry.nextTouchAt) return;
-    if (this.touches.size >= this.config.maxTouchesInFlight) {
-      // nextTouchAt is left alone: the host's next message tries again.
-      this.telemetry.hostmetaTouchesDropped.inc();
-      this.telemetry.emit('hostmetaTouchesDropped', { reason: 'in_flight', in_flight: this.touches.size });
+    const iso = new Date(now).toISOString();
+    if (!entry.value) {
+      // Not known to be registered: register it with the lookup (one batch for every new host of the turn).
+      entry.nextTouchAt = now + this.config.touchIntervalMs;
+      entry.sighting = sightingFields(sighting, iso);
+      entry.retryAt = 0;
+      void this.lookup(entry, now);
       return;
     }
-    // Registrations are bookkeeping: when thousands of hosts appear at once they
-    // must not take the time ingestion needs. Spread them; the next message retries.
-    if (!this.touchBudget.tryTake(1, now)) {
-      this.telemetry.hostmetaTouchesDropped.inc();
-      this.telemetry.emit('hostmetaTouchesDropped', { reason: 'rate', per_second: this.config.touchesPerSecond });
-      return;
-    }
-    entry.nextTouchAt = now + this.config.touchIntervalMs;
-    const work = this.sendTouch(entry, sighting, new Date(now).toISOString()).then((outcome) => {
-      if (outcome === 'retry_soon') entry.nextTouchAt = this.now() + this.config.retryAfterErrorMs;
-    });
-    this.touches.add(work);
-    void work.finally(() => this.touches.delete(work));
+    this.refreshLater(entry, sightingFields(sighting, iso), now);
   }
 
   /** Resolves once the touches in flight now have finished (each either sent or failed). */
@@ -213,6 +242,11 @@ export class HostMetadataCache {
   /** Stop touching, let the touches in flight finish, close the client. Safe to call twice. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      // Lookups still waiting for a batch are not sent: their callers go on without.
+      for (const flow of this.waitingByTenant.values()) {
+        for (const entry of flow.waiting.splice(0)) this.settle(entry, { ok: false });
+        this.batchRound.remove(flow);
+      }
       await this.whenTouchesSettled();
       await this.client.close();
     })();
@@ -226,7 +260,9 @@ export class HostMetadataCache {
       this.markUsed(found);
       return found;
     }
-    const entry: Entry = { tenant, key, value: undefined, freshUntil: 0, retryAt: 0, lookup: null, version: 0, nextTouchAt: 0 };
+    const entry: Entry = {
+      tenant, key, value: undefined, freshUntil: 0, retryAt: 0, lookup: null, settle: null, sighting: null, version: 0, nextTouchAt: 0,
+    };
     this.entries.set(id, entry);
     if (this.entries.size > this.config.cacheMaxEntries) {
       const oldest = this.entries.keys().next();
@@ -243,100 +279,128 @@ export class HostMetadataCache {
   }
 
   /**
-   * The lookup in flight for this host, or a new one, or null when none may
-   * start (closing, or backing off after an error). Past maxLookupsInFlight a
-   * new lookup waits its turn rather than failing: a burst of new hosts is
-   * answered in order, each caller still bounded by its own timeout. Never rejects.
+   * The lookup queued or in flight for this host, or a new one, or null when
+   * none may start (closing, or backing off after an error). A new one waits
+   * for the end of the turn and a batch (each caller still bounded by its own
+   * timeout). Never rejects.
    */
   private lookup(entry: Entry, now: number): Promise<LookupResult> | null {
     if (entry.lookup) return entry.lookup;
     if (this.closing || now < entry.retryAt) return null;
-    const lookup = this.whenLookupSlotFree(entry.tenant).then(() => this.fetch(entry)).finally(() => {
-      entry.lookup = null;
+    entry.lookup = new Promise((resolve) => {
+      entry.settle = resolve;
     });
-    entry.lookup = lookup;
-    return lookup;
-  }
-
-  private whenLookupSlotFree(tenant: string): Promise<void> {
-    if (this.lookupsInFlight < this.config.maxLookupsInFlight) {
-      this.lookupsInFlight++;
-      return Promise.resolve();
-    }
-    let flow = this.lookupWaiters.get(tenant);
+    let flow = this.waitingByTenant.get(entry.tenant);
     if (flow === undefined) {
-      flow = new LookupWaiters();
-      this.lookupWaiters.set(tenant, flow);
+      flow = new TenantLookups(entry.tenant);
+      this.waitingByTenant.set(entry.tenant, flow);
     }
-    const waiters = flow;
-    return new Promise((resolve) => {
-      waiters.waiting.push(resolve);
-      this.lookupRound.activate(waiters);
-    });
+    flow.waiting.push(entry);
+    this.batchRound.activate(flow);
+    if (!this.sendScheduled) {
+      this.sendScheduled = true;
+      setImmediate(this.sendWaiting);
+    }
+    return entry.lookup;
   }
 
-  private releaseLookupSlot(): void {
-    const flow = this.lookupRound.pick();
-    if (flow === null) {
-      this.lookupsInFlight--;
-      return;
-    }
-    const next = flow.waiting.shift()!;
-    this.lookupRound.served(flow, 1);
-    next(); // the slot passes straight to the next waiter
+  private settle(entry: Entry, result: LookupResult): void {
+    const settle = entry.settle;
+    entry.settle = null;
+    entry.lookup = null;
+    settle?.(result);
   }
 
-  private async fetch(entry: Entry): Promise<LookupResult> {
-    if (this.closing) {
-      this.releaseLookupSlot();
-      return { ok: false };
+  /** Send batches of waiting lookups while there is room: one tenant per batch, tenants in turn. */
+  private sendBatches(): void {
+    while (this.batchesInFlight < this.config.lookupBatchesInFlight && !this.closing) {
+      const flow = this.batchRound.pick();
+      if (flow === null) return;
+      const taken = flow.waiting.splice(0, this.config.lookupBatchHosts);
+      this.batchRound.served(flow, 1);
+      if (flow.waiting.length === 0) this.waitingByTenant.delete(flow.tenant);
+      this.batchesInFlight++;
+      const sent = taken.map((entry): SentLookup => {
+        const sighting = entry.sighting;
+        entry.sighting = null;
+        return { entry, sighting, version: entry.version };
+      });
+      void this.sendBatch(flow.tenant, sent).finally(() => {
+        this.batchesInFlight--;
+        this.sendBatches();
+      });
     }
-    const versionAtStart = entry.version;
+  }
+
+  private async sendBatch(tenant: string, sent: readonly SentLookup[]): Promise<void> {
+    let answers: BatchAnswer[];
     try {
-      const found = await this.client.get(entry.tenant, entry.key);
-      // A write this cache made meanwhile is newer than what the service said before it;
-      // but an answer is better than nothing when the write left no value here.
-      if (entry.version === versionAtStart || entry.value === undefined) {
-        entry.value = deepFreeze(found.metadata);
-        entry.freshUntil = this.now() + (found.metadata === null ? this.config.cacheNegativeTtlMs : this.config.cacheTtlMs);
-        entry.retryAt = 0;
-      }
-      return { ok: true, value: entry.value ?? null };
+      // A registration creates the document, or merges the sighting into the one there is (registered by another node, an
+      // operator, an earlier run): one request either way, which matters when a restarted node sees thousands of known hosts at once.
+      answers = await this.client.getOrCreateMany(tenant, sent.map(({ entry, sighting }) =>
+        (sighting === null ? { key: entry.key } : { key: entry.key, create: { ...sighting, first_seen: sighting.last_seen }, update: sighting })));
     } catch (err) {
-      entry.retryAt = this.now() + this.config.retryAfterErrorMs;
+      const now = this.now();
+      for (const { entry, sighting } of sent) {
+        entry.retryAt = now + this.config.retryAfterErrorMs;
+        // The registration goes again with the host's next message after the pause.
+        if (sighting !== null) entry.nextTouchAt = now + this.config.retryAfterErrorMs;
+        this.settle(entry, { ok: false });
+      }
       const reason = err instanceof HostmetaRequestError ? err.reason : 'error';
       if (reason !== 'closed') {
-        this.telemetry.emit('hostmetaLookupFailed', { reason, tenant: entry.tenant, key: entry.key, error: (err as Error).message });
+        this.telemetry.emit('hostmetaLookupFailed', { reason, tenant, hosts: sent.length, error: (err as Error).message });
       }
-      return { ok: false };
-    } finally {
-      this.releaseLookupSlot();
+      return;
+    }
+    const now = this.now();
+    for (let i = 0; i < sent.length; i++) {
+      const { entry, version } = sent[i]!;
+      const { metadata } = answers[i]!;
+      // A write this cache made meanwhile is newer than what the service said before it;
+      // but an answer is better than nothing when the write left no value here.
+      if (entry.version === version || entry.value === undefined) {
+        entry.value = deepFreeze(metadata);
+        entry.freshUntil = now + (metadata === null ? this.config.cacheNegativeTtlMs : this.config.cacheTtlMs);
+        entry.retryAt = 0;
+      }
+      this.settle(entry, { ok: true, value: entry.value ?? null });
+      if (entry.sighting !== null && metadata === null) {
+        // A touch came while a lookup without registration was in flight: register now.
+        void this.lookup(entry, now);
+      }
     }
   }
 
-  private async sendTouch(entry: Entry, sighting: HostSighting, iso: string): Promise<TouchOutcome> {
+  /** Refresh the host's document with `fields` (a PATCH), fire-and-forget, within the in-flight and rate bounds. */
+  private refreshLater(entry: Entry, fields: HostMetadata, now: number): void {
+    if (this.touches.size >= this.config.maxTouchesInFlight) {
+      // nextTouchAt is left alone: the host's next message tries again.
+      this.telemetry.hostmetaTouchesDropped.inc();
+      this.telemetry.emit('hostmetaTouchesDropped', { reason: 'in_flight', in_flight: this.touches.size });
+      return;
+    }
+    // Refreshes are bookkeeping: when thousands of hosts appear at once they
+    // must not take the time ingestion needs. Spread them; the next message retries.
+    if (!this.touchBudget.tryTake(1, now)) {
+      this.telemetry.hostmetaTouchesDropped.inc();
+      this.telemetry.emit('hostmetaTouchesDropped', { reason: 'rate', per_second: this.config.touchesPerSecond });
+      return;
+    }
+    entry.nextTouchAt = now + this.config.touchIntervalMs;
+    const work = this.sendRefresh(entry, fields).then((outcome) => {
+      if (outcome === 'retry_soon') entry.nextTouchAt = this.now() + this.config.retryAfterErrorMs;
+    });
+    this.touches.add(work);
+    void work.finally(() => this.touches.delete(work));
+  }
+
+  private async sendRefresh(entry: Entry, fields: HostMetadata): Promise<TouchOutcome> {
     const { tenant, key } = entry;
     try {
-      if (entry.value) {
-        await this.refresh(entry, sightingFields(sighting, iso));
-        return 'done';
-      }
-      const registration: HostMetadata = {
-        hostname: sighting.hostname, first_seen: iso, last_seen: iso,
-        source_address: sighting.sourceAddress, protocol: sighting.protocol,
-      };
-      const { created } = await this.client.create(tenant, key, registration);
-      if (created) {
-        entry.version++;
-        entry.value = deepFreeze(registration);
-        entry.freshUntil = this.now() + this.config.cacheTtlMs;
-        entry.retryAt = 0;
-        return 'done';
-      }
-      // Registered already (by another node, or an operator): refresh it, and read the real document on next use.
-      await this.refresh(entry, sightingFields(sighting, iso));
-      entry.freshUntil = 0;
-      if (entry.value === null) entry.value = undefined;
+      await this.client.patch(tenant, key, fields);
+      entry.version++;
+      if (entry.value) entry.value = deepFreeze(mergeDocument(entry.value, fields));
       return 'done';
     } catch (err) {
       const reason = err instanceof HostmetaRequestError ? err.reason : 'error';
@@ -344,14 +408,7 @@ export class HostMetadataCache {
       return err instanceof HostmetaRequestError && err.transient ? 'retry_soon' : 'retry_later';
     }
   }
-
-  private async refresh(entry: Entry, fields: HostMetadata): Promise<void> {
-    await this.client.patch(entry.tenant, entry.key, fields);
-    entry.version++;
-    if (entry.value) entry.value = deepFreeze(mergeDocument(entry.value, fields));
-  }
 }
-
 
 /** `pending`'s result, or undefined once `timeoutMs` has passed. */
 function within<T>(pending: Promise<T>, timeoutMs: number): Promise<T | undefined> {

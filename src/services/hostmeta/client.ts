@@ -4,22 +4,26 @@
  *
  * Every response must name its own request: the `x-hostmeta-tenant` and
  * `x-hostmeta-key` headers are compared with the request's tenant and key
- * before anything else is read, and a response that does not match is
- * discarded and counted — never taken for the answer (the seed's httpc handed
- * a PUT's 204 to a GET). Results carry the tenant and key the response named.
+ * before anything else is read (a batch's answer names no key in a header:
+ * each host it lists must be the one asked at its place), and a response that
+ * does not match is discarded and counted — never taken for the answer (the
+ * seed's httpc handed a PUT's 204 to a GET). Results carry the tenant and key
+ * the response named.
  *
- * Only GET is retried (with backoff): a write that timed out may have been
- * applied, so repeating it is the caller's decision.
+ * Only GET and the get-or-create batch are retried (with backoff): repeating
+ * them changes nothing; a write that timed out may have been applied, so
+ * repeating it is the caller's decision.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Counter } from 'prom-client';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { backoffDelay } from '../../core/backoff.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import type { HostmetaClientConfig } from './config.js';
 import { isHostKey, isTenantId, KEY_HEADER, TENANT_HEADER, type HostMetadata, type HostMetadataPatch } from './schema.js';
+import type { BatchAnswer, BatchItem } from './store.js';
 
-export type HostmetaMethod = 'GET' | 'PUT' | 'PATCH' | 'DELETE';
+export type HostmetaMethod = 'GET' | 'PUT' | 'PATCH' | 'DELETE' | 'POST';
 
 /** How one HTTP exchange ended (the `outcome` label of the requests counter). */
 export type RequestOutcome =
@@ -30,6 +34,32 @@ export { HostmetaRequestError, type HostmetaFailure, type HostLookup, type HostW
 import { HostmetaRequestError, type HostLookup, type HostWrite, type HostCreate, type HostDelete } from './request-error.js';
 
 interface Answer { status: number; tenant: string; key: string; body: unknown }
+
+/** A 200's body that is not what was asked: not the shape the route answers (`invalid_body`), or a host other than one asked (its key). */
+type BodyProblem = 'invalid_body' | { otherKey: string } | null;
+
+const documentProblem = (body: unknown): BodyProblem =>
+  (typeof body === 'object' && body !== null && !Array.isArray(body) ? null : 'invalid_body');
+
+/**
+ * A batch's answer lists hosts, each with its key, a document (or null) and
+ * `created`; they must be exactly the hosts asked, in order — an answer
+ * listing others (or more, or fewer) is another request's.
+ */
+function batchProblem(items: readonly BatchItem[]): (body: unknown) => BodyProblem {
+  return (body) => {
+    const hosts = (body as { hosts?: unknown } | null)?.hosts;
+    if (!Array.isArray(hosts)) return 'invalid_body';
+    for (const host of hosts as (Partial<BatchAnswer> | null)[]) {
+      if (typeof host !== 'object' || host === null || typeof host.key !== 'string' || typeof host.created !== 'boolean') return 'invalid_body';
+      if (host.metadata !== null && documentProblem(host.metadata) !== null) return 'invalid_body';
+    }
+    const answered = hosts as BatchAnswer[];
+    const other = answered.find((host, i) => host.key !== items[i]?.key);
+    if (other !== undefined) return { otherKey: other.key };
+    return answered.length === items.length ? null : { otherKey: `${answered.length} hosts for ${items.length}` };
+  };
+}
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 const CLOSED_CODES = new Set(['UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
@@ -44,6 +74,12 @@ function outcomeOfStatus(status: number): RequestOutcome {
 
 export class HostmetaClient {
   private readonly pool: Pool;
+  /**
+   * The batches' own connections (lookupBatchesInFlight of them): a lookup
+   * never queues behind writes — after a restart every known host's refresh
+   * (PATCH) is sent at once, and records wait for lookups, not for refreshes.
+   */
+  private readonly batchPool: Pool;
   /** Path prefix of the service URL, when it sits behind a proxy under one. */
   private readonly basePath: string;
   private readonly outcomes = new Map<string, Counter.Internal>();
@@ -58,8 +94,7 @@ export class HostmetaClient {
     const url = new URL(config.url);
     this.basePath = url.pathname.replace(/\/+$/, '');
     this.credential = config.token === null ? {} : { authorization: `Bearer ${config.token}` };
-    this.pool = new Pool(url.origin, {
-      connections: config.connections,
+    const options: Pool.Options = {
       // One request per connection at a time: a response can only answer the one request outstanding on its connection.
       pipelining: 1,
       keepAliveTimeout: config.keepAliveTimeoutMs,
@@ -68,22 +103,48 @@ export class HostmetaClient {
       headersTimeout: config.headersTimeoutMs,
       bodyTimeout: config.bodyTimeoutMs,
       maxResponseSize: config.maxResponseBytes,
-    });
+    };
+    this.pool = new Pool(url.origin, { ...options, connections: config.connections });
+    this.batchPool = new Pool(url.origin, { ...options, connections: config.lookupBatchesInFlight });
   }
 
   /** The document, or null when the service has none (404). Retried on network errors, timeouts and 5xx. */
-  async get(tenant: string, key: string): Promise<HostLookup> {
-    for (let attempt = 0; ; attempt++) {
+  get(tenant: string, key: string): Promise<HostLookup> {
+    return this.retrying(async () => {
+      const answer = await this.exchange('GET', tenant, key, null);
+      if (answer.status === 200) return { tenant: answer.tenant, key: answer.key, metadata: answer.body as HostMetadata };
+      if (answer.status === 404) return { tenant: answer.tenant, key: answer.key, metadata: null };
+      throw this.unexpected('GET', answer.status);
+    });
+  }
+
+  /**
+   * Get-or-create many hosts of one tenant in one request (`POST
+   * /host_metadata/:tenant`): each host's document, created from its `create`
+   * when it has none; answers in the order of `items`. Retried as a GET is.
+   */
+  getOrCreateMany(tenant: string, items: readonly BatchItem[]): Promise<BatchAnswer[]> {
+    const invalid = items.find((item) => !isHostKey(item.key));
+    if (invalid !== undefined) {
+      return Promise.reject(new HostmetaRequestError('invalid_id', `not a valid host key: ${JSON.stringify(invalid.key)}`));
+    }
+    return this.retrying(async () => {
+      const answer = await this.exchange('POST', tenant, null, { hosts: items }, {}, batchProblem(items));
+      if (answer.status !== 200) throw this.unexpected('POST', answer.status);
+      return (answer.body as { hosts: BatchAnswer[] }).hosts;
+    });
+  }
+
+  /** `attempt`, again after network errors, timeouts and 5xx (getRetries times, with backoff): for requests that change nothing when repeated. */
+  private async retrying<T>(attempt: () => Promise<T>): Promise<T> {
+    for (let tries = 0; ; tries++) {
       try {
-        const answer = await this.exchange('GET', tenant, key, null);
-        if (answer.status === 200) return { tenant: answer.tenant, key: answer.key, metadata: answer.body as HostMetadata };
-        if (answer.status === 404) return { tenant: answer.tenant, key: answer.key, metadata: null };
-        throw this.unexpected('GET', answer.status);
+        return await attempt();
       } catch (err) {
-        if (!(err instanceof HostmetaRequestError && err.transient) || attempt >= this.config.getRetries) throw err;
+        if (!(err instanceof HostmetaRequestError && err.transient) || tries >= this.config.getRetries) throw err;
       }
       try {
-        await sleep(backoffDelay(attempt, this.config.retryBackoff), undefined, { signal: this.closeSignal.signal });
+        await sleep(backoffDelay(tries, this.config.retryBackoff), undefined, { signal: this.closeSignal.signal });
       } catch {
         throw new HostmetaRequestError('closed', 'host metadata client closed');
       }
@@ -120,28 +181,33 @@ export class HostmetaClient {
   /** Let requests in flight finish, then release the connections. Safe to call twice. */
   close(): Promise<void> {
     this.closeSignal.abort();
-    this.closing ??= this.pool.close();
+    this.closing ??= Promise.all([this.pool.close(), this.batchPool.close()]).then(() => undefined);
     return this.closing;
   }
 
   /** Drop requests in flight and the connections now. */
   async destroy(): Promise<void> {
     this.closeSignal.abort();
-    await this.pool.destroy();
+    await Promise.all([this.pool.destroy(), this.batchPool.destroy()]);
   }
 
-  private async exchange(method: HostmetaMethod, tenant: string, key: string, body: HostMetadata | HostMetadataPatch | null,
-    extraHeaders: Record<string, string> = {}): Promise<Answer> {
+  /**
+   * One request about `key` of `tenant` (null: the tenant's route, a batch, sent on the batches' own connections),
+   * its answer checked against the request: the echo headers, then a 200's
+   * body by `problem`.
+   */
+  private async exchange(method: HostmetaMethod, tenant: string, key: string | null, body: object | null,
+    extraHeaders: Record<string, string> = {}, problem: (body: unknown) => BodyProblem = documentProblem): Promise<Answer> {
     if (this.closeSignal.signal.aborted) throw new HostmetaRequestError('closed', 'host metadata client closed');
-    if (!isTenantId(tenant) || !isHostKey(key)) {
+    if (!isTenantId(tenant) || (key !== null && !isHostKey(key))) {
       throw new HostmetaRequestError('invalid_id', `not a valid tenant and host key: ${JSON.stringify(tenant)}, ${JSON.stringify(key)}`);
     }
     const headers = body === null ? { ...this.credential, ...extraHeaders } : { 'content-type': 'application/json', ...this.credential, ...extraHeaders };
     let response;
     try {
-      response = await this.pool.request({
+      response = await (key === null ? this.batchPool : this.pool).request({
         method,
-        path: `${this.basePath}/host_metadata/${tenant}/${key}`,
+        path: key === null ? `${this.basePath}/host_metadata/${tenant}` : `${this.basePath}/host_metadata/${tenant}/${key}`,
         headers,
         body: body === null ? null : JSON.stringify(body),
       });
@@ -151,22 +217,21 @@ export class HostmetaClient {
     const { statusCode } = response;
     const echoedTenant = response.headers[TENANT_HEADER];
     const echoedKey = response.headers[KEY_HEADER];
-    if (echoedTenant !== tenant || echoedKey !== key) {
+    if (echoedTenant !== tenant || echoedKey !== (key ?? undefined)) {
       await response.body.dump().catch(() => undefined);
       // A proxy's or a closing server's 5xx names no request at all: an ordinary server error, not someone else's answer.
       if (statusCode >= 500 && echoedTenant === undefined && echoedKey === undefined) {
         this.count(method, 'server_error');
         throw this.unexpected(method, statusCode);
       }
-      this.count(method, 'mismatch');
-      this.telemetry.hostmetaMismatches.labels(method).inc();
-      this.telemetry.emit('hostmetaResponseMismatch', {
-        reason: 'mismatch', method, tenant, key, status: statusCode,
-        response_tenant: String(echoedTenant), response_key: String(echoedKey),
-      });
-      throw new HostmetaRequestError('mismatch',
-        `${method} ${tenant}/${key}: the response names ${String(echoedTenant)}/${String(echoedKey)}; discarded`, statusCode);
+      throw this.mismatched(method, tenant, key, statusCode, String(echoedTenant), String(echoedKey));
     }
+    return this.answerOf(method, tenant, key, response, problem);
+  }
+
+  private async answerOf(method: HostmetaMethod, tenant: string, key: string | null, response: Dispatcher.ResponseData,
+    problem: (body: unknown) => BodyProblem): Promise<Answer> {
+    const { statusCode } = response;
     let parsed: unknown = null;
     try {
       if (statusCode === 200) parsed = JSON.parse(await response.body.text());
@@ -174,12 +239,25 @@ export class HostmetaClient {
     } catch (err) {
       throw this.failed(method, err);
     }
-    if (statusCode === 200 && (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))) {
+    const wrong = statusCode === 200 ? problem(parsed) : null;
+    if (wrong === 'invalid_body') {
       this.count(method, 'invalid_body');
-      throw new HostmetaRequestError('invalid_body', `${method} ${tenant}/${key}: the document is not a JSON object`, statusCode);
+      throw new HostmetaRequestError('invalid_body', `${method} ${tenant}/${key ?? ''}: the answer is not the JSON object asked for`, statusCode);
     }
+    if (wrong !== null) throw this.mismatched(method, tenant, key, statusCode, tenant, wrong.otherKey);
     this.count(method, outcomeOfStatus(statusCode));
-    return { status: statusCode, tenant: echoedTenant, key: echoedKey, body: parsed };
+    return { status: statusCode, tenant, key: key ?? '', body: parsed };
+  }
+
+  /** A response that names another request than its own: counted, logged, and the call's failure. */
+  private mismatched(method: HostmetaMethod, tenant: string, key: string | null, status: number, responseTenant: string,
+    responseKey: string): HostmetaRequestError {
+    this.count(method, 'mismatch');
+    this.telemetry.hostmetaMismatches.labels(method).inc();
+    this.telemetry.emit('hostmetaResponseMismatch', {
+      reason: 'mismatch', method, tenant, key, status, response_tenant: responseTenant, response_key: responseKey,
+    });
+    return new HostmetaRequestError('mismatch', `${method} ${tenant}/${key ?? ''}: the response names ${responseTenant}/${responseKey}; discarded`, status);
   }
 
   private failed(method: HostmetaMethod, err: unknown): HostmetaRequestError {

@@ -79,15 +79,17 @@ export interface HostmetaClientConfig {
   retryAfterErrorMs: number;
   /** Default bound on how long `HostMetadataCache.get` waits for the service. */
   lookupTimeoutMs: number;
-  /** Lookups outstanding at once; more wait their turn (each caller still bounded by its timeout). */
-  maxLookupsInFlight: number;
+  /** Hosts one lookup batch (a get-or-create request) names at most; the service takes up to 1,000. */
+  lookupBatchHosts: number;
+  /** Lookup batches outstanding at once; more wait their turn, tenants in turn (each caller still bounded by its timeout). */
+  lookupBatchesInFlight: number;
   /** A client whose every request has failed for this long is restarted by the node's supervisor (a new pool). 0: never. */
   restartAfterMs: number;
   /** `last_seen` of a host is refreshed at most once per this interval. */
   touchIntervalMs: number;
-  /** Registrations and refreshes outstanding at once; past this, touches are dropped and counted. */
+  /** `last_seen` refreshes outstanding at once; past this, touches are dropped and counted (registrations go with lookups). */
   maxTouchesInFlight: number;
-  /** Registrations and refreshes started per second at most (the rest wait for the host's next message). */
+  /** `last_seen` refreshes started per second at most (the rest wait for the host's next message). */
   touchesPerSecond: number;
 }
 
@@ -107,7 +109,8 @@ export const DEFAULT_HOSTMETA_CLIENT_CONFIG: Readonly<HostmetaClientConfig> = Ob
   cacheMaxEntries: 50_000,
   retryAfterErrorMs: 5_000,
   lookupTimeoutMs: 250,
-  maxLookupsInFlight: 256,
+  lookupBatchHosts: 500,
+  lookupBatchesInFlight: 4,
   touchIntervalMs: 60_000,
   restartAfterMs: 30_000,
   maxTouchesInFlight: 256,
@@ -162,7 +165,7 @@ export const HostmetaClientSchema = section(
     cache_ttl: duration(client.cacheTtlMs, 'How long a host\'s metadata is used before it is asked for again.'),
     negative_cache_ttl: duration(client.cacheNegativeTtlMs, 'How long "this host has no metadata" is believed.'),
     cache_max_entries: Type.Integer({ description: 'Hosts kept in the cache (least recently used evicted).', default: client.cacheMaxEntries, minimum: 1 }),
-    lookup_timeout: duration(client.lookupTimeoutMs, 'Longest a batch with a host never seen before waits for its metadata; then it goes on without.'),
+    lookup_timeout: duration(client.lookupTimeoutMs, 'Longest a batch with a host never seen before waits for its metadata; then it goes on without, each record marked `meta_missing: timeout` (record.md).'),
     touch_interval: duration(client.touchIntervalMs, 'A host\'s `last_seen` is refreshed at most this often.'),
     restart_after: duration(client.restartAfterMs, 'A remote client whose every request has failed for this long is restarted by the supervisor with backoff (new connections, the address resolved again); lookups meanwhile are answered from the cache or go on without metadata. 0: never.'),
   },

@@ -5,14 +5,14 @@
  * 10,000 hosts appearing at once that was seconds of CPU (measured with
  * `sluice loadgen`). A remote service is still reached over HTTP.
  */
-import type { HostmetaStore } from './store.js';
-import type { HostMetadata, HostMetadataPatch } from './schema.js';
-import { HostmetaRequestError, type HostCreate, type HostLookup, type HostWrite } from './request-error.js';
+import type { BatchAnswer, BatchItem, HostmetaStore } from './store.js';
+import type { HostMetadataPatch } from './schema.js';
+import { HostmetaRequestError, type HostWrite } from './request-error.js';
 
 /** What the cache needs of a client (HostmetaClient and LocalHostmetaClient). */
 export interface HostmetaCalls {
-  get(tenant: string, key: string): Promise<HostLookup>;
-  create(tenant: string, key: string, metadata: HostMetadata): Promise<HostCreate>;
+  /** Get-or-create many hosts of one tenant; answers in the order of `items`. */
+  getOrCreateMany(tenant: string, items: readonly BatchItem[]): Promise<BatchAnswer[]>;
   patch(tenant: string, key: string, fields: HostMetadataPatch): Promise<HostWrite>;
   close(): Promise<void>;
 }
@@ -20,13 +20,8 @@ export interface HostmetaCalls {
 export class LocalHostmetaClient implements HostmetaCalls {
   constructor(private readonly store: HostmetaStore, private readonly maxDocumentBytes: number) {}
 
-  async get(tenant: string, key: string): Promise<HostLookup> {
-    const found = await this.store.get(tenant, key);
-    return { tenant, key, metadata: found === null ? null : found.metadata };
-  }
-
-  async create(tenant: string, key: string, metadata: HostMetadata): Promise<HostCreate> {
-    return { tenant, key, created: await this.store.create(tenant, key, metadata, Date.now()) };
+  getOrCreateMany(tenant: string, items: readonly BatchItem[]): Promise<BatchAnswer[]> {
+    return this.store.getOrCreateMany(tenant, items, Date.now(), this.maxDocumentBytes);
   }
 
   async patch(tenant: string, key: string, fields: HostMetadataPatch): Promise<HostWrite> {

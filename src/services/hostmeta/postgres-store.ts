@@ -11,6 +11,8 @@ import {
   documentBytes,
   mergeDocument,
   type AppliedMigration,
+  type BatchAnswer,
+  type BatchItem,
   type HostmetaStore,
   type MergeResult,
   type MigrationReport,
@@ -152,13 +154,50 @@ export class PostgresHostmetaStore implements HostmetaStore {
     return result.rowCount === 1;
   }
 
+  async getOrCreateMany(tenant: string, items: readonly BatchItem[], now: number, maxBytes: number): Promise<BatchAnswer[]> {
+    // Rows are inserted and locked in key order, so two batches sharing keys wait for each other and never deadlock.
+    const creates = items.filter((item) => item.create !== undefined).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const updates = new Map(items.flatMap((item) => (item.update === undefined ? [] : [[item.key, item.update] as const])));
+    return this.transaction(async (client) => {
+      const inserted = creates.length === 0 ? new Set<string>() : new Set((await client.query<{ host_key: string }>(
+        `INSERT INTO ${this.table} (tenant, host_key, metadata, updated_at)
+          SELECT $1, k.key, k.metadata, $4 FROM unnest($2::text[], $3::json[]) WITH ORDINALITY AS k(key, metadata, n) ORDER BY n
+          ON CONFLICT (tenant, host_key) DO NOTHING RETURNING host_key`,
+        [tenant, creates.map((c) => c.key), creates.map((c) => JSON.stringify(c.create)), now])).rows.map((r) => r.host_key));
+      // A new statement: under READ COMMITTED it sees the rows other batches committed while this one waited on them.
+      // Rows to update are locked, so the merge reads what it replaces.
+      const { rows } = await client.query<{ host_key: string; metadata: HostMetadata }>(
+        `SELECT host_key, metadata FROM ${this.table} WHERE tenant = $1 AND host_key = ANY($2::text[])
+          ORDER BY host_key${updates.size > 0 ? ' FOR UPDATE' : ''}`, [tenant, items.map((i) => i.key)]);
+      const found = new Map(rows.map((r) => [r.host_key, r.metadata]));
+      const merged = new Map<string, HostMetadata>();
+      for (const [key, update] of updates) {
+        const current = found.get(key);
+        if (current === undefined || inserted.has(key)) continue;
+        const next = mergeDocument(current, update);
+        if (documentBytes(next) <= maxBytes) merged.set(key, next);
+      }
+      if (merged.size > 0) {
+        await client.query(`UPDATE ${this.table} AS t SET metadata = u.metadata, updated_at = $4
+          FROM unnest($2::text[], $3::json[]) AS u(key, metadata) WHERE t.tenant = $1 AND t.host_key = u.key`,
+        [tenant, [...merged.keys()], [...merged.values()].map((m) => JSON.stringify(m)), now]);
+      }
+      return items.map(({ key }) => ({ key, metadata: merged.get(key) ?? found.get(key) ?? null, created: inserted.has(key) }));
+    });
+  }
+
   async merge(tenant: string, key: string, fields: HostMetadataPatch, now: number, maxBytes: number): Promise<MergeResult> {
+    return this.transaction((client) => this.mergeLocked(client, tenant, key, fields, now, maxBytes), (result) => result !== 'too_large');
+  }
+
+  /** `work` in a transaction on one pooled connection: committed when `commit(result)`, else (or when it throws) rolled back. */
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>, commit: (result: T) => boolean = () => true): Promise<T> {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
       try {
-        const result = await this.mergeLocked(client, tenant, key, fields, now, maxBytes);
-        await client.query(result === 'too_large' ? 'ROLLBACK' : 'COMMIT');
+        const result = await work(client);
+        await client.query(commit(result) ? 'COMMIT' : 'ROLLBACK');
         return result;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);

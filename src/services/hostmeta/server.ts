@@ -34,11 +34,17 @@ import {
   type HostMetadataPatch,
 } from './schema.js';
 import { SQLITE_FILE_NAME, SqliteHostmetaStore } from './sqlite-store.js';
-import type { HostmetaStore } from './store.js';
+import { documentBytes, type BatchItem, type HostmetaStore } from './store.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
 export const MAX_PAGE_LIMIT = 1000;
 export const MERGE_PATCH_CONTENT_TYPE = 'application/merge-patch+json';
+/** Hosts one batch (`POST /host_metadata/:tenant`) may name; more is a 413. */
+export const MAX_BATCH_HOSTS = 1000;
+/** A batch's body may be this large (or one document's limit, when that is larger): a thousand registrations take about 250 KB. */
+export const BATCH_BODY_BYTES = 4 * 1024 * 1024;
+/** A batch body wraps each document in three levels: the body, `hosts`, the item. */
+const BATCH_WRAPPING_DEPTH = 3;
 
 /** The body of every error response. `part` names what was wrong: tenant, key, body, cursor, limit, if-none-match, path. */
 export interface ErrorBody {
@@ -52,6 +58,9 @@ interface TenantParams { tenant: string }
 interface ListQuery { cursor?: unknown; limit?: unknown }
 
 const CHARSET = /;\s*charset="?([^";\s]+)/i;
+
+/** A tenant's hosts: GET lists them, POST is a batch (get-or-create many). */
+const TENANT_ROUTE = '/host_metadata/:tenant';
 
 /** Routes anyone may call: health probes. */
 const OPEN_ROUTES = new Set(['/healthz']);
@@ -134,10 +143,11 @@ export function buildHostmetaApp(store: HostmetaStore, options: HostmetaAppOptio
   const parseJson = app.getDefaultJsonParser('error', 'error');
   const parseBoundedJson = (request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void): void => {
     const charset = CHARSET.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+    const maxDepth = request.routeOptions.url === TENANT_ROUTE ? MAX_DOCUMENT_DEPTH + BATCH_WRAPPING_DEPTH : MAX_DOCUMENT_DEPTH;
     if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
       done(Object.assign(new Error(`charset ${charset}: JSON is UTF-8`), { statusCode: 415 }));
-    } else if (nestedDeeperThan(body, MAX_DOCUMENT_DEPTH)) {
-      done(Object.assign(new Error(`the body nests objects or arrays deeper than ${MAX_DOCUMENT_DEPTH} levels`), { statusCode: 400 }));
+    } else if (nestedDeeperThan(body, maxDepth)) {
+      done(Object.assign(new Error(`the body nests objects or arrays deeper than ${maxDepth} levels`), { statusCode: 400 }));
     } else {
       parseJson(request, body, done);
     }
@@ -146,10 +156,10 @@ export function buildHostmetaApp(store: HostmetaStore, options: HostmetaAppOptio
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseBoundedJson);
   app.addContentTypeParser(MERGE_PATCH_CONTENT_TYPE, { parseAs: 'string' }, parseBoundedJson);
 
-  app.setErrorHandler((error: FastifyError, _request, reply) => {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
     if (status === 413) {
-      return refuse(reply, 413, { error: 'too_large', part: 'body', message: `body is over the ${maxDocumentBytes}-byte limit` });
+      return refuse(reply, 413, { error: 'too_large', part: 'body', message: `body is over the ${request.routeOptions.bodyLimit ?? maxDocumentBytes}-byte limit` });
     }
     if (status === 415) {
       return refuse(reply, 415, { error: 'unsupported_media_type', part: 'body', message: 'send the body as UTF-8 application/json (a PATCH may also use application/merge-patch+json)' });
@@ -264,7 +274,15 @@ export function buildHostmetaApp(store: HostmetaStore, options: HostmetaAppOptio
     return reply.code(204).send();
   });
 
-  app.get<{ Params: TenantParams; Querystring: ListQuery }>('/host_metadata/:tenant', async (request, reply) => {
+  app.post<{ Params: TenantParams }>(TENANT_ROUTE, { bodyLimit: Math.max(BATCH_BODY_BYTES, maxDocumentBytes) }, async (request, reply) => {
+    const { tenant } = request.params;
+    const items = batchItems(request.body, maxDocumentBytes);
+    if ('status' in items) return refuse(reply, items.status, items.body);
+    const answers = await store.getOrCreateMany(tenant, items, now(), maxDocumentBytes);
+    return reply.code(200).send({ hosts: answers });
+  });
+
+  app.get<{ Params: TenantParams; Querystring: ListQuery }>(TENANT_ROUTE, async (request, reply) => {
     const { tenant } = request.params;
     const limit = parseLimit(request.query.limit);
     if (limit === null) return refuse(reply, 400, badRequest('limit', `limit must be an integer from 1 to ${MAX_PAGE_LIMIT}`));
@@ -285,6 +303,42 @@ export function buildHostmetaApp(store: HostmetaStore, options: HostmetaAppOptio
   });
 
   return app;
+}
+
+/**
+ * The hosts of a batch body (`{"hosts": [{"key", "create"?, "update"?}]}`),
+ * or the refusal: 400 for what is malformed or a key named twice, 413 for
+ * more than {@link MAX_BATCH_HOSTS} hosts or a document or merge over the size limit.
+ */
+function batchItems(body: unknown, maxDocumentBytes: number): BatchItem[] | { status: number; body: ErrorBody } {
+  const hosts = (body as { hosts?: unknown } | null)?.hosts;
+  if (typeof body !== 'object' || body === null || !Array.isArray(hosts) || hosts.length === 0) {
+    return { status: 400, body: badRequest('body', 'the body must be {"hosts": [{"key": "<host key>", "create": {document}}, ...]} with at least one host') };
+  }
+  if (hosts.length > MAX_BATCH_HOSTS) {
+    return { status: 413, body: { error: 'too_large', part: 'body', message: `a batch names at most ${MAX_BATCH_HOSTS} hosts, not ${hosts.length}` } };
+  }
+  const items: BatchItem[] = [];
+  const keys = new Set<string>();
+  for (const [index, host] of hosts.entries()) {
+    const { key, create, update } = (typeof host === 'object' && host !== null ? host : {}) as { key?: unknown; create?: unknown; update?: unknown };
+    if (typeof key !== 'string' || !isHostKey(key)) return { status: 400, body: badRequest('body', `hosts[${index}].key must be 40 lowercase hex characters`) };
+    if (keys.has(key)) return { status: 400, body: badRequest('body', `hosts[${index}].key ${key} is named twice`) };
+    keys.add(key);
+    const item: BatchItem = { key };
+    for (const [field, value, problemOf] of [['create', create, documentProblem], ['update', update, patchProblem]] as const) {
+      if (value === undefined) continue;
+      const problem = problemOf(value);
+      if (problem) return { status: 400, body: badRequest('body', `hosts[${index}].${field}: ${problem}`) };
+      if (documentBytes(value as HostMetadata) > maxDocumentBytes) {
+        return { status: 413, body: { error: 'too_large', part: 'body', message: `hosts[${index}].${field} is over the ${maxDocumentBytes}-byte limit` } };
+      }
+    }
+    if (create !== undefined) item.create = create as HostMetadata;
+    if (update !== undefined) item.update = update as HostMetadataPatch;
+    items.push(item);
+  }
+  return items;
 }
 
 /**

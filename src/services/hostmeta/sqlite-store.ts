@@ -14,6 +14,8 @@ import {
   mergeDocument,
   seenAt,
   type AppliedMigration,
+  type BatchAnswer,
+  type BatchItem,
   type HostmetaStore,
   type MergeResult,
   type MigrationReport,
@@ -132,6 +134,23 @@ export class SqliteHostmetaStore implements HostmetaStore {
 
   async create(tenant: string, key: string, metadata: HostMetadata, now: number): Promise<boolean> {
     return this.use().statements.insertIfAbsent.run(tenant, key, JSON.stringify(metadata), now, seenAt(metadata, now)).changes === 1;
+  }
+
+  async getOrCreateMany(tenant: string, items: readonly BatchItem[], now: number, maxBytes: number): Promise<BatchAnswer[]> {
+    const { db, statements } = this.use();
+    return db.transaction((): BatchAnswer[] => items.map(({ key, create, update }) => {
+      const row = statements.get.get(tenant, key);
+      if (row) {
+        const current = JSON.parse(row.metadata) as HostMetadata;
+        const merged = update === undefined ? current : mergeDocument(current, update);
+        if (merged === current || documentBytes(merged) > maxBytes) return { key, metadata: current, created: false };
+        statements.upsert.run(tenant, key, JSON.stringify(merged), now, seenAt(merged, now));
+        return { key, metadata: merged, created: false };
+      }
+      if (create === undefined) return { key, metadata: null, created: false };
+      statements.insertIfAbsent.run(tenant, key, JSON.stringify(create), now, seenAt(create, now));
+      return { key, metadata: create, created: true };
+    })).immediate();
   }
 
   async merge(tenant: string, key: string, fields: HostMetadataPatch, now: number, maxBytes: number): Promise<MergeResult> {

@@ -13,6 +13,23 @@ export interface StoredHost {
 
 export type MergeResult = 'created' | 'updated' | 'too_large';
 
+/**
+ * One host of a batch: its key; the document to create when it has none; the
+ * fields to merge (as a PATCH does) when it has one. Without either the host is only read.
+ */
+export interface BatchItem {
+  key: string;
+  create?: HostMetadata;
+  update?: HostMetadataPatch;
+}
+
+/** What a batch says of one host: its document (null: none, and none was to be created) and whether this batch created it. */
+export interface BatchAnswer {
+  key: string;
+  metadata: HostMetadata | null;
+  created: boolean;
+}
+
 export interface AppliedMigration {
   version: number;
   name: string;
@@ -36,6 +53,15 @@ export interface HostmetaStore {
   put(tenant: string, key: string, metadata: HostMetadata, now: number): Promise<void>;
   /** Create the document only when there is none; false when one exists (it is left as it was). */
   create(tenant: string, key: string, metadata: HostMetadata, now: number): Promise<boolean>;
+  /**
+   * Get-or-create many hosts of one tenant in one transaction: each host's
+   * document, created from its `create` when it has none, or with its
+   * `update` merged in (see {@link mergeDocument}) when it has one — unless
+   * the merged document would exceed `maxBytes`, when it is left as it was.
+   * Answers with the documents as the batch leaves them, in the order of
+   * `items`; keys are distinct.
+   */
+  getOrCreateMany(tenant: string, items: readonly BatchItem[], now: number, maxBytes: number): Promise<BatchAnswer[]>;
   /**
    * Merge `fields` into the document atomically (see {@link mergeDocument}),
    * creating it when missing; nothing is written when the result would exceed `maxBytes`.

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import http, { STATUS_CODES } from 'node:http';
+import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import type { ComponentHealth, Reconnectable, Source } from '../../core/component.js';
@@ -43,11 +43,27 @@ class HttpConnection implements Reconnectable {
   readonly openedAt = Date.now();
   /** Its next response carries `Connection: close`, so the client reconnects (through the balancer). */
   closeAsked = false;
+  /** Requests not yet answered (the parser's, as it reads them: before any handler runs). */
+  readonly unanswered = new Set<IncomingMessage>();
+  /** Bytes that are not HTTP followed requests still in flight: those get their answers, then the connection closes. */
+  closeAfterAnswers = false;
+
+  /** The peer as it was at accept: a socket destroyed later no longer knows its address. */
+  constructor(readonly peer: string, readonly peerPort: number) {}
+
+  /** Requests read whole (body included) and not yet answered: the client waits for their answers. */
+  get awaitingAnswers(): boolean {
+    for (const req of this.unanswered) if (req.complete) return true;
+    return false;
+  }
 
   askToReconnect(): void {
     this.closeAsked = true;
   }
 }
+
+/** At stop, how long requests still arriving may take to finish before they are cut. */
+const STOP_GRACE_MS = 1000;
 
 /** Under memory pressure (soft), the longest a committed request's 200 is held back, so its client sends less. */
 const PRESSURE_ACK_DELAY_MS = 1000;
@@ -97,12 +113,14 @@ export class HttpSource implements Source {
       }, handler),
     });
     app.server.on('connection', this.onConnection);
+    app.server.on('request', this.onRawRequest);
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     app.addHook('onSend', async (req, reply) => {
       // While draining, or asked to shed the connection, tell the keep-alive client to reconnect (to another worker or node).
       // In onSend, so a request already waiting for its commit when that was decided carries it too.
-      if (this.stopping || this.connections.get(req.socket)?.closeAsked === true) void reply.header('connection', 'close');
+      const connection = this.connections.get(req.socket);
+      if (this.stopping || connection?.closeAsked === true || connection?.closeAfterAnswers === true) void reply.header('connection', 'close');
     });
     app.addHook('onRequest', async (req, reply) => {
       // Past the memory hard mark, refuse ingestion before the body is read (operations routes on this port still answer).
@@ -132,7 +150,13 @@ export class HttpSource implements Source {
     if (!app) return;
     this.stopping = true;
     this.app = null;
-    await settlesBefore(app.close(), deadline);
+    const closed = app.close();
+    // A request still arriving (a slow upload, a slowloris) has been promised nothing: after a grace it is cut
+    // (its client sends it again), so it cannot hold the drain until the deadline. Requests read whole get their answers.
+    if (!(await settlesBefore(closed, Math.min(deadline, Date.now() + STOP_GRACE_MS)))) {
+      for (const [socket, connection] of this.connections) if (!connection.awaitingAnswers) socket.destroy();
+      await settlesBefore(closed, deadline);
+    }
     app.server.closeAllConnections();
   }
 
@@ -152,13 +176,30 @@ export class HttpSource implements Source {
   }
 
   private readonly onConnection = (socket: Socket): void => {
-    if (!this.connectionCap.admitConnection(this.connections.size)) {
-      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'connection_limit', peer: socket.remoteAddress });
+    const peer = normalizeAddress(socket.remoteAddress ?? '');
+    // Reset before it was accepted: nothing can be attributed to a peer without an address.
+    if (peer === '') {
       socket.destroy();
       return;
     }
-    this.connections.set(socket, new HttpConnection());
+    if (!this.connectionCap.admitConnection(this.connections.size)) {
+      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'connection_limit', peer });
+      socket.destroy();
+      return;
+    }
+    this.connections.set(socket, new HttpConnection(peer, socket.remotePort ?? 0));
     socket.once('close', () => this.connections.delete(socket));
+  };
+
+  /** Track each request as the parser emits it, so a parse error behind it knows it is waiting for its answer. */
+  private readonly onRawRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const connection = this.connections.get(req.socket as Socket);
+    if (connection === undefined) return;
+    connection.unanswered.add(req);
+    res.once('close', () => {
+      connection.unanswered.delete(req);
+      if (connection.closeAfterAnswers && !connection.awaitingAnswers) req.socket.destroySoon();
+    });
   };
 
   /**
@@ -167,8 +208,17 @@ export class HttpSource implements Source {
    */
   private readonly onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const connection = this.connections.get(socket as Socket);
+    if (connection?.closeAfterAnswers === true) return;
     const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
     this.telemetry.httpRefusals.inc({ status: String(status) });
+    if (connection !== undefined && connection.awaitingAnswers) {
+      // Pipelined after requests still waiting for their commit: a 400 now would be read as their answer
+      // (and their records kept). They are answered first, with `Connection: close`; the bytes get none.
+      connection.closeAfterAnswers = true;
+      socket.pause();
+      return;
+    }
     if (socket.writable) {
       const body = JSON.stringify({ error: STATUS_CODES[status] });
       socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
@@ -180,7 +230,9 @@ export class HttpSource implements Source {
     let held = Buffer.isBuffer(req.body) ? req.body.length : 0;
     this.bodyBytesInFlight += held;
     try {
-      const tenant = this.tenantOf(req);
+      const connection = this.connections.get(req.socket);
+      if (connection === undefined) throw new Refusal(400, 'the connection is gone');
+      const tenant = this.tenantOf(req, connection.peer);
       if (this.pipeline.congested(tenant)) throw new Refusal(503, 'the node is under pressure', 1);
       const body = await this.bodyOf(req);
       if (body !== req.body) {
@@ -189,7 +241,7 @@ export class HttpSource implements Source {
         held += body.length;
       }
       this.bytes.inc(body.length);
-      const source = new SourceInfo('http', normalizeAddress(req.socket.remoteAddress ?? ''), req.socket.remotePort ?? 0);
+      const source = new SourceInfo('http', connection.peer, connection.peerPort);
       const received = isoTime(Date.now());
       const protobuf = kind === 'otlp' && (req.headers['content-type'] ?? '').startsWith('application/x-protobuf');
       const records = this.decode(kind, body, protobuf, source, received);
@@ -211,21 +263,26 @@ export class HttpSource implements Source {
     }
   }
 
-  private tenantOf(req: FastifyRequest): Tenant {
+  private tenantOf(req: FastifyRequest, peer: string): Tenant {
     const directory = this.pipeline.directory;
-    const auth = req.headers.authorization;
+    const auth = req.raw.headersDistinct.authorization;
+    if (auth !== undefined && auth.length > 1) {
+      // Node joins a repeated Authorization into the first; which one was meant is anyone's guess (syslog refuses two tokens alike).
+      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'ambiguous_credentials', peer });
+      throw new Refusal(400, 'more than one Authorization header: ambiguous credentials');
+    }
     if (auth !== undefined) {
-      const match = /^Bearer ([\x21-\x7e]+)$/.exec(auth);
+      const match = /^Bearer ([\x21-\x7e]+)$/.exec(auth[0]!);
       const tenant = match ? directory.byToken(match[1]!) : null;
       if (tenant === null) {
-        this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'bad_token', peer: normalizeAddress(req.socket.remoteAddress ?? '') });
+        this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'bad_token', peer });
         throw new Refusal(401, 'unknown bearer token');
       }
       return tenant;
     }
-    const tenant = directory.byAddress(req.socket.remoteAddress ?? '');
+    const tenant = directory.byAddress(peer);
     if (tenant === null) {
-      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'no_credentials', peer: normalizeAddress(req.socket.remoteAddress ?? '') });
+      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'no_credentials', peer });
       throw new Refusal(401, 'a bearer token is required from this network');
     }
     return tenant;

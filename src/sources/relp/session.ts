@@ -6,8 +6,10 @@
  * event-loop turn in runs of one tenant, each with one AckToken (its batch
  * reply); the ReplyQueue turns settled tokens into `rsp` frames. Reading
  * pauses while the unanswered transactions reach the window
- * (PauseReason.Window), the session is ending, or any other reason holds
- * (the lane, the memory governor), so TCP backpressure reaches the agent.
+ * (PauseReason.Window), while its answers fill the socket's send buffer
+ * because the agent does not read them (PauseReason.Replies, until 'drain'),
+ * the session is ending, or any other reason holds (the lane, the memory
+ * governor), so TCP backpressure reaches the agent.
  * A chunk is always parsed to its end (keeping part of it would pin it), so a
  * client that ignores its own window can overshoot ours by one chunk.
  */
@@ -76,6 +78,8 @@ export class RelpSession extends SessionBatcher<RelpSessionContext> implements R
   private finished = false;
   /** Replies decided while the memory governor pauses this session: sent when it resumes (acks delayed under pressure). */
   private delayedReplies = '';
+  /** Made the first time the agent's answers fill the send buffer (most sessions never do). */
+  private repliesDrained: (() => void) | null = null;
   private resolveClosed!: () => void;
   private resolveEnded!: () => void;
 
@@ -142,8 +146,9 @@ export class RelpSession extends SessionBatcher<RelpSessionContext> implements R
     return this.ended;
   }
 
+  /** Also the answers not yet sent: delayed, or waiting in the socket for an agent that does not read them. */
   override queuedBytes(): number {
-    return super.queuedBytes() + this.delayedReplies.length;
+    return super.queuedBytes() + this.delayedReplies.length + this.socket.writableLength;
   }
 
   override resumeReading(): void {
@@ -160,7 +165,7 @@ export class RelpSession extends SessionBatcher<RelpSessionContext> implements R
       return;
     }
     this.sendDelayedReplies();
-    if (this.socket.writable) this.socket.write(frames);
+    this.write(frames);
     if (this.ending !== null) this.finishIfAnswered();
     this.updateWindow();
   }
@@ -169,7 +174,18 @@ export class RelpSession extends SessionBatcher<RelpSessionContext> implements R
     if (this.delayedReplies === '') return;
     const frames = this.delayedReplies;
     this.delayedReplies = '';
-    if (this.socket.writable) this.socket.write(frames);
+    this.write(frames);
+  }
+
+  /**
+   * Answers out; past the socket's high-water mark (an agent that does not
+   * read its answers) reading stops until the kernel takes them ('drain'), so
+   * such an agent cannot make the node buffer answers without bound.
+   */
+  private write(frames: string): void {
+    if (!this.socket.writable || this.socket.write(frames) || this.pausedFor(PauseReason.Replies)) return;
+    this.pause(PauseReason.Replies);
+    this.socket.once('drain', this.repliesDrained ??= () => this.resume(PauseReason.Replies));
   }
 
   batchSettled(status: AckStatus, count: number): void {
@@ -255,9 +271,13 @@ export class RelpSession extends SessionBatcher<RelpSessionContext> implements R
     const rec = this.decode(buf, start, end);
     const tenant = this.attribute(rec);
     if (tenant === null) {
-      // The refusal is decided now, but it is still answered after the transactions before it.
+      // The refusal is decided now, but it is still answered after the transactions before it. Then the
+      // session ends (serverclose): librelp takes any 500 for a session error and reconnects anyway, and a
+      // client that sends no acceptable credentials must not hold a session open. Transactions after this
+      // one are left unanswered: the agent resends them once it has reconnected.
       this.submitRun();
       this.replies.answer(txnr, REFUSAL_REPLY[this.identity.refusal], true);
+      void this.serverClose(false);
       return;
     }
     if (this.startsRun(tenant)) {

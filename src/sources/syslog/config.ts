@@ -3,8 +3,9 @@
  * default applied, durations in milliseconds, sizes in bytes.
  */
 import { Type } from '@sinclair/typebox';
-import { address, optionalPath, port, section, size } from '../../core/config-schema.js';
+import { address, duration, optionalPath, port, section, size } from '../../core/config-schema.js';
 import { connectionBoundProperties, type ConnectionBounds } from '../connection-guard.js';
+import { DEFAULT_HANDSHAKE_BOUNDS, type HandshakeBounds } from './tls-handshakes.js';
 
 export interface SyslogUdpSourceConfig {
   enabled: boolean;
@@ -12,6 +13,8 @@ export interface SyslogUdpSourceConfig {
   port: number;
   /** SO_RCVBUF in bytes; 0 keeps the operating system's default. */
   receiveBufferBytes: number;
+  /** The ring between the reader thread and the event loop, in bytes. */
+  handoffBufferBytes: number;
 }
 
 export interface SyslogTcpSourceConfig extends ConnectionBounds {
@@ -22,7 +25,7 @@ export interface SyslogTcpSourceConfig extends ConnectionBounds {
   maxFrameBytes: number;
 }
 
-export interface SyslogTlsSourceConfig extends ConnectionBounds {
+export interface SyslogTlsSourceConfig extends ConnectionBounds, HandshakeBounds {
   /** True when a certificate and key are configured. */
   enabled: boolean;
   address: string;
@@ -52,7 +55,12 @@ export const SyslogUdpSchema = section(
     enabled: Type.Boolean({ description: 'Listen for syslog messages over UDP.', default: true }),
     address: address('Address the UDP socket binds to: an IPv4 or IPv6 literal, or `localhost`.'),
     port: port('UDP port; 0 picks a free port (useful in tests).', 5514),
-    receive_buffer: size(4 * 1024 ** 2, 'Socket receive buffer (SO_RCVBUF); 0 keeps the operating system default.'),
+    receive_buffer: size(4 * 1024 ** 2, 'Socket receive buffer (SO_RCVBUF); 0 keeps the operating system default. The kernel caps it at `net.core.rmem_max` (and doubles it).'),
+    handoff_buffer: size(
+      16 * 1024 ** 2,
+      'Shared memory between the thread that reads the socket and the event loop that parses: datagrams wait here while the event loop is busy (a GC, a batch written); what does not fit is dropped and counted (`sluice_dropped_records_total{reason="handoff_full"}`). Each datagram takes its size plus 12 bytes and its sender\'s address. From 1MiB to 1GiB.',
+      { min: 1024 ** 2, minText: '1MiB', max: 1024 ** 3, maxText: '1GiB' },
+    ),
   },
   'Syslog over UDP.',
 );
@@ -82,6 +90,11 @@ export const SyslogTlsSchema = section(
       default: 'none',
     }),
     ...streamConnectionProperties(),
+    max_handshakes: Type.Integer({
+      description: 'TLS handshakes in progress at once on this listener; a client that has sent its ClientHello past it waits (a plain socket, no TLS state) for a slot. A connection is wrapped in TLS only once its first bytes arrive, so a silent client costs no TLS state at all. See security.md.',
+      default: DEFAULT_HANDSHAKE_BOUNDS.maxHandshakes, minimum: 1,
+    }),
+    handshake_timeout: duration(DEFAULT_HANDSHAKE_BOUNDS.handshakeTimeoutMs, 'A connection not through its TLS handshake this long after it was accepted is closed and counted (`handshake_timeout`), silent or slow. From 100ms.'),
   },
   'Syslog over TLS (RFC 5425).',
 );

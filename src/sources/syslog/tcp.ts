@@ -1,10 +1,11 @@
 /**
  * Syslog over a byte stream: plain TCP (RFC 6587) or TLS (RFC 5425). One
  * session per connection: its identity (certificate, network) is resolved
- * once when the connection opens; every frame is a record, batched and
- * paused by the session batcher (../session-batcher.ts), so a congested
- * pipeline pauses the socket (TCP backpressure reaches the sender) until the
- * sinks drain.
+ * once when the connection opens (for TLS, once its handshake is through:
+ * tls-handshakes.ts bounds what handshakes cost); every frame is a record,
+ * batched and paused by the session batcher (../session-batcher.ts), so a
+ * congested pipeline pauses the socket (TCP backpressure reaches the sender)
+ * until the sinks drain.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -18,6 +19,7 @@ import type { Telemetry } from '../../telemetry/telemetry.js';
 import { SyslogFramer } from './framing.js';
 import { ConnectionGuard } from '../connection-guard.js';
 import { SessionBatcher, streamCounters, type StreamContext } from '../session-batcher.js';
+import { TlsHandshakes } from './tls-handshakes.js';
 
 /** How long a stopping source keeps reading from open connections before closing them. */
 const STOP_GRACE_MS = 1000;
@@ -124,8 +126,12 @@ export class SyslogStreamSource implements Source {
   readonly name: string;
   private server: net.Server | null = null;
   private readonly sessions = new Set<SyslogStreamSession>();
+  /** Every socket the listener accepted and that is still open: over TLS, those still in their handshake belong to no session. */
+  private readonly accepted = new Set<net.Socket>();
   private readonly context: SyslogStreamContext;
   private tls: TlsSettings | null = null;
+  /** TLS only: the connections accepted and not yet through their handshake. */
+  private handshakes: TlsHandshakes | null = null;
   private allClosed: (() => void) | null = null;
   private readonly guard: ConnectionGuard;
 
@@ -160,16 +166,18 @@ export class SyslogStreamSource implements Source {
     // Read certificates at start, so a missing file is a start failure with its reason.
     if (this.protocol === 'tls') this.tls = tlsSettings(this.config as SyslogTlsSourceConfig);
     if (this.tls !== null) {
-      const tlsServer = tls.createServer(this.tls.options, this.onConnection);
-      tlsServer.on('tlsClientError', (err, socket) => {
-        this.telemetry.emit('connectionRefused', {
-          source: this.name, reason: 'tls_handshake', peer: normalizeAddress(socket.remoteAddress ?? ''), error: err.message,
-        });
-      });
-      server = tlsServer;
+      const tlsConfig = this.config as SyslogTlsSourceConfig;
+      const handshakes = new TlsHandshakes(this.tls.options, tlsConfig, this.name, this.telemetry, this.onConnection);
+      this.handshakes = handshakes;
+      this.telemetry.watchHandshakes(this.name, () => handshakes.counts());
+      server = net.createServer({ noDelay: true }, this.onAccepted);
     } else {
       server = net.createServer({ noDelay: true }, this.onConnection);
     }
+    server.on('connection', (socket: net.Socket) => {
+      this.accepted.add(socket);
+      socket.once('close', () => this.accepted.delete(socket));
+    });
     this.server = server;
     await this.guard.listen(server, this.config.address, this.config.port, this.sessions);
   }
@@ -179,6 +187,7 @@ export class SyslogStreamSource implements Source {
     if (!server) return;
     this.server = null;
     this.guard.stop();
+    this.handshakes?.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     if (this.sessions.size > 0) {
       for (const session of this.sessions) session.end();
@@ -186,11 +195,15 @@ export class SyslogStreamSource implements Source {
       await settlesBefore(drained, Math.min(deadline, Date.now() + STOP_GRACE_MS));
       for (const session of this.sessions) session.destroy();
     }
+    // Closing the listener waits for every socket it accepted. One still in a TLS handshake has sent no record:
+    // waiting for it would hold the drain until the handshake timeout, past the shutdown deadline.
+    for (const socket of this.accepted) socket.destroy();
     await closed;
   }
 
   destroy(): void {
     this.guard.stop();
+    this.handshakes?.stop();
     this.server?.close();
     this.server = null;
     for (const session of this.sessions) session.destroy();
@@ -200,7 +213,22 @@ export class SyslogStreamSource implements Source {
     return this.server?.listening ? { healthy: true } : { healthy: false, detail: 'not listening' };
   }
 
+  /** TLS: a connection accepted, before its handshake: the listener's caps (its handshakes count), then the lazy handshake. */
+  private readonly onAccepted = (socket: net.Socket): void => {
+    const handshakes = this.handshakes!;
+    if (!this.guard.admit(this.sessions.size + handshakes.size, null, normalizeAddress(socket.remoteAddress ?? ''))) {
+      socket.destroy();
+      return;
+    }
+    handshakes.accept(socket);
+  };
+
   private readonly onConnection = (socket: net.Socket): void => {
+    if (this.server === null) {
+      // Through its handshake after the listener stopped.
+      socket.destroy();
+      return;
+    }
     const identity = this.identify(socket);
     if (identity === null) {
       socket.destroy();

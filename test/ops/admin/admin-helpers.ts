@@ -1,6 +1,5 @@
 /** Shared by the admin server tests: a node with its admin server, HTTP calls, SSE reading. */
 import { createHash } from 'node:crypto';
-import pino from 'pino';
 import { LocalControl } from '../../../src/ops/admin/local-control.js';
 import { startAdminServer, type RunningAdminServer } from '../../../src/ops/admin/server.js';
 import { readEvents } from '../../../src/ops/admin/commands.js';
@@ -37,7 +36,7 @@ export interface AdminFixture {
 
 export async function startAdminFixture(t: { after(fn: () => void | Promise<void>): void }, yaml: string, dir?: string): Promise<AdminFixture> {
   const started = dir === undefined ? await startTestNode(t, yaml) : await startTestNode(t, yaml, dir);
-  const server = await startAdminServer(started.node.config, new LocalControl(started.node), pino({ level: 'silent' }));
+  const server = await startAdminServer(started.node.config, new LocalControl(started.node), started.node.telemetry);
   t.after(() => server.close());
   return { node: started.node, server, base: `http://127.0.0.1:${server.port}`, tcpPort: started.tcpPort, dir: started.node.config.dataDir };
 }
@@ -59,6 +58,8 @@ export async function call(base: string, route: string, token: string | null, in
 export interface OpenTail {
   status: number;
   lines: string[];
+  /** Why the stream ended other than by close(), if it did. */
+  failure(): Error | null;
   close(): void;
 }
 
@@ -66,14 +67,18 @@ export async function openTail(base: string, query: string, token: string | null
   const abort = new AbortController();
   const response = await fetch(`${base}/api/tail${query}`, { headers: token === null ? {} : { authorization: `Bearer ${token}` }, signal: abort.signal });
   const lines: string[] = [];
+  let failed: Error | null = null;
   if (response.ok) {
     void readEvents(response.body!, (event, data) => {
       if (event === 'message') lines.push(data);
-    }).catch(() => undefined);
+    }).catch((err: Error) => {
+      // close() aborts the stream: only another end is a failure.
+      if (!abort.signal.aborted) failed = err;
+    });
   } else {
     await response.text();
   }
-  return { status: response.status, lines, close: () => abort.abort() };
+  return { status: response.status, lines, failure: () => failed, close: () => abort.abort() };
 }
 
 /** An RFC 5424 frame, octet-counted. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { LocalControl } from '../../../src/ops/admin/local-control.js';
-import { closed, connect, startTestNode, tempDir, waitFor } from '../../helpers.js';
+import { closed, connect, startTestNode, tailInto, tempDir, waitFor } from '../../helpers.js';
 
 const TENANTS = `
 tenants:
@@ -25,8 +25,8 @@ test('local control: tail filters by tenant, host and session; sessions list and
   const control = new LocalControl(node);
   const acmeLines: string[] = [];
   const hostLines: string[] = [];
-  const stopAcme = await control.tail({ tenant: 'acme' }, (line) => acmeLines.push(line));
-  const stopHost = await control.tail({ host: 'db-02' }, (line) => hostLines.push(line));
+  const stopAcme = await control.tail({ tenant: 'acme' }, tailInto(acmeLines));
+  const stopHost = await control.tail({ host: 'db-02' }, tailInto(hostLines));
 
   const acme = await connect(tcpPort, '127.0.0.1');
   const globex = await connect(tcpPort, '127.0.0.2');
@@ -40,7 +40,7 @@ test('local control: tail filters by tenant, host and session; sessions list and
   assert.equal(sessions.length, 2);
   const globexSession = sessions.find((s) => s.tenant === 'globex')!;
   const sessionLines: string[] = [];
-  const stopSession = await control.tail({ session: globexSession.id }, (line) => sessionLines.push(line));
+  const stopSession = await control.tail({ session: globexSession.id }, tailInto(sessionLines));
   acme.write(frame('web-01', 'a3'));
   globex.write(frame('db-02', 'g2'));
   await waitFor('the session tail sees its record', () => sessionLines.length === 1 && acmeLines.length === 3);

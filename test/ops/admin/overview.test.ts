@@ -56,6 +56,7 @@ test('overview: rates and the interval\'s ack latency come from the difference o
   assert.equal(live.memory['sluice_memory_accounted_bytes{component=sessions}'], 1234, 'governor gauges pass through when present');
   assert.equal(live.eventLoop['sluice_event_loop_delay_p99_seconds'], 0.02);
   assert.equal(live.restarts, 2);
+  assert.equal(live.udp, null, 'no UDP numbers without a UDP listener');
   assert.equal(withRates(before, null, 10).ackLatencyInterval?.count, 10);
 });
 

@@ -42,11 +42,12 @@ const DEFAULTS: SluiceConfig = {
   connectionBalancing: 'kernel',
   supervision: { initialBackoffMs: 100, maxBackoffMs: 30_000, stableAfterMs: 30_000, crashLoopAfter: 5 },
   sources: {
-    syslogUdp: { enabled: true, address: '127.0.0.1', port: 5514, receiveBufferBytes: 4 * 1024 * 1024 },
+    syslogUdp: { enabled: true, address: '127.0.0.1', port: 5514, receiveBufferBytes: 4 * 1024 * 1024, handoffBufferBytes: 16 * 1024 * 1024 },
     syslogTcp: { enabled: true, address: '127.0.0.1', port: 5514, maxFrameBytes: 64 * 1024, maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000 },
     syslogTls: {
       enabled: false, address: '127.0.0.1', port: 6514, certificateFile: null, keyFile: null, clientCaFile: null,
       clientCertificates: 'none', maxFrameBytes: 64 * 1024, maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000,
+      maxHandshakes: 512, handshakeTimeoutMs: 10_000,
     },
     relp: {
       enabled: true, address: '127.0.0.1', port: 2514, maxFrameBytes: 128 * 1024, window: 128, drainTimeoutMs: 2000,
@@ -72,7 +73,7 @@ const DEFAULTS: SluiceConfig = {
     },
   ],
   shutdownTimeoutMs: 10_000,
-  memory: { budgetBytes: 512 * 1024 ** 2, softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 },
+  memory: { budgetBytes: 512 * 1024 ** 2, measure: 'processes', softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 },
   hostmeta: {
     service: {
       enabled: true, address: '127.0.0.1', port: 8090, dataDir: './data', postgresUrl: null, postgresSchema: 'sluice_hostmeta',
@@ -83,7 +84,7 @@ const DEFAULTS: SluiceConfig = {
       cacheMaxEntries: 50_000, lookupTimeoutMs: 250, touchIntervalMs: 60_000,
     },
   },
-  admin: { enabled: true, address: '127.0.0.1', port: 8080, tokens: [], openLoopbackReads: true, tenantSeries: 100 },
+  admin: { enabled: true, address: '127.0.0.1', port: 8080, tokens: [], openLoopbackReads: true, tenantSeries: 100, tailSlots: 32, tenantTailShare: 0.25, hosts: [] },
   cluster: {
     nats: [], nodeId: defaultNodeId(), bucketPrefix: 'sluice', replicas: 1, heartbeatIntervalMs: 1000, memberTtlMs: 10_000,
     leaderTtlMs: 5000, hostLocks: true, pruneHostsAfterMs: 30 * 86_400_000, shedConnectionsOver: 1.25, shedIntervalMs: 10_000,
@@ -271,7 +272,7 @@ describe('unknown keys', () => {
     ['colour: red\n', 'colour', 'data_dir, log, workers, connection_balancing, supervision, shutdown_timeout, sources, tenants, sinks, hostmeta, admin, memory, cluster'],
     ['log:\n  colour: red\n', 'log.colour', 'level, output, syslog'],
     ['log:\n  syslog:\n    colour: red\n', 'log.syslog.colour', 'protocol, host, port, facility, app_name, max_message, max_queue'],
-    ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer'],
+    ['sources:\n  syslog_udp:\n    colour: red\n', 'sources.syslog_udp.colour', 'enabled, address, port, receive_buffer, handoff_buffer'],
     ['sources:\n  syslog_tcp:\n    colour: red\n', 'sources.syslog_tcp.colour', 'enabled, address, port, max_frame, max_connections, idle_timeout, frame_timeout'],
     ['sources:\n  colour: red\n', 'sources.colour', 'syslog_udp, syslog_tcp, syslog_tls, relp, http'],
     ['tenants:\n  a:\n    colour: red\n', 'tenants.a.colour', 'networks, tokens, certificates, limits'],
@@ -298,8 +299,9 @@ describe('unknown keys', () => {
 
 describe('values', () => {
   it('memory: a budget in human units, marks as fractions, soft below hard', () => {
-    const memory = ok('memory:\n  budget: 2GiB\n  soft_mark: 0.7\n  hard_mark: 0.9\n  sample_interval: 250ms\n').memory;
-    assert.deepEqual(memory, { budgetBytes: 2 * 1024 ** 3, softMark: 0.7, hardMark: 0.9, hysteresis: 0.05, sampleIntervalMs: 250 });
+    const memory = ok('memory:\n  budget: 2GiB\n  measure: queues\n  soft_mark: 0.7\n  hard_mark: 0.9\n  sample_interval: 250ms\n').memory;
+    assert.deepEqual(memory, { budgetBytes: 2 * 1024 ** 3, measure: 'queues', softMark: 0.7, hardMark: 0.9, hysteresis: 0.05, sampleIntervalMs: 250 });
+    assert.equal(one('memory:\n  measure: heap\n').path, 'memory.measure');
     assert.deepEqual(brief(one('memory:\n  soft_mark: 0.9\n  hard_mark: 0.9\n')), {
       path: 'memory.soft_mark', value: 0.9, expected: 'a fraction below hard_mark (0.9)',
     });

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Primary } from '../../../src/ops/workers/primary.js';
+import { Primary, WORKER_HEAP_FLOOR_MIB, workerHeapLimitMiB } from '../../../src/ops/workers/primary.js';
 import { proportionalShares, WorkersControl } from '../../../src/ops/workers/workers-control.js';
-import { connect, memoryLogger, readTenantRecords, tempDir, testConfig, waitFor } from '../../helpers.js';
+import { connect, memoryLogger, readTenantRecords, tailInto, tempDir, testConfig, waitFor } from '../../helpers.js';
 import { RelpTestClient } from '../../relp-client.js';
 
 async function startPrimary(t: { after(fn: () => void | Promise<void>): void }, dir: string, yaml: string, workerExec?: string) {
@@ -130,7 +130,7 @@ test('cluster control: the node seen as one — sessions of every worker, discon
   ].join('\n'));
   const port = primary.workers.get(1)!.addresses!.syslogTcp!.port;
   const tailed: string[] = [];
-  const stopTail = await control.tail({ tenant: 'default' }, (line) => tailed.push(line));
+  const stopTail = await control.tail({ tenant: 'default' }, tailInto(tailed));
 
   // Connections are handed to the workers in turn: a handful reaches both.
   const sockets = await Promise.all(Array.from({ length: 6 }, () => connect(port)));
@@ -216,4 +216,11 @@ test('cluster control: shedding is split across the workers in proportion to wha
   });
   assert.match((await control.metrics()).text, /sluice_sessions_shed_total\{protocol="relp"\} 7\b/, 'counted in the workers, summed');
   for (const socket of tcp) socket.destroy();
+});
+
+test('workers: each worker\'s V8 heap limit is its share of the memory budget, never below the floor', (t) => {
+  const dir = tempDir(t);
+  assert.equal(workerHeapLimitMiB(testConfig(dir, 'workers: 2\nmemory: { budget: 512MiB }')), 170);
+  assert.equal(workerHeapLimitMiB(testConfig(dir, 'workers: 1\nmemory: { budget: 2GiB }')), 1024);
+  assert.equal(workerHeapLimitMiB(testConfig(dir, 'workers: 4\nmemory: { budget: 256MiB }')), WORKER_HEAP_FLOOR_MIB, '51 MiB each would be below the floor');
 });

@@ -20,7 +20,7 @@ import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { memoryLogger, tempDir } from '../../helpers.js';
 
 type Cleanup = { after(fn: () => void | Promise<void>): void };
-type Method = 'GET' | 'PUT' | 'PATCH' | 'DELETE';
+type Method = 'GET' | 'PUT' | 'PATCH' | 'DELETE' | 'POST';
 
 const ADMIN_TOKEN = 'hostmeta-admin-token-0123456789';
 const ACME_TOKEN = 'hostmeta-acme-token-0123456789';
@@ -87,6 +87,7 @@ test('hostmeta access: without a token, or with an unknown one, every route but 
   const attempts: [Method, string, unknown?][] = [
     ['GET', item], ['PUT', item, { labels: { owner: 'ATTACKER' } }], ['PATCH', item, { labels: { owner: 'ATTACKER' } }],
     ['DELETE', item], ['GET', '/host_metadata/acme'], ['GET', '/no/such/route'],
+    ['POST', '/host_metadata/acme', { hosts: [{ key, create: { labels: { owner: 'ATTACKER' } } }] }],
   ];
   for (const token of [null, 'not-a-token-of-this-service', ACME_TOKEN.slice(0, -1)]) {
     for (const [method, url, body] of attempts) {
@@ -126,6 +127,8 @@ test('hostmeta access: the admin token and the service\'s own credential reach e
       assert.equal((await call('PATCH', item, token, { labels: { role: 'web' } })).status, 204, `${who} PATCH ${tenant}`);
       assert.equal((await call('GET', item, token)).status, 200, `${who} GET ${tenant}`);
       assert.equal((await call('GET', `/host_metadata/${tenant}`, token)).status, 200, `${who} list ${tenant}`);
+      assert.equal((await call('POST', `/host_metadata/${tenant}`, token, { hosts: [{ key: randomKey(), create: { hostname: 'h' } }] })).status, 200,
+        `${who} batch ${tenant}`);
       assert.equal((await call('DELETE', item, token)).status, 204, `${who} DELETE ${tenant}`);
     }
   }
@@ -138,11 +141,13 @@ test('hostmeta access: the admin token and the service\'s own credential reach e
   assert.equal((await call('PUT', acmeItem, ACME_TOKEN, { hostname: 'a', labels: { owner: 'acme-ops' } })).status, 204);
   assert.equal((await call('GET', acmeItem, ACME_TOKEN)).status, 200);
   assert.equal((await call('GET', '/host_metadata/acme', ACME_TOKEN)).status, 200);
+  assert.equal((await call('POST', '/host_metadata/acme', ACME_TOKEN, { hosts: [{ key: acmeKey }] })).status, 200, 'a scoped token batches its own tenant');
 
   const before = await refused('forbidden');
   const attempts: [Method, string, unknown?][] = [
     ['GET', globexItem], ['PUT', globexItem, { labels: { owner: 'ATTACKER' } }], ['PATCH', globexItem, { labels: { owner: 'ATTACKER' } }],
     ['DELETE', globexItem], ['GET', '/host_metadata/globex'],
+    ['POST', '/host_metadata/globex', { hosts: [{ key: globexKey }, { key: randomKey(), create: { hostname: 'planted' } }] }],
     // A tenant the service does not have is "not yours" to a scoped token: it learns nothing of which tenants exist.
     ['PUT', `/host_metadata/fake123/${randomKey()}`, { hostname: 'x' }],
   ];
@@ -166,6 +171,7 @@ test('hostmeta access: an unknown tenant is a 404 and never created — the data
     ['GET', `/host_metadata/fake123/${key}`],
     ['DELETE', `/host_metadata/fake123/${key}`],
     ['GET', '/host_metadata/fake123'],
+    ['POST', '/host_metadata/fake123', { hosts: [{ key, create: { hostname: 'x' } }] }],
   ] as [Method, string, unknown?, Record<string, string>?][]) {
     const reply = await call(method, url, ADMIN_TOKEN, body);
     assert.equal(reply.status, 404, `${method} ${url}`);
@@ -174,7 +180,7 @@ test('hostmeta access: an unknown tenant is a 404 and never created — the data
   }
   assert.deepEqual(await service.store.list('fake123', null, 10), []);
   assert.equal(await service.pruneUnseen(1), 0, 'no row of any tenant exists');
-  assert.equal(await refused('unknown_tenant'), 6);
+  assert.equal(await refused('unknown_tenant'), 7);
 
   // A reload that adds the tenant: from then on it is served.
   service.setAccess({ ...ACCESS, tenants: [...ACCESS.tenants, 'fake123'] });
@@ -248,6 +254,11 @@ test('hostmeta access: hostile bodies and headers get a 4xx, never a 500, and ea
     ['an undecodable path', 'GET', '/host_metadata/%zz/x', undefined, {}],
     ['a 4 KiB token', 'GET', item, undefined, { authorization: `Bearer ${'t'.repeat(4096)}` }],
     ['If-None-Match of another kind', 'PUT', item, '{"hostname":"h"}', { 'if-none-match': 'W/"1"' }],
+    ['a batch of poison', 'POST', '/host_metadata/acme', `{"hosts":[{"key":"${randomKey()}","create":{"__proto__":{"admin":true}}}]}`, {}],
+    ['a batch whose hosts is a string', 'POST', '/host_metadata/acme', '{"hosts":"all of them"}', {}],
+    ['a batch with a null update', 'POST', '/host_metadata/acme', `{"hosts":[{"key":"${randomKey()}","update":null}]}`, {}],
+    ['a batch of 100,000 hosts', 'POST', '/host_metadata/acme', JSON.stringify({ hosts: Array.from({ length: 100_000 }, () => ({ key: 'a'.repeat(40) })) }), {}],
+    ['a batch nested too deep', 'POST', '/host_metadata/acme', `{"hosts":[{"key":"${randomKey()}","create":${'{"a":'.repeat(40)}1${'}'.repeat(40)}}]}`, {}],
   ];
   for (const [what, method, url, body, headers] of viaClient) {
     const reply = await call(method, url, headers.authorization === undefined ? ADMIN_TOKEN : null, body, headers);

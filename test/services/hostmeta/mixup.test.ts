@@ -3,9 +3,9 @@
  * load, handed one request's response to another: a GET received a PUT's
  * 204, a PUT received a 404 meant for someone else.
  *
- * Here thousands of concurrent GET/PUT/PATCH/DELETE requests go through the
- * client to a server that delays answers at random, answers 200/204/404/412
- * at random, drops connections before answering or in the middle of a
+ * Here thousands of concurrent GET/PUT/PATCH/DELETE requests and batches
+ * (POST, several hosts each) go through the client to a server that delays
+ * answers at random, answers 200/204/404/412 (a batch: each host found or not) at random, drops connections before answering or in the middle of a
  * response, and closes keep-alive connections after answering. Every answer
  * names its request (echo headers, and for a 200 the body too). The test
  * checks each result against the request it made — independently of the
@@ -25,8 +25,8 @@ import { DEFAULT_HOSTMETA_CLIENT_CONFIG } from '../../../src/services/hostmeta/c
 import { Telemetry } from '../../../src/telemetry/telemetry.js';
 
 type Cleanup = { after(fn: () => void | Promise<void>): void };
-type Operation = 'get' | 'put' | 'create' | 'patch' | 'delete';
-const OPERATIONS: readonly Operation[] = ['get', 'put', 'create', 'patch', 'delete'];
+type Operation = 'get' | 'put' | 'create' | 'patch' | 'delete' | 'batch';
+const OPERATIONS: readonly Operation[] = ['get', 'put', 'create', 'patch', 'delete', 'batch'];
 const TENANTS = ['1710', '1712', 'acme'] as const;
 
 interface ChaosStats {
@@ -40,11 +40,24 @@ interface ChaosStats {
   lies: number;
 }
 
-/** What a request names, from its path and (for writes) its `probe` field. */
-function parseRequest(request: http.IncomingMessage, body: string): { tenant: string; key: string; probe: unknown } {
+/**
+ * What a request names, from its path and (for writes) its `probe` field; a
+ * batch names its tenant and its hosts' keys (joined by commas), and is foreign
+ * when a host's `create` carries another host's probe.
+ */
+function parseRequest(request: http.IncomingMessage, body: string): { tenant: string; key: string; foreign: boolean } {
   const [, , tenant = '', key = ''] = (request.url ?? '').split('/');
-  const probe = body === '' ? undefined : (JSON.parse(body) as { probe?: unknown }).probe;
-  return { tenant, key, probe };
+  if (body === '') return { tenant, key, foreign: false };
+  const parsed = JSON.parse(body) as { probe?: unknown; hosts?: { key: string; create: { probe: unknown } }[] };
+  if (parsed.hosts !== undefined) {
+    return { tenant, key: parsed.hosts.map((h) => h.key).join(','), foreign: parsed.hosts.some((h) => h.create.probe !== `${tenant}/${h.key}`) };
+  }
+  return { tenant, key, foreign: parsed.probe !== `${tenant}/${key}` };
+}
+
+/** The echo headers of an answer: a batch's names its tenant only (its hosts are in the body). */
+function echoHeaders(request: http.IncomingMessage, named: { tenant: string; key: string }): Record<string, string> {
+  return request.method === 'POST' ? { 'x-hostmeta-tenant': named.tenant } : { 'x-hostmeta-tenant': named.tenant, 'x-hostmeta-key': named.key };
 }
 
 /** Each status the method can have, picked at random: the answers differ, so a swapped one would show. */
@@ -65,15 +78,22 @@ function randomStatus(request: http.IncomingMessage): number {
  */
 async function chaosServer(t: Cleanup, stats: ChaosStats, lieEvery = 0): Promise<string> {
   let previous = { tenant: '1710', key: 'e1924d5bfc58ac9576d6b31f261e0d137d56e142' };
+  // A batch lies with the previous batch's answer.
+  let previousBatch = { tenant: '1710', key: 'e1924d5bfc58ac9576d6b31f261e0d137d56e142' };
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       stats.requests++;
-      const { tenant, key, probe } = parseRequest(request, Buffer.concat(chunks).toString('utf8'));
-      if (probe !== undefined && probe !== `${tenant}/${key}`) stats.foreignBodies++;
-      const named = lieEvery > 0 && randomInt(lieEvery) === 0 ? previous : { tenant, key };
-      if (named !== previous) previous = { tenant, key };
+      const { tenant, key, foreign } = parseRequest(request, Buffer.concat(chunks).toString('utf8'));
+      if (foreign) stats.foreignBodies++;
+      const batch = request.method === 'POST';
+      const last = batch ? previousBatch : previous;
+      const named = lieEvery > 0 && randomInt(lieEvery) === 0 ? last : { tenant, key };
+      if (named !== last) {
+        if (batch) previousBatch = { tenant, key };
+        else previous = { tenant, key };
+      }
       setTimeout(() => answer(request, response, tenant, key, named), randomInt(4));
     });
   });
@@ -90,19 +110,26 @@ async function chaosServer(t: Cleanup, stats: ChaosStats, lieEvery = 0): Promise
     if (dice < 8) {
       // Headers that name this request and half a body, then the connection is gone.
       stats.droppedMidResponse++;
-      socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n` +
-        `x-hostmeta-tenant: ${tenant}\r\nx-hostmeta-key: ${key}\r\n\r\n{"probe":"${tenant}/${key}","hostn`);
+      const echo = Object.entries(echoHeaders(request, { tenant, key })).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+      socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n${echo}\r\n{"probe":"${tenant}/${key}","hostn`);
       socket.destroy();
       return;
     }
     if (named.key !== key || named.tenant !== tenant) stats.lies++;
     const status = randomStatus(request);
-    const headers: http.OutgoingHttpHeaders = { 'x-hostmeta-tenant': named.tenant, 'x-hostmeta-key': named.key };
+    const headers: http.OutgoingHttpHeaders = echoHeaders(request, named);
     if (dice < 20) {
       stats.closedAfterAnswer++;
       headers.connection = 'close';
     }
-    if (status === 200) {
+    if (request.method === 'POST') {
+      // Each host found (its document names it) or created, at random.
+      const hosts = named.key.split(',').map((k) => (randomInt(2) === 0
+        ? { key: k, metadata: { probe: `${named.tenant}/${k}`, hostname: `host-${k.slice(0, 8)}` }, created: false }
+        : { key: k, metadata: null, created: false }));
+      response.writeHead(200, { ...headers, 'content-type': 'application/json' });
+      response.end(JSON.stringify({ hosts }));
+    } else if (status === 200) {
       response.writeHead(200, { ...headers, 'content-type': 'application/json' });
       response.end(JSON.stringify({ probe: `${named.tenant}/${named.key}`, hostname: `host-${named.key.slice(0, 8)}` }));
     } else if (status === 404) {
@@ -176,6 +203,20 @@ async function hammer(client: HostmetaClient, count: number): Promise<Tally> {
           status = deleted.deleted ? 'delete 204' : 'delete 404';
           break;
         }
+        case 'batch': {
+          // This key and a few others, each once.
+          const batchKeys = [...new Set([key, ...Array.from({ length: randomInt(4) }, () => keys[randomInt(keys.length)]!)])];
+          const answers = await client.getOrCreateMany(tenant, batchKeys.map((k) => ({ key: k, create: { hostname: `host-${k.slice(0, 8)}`, probe: `${tenant}/${k}` } })));
+          named = asked;
+          answers.forEach((answer, i) => {
+            const own = `${tenant}/${batchKeys[i]}`;
+            if (answer.key !== batchKeys[i] || (answer.metadata !== null && answer.metadata.probe !== own)) {
+              tally.wrongAnswers.push(`batch ${own} got the answer for ${answer.key}: ${JSON.stringify(answer.metadata)}`);
+            }
+          });
+          status = 'batch 200';
+          break;
+        }
       }
       if (named !== asked) tally.wrongAnswers.push(`${operation} ${asked} got the answer for ${named}`);
       tally.succeeded++;
@@ -224,7 +265,7 @@ test('hostmeta client: 5,000 concurrent mixed requests through delays, drops and
     assert.ok(tally.succeeded >= operations * 0.8, `${tally.succeeded} of ${operations} succeeded; failures ${JSON.stringify([...tally.failures])}`);
     assert.deepEqual([...tally.failures.keys()].filter((reason) => reason !== 'network' && reason !== 'timeout'), [],
       'the only failures are dropped connections (or, on a starved machine, timeouts)');
-    for (const status of ['get 200', 'get 404', 'put 204', 'create 204', 'create 412', 'patch 204', 'delete 204', 'delete 404']) {
+    for (const status of ['get 200', 'get 404', 'put 204', 'create 204', 'create 412', 'patch 204', 'delete 204', 'delete 404', 'batch 200']) {
       assert.ok((tally.statuses.get(status) ?? 0) > 0, `saw ${status}`);
     }
   });

@@ -13,7 +13,7 @@ import { Client } from 'undici';
 import { AccessTokens, sha256Hex } from '../../../src/core/access-tokens.js';
 import { DEFAULT_HOSTMETA_SERVICE_CONFIG } from '../../../src/services/hostmeta/config.js';
 import { HOST_METADATA_SCHEMA } from '../../../src/services/hostmeta/schema.js';
-import { buildHostmetaApp, decodeCursor, encodeCursor, PRUNE_BATCH, startHostmetaService } from '../../../src/services/hostmeta/server.js';
+import { buildHostmetaApp, decodeCursor, encodeCursor, MAX_BATCH_HOSTS, PRUNE_BATCH, startHostmetaService } from '../../../src/services/hostmeta/server.js';
 import { SqliteHostmetaStore } from '../../../src/services/hostmeta/sqlite-store.js';
 import { Telemetry } from '../../../src/telemetry/telemetry.js';
 import { ROOT, memoryLogger, tempDir } from '../../helpers.js';
@@ -47,7 +47,7 @@ async function serve(t: Cleanup, maxDocumentBytes = DEFAULT_HOSTMETA_SERVICE_CON
     await app.close();
     await store.close();
   });
-  async function call(method: 'GET' | 'PUT' | 'PATCH' | 'DELETE', url: string, body?: unknown,
+  async function call(method: 'GET' | 'PUT' | 'PATCH' | 'DELETE' | 'POST', url: string, body?: unknown,
     headers: Record<string, string> = {}): Promise<Reply> {
     const raw = typeof body === 'string' ? body : body === undefined ? undefined : JSON.stringify(body);
     const authorized = { authorization: `Bearer ${TOKEN}`, ...headers };
@@ -185,6 +185,57 @@ test('hostmeta http: over 64 KiB is a 413, for a PUT body and for what a PATCH w
   const grows = await call('PATCH', item, { more: 'y'.repeat(200) });
   assert.equal(grows.status, 413, 'the merged document would pass the limit');
   assert.deepEqual((await call('GET', item)).body, nearly, 'the refused merge changed nothing');
+});
+
+test('hostmeta http: a batch gets or creates many hosts in one request, answers in order, and refuses what is malformed or too large', async (t) => {
+  const { call, store } = await serve(t, 1024);
+  const existing = randomKey();
+  await store.put('acme', existing, { hostname: 'known', labels: { owner: 'ops' } }, Date.now());
+  const fresh = randomKey();
+  const absent = randomKey();
+  const batch = (hosts: unknown) => call('POST', '/host_metadata/acme', { hosts });
+
+  const first = await batch([{ key: fresh, create: { hostname: 'new-1' } }, { key: existing, create: { hostname: 'overwrite?' }, update: { rack: 4 } }, { key: absent }]);
+  assert.equal(first.status, 200);
+  assert.equal(first.headers['x-hostmeta-tenant'], 'acme', 'the answer names its tenant');
+  assert.deepEqual(first.body, {
+    hosts: [
+      { key: fresh, metadata: { hostname: 'new-1' }, created: true },
+      { key: existing, metadata: { hostname: 'known', labels: { owner: 'ops' }, rack: 4 }, created: false },
+      { key: absent, metadata: null, created: false },
+    ],
+  });
+  assert.deepEqual((await store.get('acme', fresh))?.metadata, { hostname: 'new-1' });
+  assert.deepEqual((await store.get('acme', existing))?.metadata, { hostname: 'known', labels: { owner: 'ops' }, rack: 4 }, 'an update merges into the present document');
+  assert.equal(await store.get('acme', absent), null, 'a host without `create` is only read');
+  const again = await batch([{ key: fresh, create: { hostname: 'new-2' } }]);
+  assert.deepEqual(again.body, { hosts: [{ key: fresh, metadata: { hostname: 'new-1' }, created: false }] }, 'created once');
+
+  const many = Array.from({ length: MAX_BATCH_HOSTS }, () => ({ key: randomKey(), create: { hostname: 'h' } }));
+  const full = await batch(many);
+  assert.equal(full.status, 200, `${MAX_BATCH_HOSTS} hosts in one batch`);
+  assert.equal((full.body as { hosts: unknown[] }).hosts.length, MAX_BATCH_HOSTS);
+  const tooMany = await batch([...many, { key: randomKey() }]);
+  assert.equal(tooMany.status, 413);
+  assert.equal((tooMany.body as { error: string }).error, 'too_large');
+
+  for (const [what, body, status] of [
+    ['no hosts', { hosts: [] }, 400],
+    ['not an array', { hosts: { key: fresh } }, 400],
+    ['an array body', [{ key: fresh }], 400],
+    ['a bad key', { hosts: [{ key: 'XYZ' }] }, 400],
+    ['a host that is not an object', { hosts: [7] }, 400],
+    ['a key named twice', { hosts: [{ key: fresh }, { key: fresh }] }, 400],
+    ['an invalid document', { hosts: [{ key: randomKey(), create: { hostname: 5 } }] }, 400],
+    ['an invalid update', { hosts: [{ key: randomKey(), update: { last_seen: 'yesterday' } }] }, 400],
+    ['an update over the limit', { hosts: [{ key: randomKey(), update: { blob: 'x'.repeat(2000) } }] }, 413],
+    ['a document over the limit', { hosts: [{ key: randomKey(), create: { blob: 'x'.repeat(2000) } }] }, 413],
+  ] as const) {
+    const reply = await call('POST', '/host_metadata/acme', body);
+    assert.equal(reply.status, status, what);
+    assert.equal((reply.body as { part: string }).part, 'body', what);
+  }
+  assert.equal((await store.list('acme', null, 5000)).length, MAX_BATCH_HOSTS + 2, 'the refused batches wrote nothing');
 });
 
 test('hostmeta http: a tenant listing pages through 250 hosts by cursor, in key order', async (t) => {

@@ -159,6 +159,56 @@ for (const backend of backends) {
     assert.deepEqual(await store.get('acme', key), { key, metadata: { hostname: 'first' }, updatedAt: T0 });
   });
 
+  test(name('getOrCreateMany: one call creates the missing, merges updates into the present, reads the rest, answers in order; concurrent overlapping batches create each host once'),
+    options, async (t) => {
+      const store = (await backend.database(t)).open();
+      await store.open();
+      const [known, fresh, readOnly, seen, big] = [randomKey(), randomKey(), randomKey(), randomKey(), randomKey()];
+      await store.put('acme', known, { hostname: 'known', labels: { owner: 'ops' } }, T0);
+      await store.put('acme', seen, { hostname: 'seen', labels: { owner: 'ops' }, last_seen: '2026-11-20T00:00:00Z' }, T0);
+      await store.put('acme', big, { hostname: 'big', blob: 'x'.repeat(150) }, T0);
+      await store.put('other', fresh, { hostname: 'of another tenant' }, T0);
+      const sighting = { hostname: 'seen-again', last_seen: '2026-11-27T14:00:09Z' };
+      assert.deepEqual(await store.getOrCreateMany('acme', [
+        { key: fresh, create: { hostname: 'fresh', last_seen: '2026-11-27T14:00:05Z' }, update: sighting },
+        { key: known, create: { hostname: 'replaced?' } },
+        { key: readOnly },
+        { key: seen, create: { hostname: 'replaced?' }, update: { ...sighting, labels: null } },
+        { key: big, update: { blob: 'x'.repeat(300) } },
+      ], T0 + 10, 200), [
+        { key: fresh, metadata: { hostname: 'fresh', last_seen: '2026-11-27T14:00:05Z' }, created: true },
+        { key: known, metadata: { hostname: 'known', labels: { owner: 'ops' } }, created: false },
+        { key: readOnly, metadata: null, created: false },
+        { key: seen, metadata: { hostname: 'seen-again', last_seen: '2026-11-27T14:00:09Z' }, created: false },
+        { key: big, metadata: { hostname: 'big', blob: 'x'.repeat(150) }, created: false },
+      ]);
+      assert.deepEqual(await store.get('acme', fresh), { key: fresh, metadata: { hostname: 'fresh', last_seen: '2026-11-27T14:00:05Z' }, updatedAt: T0 + 10 });
+      assert.deepEqual(await store.get('acme', seen), { key: seen, metadata: { hostname: 'seen-again', last_seen: '2026-11-27T14:00:09Z' }, updatedAt: T0 + 10 },
+        'an update merges into the present document, as a PATCH does');
+      assert.deepEqual(await store.get('acme', big), { key: big, metadata: { hostname: 'big', blob: 'x'.repeat(150) }, updatedAt: T0 }, 'a merge over the limit writes nothing');
+      assert.equal(await store.get('acme', readOnly), null);
+      assert.deepEqual((await store.get('other', fresh))?.metadata, { hostname: 'of another tenant' }, 'tenants stay apart');
+      // The batch's rows are indexed as seen like any other write: pruning finds them.
+      assert.equal(await store.pruneUnseen(Date.parse('2026-11-27T14:00:06Z'), 10), 4, 'known and big (T0), fresh (its last_seen) and other\'s host; not seen (14:00:09)');
+
+      // Batches sharing keys in opposite orders, at once: each host created exactly once, every answer its document.
+      const keys = Array.from({ length: 200 }, randomKey);
+      const batches = Array.from({ length: 8 }, (_, b) => {
+        const order = b % 2 === 0 ? keys : [...keys].reverse();
+        return store.getOrCreateMany('acme', order.map((key) => ({ key, create: { hostname: `batch-${b}` }, update: { [`seen_by_${b}`]: true } })), T0, 65536);
+      });
+      const answers = (await Promise.all(batches)).flat();
+      assert.equal(answers.filter((a) => a.created).length, keys.length);
+      for (const key of keys) {
+        const stored = (await store.get('acme', key))!.metadata;
+        // The creating batch wrote its document; each other batch merged its update in: nothing was lost.
+        const creator = Number(String(stored.hostname).slice('batch-'.length));
+        const others = Array.from({ length: 8 }, (_, b) => b).filter((b) => b !== creator);
+        assert.deepEqual(stored, { hostname: `batch-${creator}`, ...Object.fromEntries(others.map((b) => [`seen_by_${b}`, true])) },
+          `${key}: created once, updated by every other batch`);
+      }
+    });
+
   test(name('merge replaces top-level fields, null removes one, a missing document is created, too large writes nothing'),
     options, async (t) => {
       const store = (await backend.database(t)).open();
