@@ -36,6 +36,8 @@ function nodeYaml(dir: string, workers: number): string {
     `data_dir: ${JSON.stringify(path.join(dir, 'node'))}`,
     `workers: ${workers}`,
     'log: { level: info }',
+    // Four workers and a primary weigh more than the default budget at idle: the governor would refuse the agents.
+    'memory: { budget: 2GiB }',
     `sources: { syslog_udp: { port: 0 }, syslog_tcp: { port: 0 }, relp: { port: 0 }, http: { port: 0, max_connections: ${HTTP_CAP} } }`,
     'hostmeta: { service: { port: 0 } }',
     'admin: { port: 0 }',
@@ -190,6 +192,7 @@ async function connectionCapHolds(node: RunningNode, logs: string, source: 'sysl
   await waitFor('every other agent refused twice more', () => refusals.every((n, k) => held.length > cap || n >= seen[k]! + 2 || held.some((s) => s.localAddress === `127.0.5.${k + 1}`)), 20_000);
   stop = true;
   await running;
+  assert.equal(held.filter((socket) => !socket.destroyed).length, held.length, 'every accepted connection still open');
   assert.equal(held.length, cap, `exactly the cap accepted over ${source}, with twice as many agents trying`);
   for (const socket of held) socket.destroy();
 }

@@ -129,12 +129,14 @@ export class LimitShares {
   }
 
   /**
-   * The most connections a worker may allow now or once the messages on
-   * their way have landed: what it applies, or any allowance still in flight
-   * (a growth sent before a cut may land first).
+   * The most connections a worker may hold now or once the messages on
+   * their way have landed: what it applies, any allowance still in flight (a
+   * growth sent before a cut may land first), and what it holds open (a cut
+   * closes nothing: connections accepted before it stay).
    */
   private committed(worker: number, tenant: string): number {
-    let most = this.applied.get(worker)?.get(tenant) ?? this.reports.get(worker)?.[tenant]?.allowance ?? 0;
+    const reported = this.reports.get(worker)?.[tenant];
+    let most = Math.max(this.applied.get(worker)?.get(tenant) ?? reported?.allowance ?? 0, reported?.connections ?? 0);
     for (const f of this.inFlight.get(worker) ?? []) if (f.tenant === tenant && f.connections > most) most = f.connections;
     return most;
   }

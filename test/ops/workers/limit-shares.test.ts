@@ -79,3 +79,20 @@ test('a report names only the tenants whose use changed: the others stand; only 
   assert.ok(Math.abs(share(1) - 0.625) < 1e-9 && Math.abs(share(2) - 0.375) < 1e-9, JSON.stringify([...sent]));
   assert.equal(shares.allot([1, 2]).size, 0, 'tenant a stands as reported: nothing changed');
 });
+
+test('connection allowances: connections a worker accepted before its cut landed count as held', () => {
+  const shares = new LimitShares();
+  shares.report(1, { t: use({ maxConnections: 6 }) });
+  shares.report(2, { t: use({ maxConnections: 6 }) });
+  const initial = shares.allot([1, 2]); // 3 and 3
+  shares.report(1, { t: use({ maxConnections: 6, allowance: 3 }) }, initial.get(1)!.seq);
+  shares.report(2, { t: use({ maxConnections: 6, allowance: 3 }) }, initial.get(2)!.seq);
+  // Worker 1 is full and refuses: worker 2 (idle as far as the primary knows) is cut to 0...
+  shares.report(1, { t: use({ maxConnections: 6, connections: 3, allowance: 3, connectionsRefused: true }) }, initial.get(1)!.seq);
+  const cut = shares.allot([1, 2]).get(2)!;
+  assert.equal(cut.allotments.t!.connections, 0);
+  // ...but it had accepted 3 before the cut landed: it holds 3, so worker 1 cannot grow.
+  shares.report(2, { t: use({ maxConnections: 6, connections: 3, allowance: 0 }) }, cut.seq);
+  const after = shares.allot([1, 2]);
+  assert.equal(after.get(1)?.allotments.t?.connections ?? 3, 3, 'worker 1 stays at 3: 3 + 3 open is the cap');
+});
