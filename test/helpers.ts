@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import pg from 'pg';
 import YAML from 'yaml';
@@ -216,13 +217,20 @@ export function closed(socket: net.Socket): Promise<void> {
 
 /**
  * A free port for a server a test binds later (a receiver that comes up
- * mid-test, a private nats-server): below the ephemeral range (32768+), so
- * no outgoing connection of another test can be given it meanwhile.
+ * mid-test, a private nats-server, rsyslog's input): below the ephemeral range
+ * (32768+), so no outgoing connection or port-0 bind of another test can be
+ * given it meanwhile. `udp`: free for a datagram socket.
  */
-export async function lateBoundPort(): Promise<number> {
+export async function lateBoundPort(protocol: 'tcp' | 'udp' = 'tcp'): Promise<number> {
   for (;;) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
     const free = await new Promise<boolean>((resolve) => {
+      if (protocol === 'udp') {
+        const socket = dgram.createSocket('udp4');
+        socket.once('error', () => { socket.close(); resolve(false); });
+        socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+        return;
+      }
       const server = net.createServer();
       server.once('error', () => resolve(false));
       server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));

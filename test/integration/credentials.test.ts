@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { hostKey } from '../../src/core/identity.js';
-import { closed, connect, readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
+import { closed, connect, lateBoundPort, readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
 import { makePki, type Pem } from '../certs.js';
 
 const TOKEN_ACME = 'acme-0123456789abcdef';
@@ -168,7 +168,7 @@ test('tls: the real rsyslog forwards over mTLS (gtls, octet-counted) into its te
   const tn = await startTlsNode(t, 'require');
   const dir = tempDir(t);
   const cert = tn.client('rsyslog-client', 'rsyslog-host.acme.example');
-  const inputPort = await freeUdpPort();
+  const inputPort = await lateBoundPort('udp');
   const conf = path.join(dir, 'rsyslog.conf');
   writeFileSync(conf, `
 global(workDirectory="${dir}"
@@ -213,13 +213,3 @@ action(type="omfwd" target="127.0.0.1" port="${tn.port}" protocol="tcp" TCP_Fram
   }
   assert.deepEqual(readTenantRecords(tn.logs, 'globex'), []);
 });
-
-function freeUdpPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}

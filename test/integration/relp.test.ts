@@ -5,14 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { RelpSource } from '../../src/sources/relp/source.js';
 import { DEFAULT_RELP_SOURCE_CONFIG, type RelpSourceConfig } from '../../src/sources/relp/config.js';
 import { hostKey } from '../../src/core/identity.js';
-import { closed, readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
+import { closed, lateBoundPort, readTenantRecords, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
 import { OPEN_OFFERS, RelpTestClient } from '../relp-client.js';
 
 type TestNode = Awaited<ReturnType<typeof startTestNode>>['node'];
@@ -343,7 +342,7 @@ test('relp: the real rsyslog (omrelp) delivers N numbered messages exactly once,
   const { node, logs, lines } = await startTestNode(t);
   const { source, port } = await startRelp(t, node);
   const dir = tempDir(t);
-  const inputPort = await freeUdpPort();
+  const inputPort = await lateBoundPort('udp');
   const conf = path.join(dir, 'rsyslog.conf');
   writeFileSync(conf, `
 global(workDirectory="${dir}")
@@ -398,16 +397,6 @@ action(type="omrelp" target="127.0.0.1" port="${port}" template="RSYSLOG_SyslogP
   assert.equal(new Set(all.map((r) => r.msg)).size, 2 * count);
   await again.stop(Date.now() + 2000);
 });
-
-function freeUdpPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test('relp: a session paused through its control (the call the memory governor makes) gets its answers late, in order, once resumed', async (t) => {
   // The governor driving the pause itself is test/integration/memory-node.test.ts's; here the session's side of it.

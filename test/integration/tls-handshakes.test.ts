@@ -24,8 +24,14 @@ const HALF_OPEN_EVERY = 3;
 const MAX_HANDSHAKES = 100;
 const WORKERS = 2;
 const MiB = 1024 ** 2;
-/** How far above its baseline the node may stay once a round's clients are gone (generous: malloc keeps some). */
-const SETTLED_ABOVE_BASELINE = 60 * MiB;
+/**
+ * How far above its baseline the node may stay once a round's clients are gone: generous, as malloc keeps
+ * freed OpenSSL state and V8 collects a quiet node's garbage late (in a loaded full suite a round left
+ * up to 60 MiB); before the handshake bounds, each round of 3,000 added about 90 MiB that never came back.
+ */
+const SETTLED_ABOVE_BASELINE = 100 * MiB;
+/** How far above where the first round left it the node may end: no growth round over round. */
+const GROWTH_OVER_ROUNDS = 40 * MiB;
 
 /** A TLS record header (handshake, TLS 1.0 framing) announcing 512 bytes, and 100 of them: a handshake that never completes. */
 const HALF_CLIENT_HELLO = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc]), Buffer.alloc(91, 0x42)]);
@@ -105,7 +111,7 @@ test('tls handshakes: rounds of silent and half-open clients are closed at the h
     const after = await waitFor(`round ${round}: RSS back within ${SETTLED_ABOVE_BASELINE / MiB} MiB of the baseline`, () => {
       const rss = nodeRssBytes(node);
       return rss <= baseline + SETTLED_ABOVE_BASELINE ? rss : false;
-    }, 30_000);
+    }, 60_000);
     settled.push(after);
     t.diagnostic(`round ${round}: ${CLIENTS} clients, ${handshaking} handshaking at once, RSS peak ${(peak / MiB).toFixed(0)} MiB, settled ${(after / MiB).toFixed(0)} MiB`);
   }
@@ -115,9 +121,9 @@ test('tls handshakes: rounds of silent and half-open clients are closed at the h
   assert.equal(await scrapeMetric(admin, 'sluice_source_refused_total', { source: 'syslog_tls', reason: 'tls_handshake' }), 0);
   // Not growing round over round: what the rounds left is garbage V8 collects once the node is quiet
   // (each round's figure above is taken at once, before that), so the node gets back to where the first round left it.
-  const last = await waitFor(`RSS back within 20 MiB of the first round's ${(settled[0]! / MiB).toFixed(0)} MiB`, () => {
+  const last = await waitFor(`RSS back within ${GROWTH_OVER_ROUNDS / MiB} MiB of the first round's ${(settled[0]! / MiB).toFixed(0)} MiB`, () => {
     const rss = nodeRssBytes(node);
-    return rss <= settled[0]! + 20 * MiB ? rss : false;
+    return rss <= settled[0]! + GROWTH_OVER_ROUNDS ? rss : false;
   }, 60_000);
   t.diagnostic(`after all rounds: RSS ${(last / MiB).toFixed(0)} MiB`);
 

@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../../../src/ops/config/load.js';
@@ -16,7 +15,7 @@ import { parseLoadgenOptions, type RawLoadgenOptions } from '../../../src/ops/lo
 import { writeReports } from '../../../src/ops/loadgen/report.js';
 import type { ReportJson } from '../../../src/ops/loadgen/report-json.js';
 import { runLoadgen } from '../../../src/ops/loadgen/run.js';
-import { readTenantRecords, startTestNode, tempDir } from '../../helpers.js';
+import { lateBoundPort, readTenantRecords, startTestNode, tempDir } from '../../helpers.js';
 
 const CLI = fileURLToPath(new URL('../../../src/ops/cli.js', import.meta.url));
 
@@ -28,15 +27,6 @@ const CLI = fileURLToPath(new URL('../../../src/ops/cli.js', import.meta.url));
 async function startPrintedNode(t: { after(fn: () => void | Promise<void>): void }, tenants: number, dataDir: string, extra: string) {
   const printed = nodeConfigYaml({ tenants, dataDir, target: { host: '127.0.0.1', port: 5514, url: 'tcp://127.0.0.1:5514' } });
   return startTestNode(t, printed.slice(printed.indexOf('tenants:')) + extra, dataDir);
-}
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Run the command without blocking this process (the node under test lives here). */
@@ -169,7 +159,7 @@ test('loadgen: idle, 2,000 connections from 2 workers: all connected and held, n
 });
 
 test('loadgen: a target nobody listens on is unreachable (exit 2), not a run with losses', async (t) => {
-  const port = await closedPort();
+  const port = await lateBoundPort();
   const result = await runLoadgen(options({ target: `tcp://127.0.0.1:${port}`, agents: '20', duration: '1s', dataDir: tempDir(t) }));
   assert.equal(result.reached, false);
   assert.match(result.unreachableReason!, /no agent could connect .*ECONNREFUSED/);
