@@ -122,7 +122,11 @@ export function readTenantRecords(logsDir: string, tenant: string): Record<strin
  * reason, except under CI=true, where a missing program fails the run.
  */
 export function requireProgram(name: string, hint: string): string | false {
-  const found = spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+  return requirePresent(spawnSync('sh', ['-c', `command -v ${name}`]).status === 0, name, hint);
+}
+
+/** The same for something found otherwise (e.g. an unpacked program with its modules): skip, or fail under CI=true. */
+export function requirePresent(found: boolean, name: string, hint: string): string | false {
   if (found) return false;
   if (process.env.CI === 'true') throw new Error(`${name} is required under CI=true (${hint})`);
   const reason = `${name} not installed (${hint})`;
@@ -180,10 +184,12 @@ export function testConfig(dir: string, yaml = ''): SluiceConfig {
 }
 
 /** Start a node in this process; stopped (and its files removed) when the test ends. */
-export async function startTestNode(t: { after(fn: () => void | Promise<void>): void }, yaml = '', dir = tempDir(t)):
+export async function startTestNode(t: { after(fn: () => void | Promise<void>): void }, yaml = '', dir = tempDir(t),
+  /** A change no configuration file can make (to see what the node does in a state validation refuses). */
+  adjust: (config: SluiceConfig) => SluiceConfig = (config) => config):
 Promise<{ node: SluiceNode; logs: string; lines: Record<string, unknown>[]; tcpPort: number; udpPort: number }> {
   const { logger, lines } = memoryLogger();
-  const node = new SluiceNode(testConfig(dir, yaml), logger);
+  const node = new SluiceNode(adjust(testConfig(dir, yaml)), logger);
   await node.start();
   t.after(() => node.stop().then(() => undefined));
   const addresses = node.addresses();

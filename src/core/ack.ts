@@ -32,6 +32,15 @@ export class AckToken {
     if (this.pending === 0) this.finish();
   }
 
+  /**
+   * A token for a part of this batch routed on its own: this one settles once
+   * every part has, and after seal() (called once the last part is handed on).
+   */
+  part(): AckToken {
+    this.retain();
+    return new AckToken((status) => this.settle(status));
+  }
+
   commit(): void {
     this.settle(AckStatus.Committed);
   }

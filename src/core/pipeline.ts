@@ -18,6 +18,7 @@ import { Enricher, type HostMetadataSource, type MetaMissing } from './enrich.js
 import { SessionRegistry } from './sessions.js';
 import { EndOfTurn, RECORDS_PER_TURN } from './turns.js';
 import { MemoryGovernor } from './memory.js';
+import { TenantLimiter, UNLIMITED } from './limits.js';
 
 export interface Route {
   sink: Sink;
@@ -64,6 +65,11 @@ export class Pipeline {
   };
   /** Every open stream session of this node (or worker). */
   readonly sessions: SessionRegistry;
+  /**
+   * Each listener's connection cap (its max_connections), held like a
+   * tenant's: a worker of several holds a part of it (see TenantLimiter).
+   */
+  readonly listenerCaps = new Map<string, { limiter: TenantLimiter; open: () => number }>();
   /** The node's memory budget: sources read `memory.state` on accept and per request. */
   readonly memory: MemoryGovernor;
   /** The end of the current event-loop turn, shared by every session of the node's sources (one Immediate per turn). */
@@ -210,6 +216,13 @@ export class Pipeline {
     return bytes;
   }
 
+  /** The connection cap of listener `name` (0: none), whose open connections `open` counts. */
+  listenerCap(name: string, cap: number, open: () => number): TenantLimiter {
+    const limiter = new TenantLimiter({ ...UNLIMITED, maxConnections: cap });
+    this.listenerCaps.set(name, { limiter, open });
+    return limiter;
+  }
+
   laneBusy(lane: Lane): void {
     this.busyLanes.add(lane);
   }
@@ -286,6 +299,8 @@ interface QueuedBatch {
   tenant: Tenant;
   records: LogRecord[];
   ack: AckToken | null;
+  /** The rest of a batch whose first records went on alone: its ack is shared out in parts (AckToken.part). */
+  split: boolean;
 }
 
 function endThrottle(lane: Lane): void {
@@ -328,6 +343,8 @@ export class Lane {
   private lastTenant: Tenant | null = null;
   private idleWaiters: (() => void)[] = [];
   private expedited = false;
+  /** Looking at the buckets again for a batch already counted as throttled. */
+  private rechecking = false;
   /** The session this lane belongs to (for the live tail's session filter). */
   session: string | null = null;
 
@@ -341,12 +358,12 @@ export class Lane {
   /** Returns false when the caller should pause reading (then see whenReady). */
   submit(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
     if (this.busy) {
-      this.queue.push({ tenant, records, ack });
+      this.queue.push({ tenant, records, ack, split: false });
       this.queuedRecords += records.length;
       this.heldBytes += recordBytes(records);
       return !this.throttled && this.queuedRecords < LANE_QUEUE_LIMIT;
     }
-    const clear = this.process(tenant, records, ack);
+    const clear = this.process({ tenant, records, ack, split: false });
     return this.busy ? !this.throttled : clear;
   }
 
@@ -398,32 +415,55 @@ export class Lane {
     return idle;
   }
 
-  private process(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
+  /**
+   * Charge the tenant's limit and route what it covers. Records the buckets
+   * do not cover yet wait at the head of the lane and go on as the tokens come
+   * (a slice at a time), so a limited tenant's records flow at its rate, not
+   * in bursts after long pauses.
+   */
+  private process(batch: QueuedBatch): boolean {
+    const { tenant, records, ack } = batch;
     const limiter = tenant.limiter;
     if (this.chargeLimits && !limiter.unlimited && !this.expedited) {
-      const bytes = recordBytes(records);
-      const wait = limiter.charge(records.length, bytes, Date.now());
-      if (wait > 0) {
-        this.pipeline.countThrottle(this.sourceName, tenant.id);
+      const now = Date.now();
+      const passed = limiter.takeLeading(records, now);
+      if (passed === 0) {
+        if (!this.rechecking) this.pipeline.countThrottle(this.sourceName, tenant.id);
         this.setBusy();
         this.throttled = true;
-        this.heldBatch = { tenant, records, ack };
-        this.heldBytes += bytes;
-        this.throttleTimer = setTimeout(endThrottle, wait, this);
+        this.heldBatch = batch;
+        this.heldBytes += recordBytes(records);
+        this.throttleTimer = setTimeout(endThrottle, limiter.wait(records, now), this);
+        return false;
+      }
+      if (passed < records.length) {
+        const rest = records.slice(passed);
+        this.queue.unshift({ tenant, records: rest, ack, split: true });
+        this.queuedRecords += rest.length;
+        this.heldBytes += recordBytes(rest);
+        this.setBusy();
+        // The rest waits for tokens: the source pauses now (not once the rest is looked at, after the part's lookup).
+        this.throttled = true;
+        this.enrichAndRoute(tenant, records.slice(0, passed), ack === null ? null : ack.part());
         return false;
       }
     }
-    return this.enrichAndRoute(tenant, records, ack);
+    if (!batch.split || ack === null) return this.enrichAndRoute(tenant, records, ack);
+    const last = ack.part();
+    ack.seal();
+    return this.enrichAndRoute(tenant, records, last);
   }
 
-  /** The held batch's tokens are paid back (called by endThrottle, a shared function: no closure per lane). */
+  /** A held batch looks at its tenant's buckets again (called by endThrottle, a shared function: no closure per lane). */
   throttleEnded(): void {
     const held = this.heldBatch!;
     this.heldBytes -= recordBytes(held.records);
     this.throttleTimer = null;
     this.throttled = false;
     this.heldBatch = null;
-    this.enrichAndRoute(held.tenant, held.records, held.ack);
+    this.rechecking = true;
+    this.process(held);
+    this.rechecking = false;
   }
 
   private enrichAndRoute(tenant: Tenant, records: LogRecord[], ack: AckToken | null): boolean {
@@ -449,6 +489,8 @@ export class Lane {
    * nothing overtakes them).
    */
   private continue(): void {
+    // Never called while a throttle timer runs: a rest left at the head for tokens is looked at again here.
+    this.throttled = false;
     this.busy = false;
     let budget = RECORDS_PER_TURN;
     while (this.queue.length > 0 && !this.busy) {
@@ -461,7 +503,7 @@ export class Lane {
       budget -= next.records.length;
       this.queuedRecords -= next.records.length;
       this.heldBytes -= recordBytes(next.records);
-      this.process(next.tenant, next.records, next.ack);
+      this.process(next);
     }
     if (this.busy) return;
     this.pipeline.laneIdle(this);

@@ -80,7 +80,7 @@ const tenantProperties = {
       }),
       bytes_per_second: size(UNLIMITED.bytesPerSecond, 'Bytes per second (frame sizes) this tenant may send; 0 means no limit.'),
       burst: duration(UNLIMITED.burstMs, 'How far a quiet tenant may run ahead of its rates, as time at those rates.'),
-      max_connections: Type.Integer({ description: 'Stream connections (TCP, TLS, RELP) this tenant may hold open at once, per listener; past it new ones are refused and counted. 0: no cap.', default: UNLIMITED.maxConnections, minimum: 0 }),
+      max_connections: Type.Integer({ description: 'Stream connections (TCP, TLS, RELP) this tenant may hold open at once on the node (all listeners, all workers); past it new ones are refused and counted. 0: no cap.', default: UNLIMITED.maxConnections, minimum: 0 }),
     },
     "The tenant's rate limits; changeable at runtime.",
   ),

@@ -23,6 +23,17 @@ export class TokenBucket {
     if (this.tokens > burst) this.tokens = burst;
   }
 
+  /** Tokens now (negative: debt). */
+  available(now: number): number {
+    this.refill(now);
+    return this.tokens;
+  }
+
+  /** The bucket's depth. */
+  get depth(): number {
+    return this.burst;
+  }
+
   /** Take `n` tokens, into debt if need be. Returns ms until the balance is back to zero (0: none owed). */
   take(n: number, now: number): number {
     this.refill(now);

@@ -78,6 +78,7 @@ async function start(options: { config?: string }): Promise<void> {
     // The admin server (dashboard, /metrics, /api) runs in the primary and sees every worker through WorkersControl.
     if (config.admin.enabled && !signalled) {
       admin = await startAdminServer(config, control, primary.telemetry).catch((err: Error) => { throw new Error(`admin server: ${err.message}`, { cause: err }); });
+      primary.onReloaded.add((next) => admin?.reconfigure(next));
     }
   } catch (err) {
     primary.telemetry.emit('startFailed', { error: (err as Error).message });
@@ -124,7 +125,7 @@ function targetDataDir(options: { config?: string; dataDir?: string }): string {
 
 async function command(name: NodeCommand, options: { config?: string; dataDir?: string }): Promise<void> {
   try {
-    const answer = await sendCommand(targetDataDir(options), name);
+    const answer = await sendCommand(targetDataDir(options), name, name === 'reload' ? options.config ?? null : null);
     for (const message of answer.messages) (answer.ok ? process.stdout : process.stderr).write(`${message}\n`);
     process.exit(answer.ok ? 0 : 1);
   } catch (err) {

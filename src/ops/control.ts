@@ -20,8 +20,6 @@ export interface ComponentView {
   kind: 'source' | 'sink' | 'service';
   healthy: boolean;
   detail?: string;
-  /** Which worker reports it (absent in a single process). */
-  worker?: number;
 }
 
 export interface TailFilter {
@@ -67,6 +65,8 @@ export interface NodeControl {
   shedSessions(count: number): Promise<number>;
   /** Change a tenant's rate limits at once, in every worker. Throws for an unknown tenant or bad limits. */
   setTenantLimits(tenantId: string, limits: TenantLimits): Promise<void>;
+  /** The tenants the node runs now and their limits (after a reload: the new ones), by id. */
+  tenantLimits(): Promise<Record<string, TenantLimits>>;
   components(): Promise<ComponentView[]>;
   /** Stop, start or restart one component by name (see ComponentView.name). */
   controlComponent(name: string, action: 'stop' | 'start' | 'restart'): Promise<void>;

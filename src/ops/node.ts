@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import type { ComponentHealth, Reconnectable, Sink, Source } from '../core/component.js';
 import { TenantDirectory } from '../core/identity.js';
 import { Pipeline } from '../core/pipeline.js';
-import type { TenantLimits } from '../core/limits.js';
+import type { TenantLimiter, TenantLimits } from '../core/limits.js';
+import type { Allotments, TenantUse, UseReport } from './workers/limit-shares.js';
 import { settlesBefore } from '../core/clock.js';
 import { FileSink } from '../sinks/file/sink.js';
 import { SyslogSink } from '../sinks/syslog/sink.js';
@@ -57,6 +58,11 @@ export interface NodeOptions {
    * same slot takes over its predecessor's files and buffer.
    */
   workerId?: number;
+  /**
+   * The tenant limits are shared with other workers: each tenant starts with
+   * no part of them until setLimitAllotments (the primary's) gives it one.
+   */
+  sharedLimits?: boolean;
 }
 
 function buildSink(config: SinkConfig, dataDir: string, telemetry: Telemetry, tag: string | null): Sink {
@@ -100,9 +106,12 @@ export class SluiceNode {
   /** Ends the health watch of each supervised listener. */
   private readonly watches = new Map<string, AbortController>();
   readonly eventLoop: EventLoopMonitor;
+  /** What limitUse last reported of each tenant. */
+  private readonly lastUse = new Map<string, TenantUse>();
 
   constructor(readonly config: SluiceConfig, logger: Logger = createNodeLogger(config.log), readonly options: NodeOptions = {}) {
     this.telemetry = new Telemetry(logger);
+    if (options.workerId !== undefined) this.telemetry.workerLabel = String(options.workerId);
     this.supervisor = new Supervisor(supervisorPolicy(config.supervision), supervisionEvents(this.telemetry));
     // Process memory, CPU and heap (process_*, nodejs_*), which the dashboard shows.
     collectDefaultMetrics({ register: this.telemetry.registry });
@@ -122,6 +131,24 @@ export class SluiceNode {
     if (syslogTls.enabled) this.sources.push(this.tls = new SyslogStreamSource(syslogTls, 'tls', this.pipeline, this.telemetry));
     if (config.sources.relp.enabled) this.sources.push(this.relp = new RelpSource(config.sources.relp, this.pipeline, this.telemetry));
     if (config.sources.http.enabled) this.sources.push(this.http = new HttpSource(config.sources.http, this.pipeline, this.telemetry));
+    if (options.sharedLimits === true) for (const [, limiter] of this.sharedLimiters()) limiter.setAllotment({ share: 0, connections: 0 });
+  }
+
+  /**
+   * Every limit this process may hold a part of, by the key the primary
+   * knows it by: `tenant:<id>` (rates and connections), `listener:<name>`
+   * (max_connections of a listener).
+   */
+  private *sharedLimiters(): Generator<[string, TenantLimiter, () => number]> {
+    for (const tenant of this.pipeline.directory.tenants.values()) yield [`tenant:${tenant.id}`, tenant.limiter, () => tenant.connections];
+    for (const [name, cap] of this.pipeline.listenerCaps) yield [`listener:${name}`, cap.limiter, cap.open];
+  }
+
+  /** Every tenant's limits as they are now (configured, or set through the admin API since). */
+  tenantLimits(): Record<string, TenantLimits> {
+    const out: Record<string, TenantLimits> = {};
+    for (const tenant of this.pipeline.directory.tenants.values()) out[tenant.id] = tenant.limiter.limits;
+    return out;
   }
 
   /** Change a tenant's rate limits now, for every session it has (the admin API calls this). */
@@ -132,6 +159,45 @@ export class SluiceNode {
       throw new Error('limits: rates must be >= 0 and burst > 0');
     }
     tenant.limiter.set(limits);
+  }
+
+  /**
+   * Each tenant with a limit: its use of this process's part of the node's
+   * limits since the last call, over `seconds` (a worker reports it to the primary).
+   */
+  limitUse(seconds: number): UseReport {
+    const report: UseReport = {};
+    for (const [key, limiter, open] of this.sharedLimiters()) {
+      if (!limiter.shared) continue;
+      const demand = limiter.takeDemand();
+      const { messagesPerSecond, bytesPerSecond, maxConnections } = limiter.limits;
+      const load = Math.max(
+        messagesPerSecond > 0 ? demand.records / (messagesPerSecond * seconds) : 0,
+        bytesPerSecond > 0 ? demand.bytes / (bytesPerSecond * seconds) : 0,
+      );
+      const use = {
+        load, starved: demand.starved, connections: open(), allowance: limiter.part.connections ?? maxConnections,
+        connectionsRefused: demand.connectionsRefused, maxConnections,
+      };
+      // Only what changed: an idle tenant is reported once (going idle), then not until it changes again.
+      const last = this.lastUse.get(key);
+      if (last !== undefined && !busy(last) && !busy(use) && last.connections === use.connections && last.allowance === use.allowance
+        && last.maxConnections === use.maxConnections) continue;
+      this.lastUse.set(key, use);
+      report[key] = use;
+    }
+    return report;
+  }
+
+  /** This process's part of each tenant's limits (the primary's, see workers/limit-shares.ts). */
+  setLimitAllotments(allotments: Allotments): void {
+    const limiters = new Map([...this.sharedLimiters()].map(([key, limiter]) => [key, limiter]));
+    for (const [key, allotment] of Object.entries(allotments)) limiters.get(key)?.setAllotment(allotment);
+  }
+
+  /** Call `starved` when a tenant or listener starts to want more of its limits than this process holds. */
+  onLimitStarved(starved: () => void): void {
+    for (const [, limiter] of this.sharedLimiters()) limiter.onStarved = starved;
   }
 
   /** Agent connections shedSessions could ask to reconnect now (open RELP sessions and HTTP keep-alive connections not yet asked). */
@@ -458,6 +524,11 @@ export class SluiceNode {
       dropped: await t.value('sluice_dropped_records_total'),
     };
   }
+}
+
+/** A tenant's use that the primary must hear about: records admitted, or a want of tokens or connections. */
+function busy(use: TenantUse): boolean {
+  return use.load > 0 || use.starved || use.connectionsRefused;
 }
 
 function sinkDetail(detail: string | undefined, queuedBytes: number, congested: boolean): string {

@@ -11,6 +11,7 @@ import { duration } from '../core/config-schema.js';
 import type { Tenant } from '../core/identity.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { MemoryGovernor } from '../core/memory.js';
+import type { TenantLimiter } from '../core/limits.js';
 
 export interface ConnectionBounds {
   /** Connections this listener holds at once; past it new ones are refused (counted). 0: no cap. */
@@ -27,7 +28,7 @@ export const DEFAULT_CONNECTION_BOUNDS: Readonly<ConnectionBounds> = Object.free
 export function connectionBoundProperties() {
   const defaults = DEFAULT_CONNECTION_BOUNDS;
   return {
-    max_connections: Type.Integer({ description: 'Connections this listener holds at once; past it new ones are refused and counted. 0: no cap.', default: defaults.maxConnections, minimum: 0 }),
+    max_connections: Type.Integer({ description: 'Connections this listener holds at once on the node (all workers together); past it new ones are refused and counted. 0: no cap.', default: defaults.maxConnections, minimum: 0 }),
     idle_timeout: duration(defaults.idleTimeoutMs, 'A connection that sends nothing for this long is closed and counted; 0 keeps idle agents connected for ever.'),
     frame_timeout: duration(defaults.frameTimeoutMs, 'A frame begun and not completed within this long closes its connection (slowloris); 0: never.'),
   };
@@ -55,6 +56,8 @@ export class ConnectionGuard {
     private readonly bounds: ConnectionBounds,
     private readonly telemetry: Telemetry,
     private readonly memory: MemoryGovernor,
+    /** The listener's cap, held like a tenant's: its part of max_connections in a worker of several. */
+    private readonly cap: TenantLimiter,
   ) {}
 
   /**
@@ -67,7 +70,7 @@ export class ConnectionGuard {
       this.telemetry.emit('connectionRefused', { source: this.source, reason: refusal, peer });
       return false;
     }
-    if (this.bounds.maxConnections > 0 && open >= this.bounds.maxConnections) {
+    if (!this.cap.admitConnection(open)) {
       this.telemetry.emit('connectionRefused', { source: this.source, reason: 'connection_limit', peer });
       return false;
     }

@@ -137,6 +137,8 @@ export class Telemetry {
 
   /** Where the session gauges read from at scrape time (the node sets it to its session registry). */
   sessionTotals: (() => { open: number; queuedBytes: number; paused: number }) | null = null;
+  /** This process's worker slot, as a label of its own series (null: a single process, or the primary). */
+  workerLabel: string | null = null;
 
   /** Each sink's queues, by sink name, for sluice_sink_queued_bytes and sluice_tenant_queued_bytes. */
   private readonly sinkQueues = new Map<string, QueueSource>();
@@ -336,7 +338,19 @@ export class Telemetry {
       registers,
     });
     // Three gauges, not one with a `quantile` label: that label belongs to summaries (promtool says so).
-    const sample = (): { p50: number; p99: number; max: number } | undefined => this.eventLoopDelaySource?.();
+    // One sample of the monitor (which starts over on each) serves the three gauges of a scrape: the next
+    // sample is taken when a gauge is read a second time, so the first gauge read does not zero the others.
+    let snapshot: { p50: number; p99: number; max: number } | undefined;
+    const readSince = new Set<string>();
+    const sample = (stat: string): { p50: number; p99: number; max: number } | undefined => {
+      if (snapshot === undefined || readSince.has(stat)) {
+        snapshot = this.eventLoopDelaySource?.();
+        readSince.clear();
+      }
+      readSince.add(stat);
+      return snapshot;
+    };
+    const worker = (): string | null => this.workerLabel;
     for (const [stat, what] of [['p50', 'median'], ['p99', '99th percentile'], ['max', 'largest']] as const) {
       new Gauge({
         name: `sluice_event_loop_delay_${stat}_seconds`,
@@ -344,8 +358,21 @@ export class Telemetry {
         registers,
         aggregator: 'max',
         collect(this: Gauge) {
-          const delay = sample();
+          const delay = sample(stat);
           if (delay !== undefined) this.set(delay[stat]);
+        },
+      });
+      // The same per worker process (a node of several workers only): which one is late.
+      new Gauge({
+        name: `sluice_worker_event_loop_delay_${stat}_seconds`,
+        help: `Event-loop delay of one worker process since the previous scrape, ${what}.`,
+        labelNames: ['worker'],
+        registers,
+        aggregator: 'max',
+        collect(this: Gauge<'worker'>) {
+          const id = worker();
+          const delay = id === null ? undefined : sample(`worker ${stat}`);
+          if (id !== null && delay !== undefined) this.set({ worker: id }, delay[stat]);
         },
       });
     }

@@ -6,13 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { requireProgram, tempDir, waitFor } from '../helpers.js';
+import { requirePresent, requireProgram, tempDir, waitFor } from '../helpers.js';
 import { loggenArguments, parseLoggenSummary } from '../../bench/loggen.js';
 import { checkRecords, countLines, fileLines, waitForDelivery } from '../../bench/output.js';
-import { findPeers, INSTALL_HINT, SLUICE_CLI } from '../../bench/peers.js';
+import { findPeers, INSTALL_HINT, SLUICE_CLI, type Peers } from '../../bench/peers.js';
 import { cpuSeconds, MemorySampler, processTree, treeMemory } from '../../bench/proc-stats.js';
 import { evaluateTargets, eventLoopTable, median, memoryTable, stormTable, summarise } from '../../bench/report.js';
 import { serverConfig, type ServerSettings } from '../../bench/servers.js';
@@ -232,15 +232,15 @@ test('configs: rsyslog accepts each generated configuration (rsyslogd -N1)', (t)
 });
 
 test('configs: syslog-ng accepts each generated configuration (--syntax-only)', (t) => {
-  const peers = findPeers();
-  const reason = requireProgram(peers.syslogNg?.binary ?? 'syslog-ng', INSTALL_HINT);
-  if (reason) return t.skip(reason);
+  // The unpacked syslog-ng of bench/.peers with its modules, not one on the PATH (a system syslog-ng does not count).
+  const ng: Peers['syslogNg'] = findPeers().syslogNg;
+  const reason = requirePresent(ng !== null, 'syslog-ng (unpacked in bench/.peers, with its modules)', INSTALL_HINT);
+  if (reason !== false || ng === null) return t.skip(reason || 'syslog-ng missing');
   const dir = tempDir(t);
   for (const settings of SETTINGS) {
     const config = serverConfig('syslog-ng', dir, settings);
     writeFileSync(config.file, config.text);
-    const ng = peers.syslogNg!;
-    const out = spawnSync(ng.binary, ['--syntax-only', '-f', config.file, '--module-path', ng.modulePath], { encoding: 'utf8', env: ng.env });
+    const out: SpawnSyncReturns<string> = spawnSync(ng.binary, ['--syntax-only', '-f', config.file, '--module-path', ng.modulePath], { encoding: 'utf8', env: ng.env });
     assert.equal(out.status, 0, `${out.stdout}${out.stderr}\n${config.text}`);
     assert.doesNotMatch(`${out.stdout}${out.stderr}`, /error/i);
   }

@@ -19,11 +19,16 @@ test('token bucket: starts full, refills at the rate, never above the burst; deb
 test('limiter: the stricter of messages and bytes decides; unlimited costs nothing; limits change at runtime', () => {
   const limiter = new TenantLimiter({ messagesPerSecond: 1000, bytesPerSecond: 10_000, burstMs: 100, maxConnections: 0 }, 0);
   assert.equal(limiter.unlimited, false);
-  // 100 messages (the message burst) of 100 bytes = 10,000 bytes against a 1,000-byte burst: 900 ms of byte debt.
-  assert.equal(limiter.charge(100, 10_000, 0), 900);
+  // 100 messages (the message burst) of 100 bytes against a 1,000-byte burst: the first 10 pass, the rest waits for bytes.
+  const records = Array.from({ length: 100 }, () => ({ size: 100 }));
+  assert.equal(limiter.takeLeading(records, 0), 10);
+  assert.equal(limiter.takeLeading(records, 0), 0);
+  assert.equal(limiter.wait(records, 0), 10, '100 bytes at 10,000/s');
+  assert.equal(limiter.takeLeading(records, 10), 1);
+  assert.equal(limiter.takeLeading([{ size: 5000 }], 200), 1, 'a record larger than the bucket passes once it is full');
+  assert.deepEqual(limiter.takeDemand(), { records: 12, bytes: 6100, starved: true, connectionsRefused: false });
   limiter.set({ messagesPerSecond: 0, bytesPerSecond: 0, burstMs: 100, maxConnections: 0 }, 0);
   assert.equal(limiter.unlimited, true);
-  assert.equal(limiter.charge(1e6, 1e9, 0), 0);
   const udp = new TenantLimiter({ messagesPerSecond: 10, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 }, 0);
   let admitted = 0;
   for (let i = 0; i < 100; i++) if (udp.admit(100, 0)) admitted++;
@@ -33,4 +38,16 @@ test('limiter: the stricter of messages and bytes decides; unlimited costs nothi
   let after = 0;
   for (let i = 0; i < 20; i++) if (bytesOnly.admit(10, 0)) after++;
   assert.equal(after, 10, 'the refused datagram did not use up a message token');
+});
+
+test('limiter: a part of the node\'s limits (a worker\'s share) scales rate and burst; the connection cap is the allowance', () => {
+  const limiter = new TenantLimiter({ messagesPerSecond: 1000, bytesPerSecond: 0, burstMs: 1000, maxConnections: 10 }, 0, { share: 0.25, connections: 2 });
+  const records = Array.from({ length: 1000 }, () => ({ size: 1 }));
+  assert.equal(limiter.takeLeading(records, 0), 250, 'a quarter of the burst');
+  assert.equal(limiter.takeLeading(records, 1000), 250, 'a quarter of the rate');
+  limiter.setAllotment({ share: 0.5, connections: 4 }, 1000);
+  assert.equal(limiter.takeLeading(records, 2000), 500);
+  assert.equal(limiter.admitConnection(3), true);
+  assert.equal(limiter.admitConnection(4), false);
+  assert.equal(limiter.takeDemand().connectionsRefused, true);
 });

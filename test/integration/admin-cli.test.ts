@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, connect, tempDir, waitFor } from '../helpers.js';
 
@@ -103,4 +103,22 @@ test('admin cli: top, sessions and tail against a running node', { timeout: 60_0
   const refused = await run(['tail', '--url', url, '--data-dir', path.join(dir, 'nowhere')], { ...process.env, SLUICE_ADMIN_TOKEN: '' });
   assert.equal(refused.status, 2);
   assert.match(refused.stderr, /HTTP 401: a bearer token is required/);
+  assert.ok(refused.stderr.includes(`no admin token found (looked in ${path.join(dir, 'nowhere', 'admin-token')})`), refused.stderr);
+  assert.match(refused.stderr, /--token <token> or \$SLUICE_ADMIN_TOKEN/);
+
+  // A stale token of an earlier node in the data dir is not sent to a read that needs none, and is named when a tail needs one.
+  const stale = path.join(dir, 'stale');
+  mkdirSync(stale);
+  writeFileSync(path.join(stale, 'admin-token'), 'sla_0123456789abcdef0123456789abcdef\n', { mode: 0o600 });
+  const staleCommon = ['--url', url, '--data-dir', stale];
+  const read = await run(['sessions', ...staleCommon], { ...process.env, SLUICE_ADMIN_TOKEN: '' });
+  assert.equal(read.status, 0, read.stderr);
+  const staleTail = await run(['tail', ...staleCommon], { ...process.env, SLUICE_ADMIN_TOKEN: '' });
+  assert.equal(staleTail.status, 2);
+  assert.ok(staleTail.stderr.includes(`the token in ${path.join(stale, 'admin-token')} was refused`), staleTail.stderr);
+
+  // A tail of a tenant the node does not have says so at once.
+  const unknown = await run(['tail', '--tenant', 'nosuch', ...common]);
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /HTTP 404: no tenant nosuch/);
 });

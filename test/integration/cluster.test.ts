@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { hostKey } from '../../src/core/identity.js';
 import type { ClusterStatus } from '../../src/services/cluster/member.js';
@@ -84,8 +84,11 @@ test('cluster: three nodes elect one leader; a host that moves takes its session
       }
     }
 
-    // `sluice cluster status` prints the members and marks the leader.
-    const printed = spawnSync(process.execPath, [CLI, 'cluster', 'status', '--url', nodes[0]!.admin], { encoding: 'utf8' });
+    // `sluice cluster status` prints the members and marks the leader; run where an earlier node left its
+    // token in ./data (as `npm start` does in a clone), which a loopback read must not send.
+    mkdirSync(path.join(dir, 'data'), { recursive: true });
+    writeFileSync(path.join(dir, 'data', 'admin-token'), 'a-token-of-an-earlier-node\n', { mode: 0o600 });
+    const printed = spawnSync(process.execPath, [CLI, 'cluster', 'status', '--url', nodes[0]!.admin], { encoding: 'utf8', cwd: dir });
     assert.equal(printed.status, 0, printed.stderr);
     assert.match(printed.stdout, /cluster of 3 nodes seen from n1/);
     assert.match(printed.stdout, new RegExp(`^${leaderId}\\s+leader\\s`, 'm'));

@@ -109,9 +109,22 @@ test('memory governor: heaviest sessions pause, hard mark refuses new work, all 
   const MiB = 1024 * 1024;
   // The sink's queue alone past the hard mark: the node stays hard until the receiver reads.
   const stalledPastHard = () => (governor.latest?.components['sinks'] ?? 0) >= 0.8 * MiB;
+  const refusedForMemory = () => node.telemetry.value('sluice_source_refused_total', { source: 'syslog_tcp', reason: 'memory' });
   for (let i = 0; i < 20 && !stalledPastHard(); i++) {
+    // Under CPU load the governor may be past the hard mark before its sink share shows it: then this
+    // agent is refused at accept (counted), sends nothing that is kept, and no agent follows it.
+    const refusedBefore = await refusedForMemory();
     const socket = await connect(tcpPort);
-    agents.push({ socket, done: sendFrames(socket, `agent${i}`, framesPerAgent, padding) });
+    const done = sendFrames(socket, `agent${i}`, framesPerAgent, padding);
+    const outcome = await waitFor(`agent ${i} accepted or refused`, async () => {
+      if (sessionOf(node, socket) !== undefined) return 'accepted';
+      return (await refusedForMemory()) > refusedBefore ? 'refused' : undefined;
+    });
+    if (outcome === 'refused') {
+      socket.destroy();
+      break;
+    }
+    agents.push({ socket, done });
     await waitFor(`agent ${i} paused or read to its end`, () => {
       const entry = sessionOf(node, socket);
       return entry === undefined || entry.governed || entry.records === framesPerAgent;

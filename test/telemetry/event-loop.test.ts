@@ -36,3 +36,24 @@ test('event loop monitor: a blocked loop shows in the scrape gauges, the warning
   monitor.stop();
   assert.equal(telemetry.eventLoopDelaySource, null);
 });
+
+test('event loop monitor: one scrape reports p50, p99 and max of the same interval (the first gauge read does not zero the others)', async (t) => {
+  const { logger } = memoryLogger();
+  const telemetry = new Telemetry(logger);
+  const monitor = new EventLoopMonitor(telemetry);
+  t.after(() => monitor.stop());
+  monitor.start();
+  await telemetry.registry.metrics(); // the interval starts here
+  for (let i = 0; i < 6; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    block(120);
+  }
+  const text = await telemetry.registry.metrics();
+  const gauge = (stat: string, from: string): number => Number(new RegExp(`^sluice_event_loop_delay_${stat}_seconds (\\S+)$`, 'm').exec(from)?.[1]);
+  assert.ok(gauge('max', text) >= 0.11, `max ${gauge('max', text)}`);
+  assert.ok(gauge('p99', text) >= 0.11, `p99 ${gauge('p99', text)} in the same scrape`);
+  assert.ok(gauge('p50', text) > 0, 'p50 of the same interval');
+  await new Promise((r) => setTimeout(r, 50));
+  const next = await telemetry.registry.metrics();
+  assert.ok(gauge('max', next) < 0.11, 'the next scrape covers only the time since this one');
+});

@@ -16,26 +16,43 @@ interface ClientOptions {
 
 class AdminClientError extends Error {}
 
-/** --token, else $SLUICE_ADMIN_TOKEN, else the token a node generated into its data dir (if readable). */
-function resolveToken(options: ClientOptions): string | null {
+/** The token the user gave: --token, else $SLUICE_ADMIN_TOKEN (null: none). */
+function givenToken(options: ClientOptions): string | null {
   if (options.token !== undefined) return options.token;
   const env = process.env.SLUICE_ADMIN_TOKEN;
-  if (env !== undefined && env !== '') return env;
+  return env !== undefined && env !== '' ? env : null;
+}
+
+/** The token a node generated into the data dir, if there is one (it may be an earlier node's). */
+function generatedToken(file: string): string | null {
   try {
-    return readToken(path.resolve(options.dataDir, ADMIN_TOKEN_FILE));
+    return readToken(file);
   } catch {
     return null;
   }
 }
 
+/**
+ * Call the admin API. A token the user gave is always sent; the one in the
+ * data dir only when the node asks for one (401): a node that answers a
+ * loopback read without a token is not sent a stale file of an earlier node.
+ */
 async function request(options: ClientOptions, route: string, init: { signal?: AbortSignal } = {}): Promise<Response> {
-  const token = resolveToken(options);
   const url = new URL(route, options.url.endsWith('/') ? options.url : `${options.url}/`);
-  let response: Response;
-  try {
-    response = await fetch(url, { headers: token === null ? {} : { authorization: `Bearer ${token}` }, ...init });
-  } catch (err) {
-    throw new AdminClientError(`cannot reach ${url.origin}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
+  const tokenFile = path.resolve(options.dataDir, ADMIN_TOKEN_FILE);
+  const send = async (token: string | null): Promise<Response> => {
+    try {
+      return await fetch(url, { headers: token === null ? {} : { authorization: `Bearer ${token}` }, ...init });
+    } catch (err) {
+      throw new AdminClientError(`cannot reach ${url.origin}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
+    }
+  };
+  const given = givenToken(options);
+  let response = await send(given);
+  let fromFile: string | null = null;
+  if (response.status === 401 && given === null && (fromFile = generatedToken(tokenFile)) !== null) {
+    await response.body?.cancel();
+    response = await send(fromFile);
   }
   if (!response.ok) {
     const body = await response.text();
@@ -43,9 +60,18 @@ async function request(options: ClientOptions, route: string, init: { signal?: A
     try {
       message = (JSON.parse(body) as { error?: string }).error ?? body;
     } catch { /* not JSON */ }
+    if (response.status === 401) message += `\n${tokenHint(given !== null, tokenFile, fromFile !== null)}`;
     throw new AdminClientError(`${url.pathname}: HTTP ${response.status}: ${message}`);
   }
   return response;
+}
+
+/** Where the admin token is and how to pass it, after a 401. */
+function tokenHint(given: boolean, tokenFile: string, fileTried: boolean): string {
+  const how = 'pass it with --token <token> or $SLUICE_ADMIN_TOKEN, or point --data-dir at the node\'s data_dir (it writes its generated token to <data_dir>/admin-token)';
+  if (given) return `the token given (--token or $SLUICE_ADMIN_TOKEN) was refused: use one of the node's admin.tokens, or its <data_dir>/admin-token; ${how}`;
+  if (fileTried) return `the token in ${tokenFile} was refused (an earlier node's?): ${how}`;
+  return `no admin token found (looked in ${tokenFile}): ${how}`;
 }
 
 /** Read server-sent events until the stream ends or `signal` aborts. */

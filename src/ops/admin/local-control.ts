@@ -57,6 +57,10 @@ export class LocalControl implements NodeControl {
     return this.node.shedSessions(count);
   }
 
+  async tenantLimits(): Promise<Record<string, TenantLimits>> {
+    return this.node.tenantLimits();
+  }
+
   async setTenantLimits(tenantId: string, limits: TenantLimits): Promise<void> {
     this.node.setTenantLimits(tenantId, limits);
     this.node.telemetry.emit('tenantLimitsChanged', {

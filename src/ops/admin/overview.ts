@@ -103,6 +103,27 @@ function byLabel(metrics: Map<string, MetricJson>, name: string, label: string):
   return out;
 }
 
+/**
+ * Records of each tenant delivered, counted once however many sinks take the
+ * tenant: what its furthest sink has delivered (a record delivered to two sinks
+ * is one record of the tenant, not two).
+ */
+function deliveredByTenant(metrics: Map<string, MetricJson>, name: string, where: (labels: Record<string, string | number>) => boolean = () => true): Map<string, number> {
+  const bySinkAndTenant = new Map<string, Map<string, number>>();
+  for (const v of metrics.get(name)?.values ?? []) {
+    if (!where(v.labels)) continue;
+    const tenant = String(v.labels.tenant ?? '');
+    const sinks = bySinkAndTenant.get(tenant) ?? bySinkAndTenant.set(tenant, new Map()).get(tenant)!;
+    const sink = String(v.labels.sink ?? '');
+    sinks.set(sink, (sinks.get(sink) ?? 0) + v.value);
+  }
+  const out = new Map<string, number>();
+  for (const [tenant, sinks] of bySinkAndTenant) out.set(tenant, Math.max(...sinks.values()));
+  return out;
+}
+
+const total = (values: Map<string, number>): number => [...values.values()].reduce((a, b) => a + b, 0);
+
 function ackLatency(metrics: Map<string, MetricJson>): Overview['ackLatency'] {
   const buckets = new Map<number, number>();
   let count = 0;
@@ -160,7 +181,7 @@ export function buildOverview(
   };
   for (const [tenant, value] of byLabel(metrics, 'sluice_tenant_accepted_records_total', 'tenant')) row(tenant).acceptedRecords = value;
   for (const [tenant, value] of byLabel(metrics, 'sluice_tenant_accepted_bytes_total', 'tenant')) row(tenant).acceptedBytes = value;
-  for (const [tenant, value] of byLabel(metrics, 'sluice_tenant_delivered_records_total', 'tenant')) row(tenant).deliveredRecords = value;
+  for (const [tenant, value] of deliveredByTenant(metrics, 'sluice_tenant_delivered_records_total')) row(tenant).deliveredRecords = value;
   for (const s of sessions) {
     if (s.tenant === null) continue;
     const r = row(s.tenant);
@@ -210,8 +231,8 @@ export function buildOverview(
       receivedBytes: sum(metrics, 'sluice_tenant_accepted_bytes_total', inScope),
       acceptedRecords: sum(metrics, 'sluice_tenant_accepted_records_total', inScope),
       acceptedBytes: sum(metrics, 'sluice_tenant_accepted_bytes_total', inScope),
-      deliveredRecords: sum(metrics, 'sluice_tenant_delivered_records_total', inScope),
-      deliveredBytes: sum(metrics, 'sluice_tenant_delivered_bytes_total', inScope),
+      deliveredRecords: total(deliveredByTenant(metrics, 'sluice_tenant_delivered_records_total', inScope)),
+      deliveredBytes: total(deliveredByTenant(metrics, 'sluice_tenant_delivered_bytes_total', inScope)),
       droppedRecords: 0,
       connections: scopedSessions.length,
       sessions: scopedSessions.length,

@@ -33,6 +33,8 @@ export interface RunningAdminServer {
   port: number;
   /** Where the generated whole-node token is, when none was configured. */
   tokenFile: string | null;
+  /** A reload was accepted: its admin tokens, loopback reads and sink bounds apply from now on (address and port stay). */
+  reconfigure(config: SluiceConfig): void;
   close(): Promise<void>;
 }
 
@@ -98,7 +100,7 @@ class OverviewSampler {
   private readonly last = new Map<string, { overview: Overview; live: LiveOverview }>();
   private readonly pending = new Map<string, Promise<LiveOverview>>();
 
-  constructor(private readonly control: NodeControl, private readonly bounds: readonly SinkBounds[]) {}
+  constructor(private readonly control: NodeControl, public bounds: readonly SinkBounds[]) {}
 
   get(scope: string | null): Promise<LiveOverview> {
     const key = scope ?? '';
@@ -151,13 +153,12 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
   const emit = telemetry.emit.bind(telemetry);
   const { tokens: configured, generatedFile: tokenFile, created } = adminTokens(config.admin.tokens, config.dataDir);
   if (created) emit('adminTokenCreated', { file: tokenFile });
-  const tokens = new AccessTokens(configured);
-  const bounds: SinkBounds[] = config.sinks.map((s) => ({
+  let tokens = new AccessTokens(configured);
+  let openLoopbackReads = config.admin.openLoopbackReads;
+  const sinkBounds = (c: SluiceConfig): SinkBounds[] => c.sinks.map((s) => ({
     name: s.name, queueHighWaterBytes: s.queueHighWaterBytes, bufferMaxBytes: s.diskBuffer?.maxBytes ?? null,
   }));
-  const sampler = new OverviewSampler(control, bounds);
-  // The limits the admin API last set (or the configured ones): a change merges into these.
-  const limits = new Map(config.tenants.map((t) => [t.id, { ...t.limits }]));
+  const sampler = new OverviewSampler(control, sinkBounds(config));
   const uplotDir = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
   const assets: Record<string, { file: string; type: string }> = {
     'uPlot.iife.min.js': { file: path.join(uplotDir, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
@@ -202,7 +203,7 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     let principal: Principal | null = null;
     if (bearer.ok) {
       principal = { tenant: bearer.tenant, readOnly: false };
-    } else if (bearer.reason === 'missing' && access === 'read' && config.admin.openLoopbackReads && isLoopback(req.socket.remoteAddress)) {
+    } else if (bearer.reason === 'missing' && access === 'read' && openLoopbackReads && isLoopback(req.socket.remoteAddress)) {
       principal = { tenant: null, readOnly: true };
     }
     const deny = (status: number, message: string): HttpError => {
@@ -326,14 +327,15 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
 
   app.get('/api/tenants', async (req) => {
     const principal = authorize(req, 'read');
-    return [...limits].filter(([id]) => principal.tenant === null || id === principal.tenant)
+    // The running node's tenants and limits (after a reload, the new ones), not those of the file read at start.
+    return Object.entries(await control.tenantLimits()).filter(([id]) => principal.tenant === null || id === principal.tenant)
       .map(([id, l]) => ({ id, limits: limitsJson(l) }));
   });
 
   app.put<{ Params: { id: string } }>('/api/tenants/:id/limits', async (req) => {
     const principal = authorize(req, 'write');
     requireTenant(principal, req.params.id);
-    const current = limits.get(req.params.id);
+    const current = (await control.tenantLimits())[req.params.id];
     if (current === undefined) throw new HttpError(404, `no tenant ${req.params.id}`);
     const next = parseLimits(req.body, current);
     try {
@@ -341,7 +343,6 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     } catch (err) {
       throw new HttpError(400, (err as Error).message);
     }
-    limits.set(req.params.id, next);
     return { id: req.params.id, limits: limitsJson(next) };
   });
 
@@ -383,6 +384,7 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     // A scoped caller's tail is always limited to its tenant.
     const tenant = req.query.tenant ?? principal.tenant ?? undefined;
     requireTenant(principal, tenant ?? null);
+    if (tenant !== undefined && !Object.hasOwn(await control.tenantLimits(), tenant)) throw new HttpError(404, `no tenant ${tenant} in this node's configuration`);
     const release = slots.take(principal.tenant);
     if (typeof release === 'string') {
       telemetry.adminRefused.inc({ reason: release });
@@ -427,6 +429,11 @@ export async function startAdminServer(config: SluiceConfig, control: NodeContro
     address: address.address,
     port: address.port,
     tokenFile,
+    reconfigure: (next) => {
+      tokens = new AccessTokens(adminTokens(next.admin.tokens, next.dataDir).tokens);
+      openLoopbackReads = next.admin.openLoopbackReads;
+      sampler.bounds = sinkBounds(next);
+    },
     close: async () => {
       app.server.closeAllConnections();
       // Silent: the node's own last line ("node stopped") stays the last line of the run.

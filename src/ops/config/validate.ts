@@ -76,7 +76,7 @@ function errorToProblem(error: ErrorObject, original: unknown, locate: Locate): 
 
 /**
  * Checks a schema cannot express: sizes and durations within range once
- * parsed (and finite), and sink tenants that exist. Runs on data that may have
+ * parsed (and finite), sink tenants that exist, and tenants some sink takes. Runs on data that may have
  * failed validation, so it checks types as it goes and skips paths that
  * already have a problem.
  */
@@ -167,6 +167,18 @@ export function semanticProblems(
           report(['sinks', name, 'tenants', String(i)], `"*" or the id of a tenant under tenants (${known})`);
         }
       });
+    }
+    // A tenant no sink takes would have every record dropped (no_route): a configuration mistake, refused here.
+    const routed = new Set<string>();
+    for (const sink of Object.values(sinks)) {
+      if (isPlainObject(sink) && Array.isArray(sink['tenants'])) for (const id of sink['tenants']) if (typeof id === 'string') routed.add(id);
+    }
+    // Only once the sinks themselves are valid: a broken sink entry is the problem to fix first.
+    const sinksValid = ![...taken].some((p) => p === 'sinks' || p.startsWith('sinks.'));
+    if (sinksValid && !routed.has('*')) {
+      for (const id of ids) {
+        if (!routed.has(id)) report(['tenants', id], `a tenant some sink takes: list it (or "*") under a sink's tenants, or every record of it is dropped (no_route)`);
+      }
     }
   }
   return problems;

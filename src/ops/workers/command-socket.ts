@@ -20,13 +20,13 @@ export interface CommandAnswer {
   messages: string[];
 }
 
-async function run(primary: Primary, command: Command): Promise<CommandAnswer> {
+async function run(primary: Primary, command: Command, file: string | null): Promise<CommandAnswer> {
   try {
     if (command === 'reload') {
-      const outcome = await primary.reload();
+      const outcome = await primary.reload(file);
       if (!outcome.accepted) return { ok: false, messages: outcome.problems };
       await outcome.applied;
-      return { ok: true, messages: ['configuration accepted; every worker now runs it'] };
+      return { ok: true, messages: [`configuration ${outcome.file ?? ''} accepted; every worker now runs it`] };
     }
     await primary.rollingRestart();
     return { ok: true, messages: [`rolling restart done; workers ${primary.slotIds().join(', ')}`] };
@@ -64,14 +64,15 @@ export async function openCommandSocket(primary: Primary, dataDir: string): Prom
         return;
       }
       let command: unknown;
+      let file: unknown;
       try {
-        command = (JSON.parse(input.slice(0, newline)) as { command?: unknown }).command;
+        ({ command, config: file } = JSON.parse(input.slice(0, newline)) as { command?: unknown; config?: unknown });
       } catch {
         command = undefined;
       }
       socket.pause();
       const answer = command === 'reload' || command === 'restart'
-        ? run(primary, command)
+        ? run(primary, command, typeof file === 'string' ? file : null)
         : Promise.resolve({ ok: false, messages: ['unknown command; expected {"command":"reload"} or {"command":"restart"}'] });
       void answer.then((a) => socket.end(`${JSON.stringify(a)}\n`));
     });
@@ -94,12 +95,17 @@ export async function openCommandSocket(primary: Primary, dataDir: string): Prom
   };
 }
 
-/** Send one command to the node running with `dataDir`; resolves with its answer. */
-export function sendCommand(dataDir: string, command: Command, timeoutMs = 600_000): Promise<CommandAnswer> {
+/**
+ * Send one command to the node running with `dataDir`; resolves with its
+ * answer. `config`: the file the user named (a reload refuses another file
+ * than the node's own).
+ */
+export function sendCommand(dataDir: string, command: Command, config: string | null = null, timeoutMs = 600_000): Promise<CommandAnswer> {
   const socketPath = path.resolve(dataDir, SOCKET_FILE);
   return new Promise((resolve, reject) => {
     let output = '';
-    const socket = net.connect(socketPath, () => socket.write(`${JSON.stringify({ command })}\n`));
+    const request = config === null ? { command } : { command, config: path.resolve(config) };
+    const socket = net.connect(socketPath, () => socket.write(`${JSON.stringify(request)}\n`));
     socket.setEncoding('utf8');
     socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     socket.on('data', (chunk: string) => { output += chunk; });

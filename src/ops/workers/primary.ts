@@ -15,13 +15,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics } from 'prom-client';
 import { Supervisor } from '../../core/supervisor.js';
 import { settlesBefore, timerDelay } from '../../core/clock.js';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError, formatProblem } from '../config/problems.js';
 import { hostmetaAccess } from '../config/hostmeta-access.js';
 import type { SluiceConfig } from '../config/types.js';
+import type { TenantLimits } from '../../core/limits.js';
 import type { NodeAddresses } from '../node.js';
 import type { TailSink } from '../control.js';
 import { supervisionEvents, supervisorPolicy } from '../supervision.js';
@@ -29,6 +30,7 @@ import { Telemetry } from '../../telemetry/telemetry.js';
 import { VERSION } from '../../telemetry/version.js';
 import { startHostmetaService, type RunningHostmetaService } from '../../services/hostmeta/server.js';
 import { isSluiceMessage, MEMORY_REPORT_MS, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
+import { LimitShares, type UseReport } from './limit-shares.js';
 
 /** How long a control call to one worker may take before it counts as unanswered. */
 export const CALL_TIMEOUT_MS = 5000;
@@ -56,6 +58,8 @@ export function workerHeapLimitMiB(config: SluiceConfig): number {
 
 export interface ReloadOutcome {
   accepted: boolean;
+  /** The file read (absolute), or null when there was none to read. */
+  file: string | null;
   /** Why it was refused (one line per problem). */
   problems: string[];
   /** When accepted: settles once every worker runs the new configuration (rejects if the rolling restart was aborted). */
@@ -75,7 +79,13 @@ export class WorkerProcess {
   draining = false;
   /** When it must have drained by (set with `draining`). */
   drainDeadline = 0;
+  /** Told to start (after its hello): messages sent from now on reach its node. */
+  started = false;
   private greeted = false;
+  /** Told this worker's reports of its use of the tenant limits. */
+  onLimitUse: ((report: UseReport, applied: number) => void) | null = null;
+  /** Its metrics as it sent them when it had drained, or as it last answered a scrape (a worker that crashed). */
+  lastMetrics: unknown[] | null = null;
   /** Its resident memory, as it last reported it (0 until then). */
   rssBytes = 0;
 
@@ -119,6 +129,10 @@ export class WorkerProcess {
         onTail(m);
       } else if (m.sluice === 'memory') {
         this.rssBytes = m.rssBytes;
+      } else if (m.sluice === 'use') {
+        this.onLimitUse?.(m.report, m.applied);
+      } else if (m.sluice === 'final') {
+        this.lastMetrics = m.metrics;
       }
     });
     // A worker that dies mid-send must not take the primary down with an EPIPE.
@@ -178,8 +192,15 @@ export class Primary {
   private starting: Promise<void> | null = null;
   private stopping: Promise<boolean> | null = null;
   private readonly tailListeners = new Map<number, TailSink>();
+  /** Called with the new configuration when a reload is accepted (the admin server takes its tokens). */
+  readonly onReloaded = new Set<(config: SluiceConfig) => void>();
   /** Called with each worker once it is ready (WorkersControl subscribes open tails). */
   readonly onWorkerReady = new Set<(worker: WorkerProcess) => void>();
+  /** Each worker's part of the tenants' limits, so they hold for the node. */
+  private readonly limitShares = new LimitShares();
+  private retired: Promise<unknown[]> = Promise.resolve([]);
+  /** Limits set through the admin API since the configuration was read: workers started later get them too. */
+  private readonly limitsChanged = new Map<string, TenantLimits>();
   private memoryReports: NodeJS.Timeout | null = null;
   /** Whether the node's memory at idle has been weighed against the budget (once, when every worker has reported). */
   private idleMemoryChecked = false;
@@ -216,9 +237,18 @@ export class Primary {
     await Promise.all(first);
   }
 
-  /** The config a worker runs: the metadata service is the primary's, so workers are its clients, with its credential. */
+  /** A tenant's limits were changed at runtime (the admin API): replacement workers keep the change. */
+  limitsSet(tenantId: string, limits: TenantLimits): void {
+    this.limitsChanged.set(tenantId, limits);
+  }
+
+  /**
+   * The config a worker runs: the metadata service is the primary's, so
+   * workers are its clients, with its credential; tenant limits changed at
+   * runtime apply.
+   */
   private workerConfig(): SluiceConfig {
-    const c = this.config;
+    const c = { ...this.config, tenants: this.config.tenants.map((t) => ({ ...t, limits: this.limitsChanged.get(t.id) ?? t.limits })) };
     const own = c.hostmeta.client.url === null ? this.hostmeta : null;
     const client = own === null ? c.hostmeta.client : { ...c.hostmeta.client, url: own.url, tokenFile: own.tokenFile };
     return { ...c, hostmeta: { service: { ...c.hostmeta.service, enabled: false }, client } };
@@ -281,13 +311,56 @@ export class Primary {
       if (message.lines.length > 0) sink.lines(message.lines);
     });
     this.workers.set(id, proc);
-    proc.hello.then(() => proc.send(proc.draining ? { sluice: 'drain', deadline: proc.drainDeadline } : { sluice: 'start', config: this.workerConfig() }), () => undefined);
+    proc.onLimitUse = (report, applied) => {
+      // A report that arrives after the worker was told to drain still says what it holds (its connections).
+      this.limitShares.report(proc.worker.id, report, applied);
+      this.allotLimits(Object.keys(report));
+    };
+    void proc.exited.then(() => {
+      this.limitShares.forget(proc.worker.id);
+      this.allotLimits();
+      this.retireCounters(proc.lastMetrics);
+    });
+    proc.hello.then(() => {
+      if (proc.draining) {
+        proc.send({ sluice: 'drain', deadline: proc.drainDeadline });
+        return;
+      }
+      proc.send({ sluice: 'start', config: this.workerConfig() });
+      proc.started = true;
+    }, () => undefined);
     proc.ready.then(() => {
       this.updateRunning();
       this.telemetry.emit('workerReady', { worker: id, pid: worker.process.pid });
       for (const listener of this.onWorkerReady) listener(proc);
     }, () => undefined);
     return proc;
+  }
+
+  /**
+   * The counters of workers that have exited, added up: the node's totals
+   * keep them, so they do not start over at a reload or a rolling restart
+   * (gauges of a worker that left are not kept: they describe it, not the node).
+   */
+  retiredCounters(): Promise<unknown[]> {
+    return this.retired;
+  }
+
+  private retireCounters(metrics: unknown[] | null): void {
+    if (metrics === null) return;
+    const counters = (metrics as { type: string }[]).filter((m) => m.type === 'counter' || m.type === 'histogram');
+    this.retired = this.retired.then((before) => AggregatorRegistry.aggregate([before, counters]).getMetricsAsJSON(), () => counters);
+  }
+
+  /** Send the workers that serve their new parts of the tenants' limits (of `tenants`; null: every tenant, as when a worker comes or goes). */
+  private allotLimits(tenants: string[] | null = null): void {
+    // Only workers told to start: a message to one still loading its code would be lost, and counted as landed.
+    const serving = [...this.workers.values()].filter((w) => w.started && !w.draining && w.worker.isConnected());
+    const allotments = this.limitShares.allot(serving.map((w) => w.worker.id), tenants);
+    for (const w of serving) {
+      const changed = allotments.get(w.worker.id);
+      if (changed !== undefined) w.send({ sluice: 'allot', seq: changed.seq, allotments: changed.allotments });
+    }
   }
 
   private updateRunning(): void {
@@ -305,6 +378,7 @@ export class Primary {
     if (proc !== undefined) {
       proc.drain(deadline);
       this.updateRunning();
+      this.allotLimits();
       // A worker still there well past its deadline is stuck: it must not hold a rolling restart forever.
       killer = setTimeout(() => {
         this.telemetry.emit('shutdownDeadline', { error: `worker ${id} still draining ${RETIRE_GRACE_MS} ms after its deadline: killed` });
@@ -392,19 +466,24 @@ export class Primary {
    * Re-read the configuration file. Invalid: refused with the reasons, the
    * running configuration stays. Valid: tenant limits change at once in every
    * worker, then the workers are rolled onto the new configuration.
+   * `requested`: the file the caller named; another file than the node's own
+   * is refused (the node's file stays the one a SIGHUP reads).
    */
-  async reload(): Promise<ReloadOutcome> {
-    const path = this.options.configPath;
+  async reload(requested: string | null = null): Promise<ReloadOutcome> {
+    const file = this.options.configPath === null ? null : path.resolve(this.options.configPath);
     const refuse = (problems: string[]): ReloadOutcome => {
-      this.telemetry.emit('reloadRefused', { file: path, problems: problems.join('; ') });
-      return { accepted: false, problems };
+      this.telemetry.emit('reloadRefused', { file, problems: problems.join('; ') });
+      return { accepted: false, file, problems };
     };
-    if (path === null) return refuse(['this node was started without a configuration file (sluice start -c <file>)']);
+    if (file === null) return refuse(['this node was started without a configuration file (sluice start -c <file>)']);
+    if (requested !== null && path.resolve(requested) !== file) {
+      return refuse([`this node runs ${file}, not ${path.resolve(requested)}: a reload reads the node's own file (edit it, or stop the node and start it with -c ${requested})`]);
+    }
     let next: SluiceConfig;
     try {
-      next = loadConfigFile(path);
+      next = loadConfigFile(file);
     } catch (err) {
-      if (err instanceof ConfigError) return refuse(err.problems.map((p) => formatProblem(p, path)));
+      if (err instanceof ConfigError) return refuse(err.problems.map((p) => formatProblem(p, file)));
       throw err;
     }
     const fixed: string[] = [];
@@ -412,17 +491,20 @@ export class Primary {
     if (next.connectionBalancing !== this.config.connectionBalancing) fixed.push('connection_balancing');
     if (JSON.stringify(next.hostmeta.service) !== JSON.stringify(this.config.hostmeta.service)) fixed.push('hostmeta.service');
     if (JSON.stringify(next.cluster) !== JSON.stringify(this.config.cluster)) fixed.push('cluster');
-    if (fixed.length > 0) return refuse(fixed.map((key) => `${path}: ${key} changed: that takes a full restart (stop, then start)`));
+    if (fixed.length > 0) return refuse(fixed.map((key) => `${file}: ${key} changed: that takes a full restart (stop, then start)`));
     if (this.rolling !== null) return refuse(['a rolling restart is already running; reload again once it has finished']);
-    this.telemetry.emit('reloadAccepted', { file: path });
+    this.telemetry.emit('reloadAccepted', { file });
+    // The file's limits are the node's from now on, replacing what the admin API set.
+    this.limitsChanged.clear();
     // Tenants and admin tokens may change on a reload: the metadata service takes them before the new workers ask it for a new tenant's hosts.
     this.hostmeta?.setAccess(hostmetaAccess(next));
+    for (const listener of this.onReloaded) listener(next);
     const before = new Map(this.config.tenants.map((t) => [t.id, JSON.stringify(t.limits)]));
     await Promise.allSettled(next.tenants.filter((t) => before.has(t.id) && before.get(t.id) !== JSON.stringify(t.limits))
       .flatMap((t) => this.readyWorkers().map((w) => w.call('setTenantLimits', [t.id, t.limits]))));
     const applied = this.rollingRestart(next);
     applied.catch((err: Error) => this.telemetry.emit('rollingRestartFailed', { error: err.message }));
-    return { accepted: true, problems: [], applied };
+    return { accepted: true, file, problems: [], applied };
   }
 
   /** Wait for a rolling restart in progress (tests, the control socket). */

@@ -5,6 +5,7 @@
  */
 import type { SluiceConfig } from '../config/types.js';
 import type { NodeAddresses } from '../node.js';
+import type { Allotments, UseReport } from './limit-shares.js';
 
 /** Primary → worker. */
 export type ToWorker =
@@ -12,6 +13,8 @@ export type ToWorker =
   /** Stop accepting, drain, flush, exit (0 when everything was flushed by `deadline`). */
   | { sluice: 'drain'; deadline: number }
   | { sluice: 'call'; id: number; method: string; args: unknown[] }
+  /** The worker's part of the tenants' limits (see limit-shares.ts). */
+  | { sluice: 'allot'; seq: number; allotments: Allotments }
   /** The resident memory of the node's other processes (the primary and the other workers), summed: the memory governor's node total. */
   | { sluice: 'memory'; othersBytes: number };
 
@@ -26,7 +29,11 @@ export type FromWorker =
   /** Lines of a live tail, and how many the worker dropped since its last message (the IPC channel was behind). */
   | { sluice: 'tail'; subscription: number; lines: string[]; dropped: number }
   /** This worker's resident memory, every MEMORY_REPORT_MS. */
-  | { sluice: 'memory'; rssBytes: number };
+  | { sluice: 'memory'; rssBytes: number }
+  /** Its use of its part of the tenants' limits since the last report. */
+  | { sluice: 'use'; report: UseReport; applied: number }
+  /** Its metrics (prom-client JSON) once drained, just before it exits: the primary keeps its counters. */
+  | { sluice: 'final'; metrics: unknown[] };
 
 /** How often each process of a node tells the others its memory (worker → primary → workers). */
 export const MEMORY_REPORT_MS = 250;

@@ -15,6 +15,7 @@ import type { NodeControl } from '../control.js';
 import { LocalControl } from '../admin/local-control.js';
 import { isSluiceMessage, MEMORY_REPORT_MS, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
 import { TailForwarder } from './tail-forwarder.js';
+import { REPORT_INTERVAL_MS, URGENT_REPORT_MS } from './limit-shares.js';
 
 function send(message: FromWorker): void {
   process.send?.(message);
@@ -45,6 +46,8 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
   let control: NodeControl | null = null;
   let draining: Promise<void> | null = null;
   const tails = new Map<number, () => void>();
+  /** The last allotment message applied: reports say so, so the primary knows which allowances have landed. */
+  let allotmentsApplied = 0;
 
   const drain = (deadline: number): Promise<void> => {
     draining ??= (async () => {
@@ -53,6 +56,8 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
       if (node === null) process.exit(0);
       node.telemetry.emit('workerDraining', { worker: workerId });
       const complete = await node.stop(deadline);
+      const metrics = await node.telemetry.registry.getMetricsAsJSON();
+      await new Promise<void>((resolve) => { if (process.send?.({ sluice: 'final', metrics }, () => resolve()) !== true) resolve(); });
       await exit(complete ? 0 : 1);
     })();
     return draining;
@@ -60,8 +65,9 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
 
   const start = async (message: Extract<ToWorker, { sluice: 'start' }>): Promise<void> => {
     logger = createNodeLogger(message.config.log);
-    node = new SluiceNode(message.config, logger.child({ worker: workerId }), { workerId });
+    node = new SluiceNode(message.config, logger.child({ worker: workerId }), { workerId, sharedLimits: true });
     control = makeControl(node);
+    reportLimitUse(node, () => allotmentsApplied);
     try {
       await node.start();
     } catch (err) {
@@ -105,7 +111,11 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
   process.on('message', (message: unknown) => {
     if (!isSluiceMessage(message)) return;
     const m = message as ToWorker;
-    if (m.sluice === 'start') void start(m);
+    if (m.sluice === 'allot') {
+      node?.setLimitAllotments(m.allotments);
+      allotmentsApplied = m.seq;
+    }
+    else if (m.sluice === 'start') void start(m);
     else if (m.sluice === 'drain') void drain(m.deadline);
     else if (m.sluice === 'call') void call(m);
     else if (m.sluice === 'memory') node?.pipeline.memory.setOtherProcesses(m.othersBytes);
@@ -113,4 +123,33 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
   send({ sluice: 'hello' });
   process.on('SIGINT', () => undefined);
   process.on('SIGTERM', () => { void drain(Date.now() + (node?.config.shutdownTimeoutMs ?? 0)); });
+}
+
+/**
+ * Report the node's use of its part of the tenant limits to the primary: at
+ * once (so it is given a part), every REPORT_INTERVAL_MS, and soon after a
+ * tenant starts to want more than it holds.
+ */
+function reportLimitUse(node: SluiceNode, applied: () => number): void {
+  let last = performance.now();
+  let urgent: NodeJS.Timeout | null = null;
+  /** The last report had a tenant short of tokens: the primary knows, no need to hurry the next. */
+  let knownShort = false;
+  const report = (): void => {
+    const now = performance.now();
+    const used = node.limitUse(Math.max(0.001, (now - last) / 1000));
+    last = now;
+    knownShort = Object.values(used).some((u) => u.starved || u.connectionsRefused);
+    if (Object.keys(used).length > 0) send({ sluice: 'use', report: used, applied: applied() });
+  };
+  report();
+  setInterval(report, REPORT_INTERVAL_MS).unref();
+  node.onLimitStarved(() => {
+    if (urgent !== null || knownShort) return;
+    urgent = setTimeout(() => {
+      urgent = null;
+      report();
+    }, Math.max(0, URGENT_REPORT_MS - (performance.now() - last)));
+    urgent.unref();
+  });
 }

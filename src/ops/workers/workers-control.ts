@@ -51,10 +51,13 @@ export class WorkersControl implements NodeControl {
     return results.map((r) => (r as PromiseFulfilledResult<unknown>).value);
   }
 
+  /** The primary's metrics, the serving workers' and the counters of workers that have exited, added up. */
   private async aggregated(): Promise<Registry> {
     const answers = await this.all<object[]>('metricsJson');
+    for (const { worker, value } of answers) if (!worker.draining) worker.lastMetrics = value;
     const own = await this.primary.telemetry.registry.getMetricsAsJSON();
-    return AggregatorRegistry.aggregate([own, ...answers.map((a) => a.value)]);
+    const retired = await this.primary.retiredCounters();
+    return AggregatorRegistry.aggregate([own, retired as object[], ...answers.map((a) => a.value)]);
   }
 
   async metrics(): Promise<{ contentType: string; text: string }> {
@@ -120,10 +123,27 @@ export class WorkersControl implements NodeControl {
 
   async setTenantLimits(tenantId: string, limits: TenantLimits): Promise<void> {
     await this.every('setTenantLimits', [tenantId, limits]);
+    this.primary.limitsSet(tenantId, limits);
   }
 
+  /** The tenants of the newest serving worker (during a reload's rolling restart: the new configuration once one runs it). */
+  async tenantLimits(): Promise<Record<string, TenantLimits>> {
+    const answers = await this.all<Record<string, TenantLimits>>('tenantLimits');
+    answers.sort((a, b) => b.worker.worker.id - a.worker.worker.id);
+    return answers[0]?.value ?? Object.fromEntries(this.primary.config.tenants.map((t) => [t.id, t.limits]));
+  }
+
+  /** One view per component of the node: the workers' views of it merged (healthy when every worker says so). */
   async components(): Promise<ComponentView[]> {
-    const views: ComponentView[] = (await this.all<ComponentView[]>('components')).flatMap((a) => a.value.map((c) => ({ ...c, worker: a.worker.id })));
+    const byName = new Map<string, { view: ComponentView; details: string[] }>();
+    for (const { worker, value } of await this.all<ComponentView[]>('components')) {
+      for (const c of value) {
+        const merged = byName.get(c.name) ?? byName.set(c.name, { view: { name: c.name, kind: c.kind, healthy: true }, details: [] }).get(c.name)!;
+        merged.view.healthy &&= c.healthy;
+        if (c.detail !== undefined && c.detail !== '') merged.details.push(`worker ${worker.id}: ${c.detail}`);
+      }
+    }
+    const views = [...byName.values()].map(({ view, details }) => (details.length === 0 ? view : { ...view, detail: details.join('; ') }));
     const hostmeta = this.primary.hostmetaAddress();
     if (hostmeta !== null) views.push({ name: 'service:hostmeta', kind: 'service', healthy: true, detail: `primary, ${hostmeta.address}:${hostmeta.port}` });
     return views;

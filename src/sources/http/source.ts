@@ -16,6 +16,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Counter } from 'prom-client';
 import type { ComponentHealth, Reconnectable, Source } from '../../core/component.js';
 import type { Pipeline } from '../../core/pipeline.js';
+import type { TenantLimiter } from '../../core/limits.js';
 import { AckStatus, AckToken } from '../../core/ack.js';
 import { MemoryState } from '../../core/memory.js';
 import { normalizeAddress, SessionIdentity, type Tenant } from '../../core/identity.js';
@@ -76,8 +77,11 @@ export class HttpSource implements Source {
   /** Body bytes of requests being handled (read and not yet answered), for the memory governor. */
   private bodyBytesInFlight = 0;
   private readonly connections = new Map<Socket, HttpConnection>();
+  /** max_connections, held like a tenant's cap: a worker of several holds a part of it. */
+  private readonly connectionCap: TenantLimiter;
 
   constructor(private readonly config: HttpSourceConfig, private readonly pipeline: Pipeline, private readonly telemetry: Telemetry) {
+    this.connectionCap = pipeline.listenerCap(SOURCE, config.maxConnections, () => this.connections.size);
     this.records = telemetry.recordsReceived.labels({ source: SOURCE });
     this.bytes = telemetry.bytesReceived.labels({ source: SOURCE });
     pipeline.memory.account('http', () => this.bodyBytesInFlight);
@@ -108,12 +112,8 @@ export class HttpSource implements Source {
         connectionsCheckingInterval: Math.min(1000, Math.max(100, this.config.requestTimeoutMs / 4)),
       }, handler),
     });
-    if (this.config.maxConnections > 0) app.server.maxConnections = this.config.maxConnections;
     app.server.on('connection', this.onConnection);
     app.server.on('request', this.onRawRequest);
-    app.server.on('drop', (data?: { remoteAddress?: string }) => {
-      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'connection_limit', peer: data?.remoteAddress });
-    });
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     app.addHook('onSend', async (req, reply) => {
@@ -179,6 +179,11 @@ export class HttpSource implements Source {
     const peer = normalizeAddress(socket.remoteAddress ?? '');
     // Reset before it was accepted: nothing can be attributed to a peer without an address.
     if (peer === '') {
+      socket.destroy();
+      return;
+    }
+    if (!this.connectionCap.admitConnection(this.connections.size)) {
+      this.telemetry.emit('connectionRefused', { source: SOURCE, reason: 'connection_limit', peer });
       socket.destroy();
       return;
     }
@@ -339,13 +344,7 @@ export class HttpSource implements Source {
     for (let from = 0; from < records.length; from += RECORDS_PER_TURN) {
       if (from > 0) await nextTurn();
       const slice = records.length <= RECORDS_PER_TURN ? records : records.slice(from, from + RECORDS_PER_TURN);
-      whole.retain();
-      const ack = new AckToken((s) => {
-        if (s === AckStatus.Committed) whole.commit();
-        else if (s === AckStatus.Dropped) whole.drop();
-        else whole.fail();
-      });
-      lane.submit(tenant, slice, ack);
+      lane.submit(tenant, slice, whole.part());
     }
     whole.seal();
   }

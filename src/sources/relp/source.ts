@@ -41,7 +41,7 @@ export class RelpSource implements Source {
       window: Math.max(1, config.window),
       onClose: this.onSessionClose,
     };
-    this.guard = new ConnectionGuard(this.name, config, telemetry, pipeline.memory);
+    this.guard = new ConnectionGuard(this.name, config, telemetry, pipeline.memory, pipeline.listenerCap(this.name, config.maxConnections, () => this.openSessions.size));
   }
 
   /** The bound address (the configured port may be 0). */

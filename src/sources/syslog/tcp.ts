@@ -151,7 +151,7 @@ export class SyslogStreamSource implements Source {
       maxFrameBytes: config.maxFrameBytes,
       onClose: this.onSessionClose,
     };
-    this.guard = new ConnectionGuard(this.name, config, telemetry, pipeline.memory);
+    this.guard = new ConnectionGuard(this.name, config, telemetry, pipeline.memory, pipeline.listenerCap(this.name, config.maxConnections, () => this.sessions.size));
   }
 
   /** The bound address (the configured port may be 0). */

@@ -73,3 +73,21 @@ test('overview: the exposition filtered to one tenant keeps its samples with the
   ].join('\n'));
   assert.equal(filterExposition(text, 'nobody'), '');
 });
+
+test('overview: a tenant routed to two sinks counts its delivered records once; one sink row per sink', () => {
+  const delivered: MetricJson = {
+    name: 'sluice_tenant_delivered_records_total', type: 'counter', values: [
+      { value: 10, labels: { sink: 'files', tenant: 'acme' } },
+      { value: 8, labels: { sink: 'nats', tenant: 'acme' } },
+      { value: 5, labels: { sink: 'files', tenant: 'globex' } },
+    ],
+  };
+  const components = [
+    { name: 'sink:files', kind: 'sink' as const, healthy: true },
+    { name: 'sink:nats', kind: 'sink' as const, healthy: true },
+  ];
+  const overview = buildOverview([delivered], [], components, [], null);
+  assert.deepEqual(overview.tenants.map((t) => [t.tenant, t.deliveredRecords]), [['acme', 10], ['globex', 5]]);
+  assert.deepEqual(overview.sinks.map((s) => s.name), ['files', 'nats']);
+  assert.equal(buildOverview([delivered], [], components, [], 'acme').totals.deliveredRecords, 10);
+});

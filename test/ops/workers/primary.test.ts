@@ -154,7 +154,9 @@ test('cluster control: the node seen as one — sessions of every worker, discon
   assert.match(text, /sluice_source_received_records_total\{source="syslog_tcp"\} 6\b/, 'received records summed over the workers');
   assert.match(text, /sluice_workers_running 2\b/);
   const components = await control.components();
-  assert.deepEqual([...new Set(components.filter((c) => c.name === 'source:syslog_tcp').map((c) => c.worker))].sort(), [1, 2]);
+  assert.equal(new Set(components.map((c) => c.name)).size, components.length, 'one view per component of the node, not one per worker');
+  assert.equal(components.find((c) => c.name === 'source:syslog_tcp')?.healthy, true);
+  assert.match(components.find((c) => c.kind === 'sink')?.detail ?? '', /worker 1: .*; worker 2: /, 'each worker\'s detail of a sink');
   assert.ok(components.some((c) => c.name === 'service:hostmeta'), 'the metadata service runs once, in the primary');
   await control.setTenantLimits('default', { messagesPerSecond: 1000, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 });
   await assert.rejects(control.setTenantLimits('nobody', { messagesPerSecond: 1, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 }), /no tenant nobody/);

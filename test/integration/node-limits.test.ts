@@ -1,0 +1,206 @@
+/**
+ * A tenant's limits are the node's, whatever its number of workers: a real
+ * `sluice start` with 2 and with 4 workers, four tenants limited to RATE
+ * records/s each, over TCP, UDP, RELP and HTTP at once, each from four agents
+ * sending more than the limit. The records stored per second over a window
+ * are within 10 % of the limit, and no 2 s window holds more than
+ * rate × (2 s + burst). Then a tenant's max_connections holds for the node:
+ * twice as many TCP connections as the cap, from agents that retry, and never
+ * more than the cap open; the same for the HTTP listener's max_connections.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import http from 'node:http';
+import net from 'node:net';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { closed, connect, readTenantRecords, tempDir, waitFor } from '../helpers.js';
+import { startNode, type RunningNode } from '../sluice-cli.js';
+import { RelpTestClient } from '../relp-client.js';
+
+const RATE = 100;
+const BURST_S = 1;
+const CAP = 6;
+/** The HTTP listener's max_connections (the rate agents use 4 of them). */
+const HTTP_CAP = 8;
+const PROTOCOLS = ['tcp', 'udp', 'relp', 'http'] as const;
+type Protocol = (typeof PROTOCOLS)[number];
+const SUBNET: Record<Protocol, string> = { tcp: '127.0.1', udp: '127.0.2', relp: '127.0.3', http: '127.0.4' };
+/** Records stored are sampled for this long; the first MEASURE_FROM_MS hold the burst. */
+const RUN_MS = 6000;
+const MEASURE_FROM_MS = 1500;
+
+function nodeYaml(dir: string, workers: number): string {
+  return [
+    `data_dir: ${JSON.stringify(path.join(dir, 'node'))}`,
+    `workers: ${workers}`,
+    'log: { level: info }',
+    // Four workers and a primary weigh more than the default budget at idle: the governor would refuse the agents.
+    'memory: { budget: 2GiB }',
+    `sources: { syslog_udp: { port: 0 }, syslog_tcp: { port: 0 }, relp: { port: 0 }, http: { port: 0, max_connections: ${HTTP_CAP} } }`,
+    'hostmeta: { service: { port: 0 } }',
+    'admin: { port: 0 }',
+    'tenants:',
+    ...PROTOCOLS.map((p) => `  ${p}: { networks: [${SUBNET[p]}.0/24], limits: { messages_per_second: ${RATE}, burst: ${BURST_S}s } }`),
+    `  capped: { networks: [127.0.5.0/24], limits: { max_connections: ${CAP} } }`,
+  ].join('\n');
+}
+
+const line = (tenant: string, i: number): string => `<14>1 - h${i % 4} app - - - ${tenant} ${i}`;
+
+function port(node: RunningNode, source: string): number {
+  return Number(node.lines.find((l) => l.code === 'SLU0002I' && l.source === source)!.port);
+}
+
+/** Agents sending more than RATE until `stop` is aborted; resolves when they have stopped. */
+async function agents(protocol: Protocol, node: RunningNode, stop: AbortSignal): Promise<void> {
+  const from = (i: number) => `${SUBNET[protocol]}.${i + 1}`;
+  const runs = [0, 1, 2, 3].map(async (agent) => {
+    let i = agent * 1_000_000;
+    if (protocol === 'tcp') {
+      const socket = await connect(port(node, 'syslog_tcp'), from(agent));
+      socket.on('error', () => undefined);
+      // Far more than the run can take: the node's backpressure holds the rest.
+      let data = '';
+      for (let k = 0; k < 2000; k++) data += `${line('tcp', i++)}\n`;
+      socket.write(data);
+      await new Promise((resolve) => stop.addEventListener('abort', resolve, { once: true }));
+      socket.destroy();
+    } else if (protocol === 'udp') {
+      const socket = dgram.createSocket('udp4');
+      await new Promise<void>((resolve) => socket.bind(0, from(agent), () => resolve()));
+      while (!stop.aborted) {
+        for (let k = 0; k < 3; k++) socket.send(line('udp', i++), port(node, 'syslog_udp'), '127.0.0.1');
+        await new Promise((resolve) => setTimeout(resolve, 20)); // 4 agents × 150/s: 6 × the limit
+      }
+      socket.close();
+    } else if (protocol === 'relp') {
+      const client = await RelpTestClient.connect(port(node, 'relp'), from(agent));
+      await client.open();
+      while (!stop.aborted) {
+        let last = 0;
+        for (let k = 0; k < 10; k++) last = client.send('syslog', line('relp', i++));
+        await client.response(last, 60_000).catch(() => undefined);
+      }
+      client.socket.destroy();
+    } else {
+      const agentPool = new http.Agent({ keepAlive: true, maxSockets: 1, localAddress: from(agent) });
+      while (!stop.aborted) {
+        const body = Array.from({ length: 10 }, () => line('http', i++)).join('\n');
+        const status = await post(port(node, 'http'), agentPool, body);
+        if (status !== 200) {
+          i -= 10; // refused (429): the same records again, a little later
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+      agentPool.destroy();
+    }
+  });
+  await Promise.all(runs);
+}
+
+function post(httpPort: number, agent: http.Agent, body: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port: httpPort, path: '/v1/ingest', method: 'POST', agent, headers: { 'content-type': 'application/x-ndjson' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve(0));
+    req.end(body);
+  });
+}
+
+interface Sample { at: number; counts: Record<Protocol, number> }
+
+async function limitsHold(t: { after(fn: () => void | Promise<void>): void; diagnostic(message: string): void }, workers: number): Promise<void> {
+  const dir = tempDir(t);
+  const config = path.join(dir, 'sluice.yaml');
+  writeFileSync(config, nodeYaml(dir, workers));
+  const node = startNode(config, dir);
+  t.after(() => { node.child.kill('SIGKILL'); });
+  await waitFor('node ready', () => node.lines.some((l) => l.code === 'SLU0003I' && l.workers === workers), 30_000);
+  const logs = path.join(dir, 'node', 'logs');
+
+  const stop = new AbortController();
+  const start = Date.now();
+  const sending = Promise.all(PROTOCOLS.map((p) => agents(p, node, stop.signal)));
+  const samples: Sample[] = [];
+  const count = (): Record<Protocol, number> => Object.fromEntries(PROTOCOLS.map((p) => [p, readTenantRecords(logs, p).length])) as Record<Protocol, number>;
+  while (Date.now() - start < RUN_MS) {
+    samples.push({ at: Date.now(), counts: count() });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  stop.abort();
+  await sending;
+
+  for (const protocol of PROTOCOLS) {
+    const measured = samples.filter((s) => s.at - start >= MEASURE_FROM_MS);
+    const first = measured[0]!;
+    const last = measured.at(-1)!;
+    const rate = (last.counts[protocol] - first.counts[protocol]) / ((last.at - first.at) / 1000);
+    let worst = 0;
+    for (let a = 0; a < samples.length; a++) {
+      for (let b = a + 1; b < samples.length && samples[b]!.at - samples[a]!.at <= 2000; b++) {
+        worst = Math.max(worst, samples[b]!.counts[protocol] - samples[a]!.counts[protocol]);
+      }
+    }
+    t.diagnostic(`${workers} workers, ${protocol}: ${rate.toFixed(1)} records/s stored (limit ${RATE}), at most ${worst} in 2 s (bound ${RATE * (2 + BURST_S)})`);
+    assert.ok(Math.abs(rate - RATE) <= RATE * 0.1, `${protocol} with ${workers} workers: ${rate.toFixed(1)}/s stored against a limit of ${RATE}/s`);
+    assert.ok(worst <= RATE * (2 + BURST_S), `${protocol} with ${workers} workers: ${worst} records stored within 2 s`);
+  }
+  await connectionCapHolds(node, logs, 'syslog_tcp', CAP);
+  await connectionCapHolds(node, logs, 'http', HTTP_CAP);
+  node.child.kill('SIGTERM');
+  assert.equal(await node.exited, 0);
+}
+
+/**
+ * 2 × `cap` agents of the capped tenant (over syslog TCP: the tenant's
+ * max_connections; over HTTP: the listener's), each reconnecting when
+ * refused. An accepted connection's record is stored; a refused one is closed
+ * at accept, unread. Once `cap` are held, every other agent is refused twice
+ * more, and no more than `cap` were ever accepted.
+ */
+async function connectionCapHolds(node: RunningNode, logs: string, source: 'syslog_tcp' | 'http', cap: number): Promise<void> {
+  const sourcePort = port(node, source);
+  const held: net.Socket[] = [];
+  const refusals = new Array<number>(cap * 2).fill(0);
+  let stop = false;
+  let attempt = 0;
+  const stored = (msg: string) => readTenantRecords(logs, 'capped').some((r) => r.msg === msg);
+  const agent = async (k: number): Promise<void> => {
+    while (!stop) {
+      const socket = await connect(sourcePort, `127.0.5.${k + 1}`);
+      socket.on('error', () => undefined);
+      const msg = `capped ${source} ${k} ${attempt++}`;
+      if (source === 'syslog_tcp') socket.write(`<14>1 - h app - - - ${msg}\n`);
+      else socket.write(`POST /v1/ingest HTTP/1.1\r\nhost: node\r\ncontent-type: application/x-ndjson\r\ncontent-length: ${msg.length + 1}\r\n\r\n${msg}\n`);
+      let gone = false;
+      void closed(socket).then(() => { gone = true; });
+      const outcome = await waitFor(`connection ${msg} accepted or refused`, () => (stored(msg) ? 'accepted' : gone ? 'refused' : undefined), 20_000);
+      if (outcome === 'accepted') {
+        held.push(socket);
+        return;
+      }
+      refusals[k]!++;
+    }
+  };
+  const running = Promise.all(refusals.map((_, k) => agent(k)));
+  await waitFor(`${cap} ${source} connections held`, () => held.length >= cap, 20_000);
+  const seen = [...refusals];
+  await waitFor('every other agent refused twice more', () => refusals.every((n, k) => held.length > cap || n >= seen[k]! + 2 || held.some((s) => s.localAddress === `127.0.5.${k + 1}`)), 20_000);
+  stop = true;
+  await running;
+  assert.equal(held.filter((socket) => !socket.destroyed).length, held.length, 'every accepted connection still open');
+  assert.equal(held.length, cap, `exactly the cap accepted over ${source}, with twice as many agents trying`);
+  for (const socket of held) socket.destroy();
+}
+
+test('node limits: 2 workers hold each tenant to its rate over TCP, UDP, RELP and HTTP, and to its connection cap', { timeout: 120_000 }, async (t) => {
+  await limitsHold(t, 2);
+});
+
+test('node limits: 4 workers hold each tenant to its rate over TCP, UDP, RELP and HTTP, and to its connection cap', { timeout: 120_000 }, async (t) => {
+  await limitsHold(t, 4);
+});
