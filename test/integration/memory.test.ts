@@ -1,6 +1,6 @@
 /**
  * The memory governor in a real node with a tiny budget and a sink whose
- * receiver stops reading: the heaviest sessions pause (never the idle one),
+ * receiver (the real rsyslog) is not there yet: the heaviest sessions pause (never the idle one),
  * past the hard mark new connections are refused, HTTP answers 503 and UDP
  * drops, and everything recovers once the receiver reads again. Nothing
  * acknowledged is lost while the node is governed.
@@ -10,37 +10,35 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import { request } from 'undici';
-import { closed, connect, startTestNode, waitFor } from '../helpers.js';
-import { SyslogFramer } from '../../src/sources/syslog/framing.js';
+import { closed, connect, lateBoundPort, requireProgram, startTestNode, tempDir, waitFor } from '../helpers.js';
+import { startRsyslogReceiver, type RsyslogReceiver } from '../rsyslog-receiver.js';
+import { RelpTestClient } from '../relp-client.js';
 import { MemoryState } from '../../src/core/memory.js';
 import type { SluiceNode } from '../../src/ops/node.js';
-import { freePort } from '../../bench/ports.js';
+
+const noRsyslog = requireProgram('rsyslogd', 'Debian package rsyslog');
 
 const frame = (msg: string): string => `${Buffer.byteLength(msg)} ${msg}`;
 
 /**
- * A syslog receiver over TCP that is not there until started: the sink's
- * connects are refused meanwhile, so its queue holds everything the node
- * read (no kernel buffer in between absorbs part of it).
+ * The real rsyslog as the sink's receiver, not there until started: the sink's connects are refused
+ * meanwhile, so its queue holds everything the node read (no kernel buffer in between absorbs part of
+ * it). `received`: the messages rsyslog wrote, `HOSTNAME MSG` each.
  */
 async function absentReceiver(t: { after(fn: () => void): void }) {
-  const received: string[] = [];
-  const sockets: net.Socket[] = [];
-  const port = await freePort();
-  const server = net.createServer((socket) => {
-    const framer = new SyslogFramer(1024 * 1024, (buf, start, end) => received.push(buf.toString('utf8', start, end)));
-    socket.on('data', (chunk) => framer.push(chunk));
-    socket.on('error', () => {});
-    sockets.push(socket);
-  });
-  t.after(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
+  const port = await lateBoundPort();
+  const dir = tempDir(t);
+  let rsyslog: RsyslogReceiver | null = null;
   return {
     port,
-    received,
-    start: () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)),
+    // rsyslog's fields: PRI|TIMESTAMP|HOSTNAME|APP|PROCID|MSGID|SD|MSG
+    get received(): string[] {
+      return (rsyslog?.lines() ?? []).map((line) => {
+        const fields = line.split('|');
+        return `${fields[2]} ${fields.slice(7).join('|')}`;
+      });
+    },
+    start: async () => { rsyslog = await startRsyslogReceiver(t, dir, { port }); },
   };
 }
 
@@ -92,7 +90,7 @@ function sessionOf(node: SluiceNode, socket: net.Socket) {
   return undefined;
 }
 
-test('memory governor: heaviest sessions pause, hard mark refuses new work, all recovers, nothing lost', async (t) => {
+test('memory governor: heaviest sessions pause, hard mark refuses new work, all recovers, nothing lost', { skip: noRsyslog }, async (t) => {
   const receiver = await absentReceiver(t);
   const { node, tcpPort, udpPort } = await startTestNode(t, nodeYaml(receiver.port));
   const governor = node.pipeline.memory;
@@ -161,8 +159,9 @@ test('memory governor: heaviest sessions pause, hard mark refuses new work, all 
   await Promise.all(agents.map((agent) => agent.done));
   const expected = agents.length * framesPerAgent;
   await waitFor(`all ${expected} records of the paused agents delivered`, () => receiver.received.length >= expected, 60_000);
+  const received = receiver.received;
   for (let i = 0; i < agents.length; i++) {
-    const mine = receiver.received.filter((m) => m.includes(` agent${i} app `));
+    const mine = received.filter((m) => m.startsWith(`agent${i} `));
     assert.equal(mine.length, framesPerAgent, `agent ${i}: every record, once`);
   }
   await waitFor('every paused session resumed', () => governor.pausedSessions === 0);
@@ -174,7 +173,7 @@ test('memory governor: heaviest sessions pause, hard mark refuses new work, all 
   quiet.destroy();
 });
 
-test('memory governor: over HTTP, every acknowledged record is delivered while the node is governed', async (t) => {
+test('memory governor: over HTTP, every acknowledged record is delivered while the node is governed', { skip: noRsyslog }, async (t) => {
   const receiver = await absentReceiver(t);
   const { node } = await startTestNode(t, nodeYaml(receiver.port));
   const governor = node.pipeline.memory;
@@ -222,4 +221,43 @@ test('memory governor: over HTTP, every acknowledged record is delivered while t
   const after = await request(`http://127.0.0.1:${httpPort}/v1/ingest`, { method: 'POST', body: JSON.stringify({ msg: 'after', hostname: 'http-agent' }), headers: { 'content-type': 'application/x-ndjson' } });
   await after.body.text();
   assert.equal(after.statusCode, 200, 'accepted again');
+});
+
+test('memory governor: RELP agents paused past the soft mark get every held answer, in order, once the node is back under it', { skip: noRsyslog }, async (t) => {
+  const receiver = await absentReceiver(t);
+  const { node } = await startTestNode(t, nodeYaml(receiver.port));
+  const governor = node.pipeline.memory;
+  const relpPort = node.addresses().relp!.port;
+  // Each session reads up to its RELP window (128 unanswered) of ~1 KB frames: eight together pass the soft mark.
+  const agents = await Promise.all(Array.from({ length: 8 }, () => RelpTestClient.connect(relpPort)));
+  t.after(() => { for (const agent of agents) agent.socket.destroy(); });
+  for (const agent of agents) await agent.open();
+  const padding = 'z'.repeat(900);
+  const sent: number[][] = agents.map(() => []);
+  // Each agent sends until the node is past its soft mark and has paused one of them (the sink's
+  // receiver is not there: what they send stays queued, unanswered).
+  const relpGoverned = () => [...node.pipeline.sessions.values()].some((e) => e.source === 'relp' && e.governed);
+  for (let round = 0; round < 400 && !(governor.state !== MemoryState.Normal && relpGoverned()); round++) {
+    agents.forEach((agent, i) => {
+      const { bytes, txnr } = agent.frame('syslog', `<14>1 - relp${i} app - - - relp${i} ${round} ${padding}`);
+      agent.socket.write(bytes);
+      sent[i]!.push(txnr);
+    });
+    if (round % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await waitFor('past the soft mark with a RELP session paused', () => governor.state !== MemoryState.Normal && relpGoverned(), 30_000);
+  const total = sent.reduce((sum, list) => sum + list.length, 0);
+
+  // The receiver comes: the queue drains, the node falls back under its marks, the paused sessions resume.
+  await receiver.start();
+  await waitFor('back to normal, nothing paused', () => governor.state === MemoryState.Normal && governor.pausedSessions === 0, 60_000);
+  for (const [i, agent] of agents.entries()) {
+    await agent.response(sent[i]!.at(-1)!, 60_000);
+    const answers = agent.responses().slice(1);
+    assert.deepEqual(answers.map((f) => f.txnr), sent[i], `agent ${i}: every held answer, in order`);
+    assert.ok(answers.every((f) => f.data === '200 OK'), `agent ${i}: each one 200 OK`);
+  }
+  await waitFor(`all ${total} records at the receiver`, () => receiver.received.length >= total, 60_000);
+  const received = receiver.received;
+  for (let i = 0; i < agents.length; i++) assert.equal(received.filter((m) => m.startsWith(`relp${i} `)).length, sent[i]!.length, `agent ${i}: every record once`);
 });
