@@ -185,6 +185,7 @@ function isolationTenants(count: number): Record<string, unknown> {
 }
 
 export interface IsolationNumbers {
+  /** The steady tenants' losses in the warm-up run. */
   warmupLost: number;
   /** loadgen's worst event-loop delay (its agent workers or its probe) during the measured window. */
   generatorDelayP99Ms?: number;
@@ -507,8 +508,9 @@ async function measureIsolation(variant: Variant, server: RunningServer, dir: st
   const others = (report.perTenant ?? []).slice(1);
   const steadySent = others.reduce((a, t) => a + t.sent, 0);
   const steadyLost = others.reduce((a, t) => a + t.lost, 0);
-  // t0's file holds the flood and t0's loadgen agents; written by the time the flood client stopped.
-  const floodDelivered = countLines(path.join(dir, 'data', 'logs-t0')) - floodLinesBefore - (report.perTenant?.[0]?.delivered ?? 0);
+  // t0's files (which loadgen's probe does not follow) hold the flood and what t0's loadgen agents sent;
+  // counted once the flood client has stopped.
+  const floodDelivered = countLines(path.join(dir, 'data', 'logs-t0')) - floodLinesBefore - (report.perTenant?.[0]?.sent ?? 0);
   const delay = report.generatorDelayMs;
   return {
     agents: tenants * s.isolationAgentsPerTenant,
@@ -524,7 +526,7 @@ async function measureIsolation(variant: Variant, server: RunningServer, dir: st
     otherCpuPercent: outside.percent(),
     cpuSecondsPerMillion: report.delivered > 0 ? (cpu * 1e6) / report.delivered : 0,
     isolation: {
-      warmupLost: warmup.lost,
+      warmupLost: (warmup.perTenant ?? []).slice(1).reduce((a, t) => a + t.lost, 0),
       ...(delay === undefined ? {} : { generatorDelayP99Ms: Math.max(delay.workers.p99, delay.probe.p99), generatorDelayMaxMs: Math.max(delay.workers.max, delay.probe.max) }),
       ...(floodClient === null ? {} : {
         floodSentPerSec: floodClient.sent / floodClient.seconds,
@@ -567,13 +569,17 @@ async function startFlooder(port: number, ctx: RunContext): Promise<{ stop(): Pr
   };
 }
 
-/** Newlines in every file under `dir` (0 if it does not exist), read in chunks. */
+/** Newlines in every file under `dir`, its subfolders too (0 if it does not exist), read in chunks. */
 function countLines(dir: string): number {
   if (!existsSync(dir)) return 0;
   let lines = 0;
   const buffer = Buffer.allocUnsafe(1 << 20);
-  for (const name of readdirSync(dir)) {
-    const fd = openSync(path.join(dir, name), 'r');
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) {
+      lines += countLines(path.join(dir, entry.name));
+      continue;
+    }
+    const fd = openSync(path.join(dir, entry.name), 'r');
     try {
       for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) {
         for (let i = buffer.indexOf(10); i >= 0 && i < n; i = buffer.indexOf(10, i + 1)) lines++;
