@@ -23,6 +23,7 @@
  * - `x-type`: the type name the documentation shows; the values `duration`
  *   and `size` also tell the loader to parse the value into ms or bytes;
  * - `x-min-bytes` / `x-max-bytes`: the range of a size, checked after parsing;
+ * - `x-auto`: a size that may also be `auto` (resolved from other settings);
  * - `x-key`: for a map, the placeholder for its keys in documentation (`id`);
  * - `x-key-expected`: for a map, what a valid key looks like;
  * - `x-keys-of`: for a branch of a discriminated union, what its keys are the
@@ -38,6 +39,7 @@ export const ANNOTATION_KEYWORDS = [
   'x-type',
   'x-min-bytes',
   'x-max-bytes',
+  'x-auto',
   'x-key',
   'x-key-expected',
   'x-keys-of',

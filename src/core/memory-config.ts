@@ -1,6 +1,7 @@
 /** `memory` in the YAML configuration: the schema of the memory governor's MemoryConfig (memory.ts). */
 import { Type } from '@sinclair/typebox';
-import { duration, section, size } from './config-schema.js';
+import { duration, section } from './config-schema.js';
+import { SIZE_PATTERN } from './units.js';
 import { DEFAULT_MEMORY_CONFIG } from './memory.js';
 
 function fraction(def: number, description: string) {
@@ -11,8 +12,15 @@ const defaults = DEFAULT_MEMORY_CONFIG;
 
 export const MemorySchema = section(
   {
-    budget: size(defaults.budgetBytes, 'What the node may hold in all: the resident memory (RSS) of its processes summed (the primary and its workers), and within it the bytes its queues and buffers account (sessions, lanes, sink queues, HTTP bodies). Each worker\'s V8 heap limit is derived from it. From 1MiB to 64GiB. See memory.md.',
-      { min: 1024 ** 2, minText: '1MiB', max: 64 * 1024 ** 3, maxText: '64GiB' }),
+    budget: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], {
+      description: 'What the node may hold in all: the resident memory (RSS) of its processes summed (the primary and its workers), and within it the bytes its queues and buffers account (sessions, lanes, sink queues, HTTP bodies). Each worker\'s V8 heap limit is derived from it. `auto`: 128MiB for each worker process and 256MiB more (512MiB with 2 workers), so that a node at rest (about 90MB of RSS a worker, 115MB the primary) stays below its soft mark whatever the number of workers. A size: from 1MiB to 64GiB. See memory.md.',
+      default: 'auto',
+      'x-type': 'size',
+      'x-auto': true,
+      'x-expected': '"auto" or a size from 1MiB to 64GiB, such as 2GiB',
+      'x-min-bytes': 1024 ** 2,
+      'x-max-bytes': 64 * 1024 ** 3,
+    }),
     measure: Type.Union([Type.Literal('processes'), Type.Literal('queues')], {
       description: '`processes`: the processes\' resident memory counts against the budget, besides what the queues account; `queues`: only what the queues account (for a node that shares its process with other code, such as a test).',
       default: defaults.measure,

@@ -196,7 +196,7 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
     }),
     shutdownTimeoutMs: duration(c.shutdown_timeout),
     memory: {
-      budgetBytes: size(c.memory.budget),
+      budgetBytes: c.memory.budget === 'auto' ? autoMemoryBudget(workersOf(c.workers)) : size(c.memory.budget),
       measure: c.memory.measure,
       softMark: c.memory.soft_mark,
       hardMark: c.memory.hard_mark,
@@ -256,6 +256,16 @@ export function resolve(c: SluiceConfigFilled, doc: Document): SluiceConfig {
 }
 
 /** The hostname, as a cluster node id may spell it. */
+/** The number of worker processes `workers` asks for (`auto`: one per core available). */
+export function workersOf(workers: 'auto' | number): number {
+  return workers === 'auto' ? os.availableParallelism() : workers;
+}
+
+/** memory.budget `auto`: 128 MiB a worker and 256 MiB more (512 MiB with 2 workers). */
+export function autoMemoryBudget(workers: number): number {
+  return (workers + 2) * 128 * 1024 ** 2;
+}
+
 export function defaultNodeId(): string {
   return os.hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64) || 'node';
 }

@@ -99,6 +99,7 @@ export function semanticProblems(
     const type = schema['x-type'];
     if (type !== 'duration' && type !== 'size') return;
     if (typeof value !== 'number' && typeof value !== 'string') return;
+    if (value === 'auto' && schema['x-auto'] === true) return;
     const parsed = type === 'duration' ? parseDuration(value) : parseSize(value);
     const min = typeof schema['x-min-bytes'] === 'number' ? schema['x-min-bytes'] : 0;
     const max = typeof schema['x-max-bytes'] === 'number' ? schema['x-max-bytes'] : Infinity;

@@ -11,7 +11,6 @@
  * is taken over by a later replacement.
  */
 import cluster, { type Worker } from 'node:cluster';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -30,6 +29,7 @@ import { Telemetry } from '../../telemetry/telemetry.js';
 import { VERSION } from '../../telemetry/version.js';
 import { startHostmetaService, type RunningHostmetaService } from '../../services/hostmeta/server.js';
 import { isSluiceMessage, MEMORY_REPORT_MS, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
+import { workersOf } from '../config/resolve.js';
 import { LimitShares, type UseReport } from './limit-shares.js';
 
 /** How long a control call to one worker may take before it counts as unanswered. */
@@ -177,7 +177,7 @@ export interface PrimaryOptions {
 }
 
 export function workerCount(config: SluiceConfig): number {
-  return config.workers === 'auto' ? os.availableParallelism() : config.workers;
+  return workersOf(config.workers);
 }
 
 export class Primary {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { UNLIMITED as NO_LIMITS } from '../../../src/core/limits.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -772,5 +772,21 @@ describe('sink types', () => {
     assert.deepEqual(brief(one('sinks:\n  fwd:\n    type: syslog\n    batch_delay: soon\n')), { path: 'sinks.fwd.batch_delay', value: 'soon', expected: 'a duration such as 10s, 500ms or 1h' });
     const [fwd] = ok('sinks:\n  fwd:\n    type: syslog\n    syslog:\n').sinks;
     assert.equal(fwd?.type === 'syslog' && fwd.batchBytes, 256 * 1024, 'the documented batch_size, for every type');
+  });
+});
+
+describe('memory budget', () => {
+  const MiB = 1024 ** 2;
+  it('auto (the default) grows with the workers: 128 MiB each and 256 MiB more', () => {
+    assert.equal(ok('workers: 2').memory.budgetBytes, 512 * MiB);
+    assert.equal(ok('workers: 1').memory.budgetBytes, 384 * MiB);
+    assert.equal(ok('workers: 16\nmemory: { budget: auto }').memory.budgetBytes, 18 * 128 * MiB);
+    assert.equal(ok('workers: auto').memory.budgetBytes, (os.availableParallelism() + 2) * 128 * MiB);
+  });
+  it('a size is taken as given, within 1MiB to 64GiB; anything else is refused with what is expected', () => {
+    assert.equal(ok('workers: 16\nmemory: { budget: 256MiB }').memory.budgetBytes, 256 * MiB);
+    for (const value of ['automatic', '512KiB', '65GiB']) {
+      assert.deepEqual(brief(one(`memory: { budget: ${value} }`)), { path: 'memory.budget', value, expected: '"auto" or a size from 1MiB to 64GiB, such as 2GiB' });
+    }
   });
 });
