@@ -60,7 +60,8 @@ export class TurnShares implements TurnListener {
   private turnShare: number;
   private enlisted = false;
   private readonly owing = new Set<TenantTurnAccount>();
-  private readonly accounts = new Map<Tenant, TenantTurnAccount>();
+  /** Weak: a tenant replaced by a configuration reload takes its account with it. */
+  private readonly accounts = new WeakMap<Tenant, TenantTurnAccount>();
 
   constructor(
     private readonly turnEnd: EndOfTurn,
