@@ -127,7 +127,7 @@ test('fairness: a tenant flooding with no limit set is read its share of each tu
   const { node, logs, tcpPort } = await startTestNode(t, yaml);
   const value = (metric: string, tenant: string) => node.telemetry.value(metric, { tenant });
   const connections = 4;
-  const perConnection = 10_000;
+  const perConnection = 50_000;
   const floodTotal = connections * perConnection;
   // Another process floods over four connections, each as fast as the node reads it.
   const flooder = spawn(process.execPath, ['-e', `
