@@ -217,4 +217,9 @@ test('memory governor: over HTTP, every acknowledged record is delivered while t
   }, 60_000);
   assert.ok(acknowledged.size > 0);
   assert.ok((statuses.get(200) ?? 0) > 0);
+  // Once the receiver has drained the backlog the node is back to normal and takes requests at once.
+  await waitFor('the governor back to normal', () => governor.state === MemoryState.Normal, 30_000);
+  const after = await request(`http://127.0.0.1:${httpPort}/v1/ingest`, { method: 'POST', body: JSON.stringify({ msg: 'after', hostname: 'http-agent' }), headers: { 'content-type': 'application/x-ndjson' } });
+  await after.body.text();
+  assert.equal(after.statusCode, 200, 'accepted again');
 });

@@ -158,7 +158,9 @@ test('cluster control: the node seen as one — sessions of every worker, discon
   assert.equal(components.find((c) => c.name === 'source:syslog_tcp')?.healthy, true);
   assert.match(components.find((c) => c.kind === 'sink')?.detail ?? '', /worker 1: .*; worker 2: /, 'each worker\'s detail of a sink');
   assert.ok(components.some((c) => c.name === 'service:hostmeta'), 'the metadata service runs once, in the primary');
-  await control.setTenantLimits('default', { messagesPerSecond: 1000, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 });
+  const limits = { messagesPerSecond: 1000, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 };
+  await control.setTenantLimits('default', limits);
+  assert.deepEqual((await control.tenantLimits())['default'], limits, 'the node runs the limits it was given');
   await assert.rejects(control.setTenantLimits('nobody', { messagesPerSecond: 1, bytesPerSecond: 0, burstMs: 1000, maxConnections: 0 }), /no tenant nobody/);
   for (const socket of sockets) socket.destroy();
 });
