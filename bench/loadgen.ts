@@ -36,6 +36,7 @@ export interface LoadgenReport {
   /** Every tenant but t0. */
   othersLatencyMs?: { p50: number; p90: number; p99: number; p999: number; max: number; count: number };
   perTenant?: { tenant: string; sent: number; delivered: number; lost: number }[];
+  generatorDelayMs?: { workers: { p99: number; max: number }; probe: { p99: number; max: number } };
 }
 
 export function loadgenArguments(o: LoadgenOptions): string[] {

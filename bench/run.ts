@@ -26,7 +26,8 @@ const USAGE = `usage: npm run bench -- [W1 W2 W3 W4 W5 W6 W7] [--quick] [--repea
   W4  10,000 idle TCP connections held + 4 senders: RSS and throughput
   W5  10,000 agents at 2 msg/s for 60 s: client-side latency (sluice loadgen; sluice only)
   W6  isolation: 50 tenants × 10 agents at 10 msg/s for 30 s, then the same beside a tenant
-      flooding as fast as it can: the steady tenants' latency (sluice loadgen; sluice only)
+      flooding as fast as the node reads it (after a 5 s warm-up of the same agents in both):
+      the steady tenants' latency, every percentile (sluice loadgen; sluice only)
   W7  a storm: 10,000 new hosts connect at once, one message each: until each is registered and its
       record written with its metadata; then a restart and the same hosts, known, at once (sluice only)
 

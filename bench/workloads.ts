@@ -8,8 +8,9 @@
  *   W3  UDP, 256-byte messages as fast as the client goes; OS-default and 4 MiB receive buffers
  *   W4  10,000 idle TCP connections held while 4 connections send
  *   W5  10,000 agents at 2 messages/s for 60 s; client-side latency (sluice loadgen; sluice and rsyslog)
- *   W6  isolation: 50 tenants steady, then the same with a 51st tenant flooding as fast as it
- *       can; the steady tenants' client-side latency with and without the flood (sluice only)
+ *   W6  isolation: 50 tenants steady (and a 51st, t0, at their rate), then the same with t0 also
+ *       flooding as fast as the node reads it (a lean client, flood-client.ts); the steady tenants'
+ *       client-side latency with and without the flood, hosts warmed up before both (sluice only)
  *   W7  a storm: 10,000 new hosts connect at once, one message each: until each is registered
  *       and its record written with its metadata; then the node restarts and the same 10,000,
  *       now known, connect at once again (sluice only; see storm.ts)
@@ -17,13 +18,14 @@
  * For sluice, every run also reports the node's event-loop delay while it was busy (from
  * its node-stopped line; see src/telemetry/event-loop.ts).
  */
+import { closeSync, existsSync, openSync, readdirSync, readSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { IdleConnections } from './idle-connections.js';
-import { runLoadgen } from './loadgen.js';
+import { runLoadgen, type LoadgenReport } from './loadgen.js';
 import { runLoggen } from './loggen.js';
 import { checkRecords, waitForDelivery } from './output.js';
-import { loadgenAvailable, type Peers } from './peers.js';
+import { loadgenAvailable, ROOT, type Peers } from './peers.js';
 import { freePort, HOST, udpReceiveBuffer } from './ports.js';
 import { udpSocketCounters } from '../src/sources/syslog/udp-kernel.js';
 import { cpuSeconds, machineBusySeconds, MemorySampler, type TreeMemory } from './proc-stats.js';
@@ -129,8 +131,6 @@ export function variantsOf(workload: WorkloadName): Variant[] {
 
 export const ISOLATION_STEADY = 'W6 steady';
 export const ISOLATION_FLOOD = 'W6 flood';
-/** W6: flooding agents ask for this many messages per second each: as fast as their connections drain. */
-const FLOOD_RATE = 100_000;
 
 /** sluice's event-loop delay over a run, from its node-stopped line (SLU0005I). */
 export interface EventLoopNumbers {
@@ -182,6 +182,18 @@ function isolationTenants(count: number): Record<string, unknown> {
   const tenants: Record<string, unknown> = {};
   for (let t = 0; t < count; t++) tenants[`t${t}`] = { networks: [`127.0.${t + 1}.0/24`] };
   return tenants;
+}
+
+export interface IsolationNumbers {
+  /** The steady tenants' losses in the warm-up run. */
+  warmupLost: number;
+  /** loadgen's worst event-loop delay (its agent workers or its probe) during the measured window. */
+  generatorDelayP99Ms?: number;
+  generatorDelayMaxMs?: number;
+  /** Flood variant: what the flood client wrote, what the node wrote of it, and the client's CPU (% of one core). */
+  floodSentPerSec?: number;
+  floodDeliveredPerSec?: number;
+  floodClientCpuPercent?: number;
 }
 
 export interface Latency {
@@ -245,6 +257,8 @@ export interface Measurement {
   noiseFloor?: NoiseFloor;
   errors?: { connect: number; reset: number; other: number };
   agents?: number;
+  /** W6: the warm-up's losses, the load generator's own delay, the flooding tenant's rates. */
+  isolation?: IsolationNumbers;
   /** W7: the storm of new hosts, and the storm of the same hosts after a restart. */
   storm?: { cold: StormPhase; restart: StormPhase };
 }
@@ -455,33 +469,49 @@ async function measureStorm(first: RunningServer, restart: () => Promise<Running
 }
 
 /**
- * W6: loadgen with one tenant more than the steady ones; in the flood variant
- * its agents (t0) send as fast as their connections drain. The latency kept
- * is the steady tenants' (every tenant but t0), in both variants.
+ * W6: loadgen with one tenant more than the steady ones, the same in both
+ * variants (every tenant's agents steady); in the flood variant a lean flood
+ * client (bench/flood-client.ts) floods from tenant t0's network beside it.
+ * Before either, a short loadgen run of the same agents registers every host,
+ * so that neither measured window holds the cold start (hosts looked up at
+ * once). The latency kept is the steady tenants' (every tenant but t0).
  */
 async function measureIsolation(variant: Variant, server: RunningServer, dir: string, ctx: RunContext): Promise<Partial<Measurement>> {
   const s = ctx.sizes;
   const tenants = s.isolationTenants + 1;
   const flood = variant.label === ISOLATION_FLOOD;
-  const outside = new OutsideLoad();
-  const cpuBefore = cpuSeconds(server.pid);
-  const report = await runLoadgen({
+  const loadgen = (name: string, durationSeconds: number) => runLoadgen({
     tcpPort: server.settings.tcpPort,
     agents: tenants * s.isolationAgentsPerTenant,
     tenants,
     rate: s.isolationRatePerAgent,
-    durationSeconds: s.isolationSeconds,
-    pattern: flood ? 'flood' : 'steady',
-    ...(flood ? { floodRate: FLOOD_RATE } : {}),
-    reportDir: path.join(dir, 'loadgen-report'),
+    durationSeconds,
+    pattern: 'steady',
+    reportDir: path.join(dir, name),
     dataDir: path.join(dir, 'data'),
   }, ctx.group);
+  const warmup = await loadgen('loadgen-warmup', ISOLATION_WARMUP_SECONDS);
+  const flooder = flood ? await startFlooder(server.settings.tcpPort, ctx) : null;
+  const floodLinesBefore = countLines(path.join(dir, 'data', 'logs-t0'));
+  const outside = new OutsideLoad();
+  const cpuBefore = cpuSeconds(server.pid);
+  let report: LoadgenReport;
+  let floodClient: FloodClientReport | null;
+  try {
+    report = await loadgen('loadgen-report', s.isolationSeconds);
+  } finally {
+    floodClient = await flooder?.stop() ?? null;
+  }
   const cpu = cpuSeconds(server.pid) - cpuBefore;
   const steady = report.othersLatencyMs;
   if (steady === undefined) throw new Error('loadgen reported no latency for the steady tenants (othersLatencyMs)');
   const others = (report.perTenant ?? []).slice(1);
   const steadySent = others.reduce((a, t) => a + t.sent, 0);
   const steadyLost = others.reduce((a, t) => a + t.lost, 0);
+  // t0's files (which loadgen's probe does not follow) hold the flood and what t0's loadgen agents sent;
+  // counted once the flood client has stopped.
+  const floodDelivered = countLines(path.join(dir, 'data', 'logs-t0')) - floodLinesBefore - (report.perTenant?.[0]?.sent ?? 0);
+  const delay = report.generatorDelayMs;
   return {
     agents: tenants * s.isolationAgentsPerTenant,
     // The steady tenants' own numbers: the flood's messages are not what is judged.
@@ -495,7 +525,70 @@ async function measureIsolation(variant: Variant, server: RunningServer, dir: st
     cpuSeconds: cpu,
     otherCpuPercent: outside.percent(),
     cpuSecondsPerMillion: report.delivered > 0 ? (cpu * 1e6) / report.delivered : 0,
+    isolation: {
+      warmupLost: (warmup.perTenant ?? []).slice(1).reduce((a, t) => a + t.lost, 0),
+      ...(delay === undefined ? {} : { generatorDelayP99Ms: Math.max(delay.workers.p99, delay.probe.p99), generatorDelayMaxMs: Math.max(delay.workers.max, delay.probe.max) }),
+      ...(floodClient === null ? {} : {
+        floodSentPerSec: floodClient.sent / floodClient.seconds,
+        floodDeliveredPerSec: floodDelivered / floodClient.seconds,
+        floodClientCpuPercent: (100 * floodClient.cpuSeconds) / floodClient.seconds,
+      }),
+    },
   };
+}
+
+/** W6: seconds of steady sending that register every host before the measured run. */
+const ISOLATION_WARMUP_SECONDS = 5;
+/** W6: the flooding tenant's connections. */
+const FLOOD_CONNECTIONS = 10;
+const FLOOD_CLIENT = path.join(ROOT, 'dist', 'bench', 'flood-client.js');
+
+interface FloodClientReport {
+  sent: number;
+  seconds: number;
+  cpuSeconds: number;
+}
+
+/** The flood client, flooding from tenant t0's network once its connections are open. */
+async function startFlooder(port: number, ctx: RunContext): Promise<{ stop(): Promise<FloodClientReport> }> {
+  const proc = ctx.group.spawn('flood-client', process.execPath, [FLOOD_CLIENT, '--port', String(port), '--host', HOST,
+    '--local-address', '127.0.1.200', '--connections', String(FLOOD_CONNECTIONS)]);
+  // Let it connect and fill its connections before the measured window opens.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  if (!proc.running) throw new Error(`flood-client exited: ${JSON.stringify(proc.status)} ${proc.stderrTail().slice(-1000)}`);
+  return {
+    async stop() {
+      await proc.stop();
+      const line = proc.stdoutTail().trim().split('\n').at(-1) ?? '';
+      try {
+        return JSON.parse(line) as FloodClientReport;
+      } catch {
+        throw new Error(`flood-client left no report: ${line.slice(0, 200)} ${proc.stderrTail().slice(-1000)}`);
+      }
+    },
+  };
+}
+
+/** Newlines in every file under `dir`, its subfolders too (0 if it does not exist), read in chunks. */
+function countLines(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let lines = 0;
+  const buffer = Buffer.allocUnsafe(1 << 20);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) {
+      lines += countLines(path.join(dir, entry.name));
+      continue;
+    }
+    const fd = openSync(path.join(dir, entry.name), 'r');
+    try {
+      for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) {
+        for (let i = buffer.indexOf(10); i >= 0 && i < n; i = buffer.indexOf(10, i + 1)) lines++;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return lines;
 }
 
 /**

@@ -16,6 +16,7 @@ import type { Tenant, TenantDirectory } from './identity.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { Enricher, type HostMetadataSource, type MetaMissing } from './enrich.js';
 import { SessionRegistry } from './sessions.js';
+import { TurnShares } from './turn-shares.js';
 import { EndOfTurn, RECORDS_PER_TURN } from './turns.js';
 import { MemoryGovernor } from './memory.js';
 import { TenantLimiter, UNLIMITED } from './limits.js';
@@ -74,6 +75,8 @@ export class Pipeline {
   readonly memory: MemoryGovernor;
   /** The end of the current event-loop turn, shared by every session of the node's sources (one Immediate per turn). */
   readonly turnEnd = new EndOfTurn();
+  /** Each tenant's share of a turn's reads (see core/turn-shares.ts). */
+  readonly turnShares: TurnShares;
 
   constructor(
     readonly directory: TenantDirectory,
@@ -83,6 +86,7 @@ export class Pipeline {
   ) {
     this.sessions = new SessionRegistry(sessionIdPrefix);
     this.memory = new MemoryGovernor(this.sessions, telemetry);
+    this.turnShares = new TurnShares(this.turnEnd, telemetry);
     this.sinks = routes.map((r) => r.sink);
     this.memory.account('lanes', () => this.laneHeldBytes());
     this.memory.account('sinks', () => {

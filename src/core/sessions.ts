@@ -29,6 +29,8 @@ export const PauseReason = {
   Ending: 32,
   /** RELP: its answers fill the socket's send buffer (the agent does not read them): read again on 'drain'. */
   Replies: 64,
+  /** Its tenant read its share of the turn (core/turn-shares.ts): it reads again once the tenant has a share left at a turn's end. */
+  Share: 128,
 } as const;
 
 /** The reasons its lane gives (submit returned false), cleared together when the lane is ready again. */

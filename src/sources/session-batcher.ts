@@ -5,7 +5,7 @@
  *   read ─► frames ─► decode ─► attribute ─► run ──(turn end, tenant change,
  *    │      (protocol)          (tenant,     (one tenant's    size, protocol)──► lane.submit ─► false: pause
  *    │                           host key)    records, one ack)                                  until whenReady
- *    └► counters, clocks (idle, frame timeouts), turn share
+ *    └► counters, clocks (idle, frame timeouts), the session's and its tenant's share of the turn
  *
  * A run is one tenant's consecutive records of one session with one
  * acknowledgement (RELP's batch reply; none for plain syslog): the unit the
@@ -19,9 +19,10 @@
  * Whether the session reads is one bit set on its registry entry
  * (PauseReason, core/sessions.ts): its lane (pipeline backpressure or its
  * tenant's rate limit), the memory governor (pauseReading/resumeReading), its
- * share of the turn, RELP's window and ending. Each owner sets and clears only
- * its own bit; the socket is paused when the first is set and resumed when
- * the last clears, so there is one resume path.
+ * share of the turn, its tenant's share of the turn (core/turn-shares.ts),
+ * RELP's window and ending. Each owner sets and clears only its own bit; the
+ * socket is paused when the first is set and resumed when the last clears,
+ * so there is one resume path.
  *
  * A protocol subclass supplies the frame reader and what each frame means
  * (TCP: every frame a record; RELP: transactions answered in order). Socket
@@ -37,6 +38,7 @@ import { MemoryState } from '../core/memory.js';
 import type { Lane, Pipeline } from '../core/pipeline.js';
 import { SourceInfo, type LogRecord } from '../core/record.js';
 import { LANE_PAUSE, PauseReason, type SessionControl, type SessionEntry } from '../core/sessions.js';
+import type { TenantTurnAccount, TurnShareWaiter } from '../core/turn-shares.js';
 import { RECORDS_PER_TURN, type TurnListener } from '../core/turns.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { GuardedSession } from './connection-guard.js';
@@ -111,7 +113,7 @@ function sessionClose(this: SessionSocket): void {
 /** The empty run between runs (never pushed to: a record on an empty run opens a new array). */
 const NO_RECORDS: LogRecord[] = [];
 
-export abstract class SessionBatcher<Context extends StreamContext = StreamContext> implements SessionControl, GuardedSession, TurnListener {
+export abstract class SessionBatcher<Context extends StreamContext = StreamContext> implements SessionControl, GuardedSession, TurnListener, TurnShareWaiter {
   readonly peer: string;
   /** When data last arrived (epoch ms), for the idle timeout. */
   lastDataAt = Date.now();
@@ -133,6 +135,9 @@ export abstract class SessionBatcher<Context extends StreamContext = StreamConte
   private invalidUtf8 = 0;
   /** Bytes read since the turn began (see TURN_BYTES). */
   private turnBytes = 0;
+  /** The tenant whose turn account reads are charged to, and the account (see chargeTenant). */
+  private shareTenant: Tenant | null = null;
+  private shareAccount: TenantTurnAccount | null = null;
   /** Waiting for this turn's end (enlisted in pipeline.turnEnd). */
   private enlisted = false;
   /** Whether the socket is reading, as this session last set it. */
@@ -259,6 +264,31 @@ export abstract class SessionBatcher<Context extends StreamContext = StreamConte
       this.context.pipeline.turnEnd.enlist(this);
     }
     if (this.turnBytes >= TURN_BYTES) this.pause(PauseReason.Turn);
+    this.chargeTenant(chunk.length);
+  }
+
+  /**
+   * The read counts against its tenant's share of the turn (the connection's
+   * tenant, else the tenant of its last record); over it, the session waits
+   * for the tenant's next share.
+   */
+  private chargeTenant(bytes: number): void {
+    const tenant = this.identity.tenant ?? this.runTenant;
+    if (tenant === null) return;
+    const shares = this.context.pipeline.turnShares;
+    if (tenant !== this.shareTenant) {
+      this.shareTenant = tenant;
+      this.shareAccount = shares.account(tenant);
+    }
+    const account = this.shareAccount!;
+    if (shares.charge(account, bytes) || this.pausedFor(PauseReason.Share)) return;
+    this.pause(PauseReason.Share);
+    shares.defer(account, this);
+  }
+
+  /** Its tenant has a share of the turn again. */
+  resumeTurn(): void {
+    this.resume(PauseReason.Share);
   }
 
   /** What the protocol makes of a read once its frames are handled; false when the connection is going (destroyed). */

@@ -98,6 +98,7 @@ export class Telemetry {
   readonly sinkRotations: Counter<'sink'>;
   readonly sinkQueuedBytes: Gauge<'sink'>;
   readonly tenantThrottled: Counter<'source' | 'tenant'>;
+  readonly tenantTurnDeferred: Counter<'tenant'>;
   readonly httpRefusals: Counter<'status'>;
   readonly hostmetaRefused: Counter<'error'>;
   readonly hostmetaRequests: Counter<'method' | 'outcome'>;
@@ -196,6 +197,7 @@ export class Telemetry {
     this.sinkRotations = counter('sluice_sink_rotations_total', 'Files rotated by a file sink.', ['sink']);
     this.httpRefusals = counter('sluice_http_refused_requests_total', 'HTTP ingest requests answered with an error, by status.', ['status']);
     this.tenantThrottled = counter('sluice_tenant_throttled_total', 'Times a session paused reading because its tenant was over its rate limit.', ['source', 'tenant']);
+    this.tenantTurnDeferred = counter('sluice_tenant_turn_deferred_total', 'Times a session (or HTTP request) of the tenant waited for a later event-loop turn because the tenant had read its share of the turn.', ['tenant']);
     const sinkQueues = this.sinkQueues;
     const handshakeSources = this.handshakeSources;
     new Gauge({

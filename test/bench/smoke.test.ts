@@ -122,6 +122,9 @@ test('bench W6 (--quick) on sluice: steady tenants beside a flooding one, the la
     assert.ok(m.eventLoop !== undefined, 'the node reported its event-loop delay when it stopped');
     assert.ok(m.eventLoop.maxMs >= m.eventLoop.p99WorstMs);
     assert.ok(m.noiseFloor !== undefined && m.noiseFloor.maxMs >= m.noiseFloor.p99Ms, 'the idle process measured the machine');
+    assert.equal(m.isolation?.warmupLost, 0, 'the warm-up run lost nothing');
+    assert.ok(m.isolation.generatorDelayMaxMs! >= m.isolation.generatorDelayP99Ms!, 'the load generator\'s own delay reported');
+    if (variant === flood) assert.ok(m.isolation.floodDeliveredPerSec! > 0, 'the flood was delivered too');
   }
 });
 

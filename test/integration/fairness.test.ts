@@ -114,3 +114,63 @@ test('fairness: a connection sending megabytes at once is read a bounded slice p
   const numbers = readTenantRecords(logs, 'default').map((r) => Number(String(r.msg).split(' ')[1]));
   assert.ok(numbers.every((n, i) => n === i), 'in order');
 });
+
+test('fairness: a tenant flooding with no limit set is read its share of each turn, deferred, while steady tenants\' records are served at once', async (t) => {
+  const yaml = [
+    'hostmeta: { client: { enabled: false }, service: { enabled: false } }',
+    'tenants:',
+    '  flood: { networks: [127.0.1.0/24] }',
+    '  steady1: { networks: [127.0.2.0/24] }',
+    '  steady2: { networks: [127.0.3.0/24] }',
+    '  steady3: { networks: [127.0.4.0/24] }',
+  ].join('\n');
+  const { node, logs, tcpPort } = await startTestNode(t, yaml);
+  const value = (metric: string, tenant: string) => node.telemetry.value(metric, { tenant });
+  const connections = 4;
+  const perConnection = 50_000;
+  const floodTotal = connections * perConnection;
+  // Another process floods over four connections, each as fast as the node reads it.
+  const flooder = spawn(process.execPath, ['-e', `
+    const net = require('node:net');
+    for (let c = 0; c < ${connections}; c++) {
+      let data = '';
+      for (let i = 0; i < ${perConnection}; i++) { const m = '<14>1 - flood-' + c + ' app - - - flood ' + i + ' ' + 'x'.repeat(180); data += Buffer.byteLength(m) + ' ' + m; }
+      const s = net.connect({ port: ${tcpPort}, host: '127.0.0.1', localAddress: '127.0.1.' + (c + 1) }, () => s.end(data));
+    }
+  `], { stdio: 'ignore' });
+  t.after(() => flooder.kill());
+  await waitFor('the flood to begin', async () => (await value('sluice_tenant_accepted_records_total', 'flood')) > 0);
+
+  // Each steady tenant sends one record at a time, the next once the last is written, until the flood is all written.
+  const steady = ['steady1', 'steady2', 'steady3'];
+  const servedDuringFlood = new Map(steady.map((tenant) => [tenant, 0]));
+  const sent = new Map(steady.map((tenant) => [tenant, 0]));
+  await Promise.all(steady.map(async (tenant, n) => {
+    const socket = await connect(tcpPort, `127.0.${n + 2}.1`);
+    for (let i = 0; ; i++) {
+      socket.write(frame(`<14>1 - ${tenant}-host app - - - ${tenant} ${i}`));
+      sent.set(tenant, i + 1);
+      await waitFor(`${tenant} ${i} written`, async () => (await value('sluice_tenant_delivered_records_total', tenant)) === i + 1, 30_000);
+      const flooded = await value('sluice_tenant_delivered_records_total', 'flood');
+      if (flooded >= floodTotal) break;
+      servedDuringFlood.set(tenant, servedDuringFlood.get(tenant)! + 1);
+    }
+    socket.end();
+  }));
+
+  const deferred = await value('sluice_tenant_turn_deferred_total', 'flood');
+  t.diagnostic(`flood deferred ${deferred} times; steady records written during the flood: ${[...servedDuringFlood.values()].join(", ")}`);
+  assert.ok(deferred > 0, 'the flooder waited for later turns');
+  for (const tenant of steady) {
+    assert.equal(await value('sluice_tenant_turn_deferred_total', tenant), 0, `${tenant} was never deferred`);
+    assert.ok(servedDuringFlood.get(tenant)! >= 1, `${tenant}: ${servedDuringFlood.get(tenant)} records written while the flood went on`);
+    assert.deepEqual(readTenantRecords(logs, tenant).map((r) => r.msg), Array.from({ length: sent.get(tenant)! }, (_, i) => `${tenant} ${i}`));
+  }
+  // The flooder lost nothing either: every record, in order on each connection.
+  const flood = readTenantRecords(logs, 'flood');
+  assert.equal(flood.length, floodTotal);
+  for (let c = 0; c < connections; c++) {
+    const numbers = flood.filter((r) => r.hostname === `flood-${c}`).map((r) => Number(String(r.msg).split(' ')[1]));
+    assert.ok(numbers.length === perConnection && numbers.every((n, i) => n === i), `connection ${c} in order`);
+  }
+});

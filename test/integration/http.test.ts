@@ -13,6 +13,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { OTLPLogExporter as OtlpJsonExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { OTLPLogExporter as OtlpProtoExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { hostKey } from '../../src/core/identity.js';
+import { TURN_WORK_BYTES } from '../../src/core/turn-shares.js';
 import { closed, connect, readTenantRecords, startTestNode, waitFor } from '../helpers.js';
 
 const TOKEN = 'http-tenant-token-0123456789';
@@ -184,4 +185,35 @@ test('http: a request with more records than max_records is answered 413 and sto
   assert.equal((await post(port, '/v1/ingest', 'one\ntwo\nthree\n')).status, 200);
   assert.deepEqual(readTenantRecords(logs, 'default').map((r) => r.msg), ['one', 'two', 'three']);
   assert.equal(await node.telemetry.value('sluice_http_refused_requests_total', { status: '413' }), 1);
+});
+
+test('http: a tenant whose bodies pass its share of an event-loop turn is decoded in later turns (counted), all of it committed; a small body of another tenant is not deferred', async (t) => {
+  const FLOOD_TOKEN = 'http-flood-token-0123456789';
+  const { node, logs } = await startTestNode(t, [
+    'tenants:',
+    '  default:',
+    '    networks: [127.0.0.0/8]',
+    '  flood:',
+    `    tokens: [${FLOOD_TOKEN}]`,
+  ].join('\n'));
+  const port = node.addresses().http!.port;
+  // Each body is larger than a whole turn's budget, so its tenant is over its share whoever else reads.
+  const lines = 2000;
+  const body = (n: number): string => Array.from({ length: lines }, (_, i) => `flood ${n} ${i} ${'z'.repeat(100)}`).join('\n') + '\n';
+  assert.ok(Buffer.byteLength(body(0)) > TURN_WORK_BYTES);
+  const [first, second, small] = await Promise.all([
+    post(port, '/v1/ingest', body(0), { authorization: `Bearer ${FLOOD_TOKEN}` }),
+    post(port, '/v1/ingest', body(1), { authorization: `Bearer ${FLOOD_TOKEN}` }),
+    post(port, '/v1/ingest', 'a small one\n'),
+  ]);
+  assert.deepEqual([first.status, second.status, small.status], [200, 200, 200], `${first.text} ${second.text} ${small.text}`);
+  assert.ok((await node.telemetry.value('sluice_tenant_turn_deferred_total', { tenant: 'flood' })) >= 2, 'each large body waited for a share');
+  assert.equal(await node.telemetry.value('sluice_tenant_turn_deferred_total', { tenant: 'default' }), 0);
+  const flood = readTenantRecords(logs, 'flood').map((r) => String(r.msg));
+  assert.equal(flood.length, 2 * lines);
+  for (const n of [0, 1]) {
+    const mine = flood.filter((m) => m.startsWith(`flood ${n} `)).map((m) => Number(m.split(' ')[2]));
+    assert.ok(mine.every((v, i) => v === i), `body ${n} in order`);
+  }
+  assert.deepEqual(readTenantRecords(logs, 'default').map((r) => r.msg), ['a small one']);
 });

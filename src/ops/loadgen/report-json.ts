@@ -22,6 +22,8 @@ export interface ReportJson {
   connectMs: { p50: number; p99: number; max: number };
   perTenant: { tenant: string; sent: number; delivered: number; lost: number; latencyMs: LatencySummaryMs }[];
   timeline: { t: number; sent: number; delivered: number; p99Ms: number }[];
+  /** The generator's own event-loop delay (its worst agent worker, and the probe's process): what of the latency is the client's. */
+  generatorDelayMs: { workers: { p99: number; max: number }; probe: { p99: number; max: number } };
 }
 
 export function toReportJson(result: LoadgenResult): ReportJson {
@@ -52,5 +54,9 @@ export function toReportJson(result: LoadgenResult): ReportJson {
       tenant: t.tenant, sent: t.sent, delivered: t.delivered, lost: t.lost, latencyMs: summarizeMs(t.latency),
     })),
     timeline: result.timeline.map((e) => ({ t: e.t, sent: e.sent, delivered: e.delivered, p99Ms: e.p99Ms })),
+    generatorDelayMs: {
+      workers: { p99: result.generatorDelay.workers.p99Ms, max: result.generatorDelay.workers.maxMs },
+      probe: { p99: result.generatorDelay.main.p99Ms, max: result.generatorDelay.main.maxMs },
+    },
   };
 }

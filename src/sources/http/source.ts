@@ -241,6 +241,10 @@ export class HttpSource implements Source {
         held += body.length;
       }
       this.bytes.inc(body.length);
+      // A tenant that has read its share of the turn is decoded in a later one (the answer waits).
+      const shares = this.pipeline.turnShares;
+      const account = shares.account(tenant);
+      if (!shares.charge(account, body.length)) await shares.nextShare(account);
       const source = new SourceInfo('http', connection.peer, connection.peerPort);
       const received = isoTime(Date.now());
       const protobuf = kind === 'otlp' && (req.headers['content-type'] ?? '').startsWith('application/x-protobuf');

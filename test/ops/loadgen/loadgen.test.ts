@@ -72,8 +72,10 @@ test('loadgen: TCP, 200 agents of 2 tenants at 5 msg/s for 3 s: all delivered, e
   const report = JSON.parse(readFileSync(path.join(reportDir, 'report.json'), 'utf8')) as ReportJson;
   assert.deepEqual(Object.keys(report), [
     'protocol', 'target', 'pattern', 'agents', 'tenants', 'workers', 'durationSec', 'sent', 'delivered', 'lost', 'duplicates',
-    'errors', 'throughputPerSec', 'latencyMs', 'othersLatencyMs', 'connectMs', 'perTenant', 'timeline',
+    'errors', 'throughputPerSec', 'latencyMs', 'othersLatencyMs', 'connectMs', 'perTenant', 'timeline', 'generatorDelayMs',
   ]);
+  const delay = report.generatorDelayMs;
+  assert.ok(delay.workers.max >= delay.workers.p99 && delay.probe.max >= delay.probe.p99, 'the generator\'s own delay');
   assert.deepEqual(
     [report.protocol, report.target, report.pattern, report.agents, report.tenants, report.workers, report.durationSec],
     ['tcp', `tcp://127.0.0.1:${tcpPort}`, 'steady', 200, 2, 2, 3],
