@@ -266,7 +266,7 @@ test('memory budget: under a flood a node with memory.budget 256MiB stays under 
 test('memory budget: a budget the processes fill at idle is called out at start (SLU0611W)', { timeout: 120_000 }, async (t) => {
   const dir = tempDir(t);
   // One worker and the primary hold about 196 MB at idle: past the soft mark of 160 MiB.
-  const { node } = await startGovernedNode(t, dir, 1, ['memory: { budget: 200MiB }', 'sources: { syslog_udp: { enabled: false }, relp: { enabled: false }, http: { enabled: false } }']);
+  const { node } = await startGovernedNode(t, dir, 1, ['memory: { budget: 200MiB }', 'sources: { syslog_tcp: { port: 0 }, syslog_udp: { enabled: false }, relp: { enabled: false }, http: { enabled: false } }']);
   const warning = await waitFor('SLU0611W', () => node.lines.find((l) => l.code === 'SLU0611W'), 30_000);
   assert.equal(warning.budget_bytes, 200 * MiB);
   assert.ok(Number(warning.node_bytes) >= 0.8 * 200 * MiB, `the processes hold ${warning.node_bytes} bytes`);
