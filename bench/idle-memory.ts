@@ -45,6 +45,7 @@ const yaml = YAML.stringify({
   log: { level: 'warn' },
   sources: { syslog_udp: { port: 0 }, syslog_tcp: { port: 0 }, syslog_tls: { port: 0 }, relp: { port: 0 }, http: { port: 0 } },
   hostmeta: { service: { port: 0 } },
+  admin: { port: 0 },
 });
 const { config, problems } = parseConfig(yaml);
 if (config === null) throw new Error(JSON.stringify(problems));

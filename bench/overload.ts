@@ -132,6 +132,7 @@ const config = {
   memory: { budget: budgetBytes, measure: 'queues' },
   sources: { syslog_udp: { port: 0 }, syslog_tcp: { port: 0 }, syslog_tls: { port: 0 }, relp: { port: 0 }, http: { port: httpPort, ack_timeout: '120s' } },
   hostmeta: { service: { port: 0 } },
+  admin: { port: 0 },
   sinks: { forward: { type: 'syslog', queue_high_water: '1GiB', syslog: { protocol: 'tcp', host: '127.0.0.1', port: receiverPort } } },
 };
 const configFile = path.join(dir, 'sluice.yaml');
