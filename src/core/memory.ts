@@ -37,7 +37,8 @@
  * A session that closes leaves the governor's set at once (the registry tells
  * it), so a closed session is never held, counted, or kept alive by it.
  */
-import { getHeapStatistics } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { SessionEntry, SessionRegistry } from './sessions.js';
 
@@ -95,17 +96,40 @@ export interface ProcessMemory {
   usage(): { heapUsed: number; rss: number };
   /** V8's heap limit. */
   heapLimit(): number;
-  /** A full garbage collection now, where the process allows it (workers run with --expose-gc); false where not. */
-  collectGarbage(): boolean;
+  /** A garbage collection now (full unless `minor`: the young generation only); false where V8 gives no way to ask. */
+  collectGarbage(kind?: 'major' | 'minor'): boolean;
+}
+
+type GarbageCollector = (options?: { type: 'major' | 'minor' }) => void;
+let collector: GarbageCollector | null | undefined;
+
+/**
+ * V8's `gc`: the global one where the process runs with --expose-gc (the
+ * workers), else the one V8 exposes once the flag is set at run time (the
+ * primary, started by `sluice start` without it), taken from a new context so
+ * that the process's own global stays as it was.
+ */
+function garbageCollector(): GarbageCollector | null {
+  if (collector !== undefined) return collector;
+  collector = (globalThis as { gc?: GarbageCollector }).gc ?? null;
+  if (collector === null) {
+    try {
+      setFlagsFromString('--expose-gc');
+      collector = runInNewContext('gc') as GarbageCollector;
+    } catch {
+      collector = null;
+    }
+  }
+  return collector;
 }
 
 export const PROCESS_MEMORY: ProcessMemory = {
   usage: () => process.memoryUsage(),
   heapLimit: () => getHeapStatistics().heap_size_limit,
-  collectGarbage: () => {
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (gc === undefined) return false;
-    gc();
+  collectGarbage: (kind = 'major') => {
+    const gc = garbageCollector();
+    if (gc === null) return false;
+    gc({ type: kind });
     return true;
   },
 };

@@ -26,6 +26,7 @@ import type { SinkConfig, SluiceConfig } from './config/types.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { createNodeLogger } from './log-output.js';
 import { EventLoopMonitor } from '../telemetry/event-loop.js';
+import { trimWhenIdle, type IdleTrim } from '../core/idle-trim.js';
 import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import type { HostmetaClient } from '../services/hostmeta/client.js';
@@ -106,6 +107,8 @@ export class SluiceNode {
   /** Ends the health watch of each supervised listener. */
   private readonly watches = new Map<string, AbortController>();
   readonly eventLoop: EventLoopMonitor;
+  /** Gives back the heap this process reserved (at start, or in a burst) once it is idle. */
+  private readonly idleTrim: IdleTrim;
   /** What limitUse last reported of each tenant. */
   private readonly lastUse = new Map<string, TenantUse>();
 
@@ -117,6 +120,7 @@ export class SluiceNode {
     collectDefaultMetrics({ register: this.telemetry.registry });
     this.telemetry.setTenantSeries(config.tenants.map((t) => t.id), config.admin.tenantSeries);
     this.eventLoop = new EventLoopMonitor(this.telemetry);
+    this.idleTrim = trimWhenIdle(this.telemetry);
     const tag = options.workerId === undefined ? null : `w${options.workerId}`;
     this.sinks = config.sinks.map((sink) => new SupervisedSink(buildSink(sink, config.dataDir, this.telemetry, tag), this.telemetry));
     const routes = config.sinks.map((sink, i) => ({ sink: this.sinks[i]!, tenants: sink.tenants }));
@@ -427,6 +431,7 @@ export class SluiceNode {
     for (const source of this.sources) void this.supervise(source, false);
     // Measured from here: loading modules and opening stores at start are not the node under load.
     this.eventLoop.start();
+    this.idleTrim.start();
     this.telemetry.emit('nodeReady', {});
   }
 
@@ -486,6 +491,7 @@ export class SluiceNode {
     await this.supervisor.stopAll();
     // The run's event-loop summary covers the node at work, not its shutdown.
     this.eventLoop.stop();
+    this.idleTrim.stop();
     // Paused sessions resume, so what their agents sent is read and answered before the end.
     this.pipeline.memory.stop();
     let complete = true;

@@ -165,6 +165,8 @@ export class Telemetry {
   readonly memoryProcessBytes: Gauge<'process'>;
   readonly memoryNodeBytes: Gauge<never>;
   readonly memoryBudgetBytes: Gauge<never>;
+  readonly memoryIdleTrims: Counter<never>;
+  readonly memoryIdleTrimmedBytes: Counter<never>;
   readonly connectionCapacity: Gauge<never>;
   readonly sessionsShed: Counter<'protocol'>;
   readonly adminRefused: Counter<'reason'>;
@@ -242,6 +244,8 @@ export class Telemetry {
     this.memoryProcessBytes = gauge('sluice_memory_process_bytes', 'Resident memory (RSS) of each process of the node (`primary`, `w<slot>`, or `node` for a node in one process), sampled by the memory governor.', ['process']);
     this.memoryNodeBytes = gauge('sluice_memory_node_bytes', 'The node\'s processes\' resident memory summed, as the memory governor last measured it against the budget; the highest of the workers\'.', [], 'max');
     this.memoryBudgetBytes = gauge('sluice_memory_budget_bytes', 'The memory budget (memory.budget); the same in every process.', [], 'max');
+    this.memoryIdleTrims = counter('sluice_memory_idle_trims_total', 'Garbage collections a process made while idle to give back the heap it had reserved and no longer used (core/idle-trim.ts).', []);
+    this.memoryIdleTrimmedBytes = counter('sluice_memory_idle_trimmed_bytes_total', 'V8 heap (reserved, not used) the idle collections gave back.', []);
     this.connectionCapacity = gauge('sluice_connection_capacity', 'Stream connections this node can hold: the file-descriptor limit minus a reserve.', []);
     this.adminRefused = counter('sluice_admin_refused_requests_total', 'Admin server requests refused before any token was looked at, or tails refused a slot, by reason: host (a Host header the server does not answer to, 421), origin (a change from another site, 403), tail_slots (every tail slot taken, 429), tenant_tail_share (a tenant\'s scoped tokens hold their share, 429).', ['reason']);
     this.adminTailDropped = counter('sluice_admin_tail_dropped_lines_total', 'Live tail lines dropped because a hop fell behind, by stage: worker (the IPC channel to the primary), client (the tail\'s reader). The reader is told each count.', ['stage']);

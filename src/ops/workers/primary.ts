@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, collectDefaultMetrics } from 'prom-client';
 import { Supervisor } from '../../core/supervisor.js';
+import { trimWhenIdle, type IdleTrim } from '../../core/idle-trim.js';
 import { settlesBefore, timerDelay } from '../../core/clock.js';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError, formatProblem } from '../config/problems.js';
@@ -202,6 +203,8 @@ export class Primary {
   /** Limits set through the admin API since the configuration was read: workers started later get them too. */
   private readonly limitsChanged = new Map<string, TenantLimits>();
   private memoryReports: NodeJS.Timeout | null = null;
+  /** Gives back the heap the primary reserved at start (loading the admin, the dashboard, the metadata service) once it is idle. */
+  private readonly idleTrim: IdleTrim;
   /** Whether the node's memory at idle has been weighed against the budget (once, when every worker has reported). */
   private idleMemoryChecked = false;
 
@@ -210,6 +213,7 @@ export class Primary {
     // The primary's own memory and CPU count in the node's totals (summed with the workers').
     collectDefaultMetrics({ register: this.telemetry.registry });
     this.supervisor = new Supervisor(supervisorPolicy(config.supervision), supervisionEvents(this.telemetry));
+    this.idleTrim = trimWhenIdle(this.telemetry);
   }
 
   /** Start the metadata service and every worker; resolves once each slot has been ready or has failed once. */
@@ -232,6 +236,7 @@ export class Primary {
     if (this.stopping !== null) return;
     this.memoryReports = setInterval(this.reportMemory, MEMORY_REPORT_MS);
     this.memoryReports.unref();
+    this.idleTrim.start();
     const first: Promise<unknown>[] = [];
     for (let id = 1; id <= workerCount(this.config); id++) first.push(this.addSlot(id).catch(() => undefined));
     await Promise.all(first);
@@ -540,6 +545,7 @@ export class Primary {
     }
     await this.supervisor.stopAll();
     if (this.memoryReports !== null) clearInterval(this.memoryReports);
+    this.idleTrim.stop();
     if (this.hostmeta !== null && !(await settlesBefore(this.hostmeta.close(), Math.max(deadline, Date.now() + 1000)))) complete = false;
     this.telemetry.emit('primaryStopped', { complete });
     return complete;
