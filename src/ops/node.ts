@@ -27,7 +27,7 @@ import { Telemetry } from '../telemetry/telemetry.js';
 import { createNodeLogger } from './log-output.js';
 import { EventLoopMonitor } from '../telemetry/event-loop.js';
 import { trimWhenIdle, type IdleTrim } from '../core/idle-trim.js';
-import { startHostmetaService, type RunningHostmetaService } from '../services/hostmeta/server.js';
+import type { RunningHostmetaService } from '../services/hostmeta/server.js';
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import type { HostmetaClient } from '../services/hostmeta/client.js';
 import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
@@ -456,7 +456,12 @@ export class SluiceNode {
   /** The in-node metadata service (if enabled), then the client the pipeline enriches records with. */
   private async startHostmeta(): Promise<void> {
     const { service, client } = this.config.hostmeta;
-    if (service.enabled) this.hostmetaService = await startHostmetaService(service, hostmetaAccess(this.config), this.telemetry);
+    if (service.enabled) {
+      // Loaded only where the service runs (a node in one process): a worker reaches its primary's (the store, the
+      // schema validators and SQLite stay out of the worker's memory).
+      const { startHostmetaService } = await import('../services/hostmeta/server.js');
+      this.hostmetaService = await startHostmetaService(service, hostmetaAccess(this.config), this.telemetry);
+    }
     if (!client.enabled) return;
     if (client.url === null) {
       if (this.hostmetaService === null) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');

@@ -32,7 +32,8 @@ import { HostmetaRequestError } from './request-error.js';
 import type { HostmetaCalls } from './local-client.js';
 import { TokenBucket } from '../../core/token-bucket.js';
 import type { HostmetaClientConfig } from './config.js';
-import { isHostKey, isTenantId, type HostMetadata } from './schema.js';
+import { isHostKey, isTenantId } from './keys.js';
+import type { HostMetadata } from './schema.js';
 import { mergeDocument, type BatchAnswer } from './store.js';
 import { DeficitRoundRobin, DrrFlow } from '../../core/fair.js';
 

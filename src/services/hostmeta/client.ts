@@ -20,7 +20,8 @@ import { Pool, type Dispatcher } from 'undici';
 import { backoffDelay } from '../../core/backoff.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import type { HostmetaClientConfig } from './config.js';
-import { isHostKey, isTenantId, KEY_HEADER, TENANT_HEADER, type HostMetadata, type HostMetadataPatch } from './schema.js';
+import { isHostKey, isTenantId, KEY_HEADER, TENANT_HEADER } from './keys.js';
+import type { HostMetadata, HostMetadataPatch } from './schema.js';
 import type { BatchAnswer, BatchItem } from './store.js';
 
 export type HostmetaMethod = 'GET' | 'PUT' | 'PATCH' | 'DELETE' | 'POST';

@@ -1,28 +1,10 @@
 /**
- * What the host metadata API accepts: tenant ids, host keys, and the JSON
- * schema of a document (PUT) and of a merge (PATCH). The service and the
- * client share these, so the client never sends what the service would refuse.
+ * What the host metadata API accepts: the JSON schema of a document (PUT) and
+ * of a merge (PATCH), and how deep a document may nest. Tenant ids, host keys
+ * and the echo headers are in keys.ts, which the client shares with the
+ * service without loading these validators.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-
-export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-/** SHA-1 of the tenant and the host's identity, as lowercase hex. */
-export const HOST_KEY_PATTERN = /^[0-9a-f]{40}$/;
-
-/**
- * Response headers naming the request a response answers (the request's
- * tenant and key, echoed). Every response of an item route carries them.
- */
-export const TENANT_HEADER = 'x-hostmeta-tenant';
-export const KEY_HEADER = 'x-hostmeta-key';
-
-export function isTenantId(value: string): boolean {
-  return TENANT_PATTERN.test(value);
-}
-
-export function isHostKey(value: string): boolean {
-  return HOST_KEY_PATTERN.test(value);
-}
 
 /** Objects and arrays nest at most this deep in a document (deeper would exhaust the stack when it is stored). */
 export const MAX_DOCUMENT_DEPTH = 32;

@@ -21,18 +21,13 @@ import { HOSTMETA_TOKEN_FILE, type HostmetaAccess, type HostmetaServiceConfig } 
 import { PostgresHostmetaStore } from './postgres-store.js';
 import {
   documentProblem,
-  HOST_KEY_PATTERN,
-  isHostKey,
-  isTenantId,
-  KEY_HEADER,
   MAX_DOCUMENT_DEPTH,
   nestedDeeperThan,
   patchProblem,
-  TENANT_HEADER,
-  TENANT_PATTERN,
   type HostMetadata,
   type HostMetadataPatch,
 } from './schema.js';
+import { HOST_KEY_PATTERN, isHostKey, isTenantId, KEY_HEADER, TENANT_HEADER, TENANT_PATTERN } from './keys.js';
 import { SQLITE_FILE_NAME, SqliteHostmetaStore } from './sqlite-store.js';
 import { documentBytes, type BatchItem, type HostmetaStore } from './store.js';
 
