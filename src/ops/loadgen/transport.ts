@@ -56,7 +56,7 @@ export interface ConnectionListener {
 export interface AgentConnection {
   /** Bytes accepted by `send` that the kernel has not taken yet: a flooding agent waits while this is high. */
   readonly pendingBytes: number;
-  /** Messages sent and not yet acknowledged (always 0 for a transport that does not acknowledge). */
+  /** Messages accepted by `send` and not yet acknowledged (always 0 for a transport that does not acknowledge). */
   readonly unacknowledged: number;
   /** Sends messages due at the same moment; accepted while still connecting (sent once connected). */
   send(batch: readonly OutgoingMessage[]): void;
