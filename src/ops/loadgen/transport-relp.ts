@@ -410,7 +410,7 @@ class RelpConnection implements AgentConnection {
       else this.onOpened();
       return;
     }
-    if (txnr === this.closeTxnr) {
+    if (this.closeTxnr !== 0 && txnr === this.closeTxnr) {
       // Answered after every transaction before it: the session is over.
       this.parser.halt();
       this.finished = true;

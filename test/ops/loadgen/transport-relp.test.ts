@@ -232,6 +232,11 @@ test('relp session: a refused open, a non-200 answer, serverclose, a bad frame a
       expected: ['reset', 'PEER_CLOSED'], acks: 0,
     },
     {
+      what: 'an answer to transaction 0 (hints only: nothing to answer)',
+      script: (session, frame) => session.socket.write(frame.command === 'open' ? `1 rsp 3 200\n` : '0 rsp 3 200\n'),
+      expected: ['other', 'RELP_UNEXPECTED'], acks: 0,
+    },
+    {
       what: 'a command a server does not send',
       script: (session, frame) => session.socket.write(frame.command === 'open' ? `1 rsp 3 200\n` : '9 syslog 3 abc\n'),
       expected: ['other', 'RELP_UNEXPECTED'], acks: 0,
