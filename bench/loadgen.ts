@@ -1,6 +1,7 @@
 /**
  * W5 drives `sluice loadgen` (src/ops/loadgen): many agents at a steady rate,
- * latency measured from the client side by following the node's sink files.
+ * latency measured from the client side: over TCP by following the node's
+ * sink files (send → visible), over RELP by its answers (send → ack).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,7 +10,10 @@ import { HOST } from './ports.js';
 import type { ProcessGroup } from './processes.js';
 
 export interface LoadgenOptions {
-  tcpPort: number;
+  /** The agents' protocol (default tcp); RELP's latency is send → acknowledgement. */
+  protocol?: 'tcp' | 'relp';
+  /** The server's listener for that protocol. */
+  port: number;
   agents: number;
   /** Messages per second per agent. */
   rate: number;
@@ -42,7 +46,7 @@ export interface LoadgenReport {
 export function loadgenArguments(o: LoadgenOptions): string[] {
   return [
     SLUICE_CLI, 'loadgen',
-    '--target', `tcp://${HOST}:${o.tcpPort}`,
+    '--target', `${o.protocol ?? 'tcp'}://${HOST}:${o.port}`,
     '--agents', String(o.agents),
     '--rate', String(o.rate),
     '--duration', `${o.durationSeconds}s`,

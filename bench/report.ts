@@ -35,6 +35,7 @@ export interface Summary {
   skipped?: string;
   values: Partial<Record<NumericKey, number>>;
   latencyMs?: Latency;
+  latencyTo?: 'visible' | 'ack';
   /** sluice: medians over the repeats. */
   eventLoop?: EventLoopNumbers;
   noiseFloor?: NoiseFloor;
@@ -122,6 +123,8 @@ export function summarise(measurements: Measurement[]): Summary[] {
         max: median(latencies.map((l) => l.max))!,
       };
     }
+    const latencyTo = ok.find((m) => m.latencyTo !== undefined)?.latencyTo;
+    if (latencyTo !== undefined) summary.latencyTo = latencyTo;
     const loops = ok.flatMap((m) => (m.eventLoop ? [m.eventLoop] : []));
     if (loops.length > 0) {
       summary.eventLoop = {
@@ -347,6 +350,7 @@ function notes(s: Summary): string {
   const parts: string[] = [];
   if (s.skipped) parts.push(`skipped: ${s.skipped}`);
   if (s.errors.length > 0) parts.push(`${s.errors.length} failed run(s): ${s.errors[0]!.slice(0, 160).replace(/\s+/g, ' ')}`);
+  if (s.latencyTo !== undefined) parts.push(latencyMeaning(s.latencyTo, s.server));
   const v = s.values;
   if (v.udpReceiveBufferBytes !== undefined) parts.push(`rcvbuf ${(v.udpReceiveBufferBytes / 1024 / 1024).toFixed(2)} MiB`);
   // Where W3's loss happened: in the kernel (the socket's receive buffer was full) or inside the server.
@@ -361,6 +365,13 @@ function notes(s: Summary): string {
   if (v.invalidLines) parts.push(`${num(v.invalidLines)} invalid JSON lines`);
   if (s.workload === 'W2' && s.server === 'sluice') parts.push('NDJSON (sluice has no raw format)');
   return parts.join('; ');
+}
+
+/** What a latency row spans; an acknowledgement means something else to each server. */
+function latencyMeaning(to: 'visible' | 'ack', server: ServerName): string {
+  if (to === 'visible') return 'latency: send → in the output file';
+  const answered = server === 'sluice' ? 'once the file sink committed it' : server === 'rsyslog' ? 'once imrelp queued it, before it is written' : '';
+  return `latency: send → RELP ack${answered === '' ? '' : ` (answered ${answered})`}`;
 }
 
 export interface Table {

@@ -24,7 +24,8 @@ const USAGE = `usage: npm run bench -- [W1 W2 W3 W4 W5 W6 W7] [--quick] [--repea
   W2  the same, written raw
   W3  UDP, 256-byte messages, 1,000,000 as fast as loggen goes; default and 4 MiB receive buffers
   W4  10,000 idle TCP connections held + 4 senders: RSS and throughput
-  W5  10,000 agents at 2 msg/s for 60 s: client-side latency (sluice loadgen; sluice only)
+  W5  10,000 agents at 2 msg/s for 60 s: client-side latency (sluice loadgen; sluice and rsyslog);
+      "W5 relp" the same over RELP, latency from send to the server's acknowledgement
   W6  isolation: 50 tenants × 10 agents at 10 msg/s for 30 s, then the same beside a tenant
       flooding as fast as the node reads it (after a 5 s warm-up of the same agents in both):
       the steady tenants' latency, every percentile (sluice loadgen; sluice only)
@@ -126,9 +127,11 @@ function showConfigs(): void {
     { title: 'W2 (raw)', output: 'raw' as const, udpReceiveBuffer: null, maxConnections: 100 },
     { title: 'W3, 4 MiB receive buffer', output: 'json' as const, udpReceiveBuffer: 4 * 1024 * 1024, maxConnections: 100 },
     { title: 'W4 (10,000 idle connections)', output: 'json' as const, udpReceiveBuffer: null, maxConnections: 10_100 },
+    { title: 'W5 relp (a RELP listener too)', output: 'json' as const, udpReceiveBuffer: null, maxConnections: 100, relpPort: 20515 },
   ];
   for (const c of cases) {
-    for (const server of SERVER_NAMES) {
+    // syslog-ng has no RELP listener: W5 relp does not run against it.
+    for (const server of SERVER_NAMES.filter((name) => c.relpPort === undefined || name !== 'syslog-ng')) {
       const config = serverConfig(server, dir, { tcpPort: 20514, udpPort: 20514, ...c });
       process.stdout.write(`===== ${server}: ${c.title} — ${path.basename(config.file)}\n${config.text}\n`);
     }
@@ -189,7 +192,7 @@ function renderMarkdown(r: Results): string {
     ...r.notes.map((n) => `\n> ${n}`),
     '',
     ...section('Throughput, CPU and memory', throughputTable(summaries)),
-    ...section('Latency (W5, W6: the steady tenants)', latencyTable(summaries)),
+    ...section('Latency (W5 and W5 relp, W6: the steady tenants)', latencyTable(summaries)),
     ...section('Memory, summed over each server\'s processes', memoryTable(summaries)),
     ...section('A storm of hosts (W7)', stormTable(summaries)),
     ...section('Event-loop delay (sluice, while busy)', eventLoopTable(summaries)),

@@ -1,8 +1,9 @@
 /**
  * The three servers under test, each started as a foreground child with a
  * configuration written into its own temporary folder: a TCP and a UDP
- * listener on loopback, writing every message to a file, either as one JSON
- * object per line or raw. Nothing system-wide is read or written.
+ * listener on loopback (and a RELP one for W5 relp, sluice and rsyslog),
+ * writing every message to a file, either as one JSON object per line or
+ * raw. Nothing system-wide is read or written.
  */
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -26,6 +27,12 @@ export interface ServerSettings {
   udpReceiveBuffer: number | null;
   /** TCP connections the server must hold at once. */
   maxConnections: number;
+  /**
+   * W5 relp: a RELP listener on this port too (sluice's RELP source, rsyslog's
+   * imrelp; syslog-ng has none). Absent: rsyslog loads no imrelp and sluice's
+   * RELP source takes any free port, as its other unused listeners do.
+   */
+  relpPort?: number;
   /** sluice's worker processes (null or absent: its default, one per core). */
   sluiceWorkers?: number | null;
   /** sluice only: the `tenants` section (W6: tenant tN owns loadgen's tenant N's network). */
@@ -54,7 +61,7 @@ const SYSLOG_NG_WINDOW_PER_CONNECTION = 1000;
  * later is covered too. Sinks and tenants are skipped: a port there is where
  * sluice connects to, not where it listens.
  */
-function otherListenerPorts(): string[][] {
+function otherListenerPorts(s: ServerSettings): string[][] {
   const paths: string[][] = [];
   const walk = (value: unknown, at: string[]): void => {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
@@ -67,8 +74,8 @@ function otherListenerPorts(): string[][] {
   for (const [section, value] of Object.entries(defaults)) {
     if (section !== 'sinks' && section !== 'tenants') walk(value, [section]);
   }
-  const syslog = new Set(['sources.syslog_udp', 'sources.syslog_tcp']);
-  return paths.filter((p) => !syslog.has(p.join('.')));
+  const used = new Set(['sources.syslog_udp', 'sources.syslog_tcp', ...(s.relpPort === undefined ? [] : ['sources.relp'])]);
+  return paths.filter((p) => !used.has(p.join('.')));
 }
 
 function setPath(target: Record<string, unknown>, at: string[], key: string, value: unknown): void {
@@ -91,13 +98,14 @@ export function sluiceConfig(dir: string, s: ServerSettings): ServerConfig {
       // receive_buffer 0: the operating system's default.
       syslog_udp: { address: HOST, port: s.udpPort, receive_buffer: s.udpReceiveBuffer ?? 0 },
       syslog_tcp: { address: HOST, port: s.tcpPort },
+      ...(s.relpPort === undefined ? {} : { relp: { address: HOST, port: s.relpPort } }),
     },
     ...(s.sluiceTenants === undefined ? {} : { tenants: s.sluiceTenants }),
     ...(s.sluiceSinks === undefined ? {} : { sinks: s.sluiceSinks(dataDir) }),
   };
   // A fixed default port (8090, 8080, …) could be taken by another node on the machine.
   // Each move is kept only if the loader accepts it: the schema has the final word.
-  for (const at of otherListenerPorts()) {
+  for (const at of otherListenerPorts(s)) {
     const candidate = structuredClone(config);
     setPath(candidate, at, 'port', 0);
     if (parseConfig(YAML.stringify(candidate)).problems.length === 0) setPath(config, at, 'port', 0);
@@ -142,6 +150,8 @@ export function rsyslogConfig(dir: string, s: ServerSettings): ServerConfig {
     `global(workDirectory="${dir}" maxMessageSize="${MAX_MESSAGE_BYTES}" net.enableDNS="off")`,
     `module(load="imtcp" maxSessions="${s.maxConnections}")`,
     'module(load="imudp")',
+    // imrelp answers 200 once the message is in rsyslog's queue, before omfile writes it.
+    ...(s.relpPort === undefined ? [] : ['module(load="imrelp")']),
     ...template,
     'ruleset(name="bench") {',
     // 256 KiB write buffer, like sluice's batch_size; written at the end of every batch.
@@ -149,12 +159,14 @@ export function rsyslogConfig(dir: string, s: ServerSettings): ServerConfig {
     '}',
     `input(type="imtcp" address="${HOST}" port="${s.tcpPort}" ruleset="bench")`,
     `input(type="imudp" address="${HOST}" port="${s.udpPort}" ruleset="bench"${rcvbuf})`,
+    ...(s.relpPort === undefined ? [] : [`input(type="imrelp" address="${HOST}" port="${s.relpPort}" ruleset="bench")`]),
     '',
   ].join('\n');
   return { file: path.join(dir, 'rsyslog.conf'), text, outputDir };
 }
 
 export function syslogNgConfig(dir: string, s: ServerSettings): ServerConfig {
+  if (s.relpPort !== undefined) throw new Error('syslog-ng has no RELP listener (W5 relp runs against sluice and rsyslog)');
   const outputDir = path.join(dir, 'out');
   const template = s.output === 'json'
     ? '$(format-json ts=${ISODATE} received=${R_ISODATE} hostname=${HOST} app=${PROGRAM} procid=${PID} msgid=${MSGID}'
@@ -236,7 +248,7 @@ function listOutput(dir: string): string[] {
   return readdirSync(dir).map((name) => path.join(dir, name)).filter((file) => statSync(file, { throwIfNoEntry: false })?.isFile());
 }
 
-/** Start a server in `dir` and wait until both its listeners are bound. */
+/** Start a server in `dir` and wait until its listeners (TCP, UDP, and RELP when asked for) are bound. */
 export async function startServer(name: ServerName, dir: string, settings: ServerSettings, group: ProcessGroup,
   peers: Peers = findPeers(), timeoutMs = 30_000): Promise<RunningServer> {
   const config = serverConfig(name, dir, settings);
@@ -249,6 +261,7 @@ export async function startServer(name: ServerName, dir: string, settings: Serve
       throw new Error(`${name} exited during start (${JSON.stringify(proc.status)}): ${proc.stderrTail().slice(-2000)}`);
     }
     const ready = isBound('tcp', settings.tcpPort) && isBound('udp', settings.udpPort)
+      && (settings.relpPort === undefined || isBound('tcp', settings.relpPort))
       // sluice says when its sinks are up too, not only its listeners.
       && (name !== 'sluice' || proc.stderrTail().includes('"SLU0003I"'));
     if (ready) break;

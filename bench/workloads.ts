@@ -7,7 +7,8 @@
  *   W2  the same, written raw
  *   W3  UDP, 256-byte messages as fast as the client goes; OS-default and 4 MiB receive buffers
  *   W4  10,000 idle TCP connections held while 4 connections send
- *   W5  10,000 agents at 2 messages/s for 60 s; client-side latency (sluice loadgen; sluice and rsyslog)
+ *   W5  10,000 agents at 2 messages/s for 60 s; client-side latency (sluice loadgen; sluice and rsyslog):
+ *       over TCP send → visible in the output file; "W5 relp" the same agents over RELP, send → ack
  *   W6  isolation: 50 tenants steady (and a 51st, t0, at their rate), then the same with t0 also
  *       flooding as fast as the node reads it (a lean client, flood-client.ts); the steady tenants'
  *       client-side latency with and without the flood, hosts warmed up before both (sluice only)
@@ -104,6 +105,8 @@ export interface Variant {
   udpReceiveBuffer: number | null;
   /** Which servers can run it. */
   servers: readonly ServerName[];
+  /** W5 relp: loadgen's agents speak RELP to the server's RELP listener, and latency is send → acknowledgement. */
+  relp?: boolean;
 }
 
 const ALL_SERVERS: readonly ServerName[] = ['sluice', 'rsyslog', 'syslog-ng'];
@@ -118,7 +121,10 @@ export function variantsOf(workload: WorkloadName): Variant[] {
     ];
     case 'W4': return [{ workload, label: 'W4', output: 'json', udpReceiveBuffer: null, servers: ALL_SERVERS }];
     // loadgen's probe follows JSON lines with the message as `msg`: rsyslog writes them (bench/servers.ts).
-    case 'W5': return [{ workload, label: 'W5', output: 'json', udpReceiveBuffer: null, servers: ['sluice', 'rsyslog'] }];
+    case 'W5': return [
+      { workload, label: 'W5', output: 'json', udpReceiveBuffer: null, servers: ['sluice', 'rsyslog'] },
+      { workload, label: W5_RELP, output: 'json', udpReceiveBuffer: null, servers: ['sluice', 'rsyslog'], relp: true },
+    ];
     // The steady run first: the flood's target is relative to it.
     case 'W6': return [
       { workload, label: ISOLATION_STEADY, output: 'json', udpReceiveBuffer: null, servers: ['sluice'] },
@@ -129,6 +135,7 @@ export function variantsOf(workload: WorkloadName): Variant[] {
   }
 }
 
+export const W5_RELP = 'W5 relp';
 export const ISOLATION_STEADY = 'W6 steady';
 export const ISOLATION_FLOOD = 'W6 flood';
 
@@ -251,6 +258,8 @@ export interface Measurement {
   otherCpuPercent?: number;
   /** W5; W6: the steady tenants' latency (every tenant but t0). */
   latencyMs?: Latency;
+  /** What latencyMs spans: from send until the record is in the output file, or until the server acknowledged it (W5 relp). */
+  latencyTo?: 'visible' | 'ack';
   /** sluice: its event-loop delay while busy. */
   eventLoop?: EventLoopNumbers;
   /** sluice: the event-loop delay of an idle Node.js process during the same run (the machine's share). */
@@ -288,6 +297,7 @@ export async function measure(variant: Variant, server: ServerName, ctx: RunCont
     const tenants = ctx.sizes.isolationTenants + 1;
     const settings = {
       tcpPort: port, udpPort: port, output: variant.output, udpReceiveBuffer: variant.udpReceiveBuffer,
+      ...(variant.relp === true ? { relpPort: await freePort() } : {}),
       maxConnections: isolation ? tenants * ctx.sizes.isolationAgentsPerTenant + 100 : maxConnections, sluiceWorkers: ctx.sluiceWorkers ?? null,
       ...(isolation ? { sluiceTenants: isolationTenants(tenants), sluiceSinks: isolationSinks(tenants) } : {}),
     };
@@ -305,7 +315,7 @@ export async function measure(variant: Variant, server: ServerName, ctx: RunCont
     const memory = new MemorySampler(running.pid);
     const idle = memory.sample();
     try {
-      result = variant.workload === 'W5' ? await measureLatency(running, dir, ctx, memory)
+      result = variant.workload === 'W5' ? await measureLatency(variant, running, dir, ctx, memory)
         : isolation ? await measureIsolation(variant, running, dir, ctx)
           : variant.workload === 'W7' ? await measureStorm(running, restart, ctx)
             : await measureThroughput(variant, running, ctx, memory);
@@ -413,15 +423,18 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
   return result;
 }
 
-async function measureLatency(server: RunningServer, dir: string, ctx: RunContext, memory: MemorySampler): Promise<Partial<Measurement>> {
+async function measureLatency(variant: Variant, server: RunningServer, dir: string, ctx: RunContext, memory: MemorySampler): Promise<Partial<Measurement>> {
   const s = ctx.sizes;
   const outside = new OutsideLoad();
   const cpuBefore = cpuSeconds(server.pid);
   let connected: TreeMemory | undefined;
   // Halfway through the steady part (loadgen connects every agent first, within a few seconds).
   const halfway = setTimeout(() => { connected = memory.sample(); }, (s.latencySeconds / 2) * 1000);
+  const relpPort = server.settings.relpPort;
+  if (variant.relp === true && relpPort === undefined) throw new Error(`${variant.label}: the server was started without a RELP listener`);
+  const target = variant.relp === true ? { protocol: 'relp' as const, port: relpPort! } : { port: server.settings.tcpPort };
   const report = await runLoadgen({
-    tcpPort: server.settings.tcpPort,
+    ...target,
     agents: s.latencyAgents,
     rate: s.latencyRatePerAgent,
     durationSeconds: s.latencySeconds,
@@ -440,6 +453,7 @@ async function measureLatency(server: RunningServer, dir: string, ctx: RunContex
     lossPercent: report.sent > 0 ? (100 * report.lost) / report.sent : 0,
     errors: report.errors,
     latencyMs: { p50, p90, p99, p999, max },
+    latencyTo: variant.relp === true ? 'ack' : 'visible',
     messagesPerSecond: report.throughputPerSec,
     cpuSeconds: cpu,
     otherCpuPercent: outside.percent(),
@@ -481,7 +495,7 @@ async function measureIsolation(variant: Variant, server: RunningServer, dir: st
   const tenants = s.isolationTenants + 1;
   const flood = variant.label === ISOLATION_FLOOD;
   const loadgen = (name: string, durationSeconds: number) => runLoadgen({
-    tcpPort: server.settings.tcpPort,
+    port: server.settings.tcpPort,
     agents: tenants * s.isolationAgentsPerTenant,
     tenants,
     rate: s.isolationRatePerAgent,
@@ -521,6 +535,7 @@ async function measureIsolation(variant: Variant, server: RunningServer, dir: st
     lossPercent: steadySent > 0 ? (100 * steadyLost) / steadySent : 0,
     errors: report.errors,
     latencyMs: { p50: steady.p50, p90: steady.p90, p99: steady.p99, p999: steady.p999, max: steady.max },
+    latencyTo: 'visible',
     messagesPerSecond: report.throughputPerSec,
     cpuSeconds: cpu,
     otherCpuPercent: outside.percent(),

@@ -14,7 +14,7 @@ import { loggenArguments, parseLoggenSummary } from '../../bench/loggen.js';
 import { checkRecords, countLines, fileLines, waitForDelivery } from '../../bench/output.js';
 import { findPeers, INSTALL_HINT, SLUICE_CLI, type Peers } from '../../bench/peers.js';
 import { cpuSeconds, MemorySampler, processTree, treeMemory } from '../../bench/proc-stats.js';
-import { evaluateTargets, eventLoopTable, median, memoryTable, stormTable, summarise } from '../../bench/report.js';
+import { evaluateTargets, eventLoopTable, latencyTable, median, memoryTable, stormTable, summarise } from '../../bench/report.js';
 import { serverConfig, type ServerSettings } from '../../bench/servers.js';
 import { eventLoopFromLog, type Measurement } from '../../bench/workloads.js';
 
@@ -199,6 +199,26 @@ test('report: medians per server, sluice/peer ratios from the same run, targets 
   assert.ok(evaluateTargets(summaries, true).every((r) => r.met === null), '--quick sizes judge no target');
 });
 
+test('report: W5 relp\'s rows say their latency runs to the acknowledgement, and what that means per server; no W5 target reads them', () => {
+  const latency = { p50: 1, p90: 2, p99: 3, p999: 4, max: 5 };
+  const slow = { p50: 900, p90: 900, p99: 900, p999: 900, max: 900 };
+  const zero = { connect: 0, reset: 0, other: 0 };
+  const summaries = summarise([
+    m('W5', 'sluice', { lost: 0, latencyMs: latency, latencyTo: 'visible', errors: zero }),
+    m('W5 relp', 'sluice', { lost: 5, latencyMs: slow, latencyTo: 'ack', errors: { connect: 0, reset: 3, other: 0 } }),
+    m('W5 relp', 'rsyslog', { lost: 0, latencyMs: latency, latencyTo: 'ack', errors: zero }),
+  ]);
+  const notes = Object.fromEntries(latencyTable(summaries).rows.map((row) => [`${row[0]} ${row[1]}`, row.at(-1)]));
+  assert.deepEqual(notes, {
+    'W5 sluice': 'latency: send → in the output file',
+    'W5 relp sluice': 'latency: send → RELP ack (answered once the file sink committed it)',
+    'W5 relp rsyslog': 'latency: send → RELP ack (answered once imrelp queued it, before it is written)',
+  });
+  const targets = Object.fromEntries(evaluateTargets(summaries).map((r) => [r.target, r.met]));
+  assert.equal(targets['W5: p99 ≤ 20 ms, max ≤ 250 ms'], true, 'judged on the TCP variant alone');
+  assert.equal(targets['W5: zero errors and losses'], true);
+});
+
 test('event loop: the numbers of the node-stopped line, the last one when there are several; none without it', () => {
   const line = (worst: number) => JSON.stringify({ level: 30, code: 'SLU0005I', received: 1, busy_seconds: 12, event_loop_delay_p99_worst_ms: worst,
     event_loop_delay_p99_median_ms: 3.5, event_loop_delay_max_ms: 41.2, msg: 'node stopped' });
@@ -211,6 +231,8 @@ const SETTINGS: ServerSettings[] = [
   { tcpPort: 20514, udpPort: 20514, output: 'json', udpReceiveBuffer: null, maxConnections: 100 },
   { tcpPort: 20514, udpPort: 20515, output: 'raw', udpReceiveBuffer: 4 * 1024 * 1024, maxConnections: 10_100 },
   { tcpPort: 20514, udpPort: 20514, output: 'json', udpReceiveBuffer: null, maxConnections: 610, sluiceTenants: { t0: { networks: ['127.0.1.0/24'] } } },
+  // W5 relp: a RELP listener beside the syslog ones (sluice and rsyslog only).
+  { tcpPort: 20514, udpPort: 20514, output: 'json', udpReceiveBuffer: null, maxConnections: 100, relpPort: 20516 },
 ];
 
 test('configs: sluice validates each generated configuration', (t) => {
@@ -221,6 +243,8 @@ test('configs: sluice validates each generated configuration', (t) => {
     const out = spawnSync(process.execPath, [SLUICE_CLI, 'validate', '-c', config.file], { encoding: 'utf8' });
     assert.equal(out.status, 0, out.stderr);
     assert.match(config.text, new RegExp(`receive_buffer: ${settings.udpReceiveBuffer ?? 0}\\b`));
+    // Its RELP source listens where W5 relp sends, else on any free port (not the default 2514 another node may hold).
+    assert.match(config.text, new RegExp(`relp:\\n(    .*\\n)*?    port: ${settings.relpPort ?? 0}\\n`));
   }
 });
 
@@ -235,6 +259,7 @@ test('configs: rsyslog accepts each generated configuration (rsyslogd -N1)', (t)
     const out = spawnSync(peers.rsyslogd!, ['-N1', '-f', config.file], { encoding: 'utf8' });
     assert.equal(out.status, 0, `${out.stdout}${out.stderr}\n${config.text}`);
     assert.doesNotMatch(`${out.stdout}${out.stderr}`, /error/i);
+    assert.equal(config.text.includes(`input(type="imrelp" address="127.0.0.1" port="${settings.relpPort}" ruleset="bench")`), settings.relpPort !== undefined);
   }
 });
 
@@ -244,7 +269,8 @@ test('configs: syslog-ng accepts each generated configuration (--syntax-only)', 
   const reason = requirePresent(ng !== null, 'syslog-ng (unpacked in bench/.peers, with its modules)', INSTALL_HINT);
   if (reason !== false || ng === null) return t.skip(reason || 'syslog-ng missing');
   const dir = tempDir(t);
-  for (const settings of SETTINGS) {
+  assert.throws(() => serverConfig('syslog-ng', dir, SETTINGS.find((s) => s.relpPort !== undefined)!), /syslog-ng has no RELP listener/);
+  for (const settings of SETTINGS.filter((s) => s.relpPort === undefined)) {
     const config = serverConfig('syslog-ng', dir, settings);
     writeFileSync(config.file, config.text);
     const out: SpawnSyncReturns<string> = spawnSync(ng.binary, ['--syntax-only', '-f', config.file, '--module-path', ng.modulePath], { encoding: 'utf8', env: ng.env });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readlinkSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { requireProgram, ROOT, waitFor } from '../helpers.js';
+import { requirePresent, requireProgram, ROOT, waitFor } from '../helpers.js';
 import { findPeers, INSTALL_HINT, loadgenAvailable, LOGGEN_PATH } from '../../bench/peers.js';
 import { processTree } from '../../bench/proc-stats.js';
 import { ProcessGroup } from '../../bench/processes.js';
@@ -33,6 +33,13 @@ function loadgenMissing(): string | false {
   if (process.env.CI === 'true') throw new Error(`${reason}; required under CI=true`);
   process.stderr.write(`skipping: ${reason}\n`);
   return reason;
+}
+
+/** rsyslog with imrelp (W5 relp needs no loggen). */
+function rsyslogRelpMissing(): string | false {
+  const imrelp = ['/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so', '/usr/lib/aarch64-linux-gnu/rsyslog/imrelp.so', '/usr/lib/rsyslog/imrelp.so'];
+  return requireProgram(peers.rsyslogd ?? 'rsyslogd', INSTALL_HINT)
+    || requirePresent(imrelp.some((file) => existsSync(file)), 'rsyslog-relp (imrelp)', 'apt-get install rsyslog-relp');
 }
 
 function context(t: { after(fn: () => Promise<void>): void; diagnostic(message: string): void }): RunContext {
@@ -107,6 +114,24 @@ test('bench W5 (--quick) on sluice: loadgen agents, no errors, nothing lost', as
   assert.deepEqual(m.errors, { connect: 0, reset: 0, other: 0 });
   assert.ok(m.latencyMs!.p50 <= m.latencyMs!.p99 && m.latencyMs!.p99 <= m.latencyMs!.max);
 });
+
+for (const server of ['sluice', 'rsyslog'] as const) {
+  test(`bench W5 relp (--quick) on ${server}: loadgen agents over RELP, every message acknowledged and delivered`, async (t) => {
+    const reason = loadgenMissing() || (server === 'rsyslog' && rsyslogRelpMissing());
+    if (reason) return t.skip(reason);
+    const variant = variantsOf('W5').find((v) => v.relp === true)!;
+    const m = await measure(variant, server, context(t));
+    assert.equal(m.error, undefined, m.error);
+    assert.equal(m.variant, 'W5 relp');
+    assert.equal(m.latencyTo, 'ack');
+    assert.ok(m.sent! > 0);
+    assert.equal(m.lost, 0);
+    assert.equal(m.delivered, m.sent);
+    assert.deepEqual(m.errors, { connect: 0, reset: 0, other: 0 });
+    assert.ok(m.latencyMs!.p50 > 0 && m.latencyMs!.p50 <= m.latencyMs!.p99 && m.latencyMs!.p99 <= m.latencyMs!.max);
+    assert.ok(m.cpuSecondsPerMillion! > 0 && m.peakRssBytes! > 1e6, JSON.stringify(m));
+  });
+}
 
 test('bench W6 (--quick) on sluice: steady tenants beside a flooding one, the latency of the steady ones, the node\'s event loop', async (t) => {
   const reason = loadgenMissing();

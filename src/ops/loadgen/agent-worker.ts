@@ -23,7 +23,7 @@ const PROGRESS_INTERVAL_MS = 100;
 const RETRY_DELAY_MICROS = 1_000_000;
 /** A flooding agent skips messages while this much waits in its send buffer (else memory grows without bound). */
 const FLOOD_BACKLOG_BYTES = 64 * 1024;
-/** After the last message, how long send buffers may take to empty before the report goes out anyway. */
+/** After the last message, how long send buffers may take to empty (and acks to come in) before the report goes out anyway. */
 const DRAIN_LIMIT_MS = 3000;
 const DRAIN_POLL_MS = 20;
 
@@ -314,9 +314,11 @@ export class AgentWorker {
   private async finish(): Promise<WorkerReport> {
     this.clearTimers();
     const eventLoopDelay = this.loopDelay.stop();
-    // "Sent" should mean handed to the kernel: give send buffers a moment to empty.
+    // "Sent" should mean handed to the kernel: give send buffers a moment to empty. An acknowledging
+    // transport's latency is its acks: they get the same moment, or the last messages would go unmeasured.
     const drainDeadline = Date.now() + DRAIN_LIMIT_MS;
-    while (Date.now() < drainDeadline && this.agents.some((a) => a.conn !== null && a.conn.pendingBytes > 0)) {
+    const draining = (a: Agent): boolean => a.conn !== null && (a.conn.pendingBytes > 0 || a.conn.unacknowledged > 0);
+    while (Date.now() < drainDeadline && this.agents.some(draining)) {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
     }
     const report: WorkerReport = {

@@ -21,8 +21,9 @@ export const EXIT_INTERRUPTED = 130;
 export function registerLoadgenCommand(program: Command): void {
   program.command('loadgen')
     .description('simulate many syslog agents against a node and measure latency from the client side (docs/loadgen.md)')
-    .option('--target <url>', 'the node: tcp://host:port or udp://host:port, on loopback (default tcp://127.0.0.1:5514)')
-    .option('--protocol <protocol>', 'tcp or udp (default: the scheme of --target)')
+    .option('--target <url>', 'the node: tcp://host:port, udp://host:port or relp://host:port, on loopback '
+      + '(default tcp://127.0.0.1:5514; relp://127.0.0.1:2514 with --protocol relp)')
+    .option('--protocol <protocol>', 'tcp, udp or relp (default: the scheme of --target); over relp, latency is send → acknowledgement')
     .option('--agents <n>', 'simulated agents, one connection or UDP socket each (default 1000)')
     .option('--tenants <n>', 'tenants; tenant t sends from 127.0.<t+1>.0/24 (default 1)')
     .option('--workers <n>', 'worker processes sharing the agents (default ceil(agents/2500), at most one per core)')

@@ -105,7 +105,7 @@ ${codes.length > 0 ? `<h2>Errors by code</h2>${table(['code', 'count'], codes)}`
 <div id="percentile" class="plot"></div>
 <h2>Throughput</h2>
 <div id="throughput" class="plot"></div>
-<h2>p99 latency per second</h2>
+<h2>${result.latencyMeasures === 'ack' ? 'p99 send → visible in the file sink, per second (the acks are not timed per second)' : 'p99 latency per second'}</h2>
 <div id="p99" class="plot"></div>
 <script>${inline(js, 'script')}</script>
 <script id="loadgen-data" type="application/json">${JSON.stringify({ report, plot: plotData }).replace(/</g, '\\u003c')}</script>

@@ -44,16 +44,22 @@ export function workerSlice(worker: number, workers: number, agents: number): { 
   return { first, count: next - first };
 }
 
-/** A node configuration (YAML) that listens where the load generator sends and owns its tenants' networks. */
-export function nodeConfigYaml(options: Pick<LoadgenOptions, 'tenants' | 'dataDir' | 'target'>): string {
+/**
+ * A node configuration (YAML) that listens where the load generator sends and
+ * owns its tenants' networks: for a RELP target its RELP source (the syslog
+ * sources keep their defaults), else syslog over TCP and UDP on the target's port.
+ */
+export function nodeConfigYaml(options: Pick<LoadgenOptions, 'protocol' | 'tenants' | 'dataDir' | 'target'>): string {
   const { host, port } = options.target;
+  const listeners = options.protocol === 'relp'
+    ? [`  relp: { address: ${host}, port: ${port} }`]
+    : [`  syslog_tcp: { address: ${host}, port: ${port} }`, `  syslog_udp: { address: ${host}, port: ${port} }`];
   const lines = [
     `# A sluice node for \`sluice loadgen --tenants ${options.tenants}\`: tenant tN owns 127.0.<N+1>.0/24,`,
     '# the network the load generator binds tenant tN\'s agents to.',
     `data_dir: ${JSON.stringify(options.dataDir)}`,
     'sources:',
-    `  syslog_tcp: { address: ${host}, port: ${port} }`,
-    `  syslog_udp: { address: ${host}, port: ${port} }`,
+    ...listeners,
     'tenants:',
   ];
   for (let t = 0; t < options.tenants; t++) {

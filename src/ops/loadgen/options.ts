@@ -8,8 +8,11 @@ import { isIPv4 } from 'node:net';
 import { parseDuration, parseSize } from '../../core/units.js';
 import { openFilesLimit } from '../descriptors.js';
 
-export type Protocol = 'tcp' | 'udp';
-export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
+export type Protocol = 'tcp' | 'udp' | 'relp';
+export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'relp'];
+/** Where a zero-config node listens for each protocol (its syslog sources share 5514; RELP has 2514). */
+export const DEFAULT_PORTS: Readonly<Record<Protocol, number>> = { tcp: 5514, udp: 5514, relp: 2514 };
+const DEFAULT_HOST = '127.0.0.1';
 export type Pattern = 'steady' | 'burst' | 'flood' | 'reconnect' | 'idle';
 export const PATTERNS: readonly Pattern[] = ['steady', 'burst', 'flood', 'reconnect', 'idle'];
 
@@ -50,7 +53,7 @@ export interface LoadgenOptions {
   /** Connections held open, silent, between connecting and sending. */
   warmupMs: number;
   settleMs: number;
-  /** Bytes of one syslog message (before TCP framing). */
+  /** Bytes of one syslog message (before TCP or RELP framing). */
   messageBytes: number;
   connectTimeoutMs: number;
   /** Connection attempts one worker keeps in flight while the agents first connect. */
@@ -175,15 +178,18 @@ function camel(name: string): string {
 }
 
 /**
- * `[tcp://|udp://]host:port` with a loopback IPv4 host: agents bind to
+ * `[tcp://|udp://|relp://]host:port` with a loopback IPv4 host: agents bind to
  * 127.0.<t+1>.x to stand for tenants, and such a socket reaches loopback only.
+ * Without --target, the zero-config node's port for the protocol.
  */
 function readTarget(reader: OptionReader, protocolGiven: Protocol | null): { protocol: Protocol; target: Target } {
-  const value = reader.string('target', 'tcp://127.0.0.1:5514');
-  const fallback = { protocol: protocolGiven ?? 'tcp', target: { host: '127.0.0.1', port: 5514, url: 'tcp://127.0.0.1:5514' } };
+  const defaultProtocol = protocolGiven ?? 'tcp';
+  const defaultUrl = `${defaultProtocol}://${DEFAULT_HOST}:${DEFAULT_PORTS[defaultProtocol]}`;
+  const value = reader.string('target', defaultUrl);
+  const fallback = { protocol: defaultProtocol, target: { host: DEFAULT_HOST, port: DEFAULT_PORTS[defaultProtocol], url: defaultUrl } };
   const m = /^(?:([a-z]+):\/\/)?([^:/]+):(\d{1,5})$/.exec(value);
   if (m === null) {
-    reader.fail('target', value, 'tcp://host:port or udp://host:port, such as tcp://127.0.0.1:5514');
+    reader.fail('target', value, 'tcp://host:port, udp://host:port or relp://host:port, such as tcp://127.0.0.1:5514');
     return fallback;
   }
   const scheme = m[1];
@@ -195,7 +201,7 @@ function readTarget(reader: OptionReader, protocolGiven: Protocol | null): { pro
     reader.fail('protocol', protocolGiven, `the protocol of --target (${scheme}), or no --protocol`);
     return fallback;
   }
-  const protocol = (scheme as Protocol | undefined) ?? protocolGiven ?? 'tcp';
+  const protocol = (scheme as Protocol | undefined) ?? defaultProtocol;
   const host = m[2] === 'localhost' ? '127.0.0.1' : m[2]!;
   if (!isIPv4(host) || !host.startsWith('127.')) {
     reader.fail('target', value, 'a loopback address (127.0.0.0/8): agents bind to 127.0.<tenant+1>.x to stand for tenants');

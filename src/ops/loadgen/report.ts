@@ -29,9 +29,13 @@ export function formatSummary(result: LoadgenResult): string {
     + `${plural(options.agents, 'agent')}, ${plural(options.tenants, 'tenant')}, ${plural(options.workers, 'worker')}, `
     + `${result.sendingSec} s${result.interrupted ? ' (interrupted)' : ''}`);
   const measured = options.pattern !== 'idle';
+  if (measured && result.latencyMeasures === 'ack') {
+    lines.push(`latency: from send to the node's acknowledgement (${options.protocol} answer 200); `
+      + 'delivered and lost are counted in the file sink');
+  }
   lines.push(row('', ['p50', 'p90', 'p99', 'p99.9', 'max', 'count']));
   if (measured) {
-    lines.push(latencyRow(result.latencyMeasures === 'ack' ? 'ack ms' : 'latency ms', report.latencyMs));
+    lines.push(latencyRow(result.latencyMeasures === 'ack' ? 'send → ack ms' : 'latency ms', report.latencyMs));
     if (options.tenants > 1) {
       for (const t of report.perTenant.slice(0, PRINTED_TENANTS)) lines.push(latencyRow(`  ${t.tenant}`, t.latencyMs));
     }

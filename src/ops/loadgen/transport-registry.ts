@@ -1,6 +1,7 @@
 /** The transport for each protocol (a new protocol is one more case). */
 import type { Protocol } from './options.js';
 import type { Transport, TransportTarget } from './transport.js';
+import { RelpTransport } from './transport-relp.js';
 import { SyslogTcpTransport } from './transport-tcp.js';
 import { SyslogUdpTransport } from './transport-udp.js';
 
@@ -10,5 +11,7 @@ export function createTransport(protocol: Protocol, target: TransportTarget): Tr
       return new SyslogTcpTransport(target);
     case 'udp':
       return new SyslogUdpTransport(target);
+    case 'relp':
+      return new RelpTransport(target);
   }
 }

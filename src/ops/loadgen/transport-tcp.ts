@@ -45,6 +45,9 @@ class TcpConnection implements AgentConnection {
     return this.socket.writableLength;
   }
 
+  /** Nothing is acknowledged over plain syslog. */
+  readonly unacknowledged = 0;
+
   send(batch: readonly OutgoingMessage[]): void {
     if (this.finished) return;
     let frames = '';

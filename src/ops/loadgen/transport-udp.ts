@@ -48,6 +48,9 @@ class UdpConnection implements AgentConnection {
     return this.established && !this.socketClosed ? this.socket.getSendQueueSize() : 0;
   }
 
+  /** Nothing is acknowledged over plain syslog. */
+  readonly unacknowledged = 0;
+
   send(batch: readonly OutgoingMessage[]): void {
     if (this.finished) return;
     if (this.waiting !== null) {

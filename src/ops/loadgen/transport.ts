@@ -1,10 +1,10 @@
 /**
  * How one simulated agent reaches the node. Each protocol is one
  * implementation of {@link Transport}; the agents, schedules and statistics
- * do not know which one they drive. UDP and TCP are here; TLS, RELP and HTTP
- * are further implementations (RELP and HTTP acknowledge, so they set
- * `acknowledged` and call `listener.acknowledged`, and latency becomes send →
- * ack instead of send → visible in the file sink).
+ * do not know which one they drive. UDP, TCP and RELP are here; TLS and HTTP
+ * would be further implementations. RELP acknowledges (HTTP would too), so it
+ * sets `acknowledged` and calls `listener.acknowledged`, and latency becomes
+ * send → ack instead of send → visible in the file sink.
  */
 import type { Protocol } from './options.js';
 
@@ -16,8 +16,10 @@ export const ERROR_KINDS: readonly ErrorKind[] = ['connect', 'reset', 'other'];
 export const PEER_CLOSED = 'PEER_CLOSED';
 /** The code for a connection attempt that outlived --connect-timeout. */
 export const CONNECT_TIMEOUT = 'CONNECT_TIMEOUT';
+/** The code for a RELP session the server ended with `serverclose`: the peer closing, so a reset. */
+export const RELP_SERVERCLOSE = 'RELP_SERVERCLOSE';
 
-const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', PEER_CLOSED]);
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', PEER_CLOSED, RELP_SERVERCLOSE]);
 
 /**
  * Before a connection is established every failure is a connect error; a
@@ -37,7 +39,10 @@ export interface OutgoingMessage {
 
 /**
  * What a connection tells its agent. Never called synchronously from
- * `open`, and never after the agent called `close` or `destroy`.
+ * `open`, and never after the agent called `destroy`. After `close`, only
+ * `acknowledged`: a graceful close still delivers what was sent, and its acks
+ * are still that agent's latency (`connected` and `failed` would disturb the
+ * agent's next connection, so they stop).
  */
 export interface ConnectionListener {
   /** Established, `micros` after `open` was called. */
@@ -51,6 +56,8 @@ export interface ConnectionListener {
 export interface AgentConnection {
   /** Bytes accepted by `send` that the kernel has not taken yet: a flooding agent waits while this is high. */
   readonly pendingBytes: number;
+  /** Messages accepted by `send` and not yet acknowledged (always 0 for a transport that does not acknowledge). */
+  readonly unacknowledged: number;
   /** Sends messages due at the same moment; accepted while still connecting (sent once connected). */
   send(batch: readonly OutgoingMessage[]): void;
   /** Graceful: what was sent still reaches the peer. */

@@ -25,7 +25,7 @@ const CLI = fileURLToPath(new URL('../../../src/ops/cli.js', import.meta.url));
  * the printed file's other keys are checked on their own.
  */
 async function startPrintedNode(t: { after(fn: () => void | Promise<void>): void }, tenants: number, dataDir: string, extra: string) {
-  const printed = nodeConfigYaml({ tenants, dataDir, target: { host: '127.0.0.1', port: 5514, url: 'tcp://127.0.0.1:5514' } });
+  const printed = nodeConfigYaml({ protocol: 'tcp', tenants, dataDir, target: { host: '127.0.0.1', port: 5514, url: 'tcp://127.0.0.1:5514' } });
   return startTestNode(t, printed.slice(printed.indexOf('tenants:')) + extra, dataDir);
 }
 

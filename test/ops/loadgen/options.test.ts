@@ -63,10 +63,22 @@ test('options: values in their units', () => {
   assert.equal(parseLoadgenOptions({ target: '127.0.0.1:7000', protocol: 'udp' }, TWO_CORES).target.url, 'udp://127.0.0.1:7000');
 });
 
+test('options: RELP by its scheme or by --protocol; without --target, the port a zero-config node takes RELP on', () => {
+  const byScheme = parseLoadgenOptions({ target: 'relp://localhost:3514' }, TWO_CORES);
+  assert.equal(byScheme.protocol, 'relp');
+  assert.deepEqual(byScheme.target, { host: '127.0.0.1', port: 3514, url: 'relp://127.0.0.1:3514' });
+  assert.equal(parseLoadgenOptions({ protocol: 'relp', target: '127.0.0.1:3514' }, TWO_CORES).target.url, 'relp://127.0.0.1:3514');
+  const byDefault = parseLoadgenOptions({ protocol: 'relp' }, TWO_CORES);
+  assert.deepEqual([byDefault.protocol, byDefault.target.url], ['relp', 'relp://127.0.0.1:2514']);
+  assert.equal(parseLoadgenOptions({ protocol: 'udp' }, TWO_CORES).target.url, 'udp://127.0.0.1:5514');
+  assert.match(problems({ target: 'relp://127.0.0.1:3514', protocol: 'tcp' })[0]!, /^--protocol: got "tcp"; expected the protocol of --target \(relp\)/);
+  assert.match(problems({ target: 'relp://10.0.0.1:2514' })[0]!, /^--target: .*expected a loopback address/);
+});
+
 test('options: every problem at once, each naming its option and what it expects', () => {
   const found = problems({ agents: 'lots', rate: '0', pattern: 'storm', duration: 'soon', size: '12', protocol: 'sctp' });
   assert.deepEqual(found, [
-    '--protocol: got "sctp"; expected one of tcp, udp',
+    '--protocol: got "sctp"; expected one of tcp, udp, relp',
     '--agents: got "lots"; expected an integer from 1 to 100000',
     '--pattern: got "storm"; expected one of steady, burst, flood, reconnect, idle',
     '--rate: got "0"; expected a number of messages per second above 0 and at most 100000',
@@ -112,4 +124,14 @@ test('options: --print-node-config is a valid node configuration whose tenants o
   assert.deepEqual(config!.tenants.map((t) => [t.id, t.networks]), [
     ['t0', ['127.0.1.0/24']], ['t1', ['127.0.2.0/24']], ['t2', ['127.0.3.0/24']],
   ]);
+});
+
+test('options: --print-node-config for a RELP target listens for RELP there; the syslog listeners keep their defaults', () => {
+  const options = parseLoadgenOptions({ tenants: '2', dataDir: '/tmp/lg', target: 'relp://127.0.0.1:6515' }, TWO_CORES);
+  const { config, problems: found } = parseConfig(nodeConfigYaml(options));
+  assert.deepEqual(found, []);
+  assert.equal(config!.sources.relp.port, 6515);
+  assert.equal(config!.sources.relp.address, '127.0.0.1');
+  assert.equal(config!.sources.syslogTcp.port, 5514);
+  assert.deepEqual(config!.tenants.map((t) => t.id), ['t0', 't1']);
 });
