@@ -9,6 +9,7 @@ import pino, { type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { EVENTS, type CounterName, type EventDef, type EventName } from './events.js';
 import { logDropsOf, type LogDropReason } from './logger.js';
+import { TallyCounter } from './tally-counter.js';
 
 
 
@@ -178,8 +179,9 @@ export class Telemetry {
 
   constructor(readonly logger: Logger) {
     const registers = [this.registry];
-    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-      new Counter<L>({ name, help, labelNames, registers });
+    // Label children count in plain numbers, added to the metric at collection (tally-counter.ts).
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>
+      new TallyCounter<L>({ name, help, labelNames, registers });
     // `aggregator`: how the primary combines the workers' values (a sum, unless a sum means nothing).
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], aggregator: 'sum' | 'max' = 'sum') =>
       new Gauge<L>({ name, help, labelNames, registers, aggregator });

@@ -47,14 +47,32 @@ const REPLACEMENT_READY_TIMEOUT_MS = 60_000;
 export const WORKER_HEAP_FLOOR_MIB = 96;
 
 /**
+ * What a worker holds outside its V8 heap: the runtime's code and data, the
+ * modules' compiled code, native buffers and sockets. Measured: an idle
+ * worker's RSS less its heap total, some 60 MiB.
+ */
+export const WORKER_NON_HEAP_MIB = 64;
+
+/**
  * Each worker's V8 heap limit (`--max-old-space-size`, MiB), derived from
- * memory.budget: the budget shared by the workers and the primary, and not
- * below the floor. The governor measures each heap against its limit, so a
- * worker's heap reaches its marks before the node's processes together pass
+ * memory.budget: a process's share of the budget up to the soft mark (the
+ * workers and the primary sharing it evenly), less what a worker holds outside
+ * its heap, and not below the floor.
+ *
+ * The limit is also how lazily V8 collects: it lets the old generation grow
+ * towards the limit before it collects it in earnest, and what it has not yet
+ * collected is resident. With a limit of a third of the budget, 10,000
+ * trickling agents grew each worker's heap past 100 MiB of mostly garbage and
+ * the node past its soft mark (pausing agents); with the share less the
+ * non-heap part the same load stays within the soft mark for some 6 % more
+ * CPU (docs/memory.md). The governor measures each heap against its limit,
+ * so a worker's heap reaches its marks before the processes together pass
  * the budget.
  */
 export function workerHeapLimitMiB(config: SluiceConfig): number {
-  return Math.max(WORKER_HEAP_FLOOR_MIB, Math.floor(config.memory.budgetBytes / (workerCount(config) + 1) / 1024 ** 2));
+  const { budgetBytes, softMark } = config.memory;
+  const shareMiB = (budgetBytes * softMark) / (workerCount(config) + 1) / 1024 ** 2;
+  return Math.max(WORKER_HEAP_FLOOR_MIB, Math.floor(shareMiB - WORKER_NON_HEAP_MIB));
 }
 
 export interface ReloadOutcome {

@@ -220,9 +220,11 @@ test('cluster control: shedding is split across the workers in proportion to wha
   for (const socket of tcp) socket.destroy();
 });
 
-test('workers: each worker\'s V8 heap limit is its share of the memory budget, never below the floor', (t) => {
+test('workers: each worker\'s V8 heap limit is its share of the memory budget up to the soft mark, less what it holds outside the heap, never below the floor', (t) => {
   const dir = tempDir(t);
-  assert.equal(workerHeapLimitMiB(testConfig(dir, 'workers: 2\nmemory: { budget: 512MiB }')), 170);
-  assert.equal(workerHeapLimitMiB(testConfig(dir, 'workers: 1\nmemory: { budget: 2GiB }')), 1024);
-  assert.equal(workerHeapLimitMiB(testConfig(dir, 'workers: 4\nmemory: { budget: 256MiB }')), WORKER_HEAP_FLOOR_MIB, '51 MiB each would be below the floor');
+  // 2 GiB × 0.8 shared by a worker and the primary: 819 MiB each, 64 of them outside the heap.
+  assert.equal(workerHeapLimitMiB(testConfig(dir, 'workers: 1\nmemory: { budget: 2GiB }')), 755);
+  assert.equal(workerHeapLimitMiB(testConfig(dir, 'workers: 2\nmemory: { budget: 2GiB, soft_mark: 0.6 }')), 345);
+  assert.equal(workerHeapLimitMiB(testConfig(dir, 'workers: 2\nmemory: { budget: 512MiB }')), WORKER_HEAP_FLOOR_MIB, '72 MiB each would be below the floor');
+  assert.equal(workerHeapLimitMiB(testConfig(dir, 'workers: 4\nmemory: { budget: 256MiB }')), WORKER_HEAP_FLOOR_MIB);
 });
