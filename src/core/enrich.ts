@@ -21,12 +21,14 @@ export type MetaMissingCounter = (tenant: string, reason: MetaMissing) => void;
 
 /** What enrichment needs from a metadata cache (HostMetadataCache provides it). */
 export interface HostMetadataSource {
-  /** Cached metadata: the document, null when the host has none, undefined when nothing is known yet. */
-  peek(tenant: string, key: string): HostMetadata | null | undefined;
+  /**
+   * A message of the host arrived: register the host, or refresh its last_seen
+   * (rate-limited per host inside, fire-and-forget), and return its cached
+   * metadata: the document, null when the host has none, undefined when nothing is known yet.
+   */
+  sighted(tenant: string, key: string, sighting: { hostname: string; sourceAddress: string; protocol: string }): HostMetadata | null | undefined;
   /** Resolves within the timeout and never rejects: the document, null when the host has none, or why it is missing. */
   get(tenant: string, key: string, options: { timeoutMs?: number }): Promise<HostMetadata | null | MetaMissing>;
-  /** Register the host, or refresh its last_seen; rate-limited per host inside, fire-and-forget. */
-  touch(tenant: string, key: string, sighting: { hostname: string; sourceAddress: string; protocol: string }): void;
 }
 
 export class Enricher {
@@ -48,10 +50,9 @@ export class Enricher {
       if (rec.host !== lastHost || rec.tenant !== lastTenant) {
         lastHost = rec.host;
         lastTenant = rec.tenant;
-        this.metadata.touch(rec.tenant, rec.host, {
+        lastMeta = this.metadata.sighted(rec.tenant, rec.host, {
           hostname: rec.hostname ?? rec.source?.address ?? '', sourceAddress: rec.source?.address ?? '', protocol: this.sourceName,
         });
-        lastMeta = this.metadata.peek(rec.tenant, rec.host);
       }
       if (lastMeta === undefined) (misses ??= []).push(rec);
       else rec.meta = lastMeta as Record<string, unknown> | null;

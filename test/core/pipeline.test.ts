@@ -88,7 +88,7 @@ test('pipeline: a sink congested for a tenant makes submit() say pause to that t
 class ManualMetadata {
   readonly known = new Map<string, Record<string, unknown> | null>();
   readonly pending = new Map<string, (v: Record<string, unknown> | null) => void>();
-  peek(_tenant: string, key: string) {
+  sighted(_tenant: string, key: string) {
     return this.known.get(key);
   }
   get(_tenant: string, key: string): Promise<Record<string, unknown> | null> {
@@ -97,7 +97,6 @@ class ManualMetadata {
       resolve(v);
     }));
   }
-  touch(): void {}
 }
 
 function hostBatch(host: string, n: number, tag: string): LogRecord[] {

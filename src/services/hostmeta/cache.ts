@@ -83,6 +83,8 @@ interface Entry {
   version: number;
   /** No touch sends anything before this (epoch ms). */
   nextTouchAt: number;
+  /** When it was last put at the end of `entries` (a count of such moves, see find). */
+  position: number;
 }
 
 /** A host as one batch sends it: the sighting it registers (if any), and the entry's version when it was sent. */
@@ -113,8 +115,14 @@ export interface HostMetadataCacheOptions {
 }
 
 export class HostMetadataCache {
-  /** Map order is recency order: a used entry is moved to the end, the first is evicted. */
+  /**
+   * By `tenant/key`, least recently used first: the first is evicted. A hit
+   * moves its entry to the end only when it is in the older half (see find),
+   * so the hosts in use are not moved on every record.
+   */
   private readonly entries = new Map<string, Entry>();
+  /** Moves to the end of `entries` so far (an entry's `position` is this count when it was moved). */
+  private position = 0;
   /** Hosts waiting for a batch, per tenant; tenants take batches in turn. */
   private readonly waitingByTenant = new Map<string, TenantLookups>();
   private readonly batchRound = new DeficitRoundRobin<TenantLookups>(1, waitingBatch);
@@ -155,13 +163,32 @@ export class HostMetadataCache {
    * or expired value is looked up in the background.
    */
   peek(tenant: string, key: string): HostMetadata | null | undefined {
-    const entry = this.entries.get(`${tenant}/${key}`);
+    const entry = this.find(tenant, key);
     if (entry === undefined) {
-      if (!this.closing && isTenantId(tenant) && isHostKey(key)) void this.lookup(this.entry(tenant, key), this.now());
+      if (!this.closing && isTenantId(tenant) && isHostKey(key)) void this.lookup(this.create(tenant, key), this.now());
       return undefined;
     }
-    this.markUsed(entry);
+    return this.current(entry, this.now());
+  }
+
+  /**
+   * A message from this host arrived: touch(), then what peek() would return,
+   * in one lookup of the host's entry (the enricher's call, once per run of a
+   * host's records).
+   */
+  sighted(tenant: string, key: string, sighting: HostSighting): HostMetadata | null | undefined {
+    let entry = this.find(tenant, key);
+    if (entry === undefined) {
+      if (this.closing || !isTenantId(tenant) || !isHostKey(key)) return undefined;
+      entry = this.create(tenant, key);
+    }
     const now = this.now();
+    this.touchEntry(entry, sighting, now);
+    return this.current(entry, now);
+  }
+
+  /** What is known of the entry now; a missing or expired value is looked up in the background. */
+  private current(entry: Entry, now: number): HostMetadata | null | undefined {
     if (entry.value === undefined || now >= entry.freshUntil) void this.lookup(entry, now);
     return entry.value;
   }
@@ -178,7 +205,7 @@ export class HostMetadataCache {
       this.results.unavailable.inc();
       return 'unavailable';
     }
-    const entry = this.entry(tenant, key);
+    const entry = this.find(tenant, key) ?? this.create(tenant, key);
     const now = this.now();
     if (entry.value !== undefined && now < entry.freshUntil) {
       this.results[entry.value === null ? 'negative_hit' : 'hit'].inc();
@@ -208,9 +235,11 @@ export class HostMetadataCache {
    */
   touch(tenant: string, key: string, sighting: HostSighting): void {
     if (this.closing || !isTenantId(tenant) || !isHostKey(key)) return;
-    const now = this.now();
-    const entry = this.entry(tenant, key);
-    if (now < entry.nextTouchAt) return;
+    this.touchEntry(this.find(tenant, key) ?? this.create(tenant, key), sighting, this.now());
+  }
+
+  private touchEntry(entry: Entry, sighting: HostSighting, now: number): void {
+    if (this.closing || now < entry.nextTouchAt) return;
     const iso = new Date(now).toISOString();
     if (!entry.value) {
       // Not known to be registered: register it with the lookup (one batch for every new host of the turn).
@@ -254,29 +283,36 @@ export class HostMetadataCache {
     return this.closing;
   }
 
-  private entry(tenant: string, key: string): Entry {
+  /**
+   * The host's entry, undefined when the cache holds none. A used entry more
+   * than half the cache's size of moves behind the end is moved to the end:
+   * the order stays least recently used first to within half the cache, at a
+   * move per entry per half-cache of new hosts instead of one per record.
+   */
+  private find(tenant: string, key: string): Entry | undefined {
     const id = `${tenant}/${key}`;
-    const found = this.entries.get(id);
-    if (found) {
-      this.markUsed(found);
-      return found;
+    const entry = this.entries.get(id);
+    if (entry !== undefined && this.position - entry.position > this.config.cacheMaxEntries / 2) {
+      this.entries.delete(id);
+      this.entries.set(id, entry);
+      entry.position = ++this.position;
     }
+    return entry;
+  }
+
+  /** A new entry for a host the cache holds none of (the ids are valid: the caller checked); the least recently used goes if the cache is full. */
+  private create(tenant: string, key: string): Entry {
     const entry: Entry = {
       tenant, key, value: undefined, freshUntil: 0, retryAt: 0, lookup: null, settle: null, sighting: null, version: 0, nextTouchAt: 0,
+      position: ++this.position,
     };
-    this.entries.set(id, entry);
+    this.entries.set(`${tenant}/${key}`, entry);
     if (this.entries.size > this.config.cacheMaxEntries) {
       const oldest = this.entries.keys().next();
       if (!oldest.done) this.entries.delete(oldest.value);
     }
     this.size.set(this.entries.size);
     return entry;
-  }
-
-  private markUsed(entry: Entry): void {
-    const id = `${entry.tenant}/${entry.key}`;
-    this.entries.delete(id);
-    this.entries.set(id, entry);
   }
 
   /**
