@@ -13,7 +13,7 @@ const defaults = DEFAULT_MEMORY_CONFIG;
 export const MemorySchema = section(
   {
     budget: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], {
-      description: 'What the node may hold in all: the resident memory (RSS) of its processes summed (the primary and its workers), and within it the bytes its queues and buffers account (sessions, lanes, sink queues, HTTP bodies). Each worker\'s V8 heap limit is derived from it. `auto`: 128MiB for each worker process and 256MiB more (512MiB with 2 workers), so that a node at rest (about 90MB of RSS a worker, 115MB the primary) stays below its soft mark whatever the number of workers. A size: from 1MiB to 64GiB. See memory.md.',
+      description: 'What the node may hold in all: the resident memory (RSS) of its processes summed (the primary and its workers), and within it the bytes its queues and buffers account (sessions, lanes, sink queues, HTTP bodies). Each worker\'s V8 heap limit is derived from it. `auto`: 192MiB for each worker process and 256MiB more (640MiB with 2 workers), so that a node at rest (about 80MB of RSS a worker, 80-120MB the primary) stays well below its soft mark whatever the number of workers, and 10,000 trickling agents (about 450MB with 2 workers) stay below it too. A size: from 1MiB to 64GiB. See memory.md.',
       default: 'auto',
       'x-type': 'size',
       'x-auto': true,

@@ -261,9 +261,14 @@ export function workersOf(workers: 'auto' | number): number {
   return workers === 'auto' ? os.availableParallelism() : workers;
 }
 
-/** memory.budget `auto`: 128 MiB a worker and 256 MiB more (512 MiB with 2 workers). */
+/**
+ * memory.budget `auto`: 192 MiB a worker and 256 MiB more (640 MiB with 2
+ * workers). A worker at rest is some 80 MB of RSS, the primary 80–120 MB; at
+ * 10,000 trickling agents (W5) a node of 2 workers peaked at 430–450 MB, which
+ * must stay below the soft mark (80 %) or the governor pauses the agents.
+ */
 export function autoMemoryBudget(workers: number): number {
-  return (workers + 2) * 128 * 1024 ** 2;
+  return (workers * 192 + 256) * 1024 ** 2;
 }
 
 export function defaultNodeId(): string {

@@ -73,7 +73,7 @@ const DEFAULTS: SluiceConfig = {
     },
   ],
   shutdownTimeoutMs: 10_000,
-  memory: { budgetBytes: 512 * 1024 ** 2, measure: 'processes', softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 },
+  memory: { budgetBytes: (os.availableParallelism() * 192 + 256) * 1024 ** 2, measure: 'processes', softMark: 0.8, hardMark: 0.95, hysteresis: 0.05, sampleIntervalMs: 100 },
   hostmeta: {
     service: {
       enabled: true, address: '127.0.0.1', port: 8090, dataDir: './data', postgresUrl: null, postgresSchema: 'sluice_hostmeta',
@@ -707,7 +707,8 @@ describe('defaults', () => {
     };
     same('http', config.sources.http, DEFAULT_HTTP_SOURCE_CONFIG);
     same('relp', config.sources.relp, DEFAULT_RELP_SOURCE_CONFIG);
-    same('memory', config.memory, DEFAULT_MEMORY_CONFIG);
+    // The budget's default, `auto`, follows the number of workers (see 'memory budget').
+    same('memory', config.memory, DEFAULT_MEMORY_CONFIG, ['budgetBytes']);
     same('tenant limits', config.tenants[0]!.limits, NO_LIMITS);
     same('log', config.log, DEFAULT_LOG_CONFIG);
     same('hostmeta service', config.hostmeta.service, DEFAULT_HOSTMETA_SERVICE_CONFIG);
@@ -777,11 +778,11 @@ describe('sink types', () => {
 
 describe('memory budget', () => {
   const MiB = 1024 ** 2;
-  it('auto (the default) grows with the workers: 128 MiB each and 256 MiB more', () => {
-    assert.equal(ok('workers: 2').memory.budgetBytes, 512 * MiB);
-    assert.equal(ok('workers: 1').memory.budgetBytes, 384 * MiB);
-    assert.equal(ok('workers: 16\nmemory: { budget: auto }').memory.budgetBytes, 18 * 128 * MiB);
-    assert.equal(ok('workers: auto').memory.budgetBytes, (os.availableParallelism() + 2) * 128 * MiB);
+  it('auto (the default) grows with the workers: 192 MiB each and 256 MiB more', () => {
+    assert.equal(ok('workers: 2').memory.budgetBytes, 640 * MiB);
+    assert.equal(ok('workers: 1').memory.budgetBytes, 448 * MiB);
+    assert.equal(ok('workers: 16\nmemory: { budget: auto }').memory.budgetBytes, (16 * 192 + 256) * MiB);
+    assert.equal(ok('workers: auto').memory.budgetBytes, (os.availableParallelism() * 192 + 256) * MiB);
   });
   it('a size is taken as given, within 1MiB to 64GiB; anything else is refused with what is expected', () => {
     assert.equal(ok('workers: 16\nmemory: { budget: 256MiB }').memory.budgetBytes, 256 * MiB);
