@@ -29,7 +29,7 @@ import { checkRecords, waitForDelivery } from './output.js';
 import { loadgenAvailable, ROOT, type Peers } from './peers.js';
 import { freePort, HOST, udpReceiveBuffer } from './ports.js';
 import { udpSocketCounters } from '../src/sources/syslog/udp-kernel.js';
-import { cpuSeconds, machineBusySeconds, MemorySampler, type TreeMemory } from './proc-stats.js';
+import { cpuSeconds, machineBusySeconds, MemorySampler, treeMemory, type TreeMemory } from './proc-stats.js';
 import type { ProcessGroup } from './processes.js';
 import { startServer, type OutputFormat, type RunningServer, type ServerName } from './servers.js';
 import { runStorm, type StormPhase } from './storm.js';
@@ -312,6 +312,9 @@ export async function measure(variant: Variant, server: ServerName, ctx: RunCont
     const noise = server === 'sluice' ? NoiseFloorProbe.start(ctx.group) : null;
     // Let the server finish starting (a node's workers, its first allocations) before its idle memory is read.
     await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Where memory at rest is judged (W4, W5), read it at rest: a node gives back what its start-up grew
+    // once its processes have been idle a few seconds (src/core/idle-trim.ts).
+    if (variant.workload === 'W4' || variant.workload === 'W5') await memoryAtRest(running.pid);
     const memory = new MemorySampler(running.pid);
     const idle = memory.sample();
     try {
@@ -618,5 +621,19 @@ export async function waitForQuietMachine(maxWaitMs = 60_000, belowPercent = 10)
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const percent = outside.percent();
     if (percent < belowPercent || Date.now() > deadline) return percent;
+  }
+}
+
+/**
+ * Waits until the server's RSS summed has not fallen by more than 1 MB over
+ * 10 s (its memory at rest: a node's processes check every 5 s whether they
+ * are idle), at most 45 s.
+ */
+async function memoryAtRest(pid: number): Promise<void> {
+  const readings: number[] = [];
+  for (let second = 0; second < 45; second++) {
+    readings.push(treeMemory(pid).rssBytes);
+    if (readings.length > 10 && readings.at(-11)! - readings.at(-1)! < 1e6) return;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 }
