@@ -625,15 +625,16 @@ export async function waitForQuietMachine(maxWaitMs = 60_000, belowPercent = 10)
 }
 
 /**
- * Waits until the server's RSS summed has not fallen by more than 1 MB over
- * 10 s (its memory at rest: a node's processes check every 5 s whether they
- * are idle), at most 45 s.
+ * Waits for the server's memory at rest: at least 25 s (a node's processes
+ * check every 5 s whether they are idle, and give back what start-up grew at
+ * the second or third check), then until its RSS summed has not fallen by
+ * more than 1 MB over 5 s, at most 60 s in all.
  */
 async function memoryAtRest(pid: number): Promise<void> {
   const readings: number[] = [];
-  for (let second = 0; second < 45; second++) {
+  for (let second = 0; second < 60; second++) {
     readings.push(treeMemory(pid).rssBytes);
-    if (readings.length > 10 && readings.at(-11)! - readings.at(-1)! < 1e6) return;
+    if (second >= 25 && readings.at(-6)! - readings.at(-1)! < 1e6) return;
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 }
