@@ -314,7 +314,8 @@ export async function measure(variant: Variant, server: ServerName, ctx: RunCont
     await new Promise((resolve) => setTimeout(resolve, 1000));
     // Where memory at rest is judged (W4, W5), read it at rest: a node gives back what its start-up grew
     // once its processes have been idle a few seconds (src/core/idle-trim.ts).
-    if (variant.workload === 'W4' || variant.workload === 'W5') await memoryAtRest(running.pid);
+    // (Not in --quick runs: they judge correctness, not memory.)
+    if ((variant.workload === 'W4' || variant.workload === 'W5') && ctx.sizes !== QUICK_SIZES) await memoryAtRest(running.pid);
     const memory = new MemorySampler(running.pid);
     const idle = memory.sample();
     try {
