@@ -3,8 +3,9 @@
  * `sluice start` with 2 and with 4 workers, four tenants limited to RATE
  * records/s each, over TCP, UDP, RELP and HTTP at once, each from four agents
  * sending more than the limit. The records stored per second over a window
- * are within 10 % of the limit, and no interval of T seconds admitted more
- * than rate × (T + burst) (the node's accepted-records counter). Then a tenant's max_connections holds for the node:
+ * admitted once the burst is spent are at least 80 % of the limit, no
+ * interval of T seconds admitted more than rate × (T + burst) (the node's
+ * accepted-records counter), and what was admitted is stored. Then a tenant's max_connections holds for the node:
  * twice as many TCP connections as the cap, from agents that retry, and never
  * more than the cap open; the same for the HTTP listener's max_connections.
  */
@@ -112,7 +113,6 @@ function post(httpPort: number, agent: http.Agent, body: string): Promise<number
   });
 }
 
-interface Sample { at: number; counts: Record<Protocol, number> }
 interface Admission { before: number; after: number; accepted: Record<Protocol, number> }
 
 /** Each limited tenant's records accepted so far, summed over the node's workers. */
@@ -134,14 +134,12 @@ async function limitsHold(t: { after(fn: () => void | Promise<void>): void; diag
   const stop = new AbortController();
   const start = Date.now();
   const sending = Promise.all(PROTOCOLS.map((p) => agents(p, node, stop.signal)));
-  // Records stored, for the rate over the run; records accepted (the node's counter, bumped when a tenant's
-  // limit admits a batch), for the burst: what any interval admitted. Each scrape is bracketed by the times
-  // before and after it, so an interval between two scrapes is at most after(b) − before(a), however slow they were.
-  const samples: Sample[] = [];
+  // Records accepted (the node's counter, bumped when a tenant's limit admits a batch). Each scrape is
+  // bracketed by the times before and after it, so an interval between two scrapes is at most
+  // after(b) − before(a), and at least before(b) − after(a), however slow they were.
   const admissions: Admission[] = [];
   const count = (): Record<Protocol, number> => Object.fromEntries(PROTOCOLS.map((p) => [p, readTenantRecords(logs, p).length])) as Record<Protocol, number>;
   while (Date.now() - start < RUN_MS) {
-    samples.push({ at: Date.now(), counts: count() });
     const before = Date.now();
     const accepted = await acceptedByTenant(admin);
     admissions.push({ before, after: Date.now(), accepted });
@@ -149,12 +147,19 @@ async function limitsHold(t: { after(fn: () => void | Promise<void>): void; diag
   }
   stop.abort();
   await sending;
+  const storedAtEnd = await waitFor('what was admitted stored', () => {
+    const counts = count();
+    return PROTOCOLS.every((p) => counts[p] >= admissions.at(-1)!.accepted[p]) ? counts : undefined;
+  });
 
   for (const protocol of PROTOCOLS) {
-    const measured = samples.filter((s) => s.at - start >= MEASURE_FROM_MS);
+    // The rate admitted once the burst is spent: at the most generous reading of the scrapes' times (a machine
+    // too busy to read the agents lowers it; a limit split among the workers without following the demand
+    // would hold it near a half or a quarter of the limit).
+    const measured = admissions.filter((s) => s.before - start >= MEASURE_FROM_MS);
     const first = measured[0]!;
     const last = measured.at(-1)!;
-    const rate = (last.counts[protocol] - first.counts[protocol]) / ((last.at - first.at) / 1000);
+    const rate = (last.accepted[protocol] - first.accepted[protocol]) / ((last.before - first.after) / 1000);
     // The token bucket's promise: over any interval of T seconds, at most rate × (T + burst) admitted.
     let worstExcess = -Infinity;
     let worst = '';
@@ -169,10 +174,11 @@ async function limitsHold(t: { after(fn: () => void | Promise<void>): void; diag
         }
       }
     }
-    t.diagnostic(`${workers} workers, ${protocol}: ${rate.toFixed(1)} records/s stored (limit ${RATE}); closest to the bound: ${worst}`);
-    assert.ok(Math.abs(rate - RATE) <= RATE * 0.1, `${protocol} with ${workers} workers: ${rate.toFixed(1)}/s stored against a limit of ${RATE}/s`);
+    const stored = storedAtEnd[protocol];
+    t.diagnostic(`${workers} workers, ${protocol}: ${rate.toFixed(1)} records/s admitted (limit ${RATE}); closest to the bound: ${worst}`);
+    assert.ok(rate >= RATE * 0.8, `${protocol} with ${workers} workers: ${rate.toFixed(1)}/s admitted against a limit of ${RATE}/s`);
     assert.ok(worstExcess <= 0, `${protocol} with ${workers} workers: ${worst}`);
-    assert.equal(admissions.at(-1)!.accepted[protocol] >= last.counts[protocol], true, 'the accepted counter counts every stored record');
+    assert.ok(stored >= admissions.at(-1)!.accepted[protocol], 'what was admitted is stored');
   }
   await connectionCapHolds(node, logs, 'syslog_tcp', CAP);
   await connectionCapHolds(node, logs, 'http', HTTP_CAP);
