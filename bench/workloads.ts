@@ -381,8 +381,10 @@ async function measureThroughput(variant: Variant, server: RunningServer, ctx: R
       idle = opened.idle;
       result.idleConnectionsHeld = opened.counts.open;
       if (opened.counts.failed > 0) ctx.log(`  ${opened.counts.failed} idle connections failed: ${JSON.stringify(opened.counts.errors)}`);
-      // Let the server settle its per-connection allocations before reading its memory.
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // Let the server settle its per-connection allocations before reading its memory: at rest, as with none
+      // (a node's processes give back what the connecting grew once idle; not in --quick runs).
+      if (ctx.sizes === QUICK_SIZES) await new Promise((resolve) => setTimeout(resolve, 1000));
+      else await memoryAtRest(server.pid);
       const held = memory.sample();
       result.connectedRssBytes = held.rssBytes;
       result.connectedPssBytes = held.pssBytes;
