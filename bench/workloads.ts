@@ -591,13 +591,28 @@ async function startFlooder(port: number, ctx: RunContext): Promise<{ stop(): Pr
 }
 
 /** Newlines in every file under `dir`, its subfolders too (0 if it does not exist), read in chunks. */
+/**
+ * Lines of every file under `dir`. The sink may rotate a file between the
+ * listing and its opening (renamed: ENOENT); its lines are then under its new
+ * name, which a new listing shows, so the count starts again.
+ */
 function countLines(dir: string): number {
+  for (;;) {
+    try {
+      return countLinesOnce(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}
+
+function countLinesOnce(dir: string): number {
   if (!existsSync(dir)) return 0;
   let lines = 0;
   const buffer = Buffer.allocUnsafe(1 << 20);
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (entry.isDirectory()) {
-      lines += countLines(path.join(dir, entry.name));
+      lines += countLinesOnce(path.join(dir, entry.name));
       continue;
     }
     const fd = openSync(path.join(dir, entry.name), 'r');
