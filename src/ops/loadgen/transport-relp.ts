@@ -16,14 +16,12 @@ import net from 'node:net';
 import { VERSION } from '../../telemetry/version.js';
 import { monotonicMicros } from './clock.js';
 import {
-  CONNECT_TIMEOUT, PEER_CLOSED, RELP_SERVERCLOSE, classifyError,
+  CONNECT_TIMEOUT, PEER_CLOSED, RELP_SERVERCLOSE, STREAM_CLOSE_GRACE_MS, classifyError,
   type AgentConnection, type ConnectionListener, type OutgoingMessage, type Transport, type TransportTarget,
 } from './transport.js';
 
 /** Unanswered `syslog` transactions a session may have: librelp's (and so omrelp's) default window. */
 export const RELP_WINDOW = 128;
-/** How long a gracefully closing session may wait for its answers before it is destroyed. */
-const CLOSE_GRACE_MS = 5000;
 /** TXNR and DATALEN are 1–9 digits; transaction numbers wrap from this one to 1. */
 const MAX_TXNR = 999_999_999;
 const MAX_NUMBER_DIGITS = 9;
@@ -308,7 +306,7 @@ class RelpConnection implements AgentConnection {
     }
     if (this.closing) return;
     this.closing = true;
-    this.socket.setTimeout(CLOSE_GRACE_MS);
+    this.socket.setTimeout(STREAM_CLOSE_GRACE_MS);
     this.sendCloseWhenDone();
   }
 

@@ -5,12 +5,10 @@
 import net from 'node:net';
 import { monotonicMicros } from './clock.js';
 import {
-  CONNECT_TIMEOUT, PEER_CLOSED, classifyError,
+  CONNECT_TIMEOUT, PEER_CLOSED, STREAM_CLOSE_GRACE_MS, classifyError,
   type AgentConnection, type ConnectionListener, type OutgoingMessage, type Transport, type TransportTarget,
 } from './transport.js';
 
-/** How long a gracefully closed connection may wait for the peer's FIN before it is destroyed. */
-const CLOSE_GRACE_MS = 5000;
 
 export class SyslogTcpTransport implements Transport {
   readonly protocol = 'tcp' as const;
@@ -62,7 +60,7 @@ class TcpConnection implements AgentConnection {
     }
     this.finished = true;
     this.socket.end();
-    this.socket.setTimeout(CLOSE_GRACE_MS);
+    this.socket.setTimeout(STREAM_CLOSE_GRACE_MS);
   }
 
   destroy(): void {

@@ -16,6 +16,9 @@ export const ERROR_KINDS: readonly ErrorKind[] = ['connect', 'reset', 'other'];
 export const PEER_CLOSED = 'PEER_CLOSED';
 /** The code for a connection attempt that outlived --connect-timeout. */
 export const CONNECT_TIMEOUT = 'CONNECT_TIMEOUT';
+
+/** How long a gracefully closed stream connection (TCP, RELP) may wait for the peer before it is destroyed. */
+export const STREAM_CLOSE_GRACE_MS = 5000;
 /** The code for a RELP session the server ended with `serverclose`: the peer closing, so a reset. */
 export const RELP_SERVERCLOSE = 'RELP_SERVERCLOSE';
 
