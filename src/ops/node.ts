@@ -30,7 +30,7 @@ import { trimWhenIdle, type IdleTrim } from '../core/idle-trim.js';
 import type { RunningHostmetaService } from '../services/hostmeta/server.js';
 import { HostMetadataCache } from '../services/hostmeta/cache.js';
 import type { HostmetaClient } from '../services/hostmeta/client.js';
-import { LocalHostmetaClient } from '../services/hostmeta/local-client.js';
+import { LocalHostmetaClient, type HostmetaCalls } from '../services/hostmeta/local-client.js';
 import { HOSTMETA_TOKEN_FILE } from '../services/hostmeta/config.js';
 import { readToken } from '../core/access-tokens.js';
 import { hostmetaAccess } from './config/hostmeta-access.js';
@@ -64,6 +64,11 @@ export interface NodeOptions {
    * no part of them until setLimitAllotments (the primary's) gives it one.
    */
   sharedLimits?: boolean;
+  /**
+   * The metadata service's calls, answered by the primary that runs it (a
+   * worker's node, whose config has no service and no client url).
+   */
+  primaryHostmeta?: HostmetaCalls;
 }
 
 function buildSink(config: SinkConfig, dataDir: string, telemetry: Telemetry, tag: string | null): Sink {
@@ -464,10 +469,12 @@ export class SluiceNode {
     }
     if (!client.enabled) return;
     if (client.url === null) {
-      if (this.hostmetaService === null) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');
-      // The service is in this process: ask its store directly rather than over loopback HTTP (no credential to show).
-      const local = new LocalHostmetaClient(this.hostmetaService.store, this.config.hostmeta.service.maxDocumentBytes);
-      this.hostmetaCache = new HostMetadataCache(local, { ...client, url: this.hostmetaService.url, token: null }, this.telemetry);
+      // The service is in this process (its store is asked directly) or in the primary (asked over the IPC channel): not over loopback HTTP.
+      const calls = this.hostmetaService !== null
+        ? new LocalHostmetaClient(this.hostmetaService.store, this.config.hostmeta.service.maxDocumentBytes)
+        : this.options.primaryHostmeta;
+      if (calls === undefined) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');
+      this.hostmetaCache = new HostMetadataCache(calls, client, this.telemetry);
     } else {
       // The HTTP client (undici) is loaded only for a remote service.
       const { HostmetaClient } = await import('../services/hostmeta/client.js');

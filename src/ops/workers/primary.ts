@@ -21,6 +21,8 @@ import { settlesBefore, timerDelay } from '../../core/clock.js';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError, formatProblem } from '../config/problems.js';
 import { hostmetaAccess } from '../config/hostmeta-access.js';
+import { answerHostmetaCall, type HostmetaCall } from './hostmeta-channel.js';
+import { LocalHostmetaClient } from '../../services/hostmeta/local-client.js';
 import type { SluiceConfig } from '../config/types.js';
 import type { TenantLimits } from '../../core/limits.js';
 import type { NodeAddresses } from '../node.js';
@@ -107,6 +109,8 @@ export class WorkerProcess {
   lastMetrics: unknown[] | null = null;
   /** Its resident memory, as it last reported it (0 until then). */
   rssBytes = 0;
+  /** Told this worker's calls to the metadata service (the primary's); the reply goes back to it. */
+  onHostmetaCall: ((call: HostmetaCall) => void) | null = null;
 
   constructor(readonly id: number, readonly worker: Worker, onTail: (message: Extract<FromWorker, { sluice: 'tail' }>) => void) {
     let ready: (a: NodeAddresses) => void = () => undefined;
@@ -152,6 +156,8 @@ export class WorkerProcess {
         this.onLimitUse?.(m.report, m.applied);
       } else if (m.sluice === 'final') {
         this.lastMetrics = m.metrics;
+      } else if (m.sluice === 'hostmetaBatch' || m.sluice === 'hostmetaPatch') {
+        this.onHostmetaCall?.(m);
       }
     });
     // A worker that dies mid-send must not take the primary down with an EPIPE.
@@ -207,6 +213,8 @@ export class Primary {
   /** Slots the supervisor keeps running. */
   private readonly slots = new Set<number>();
   private hostmeta: RunningHostmetaService | null = null;
+  /** The workers' calls to that service, answered by its store (hostmeta-channel.ts). */
+  private hostmetaCalls: LocalHostmetaClient | null = null;
   private rolling: Promise<void> | null = null;
   private starting: Promise<void> | null = null;
   private stopping: Promise<boolean> | null = null;
@@ -244,7 +252,10 @@ export class Primary {
     this.telemetry.emit('primaryStarting', { version: VERSION, data_dir: this.config.dataDir, workers: workerCount(this.config), pid: process.pid });
     const { service, client } = this.config.hostmeta;
     if (client.enabled && client.url === null && !service.enabled) throw new Error('hostmeta.client needs a url when this node runs no hostmeta service');
-    if (service.enabled) this.hostmeta = await startHostmetaService(service, hostmetaAccess(this.config), this.telemetry);
+    if (service.enabled) {
+      this.hostmeta = await startHostmetaService(service, hostmetaAccess(this.config), this.telemetry);
+      this.hostmetaCalls = new LocalHostmetaClient(this.hostmeta.store, service.maxDocumentBytes);
+    }
     // Node takes the policy at the first setupPrimary of the process and keeps it.
     cluster.schedulingPolicy = this.config.connectionBalancing === 'round_robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
     cluster.setupPrimary({
@@ -272,9 +283,8 @@ export class Primary {
    */
   private workerConfig(): SluiceConfig {
     const c = { ...this.config, tenants: this.config.tenants.map((t) => ({ ...t, limits: this.limitsChanged.get(t.id) ?? t.limits })) };
-    const own = c.hostmeta.client.url === null ? this.hostmeta : null;
-    const client = own === null ? c.hostmeta.client : { ...c.hostmeta.client, url: own.url, tokenFile: own.tokenFile };
-    return { ...c, hostmeta: { service: { ...c.hostmeta.service, enabled: false }, client } };
+    // A client without a url asks the primary's service over the IPC channel (hostmeta-channel.ts).
+    return { ...c, hostmeta: { service: { ...c.hostmeta.service, enabled: false }, client: c.hostmeta.client } };
   }
 
   /** Supervise slot `id`; resolves with its first worker's addresses (rejects if that one fails). */
@@ -326,7 +336,9 @@ export class Primary {
     // --expose-gc: past a mark the governor has V8 collect what closed sessions left (core/memory.ts settle).
     const execArgv = [...process.execArgv.filter((arg) => !arg.startsWith('--max-old-space-size') && arg !== '--expose-gc'), `--max-old-space-size=${heapLimit}`, '--expose-gc'];
     cluster.setupPrimary({ execArgv });
-    const worker = cluster.fork({ [WORKER_ID_ENV]: String(id) });
+    // Two malloc arenas, not one per thread that ever allocated (glibc's default, 8 per core): each arena of V8's
+    // and libuv's helper threads kept 1-4 MiB of freed memory resident in a worker at rest.
+    const worker = cluster.fork({ [WORKER_ID_ENV]: String(id), MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2' });
     const proc = new WorkerProcess(id, worker, (message) => {
       const sink = this.tailListeners.get(message.subscription);
       if (sink === undefined) return;
@@ -334,6 +346,9 @@ export class Primary {
       if (message.lines.length > 0) sink.lines(message.lines);
     });
     this.workers.set(id, proc);
+    proc.onHostmetaCall = (call) => {
+      if (this.hostmetaCalls !== null) void answerHostmetaCall(this.hostmetaCalls, call).then((reply) => proc.send(reply));
+    };
     proc.onLimitUse = (report, applied) => {
       // A report that arrives after the worker was told to drain still says what it holds (its connections).
       this.limitShares.report(proc.worker.id, report, applied);

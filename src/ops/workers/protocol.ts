@@ -6,6 +6,7 @@
 import type { SluiceConfig } from '../config/types.js';
 import type { NodeAddresses } from '../node.js';
 import type { Allotments, UseReport } from './limit-shares.js';
+import type { HostmetaCall, HostmetaReply } from './hostmeta-channel.js';
 
 /** Primary → worker. */
 export type ToWorker =
@@ -16,7 +17,9 @@ export type ToWorker =
   /** The worker's part of the tenants' limits (see limit-shares.ts). */
   | { sluice: 'allot'; seq: number; allotments: Allotments }
   /** The resident memory of the node's other processes (the primary and the other workers), summed: the memory governor's node total. */
-  | { sluice: 'memory'; othersBytes: number };
+  | { sluice: 'memory'; othersBytes: number }
+  /** The answer to a call to the primary's metadata service (hostmeta-channel.ts). */
+  | HostmetaReply;
 
 /** Worker → primary. */
 export type FromWorker =
@@ -33,7 +36,9 @@ export type FromWorker =
   /** Its use of its part of the tenants' limits since the last report. */
   | { sluice: 'use'; report: UseReport; applied: number }
   /** Its metrics (prom-client JSON) once drained, just before it exits: the primary keeps its counters. */
-  | { sluice: 'final'; metrics: unknown[] };
+  | { sluice: 'final'; metrics: unknown[] }
+  /** A call to the primary's metadata service (hostmeta-channel.ts). */
+  | HostmetaCall;
 
 /** How often each process of a node tells the others its memory (worker → primary → workers). */
 export const MEMORY_REPORT_MS = 250;

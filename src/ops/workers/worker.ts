@@ -16,6 +16,7 @@ import { LocalControl } from '../admin/local-control.js';
 import { isSluiceMessage, MEMORY_REPORT_MS, WORKER_ID_ENV, type FromWorker, type ToWorker } from './protocol.js';
 import { TailForwarder } from './tail-forwarder.js';
 import { REPORT_INTERVAL_MS, URGENT_REPORT_MS } from './limit-shares.js';
+import { HostmetaChannelClient } from './hostmeta-channel.js';
 
 function send(message: FromWorker): void {
   process.send?.(message);
@@ -48,6 +49,7 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
   const tails = new Map<number, () => void>();
   /** The last allotment message applied: reports say so, so the primary knows which allowances have landed. */
   let allotmentsApplied = 0;
+  let hostmeta: HostmetaChannelClient | null = null;
 
   const drain = (deadline: number): Promise<void> => {
     draining ??= (async () => {
@@ -65,7 +67,9 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
 
   const start = async (message: Extract<ToWorker, { sluice: 'start' }>): Promise<void> => {
     logger = createNodeLogger(message.config.log);
-    node = new SluiceNode(message.config, logger.child({ worker: workerId }), { workerId, sharedLimits: true });
+    // Answers to metadata calls come back on the channel (the primary runs the service when the client has no url).
+    hostmeta = new HostmetaChannelClient((call) => process.connected && process.send?.(call) === true, message.config.hostmeta.client.headersTimeoutMs);
+    node = new SluiceNode(message.config, logger.child({ worker: workerId }), { workerId, sharedLimits: true, primaryHostmeta: hostmeta });
     control = makeControl(node);
     reportLimitUse(node, () => allotmentsApplied);
     try {
@@ -119,6 +123,7 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
     else if (m.sluice === 'drain') void drain(m.deadline);
     else if (m.sluice === 'call') void call(m);
     else if (m.sluice === 'memory') node?.pipeline.memory.setOtherProcesses(m.othersBytes);
+    else if (m.sluice === 'hostmetaReply') hostmeta?.settle(m);
   });
   send({ sluice: 'hello' });
   process.on('SIGINT', () => undefined);

@@ -32,6 +32,9 @@ import { HostmetaRequestError } from './request-error.js';
 import type { HostmetaCalls } from './local-client.js';
 import { TokenBucket } from '../../core/token-bucket.js';
 import type { HostmetaClientConfig } from './config.js';
+
+/** What the cache reads of the client's settings (not where the service is: that is the client's). */
+export type CacheSettings = Omit<HostmetaClientConfig, 'url' | 'token'>;
 import { isHostKey, isTenantId } from './keys.js';
 import type { HostMetadata } from './schema.js';
 import { mergeDocument, type BatchAnswer } from './store.js';
@@ -141,7 +144,7 @@ export class HostMetadataCache {
   };
 
   /** The cache owns `client` and closes it on close(). */
-  constructor(private client: HostmetaCalls, private readonly config: HostmetaClientConfig,
+  constructor(private client: HostmetaCalls, private readonly config: CacheSettings,
     private readonly telemetry: Telemetry, options: HostMetadataCacheOptions = {}) {
     this.now = options.now ?? Date.now;
     this.touchBudget = new TokenBucket(config.touchesPerSecond, config.touchesPerSecond, this.now());
