@@ -19,6 +19,19 @@ export default tseslint.config(
     rules: { 'sluice/floors': 'error' },
   },
   {
+    // Worker processes never load TypeBox (README.md, "Layout"): a schema lives in a *-schema.ts module, which only
+    // other schemas and the configuration's assembly and validation import. Type-only imports are erased.
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*-schema.ts', 'src/ops/config/schema.ts', 'src/ops/config/validate.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{
+        regex: '^@sinclair/typebox$|-schema\\.js$',
+        allowTypeImports: true,
+        message: 'Schemas stay in *-schema.ts modules, imported by src/ops/config/, so that workers do not load TypeBox.',
+      }] }],
+    },
+  },
+  {
     // The dashboard's browser script: plain JavaScript, no bundler.
     files: ['dashboard/**/*.js'],
     languageOptions: {

@@ -6,6 +6,12 @@
  * the same object drives validation, the reference documentation and editor
  * completion; ops/config assembles the components' schemas into one.
  *
+ * A schema lives in a module of its own beside its config type, named after
+ * it (`sinks/file/config.ts` → `config-schema.ts`, `ops/log-output.ts` →
+ * `log-output-schema.ts`), and only other schemas and ops/config import it:
+ * worker processes, which receive their configuration resolved, load the
+ * types, defaults and checks but never TypeBox (a lint rule keeps it so).
+ *
  * Rules every schema node follows:
  * - every property has a `description` (it becomes the documentation);
  * - every leaf has a `default`, written once: a component with a defaults

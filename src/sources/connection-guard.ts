@@ -6,8 +6,6 @@
  * idle_timeout or holding an incomplete frame past frame_timeout (slowloris).
  */
 import type net from 'node:net';
-import { Type } from '@sinclair/typebox';
-import { duration } from '../core/config-schema.js';
 import type { Tenant } from '../core/identity.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { MemoryGovernor } from '../core/memory.js';
@@ -23,16 +21,6 @@ export interface ConnectionBounds {
 }
 
 export const DEFAULT_CONNECTION_BOUNDS: Readonly<ConnectionBounds> = Object.freeze({ maxConnections: 50_000, idleTimeoutMs: 0, frameTimeoutMs: 30_000 });
-
-/** The schema keys of {@link ConnectionBounds}, shared by every stream listener (syslog TCP and TLS, RELP). */
-export function connectionBoundProperties() {
-  const defaults = DEFAULT_CONNECTION_BOUNDS;
-  return {
-    max_connections: Type.Integer({ description: 'Connections this listener holds at once on the node (all workers together); past it new ones are refused and counted. 0: no cap.', default: defaults.maxConnections, minimum: 0 }),
-    idle_timeout: duration(defaults.idleTimeoutMs, 'A connection that sends nothing for this long is closed and counted; 0 keeps idle agents connected for ever.'),
-    frame_timeout: duration(defaults.frameTimeoutMs, 'A frame begun and not completed within this long closes its connection (slowloris); 0: never.'),
-  };
-}
 
 /** What the sweep reads and does on a session. */
 export interface GuardedSession {

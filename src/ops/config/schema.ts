@@ -1,25 +1,26 @@
 /**
  * The YAML configuration as a user writes it, assembled from the schemas of
- * the components (each beside its config type; the pieces they are built
- * from, and the rules every node follows, are in core/config-schema.ts).
+ * the components (each in a *-schema.ts module beside its config type; the
+ * pieces they are built from, and the rules every node follows, are in
+ * core/config-schema.ts).
  * The same object drives validation (validate.ts), the reference
  * documentation (docs.ts) and, exported, editor completion.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { discriminatedUnion, duration, idMap, section } from '../../core/config-schema.js';
-import { MemorySchema } from '../../core/memory-config.js';
-import { TenantsSchema } from '../../core/tenant-config.js';
-import { ClusterSchema } from '../../services/cluster/config.js';
-import { HostmetaClientSchema, HostmetaServiceSchema } from '../../services/hostmeta/config.js';
-import { FileSinkSchema } from '../../sinks/file/config.js';
-import { NatsSinkSchema } from '../../sinks/nats/config.js';
-import { SyslogSinkSchema } from '../../sinks/syslog/config.js';
-import { HttpSourceSchema } from '../../sources/http/config.js';
-import { RelpSourceSchema } from '../../sources/relp/config.js';
-import { SyslogTcpSchema, SyslogTlsSchema, SyslogUdpSchema } from '../../sources/syslog/config.js';
-import { AdminSchema } from '../admin/config.js';
-import { LogSchema } from '../log-output.js';
-import { SupervisionSchema } from '../supervision.js';
+import { MemorySchema } from '../../core/memory-schema.js';
+import { TenantsSchema } from '../../core/tenant-config-schema.js';
+import { ClusterSchema } from '../../services/cluster/config-schema.js';
+import { HostmetaClientSchema, HostmetaServiceSchema } from '../../services/hostmeta/config-schema.js';
+import { FileSinkSchema } from '../../sinks/file/config-schema.js';
+import { NatsSinkSchema } from '../../sinks/nats/config-schema.js';
+import { SyslogSinkSchema } from '../../sinks/syslog/config-schema.js';
+import { HttpSourceSchema } from '../../sources/http/config-schema.js';
+import { RelpSourceSchema } from '../../sources/relp/config-schema.js';
+import { SyslogTcpSchema, SyslogTlsSchema, SyslogUdpSchema } from '../../sources/syslog/config-schema.js';
+import { AdminSchema } from '../admin/config-schema.js';
+import { LogSchema } from '../log-output-schema.js';
+import { SupervisionSchema } from '../supervision-schema.js';
 
 export const SourcesSchema = section(
   {

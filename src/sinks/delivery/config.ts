@@ -2,7 +2,6 @@
  * What every delivery sink (syslog, NATS) configures of the chain it runs
  * on: batching, the queue's marks and the retry delays.
  */
-import { duration, size } from '../../core/config-schema.js';
 
 export interface DeliveryConfig {
   /** Most encoded bytes one send carries; a batch this full is sent without waiting for batchDelayMs. */
@@ -36,17 +35,4 @@ export function checkDeliveryConfig(config: DeliveryConfig): string[] {
   if (!(config.queueMaxBytes >= config.queueHighWaterBytes)) problems.push('queue max must be at least the queue high water');
   if (!(config.retryInitialMs > 0 && config.retryMaxMs >= config.retryInitialMs)) problems.push('retry delays must be above 0, initial <= max');
   return problems;
-}
-
-/**
- * The schema keys of the batching every sink does (the file sink too): a
- * sink type's schema spreads them among its own.
- */
-export function deliveryProperties() {
-  const defaults = DEFAULT_DELIVERY;
-  return {
-    batch_size: size(defaults.batchBytes, 'Encoded bytes buffered before a write is issued.'),
-    batch_delay: duration(defaults.batchDelayMs, 'Longest a record waits in the batch before it is written.'),
-    queue_high_water: size(defaults.queueHighWaterBytes, 'Bytes queued for this sink above which the sources are asked to slow down.'),
-  };
 }

@@ -1,13 +1,13 @@
 /**
  * What every sink type's schema has: its `type`, the tenants it takes and
- * the optional disk buffer in front of it. Each type (file/config.ts,
- * syslog/config.ts, nats/config.ts) adds its own keys; ops/config puts the
- * types together as one union discriminated by `type`, so a key of another
- * type is refused.
+ * the optional disk buffer in front of it. Each type (file/, syslog/ and
+ * nats/config-schema.ts) adds its own keys; ops/config puts the types
+ * together as one union discriminated by `type`, so a key of another type
+ * is refused.
  */
 import { Type, type TSchema } from '@sinclair/typebox';
 import { section } from '../core/config-schema.js';
-import { DiskBufferSchema } from './buffer/config.js';
+import { DiskBufferSchema } from './buffer/config-schema.js';
 
 /** The schema of a `type: <type>` sink entry: type, tenants, the type's own keys, buffer. */
 export function sinkSchema<T extends string, P extends Record<string, TSchema>>(type: T, description: string, own: P) {
