@@ -225,7 +225,8 @@ export interface RunningServer {
 function launch(name: ServerName, dir: string, config: ServerConfig, peers: Peers, group: ProcessGroup): TrackedProcess {
   switch (name) {
     case 'sluice':
-      return group.spawnWithFileLimit('sluice', process.execPath, [SLUICE_CLI, 'start', '-c', config.file], { cwd: dir });
+      // As the `sluice` command (its #! line), `npm start` and the systemd unit start it.
+      return group.spawnWithFileLimit('sluice', process.execPath, [SLUICE_CLI, 'start', '-c', config.file], { cwd: dir, env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
     case 'rsyslog':
       if (!peers.rsyslogd) throw new Error('rsyslog is not installed');
       return group.spawnWithFileLimit('rsyslog', peers.rsyslogd, ['-n', '-f', config.file, '-i', path.join(dir, 'rsyslogd.pid')], { cwd: dir });
