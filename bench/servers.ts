@@ -226,7 +226,8 @@ function launch(name: ServerName, dir: string, config: ServerConfig, peers: Peer
   switch (name) {
     case 'sluice':
       // As the `sluice` command (its #! line), `npm start` and the systemd unit start it.
-      return group.spawnWithFileLimit('sluice', process.execPath, [SLUICE_CLI, 'start', '-c', config.file], { cwd: dir, env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
+      return group.spawnWithFileLimit('sluice', process.execPath, ['--max-semi-space-size=8', SLUICE_CLI, 'start', '-c', config.file],
+        { cwd: dir, env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
     case 'rsyslog':
       if (!peers.rsyslogd) throw new Error('rsyslog is not installed');
       return group.spawnWithFileLimit('rsyslog', peers.rsyslogd, ['-n', '-f', config.file, '-i', path.join(dir, 'rsyslogd.pid')], { cwd: dir });
