@@ -27,6 +27,17 @@ export interface LoadgenOptions {
   tenants?: number;
   pattern?: 'steady' | 'flood';
   floodRate?: number;
+  /** Latency is also reported for the messages sent this long after the start or later (default: loadgen's, 10 s). */
+  steadyAfterSeconds?: number;
+}
+
+export interface LoadgenLatency {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  count: number;
 }
 
 /** The part of loadgen's report.json the benchmark reads. */
@@ -36,9 +47,13 @@ export interface LoadgenReport {
   lost: number;
   errors: { connect: number; reset: number; other: number };
   throughputPerSec: number;
-  latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; count: number };
+  latencyMs: LoadgenLatency;
   /** Every tenant but t0. */
-  othersLatencyMs?: { p50: number; p90: number; p99: number; p999: number; max: number; count: number };
+  othersLatencyMs?: LoadgenLatency;
+  /** loadgen's --steady-after; absent from a loadgen older than it. */
+  steadyAfterSec?: number;
+  /** The messages sent from steadyAfterSec on; null when none was. */
+  steadyLatencyMs?: LoadgenLatency | null;
   perTenant?: { tenant: string; sent: number; delivered: number; lost: number }[];
   generatorDelayMs?: { workers: { p99: number; max: number }; probe: { p99: number; max: number } };
 }
@@ -53,6 +68,7 @@ export function loadgenArguments(o: LoadgenOptions): string[] {
     '--pattern', o.pattern ?? 'steady',
     '--tenants', String(o.tenants ?? 1),
     ...(o.floodRate === undefined ? [] : ['--flood-rate', String(o.floodRate)]),
+    ...(o.steadyAfterSeconds === undefined ? [] : ['--steady-after', `${o.steadyAfterSeconds}s`]),
     '--report-dir', o.reportDir,
     '--data-dir', o.dataDir,
     ...(o.logsDir === undefined ? [] : ['--logs-dir', o.logsDir]),

@@ -7,8 +7,9 @@
  *   W2  the same, written raw
  *   W3  UDP, 256-byte messages as fast as the client goes; OS-default and 4 MiB receive buffers
  *   W4  10,000 idle TCP connections held while 4 connections send
- *   W5  10,000 agents at 2 messages/s for 60 s; client-side latency (sluice loadgen; sluice and rsyslog):
- *       over TCP send → visible in the output file; "W5 relp" the same agents over RELP, send → ack
+ *   W5  10,000 agents at 2 messages/s for 60 s; client-side latency (sluice loadgen; sluice and rsyslog)
+ *       over the whole run and of the messages sent from 10 s on: over TCP send → visible in the
+ *       output file; "W5 relp" the same agents over RELP, send → ack
  *   W6  isolation: 50 tenants steady (and a 51st, t0, at their rate), then the same with t0 also
  *       flooding as fast as the node reads it (a lean client, flood-client.ts); the steady tenants'
  *       client-side latency with and without the flood, hosts warmed up before both (sluice only)
@@ -23,7 +24,7 @@ import { closeSync, existsSync, openSync, readdirSync, readSync } from 'node:fs'
 import os from 'node:os';
 import path from 'node:path';
 import { IdleConnections } from './idle-connections.js';
-import { runLoadgen, type LoadgenReport } from './loadgen.js';
+import { runLoadgen, type LoadgenLatency, type LoadgenReport } from './loadgen.js';
 import { runLoggen } from './loggen.js';
 import { checkRecords, waitForDelivery } from './output.js';
 import { loadgenAvailable, ROOT, type Peers } from './peers.js';
@@ -136,6 +137,8 @@ export function variantsOf(workload: WorkloadName): Variant[] {
 }
 
 export const W5_RELP = 'W5 relp';
+/** Issue 16's cut between the cold start (10,000 agents connecting and first heard of) and the steady part. */
+export const W5_STEADY_AFTER_SECONDS = 10;
 export const ISOLATION_STEADY = 'W6 steady';
 export const ISOLATION_FLOOD = 'W6 flood';
 
@@ -211,6 +214,10 @@ export interface Latency {
   max: number;
 }
 
+function latencyOf(l: LoadgenLatency): Latency {
+  return { p50: l.p50, p90: l.p90, p99: l.p99, p999: l.p999, max: l.max };
+}
+
 export interface Measurement {
   workload: WorkloadName;
   variant: string;
@@ -260,6 +267,8 @@ export interface Measurement {
   latencyMs?: Latency;
   /** What latencyMs spans: from send until the record is in the output file, or until the server acknowledged it (W5 relp). */
   latencyTo?: 'visible' | 'ack';
+  /** W5: the latency of the messages sent from W5_STEADY_AFTER_SECONDS on; absent when the run was shorter. */
+  steadyLatencyMs?: Latency;
   /** sluice: its event-loop delay while busy. */
   eventLoop?: EventLoopNumbers;
   /** sluice: the event-loop delay of an idle Node.js process during the same run (the machine's share). */
@@ -444,13 +453,13 @@ async function measureLatency(variant: Variant, server: RunningServer, dir: stri
     agents: s.latencyAgents,
     rate: s.latencyRatePerAgent,
     durationSeconds: s.latencySeconds,
+    steadyAfterSeconds: W5_STEADY_AFTER_SECONDS,
     reportDir: path.join(dir, 'loadgen-report'),
     dataDir: path.join(dir, 'data'),
     // The peers write where loadgen's probe follows them (bench/servers.ts): <logs>/default/current.ndjson.
     ...(server.name === 'sluice' ? {} : { logsDir: path.dirname(server.config.outputDir) }),
   }, ctx.group).finally(() => clearTimeout(halfway));
   const cpu = cpuSeconds(server.pid) - cpuBefore;
-  const { p50, p90, p99, p999, max } = report.latencyMs;
   return {
     agents: s.latencyAgents,
     sent: report.sent,
@@ -458,8 +467,9 @@ async function measureLatency(variant: Variant, server: RunningServer, dir: stri
     lost: report.lost,
     lossPercent: report.sent > 0 ? (100 * report.lost) / report.sent : 0,
     errors: report.errors,
-    latencyMs: { p50, p90, p99, p999, max },
+    latencyMs: latencyOf(report.latencyMs),
     latencyTo: variant.relp === true ? 'ack' : 'visible',
+    ...(report.steadyLatencyMs ? { steadyLatencyMs: latencyOf(report.steadyLatencyMs) } : {}),
     messagesPerSecond: report.throughputPerSec,
     cpuSeconds: cpu,
     otherCpuPercent: outside.percent(),
@@ -540,7 +550,7 @@ async function measureIsolation(variant: Variant, server: RunningServer, dir: st
     lost: steadyLost,
     lossPercent: steadySent > 0 ? (100 * steadyLost) / steadySent : 0,
     errors: report.errors,
-    latencyMs: { p50: steady.p50, p90: steady.p90, p99: steady.p99, p999: steady.p999, max: steady.max },
+    latencyMs: latencyOf(steady),
     latencyTo: 'visible',
     messagesPerSecond: report.throughputPerSec,
     cpuSeconds: cpu,

@@ -7,7 +7,7 @@
  */
 import { monotonicMicros } from './clock.js';
 import { LoopDelayMonitor } from './loop-delay.js';
-import { encodeHistogram, newHistogram, recordMicros, type Histogram } from './histogram.js';
+import { encodeHistogram, newHistogram, recordMicros, RunLatencies } from './histogram.js';
 import type { ErrorCounts, FromWorker, WorkerPlan, WorkerReport } from './ipc.js';
 import { agentHostname, localAddress, tenantOf } from './layout.js';
 import { MessageFormatter } from './message.js';
@@ -69,7 +69,7 @@ export class AgentWorker {
   private readonly transport: Transport;
   private readonly formatter: MessageFormatter;
   private readonly connectHistogram = newHistogram();
-  private readonly ackHistograms: Histogram[] = [];
+  private readonly ackLatency: RunLatencies;
   private readonly errors: ErrorCounts = { connect: 0, reset: 0, other: 0 };
   private readonly errorCodes: Record<string, number> = {};
   private firstErrorCode: string | null = null;
@@ -95,7 +95,7 @@ export class AgentWorker {
   constructor(private readonly plan: WorkerPlan, private readonly events: WorkerEvents) {
     this.transport = createTransport(plan.protocol, { host: plan.host, port: plan.port, connectTimeoutMs: plan.connectTimeoutMs });
     this.formatter = new MessageFormatter(plan.runId, plan.messageBytes);
-    for (let t = 0; t < plan.tenants; t++) this.ackHistograms.push(newHistogram());
+    this.ackLatency = new RunLatencies(plan.tenants, plan.steadyAfterMs * 1000);
     for (let id = plan.firstAgent; id < plan.firstAgent + plan.agentCount; id++) {
       const tenant = tenantOf(id, plan.tenants);
       this.agents.push(new Agent(id, tenant, localAddress(id, plan.tenants), agentHostname(id, plan.tenants),
@@ -145,6 +145,7 @@ export class AgentWorker {
   go(goMicros: number): void {
     const plan = this.plan;
     this.goMicros = goMicros;
+    this.ackLatency.begin(goMicros);
     this.endMicros = goMicros + plan.durationMs * 1000;
     const offset = plan.workerIndex / plan.workers;
     const spread = (agents: Agent[], ratePerSec: number): SendingGroup => ({
@@ -220,7 +221,7 @@ export class AgentWorker {
         pending?.(false);
         pending = undefined;
       },
-      acknowledged: (sendMicros) => recordMicros(this.ackHistograms[agent.tenant]!, monotonicMicros() - sendMicros),
+      acknowledged: (sendMicros) => this.ackLatency.record(agent.tenant, sendMicros, monotonicMicros() - sendMicros),
     };
     agent.conn = this.transport.open(agent.localAddress, listener);
   }
@@ -330,7 +331,11 @@ export class AgentWorker {
       errors: this.errors,
       errorCodes: this.errorCodes,
       connectHistogram: encodeHistogram(this.connectHistogram),
-      ackHistograms: this.ackHistograms.map(encodeHistogram),
+      ackHistograms: this.ackLatency.byTenant.map(encodeHistogram),
+      steadyAckHistograms: {
+        firstTenant: encodeHistogram(this.ackLatency.steadyFirstTenant),
+        otherTenants: encodeHistogram(this.ackLatency.steadyOtherTenants),
+      },
       eventLoopDelay,
     };
     this.events.stopped(report);

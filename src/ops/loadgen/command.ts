@@ -35,6 +35,8 @@ export function registerLoadgenCommand(program: Command): void {
     .option('--reconnect-interval <duration>', 'reconnect: every agent reconnects at once this often (default 5s)')
     .option('--duration <duration>', 'how long agents send (default 10s)')
     .option('--warmup <duration>', 'after connecting, how long agents stay silent before sending starts (default 0s)')
+    .option('--steady-after <duration>', 'latency is also reported for the messages sent this long after sending starts or later, '
+      + 'the steady part apart from the cold start; 0: the whole run (default 10s)')
     .option('--settle <duration>', 'after sending, how long to wait for records still on their way (default 5s)')
     .option('--size <bytes>', 'bytes per message (default 256)')
     .option('--connect-timeout <duration>', 'limit for one connection attempt, and for connecting all agents (default 10s)')

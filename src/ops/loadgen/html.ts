@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { percentileCurve } from './histogram.js';
+import { percentileCurve, summaryCells } from './histogram.js';
 import type { ReportJson } from './report-json.js';
 import type { LoadgenResult } from './run.js';
 
@@ -50,12 +50,13 @@ export function renderHtml(result: LoadgenResult, report: ReportJson): string {
       p99Ms: report.timeline.map((e) => e.p99Ms),
     },
   };
-  const l = report.latencyMs;
   const title = `sluice loadgen: ${report.pattern} over ${report.protocol}, ${report.agents} agents, ${report.tenants} tenant(s)`;
   const summary = table(
     ['', 'p50', 'p90', 'p99', 'p99.9', 'max', 'count'],
     [
-      [result.latencyMeasures === 'ack' ? 'send → ack (ms)' : 'send → visible (ms)', l.p50, l.p90, l.p99, l.p999, l.max, l.count],
+      [result.latencyMeasures === 'ack' ? 'send → ack (ms)' : 'send → visible (ms)', ...summaryCells(report.latencyMs, '–')],
+      // At 0 s the steady part is the whole run: the row above.
+      ...(report.steadyAfterSec === 0 ? [] : [[`from ${report.steadyAfterSec} s (ms)`, ...summaryCells(report.steadyLatencyMs, '–')]]),
       ['connect (ms)', report.connectMs.p50, '', report.connectMs.p99, '', report.connectMs.max, result.connect.totalCount],
     ],
   );

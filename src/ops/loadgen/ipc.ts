@@ -25,6 +25,8 @@ export interface WorkerPlan {
   floodRatePerSec: number;
   reconnectIntervalMs: number;
   durationMs: number;
+  /** Acks of messages sent this long after the start of sending or later are the steady part's too. */
+  steadyAfterMs: number;
   messageBytes: number;
   connectTimeoutMs: number;
   connectConcurrency: number;
@@ -51,6 +53,8 @@ export interface WorkerReport {
   connectHistogram: string;
   /** Send → ack (µs) per tenant, for acknowledging transports; empty histograms otherwise. */
   ackHistograms: string[];
+  /** Send → ack (µs) of the messages sent from --steady-after on: tenant t0's, and every other tenant's. */
+  steadyAckHistograms: { firstTenant: string; otherTenants: string };
   /** The worker's own event-loop delay while sending: a late loop means late sends. */
   eventLoopDelay: LoopDelay;
 }

@@ -53,6 +53,8 @@ export interface LoadgenOptions {
   /** Connections held open, silent, between connecting and sending. */
   warmupMs: number;
   settleMs: number;
+  /** Messages sent this long after the start of sending or later are the steady part, reported apart from the cold start (0: every message). */
+  steadyAfterMs: number;
   /** Bytes of one syslog message (before TCP or RELP framing). */
   messageBytes: number;
   connectTimeoutMs: number;
@@ -239,6 +241,7 @@ export function parseLoadgenOptions(raw: RawLoadgenOptions, limits: MachineLimit
     durationMs: r.duration('duration', '10s', 100, 86_400_000, 'from 100ms to 24h'),
     warmupMs: r.duration('warmup', '0s', 0, 600_000, 'from 0 to 10m'),
     settleMs: r.duration('settle', '5s', 0, 600_000, 'from 0 to 10m'),
+    steadyAfterMs: r.duration('steady-after', '10s', 0, 86_400_000, 'from 0 to 24h'),
     messageBytes: r.size('size', 256, MIN_MESSAGE_BYTES, MAX_MESSAGE_BYTES),
     connectTimeoutMs: r.duration('connect-timeout', '10s', 100, 300_000, 'from 100ms to 5m'),
     connectConcurrency: r.integer('connect-concurrency', 200, 1, 100_000),

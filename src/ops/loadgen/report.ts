@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { microsToMs, type LatencySummaryMs } from './histogram.js';
+import { microsToMs, summaryCells, type LatencySummaryMs } from './histogram.js';
 import { renderHtml } from './html.js';
 import { toReportJson } from './report-json.js';
 import type { LoadgenResult } from './run.js';
@@ -16,8 +16,8 @@ function row(label: string, cells: (string | number)[]): string {
   return label.padEnd(16) + cells.map((c) => String(c).padStart(11)).join('');
 }
 
-function latencyRow(label: string, s: LatencySummaryMs): string {
-  return row(label, [s.p50, s.p90, s.p99, s.p999, s.max, s.count]);
+function latencyRow(label: string, s: LatencySummaryMs | null): string {
+  return row(label, summaryCells(s, '-'));
 }
 
 export function formatSummary(result: LoadgenResult): string {
@@ -36,12 +36,14 @@ export function formatSummary(result: LoadgenResult): string {
   lines.push(row('', ['p50', 'p90', 'p99', 'p99.9', 'max', 'count']));
   if (measured) {
     lines.push(latencyRow(result.latencyMeasures === 'ack' ? 'send → ack ms' : 'latency ms', report.latencyMs));
+    // At 0 s the steady part is the whole run: the row above.
+    if (report.steadyAfterSec > 0) lines.push(latencyRow(`  from ${report.steadyAfterSec} s`, report.steadyLatencyMs));
     if (options.tenants > 1) {
       for (const t of report.perTenant.slice(0, PRINTED_TENANTS)) lines.push(latencyRow(`  ${t.tenant}`, t.latencyMs));
     }
   }
   const c = result.connect;
-  const connectCells = c.totalCount === 0 ? ['-', '-', '-', '-', '-', 0]
+  const connectCells = c.totalCount === 0 ? summaryCells(null, '-')
     : [50, 90, 99, 99.9].map((p) => microsToMs(c.getValueAtPercentile(p))).concat([microsToMs(c.maxValue), c.totalCount]);
   lines.push(row('connect ms', connectCells));
   if (measured) {

@@ -82,6 +82,9 @@ export interface LoadgenResult {
   latency: Histogram;
   /** Every tenant but t0 (the flooding one under `--pattern flood`); null with one tenant. */
   othersLatency: Histogram | null;
+  /** The same two, of the messages sent from --steady-after on (empty when none was). */
+  steadyLatency: Histogram;
+  othersSteadyLatency: Histogram | null;
   connect: Histogram;
   perTenant: TenantResult[];
   timeline: TimelineEntry[];
@@ -112,6 +115,7 @@ export function workerPlans(options: LoadgenOptions, runId: string): WorkerPlan[
       floodRatePerSec: options.floodRatePerSec,
       reconnectIntervalMs: options.reconnectIntervalMs,
       durationMs: options.durationMs,
+      steadyAfterMs: options.steadyAfterMs,
       messageBytes: options.messageBytes,
       connectTimeoutMs: options.connectTimeoutMs,
       connectConcurrency: options.connectConcurrency,
@@ -124,7 +128,7 @@ export async function runLoadgen(options: LoadgenOptions, io: RunIo = {}): Promi
   const log = io.log ?? ((): void => undefined);
   const runId = newRunId();
   const startedAt = new Date().toISOString();
-  const tracker = new DeliveryTracker(options.agents, options.tenants);
+  const tracker = new DeliveryTracker(options.agents, options.tenants, options.steadyAfterMs);
   // The zero-config node's tenant, and those of the configuration --print-node-config gives.
   const expectedFolders = ['default', ...Array.from({ length: options.tenants }, (_, t) => tenantId(t))];
   const probe = new LogProbe(options.logsDir, runId, tracker, expectedFolders);
@@ -212,7 +216,8 @@ function unreachable(options: LoadgenOptions, runId: string, startedAt: string, 
     options, runId, startedAt, reached: false, unreachableReason: reason, interrupted: false, sendingSec: 0,
     sent: 0, delivered: 0, lost: 0, duplicates: 0, throttled: 0, notConnected: 0, connects: 0,
     initiallyOpen: 0, initiallyFailed: failed, errors: { connect: failed, reset: 0, other: 0 }, errorCodes: {},
-    latencyMeasures: 'visible', latency: newHistogram(), othersLatency: null, connect: newHistogram(),
+    latencyMeasures: 'visible', latency: newHistogram(), othersLatency: null,
+    steadyLatency: newHistogram(), othersSteadyLatency: null, connect: newHistogram(),
     perTenant: [], timeline: [], throughputPerSec: 0,
     probe: { markers: 0, bytesRead: 0, rotations: 0, truncatedBytes: 0 },
     generatorDelay: { main: { p99Ms: 0, maxMs: 0 }, workers: { p99Ms: 0, maxMs: 0 } },
@@ -257,7 +262,11 @@ function assemble(
   const acknowledged = createTransport(options.protocol, { ...options.target, connectTimeoutMs: options.connectTimeoutMs }).acknowledged;
   const latencyByTenant = acknowledged
     ? Array.from({ length: options.tenants }, (_, t) => mergeEncoded(reports.map((r) => r.ackHistograms[t]!)))
-    : tracker.latencyByTenant;
+    : tracker.latency.byTenant;
+  const mergeSteadyAcks = (part: 'firstTenant' | 'otherTenants'): Histogram => mergeEncoded(reports.map((r) => r.steadyAckHistograms[part]));
+  const [steadyFirstTenant, steadyOtherTenants] = acknowledged
+    ? [mergeSteadyAcks('firstTenant'), mergeSteadyAcks('otherTenants')]
+    : [tracker.latency.steadyFirstTenant, tracker.latency.steadyOtherTenants];
   const folders = tracker.foldersByTenant.map((byFolder) => [...byFolder.keys()].sort());
   const folderUsers = new Map<string, number>();
   for (const list of folders) for (const folder of list) folderUsers.set(folder, (folderUsers.get(folder) ?? 0) + 1);
@@ -320,6 +329,8 @@ function assemble(
     latencyMeasures: acknowledged ? 'ack' : 'visible',
     latency: mergeHistograms(latencyByTenant),
     othersLatency: latencyByTenant.length > 1 ? mergeHistograms(latencyByTenant.slice(1)) : null,
+    steadyLatency: mergeHistograms([steadyFirstTenant, steadyOtherTenants]),
+    othersSteadyLatency: latencyByTenant.length > 1 ? steadyOtherTenants : null,
     connect: mergeEncoded(reports.map((r) => r.connectHistogram)),
     perTenant,
     timeline,

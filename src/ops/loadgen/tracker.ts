@@ -1,9 +1,10 @@
 /**
  * What the probe saw, per agent and per tenant: which sequence numbers
  * arrived (one bit each, so loss and duplicates are exact), send → visible
- * latency per tenant, and per second of the run: deliveries and their p99.
+ * latency per tenant (and of the steady part, from --steady-after on), and
+ * per second of the run: deliveries and their p99.
  */
-import { newHistogram, recordMicros, type Histogram } from './histogram.js';
+import { newHistogram, recordMicros, RunLatencies, type Histogram } from './histogram.js';
 import { tenantOf } from './layout.js';
 
 /** Initial bytes of an agent's bitset (128 sequence numbers); it doubles as needed. */
@@ -15,7 +16,7 @@ export interface DeliveryListener {
 }
 
 export class DeliveryTracker implements DeliveryListener {
-  readonly latencyByTenant: Histogram[] = [];
+  readonly latency: RunLatencies;
   readonly deliveredByTenant: number[];
   readonly duplicatesByTenant: number[];
   /** Where each tenant's records landed: node tenant folder → records (duplicates included). */
@@ -32,18 +33,19 @@ export class DeliveryTracker implements DeliveryListener {
   private readonly latencyPerSecond: Histogram[] = [];
   private goMicros = 0;
 
-  constructor(readonly agents: number, readonly tenants: number) {
+  constructor(readonly agents: number, readonly tenants: number, steadyAfterMs: number) {
+    this.latency = new RunLatencies(tenants, steadyAfterMs * 1000);
     this.seen = new Array<Uint8Array | undefined>(agents);
     this.seenCount = new Uint32Array(agents);
     this.deliveredByTenant = new Array<number>(tenants).fill(0);
     this.duplicatesByTenant = new Array<number>(tenants).fill(0);
     this.foldersByTenant = Array.from({ length: tenants }, () => new Map<string, number>());
-    for (let t = 0; t < tenants; t++) this.latencyByTenant.push(newHistogram());
   }
 
-  /** Second 0 of the timeline. */
+  /** Second 0 of the timeline, and where --steady-after counts from. */
   begin(goMicros: number): void {
     this.goMicros = goMicros;
+    this.latency.begin(goMicros);
   }
 
   record(agent: number, seq: number, sendMicros: number, visibleMicros: number, folder: string): void {
@@ -72,7 +74,7 @@ export class DeliveryTracker implements DeliveryListener {
     this.delivered++;
     this.deliveredByTenant[tenant]!++;
     const latency = visibleMicros - sendMicros;
-    recordMicros(this.latencyByTenant[tenant]!, latency);
+    this.latency.record(tenant, sendMicros, latency);
     const second = Math.max(0, Math.floor((visibleMicros - this.goMicros) / 1e6));
     while (this.deliveredPerSecond.length <= second) {
       this.deliveredPerSecond.push(0);

@@ -31,6 +31,7 @@ test('loadgen over RELP: 100 agents of 2 tenants at 5 msg/s for 2 s against a no
   const port = node.addresses().relp!.port;
   const result = await runLoadgen(options({
     target: `relp://127.0.0.1:${port}`, agents: '100', tenants: '2', workers: '2', rate: '5', duration: '2s', settle: '10s', dataDir: dir,
+    steadyAfter: '1s',
   }));
   assert.equal(result.reached, true);
   assert.equal(result.options.protocol, 'relp');
@@ -44,11 +45,15 @@ test('loadgen over RELP: 100 agents of 2 tenants at 5 msg/s for 2 s against a no
   assert.equal(result.latency.totalCount, result.sent, 'every message acknowledged');
   assert.ok(result.latency.minNonZeroValue > 0 && result.latency.maxValue >= result.latency.getValueAtPercentile(50));
   assert.deepEqual(result.perTenant.map((p) => [p.tenant, p.sent, p.delivered, p.latency.totalCount]), [['t0', 500, 500, 500], ['t1', 500, 500, 500]]);
+  // The workers' acks of the messages sent from 1 s on: some, not all.
+  const steadyAcks = result.steadyLatency.totalCount;
+  assert.ok(steadyAcks > 0 && steadyAcks < result.sent, `acks from 1 s on: ${steadyAcks}`);
+  assert.ok(result.othersSteadyLatency!.totalCount > 0 && result.othersSteadyLatency!.totalCount < steadyAcks, 't1\'s share');
 
   const summary = formatSummary(result);
   assert.match(summary, /^sluice loadgen: steady over relp to relp:\/\/127\.0\.0\.1:\d+, 100 agents/);
   assert.match(summary, /^latency: from send to the node's acknowledgement \(relp answer 200\)/m);
-  assert.match(summary, /^send → ack ms +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +1000$/m);
+  assert.match(summary, /^send → ack ms +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +1000\n {2}from 1 s +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +\d+$/m);
 });
 
 test('loadgen over RELP: a server answering 500 fails each session (other, RELP_500), and nothing counts as acknowledged', async (t) => {

@@ -58,7 +58,7 @@ test('loadgen: TCP, 200 agents of 2 tenants at 5 msg/s for 3 s: all delivered, e
   const reportDir = path.join(dir, 'report');
   const result = await runLoadgen(options({
     target: `tcp://127.0.0.1:${tcpPort}`, agents: '200', tenants: '2', workers: '2', rate: '5', duration: '3s', settle: '10s',
-    dataDir: dir, reportDir,
+    steadyAfter: '1s', dataDir: dir, reportDir,
   }));
   assert.equal(result.reached, true);
   assert.equal(result.sent, 3000, '200 agents × 5/s × 3 s');
@@ -72,7 +72,8 @@ test('loadgen: TCP, 200 agents of 2 tenants at 5 msg/s for 3 s: all delivered, e
   const report = JSON.parse(readFileSync(path.join(reportDir, 'report.json'), 'utf8')) as ReportJson;
   assert.deepEqual(Object.keys(report), [
     'protocol', 'target', 'pattern', 'agents', 'tenants', 'workers', 'durationSec', 'sent', 'delivered', 'lost', 'duplicates',
-    'errors', 'throughputPerSec', 'latencyMs', 'othersLatencyMs', 'connectMs', 'perTenant', 'timeline', 'generatorDelayMs',
+    'errors', 'throughputPerSec', 'latencyMs', 'othersLatencyMs', 'steadyAfterSec', 'steadyLatencyMs', 'othersSteadyLatencyMs',
+    'connectMs', 'perTenant', 'timeline', 'generatorDelayMs',
   ]);
   const delay = report.generatorDelayMs;
   assert.ok(delay.workers.max >= delay.workers.p99 && delay.probe.max >= delay.probe.p99, 'the generator\'s own delay');
@@ -87,6 +88,10 @@ test('loadgen: TCP, 200 agents of 2 tenants at 5 msg/s for 3 s: all delivered, e
   assert.deepEqual(Object.keys(report.othersLatencyMs!), LATENCY_KEYS);
   assert.equal(report.othersLatencyMs!.count, report.perTenant[1]!.latencyMs.count, 'with two tenants: the second one\'s');
   assert.ok(report.latencyMs.p99 > 0 && report.latencyMs.p50 <= report.latencyMs.p99 && report.latencyMs.p99 <= report.latencyMs.max);
+  assert.equal(report.steadyAfterSec, 1);
+  const steady = report.steadyLatencyMs!;
+  assert.ok(steady.count > 0 && steady.count < 3000, `the messages sent from 1 s on: ${steady.count}`);
+  assert.ok(report.othersSteadyLatencyMs!.count > 0 && report.othersSteadyLatencyMs!.count < steady.count, 't1\'s share');
   assert.ok(report.connectMs.max > 0);
   assert.ok(report.throughputPerSec > 500, `throughput ${report.throughputPerSec}`);
   assert.deepEqual(report.perTenant.map((p) => Object.keys(p)), [

@@ -32,6 +32,7 @@ test('options: every default', () => {
   assert.equal(o.ratePerSec, 1);
   assert.equal(o.durationMs, 10_000);
   assert.equal(o.settleMs, 5000);
+  assert.equal(o.steadyAfterMs, 10_000, 'the steady part starts 10 s in');
   assert.equal(o.messageBytes, 256);
   assert.equal(o.dataDir, './data');
   assert.equal(o.logsDir, path.join('data', 'logs'));
@@ -61,6 +62,15 @@ test('options: values in their units', () => {
   assert.equal(o.reconnectIntervalMs, 1500, 'a bare number is seconds');
   assert.equal(o.logsDir, path.join('/srv/sluice', 'logs'));
   assert.equal(parseLoadgenOptions({ target: '127.0.0.1:7000', protocol: 'udp' }, TWO_CORES).target.url, 'udp://127.0.0.1:7000');
+});
+
+test('options: --steady-after as the other durations; 0 (the whole run) allowed, a negative or a word not', () => {
+  assert.equal(parseLoadgenOptions({ steadyAfter: '30s' }, TWO_CORES).steadyAfterMs, 30_000);
+  assert.equal(parseLoadgenOptions({ steadyAfter: '2.5' }, TWO_CORES).steadyAfterMs, 2500, 'a bare number is seconds');
+  assert.equal(parseLoadgenOptions({ steadyAfter: '0' }, TWO_CORES).steadyAfterMs, 0);
+  assert.equal(parseLoadgenOptions({ steadyAfter: '0s' }, TWO_CORES).steadyAfterMs, 0);
+  assert.deepEqual(problems({ steadyAfter: '-1s' }), ['--steady-after: got "-1s"; expected a duration such as 10s, 500ms or 2m, from 0 to 24h']);
+  assert.deepEqual(problems({ steadyAfter: 'later' }), ['--steady-after: got "later"; expected a duration such as 10s, 500ms or 2m, from 0 to 24h']);
 });
 
 test('options: RELP by its scheme or by --protocol; without --target, the port a zero-config node takes RELP on', () => {

@@ -41,7 +41,7 @@ function setup(t: { after(fn: () => void): void }, agents = 2, tenants = 1) {
   const folder = path.join(logs, 't0');
   mkdirSync(folder, { recursive: true });
   const current = path.join(folder, 'current.ndjson');
-  const tracker = new DeliveryTracker(agents, tenants);
+  const tracker = new DeliveryTracker(agents, tenants, 0);
   tracker.begin(0);
   const probe = new LogProbe(logs, RUN, tracker, ['t0'], () => SEEN_AT);
   t.after(() => probe.stop());
@@ -72,8 +72,8 @@ test('probe: skips what was there before, reads appended lines, and waits for th
   assert.equal(tracker.delivered, 7);
   assert.equal(tracker.duplicates, 0);
   assert.equal(tracker.seenBelow(0, 7), 7);
-  assert.equal(tracker.latencyByTenant[0]!.totalCount, 7);
-  assert.equal(tracker.latencyByTenant[0]!.maxValue, 2500, 'latency = seen − sent, in µs');
+  assert.equal(tracker.latency.byTenant[0]!.totalCount, 7);
+  assert.equal(tracker.latency.byTenant[0]!.maxValue, 2500, 'latency = seen − sent, in µs');
   assert.deepEqual([...tracker.foldersByTenant[0]!.entries()], [['t0', 7]]);
 });
 
