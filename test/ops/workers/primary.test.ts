@@ -143,6 +143,12 @@ test('cluster control: the node seen as one — sessions of every worker, discon
   assert.deepEqual([...workersSeen].sort(), ['1', '2'], 'sessions of both workers, ids prefixed by their worker');
   await waitFor('six tailed records', () => tailed.length === 6);
   assert.deepEqual(tailed.map((line) => (JSON.parse(line) as { msg: string }).msg).sort(), Array.from({ length: 6 }, (_, i) => `hello ${i}`));
+  // Each worker registered its hosts with the primary's metadata service (over the IPC channel) before writing them.
+  const metas = tailed.map((line) => JSON.parse(line) as { host: string; meta?: { hostname?: string } | null; meta_missing?: string });
+  assert.deepEqual(metas.filter((r) => r.meta_missing !== undefined), [], 'no record without its metadata');
+  assert.deepEqual(metas.map((r) => r.meta?.hostname).sort(), Array.from({ length: 6 }, (_, i) => `host${i}`));
+  const registered = await primary.hostmetaService!.store.getOrCreateMany('default', metas.map((r) => ({ key: r.host })), Date.now(), 64 * 1024);
+  assert.ok(registered.every((h) => h.metadata !== null && !h.created), `the hosts are in the primary's store: ${JSON.stringify(registered)}`);
   stopTail();
 
   const victim = sessions.find((s) => s.id.startsWith('w2:'))!;
