@@ -3,7 +3,8 @@
  * address for datagrams) and the host key (SHA-1 of tenant and host identity).
  */
 import { createHash } from 'node:crypto';
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
+import { NetworkTable } from './networks.js';
 import type { TenantConfig } from './tenant-config.js';
 import { sha256Hex } from './access-tokens.js';
 import type { Sink } from './component.js';
@@ -19,12 +20,6 @@ export class Tenant {
   constructor(readonly id: string, limits: TenantLimits = UNLIMITED) {
     this.limiter = new TenantLimiter(limits);
   }
-}
-
-interface NetworkRule {
-  readonly prefix: number;
-  readonly match: BlockList;
-  readonly tenant: Tenant;
 }
 
 /** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) → `10.0.0.1`. */
@@ -52,8 +47,8 @@ function globToRegExp(glob: string): RegExp {
 
 export class TenantDirectory {
   readonly tenants = new Map<string, Tenant>();
-  /** Most specific network first, so overlapping rules resolve by longest prefix. */
-  private readonly rules: NetworkRule[] = [];
+  /** Overlapping networks resolve by longest prefix. */
+  private readonly networks = new NetworkTable<Tenant>();
   private readonly byTokenHash = new Map<string, Tenant>();
   private readonly certificateMatchers: CertificateMatcher[] = [];
 
@@ -61,21 +56,12 @@ export class TenantDirectory {
     for (const config of configs) {
       const tenant = new Tenant(config.id, config.limits);
       this.tenants.set(config.id, tenant);
-      for (const cidr of config.networks) {
-        const slash = cidr.indexOf('/');
-        const address = normalizeAddress(slash < 0 ? cidr : cidr.slice(0, slash));
-        const family = isIPv6(address) ? 'ipv6' : 'ipv4';
-        const prefix = slash < 0 ? (family === 'ipv6' ? 128 : 32) : Number(cidr.slice(slash + 1));
-        const match = new BlockList();
-        match.addSubnet(address, prefix, family);
-        this.rules.push({ prefix, match, tenant });
-      }
+      for (const cidr of config.networks) this.networks.add(cidr, tenant);
       for (const hash of config.tokenHashes) this.byTokenHash.set(hash, tenant);
       for (const rule of config.certificates) {
         this.certificateMatchers.push({ field: rule.field, pattern: globToRegExp(rule.pattern), tenant });
       }
     }
-    this.rules.sort((a, b) => b.prefix - a.prefix);
   }
 
   /** Whether any tenant can be named by a token (so traffic from unknown networks may still carry credentials). */
@@ -85,12 +71,7 @@ export class TenantDirectory {
 
   /** The tenant whose networks contain `address`, or null: unauthenticated traffic from elsewhere is refused. */
   byAddress(address: string): Tenant | null {
-    const normalized = normalizeAddress(address);
-    const family = isIPv6(normalized) ? 'ipv6' : 'ipv4';
-    for (const rule of this.rules) {
-      if (rule.match.check(normalized, family)) return rule.tenant;
-    }
-    return null;
+    return this.networks.lookup(normalizeAddress(address));
   }
 
   /** The tenant a token names, or null. Tokens are compared by SHA-256, so no plain token is kept. */
