@@ -36,7 +36,7 @@ export class HostmetaChannelClient implements HostmetaCalls {
   private closed = false;
 
   /**
-   * `send` puts a message on the channel (false: there is none). An answer
+   * `send` puts a message on the channel (false: the channel is closed). An answer
    * not back within `timeoutMs` fails the call as an HTTP client's would (a
    * store that hangs must not hold the cache's batches in flight for ever).
    */

@@ -68,7 +68,12 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
   const start = async (message: Extract<ToWorker, { sluice: 'start' }>): Promise<void> => {
     logger = createNodeLogger(message.config.log);
     // Answers to metadata calls come back on the channel (the primary runs the service when the client has no url).
-    hostmeta = new HostmetaChannelClient((call) => process.connected && process.send?.(call) === true, message.config.hostmeta.client.headersTimeoutMs);
+    // send() answers false also when its backlog is long; the message is queued all the same, so only a closed channel fails a call.
+    hostmeta = new HostmetaChannelClient((call) => {
+      if (!process.connected) return false;
+      process.send?.(call);
+      return true;
+    }, message.config.hostmeta.client.headersTimeoutMs);
     node = new SluiceNode(message.config, logger.child({ worker: workerId }), { workerId, sharedLimits: true, primaryHostmeta: hostmeta });
     control = makeControl(node);
     reportLimitUse(node, () => allotmentsApplied);
