@@ -171,6 +171,37 @@ test('cluster control: the node seen as one — sessions of every worker, discon
   for (const socket of sockets) socket.destroy();
 });
 
+test('cluster: 10,000 hosts never seen before at once through two workers; every record carries its metadata from the primary\'s service', { timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t);
+  // The wait for a new host's metadata is generous: this is about every record getting it (speed is benchmark W7's).
+  const { primary } = await startPrimary(t, dir, [
+    'workers: 2',
+    'sources: { syslog_udp: { enabled: false }, relp: { enabled: false }, http: { enabled: false } }',
+    'hostmeta: { client: { lookup_timeout: 30s } }',
+  ].join('\n'));
+  const port = primary.workers.get(1)!.addresses!.syslogTcp!.port;
+  const connections = 20;
+  const perConnection = 500;
+  const frame = (msg: string): string => `${Buffer.byteLength(msg)} ${msg}`;
+  // Connections go to the workers in turn: each worker's batches of 500 hosts (over 100 KB of JSON each) back its IPC channel up.
+  const sockets = await Promise.all(Array.from({ length: connections }, () => connect(port)));
+  await Promise.all(sockets.map((socket, c) => new Promise<void>((resolve) => {
+    let data = '';
+    for (let n = 0; n < 2; n++) for (let h = 0; h < perConnection; h++) data += frame(`<14>1 - fleet-${c * perConnection + h} app - - - message ${n}`);
+    socket.end(data, () => resolve());
+  })));
+  const logs = path.join(dir, 'logs');
+  const records = await waitFor('every record', () => {
+    const all = readTenantRecords(logs, 'default');
+    return all.length === connections * perConnection * 2 ? all : undefined;
+  }, 90_000);
+  const missing = records.filter((r) => r['meta_missing'] !== undefined || r['meta'] === null || r['meta'] === undefined);
+  assert.equal(missing.length, 0, `records without metadata: ${JSON.stringify(missing.slice(0, 3))}`);
+  const byHostname = new Map(records.map((r) => [r['hostname'], (r['meta'] as { hostname?: string }).hostname]));
+  assert.equal(byHostname.size, connections * perConnection);
+  for (const [hostname, registered] of byHostname) assert.equal(registered, hostname, 'each record carries its own host\'s document');
+});
+
 test('proportionalShares: in proportion, capped by each capacity, remainders to the largest fractions, adding up', () => {
   assert.deepEqual(proportionalShares(4, [4, 3]), [2, 2]);
   assert.deepEqual(proportionalShares(3, [9, 1, 0]), [3, 0, 0]);
