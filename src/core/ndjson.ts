@@ -43,24 +43,36 @@ export function appendRecord(queue: LineAppender, rec: LogRecord): void {
  * Records of one connection repeat most of their line: everything from
  * tenant to the opening quote of msg (same host, app, procid, msgid and
  * priority, no SD), and everything after msg (same source, metadata object
- * and flags). Each part is kept from the last record and rebuilt only when
- * one of its fields differs, so a line is six pieces instead of thirty.
+ * and flags). Each part is kept from the connection's last record (on its
+ * SourceInfo) and rebuilt only when one of its fields differs, so a line is
+ * six pieces instead of thirty. Kept per connection, not per encoder: with
+ * thousands of agents each sending a trickle, consecutive records are of
+ * different connections, and rebuilding both parts was a third of what a
+ * worker allocated under W5 (a sampling heap profile, docs/benchmarks.md).
  */
-let midTenant = '';
-let midHost = '';
-let midHostname: string | null = null;
-let midApp: string | null = null;
-let midProcid: string | null = null;
-let midMsgid: string | null = null;
-let midFacility = -1;
-let midSeverity = -1;
-let middle = '';
+class LineParts {
+  tenant = '';
+  host = '';
+  hostname: string | null = null;
+  app: string | null = null;
+  procid: string | null = null;
+  msgid: string | null = null;
+  facility = -1;
+  severity = -1;
+  middle = '';
+  meta: Record<string, unknown> | null = null;
+  flags = -1;
+  tail = '';
+  tailAscii = true;
+}
 
-let tailSource: SourceInfo | null = null;
-let tailMeta: Record<string, unknown> | null = null;
-let tailFlags = -1;
-let tail = '';
-let tailAscii = true;
+/** The parts of records that have no source (none do when received; kept for any that may). */
+const sourcelessParts = new LineParts();
+
+function partsOf(source: SourceInfo | null): LineParts {
+  if (source === null) return sourcelessParts;
+  return (source.lineParts as LineParts | null) ?? (source.lineParts = new LineParts());
+}
 
 /**
  * Makes V8 store a concatenated string as one flat string (as pino's flatstr
@@ -86,33 +98,33 @@ function safeHeaderFields(rec: LogRecord): string {
 export function encodeRecord(rec: LogRecord): string {
   // The frame-level check in decode spares the per-field ones (see LogRecord.jsonSafe).
   if (rec.jsonSafe && rec.sd === null) {
-    if (rec.tenant !== midTenant || rec.host !== midHost || rec.hostname !== midHostname || rec.app !== midApp
-      || rec.procid !== midProcid || rec.msgid !== midMsgid || rec.facility !== midFacility || rec.severity !== midSeverity) {
-      middle = safeHeaderFields(rec) + ',"sd":null,"msg":"';
-      flatten(middle);
-      midTenant = rec.tenant;
-      midHost = rec.host;
-      midHostname = rec.hostname;
-      midApp = rec.app;
-      midProcid = rec.procid;
-      midMsgid = rec.msgid;
-      midFacility = rec.facility;
-      midSeverity = rec.severity;
+    const parts = partsOf(rec.source);
+    if (rec.tenant !== parts.tenant || rec.host !== parts.host || rec.hostname !== parts.hostname || rec.app !== parts.app
+      || rec.procid !== parts.procid || rec.msgid !== parts.msgid || rec.facility !== parts.facility || rec.severity !== parts.severity) {
+      parts.middle = safeHeaderFields(rec) + ',"sd":null,"msg":"';
+      flatten(parts.middle);
+      parts.tenant = rec.tenant;
+      parts.host = rec.host;
+      parts.hostname = rec.hostname;
+      parts.app = rec.app;
+      parts.procid = rec.procid;
+      parts.msgid = rec.msgid;
+      parts.facility = rec.facility;
+      parts.severity = rec.severity;
     }
     const flags = (rec.parseError ? 1 : 0) | (rec.invalidUtf8 ? 2 : 0) | (rec.metaMissing === null ? 0 : rec.metaMissing === 'timeout' ? 4 : 8);
-    if (rec.source !== tailSource || rec.meta !== tailMeta || flags !== tailFlags) {
+    if (rec.meta !== parts.meta || flags !== parts.flags) {
       lineAscii = rec.source === null || rec.source.jsonAscii;
-      tail = finish('","source":' + (rec.source === null ? 'null' : rec.source.json), rec);
-      flatten(tail);
-      tailAscii = lineAscii;
-      tailSource = rec.source;
-      tailMeta = rec.meta;
+      parts.tail = finish('","source":' + (rec.source === null ? 'null' : rec.source.json), rec);
+      flatten(parts.tail);
+      parts.tailAscii = lineAscii;
+      parts.meta = rec.meta;
       // Metadata that could change (not frozen) is encoded again for the next record.
-      tailFlags = rec.meta === null || Object.isFrozen(rec.meta) ? flags : -1;
+      parts.flags = rec.meta === null || Object.isFrozen(rec.meta) ? flags : -1;
     }
     // tenant (a configured id), host (hex) and received (ISO time) are ASCII by construction.
-    lineAscii = rec.ascii && tailAscii;
-    return '{"ts":"' + rec.ts + '","received":"' + rec.received + middle + rec.msg + tail;
+    lineAscii = rec.ascii && parts.tailAscii;
+    return '{"ts":"' + rec.ts + '","received":"' + rec.received + parts.middle + rec.msg + parts.tail;
   }
   if (rec.jsonSafe) {
     lineAscii = rec.ascii && (rec.source === null || rec.source.jsonAscii);

@@ -12,6 +12,8 @@ export class SourceInfo {
   readonly json: string;
   /** `json` is ASCII (an address is, but it is checked, not assumed). */
   readonly jsonAscii: boolean;
+  /** The parts of an NDJSON line its records repeat, kept by the encoder (ndjson.ts); null until a record is encoded. */
+  lineParts: object | null = null;
 
   constructor(
     readonly protocol: 'udp' | 'tcp' | 'tls' | 'relp' | 'http',
