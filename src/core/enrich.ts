@@ -26,7 +26,7 @@ export interface HostMetadataSource {
    * (rate-limited per host inside, fire-and-forget), and return its cached
    * metadata: the document, null when the host has none, undefined when nothing is known yet.
    */
-  sighted(tenant: string, key: string, sighting: { hostname: string; sourceAddress: string; protocol: string }): HostMetadata | null | undefined;
+  sighted(tenant: string, key: string, hostname: string, sourceAddress: string, protocol: string): HostMetadata | null | undefined;
   /** Resolves within the timeout and never rejects: the document, null when the host has none, or why it is missing. */
   get(tenant: string, key: string, options: { timeoutMs?: number }): Promise<HostMetadata | null | MetaMissing>;
 }
@@ -50,9 +50,8 @@ export class Enricher {
       if (rec.host !== lastHost || rec.tenant !== lastTenant) {
         lastHost = rec.host;
         lastTenant = rec.tenant;
-        lastMeta = this.metadata.sighted(rec.tenant, rec.host, {
-          hostname: rec.hostname ?? rec.source?.address ?? '', sourceAddress: rec.source?.address ?? '', protocol: this.sourceName,
-        });
+        const address = rec.source?.address ?? '';
+        lastMeta = this.metadata.sighted(rec.tenant, rec.host, rec.hostname ?? address, address, this.sourceName);
       }
       if (lastMeta === undefined) (misses ??= []).push(rec);
       else rec.meta = lastMeta as Record<string, unknown> | null;

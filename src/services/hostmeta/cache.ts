@@ -86,7 +86,7 @@ interface Entry {
   version: number;
   /** No touch sends anything before this (epoch ms). */
   nextTouchAt: number;
-  /** When it was last put at the end of `entries` (a count of such moves, see find). */
+  /** When it was last put at the end of the cache's order (a count of such moves, see find). */
   position: number;
 }
 
@@ -108,8 +108,8 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** The fields a collector owns and refreshes; `first_seen` is set once, at registration. */
-function sightingFields(sighting: HostSighting, iso: string): HostMetadata {
-  return { hostname: sighting.hostname, last_seen: iso, source_address: sighting.sourceAddress, protocol: sighting.protocol };
+function sightingFields(hostname: string, sourceAddress: string, protocol: string, iso: string): HostMetadata {
+  return { hostname, last_seen: iso, source_address: sourceAddress, protocol };
 }
 
 export interface HostMetadataCacheOptions {
@@ -119,12 +119,18 @@ export interface HostMetadataCacheOptions {
 
 export class HostMetadataCache {
   /**
-   * By `tenant/key`, least recently used first: the first is evicted. A hit
+   * By tenant, then key: found without joining the two into one string per
+   * record (that join and its hashing were the read path's costliest call
+   * under W5, docs/benchmarks.md).
+   */
+  private readonly byTenant = new Map<string, Map<string, Entry>>();
+  /**
+   * Every entry, least recently used first: the first is evicted. A hit
    * moves its entry to the end only when it is in the older half (see find),
    * so the hosts in use are not moved on every record.
    */
-  private readonly entries = new Map<string, Entry>();
-  /** Moves to the end of `entries` so far (an entry's `position` is this count when it was moved). */
+  private readonly order = new Set<Entry>();
+  /** Moves to the end of `order` so far (an entry's `position` is this count when it was moved). */
   private position = 0;
   /** Hosts waiting for a batch, per tenant; tenants take batches in turn. */
   private readonly waitingByTenant = new Map<string, TenantLookups>();
@@ -177,16 +183,17 @@ export class HostMetadataCache {
   /**
    * A message from this host arrived: touch(), then what peek() would return,
    * in one lookup of the host's entry (the enricher's call, once per run of a
-   * host's records).
+   * host's records). The sighting comes as its fields: an object per record
+   * would be garbage but for the one in a touch interval that is sent.
    */
-  sighted(tenant: string, key: string, sighting: HostSighting): HostMetadata | null | undefined {
+  sighted(tenant: string, key: string, hostname: string, sourceAddress: string, protocol: string): HostMetadata | null | undefined {
     let entry = this.find(tenant, key);
     if (entry === undefined) {
       if (this.closing || !isTenantId(tenant) || !isHostKey(key)) return undefined;
       entry = this.create(tenant, key);
     }
     const now = this.now();
-    this.touchEntry(entry, sighting, now);
+    this.touchEntry(entry, hostname, sourceAddress, protocol, now);
     return this.current(entry, now);
   }
 
@@ -238,21 +245,21 @@ export class HostMetadataCache {
    */
   touch(tenant: string, key: string, sighting: HostSighting): void {
     if (this.closing || !isTenantId(tenant) || !isHostKey(key)) return;
-    this.touchEntry(this.find(tenant, key) ?? this.create(tenant, key), sighting, this.now());
+    this.touchEntry(this.find(tenant, key) ?? this.create(tenant, key), sighting.hostname, sighting.sourceAddress, sighting.protocol, this.now());
   }
 
-  private touchEntry(entry: Entry, sighting: HostSighting, now: number): void {
+  private touchEntry(entry: Entry, hostname: string, sourceAddress: string, protocol: string, now: number): void {
     if (this.closing || now < entry.nextTouchAt) return;
     const iso = new Date(now).toISOString();
     if (!entry.value) {
       // Not known to be registered: register it with the lookup (one batch for every new host of the turn).
       entry.nextTouchAt = now + this.config.touchIntervalMs;
-      entry.sighting = sightingFields(sighting, iso);
+      entry.sighting = sightingFields(hostname, sourceAddress, protocol, iso);
       entry.retryAt = 0;
       void this.lookup(entry, now);
       return;
     }
-    this.refreshLater(entry, sightingFields(sighting, iso), now);
+    this.refreshLater(entry, sightingFields(hostname, sourceAddress, protocol, iso), now);
   }
 
   /** Resolves once the touches in flight now have finished (each either sent or failed). */
@@ -269,7 +276,7 @@ export class HostMetadataCache {
 
   /** Hosts held. */
   entryCount(): number {
-    return this.entries.size;
+    return this.order.size;
   }
 
   /** Stop touching, let the touches in flight finish, close the client. Safe to call twice. */
@@ -293,11 +300,10 @@ export class HostMetadataCache {
    * move per entry per half-cache of new hosts instead of one per record.
    */
   private find(tenant: string, key: string): Entry | undefined {
-    const id = `${tenant}/${key}`;
-    const entry = this.entries.get(id);
+    const entry = this.byTenant.get(tenant)?.get(key);
     if (entry !== undefined && this.position - entry.position > this.config.cacheMaxEntries / 2) {
-      this.entries.delete(id);
-      this.entries.set(id, entry);
+      this.order.delete(entry);
+      this.order.add(entry);
       entry.position = ++this.position;
     }
     return entry;
@@ -309,13 +315,23 @@ export class HostMetadataCache {
       tenant, key, value: undefined, freshUntil: 0, retryAt: 0, lookup: null, settle: null, sighting: null, version: 0, nextTouchAt: 0,
       position: ++this.position,
     };
-    this.entries.set(`${tenant}/${key}`, entry);
-    if (this.entries.size > this.config.cacheMaxEntries) {
-      const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
+    let hosts = this.byTenant.get(tenant);
+    if (hosts === undefined) this.byTenant.set(tenant, hosts = new Map());
+    hosts.set(key, entry);
+    this.order.add(entry);
+    if (this.order.size > this.config.cacheMaxEntries) {
+      const oldest = this.order.values().next();
+      if (!oldest.done) this.evict(oldest.value);
     }
-    this.size.set(this.entries.size);
+    this.size.set(this.order.size);
     return entry;
+  }
+
+  private evict(entry: Entry): void {
+    this.order.delete(entry);
+    const hosts = this.byTenant.get(entry.tenant);
+    hosts?.delete(entry.key);
+    if (hosts?.size === 0) this.byTenant.delete(entry.tenant);
   }
 
   /**
