@@ -5,7 +5,7 @@
  * scoped admin token can change what A's records carry, and an unknown
  * tenant is never created; the node still registers hosts and enriches
  * records, in one process (its in-process client), with worker processes
- * (their HTTP client and the service's credential), and against a service
+ * (over their IPC channel to the primary), and against a service
  * elsewhere (the credential copied to `hostmeta.client.token_file`).
  */
 import { test } from 'node:test';
@@ -105,7 +105,7 @@ test('hostmeta on a node: no token, B\'s agents\' token or B\'s scoped admin tok
   assert.equal(registered.labels, undefined);
 });
 
-test('hostmeta with worker processes: the workers reach the primary\'s service with its credential and enrich records; callers without a token are refused', { timeout: 90_000 }, async (t) => {
+test('hostmeta with worker processes: the workers reach the primary\'s service over their IPC channel and enrich records; callers without a token are refused', { timeout: 90_000 }, async (t) => {
   const dir = tempDir(t);
   const { logger } = memoryLogger();
   const primary = new Primary(testConfig(dir, 'workers: 1\nhostmeta: { client: { lookup_timeout: 10s } }'), { configPath: null, logger });
@@ -114,9 +114,9 @@ test('hostmeta with worker processes: the workers reach the primary\'s service w
   const service = primary.hostmetaService!;
   const worker = primary.readyWorkers()[0]!;
   const tcpPort = worker.addresses!.syslogTcp!.port;
-  // Zero configuration: the operator's token is the one the node generated; the workers' is the service's own.
+  // Zero configuration: the operator's token is the one the node generated; the service's own client credential is another.
   const adminToken = readToken(path.join(dir, ADMIN_TOKEN_FILE));
-  assert.notEqual(readFileSync(service.tokenFile, 'utf8').trim(), adminToken, 'the workers\' credential is not the admin token');
+  assert.notEqual(readFileSync(service.tokenFile, 'utf8').trim(), adminToken, 'the service\'s client credential is not the admin token');
 
   const key = hostKey('default', 'web-1');
   const item = `/host_metadata/default/${key}`;
@@ -127,7 +127,7 @@ test('hostmeta with worker processes: the workers reach the primary\'s service w
   const logs = path.join(dir, 'logs');
   await waitFor('records written', () => readTenantRecords(logs, 'default').length === 4, 30_000);
   for (const record of readTenantRecords(logs, 'default').filter((r) => r.hostname === 'web-1')) {
-    assert.deepEqual((record.meta as { labels?: unknown } | undefined)?.labels, { owner: 'ops' }, 'looked up over HTTP with the workers\' credential');
+    assert.deepEqual((record.meta as { labels?: unknown } | undefined)?.labels, { owner: 'ops' }, 'looked up through the primary');
   }
   const registered = await waitFor('the new host registered by the worker', async () => {
     const got = await call(service.url, 'GET', `/host_metadata/default/${hostKey('default', 'new-host')}`, adminToken);
