@@ -56,6 +56,16 @@ export const WORKER_HEAP_FLOOR_MIB = 96;
 export const WORKER_NON_HEAP_MIB = 64;
 
 /**
+ * libuv's thread pool in a worker (its default is 4): every file write and
+ * fsync of the file sink and the disk buffer runs there, one per tenant's file
+ * at a time. With 4, a flooding tenant's large writes and fsyncs held the
+ * threads the other tenants' writes waited for: W6 with 4, the steady tenants'
+ * p90 2.18× and p99 2.74× their figures without the flood; with 16, 1.29× and
+ * 1.57× (docs/benchmarks.md). Idle threads cost a stack each, little resident.
+ */
+export const WORKER_THREAD_POOL_SIZE = 16;
+
+/**
  * The primary trims its heap when busy less than this (workers: when idle,
  * IDLE_UTILIZATION). It runs with V8's default heap limit, under which the old
  * generation grows to several times what is live before V8 collects it: under
@@ -358,8 +368,12 @@ export class Primary {
     const execArgv = [...inherited, ...youngGeneration, `--max-old-space-size=${heapLimit}`, '--expose-gc'];
     cluster.setupPrimary({ execArgv });
     // Two malloc arenas, not one per thread that ever allocated (glibc's default, 8 per core): each arena of V8's
-    // and libuv's helper threads kept 1-4 MiB of freed memory resident in a worker at rest.
-    const worker = cluster.fork({ [WORKER_ID_ENV]: String(id), MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2' });
+    // and libuv's helper threads kept 1-4 MiB of freed memory resident in a worker at rest. An operator's own values win.
+    const worker = cluster.fork({
+      [WORKER_ID_ENV]: String(id),
+      MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2',
+      UV_THREADPOOL_SIZE: process.env['UV_THREADPOOL_SIZE'] ?? String(WORKER_THREAD_POOL_SIZE),
+    });
     const proc = new WorkerProcess(id, worker, (message) => {
       const sink = this.tailListeners.get(message.subscription);
       if (sink === undefined) return;
