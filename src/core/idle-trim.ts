@@ -30,12 +30,6 @@ export const IDLE_UTILIZATION = 0.02;
 export const TRIM_SLACK_BYTES = 4 * 1024 * 1024;
 /** Attempts while the heap has not grown by TRIM_SLACK_BYTES since the last one. */
 export const MAX_ATTEMPTS = 2;
-/**
- * Heap used beyond what the last collection left: garbage V8 has not yet
- * collected (a process with a large heap limit grows its old generation to
- * several times what is live before it does). Worth a collection too.
- */
-export const GARBAGE_SLACK_BYTES = 8 * 1024 * 1024;
 
 /** What the trim reads of the process (replaceable in tests). */
 export interface IdleProbe {
@@ -62,15 +56,11 @@ export class IdleTrim {
   /** Heap total after the last attempt; attempts since the heap last grew past it by the slack. */
   private lastTotal = 0;
   private attempts = 0;
-  /** Heap used right after the last trim's collections (what was live then). */
-  private liveAfter = Infinity;
 
   constructor(
     private readonly memory: Pick<ProcessMemory, 'collectGarbage'>,
     private readonly onTrim: (freedBytes: number) => void,
     private readonly probe: IdleProbe = processIdleProbe(),
-    /** Busy less than this fraction of a check's interval counts as idle. */
-    private readonly idleUtilization = IDLE_UTILIZATION,
   ) {}
 
   start(): void {
@@ -87,18 +77,16 @@ export class IdleTrim {
 
   /** One check: collect if the process is idle and its heap holds enough it does not use. Returns whether it collected. */
   check(): boolean {
-    if (this.probe.utilization() >= this.idleUtilization) return false;
+    if (this.probe.utilization() >= IDLE_UTILIZATION) return false;
     const before = this.probe.heap();
-    const garbage = before.heapUsed >= this.liveAfter + GARBAGE_SLACK_BYTES;
-    if (before.heapTotal - before.heapUsed < TRIM_SLACK_BYTES && !garbage) return false;
-    if (before.heapTotal >= this.lastTotal + TRIM_SLACK_BYTES || garbage) this.attempts = 0;
+    if (before.heapTotal - before.heapUsed < TRIM_SLACK_BYTES) return false;
+    if (before.heapTotal >= this.lastTotal + TRIM_SLACK_BYTES) this.attempts = 0;
     if (this.attempts >= MAX_ATTEMPTS) return false;
     if (!this.memory.collectGarbage('major')) return false;
     this.memory.collectGarbage('minor');
     this.attempts++;
     const after = this.probe.heap();
     this.lastTotal = after.heapTotal;
-    this.liveAfter = after.heapUsed;
     // The collections themselves were work, not the process's: they must not make the next check look busy.
     this.probe.utilization();
     this.onTrim(Math.max(0, before.heapTotal - after.heapTotal));
@@ -107,9 +95,9 @@ export class IdleTrim {
 }
 
 /** This process's trim, counted in its telemetry (sluice_memory_idle_trims_total, …_trimmed_bytes_total). */
-export function trimWhenIdle(telemetry: Telemetry, idleUtilization = IDLE_UTILIZATION): IdleTrim {
+export function trimWhenIdle(telemetry: Telemetry): IdleTrim {
   return new IdleTrim(PROCESS_MEMORY, (freedBytes) => {
     telemetry.memoryIdleTrims.inc();
     telemetry.memoryIdleTrimmedBytes.inc(freedBytes);
-  }, processIdleProbe(), idleUtilization);
+  });
 }

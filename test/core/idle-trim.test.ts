@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { GARBAGE_SLACK_BYTES, IdleTrim, MAX_ATTEMPTS, TRIM_SLACK_BYTES, type IdleProbe } from '../../src/core/idle-trim.js';
+import { IdleTrim, MAX_ATTEMPTS, TRIM_SLACK_BYTES, type IdleProbe } from '../../src/core/idle-trim.js';
 import { ROOT } from '../helpers.js';
 
 const MiB = 1024 ** 2;
@@ -43,23 +43,6 @@ function fakeProcess(): FakeProcess {
     },
   };
 }
-
-test('idle trim: a lightly loaded process (under its threshold) is collected once the heap used grows by the garbage slack past what the last trim left', () => {
-  const p = fakeProcess();
-  const trim = new IdleTrim(p.memory, () => undefined, p.probe, 0.1);
-  p.set(0.05, 32 * MiB, 12 * MiB, 20 * MiB);
-  assert.equal(trim.check(), true, 'reserved and unused: collected');
-  // After the trim 12 MiB were live (heapUsed as the fake leaves it); used grows, total with it (no slack left).
-  p.set(0.05, 21 * MiB, 12 * MiB + GARBAGE_SLACK_BYTES - 1, 21 * MiB);
-  assert.equal(trim.check(), false, 'less garbage than the slack');
-  p.set(0.05, 21 * MiB, 12 * MiB + GARBAGE_SLACK_BYTES, 21 * MiB);
-  assert.equal(trim.check(), true, 'the garbage slack reached: collected');
-  p.set(0.15, 40 * MiB, 39 * MiB, 21 * MiB);
-  assert.equal(trim.check(), false, 'over its threshold: never');
-  const idleOnly = new IdleTrim(p.memory, () => undefined, p.probe);
-  p.set(0.05, 32 * MiB, 12 * MiB, 20 * MiB);
-  assert.equal(idleOnly.check(), false, 'the default threshold (idle) does not take 5 % busy');
-});
 
 test('idle trim: collects (full, then young) only when the process is idle and its heap holds the slack', () => {
   const p = fakeProcess();

@@ -66,16 +66,6 @@ export const WORKER_NON_HEAP_MIB = 64;
 export const WORKER_THREAD_POOL_SIZE = 16;
 
 /**
- * The primary trims its heap when busy less than this (workers: when idle,
- * IDLE_UTILIZATION). It runs with V8's default heap limit, under which the old
- * generation grows to several times what is live before V8 collects it: under
- * W5 its heap held 40 MB of which 18 were live. Its work is small (the
- * metadata service's calls, the workers' reports), so a full collection of
- * its heap (10-40 ms) at most every IDLE_CHECK_MS costs little.
- */
-export const PRIMARY_IDLE_UTILIZATION = 0.1;
-
-/**
  * The most a worker's young generation grows to, per semi-space (MiB; V8's
  * default is 16). Under W5 (10,000 trickling agents) 8 took 40-50 MB off the
  * node's peak PSS for no CPU measurable above the noise; 4 and 2 cost more
@@ -267,7 +257,7 @@ export class Primary {
     // The primary's own memory and CPU count in the node's totals (summed with the workers').
     collectDefaultMetrics({ register: this.telemetry.registry });
     this.supervisor = new Supervisor(supervisorPolicy(config.supervision), supervisionEvents(this.telemetry));
-    this.idleTrim = trimWhenIdle(this.telemetry, PRIMARY_IDLE_UTILIZATION);
+    this.idleTrim = trimWhenIdle(this.telemetry);
   }
 
   /** Start the metadata service and every worker; resolves once each slot has been ready or has failed once. */
