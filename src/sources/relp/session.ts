@@ -162,6 +162,9 @@ export class RelpSession extends SessionBatcher<RelpSessionContext> implements R
     // filling the socket buffers; a session that is ending is answered at once.
     if (this.pausedFor(PauseReason.Memory) && this.ending === null) {
       this.delayedReplies += frames;
+      // These transactions are answered now (their answers only go out later): the window follows, or a session the
+      // window paused would stay paused once the governor resumes it, with nothing left to read or answer to wake it.
+      this.updateWindow();
       return;
     }
     this.sendDelayedReplies();
