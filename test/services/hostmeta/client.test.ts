@@ -15,6 +15,7 @@ import pino from 'pino';
 import { AccessTokens, sha256Hex } from '../../../src/core/access-tokens.js';
 import { HostMetadataCache } from '../../../src/services/hostmeta/cache.js';
 import { HostmetaClient, HostmetaRequestError } from '../../../src/services/hostmeta/client.js';
+import { LocalHostmetaClient } from '../../../src/services/hostmeta/local-client.js';
 import { DEFAULT_HOSTMETA_CLIENT_CONFIG, type HostmetaClientConfig } from '../../../src/services/hostmeta/config.js';
 import { buildHostmetaApp } from '../../../src/services/hostmeta/server.js';
 import { SqliteHostmetaStore } from '../../../src/services/hostmeta/sqlite-store.js';
@@ -416,6 +417,28 @@ test('hostmeta cache: bounded; the least recently used host is evicted first', a
   assert.deepEqual(cache.peek('acme', a), { hostname: a });
   assert.deepEqual(cache.peek('acme', c), { hostname: c });
   assert.equal(cache.peek('acme', b), undefined, 'b, the least recently used, was evicted');
+});
+
+test('hostmeta cache: the least recently used host goes first whatever its tenant', async (t) => {
+  const store = new SqliteHostmetaStore(path.join(tempDir(t, 'sluice-hostmeta-'), 'hostmeta.sqlite'));
+  await store.open();
+  t.after(() => store.close());
+  const telemetry = new Telemetry(pino({ level: 'silent' }));
+  const cache = new HostMetadataCache(new LocalHostmetaClient(store, 65536), clientConfig('http://127.0.0.1:1', { cacheMaxEntries: 3 }), telemetry);
+  t.after(() => cache.close());
+  const [a, b, c, d] = [randomKey(), randomKey(), randomKey(), randomKey()];
+  for (const [tenant, key] of [['acme', a], ['beta', b], ['acme', c]] as const) {
+    await store.getOrCreateMany(tenant, [{ key, create: { hostname: key } }], Date.now(), 65536);
+    assert.deepEqual(await cache.get(tenant, key), { hostname: key });
+  }
+  // a is the oldest, more than half the cache behind: using it moves it to the end (b becomes the oldest).
+  assert.deepEqual(cache.peek('acme', a), { hostname: a });
+  assert.equal(await cache.get('gamma', d), null, 'gamma has no document for d');
+  assert.equal(cache.entryCount(), 3);
+  assert.deepEqual(cache.peek('acme', a), { hostname: a });
+  assert.deepEqual(cache.peek('acme', c), { hostname: c });
+  // Last: a peek of a host the cache does not hold makes its entry again (and looks it up).
+  assert.equal(cache.peek('beta', b), undefined, 'b (tenant beta), the least recently used, was evicted');
 });
 
 test('hostmeta cache: get never rejects and peek never throws, whatever it is given; closed, nothing more is sent', async (t) => {
