@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { LatencySummaryMs } from '../src/ops/loadgen/histogram.js';
 import { SLUICE_CLI } from './peers.js';
 import { HOST } from './ports.js';
 import type { ProcessGroup } from './processes.js';
@@ -31,15 +32,6 @@ export interface LoadgenOptions {
   steadyAfterSeconds?: number;
 }
 
-export interface LoadgenLatency {
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  count: number;
-}
-
 /** The part of loadgen's report.json the benchmark reads. */
 export interface LoadgenReport {
   sent: number;
@@ -47,13 +39,13 @@ export interface LoadgenReport {
   lost: number;
   errors: { connect: number; reset: number; other: number };
   throughputPerSec: number;
-  latencyMs: LoadgenLatency;
+  latencyMs: LatencySummaryMs;
   /** Every tenant but t0. */
-  othersLatencyMs?: LoadgenLatency;
+  othersLatencyMs?: LatencySummaryMs;
   /** loadgen's --steady-after; absent from a loadgen older than it. */
   steadyAfterSec?: number;
   /** The messages sent from steadyAfterSec on; null when none was. */
-  steadyLatencyMs?: LoadgenLatency | null;
+  steadyLatencyMs?: LatencySummaryMs | null;
   perTenant?: { tenant: string; sent: number; delivered: number; lost: number }[];
   generatorDelayMs?: { workers: { p99: number; max: number }; probe: { p99: number; max: number } };
 }

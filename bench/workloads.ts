@@ -24,7 +24,8 @@ import { closeSync, existsSync, openSync, readdirSync, readSync } from 'node:fs'
 import os from 'node:os';
 import path from 'node:path';
 import { IdleConnections } from './idle-connections.js';
-import { runLoadgen, type LoadgenLatency, type LoadgenReport } from './loadgen.js';
+import { runLoadgen, type LoadgenReport } from './loadgen.js';
+import type { LatencySummaryMs } from '../src/ops/loadgen/histogram.js';
 import { runLoggen } from './loggen.js';
 import { checkRecords, waitForDelivery } from './output.js';
 import { loadgenAvailable, ROOT, type Peers } from './peers.js';
@@ -214,7 +215,7 @@ export interface Latency {
   max: number;
 }
 
-function latencyOf(l: LoadgenLatency): Latency {
+function latencyOf(l: LatencySummaryMs): Latency {
   return { p50: l.p50, p90: l.p90, p99: l.p99, p999: l.p999, max: l.max };
 }
 
