@@ -56,7 +56,11 @@ export class TenantDirectory {
     for (const config of configs) {
       const tenant = new Tenant(config.id, config.limits);
       this.tenants.set(config.id, tenant);
-      for (const cidr of config.networks) this.networks.add(cidr, tenant);
+      // A network written as an IPv4-mapped address is the IPv4 network: peers are matched normalized.
+      for (const cidr of config.networks) {
+        const slash = cidr.indexOf('/');
+        this.networks.add(slash < 0 ? normalizeAddress(cidr) : normalizeAddress(cidr.slice(0, slash)) + cidr.slice(slash), tenant);
+      }
       for (const hash of config.tokenHashes) this.byTokenHash.set(hash, tenant);
       for (const rule of config.certificates) {
         this.certificateMatchers.push({ field: rule.field, pattern: globToRegExp(rule.pattern), tenant });

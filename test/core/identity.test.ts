@@ -15,6 +15,13 @@ test('identity: the zero-config default tenant accepts loopback only', () => {
   }
 });
 
+test('identity: a network written as an IPv4-mapped address is the IPv4 one, whichever way a peer appears', () => {
+  const directory = new TenantDirectory([{ id: 'mapped', networks: ['::ffff:10.0.0.1'], tokenHashes: [], certificates: [], limits: NO_LIMITS }]);
+  assert.equal(directory.byAddress('10.0.0.1')?.id, 'mapped');
+  assert.equal(directory.byAddress('::ffff:10.0.0.1')?.id, 'mapped');
+  assert.equal(directory.byAddress('10.0.0.2'), null);
+});
+
 test('identity: overlapping networks resolve to the longest prefix', () => {
   const directory = new TenantDirectory([
     { id: 'wide', networks: ['10.0.0.0/8'], tokenHashes: [], certificates: [], limits: NO_LIMITS },
