@@ -43,13 +43,11 @@ export class HostmetaChannelClient implements HostmetaCalls {
   constructor(private readonly send: (call: HostmetaCall) => boolean, private readonly timeoutMs: number) {}
 
   async getOrCreateMany(tenant: string, items: readonly BatchItem[]): Promise<BatchAnswer[]> {
-    const id = this.nextId++;
-    return (await this.call(id, { sluice: 'hostmetaBatch', id, tenant, items })) ?? [];
+    return (await this.call({ sluice: 'hostmetaBatch', id: this.nextId++, tenant, items })) ?? [];
   }
 
   async patch(tenant: string, key: string, fields: HostMetadataPatch): Promise<HostWrite> {
-    const id = this.nextId++;
-    await this.call(id, { sluice: 'hostmetaPatch', id, tenant, key, fields });
+    await this.call({ sluice: 'hostmetaPatch', id: this.nextId++, tenant, key, fields });
     return { tenant, key };
   }
 
@@ -72,7 +70,8 @@ export class HostmetaChannelClient implements HostmetaCalls {
     }
   }
 
-  private call(id: number, message: HostmetaCall): Promise<BatchAnswer[] | null> {
+  private call(message: HostmetaCall): Promise<BatchAnswer[] | null> {
+    const id = message.id;
     if (this.closed) return Promise.reject(new HostmetaRequestError('closed', 'the metadata client was closed'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

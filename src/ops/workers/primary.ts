@@ -302,7 +302,7 @@ export class Primary {
   private workerConfig(): SluiceConfig {
     const c = { ...this.config, tenants: this.config.tenants.map((t) => ({ ...t, limits: this.limitsChanged.get(t.id) ?? t.limits })) };
     // A client without a url asks the primary's service over the IPC channel (hostmeta-channel.ts).
-    return { ...c, hostmeta: { service: { ...c.hostmeta.service, enabled: false }, client: c.hostmeta.client } };
+    return { ...c, hostmeta: { ...c.hostmeta, service: { ...c.hostmeta.service, enabled: false } } };
   }
 
   /** Supervise slot `id`; resolves with its first worker's addresses (rejects if that one fails). */

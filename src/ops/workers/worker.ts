@@ -71,7 +71,7 @@ export function runWorker(makeControl: (node: SluiceNode) => NodeControl = (node
     // send() answers false also when its backlog is long; the message is queued all the same, so only a closed channel fails a call.
     hostmeta = new HostmetaChannelClient((call) => {
       if (!process.connected) return false;
-      process.send?.(call);
+      send(call);
       return true;
     }, message.config.hostmeta.client.headersTimeoutMs);
     node = new SluiceNode(message.config, logger.child({ worker: workerId }), { workerId, sharedLimits: true, primaryHostmeta: hostmeta });
