@@ -4,12 +4,26 @@
  * bench/peers/install.sh into bench/.peers/syslog-ng/ and run from there.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** The repository root (this file runs as dist/bench/peers.js). */
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 export const SLUICE_CLI = path.join(ROOT, 'dist', 'src', 'ops', 'cli.js');
+
+/**
+ * How the `sluice` command starts node: the environment and node options its
+ * `#!/usr/bin/env -S …` line sets, so the benchmark starts the node as
+ * `npm start` and the systemd unit do, without a second copy of them.
+ */
+export function sluiceLaunch(): { env: Record<string, string>; nodeOptions: string[] } {
+  const first = readFileSync(SLUICE_CLI, 'utf8').split('\n', 1)[0]!;
+  const words = /^#!\/usr\/bin\/env(?: -S)? (.+)$/.exec(first)?.[1]?.trim().split(/\s+/) ?? [];
+  const node = words.indexOf('node');
+  if (node < 0) throw new Error(`${SLUICE_CLI}: no #! line naming node: ${first}`);
+  const env = Object.fromEntries(words.slice(0, node).map((word) => [word.slice(0, word.indexOf('=')), word.slice(word.indexOf('=') + 1)]));
+  return { env, nodeOptions: words.slice(node + 1) };
+}
 export const INSTALL_HINT = 'install with: bash bench/peers/install.sh';
 
 const SYSLOG_NG_ROOT = path.join(ROOT, 'bench', '.peers', 'syslog-ng');

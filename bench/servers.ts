@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import path from 'node:path';
 import YAML from 'yaml';
 import { defaultInput, parseConfig } from '../src/ops/config/load.js';
-import { findPeers, SLUICE_CLI, type Peers } from './peers.js';
+import { findPeers, SLUICE_CLI, sluiceLaunch, type Peers } from './peers.js';
 import { HOST, isBound } from './ports.js';
 import type { ProcessGroup, TrackedProcess } from './processes.js';
 
@@ -224,10 +224,12 @@ export interface RunningServer {
 
 function launch(name: ServerName, dir: string, config: ServerConfig, peers: Peers, group: ProcessGroup): TrackedProcess {
   switch (name) {
-    case 'sluice':
-      // As the `sluice` command (its #! line), `npm start` and the systemd unit start it.
-      return group.spawnWithFileLimit('sluice', process.execPath, ['--max-semi-space-size=8', SLUICE_CLI, 'start', '-c', config.file],
-        { cwd: dir, env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
+    case 'sluice': {
+      // As the `sluice` command starts it (its #! line: npm start and the systemd unit run it too).
+      const { env, nodeOptions } = sluiceLaunch();
+      return group.spawnWithFileLimit('sluice', process.execPath, [...nodeOptions, SLUICE_CLI, 'start', '-c', config.file],
+        { cwd: dir, env: { ...process.env, ...env } });
+    }
     case 'rsyslog':
       if (!peers.rsyslogd) throw new Error('rsyslog is not installed');
       return group.spawnWithFileLimit('rsyslog', peers.rsyslogd, ['-n', '-f', config.file, '-i', path.join(dir, 'rsyslogd.pid')], { cwd: dir });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { requirePresent, requireProgram, tempDir, waitFor } from '../helpers.js';
 import { loggenArguments, parseLoggenSummary } from '../../bench/loggen.js';
 import { checkRecords, countLines, fileLines, waitForDelivery } from '../../bench/output.js';
-import { findPeers, INSTALL_HINT, SLUICE_CLI, type Peers } from '../../bench/peers.js';
+import { findPeers, INSTALL_HINT, SLUICE_CLI, sluiceLaunch, type Peers } from '../../bench/peers.js';
 import { cpuSeconds, MemorySampler, processTree, treeMemory } from '../../bench/proc-stats.js';
 import { evaluateTargets, eventLoopTable, latencyTable, median, memoryTable, stormTable, summarise } from '../../bench/report.js';
 import { serverConfig, type ServerSettings } from '../../bench/servers.js';
@@ -33,6 +33,12 @@ test('loggen: the closing summary is parsed; --number is per connection; UDP is 
   assert.deepEqual(tcp.slice(-2), ['127.0.0.1', '20514']);
   const udp = loggenArguments({ transport: 'udp', port: 20514, size: 256, connections: 1, messagesPerConnection: 10, maxSeconds: 60 });
   assert.ok(udp.includes('--dgram') && udp.includes('--no-framing'));
+});
+
+test('peers: sluice is started with the environment and node options of its command\'s #! line', () => {
+  const { env, nodeOptions } = sluiceLaunch();
+  assert.deepEqual(env, { MALLOC_ARENA_MAX: '2' });
+  assert.deepEqual(nodeOptions, ['--max-semi-space-size=8']);
 });
 
 test('output: lines are counted and split across read chunks, the last one unterminated too', (t) => {
