@@ -186,6 +186,15 @@ function finish(line: string, rec: LogRecord): string {
   return line + '}\n';
 }
 
+/** The source of the record decoded last: a run of one connection's records shares it, and so its line parts. */
+let lastDecodedSource: SourceInfo | null = null;
+
+function decodedSource(protocol: SourceInfo['protocol'], address: string, port: number): SourceInfo {
+  const last = lastDecodedSource;
+  if (last !== null && last.protocol === protocol && last.address === address && last.port === port) return last;
+  return (lastDecodedSource = new SourceInfo(protocol, address, port));
+}
+
 /**
  * The inverse of encodeRecord, for records read back from a disk buffer.
  * Throws on a line that is not an encoded record (buffer entries are
@@ -207,7 +216,7 @@ export function decodeRecord(line: string): LogRecord {
   rec.sd = (o.sd as LogRecord['sd']) ?? null;
   rec.msg = String(o.msg);
   const source = o.source as { protocol: SourceInfo['protocol']; address: string; port: number } | null;
-  rec.source = source ? new SourceInfo(source.protocol, source.address, source.port) : null;
+  rec.source = source ? decodedSource(source.protocol, source.address, source.port) : null;
   rec.meta = (o.meta as Record<string, unknown> | undefined) ?? null;
   rec.metaMissing = o.meta_missing === 'timeout' || o.meta_missing === 'unavailable' ? o.meta_missing : null;
   rec.parseError = o.parse_error === true;

@@ -176,3 +176,21 @@ test('appendRecord property: the bytes queued are the UTF-8 of what the previous
     assert.deepEqual(Buffer.concat(queue.take(Infinity)), Buffer.concat(want));
   }), { numRuns: 2000 });
 });
+
+test('decodeRecord: a run of one connection\'s records (a disk buffer replayed) shares one source, so their lines share their parts', () => {
+  const line = (port: number, msg: string): string => {
+    const rec = new LogRecord();
+    rec.ts = '2026-12-07T00:00:00.000Z';
+    rec.received = rec.ts;
+    rec.tenant = 'acme';
+    rec.host = 'f'.repeat(40);
+    rec.msg = msg;
+    rec.source = new SourceInfo('tcp', '10.0.0.1', port);
+    return encodeRecord(rec).trimEnd();
+  };
+  const [a, b, c] = [decodeRecord(line(1, 'one')), decodeRecord(line(1, 'two')), decodeRecord(line(2, 'three'))];
+  assert.equal(a.source, b.source);
+  assert.notEqual(b.source, c.source);
+  assert.deepEqual([c.source?.address, c.source?.port], ['10.0.0.1', 2]);
+  for (const rec of [a, b, c]) assert.equal(encodeRecord(rec), line(rec.source!.port, rec.msg) + '\n');
+});
