@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -180,6 +181,12 @@ test('cluster: 10,000 hosts never seen before at once through two workers; every
     'hostmeta: { client: { lookup_timeout: 30s } }',
   ].join('\n'));
   const port = primary.workers.get(1)!.addresses!.syslogTcp!.port;
+  // Each worker runs as docs/memory.md and docs/tenants.md say: two malloc arenas, 16 pool threads, an 8 MiB young generation.
+  const pid = primary.workers.get(1)!.worker.process.pid!;
+  const environ = new Set(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0'));
+  assert.ok(environ.has(`MALLOC_ARENA_MAX=${process.env['MALLOC_ARENA_MAX'] ?? '2'}`), 'MALLOC_ARENA_MAX');
+  assert.ok(environ.has(`UV_THREADPOOL_SIZE=${process.env['UV_THREADPOOL_SIZE'] ?? '16'}`), 'UV_THREADPOOL_SIZE');
+  assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('--max-semi-space-size=8'), '--max-semi-space-size');
   const connections = 20;
   const perConnection = 500;
   const frame = (msg: string): string => `${Buffer.byteLength(msg)} ${msg}`;
