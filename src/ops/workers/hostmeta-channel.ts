@@ -43,7 +43,9 @@ export class HostmetaChannelClient implements HostmetaCalls {
   constructor(private readonly send: (call: HostmetaCall) => boolean, private readonly timeoutMs: number) {}
 
   async getOrCreateMany(tenant: string, items: readonly BatchItem[]): Promise<BatchAnswer[]> {
-    return (await this.call({ sluice: 'hostmetaBatch', id: this.nextId++, tenant, items })) ?? [];
+    const hosts = await this.call({ sluice: 'hostmetaBatch', id: this.nextId++, tenant, items });
+    if (hosts === null) throw new HostmetaRequestError('invalid_body', 'the primary answered a batch without its hosts');
+    return hosts;
   }
 
   async patch(tenant: string, key: string, fields: HostMetadataPatch): Promise<HostWrite> {
